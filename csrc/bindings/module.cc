@@ -1,0 +1,261 @@
+// rnnkern._core — thin bindings. Python (rnnkern.layers) validates user input
+// and allocates nothing here but outputs; this file checks cheap invariants
+// (shapes, dtypes), fills the parameter structs, releases the GIL and runs.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "../cpu/kernels.h"
+#include "../../cuda/cuda_info.h"
+
+namespace py = pybind11;
+using namespace rnnkern;
+
+namespace {
+
+using FArr = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using MArr = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+
+Cell parse_cell(const std::string& s) {
+  if (s == "simple_rnn") return Cell::SimpleRNN;
+  if (s == "lstm") return Cell::LSTM;
+  if (s == "gru") return Cell::GRU;
+  throw py::value_error("cell must be 'simple_rnn', 'lstm' or 'gru', got '" + s + "'");
+}
+
+Act parse_act(const std::string& s, const char* what) {
+  if (s == "tanh") return Act::Tanh;
+  if (s == "relu") return Act::Relu;
+  if (s == "sigmoid") return Act::Sigmoid;
+  if (s == "hard_sigmoid") return Act::HardSigmoid;
+  if (s == "linear") return Act::Linear;
+  throw py::value_error(std::string(what) +
+                        " must be one of tanh, relu, sigmoid, hard_sigmoid, linear; got '" + s +
+                        "'");
+}
+
+std::string shape_str(const std::vector<py::ssize_t>& s) {
+  std::string r = "(";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + (s.size() == 1 ? ",)" : ")");
+}
+
+void expect_shape(const py::array& a, std::vector<py::ssize_t> want, const char* name) {
+  std::vector<py::ssize_t> got(a.shape(), a.shape() + a.ndim());
+  if (got != want)
+    throw py::value_error(std::string(name) + " must have shape " + shape_str(want) + ", got " +
+                          shape_str(got));
+}
+
+int effective_threads(int threads) { return in_forked_child() ? 1 : std::max(1, threads); }
+
+const char* cell_name(Cell c) {
+  return c == Cell::SimpleRNN ? "simple_rnn" : (c == Cell::LSTM ? "lstm" : "gru");
+}
+
+// What a training forward keeps for its backward.
+struct Workspace {
+  RnnConfig cfg;
+  std::string isa;
+  FArr x, W, U;
+  py::object mask;  // MArr or None
+  std::vector<py::ssize_t> bias_shape;  // empty: no bias
+  std::vector<float> hprev, slots;
+  bool used = false;
+};
+
+py::tuple forward(const std::string& isa, const std::string& cell, const std::string& act,
+                  const std::string& ract, bool reset_after, bool go_backwards,
+                  bool return_sequences, bool training, FArr x, FArr W, FArr U,
+                  py::object b, FArr h0, py::object c0, py::object mask, int threads) {
+  const CpuKernels& k = cpu_kernels(isa);
+  RnnConfig cfg;
+  cfg.cell = parse_cell(cell);
+  cfg.act = parse_act(act, "activation");
+  cfg.ract = parse_act(ract, "recurrent_activation");
+  cfg.reset_after = reset_after;
+  cfg.go_backwards = go_backwards;
+  cfg.return_sequences = return_sequences;
+  cfg.training = training;
+  cfg.threads = effective_threads(threads);
+  if (x.ndim() != 3)
+    throw py::value_error("x must be 3-D (batch, timesteps, features), got ndim " +
+                          std::to_string(x.ndim()));
+  cfg.N = x.shape(0);
+  cfg.T = x.shape(1);
+  cfg.C = x.shape(2);
+  if (cfg.T < 1) throw py::value_error("x must have at least one timestep");
+  if (U.ndim() != 2) throw py::value_error("recurrent_kernel must be 2-D (units, gates*units)");
+  cfg.H = U.shape(0);
+  const int64_t G = num_gates(cfg.cell), GH = G * cfg.H;
+  expect_shape(W, {(py::ssize_t)cfg.C, (py::ssize_t)GH}, "kernel");
+  expect_shape(U, {(py::ssize_t)cfg.H, (py::ssize_t)GH}, "recurrent_kernel");
+  expect_shape(h0, {(py::ssize_t)cfg.N, (py::ssize_t)cfg.H}, "h0");
+  std::vector<py::ssize_t> bshape;
+  FArr barr;
+  if (!b.is_none()) {
+    barr = FArr::ensure(b);
+    if (!barr) throw py::type_error("bias must be a float array");
+    const bool two = cfg.cell == Cell::GRU && reset_after;
+    bshape = two ? std::vector<py::ssize_t>{2, (py::ssize_t)GH}
+                 : std::vector<py::ssize_t>{(py::ssize_t)GH};
+    expect_shape(barr, bshape, "bias");
+  }
+  FArr carr;
+  if (cfg.cell == Cell::LSTM) {
+    if (c0.is_none()) throw py::value_error("c0 is required for lstm");
+    carr = FArr::ensure(c0);
+    if (!carr) throw py::type_error("c0 must be a float array");
+    expect_shape(carr, {(py::ssize_t)cfg.N, (py::ssize_t)cfg.H}, "c0");
+  }
+  MArr marr;
+  if (!mask.is_none()) {
+    marr = MArr::ensure(mask);
+    if (!marr) throw py::type_error("mask must be a boolean array");
+    expect_shape(marr, {(py::ssize_t)cfg.N, (py::ssize_t)cfg.T}, "mask");
+  }
+
+  const py::ssize_t N = cfg.N, T = cfg.T, H = cfg.H;
+  FArr y = return_sequences ? FArr({N, T, H}) : FArr({N, H});
+  FArr hT({N, H});
+  FArr cT = cfg.cell == Cell::LSTM ? FArr({N, H}) : FArr(std::vector<py::ssize_t>{0});
+  std::unique_ptr<Workspace> ws;
+  if (training) {
+    ws.reset(new Workspace());
+    ws->hprev.resize((size_t)N * T * H);
+    ws->slots.resize((size_t)N * T * H * num_slots(cfg.cell, reset_after));
+  }
+  ForwardArgs a;
+  a.x = x.data();
+  a.W = W.data();
+  a.U = U.data();
+  a.b = bshape.empty() ? nullptr : barr.data();
+  a.h0 = h0.data();
+  a.c0 = cfg.cell == Cell::LSTM ? carr.data() : nullptr;
+  a.mask = mask.is_none() ? nullptr : marr.data();
+  a.y = y.mutable_data();
+  a.hT = hT.mutable_data();
+  a.cT = cfg.cell == Cell::LSTM ? cT.mutable_data() : nullptr;
+  if (ws) {
+    a.hprev = ws->hprev.data();
+    a.slots = ws->slots.data();
+  }
+  {
+    py::gil_scoped_release nogil;
+    k.forward(cfg, a);
+  }
+  py::object wso = py::none();
+  if (ws) {
+    ws->cfg = cfg;
+    ws->isa = isa;
+    ws->x = x;
+    ws->W = W;
+    ws->U = U;
+    ws->mask = mask.is_none() ? py::object(py::none()) : py::object(marr);
+    ws->bias_shape = bshape;
+    wso = py::cast(ws.release(), py::return_value_policy::take_ownership);
+  }
+  py::object co = cfg.cell == Cell::LSTM ? py::object(cT) : py::object(py::none());
+  return py::make_tuple(y, hT, co, wso);
+}
+
+py::tuple backward(Workspace& ws, FArr dy, FArr dhT, py::object dcT, int threads) {
+  const RnnConfig& c0 = ws.cfg;
+  RnnConfig cfg = c0;
+  cfg.threads = effective_threads(threads);
+  const py::ssize_t N = cfg.N, T = cfg.T, C = cfg.C, H = cfg.H;
+  const py::ssize_t GH = num_gates(cfg.cell) * H;
+  if (cfg.return_sequences)
+    expect_shape(dy, {N, T, H}, "dy");
+  else
+    expect_shape(dy, {N, H}, "dy");
+  expect_shape(dhT, {N, H}, "dh_T");
+  FArr dcarr;
+  if (cfg.cell == Cell::LSTM) {
+    if (dcT.is_none()) throw py::value_error("dc_T is required for lstm");
+    dcarr = FArr::ensure(dcT);
+    if (!dcarr) throw py::type_error("dc_T must be a float array");
+    expect_shape(dcarr, {N, H}, "dc_T");
+  }
+  const CpuKernels& k = cpu_kernels(ws.isa);
+  FArr dx({N, T, C}), dW({C, GH}), dU({H, GH}), dh0({N, H});
+  FArr dc0 = cfg.cell == Cell::LSTM ? FArr({N, H}) : FArr(std::vector<py::ssize_t>{0});
+  FArr db = ws.bias_shape.empty() ? FArr(std::vector<py::ssize_t>{0}) : FArr(ws.bias_shape);
+  BackwardArgs a;
+  a.x = ws.x.data();
+  a.W = ws.W.data();
+  a.U = ws.U.data();
+  a.mask = ws.mask.is_none() ? nullptr : ws.mask.cast<MArr>().data();
+  a.hprev = ws.hprev.data();
+  a.slots = ws.slots.data();
+  a.has_bias = !ws.bias_shape.empty();
+  a.dy = dy.data();
+  a.dhT = dhT.data();
+  a.dcT = cfg.cell == Cell::LSTM ? dcarr.data() : nullptr;
+  a.dx = dx.mutable_data();
+  a.dW = dW.mutable_data();
+  a.dU = dU.mutable_data();
+  a.db = ws.bias_shape.empty() ? nullptr : db.mutable_data();
+  a.dh0 = dh0.mutable_data();
+  a.dc0 = cfg.cell == Cell::LSTM ? dc0.mutable_data() : nullptr;
+  {
+    py::gil_scoped_release nogil;
+    k.backward(cfg, a);
+  }
+  py::object dbo = ws.bias_shape.empty() ? py::object(py::none()) : py::object(db);
+  py::object dco = cfg.cell == Cell::LSTM ? py::object(dc0) : py::object(py::none());
+  return py::make_tuple(dx, dW, dU, dbo, dh0, dco);
+}
+
+FArr gemm(const std::string& isa, FArr a, FArr b, bool trans_a, bool trans_b, int threads) {
+  if (a.ndim() != 2 || b.ndim() != 2) throw py::value_error("gemm: a and b must be 2-D");
+  const int64_t M = trans_a ? a.shape(1) : a.shape(0), K = trans_a ? a.shape(0) : a.shape(1);
+  const int64_t Kb = trans_b ? b.shape(1) : b.shape(0), N = trans_b ? b.shape(0) : b.shape(1);
+  if (K != Kb) throw py::value_error("gemm: inner dimensions of a and b differ");
+  const CpuKernels& k = cpu_kernels(isa);
+  FArr c({(py::ssize_t)M, (py::ssize_t)N});
+  const int64_t lda = a.shape(1), ldb = b.shape(1);
+  const float* pa = a.data();
+  const float* pb = b.data();
+  float* pc = c.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    k.gemm(M, N, K, pa, trans_a ? 1 : lda, trans_a ? lda : 1, pb, trans_b ? 1 : ldb,
+           trans_b ? ldb : 1, pc, N, false, effective_threads(threads));
+  }
+  return c;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "rnnkern compiled kernels (see rnnkern.ops for the contract)";
+  py::class_<Workspace>(m, "Workspace", "What a training forward keeps for BPTT (opaque).")
+      .def_property_readonly("batch", [](const Workspace& w) { return w.cfg.N; })
+      .def_property_readonly("timesteps", [](const Workspace& w) { return w.cfg.T; })
+      .def_property_readonly("units", [](const Workspace& w) { return w.cfg.H; })
+      .def_property_readonly("cell", [](const Workspace& w) { return cell_name(w.cfg.cell); })
+      .def_property_readonly("isa", [](const Workspace& w) { return w.isa; })
+      .def_property_readonly("nbytes", [](const Workspace& w) {
+        return (w.hprev.size() + w.slots.size()) * sizeof(float);
+      });
+  m.def("cpu_isas", &cpu_isas, "CPU ISAs compiled in and supported here, widest first.");
+  m.def("forward", &forward, py::arg("isa"), py::arg("cell"), py::arg("activation"),
+        py::arg("recurrent_activation"), py::arg("reset_after"), py::arg("go_backwards"),
+        py::arg("return_sequences"), py::arg("training"), py::arg("x"), py::arg("kernel"),
+        py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"), py::arg("c0"),
+        py::arg("mask"), py::arg("threads"));
+  m.def("backward", &backward, py::arg("workspace"), py::arg("dy"), py::arg("dh_T"),
+        py::arg("dc_T"), py::arg("threads"));
+  m.def("gemm", &gemm, py::arg("isa"), py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
+        py::arg("trans_b") = false, py::arg("threads") = 1,
+        "C = op(a) op(b) with the ISA's packed SGEMM (for tests and benchmarks).");
+  m.def("cuda_status", []() {
+        CudaStatus s = cuda_query();
+        return py::make_tuple(s.built, s.available, s.reason);
+      },
+        "(built, available, reason): whether the CUDA backend was compiled and a device is usable.");
+}

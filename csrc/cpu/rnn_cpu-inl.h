@@ -1,0 +1,653 @@
+// rnnkern — the CPU forward and BPTT of SimpleRNN, LSTM and GRU, written once
+// against `Vec` (see vec_*.h) and included inside each ISA's namespace.
+//
+// Forward (DESIGN.md "The kernel algorithm"):
+//   1. P = X W + b for all timesteps: one GEMM over the [N*T, C] rows of x.
+//      In training P is written straight into the saved-activation rows
+//      ("slots"), which the step then overwrites in place column by column.
+//   2. The timestep loop, inside ONE parallel region for the whole sequence:
+//      per step, work items (block of <= kRowBlock batch rows) x (panel of
+//      units) compute the recurrent product h_prev U for the panel in
+//      registers (mac_rows), add P, apply the cell and write h, c, y and the
+//      slots; a barrier ends the step. GRU reset_before needs (r h_prev) U_h,
+//      so its step has two phases. No allocation inside the loop.
+// Backward (reverse loop, same region structure):
+//   A. pointwise: dgates of every (row, unit) from dh, dc and the slots;
+//   B. product:   dh_prev = direct + dgates U^T (U^T packed into panels).
+//   After the loop: dX = dG W^T, dW = X^T dG, dU = Hprev^T dG, db = colsum(dG).
+// Work items are assigned to threads statically and every sum has a fixed
+// order, so results are bitwise identical for a given thread count.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace detail {
+
+constexpr int W = Vec::W;
+
+// Vectors per panel for a cell with g gates: enough for kRowBlock*NV
+// accumulators to hide FMA latency. A panel covers S = NV/g sub-tiles of W units.
+template <int G> struct PanelShape;
+template <> struct PanelShape<1> { static constexpr int NV = 4, S = 4; };
+template <> struct PanelShape<2> { static constexpr int NV = 4, S = 2; };
+template <> struct PanelShape<3> { static constexpr int NV = 3, S = 1; };
+template <> struct PanelShape<4> { static constexpr int NV = 4, S = 1; };
+
+// Packs the columns {g*H + unit : g in [g0, g0+G)} of B(k, col) = b[k*sbk + col*sbn]
+// (k in [0, K)) into panels of S sub-tiles x G gates x W units, zero-padded
+// past H. Forward: B = U (sbk = G_all*H, sbn = 1). Backward: B = U^T restricted
+// to some gate rows, with G = 1 "gate" = output units.
+template <int G>
+void pack_gate_panels(const float* b, int64_t sbk, int64_t sbn, int64_t K, int64_t H,
+                      int64_t col_base, float* out) {
+  using PS = PanelShape<G>;
+  constexpr int width = PS::NV * W;
+  const int64_t units_per_panel = PS::S * W;
+  const int64_t npanels = (H + units_per_panel - 1) / units_per_panel;
+  int64_t col[width];
+  for (int64_t p = 0; p < npanels; ++p) {
+    for (int s = 0; s < PS::S; ++s)
+      for (int g = 0; g < G; ++g)
+        for (int l = 0; l < W; ++l) {
+          int64_t unit = p * units_per_panel + s * W + l;
+          col[(s * G + g) * W + l] = unit < H ? col_base + g * H + unit : -1;
+        }
+    pack_panel(b, sbk, sbn, 0, K, col, width, out + p * K * width);
+  }
+}
+
+template <int G>
+int64_t panel_floats(int64_t K, int64_t H) {
+  using PS = PanelShape<G>;
+  const int64_t upp = PS::S * W;
+  return ((H + upp - 1) / upp) * K * PS::NV * W;
+}
+
+inline int pick_threads(int threads, int64_t items, double flops_per_step) {
+  int nt = std::max(1, threads);
+  if (flops_per_step < 3e4) nt = 1;  // a barrier costs more than the work
+  return (int)std::max<int64_t>(1, std::min<int64_t>(nt, items));
+}
+
+struct Region {
+  int tid = 0, nth = 1;
+  Region() {
+#if defined(_OPENMP)
+    tid = omp_get_thread_num();
+    nth = omp_get_num_threads();
+#endif
+  }
+  void barrier() const {
+#if defined(_OPENMP)
+#pragma omp barrier
+#endif
+  }
+};
+
+// ================================================================ forward
+
+struct FwdCtx {
+  const RnnConfig* cfg;
+  const ForwardArgs* a;
+  int64_t T, N, C, H, G, GH, S;    // S: slots per unit
+  const float* P;                   // [N,T,ldp] pre-activations (x W + b)
+  int64_t ldp;                      // row stride of P: G*H, or S*H when in the slots
+  float* h_cur;                     // [N,H]
+  float* h_nxt;                     // [N,H]
+  float* c;                         // [N,H] LSTM
+  float* ylast;                     // [N,H] when !return_sequences
+  float* zbuf;                      // [N,H] GRU reset_before: z of this step
+  float* rh;                        // [N,H] GRU reset_before: r * h_prev
+  const float* brh;                 // [H] GRU reset_after recurrent bias of h, or null
+};
+
+inline bool unmasked(const uint8_t* mask, int64_t T, int64_t n, int64_t t) {
+  return mask == nullptr || mask[n * T + t] != 0;
+}
+
+// The output row that step s writes, and the one it repeats when masked.
+inline float* y_row(const FwdCtx& f, int64_t n, int64_t s) {
+  return f.cfg->return_sequences ? f.a->y + (n * f.T + s) * f.H : f.ylast + n * f.H;
+}
+
+// A masked (n, t): carry the states, repeat the previous output.
+inline void forward_masked_units(const FwdCtx& f, int64_t n, int64_t s, int64_t t, int64_t u0,
+                                 int64_t u1) {
+  const int64_t H = f.H;
+  std::memcpy(f.h_nxt + n * H + u0, f.h_cur + n * H + u0, (u1 - u0) * sizeof(float));
+  if (f.cfg->return_sequences) {
+    float* y = f.a->y + (n * f.T + s) * H;
+    if (s == 0)
+      std::fill(y + u0, y + u1, 0.0f);
+    else
+      std::memcpy(y + u0, y - H + u0, (u1 - u0) * sizeof(float));
+  }
+  if (f.a->slots) {
+    std::memcpy(f.a->hprev + (n * f.T + t) * H + u0, f.h_cur + n * H + u0,
+                (u1 - u0) * sizeof(float));
+    float* sl = f.a->slots + (n * f.T + t) * f.S * H;
+    for (int64_t q = 0; q < f.S; ++q) std::fill(sl + q * H + u0, sl + q * H + u1, 0.0f);
+  }
+}
+
+// Pointwise step of W units [u0, u0+nl) of row n, gates' recurrent parts in rec[g].
+template <Cell CELL>
+inline void forward_point(const FwdCtx& f, int64_t n, int64_t s, int64_t t, int64_t u0, int nl,
+                          const Vec* rec) {
+  const RnnConfig& cfg = *f.cfg;
+  const int64_t H = f.H;
+  const float* p = f.P + (n * f.T + t) * f.ldp;
+  const Vec hp = Vec::load_partial(f.h_cur + n * H + u0, nl);
+  float* sl = f.a->slots ? f.a->slots + (n * f.T + t) * f.S * H : nullptr;
+  Vec h;
+  if (CELL == Cell::SimpleRNN) {
+    h = activate(cfg.act, Vec::load_partial(p + u0, nl) + rec[0]);
+    if (sl) h.store_partial(sl + u0, nl);
+  } else if (CELL == Cell::LSTM) {
+    const Vec cp = Vec::load_partial(f.c + n * H + u0, nl);
+    auto st = lstm_forward(cfg.act, cfg.ract, Vec::load_partial(p + u0, nl) + rec[0],
+                           Vec::load_partial(p + H + u0, nl) + rec[1],
+                           Vec::load_partial(p + 2 * H + u0, nl) + rec[2],
+                           Vec::load_partial(p + 3 * H + u0, nl) + rec[3], cp);
+    st.c.store_partial(f.c + n * H + u0, nl);
+    h = st.h;
+    if (sl) {
+      st.i.store_partial(sl + u0, nl);
+      st.f.store_partial(sl + H + u0, nl);
+      st.g.store_partial(sl + 2 * H + u0, nl);
+      st.o.store_partial(sl + 3 * H + u0, nl);
+      cp.store_partial(sl + 4 * H + u0, nl);
+      st.ac.store_partial(sl + 5 * H + u0, nl);
+    }
+  } else {  // GRU reset_after
+    Vec inner_h = rec[2];
+    if (f.brh) inner_h = inner_h + Vec::load_partial(f.brh + u0, nl);
+    const Vec z = activate(cfg.ract, Vec::load_partial(p + u0, nl) + rec[0]);
+    const Vec r = activate(cfg.ract, Vec::load_partial(p + H + u0, nl) + rec[1]);
+    const Vec hh = activate(cfg.act, Vec::load_partial(p + 2 * H + u0, nl) + r * inner_h);
+    h = gru_blend(z, hp, hh);
+    if (sl) {
+      z.store_partial(sl + u0, nl);
+      r.store_partial(sl + H + u0, nl);
+      hh.store_partial(sl + 2 * H + u0, nl);
+      inner_h.store_partial(sl + 3 * H + u0, nl);
+    }
+  }
+  h.store_partial(f.h_nxt + n * H + u0, nl);
+  h.store_partial(y_row(f, n, s) + u0, nl);
+  if (sl) hp.store_partial(f.a->hprev + (n * f.T + t) * H + u0, nl);
+}
+
+// One fused step for items [i0, i1) of (row block) x (panel); G gates per panel.
+template <Cell CELL, int G>
+void forward_items(const FwdCtx& f, const float* panels, int64_t s, int64_t t, int64_t i0,
+                   int64_t i1) {
+  using PS = PanelShape<G>;
+  const int64_t H = f.H, upp = PS::S * W;
+  const int64_t npan = (H + upp - 1) / upp;
+  for (int64_t it = i0; it < i1; ++it) {
+    const int64_t rb = it / npan, p = it % npan;
+    const int64_t n0 = rb * kRowBlock;
+    const int nb = (int)std::min<int64_t>(kRowBlock, f.N - n0);
+    Vec acc[kRowBlock][PS::NV];
+    mac_rows<PS::NV>(nb, f.h_cur + n0 * H, H, H, panels + p * H * PS::NV * W, acc);
+    for (int r = 0; r < nb; ++r) {
+      const int64_t n = n0 + r;
+      for (int sb = 0; sb < PS::S; ++sb) {
+        const int64_t u0 = p * upp + sb * W;
+        if (u0 >= H) break;
+        const int nl = (int)std::min<int64_t>(W, H - u0);
+        if (!unmasked(f.a->mask, f.T, n, t)) {
+          forward_masked_units(f, n, s, t, u0, u0 + nl);
+          continue;
+        }
+        forward_point<CELL>(f, n, s, t, u0, nl, &acc[r][sb * G]);
+      }
+    }
+  }
+}
+
+// GRU reset_before, phase 1: z, r from [P_z P_r] + h_prev [U_z U_r]; rh = r h_prev.
+inline void gru_rb_phase1(const FwdCtx& f, const float* panels, int64_t t,
+                          int64_t i0, int64_t i1) {
+  using PS = PanelShape<2>;
+  const int64_t H = f.H, upp = PS::S * W;
+  const int64_t npan = (H + upp - 1) / upp;
+  const RnnConfig& cfg = *f.cfg;
+  for (int64_t it = i0; it < i1; ++it) {
+    const int64_t rb = it / npan, p = it % npan;
+    const int64_t n0 = rb * kRowBlock;
+    const int nb = (int)std::min<int64_t>(kRowBlock, f.N - n0);
+    Vec acc[kRowBlock][PS::NV];
+    mac_rows<PS::NV>(nb, f.h_cur + n0 * H, H, H, panels + p * H * PS::NV * W, acc);
+    for (int r = 0; r < nb; ++r) {
+      const int64_t n = n0 + r;
+      const float* prow = f.P + (n * f.T + t) * f.ldp;
+      float* sl = f.a->slots ? f.a->slots + (n * f.T + t) * f.S * H : nullptr;
+      for (int sb = 0; sb < PS::S; ++sb) {
+        const int64_t u0 = p * upp + sb * W;
+        if (u0 >= H) break;
+        const int nl = (int)std::min<int64_t>(W, H - u0);
+        if (!unmasked(f.a->mask, f.T, n, t)) {
+          std::fill(f.rh + n * H + u0, f.rh + n * H + u0 + nl, 0.0f);
+          continue;
+        }
+        const Vec hp = Vec::load_partial(f.h_cur + n * H + u0, nl);
+        const Vec z = activate(cfg.ract, Vec::load_partial(prow + u0, nl) + acc[r][sb * 2]);
+        const Vec rr = activate(cfg.ract, Vec::load_partial(prow + H + u0, nl) + acc[r][sb * 2 + 1]);
+        z.store_partial(f.zbuf + n * H + u0, nl);
+        (rr * hp).store_partial(f.rh + n * H + u0, nl);
+        if (sl) {
+          z.store_partial(sl + u0, nl);
+          rr.store_partial(sl + H + u0, nl);
+        }
+      }
+    }
+  }
+}
+
+// GRU reset_before, phase 2: hh = act(P_h + rh U_h); h = z h_prev + (1-z) hh.
+inline void gru_rb_phase2(const FwdCtx& f, const float* panels, int64_t s, int64_t t,
+                          int64_t i0, int64_t i1) {
+  using PS = PanelShape<1>;
+  const int64_t H = f.H, upp = PS::S * W;
+  const int64_t npan = (H + upp - 1) / upp;
+  const RnnConfig& cfg = *f.cfg;
+  for (int64_t it = i0; it < i1; ++it) {
+    const int64_t rb = it / npan, p = it % npan;
+    const int64_t n0 = rb * kRowBlock;
+    const int nb = (int)std::min<int64_t>(kRowBlock, f.N - n0);
+    Vec acc[kRowBlock][PS::NV];
+    mac_rows<PS::NV>(nb, f.rh + n0 * H, H, H, panels + p * H * PS::NV * W, acc);
+    for (int r = 0; r < nb; ++r) {
+      const int64_t n = n0 + r;
+      const float* prow = f.P + (n * f.T + t) * f.ldp;
+      float* sl = f.a->slots ? f.a->slots + (n * f.T + t) * f.S * H : nullptr;
+      for (int sb = 0; sb < PS::S; ++sb) {
+        const int64_t u0 = p * upp + sb * W;
+        if (u0 >= H) break;
+        const int nl = (int)std::min<int64_t>(W, H - u0);
+        if (!unmasked(f.a->mask, f.T, n, t)) {
+          forward_masked_units(f, n, s, t, u0, u0 + nl);
+          continue;
+        }
+        const Vec hp = Vec::load_partial(f.h_cur + n * H + u0, nl);
+        const Vec z = Vec::load_partial(f.zbuf + n * H + u0, nl);
+        const Vec hh = activate(cfg.act, Vec::load_partial(prow + 2 * H + u0, nl) + acc[r][sb]);
+        const Vec h = gru_blend(z, hp, hh);
+        h.store_partial(f.h_nxt + n * H + u0, nl);
+        h.store_partial(y_row(f, n, s) + u0, nl);
+        if (sl) {
+          hh.store_partial(sl + 2 * H + u0, nl);
+          hp.store_partial(f.a->hprev + (n * f.T + t) * H + u0, nl);
+        }
+      }
+    }
+  }
+}
+
+template <Cell CELL, int G>
+void forward_loop(FwdCtx& f, const float* panels, const float* panels2, int nt) {
+  using PS = PanelShape<G>;
+  const int64_t nrb = (f.N + kRowBlock - 1) / kRowBlock;
+  const int64_t items = nrb * ((f.H + PS::S * W - 1) / (PS::S * W));
+  const int64_t items2 = nrb * ((f.H + 4 * W - 1) / (4 * W));  // GRU r.b. phase 2
+  const bool gru_rb = CELL == Cell::GRU && !f.cfg->reset_after;
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+  {
+    Region reg;
+    float* hc = f.h_cur;
+    float* hn = f.h_nxt;
+    FwdCtx fl = f;  // per-thread copy: h buffers swap every step
+    for (int64_t s = 0; s < f.T; ++s) {
+      const int64_t t = f.cfg->go_backwards ? f.T - 1 - s : s;
+      fl.h_cur = hc;
+      fl.h_nxt = hn;
+      int64_t lo, hi;
+      if (gru_rb) {
+        split_range(items, reg.nth, reg.tid, lo, hi);
+        gru_rb_phase1(fl, panels, t, lo, hi);
+        reg.barrier();
+        split_range(items2, reg.nth, reg.tid, lo, hi);
+        gru_rb_phase2(fl, panels2, s, t, lo, hi);
+      } else {
+        split_range(items, reg.nth, reg.tid, lo, hi);
+        forward_items<CELL, G>(fl, panels, s, t, lo, hi);
+      }
+      reg.barrier();
+      std::swap(hc, hn);
+    }
+    if (reg.tid == 0) f.h_cur = hc;
+  }
+}
+
+}  // namespace detail
+
+inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
+  using namespace detail;
+  const int64_t T = cfg.T, N = cfg.N, C = cfg.C, H = cfg.H;
+  const int G = num_gates(cfg.cell);
+  const int64_t GH = G * H;
+  const int S = num_slots(cfg.cell, cfg.reset_after);
+  const bool gru_ra = cfg.cell == Cell::GRU && cfg.reset_after;
+  if (N == 0 || T == 0) return;
+
+  // 1. P = X W + b_in (+ b_rec of z, r for GRU reset_after), all timesteps.
+  std::vector<float> pbuf;
+  float* P;
+  int64_t ldp;
+  if (a.slots) {
+    P = a.slots;
+    ldp = S * H;
+  } else {
+    pbuf.resize(N * T * GH);
+    P = pbuf.data();
+    ldp = GH;
+  }
+  gemm(N * T, GH, C, a.x, C, 1, a.W, GH, 1, P, ldp, false, cfg.threads);
+  std::vector<float> bias_in(GH, 0.0f);
+  const float* brh = nullptr;
+  if (a.b) {
+    for (int64_t j = 0; j < GH; ++j) bias_in[j] = a.b[j];
+    if (gru_ra) {
+      for (int64_t j = 0; j < 2 * H; ++j) bias_in[j] += a.b[GH + j];
+      brh = a.b + GH + 2 * H;
+    }
+    for (int64_t r = 0; r < N * T; ++r) {
+      float* prow = P + r * ldp;
+      for (int64_t j = 0; j < GH; ++j) prow[j] += bias_in[j];
+    }
+  }
+
+  // 2. State buffers and packed recurrent panels, allocated before the loop.
+  std::vector<float> hbuf(2 * N * H), cbuf, ylast, zbuf, rh;
+  std::memcpy(hbuf.data(), a.h0, N * H * sizeof(float));
+  if (cfg.cell == Cell::LSTM) cbuf.assign(a.c0, a.c0 + N * H);
+  if (!cfg.return_sequences) ylast.assign(N * H, 0.0f);
+  FwdCtx f{&cfg, &a, T, N, C, H, G, GH, S, P, ldp, hbuf.data(), hbuf.data() + N * H,
+           cbuf.data(), ylast.data(), nullptr, nullptr, brh};
+  std::vector<float> panels, panels2;
+  const double step_flops = 2.0 * N * H * GH;
+  const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
+  switch (cfg.cell) {
+    case Cell::SimpleRNN: {
+      panels.resize(panel_floats<1>(H, H));
+      pack_gate_panels<1>(a.U, GH, 1, H, H, 0, panels.data());
+      int nt = pick_threads(cfg.threads, nrb * ((H + 4 * W - 1) / (4 * W)), step_flops);
+      forward_loop<Cell::SimpleRNN, 1>(f, panels.data(), nullptr, nt);
+      break;
+    }
+    case Cell::LSTM: {
+      panels.resize(panel_floats<4>(H, H));
+      pack_gate_panels<4>(a.U, GH, 1, H, H, 0, panels.data());
+      int nt = pick_threads(cfg.threads, nrb * ((H + W - 1) / W), step_flops);
+      forward_loop<Cell::LSTM, 4>(f, panels.data(), nullptr, nt);
+      break;
+    }
+    case Cell::GRU: {
+      if (cfg.reset_after) {
+        panels.resize(panel_floats<3>(H, H));
+        pack_gate_panels<3>(a.U, GH, 1, H, H, 0, panels.data());
+        int nt = pick_threads(cfg.threads, nrb * ((H + W - 1) / W), step_flops);
+        forward_loop<Cell::GRU, 3>(f, panels.data(), nullptr, nt);
+      } else {
+        zbuf.assign(N * H, 0.0f);
+        rh.assign(N * H, 0.0f);
+        f.zbuf = zbuf.data();
+        f.rh = rh.data();
+        panels.resize(panel_floats<2>(H, H));
+        pack_gate_panels<2>(a.U, GH, 1, H, H, 0, panels.data());
+        panels2.resize(panel_floats<1>(H, H));
+        pack_gate_panels<1>(a.U, GH, 1, H, H, 2 * H, panels2.data());
+        int nt = pick_threads(cfg.threads, nrb * ((H + 2 * W - 1) / (2 * W)), step_flops);
+        forward_loop<Cell::GRU, 2>(f, panels.data(), panels2.data(), nt);
+      }
+      break;
+    }
+  }
+  std::memcpy(a.hT, f.h_cur, N * H * sizeof(float));
+  if (cfg.cell == Cell::LSTM) std::memcpy(a.cT, cbuf.data(), N * H * sizeof(float));
+  if (!cfg.return_sequences) std::memcpy(a.y, ylast.data(), N * H * sizeof(float));
+}
+
+// ================================================================ backward
+
+namespace detail {
+
+struct BwdCtx {
+  const RnnConfig* cfg;
+  const BackwardArgs* a;
+  int64_t T, N, H, G, GH, S;
+  float* dG;      // [N,T,GH] d(pre-activation) as seen by x W + b
+  float* dGr;     // [N,T,GH] as seen by h_prev U (differs for GRU reset_after)
+  float* dh;      // [N,H] gradient reaching the state h after the current step
+  float* dc;      // [N,H] LSTM
+  float* ycarry;  // [N,H] output gradient carried back over masked steps
+  float* ddir;    // [N,H] direct (non-U) part of dh_prev
+};
+
+// Phase A for units [u0, u0+nl) of row n at step s (time t).
+template <Cell CELL>
+inline void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_t t, int64_t u0,
+                           int nl) {
+  const RnnConfig& cfg = *b.cfg;
+  const int64_t H = b.H, GH = b.GH;
+  float* dg = b.dG + (n * b.T + t) * GH;
+  float* dgr = b.dGr + (n * b.T + t) * GH;
+  const int64_t o = n * H + u0;
+  // output gradient of this step plus what masked later steps carried back
+  Vec gy = Vec::load_partial(b.ycarry + o, nl);
+  if (cfg.return_sequences)
+    gy = gy + Vec::load_partial(b.a->dy + (n * b.T + s) * H + u0, nl);
+  else if (s == b.T - 1)
+    gy = gy + Vec::load_partial(b.a->dy + o, nl);
+  if (!unmasked(b.a->mask, b.T, n, t)) {
+    gy.store_partial(b.ycarry + o, nl);
+    std::memcpy(b.ddir + o, b.dh + o, nl * sizeof(float));
+    for (int64_t g = 0; g < b.G; ++g) {
+      std::fill(dg + g * H + u0, dg + g * H + u0 + nl, 0.0f);
+      if (dgr != dg) std::fill(dgr + g * H + u0, dgr + g * H + u0 + nl, 0.0f);
+    }
+    return;
+  }
+  Vec::zero().store_partial(b.ycarry + o, nl);
+  const Vec dh = Vec::load_partial(b.dh + o, nl) + gy;
+  const float* sl = b.a->slots + (n * b.T + t) * b.S * H;
+  auto ld = [&](int q) { return Vec::load_partial(sl + q * H + u0, nl); };
+  if (CELL == Cell::SimpleRNN) {
+    (dh * activate_grad(cfg.act, ld(0))).store_partial(dg + u0, nl);
+    Vec::zero().store_partial(b.ddir + o, nl);
+  } else if (CELL == Cell::LSTM) {
+    auto d = lstm_backward(cfg.act, cfg.ract, dh, Vec::load_partial(b.dc + o, nl), ld(0), ld(1),
+                           ld(2), ld(3), ld(4), ld(5));
+    d.di.store_partial(dg + u0, nl);
+    d.df.store_partial(dg + H + u0, nl);
+    d.dg.store_partial(dg + 2 * H + u0, nl);
+    d.do_.store_partial(dg + 3 * H + u0, nl);
+    d.dc_prev.store_partial(b.dc + o, nl);
+    Vec::zero().store_partial(b.ddir + o, nl);
+  } else {
+    const Vec hp = Vec::load_partial(b.a->hprev + (n * b.T + t) * H + u0, nl);
+    if (cfg.reset_after) {
+      const Vec r = ld(1);
+      auto d = gru_backward_reset_after(cfg.act, cfg.ract, dh, ld(0), r, ld(2), ld(3), hp);
+      d.dz.store_partial(dg + u0, nl);
+      d.dr.store_partial(dg + H + u0, nl);
+      d.dhh.store_partial(dg + 2 * H + u0, nl);
+      d.dz.store_partial(dgr + u0, nl);
+      d.dr.store_partial(dgr + H + u0, nl);
+      (d.dhh * r).store_partial(dgr + 2 * H + u0, nl);
+      d.dh_direct.store_partial(b.ddir + o, nl);
+    } else {
+      auto d = gru_backward_reset_before(cfg.act, cfg.ract, dh, ld(0), ld(2), hp);
+      d.dz.store_partial(dg + u0, nl);
+      d.dhh.store_partial(dg + 2 * H + u0, nl);
+      d.dh_direct.store_partial(b.ddir + o, nl);
+    }
+  }
+}
+
+// GRU reset_before, phase A2: d(r h_prev) = dhh U_h^T for a panel of units,
+// then dr and the direct term r * d(r h_prev).
+inline void gru_rb_backward_a2(const BwdCtx& b, const float* panels_h, int64_t t, int64_t i0,
+                               int64_t i1) {
+  using PS = PanelShape<1>;
+  const RnnConfig& cfg = *b.cfg;
+  const int64_t H = b.H, GH = b.GH, upp = PS::S * W;
+  const int64_t npan = (H + upp - 1) / upp;
+  for (int64_t it = i0; it < i1; ++it) {
+    const int64_t rb = it / npan, p = it % npan;
+    const int64_t n0 = rb * kRowBlock;
+    const int nb = (int)std::min<int64_t>(kRowBlock, b.N - n0);
+    Vec acc[kRowBlock][PS::NV];
+    mac_rows<PS::NV>(nb, b.dG + (n0 * b.T + t) * GH + 2 * H, b.T * GH, H,
+                     panels_h + p * H * PS::NV * W, acc);
+    for (int r = 0; r < nb; ++r) {
+      const int64_t n = n0 + r;
+      if (!unmasked(b.a->mask, b.T, n, t)) continue;
+      const float* sl = b.a->slots + (n * b.T + t) * b.S * H;
+      const float* hpr = b.a->hprev + (n * b.T + t) * H;
+      float* dg = b.dG + (n * b.T + t) * GH;
+      for (int sb = 0; sb < PS::S; ++sb) {
+        const int64_t u0 = p * upp + sb * W;
+        if (u0 >= H) break;
+        const int nl = (int)std::min<int64_t>(W, H - u0);
+        const Vec drh = acc[r][sb];
+        const Vec rr = Vec::load_partial(sl + H + u0, nl);
+        const Vec hp = Vec::load_partial(hpr + u0, nl);
+        (drh * hp * activate_grad(cfg.ract, rr)).store_partial(dg + H + u0, nl);
+        const Vec dd = Vec::load_partial(b.ddir + n * H + u0, nl) + drh * rr;
+        dd.store_partial(b.ddir + n * H + u0, nl);
+      }
+    }
+  }
+}
+
+// Phase B: dh[n, panel units] = ddir + dGr[n, t, 0:K] U^T (K = GH, or 2H for GRU r.b.).
+inline void backward_product(const BwdCtx& b, const float* panelsT, int64_t K, int64_t t,
+                             int64_t i0, int64_t i1) {
+  using PS = PanelShape<1>;
+  const int64_t H = b.H, upp = PS::S * W;
+  const int64_t npan = (H + upp - 1) / upp;
+  for (int64_t it = i0; it < i1; ++it) {
+    const int64_t rb = it / npan, p = it % npan;
+    const int64_t n0 = rb * kRowBlock;
+    const int nb = (int)std::min<int64_t>(kRowBlock, b.N - n0);
+    Vec acc[kRowBlock][PS::NV];
+    mac_rows<PS::NV>(nb, b.dGr + (n0 * b.T + t) * b.GH, b.T * b.GH, K,
+                     panelsT + p * K * PS::NV * W, acc);
+    for (int r = 0; r < nb; ++r) {
+      const int64_t n = n0 + r;
+      for (int sb = 0; sb < PS::S; ++sb) {
+        const int64_t u0 = p * upp + sb * W;
+        if (u0 >= H) break;
+        const int nl = (int)std::min<int64_t>(W, H - u0);
+        (Vec::load_partial(b.ddir + n * H + u0, nl) + acc[r][sb])
+            .store_partial(b.dh + n * H + u0, nl);
+      }
+    }
+  }
+}
+
+template <Cell CELL>
+void backward_loop(BwdCtx& b, const float* panelsT, int64_t K, const float* panels_h, int nt) {
+  const int64_t nrb = (b.N + kRowBlock - 1) / kRowBlock;
+  const int64_t ntile = (b.H + W - 1) / W;
+  const int64_t itemsA = b.N * ntile;
+  const int64_t itemsB = nrb * ((b.H + 4 * W - 1) / (4 * W));
+  const bool gru_rb = CELL == Cell::GRU && !b.cfg->reset_after;
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+  {
+    Region reg;
+    for (int64_t s = b.T - 1; s >= 0; --s) {
+      const int64_t t = b.cfg->go_backwards ? b.T - 1 - s : s;
+      int64_t lo, hi;
+      split_range(itemsA, reg.nth, reg.tid, lo, hi);
+      for (int64_t it = lo; it < hi; ++it) {
+        const int64_t n = it / ntile, u0 = (it % ntile) * W;
+        backward_point<CELL>(b, n, s, t, u0, (int)std::min<int64_t>(W, b.H - u0));
+      }
+      reg.barrier();
+      if (gru_rb) {
+        split_range(itemsB, reg.nth, reg.tid, lo, hi);
+        gru_rb_backward_a2(b, panels_h, t, lo, hi);
+        reg.barrier();
+      }
+      split_range(itemsB, reg.nth, reg.tid, lo, hi);
+      backward_product(b, panelsT, K, t, lo, hi);
+      reg.barrier();
+    }
+  }
+}
+
+}  // namespace detail
+
+inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
+  using namespace detail;
+  const int64_t T = cfg.T, N = cfg.N, C = cfg.C, H = cfg.H;
+  const int G = num_gates(cfg.cell);
+  const int64_t GH = G * H, NT = N * T;
+  const int S = num_slots(cfg.cell, cfg.reset_after);
+  const bool gru_ra = cfg.cell == Cell::GRU && cfg.reset_after;
+  const bool gru_rb = cfg.cell == Cell::GRU && !cfg.reset_after;
+
+  std::vector<float> dG(NT * GH, 0.0f), dGr, dc, ycarry(N * H, 0.0f), ddir(N * H, 0.0f);
+  if (gru_ra) dGr.assign(NT * GH, 0.0f);
+  std::vector<float> dh(a.dhT, a.dhT + N * H);
+  if (cfg.cell == Cell::LSTM) dc.assign(a.dcT, a.dcT + N * H);
+  BwdCtx b{&cfg, &a, T, N, H, G, GH, S, dG.data(), gru_ra ? dGr.data() : dG.data(),
+           dh.data(), dc.data(), ycarry.data(), ddir.data()};
+
+  // U^T panels: output units of dh_prev x gate columns. GRU r.b. multiplies
+  // only the z, r columns in phase B; its h columns go through phase A2.
+  const int64_t K = gru_rb ? 2 * H : GH;
+  std::vector<float> panelsT(panel_floats<1>(K, H)), panels_h;
+  pack_gate_panels<1>(a.U, 1, GH, K, H, 0, panelsT.data());
+  if (gru_rb) {
+    panels_h.resize(panel_floats<1>(H, H));
+    // B(k, unit) = U_h[unit, k] = U[unit, 2H + k]
+    pack_gate_panels<1>(a.U + 2 * H, 1, GH, H, H, 0, panels_h.data());
+  }
+  const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
+  int nt = pick_threads(cfg.threads, nrb * ((H + 4 * W - 1) / (4 * W)), 2.0 * N * H * GH);
+  if (N > 0) {
+    switch (cfg.cell) {
+      case Cell::SimpleRNN: backward_loop<Cell::SimpleRNN>(b, panelsT.data(), K, nullptr, nt); break;
+      case Cell::LSTM: backward_loop<Cell::LSTM>(b, panelsT.data(), K, nullptr, nt); break;
+      case Cell::GRU: backward_loop<Cell::GRU>(b, panelsT.data(), K, panels_h.data(), nt); break;
+    }
+  }
+  std::memcpy(a.dh0, dh.data(), N * H * sizeof(float));
+  if (cfg.cell == Cell::LSTM) std::memcpy(a.dc0, dc.data(), N * H * sizeof(float));
+
+  // The big GEMMs over all timesteps.
+  const int th = cfg.threads;
+  gemm(NT, C, GH, dG.data(), GH, 1, a.W, 1, GH, a.dx, C, false, th);   // dX = dG W^T
+  gemm(C, GH, NT, a.x, 1, C, dG.data(), GH, 1, a.dW, GH, false, th);   // dW = X^T dG
+  if (gru_rb) {
+    std::vector<float> RH(NT * H);
+    for (int64_t r = 0; r < NT; ++r)
+      for (int64_t u = 0; u < H; ++u)
+        RH[r * H + u] = a.slots[r * S * H + H + u] * a.hprev[r * H + u];
+    gemm(H, 2 * H, NT, a.hprev, 1, H, dG.data(), GH, 1, a.dU, GH, false, th);
+    gemm(H, H, NT, RH.data(), 1, H, dG.data() + 2 * H, GH, 1, a.dU + 2 * H, GH, false, th);
+  } else {
+    gemm(H, GH, NT, a.hprev, 1, H, b.dGr, GH, 1, a.dU, GH, false, th);  // dU = Hprev^T dGr
+  }
+  if (a.db) {
+    // colsum in a fixed row order (deterministic)
+    auto colsum = [&](const float* m, float* out) {
+      std::fill(out, out + GH, 0.0f);
+      for (int64_t r = 0; r < NT; ++r)
+        for (int64_t j = 0; j < GH; ++j) out[j] += m[r * GH + j];
+    };
+    colsum(dG.data(), a.db);
+    if (gru_ra) colsum(dGr.data(), a.db + GH);
+  }
+}

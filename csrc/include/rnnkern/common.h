@@ -1,0 +1,21 @@
+// rnnkern — common macros. Plain header: no intrinsics, no CUDA headers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+// Functions of the shared cell math are callable from host and device code.
+#if defined(__CUDACC__)
+#define RNNKERN_HD __host__ __device__ __forceinline__
+#else
+#define RNNKERN_HD inline
+#endif
+
+// A cheap invariant check in host code; the Python layer validates user input
+// first, so a failure here is a bug or a direct misuse of the extension.
+#define RNNKERN_CHECK(cond, msg)                                                  \
+  do {                                                                            \
+    if (!(cond)) throw std::invalid_argument(std::string("rnnkern: ") + (msg));   \
+  } while (0)

@@ -1,0 +1,98 @@
+// rnnkern — the shape legend and the plain parameter structs, stated once.
+//
+//   T  timesteps     N  batch     C  input features     H  units
+//   G  gates: SimpleRNN 1; LSTM 4, order i, f, c, o; GRU 3, order z, r, h
+//
+// Layouts (row-major, Keras' weight layout):
+//   x     [N,T,C]    batch-major input, as the user gives it
+//   W     [C,G*H]    kernel
+//   U     [H,G*H]    recurrent_kernel
+//   b     [G*H]      bias; GRU reset_after: [2,G*H], row 0 input, row 1 recurrent
+//   y     [N,T,H]    outputs in processing order (go_backwards: step s reads x[:,T-1-s])
+//   mask  [N,T]      uint8, by the original time index of x
+// Everything the kernels keep for BPTT is indexed by the ORIGINAL time index t,
+// so the hoisted GEMMs over all timesteps see plain [N*T, .] matrices.
+#pragma once
+
+#include "rnnkern/common.h"
+
+namespace rnnkern {
+
+enum class Cell : int { SimpleRNN = 0, LSTM = 1, GRU = 2 };
+enum class Act : int { Tanh = 0, Relu = 1, Sigmoid = 2, HardSigmoid = 3, Linear = 4 };
+
+inline int num_gates(Cell c) { return c == Cell::SimpleRNN ? 1 : (c == Cell::LSTM ? 4 : 3); }
+
+// Floats of saved activations per (n, t, unit) in training mode ("slots"):
+//   SimpleRNN  h                          1
+//   LSTM       i f g o c_prev act(c)      6
+//   GRU r.a.   z r hh (h_prev U_h + b_rh)  4
+//   GRU r.b.   z r hh                     3
+inline int num_slots(Cell c, bool reset_after) {
+  switch (c) {
+    case Cell::SimpleRNN: return 1;
+    case Cell::LSTM: return 6;
+    default: return reset_after ? 4 : 3;
+  }
+}
+
+struct RnnConfig {
+  Cell cell = Cell::LSTM;
+  Act act = Act::Tanh;         // activation
+  Act ract = Act::Sigmoid;     // recurrent_activation (LSTM, GRU)
+  bool reset_after = true;     // GRU only
+  bool go_backwards = false;
+  bool return_sequences = true;
+  bool training = true;
+  int64_t T = 0, N = 0, C = 0, H = 0;
+  int threads = 1;
+};
+
+struct ForwardArgs {
+  const float* x = nullptr;      // [N,T,C]
+  const float* W = nullptr;      // [C,G*H]
+  const float* U = nullptr;      // [H,G*H]
+  const float* b = nullptr;      // [G*H] or [2,G*H] (GRU reset_after); may be null
+  const float* h0 = nullptr;     // [N,H]
+  const float* c0 = nullptr;     // [N,H] LSTM
+  const uint8_t* mask = nullptr; // [N,T] or null
+  float* y = nullptr;            // [N,T,H] (return_sequences) or [N,H]
+  float* hT = nullptr;           // [N,H]
+  float* cT = nullptr;           // [N,H] LSTM
+  // training only (null otherwise):
+  float* hprev = nullptr;        // [N,T,H]   state before the step that read x[:,t]
+  float* slots = nullptr;        // [N,T,S*H] saved activations, S = num_slots()
+};
+
+struct BackwardArgs {
+  const float* x = nullptr;      // [N,T,C]
+  const float* W = nullptr;      // [C,G*H]
+  const float* U = nullptr;      // [H,G*H]
+  const uint8_t* mask = nullptr; // [N,T] or null
+  const float* hprev = nullptr;  // [N,T,H]
+  const float* slots = nullptr;  // [N,T,S*H]
+  bool has_bias = true;
+  const float* dy = nullptr;     // like y
+  const float* dhT = nullptr;    // [N,H]
+  const float* dcT = nullptr;    // [N,H] LSTM
+  float* dx = nullptr;           // [N,T,C]
+  float* dW = nullptr;           // [C,G*H]
+  float* dU = nullptr;           // [H,G*H]
+  float* db = nullptr;           // like b (null without bias)
+  float* dh0 = nullptr;          // [N,H]
+  float* dc0 = nullptr;          // [N,H] LSTM
+};
+
+// One entry of the kernel table: the forward and backward of one ISA.
+struct CpuKernels {
+  const char* isa;
+  void (*forward)(const RnnConfig&, const ForwardArgs&);
+  void (*backward)(const RnnConfig&, const BackwardArgs&);
+  // C[M,N] = A[M,K] B[K,N] (+ C when accumulate), with element strides
+  // A(i,k) = a[i*sam + k*sak], B(k,j) = b[k*sbk + j*sbn]; used by tests and bench.
+  void (*gemm)(int64_t M, int64_t N, int64_t K, const float* a, int64_t sam, int64_t sak,
+               const float* b, int64_t sbk, int64_t sbn, float* c, int64_t ldc,
+               bool accumulate, int threads);
+};
+
+}  // namespace rnnkern

@@ -1,0 +1,140 @@
+"""Backends: the NumPy reference and the compiled kernels, behind one interface.
+
+Names (only those usable on this machine are listed by ``backends()``):
+``reference``, ``scalar``, ``avx2``, ``avx512``, ``cuda-emu``, ``cuda``.
+``auto`` picks ``cuda`` if present, else the widest CPU ISA.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from . import reference as _reference
+from .ops import GATES, Grads
+
+_CPU_ORDER = ("avx512", "avx2", "scalar")
+
+
+class Cache:
+    """What a training forward keeps for its backward (opaque to callers)."""
+    __slots__ = ("backend", "inner")
+
+    def __init__(self, backend, inner):
+        self.backend = backend
+        self.inner = inner
+
+
+class ReferenceBackend:
+    name = "reference"
+
+    def forward(self, cell, x, W, U, b, h0, c0, mask, **kw):
+        y, h, c, cache = _reference.rnn_forward(cell, x, W, U, b, h0, c0, mask, **kw)
+        return y, h, c, (Cache(self, cache) if cache is not None else None)
+
+    def backward(self, cache, dy, dh_T=None, dc_T=None):
+        return Grads(*_reference.rnn_backward(cache.inner, dy, dh_T, dc_T))
+
+
+def _core():
+    from . import _core as core  # the compiled extension
+    return core
+
+
+class CpuBackend:
+    """One compiled CPU ISA (scalar, avx2 or avx512) of ``_core``."""
+
+    def __init__(self, isa):
+        self.name = isa
+
+    def forward(self, cell, x, W, U, b, h0, c0, mask, *, activation="tanh",
+                recurrent_activation="sigmoid", reset_after=True, go_backwards=False,
+                return_sequences=True, training=True):
+        y, h, c, ws = _core().forward(
+            self.name, cell, activation, recurrent_activation, bool(reset_after),
+            bool(go_backwards), bool(return_sequences), bool(training),
+            x, W, U, b, h0, c0, mask, get_num_threads())
+        return y, h, (c if cell == "lstm" else None), (Cache(self, ws) if training else None)
+
+    def backward(self, cache, dy, dh_T=None, dc_T=None):
+        ws = cache.inner
+        n, h = ws.batch, ws.units
+        if dh_T is None:
+            dh_T = np.zeros((n, h), np.float32)
+        if dc_T is None and ws.cell == "lstm":
+            dc_T = np.zeros((n, h), np.float32)
+        dx, dW, dU, db, dh0, dc0 = _core().backward(ws, dy, dh_T, dc_T, get_num_threads())
+        return Grads(dx, dW, dU, db, dh0, dc0 if ws.cell == "lstm" else None)
+
+
+_lock = threading.Lock()
+_num_threads = None
+
+
+def set_num_threads(n):
+    """Threads the compiled kernels use (default: OMP_NUM_THREADS, else all cores)."""
+    global _num_threads
+    if n is not None and (not isinstance(n, (int, np.integer)) or n < 1):
+        raise ValueError(f"set_num_threads: n must be a positive int or None, got {n!r}")
+    _num_threads = None if n is None else int(n)
+
+
+def get_num_threads():
+    if _num_threads is not None:
+        return _num_threads
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    try:
+        v = int(env.split(",")[0])
+        if v > 0:
+            return v
+    except ValueError:
+        pass
+    return os.cpu_count() or 1
+
+
+def _compiled_isas():
+    """CPU ISAs compiled in AND supported by this CPU, widest first,
+    capped by RNNKERN_ISA=scalar|avx2|avx512 when set."""
+    try:
+        core = _core()
+    except ImportError:
+        return []
+    isas = [i for i in _CPU_ORDER if i in core.cpu_isas()]
+    cap = os.environ.get("RNNKERN_ISA")
+    if cap:
+        if cap not in _CPU_ORDER:
+            raise ValueError(f"RNNKERN_ISA must be one of {list(_CPU_ORDER)}, got {cap!r}")
+        isas = [i for i in isas if _CPU_ORDER.index(i) >= _CPU_ORDER.index(cap)]
+    return isas
+
+
+def backends():
+    """Names of the backends usable on this machine."""
+    return ["reference"] + list(reversed(_compiled_isas()))
+
+
+def core_available():
+    try:
+        _core()
+        return True
+    except ImportError:
+        return False
+
+
+def get_backend(name="auto"):
+    if isinstance(name, (ReferenceBackend, CpuBackend)):
+        return name
+    avail = backends()
+    if name == "auto":
+        isas = _compiled_isas()
+        name = isas[0] if isas else "reference"
+    if name not in avail:
+        raise ValueError(f"backend must be one of {['auto'] + avail}, got {name!r}")
+    if name == "reference":
+        return ReferenceBackend()
+    return CpuBackend(name)
+
+
+def gates(cell):
+    return GATES[cell]

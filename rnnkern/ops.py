@@ -1,0 +1,69 @@
+"""Function-level API: one recurrent layer (one direction), forward and BPTT.
+
+This is the contract every backend implements (the NumPy reference in
+``rnnkern.reference`` and the compiled backends in ``rnnkern._core``), and the
+one the layers call. Shape legend, used everywhere in rnnkern:
+
+    N  batch          T  timesteps        C  input features
+    H  units          G  gates: SimpleRNN 1, LSTM 4 (i, f, c, o), GRU 3 (z, r, h)
+
+Weights are Keras' layout (``get_weights()`` order):
+
+    kernel            W  [C, G*H]
+    recurrent_kernel  U  [H, G*H]
+    bias              b  [G*H], or [2, G*H] for GRU reset_after=True
+                         (row 0 input bias, row 1 recurrent bias), or None
+
+``rnn_forward(cell, x, W, U, b, h0, c0, mask, *, activation, recurrent_activation,
+reset_after, go_backwards, return_sequences, training)``
+
+    cell        "simple_rnn" | "lstm" | "gru"
+    x           [N, T, C]
+    h0          [N, H] initial hidden state (the layer passes zeros when none is given)
+    c0          [N, H] initial cell state, LSTM only (None otherwise)
+    mask        None or [N, T] bool, indexed by the ORIGINAL time axis of x
+    go_backwards  process t = T-1 ... 0; outputs come back in processing order
+                  (Keras: y[:, s] is the output of the s-th processed step)
+    training    True: keep what BPTT needs and return it as the cache;
+                False: keep nothing (cache is None)
+
+    returns (y, h_T, c_T, cache)
+      y    [N, T, H] if return_sequences else [N, H] (the last output)
+      h_T  [N, H]; c_T [N, H] for LSTM, else None
+    Mask semantics (Keras 3): where mask[n, t] is False the states are carried
+    through and the output repeats the previous output (zeros before the first
+    unmasked step); a fully masked row outputs zeros and returns h0 (and c0).
+
+``rnn_backward(cache, dy, dh_T=None, dc_T=None)``
+
+    dy has y's shape; dh_T, dc_T are [N, H] or None (zero).
+    returns Grads(dx [N,T,C], dkernel, drecurrent_kernel, dbias (b's shape, or
+    None), dh0 [N,H], dc0 [N,H] or None)
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+
+Grads = namedtuple("Grads", ["dx", "dkernel", "drecurrent_kernel", "dbias", "dh0", "dc0"])
+
+CELLS = ("simple_rnn", "lstm", "gru")
+GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+ACTIVATIONS = ("tanh", "relu", "sigmoid", "hard_sigmoid", "linear")
+
+
+def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None, *,
+                activation="tanh", recurrent_activation="sigmoid", reset_after=True,
+                go_backwards=False, return_sequences=True, training=True,
+                backend="auto"):
+    """Forward of one layer on the named backend; see the module docstring."""
+    from .backends import get_backend
+    return get_backend(backend).forward(
+        cell, x, kernel, recurrent_kernel, bias, h0, c0, mask,
+        activation=activation, recurrent_activation=recurrent_activation,
+        reset_after=reset_after, go_backwards=go_backwards,
+        return_sequences=return_sequences, training=training)
+
+
+def rnn_backward(cache, dy, dh_T=None, dc_T=None):
+    """BPTT of the forward that returned ``cache`` (on the same backend)."""
+    return cache.backend.backward(cache, dy, dh_T, dc_T)

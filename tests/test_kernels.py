@@ -1,0 +1,223 @@
+"""Every compiled CPU backend against the float64 NumPy reference, forward and
+BPTT, over the whole option grid and at tail sizes (H around the vector width,
+N around the row block, T in {1, 2, 17})."""
+import itertools
+import multiprocessing as mp
+
+import numpy as np
+import pytest
+
+from rnnkern import backends as bk
+from rnnkern import reference
+from rnnkern.ops import GATES
+
+from tolerances import assert_close
+
+COMPILED = [b for b in bk.backends() if b != "reference"]
+pytestmark = pytest.mark.skipif(not COMPILED, reason="compiled extension not built")
+
+# (cell, activation, recurrent_activation, reset_after)
+CELL_CONFIGS = (
+    [("simple_rnn", a, "sigmoid", True) for a in ("tanh", "relu", "sigmoid", "hard_sigmoid", "linear")]
+    + [("lstm", "tanh", "sigmoid", True), ("lstm", "tanh", "hard_sigmoid", True),
+       ("lstm", "relu", "sigmoid", True)]
+    + [("gru", "tanh", ra, rst) for ra in ("sigmoid", "hard_sigmoid") for rst in (True, False)]
+)
+MASKS = ("none", "right", "left", "holes", "full")
+
+
+def make_mask(kind, n, t, rng):
+    if kind == "none":
+        return None
+    m = np.ones((n, t), bool)
+    if kind == "right":
+        for i in range(n):
+            m[i, t - (i % t):] = False  # row i: its last i % t steps are padding
+    elif kind == "left":
+        for i in range(n):
+            m[i, : (i % t)] = False
+    elif kind == "holes":
+        m = rng.random((n, t)) > 0.4
+    elif kind == "full":
+        m[0, :] = False
+        if n > 1:
+            m[1:, ::2] = False
+    return m
+
+
+def make_case(cell, n, t, c, h, reset_after, use_bias, rng, scale=0.5):
+    g = GATES[cell]
+    x = rng.standard_normal((n, t, c)).astype(np.float32)
+    W = (rng.standard_normal((c, g * h)) * scale / np.sqrt(c)).astype(np.float32)
+    U = (rng.standard_normal((h, g * h)) * scale / np.sqrt(h)).astype(np.float32)
+    b = None
+    if use_bias:
+        shape = (2, g * h) if (cell == "gru" and reset_after) else (g * h,)
+        b = (rng.standard_normal(shape) * 0.3).astype(np.float32)
+    h0 = (rng.standard_normal((n, h)) * 0.5).astype(np.float32)
+    c0 = (rng.standard_normal((n, h)) * 0.5).astype(np.float32) if cell == "lstm" else None
+    return x, W, U, b, h0, c0
+
+
+def f64(a):
+    return None if a is None else np.asarray(a, np.float64)
+
+
+def run_both(backend, cell, act, ract, reset_after, go_backwards, return_sequences, mask,
+             x, W, U, b, h0, c0, rng):
+    kw = dict(activation=act, recurrent_activation=ract, reset_after=reset_after,
+              go_backwards=go_backwards, return_sequences=return_sequences, training=True)
+    be = bk.get_backend(backend)
+    y, hT, cT, cache = be.forward(cell, x, W, U, b, h0, c0, mask, **kw)
+    yr, hr, cr, cache_r = reference.rnn_forward(cell, f64(x), f64(W), f64(U), f64(b), f64(h0),
+                                                f64(c0), mask, **kw)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dh = rng.standard_normal(hT.shape).astype(np.float32)
+    dc = rng.standard_normal(hT.shape).astype(np.float32) if cell == "lstm" else None
+    g = be.backward(cache, dy, dh, dc)
+    gr = reference.rnn_backward(cache_r, f64(dy), f64(dh), f64(dc))
+    return (y, hT, cT), (yr, hr, cr), g, gr
+
+
+def check(outs, refs, g, gr, what):
+    errs = {}
+    for name, a, r in zip(("y", "h_T", "c_T"), outs, refs):
+        if r is None:
+            assert a is None, f"{what}: {name} should be None"
+            continue
+        errs[name] = assert_close(a, r, "forward_f32", f"{what} {name}")
+    for name, a, r in zip(("dx", "dkernel", "drecurrent_kernel", "dbias", "dh0", "dc0"), g, gr):
+        if r is None:
+            assert a is None, f"{what}: {name} should be None"
+            continue
+        errs[name] = assert_close(a, r, "backward_f32", f"{what} {name}")
+    return errs
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("cell,act,ract,reset_after", CELL_CONFIGS,
+                         ids=lambda v: str(v))
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["fwd", "bwd"])
+@pytest.mark.parametrize("mask_kind", MASKS)
+def test_option_grid(backend, cell, act, ract, reset_after, go_backwards, mask_kind):
+    rng = np.random.default_rng(hash((cell, act, ract, reset_after, go_backwards, mask_kind)) % 2**32)
+    n, t, c, h = 3, 5, 4, 6
+    for use_bias, return_sequences in itertools.product([True, False], [True, False]):
+        x, W, U, b, h0, c0 = make_case(cell, n, t, c, h, reset_after, use_bias, rng)
+        mask = make_mask(mask_kind, n, t, rng)
+        outs, refs, g, gr = run_both(backend, cell, act, ract, reset_after, go_backwards,
+                                     return_sequences, mask, x, W, U, b, h0, c0, rng)
+        check(outs, refs, g, gr, f"{backend} {cell} bias={use_bias} seq={return_sequences}")
+
+
+VEC_W = 16  # the widest vector (AVX-512 floats); tails are tested around it and 4, 8
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("cell,reset_after", [("simple_rnn", True), ("lstm", True),
+                                              ("gru", True), ("gru", False)])
+@pytest.mark.parametrize("h", [1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 48])
+def test_tail_sizes(backend, cell, reset_after, h):
+    rng = np.random.default_rng(h * 7 + len(cell))
+    for n, t in [(1, 1), (3, 2), (5, 17)]:
+        x, W, U, b, h0, c0 = make_case(cell, n, t, 3, h, reset_after, True, rng)
+        mask = make_mask("holes", n, t, rng) if n > 1 else None
+        outs, refs, g, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after, False, True,
+                                     mask, x, W, U, b, h0, c0, rng)
+        check(outs, refs, g, gr, f"{backend} {cell} n={n} t={t} h={h}")
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_larger_case_threads_deterministic(backend):
+    """A size that uses several threads; two runs are bitwise identical, and
+    1 vs 2 threads agree within tolerance."""
+    rng = np.random.default_rng(5)
+    cell = "lstm"
+    x, W, U, b, h0, c0 = make_case(cell, 9, 12, 20, 70, True, True, rng)
+    dy = rng.standard_normal((9, 12, 70)).astype(np.float32)
+    be = bk.get_backend(backend)
+    old = bk._num_threads
+    try:
+        res = []
+        for threads in (2, 2, 1):
+            bk.set_num_threads(threads)
+            y, hT, cT, cache = be.forward(cell, x, W, U, b, h0, c0, None)
+            res.append((y, hT, cT) + tuple(be.backward(cache, dy)))
+    finally:
+        bk.set_num_threads(old)
+    for a, b2 in zip(res[0], res[1]):
+        if a is not None:
+            assert np.array_equal(a, b2), "two identical runs differ"
+    yr, _, _, cr = reference.rnn_forward(cell, f64(x), f64(W), f64(U), f64(b), f64(h0), f64(c0))
+    gr = reference.rnn_backward(cr, f64(dy))
+    for a, r in zip(res[0][3:], gr):
+        if r is not None:
+            assert_close(a, r, "backward_f32", "threads=2")
+    for a, r in zip(res[2][3:], gr):
+        if r is not None:
+            assert_close(a, r, "backward_f32", "threads=1")
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("m,n,k,ta,tb", [(1, 1, 1, 0, 0), (7, 13, 5, 0, 0), (33, 9, 300, 1, 0),
+                                         (100, 70, 513, 0, 1), (5, 200, 3, 1, 1)])
+def test_gemm(backend, m, n, k, ta, tb):
+    from rnnkern import _core
+    rng = np.random.default_rng(m * n + k)
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+    want = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+    got = _core.gemm(backend, a, b, bool(ta), bool(tb), 2)
+    assert_close(got, want, "backward_f32", "gemm")
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_inference_mode_keeps_nothing(backend):
+    rng = np.random.default_rng(1)
+    x, W, U, b, h0, c0 = make_case("gru", 2, 4, 3, 5, True, True, rng)
+    be = bk.get_backend(backend)
+    y, hT, _, cache = be.forward("gru", x, W, U, b, h0, None, None, training=False)
+    assert cache is None
+    yr, hr, _, _ = reference.rnn_forward("gru", f64(x), f64(W), f64(U), f64(b), f64(h0))
+    assert_close(y, yr, "forward_f32", "inference y")
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_nan_propagates(backend):
+    rng = np.random.default_rng(2)
+    for cell, act in [("simple_rnn", "relu"), ("simple_rnn", "hard_sigmoid"), ("lstm", "tanh"),
+                      ("gru", "tanh")]:
+        x, W, U, b, h0, c0 = make_case(cell, 2, 3, 3, 5, True, True, rng)
+        x[0, 1, :] = np.nan
+        y, hT, _, _ = bk.get_backend(backend).forward(cell, x, W, U, b, h0, c0, None,
+                                                      activation=act)
+        assert np.isnan(y[0, 1:]).all(), f"{cell}/{act}: NaN was clamped"
+        assert np.isfinite(y[1]).all()
+
+
+def _child_forward(q):
+    rng = np.random.default_rng(0)
+    x, W, U, b, h0, c0 = make_case("lstm", 8, 6, 16, 64, True, True, rng)
+    y, *_ = bk.get_backend("auto").forward("lstm", x, W, U, b, h0, c0, None)
+    q.put(float(np.abs(y).sum()))
+
+
+def test_fork_after_openmp_does_not_hang():
+    rng = np.random.default_rng(0)
+    x, W, U, b, h0, c0 = make_case("lstm", 8, 6, 16, 64, True, True, rng)
+    bk.set_num_threads(2)
+    try:
+        bk.get_backend("auto").forward("lstm", x, W, U, b, h0, c0, None)  # warm the pool
+        ctx = mp.get_context("fork")
+        q = ctx.Queue()
+        p = ctx.Process(target=_child_forward, args=(q,))
+        p.start()
+        p.join(60)
+        hung = p.is_alive()
+        if hung:
+            p.kill()
+        assert not hung, "forked child hung in the kernel"
+        assert p.exitcode == 0
+        assert np.isfinite(q.get(timeout=5))
+    finally:
+        bk.set_num_threads(None)

@@ -1,0 +1,31 @@
+"""Every numeric tolerance of the test suite, in one table.
+
+A value v passes against reference r when |v - r| <= atol + rtol * |r|
+(elementwise), the same rule as numpy.testing.assert_allclose.
+"""
+import numpy as np
+
+TOL = {
+    # float32 kernels against the float64 reference, forward values
+    "forward_f32": dict(atol=2e-5, rtol=2e-4),
+    # float32 kernels against the float64 reference, gradients (BPTT sums T terms)
+    "backward_f32": dict(atol=1e-4, rtol=1e-3),
+    # float32 reference against float64 reference
+    "reference_f32": dict(atol=2e-5, rtol=2e-4),
+    # float64 reference gradients against float64 central finite differences
+    "gradcheck_f64": dict(atol=1e-7, rtol=1e-5),
+    # the same computation, two ways, both float64 (e.g. layer vs ops)
+    "exact_f64": dict(atol=1e-12, rtol=1e-10),
+    # Keras 3 (float32) against rnnkern
+    "keras_f32": dict(atol=1e-5, rtol=1e-4),
+}
+
+
+def assert_close(actual, desired, kind, what=""):
+    """Assert |actual - desired| <= atol + rtol*|desired| with TOL[kind]; report the max error."""
+    tol = TOL[kind]
+    a = np.asarray(actual, dtype=np.float64)
+    d = np.asarray(desired, dtype=np.float64)
+    assert a.shape == d.shape, f"{what}: shape {a.shape} != {d.shape}"
+    np.testing.assert_allclose(a, d, err_msg=f"{what} ({kind})", **tol)
+    return float(np.max(np.abs(a - d))) if a.size else 0.0
