@@ -1,0 +1,371 @@
+"""NumPy reference of one recurrent layer (one direction): forward and BPTT.
+
+This module is the oracle every kernel is tested against. It is written for
+clarity, not speed, and imports only NumPy and the standard library. The
+contract (shapes, weight layout, mask and go_backwards semantics) is the one in
+``rnnkern/ops.py``; the equations are Keras 3's (keras/src/layers/rnn/
+{simple_rnn,lstm,gru}.py and the generic loop of keras/src/backend/*/rnn.py):
+
+SimpleRNN   h = act(x W + b + h_prev U)
+
+LSTM        z = x W + h_prev U + b, split i, f, c, o (in that order)
+            i = ract(z_i)   f = ract(z_f)   g = act(z_c)   o = ract(z_o)
+            c = f * c_prev + i * g
+            h = o * act(c)
+
+GRU         gates split z, r, h (in that order)
+            reset_after=True  (bias [2, 3H]: row 0 input bias, row 1 recurrent bias)
+                mx = x W + b_in          mi = h_prev U + b_rec
+                z  = ract(mx_z + mi_z)   r = ract(mx_r + mi_r)
+                hh = act(mx_h + r * mi_h)
+            reset_after=False (bias [3H])
+                mx = x W + b
+                z  = ract(mx_z + h_prev U_z)   r = ract(mx_r + h_prev U_r)
+                hh = act(mx_h + (r * h_prev) U_h)
+            h = z * h_prev + (1 - z) * hh
+
+Masks (Keras 3, torch backend loop): at a step whose mask is False the states
+are carried through unchanged and the output repeats the previous output, which
+is zeros before the first unmasked step. Because every cell's output IS its new
+h, "the previous output" equals the carried h once an unmasked step has been
+seen, so y_s = seen_s * h_s where h_s is the (carried) state after step s and
+seen_s says whether any step <= s was unmasked.
+
+go_backwards reverses x and mask along time; outputs are returned in processing
+order (y[:, s] is the output of the s-th processed step), the last output is
+that of the last processed step (original t = 0).
+
+Backward never re-evaluates a nonlinearity: every derivative is computed from
+the saved activation OUTPUT (see ``DERIVATIVES``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+CELLS = ("simple_rnn", "lstm", "gru")
+GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+
+
+# --------------------------------------------------------------------------
+# Activations, and their derivatives expressed from the activation's output y
+# --------------------------------------------------------------------------
+
+def tanh(x):
+    return np.tanh(x)
+
+
+def relu(x):
+    return np.maximum(x, 0)
+
+
+def sigmoid(x):
+    # 1 / (1 + exp(-x)) without overflow warnings for large |x|
+    x = np.asarray(x)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def hard_sigmoid(x):
+    """Keras 3: clip(x / 6 + 1/2, 0, 1)."""
+    x = np.asarray(x)
+    return np.clip(x / 6 + 0.5, 0, 1).astype(x.dtype, copy=False)
+
+
+def linear(x):
+    return np.asarray(x)
+
+
+def dtanh(y):
+    return 1 - y * y
+
+
+def drelu(y):
+    return (y > 0).astype(y.dtype)
+
+
+def dsigmoid(y):
+    return y * (1 - y)
+
+
+def dhard_sigmoid(y):
+    # slope 1/6 strictly inside the linear part, 0 where clipped
+    return ((y > 0) & (y < 1)).astype(y.dtype) / 6
+
+
+def dlinear(y):
+    return np.ones_like(y)
+
+
+ACTIVATIONS = {"tanh": tanh, "relu": relu, "sigmoid": sigmoid,
+               "hard_sigmoid": hard_sigmoid, "linear": linear}
+DERIVATIVES = {"tanh": dtanh, "relu": drelu, "sigmoid": dsigmoid,
+               "hard_sigmoid": dhard_sigmoid, "linear": dlinear}
+
+
+def _activation(name):
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; expected one of {list(ACTIVATIONS)}")
+    return ACTIVATIONS[name], DERIVATIVES[name]
+
+
+def _compute_dtype(x):
+    dt = np.asarray(x).dtype
+    return dt if dt in (np.float32, np.float64) else np.dtype(np.float64)
+
+
+# --------------------------------------------------------------------------
+# Cache
+# --------------------------------------------------------------------------
+
+class ReferenceCache:
+    """Everything rnn_backward needs. Time axes are in PROCESSING order."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def __repr__(self):
+        return (f"ReferenceCache(cell={self.cell!r}, N={self.N}, T={self.T}, "
+                f"H={self.H}, dtype={self.dtype})")
+
+
+# --------------------------------------------------------------------------
+# Forward
+# --------------------------------------------------------------------------
+
+def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None, *,
+                activation="tanh", recurrent_activation="sigmoid", reset_after=True,
+                go_backwards=False, return_sequences=True, training=True):
+    """Forward of one layer; returns (y, h_T, c_T, cache). See the module docstring."""
+    if cell not in CELLS:
+        raise ValueError(f"unknown cell {cell!r}; expected one of {list(CELLS)}")
+    act, _ = _activation(activation)
+    ract, _ = _activation(recurrent_activation)
+
+    dt = _compute_dtype(x)
+    x = np.asarray(x, dtype=dt)
+    N, T, _C = x.shape
+    W = np.asarray(kernel, dtype=dt)
+    U = np.asarray(recurrent_kernel, dtype=dt)
+    H = U.shape[0]
+    b = None if bias is None else np.asarray(bias, dtype=dt)
+    h0 = np.zeros((N, H), dt) if h0 is None else np.asarray(h0, dtype=dt).reshape(N, H)
+    if cell == "lstm":
+        c0 = np.zeros((N, H), dt) if c0 is None else np.asarray(c0, dtype=dt).reshape(N, H)
+    else:
+        c0 = None
+
+    # processing order: order[s] is the original time index of the s-th step
+    order = np.arange(T)[::-1] if go_backwards else np.arange(T)
+    xs = x[:, order, :]
+    if mask is None:
+        ms = np.ones((N, T), dtype=bool)
+    else:
+        ms = np.asarray(mask).astype(bool).reshape(N, T)[:, order]
+    seen = np.logical_or.accumulate(ms, axis=1) if T else ms  # any unmasked step so far
+
+    h, c = h0, c0
+    hs = np.zeros((N, T, H), dt)      # state after each step (carried through masked steps)
+    hprev = np.zeros((N, T, H), dt)   # state before each step
+    cprev = np.zeros((N, T, H), dt) if cell == "lstm" else None
+    saved = {}                        # per-gate activations, each [N, T, H]
+
+    def save(name, s, value):
+        if name not in saved:
+            saved[name] = np.zeros((N, T, H), dt)
+        saved[name][:, s] = value
+
+    for s in range(T):
+        xt = xs[:, s]
+        m = ms[:, s][:, None]
+        hprev[:, s] = h
+
+        if cell == "simple_rnn":
+            pre = xt @ W + h @ U
+            if b is not None:
+                pre = pre + b
+            a = act(pre)
+            save("a", s, a)
+            h_new, c_new = a, None
+
+        elif cell == "lstm":
+            cprev[:, s] = c
+            z = xt @ W + h @ U
+            if b is not None:
+                z = z + b
+            i = ract(z[:, 0 * H:1 * H])
+            f = ract(z[:, 1 * H:2 * H])
+            g = act(z[:, 2 * H:3 * H])
+            o = ract(z[:, 3 * H:4 * H])
+            c_new = f * c + i * g
+            ac = act(c_new)
+            h_new = o * ac
+            for name, v in (("i", i), ("f", f), ("g", g), ("o", o), ("ac", ac)):
+                save(name, s, v)
+
+        else:  # gru
+            mx = xt @ W
+            if reset_after:
+                mi = h @ U
+                if b is not None:
+                    mx = mx + b[0]
+                    mi = mi + b[1]
+                z = ract(mx[:, :H] + mi[:, :H])
+                r = ract(mx[:, H:2 * H] + mi[:, H:2 * H])
+                mi_h = mi[:, 2 * H:]
+                hh = act(mx[:, 2 * H:] + r * mi_h)
+                save("mi_h", s, mi_h)
+            else:
+                if b is not None:
+                    mx = mx + b
+                mi = h @ U[:, :2 * H]
+                z = ract(mx[:, :H] + mi[:, :H])
+                r = ract(mx[:, H:2 * H] + mi[:, H:2 * H])
+                hh = act(mx[:, 2 * H:] + (r * h) @ U[:, 2 * H:])
+            h_new = z * h + (1 - z) * hh
+            c_new = None
+            for name, v in (("z", z), ("r", r), ("hh", hh)):
+                save(name, s, v)
+
+        # Keras' masked step: states carried through where mask is False
+        h = np.where(m, h_new, h)
+        if cell == "lstm":
+            c = np.where(m, c_new, c)
+        hs[:, s] = h
+
+    # outputs: repeat previous output on masked steps, zeros before the first unmasked one
+    y_all = np.where(seen[:, :, None], hs, np.zeros((), dt))
+    if return_sequences:
+        y = y_all
+    else:
+        y = y_all[:, -1] if T else np.zeros((N, H), dt)
+    h_T = h
+    c_T = c if cell == "lstm" else None
+
+    if not training:
+        return y, h_T, c_T, None
+
+    cache = ReferenceCache(
+        cell=cell, activation=activation, recurrent_activation=recurrent_activation,
+        reset_after=bool(reset_after), go_backwards=bool(go_backwards),
+        return_sequences=bool(return_sequences), dtype=dt, N=N, T=T, C=_C, H=H,
+        order=order, xs=xs, W=W, U=U, b=b, has_bias=b is not None,
+        mask=ms, seen=seen, hprev=hprev, cprev=cprev, saved=saved)
+    return y, h_T, c_T, cache
+
+
+# --------------------------------------------------------------------------
+# Backward (BPTT)
+# --------------------------------------------------------------------------
+
+def rnn_backward(cache, dy, dh_T=None, dc_T=None):
+    """BPTT of the forward that returned ``cache``.
+
+    Returns the plain tuple (dx, dkernel, drecurrent_kernel, dbias, dh0, dc0);
+    dbias is None when the forward had no bias, dc0 is None unless LSTM.
+    """
+    k = cache
+    dt, N, T, H, cell = k.dtype, k.N, k.T, k.H, k.cell
+    _, dact = _activation(k.activation)
+    _, dract = _activation(k.recurrent_activation)
+    W, U, b = k.W, k.U, k.b
+
+    dy = np.asarray(dy, dtype=dt)
+    # gradient arriving at the post-step state h_s from the outputs:
+    # y_s = seen_s * h_s (see the module docstring)
+    dh_out = np.zeros((N, T, H), dt)
+    if k.return_sequences:
+        dh_out += dy.reshape(N, T, H) * k.seen[:, :, None]
+    elif T:
+        dh_out[:, -1] += dy.reshape(N, H) * k.seen[:, -1][:, None]
+
+    dh = np.zeros((N, H), dt) if dh_T is None else np.asarray(dh_T, dtype=dt).reshape(N, H).copy()
+    dc = None
+    if cell == "lstm":
+        dc = np.zeros((N, H), dt) if dc_T is None else np.asarray(dc_T, dtype=dt).reshape(N, H).copy()
+
+    dxs = np.zeros_like(k.xs)
+    dW = np.zeros_like(W)
+    dU = np.zeros_like(U)
+    db = None if b is None else np.zeros_like(b)
+    sv = k.saved
+
+    for s in range(T - 1, -1, -1):
+        dh = dh + dh_out[:, s]          # total gradient w.r.t. the state after step s
+        m = k.mask[:, s][:, None].astype(dt)
+        xt = k.xs[:, s]
+        hp = k.hprev[:, s]
+        # the cell sees only the unmasked rows; masked rows pass straight through
+        dh_cell = dh * m
+        dh_pass = dh * (1 - m)
+
+        if cell == "simple_rnn":
+            a = sv["a"][:, s]
+            dpre = dh_cell * dact(a)
+            dW += xt.T @ dpre
+            dU += hp.T @ dpre
+            if db is not None:
+                db += dpre.sum(axis=0)
+            dxs[:, s] = dpre @ W.T
+            dh = dpre @ U.T + dh_pass
+
+        elif cell == "lstm":
+            i, f, g, o, ac = (sv[n][:, s] for n in ("i", "f", "g", "o", "ac"))
+            cp = k.cprev[:, s]
+            dc_cell = dc * m
+            dc_pass = dc * (1 - m)
+            do = dh_cell * ac
+            dct = dc_cell + dh_cell * o * dact(ac)     # total gradient w.r.t. the new c
+            di = dct * g
+            df = dct * cp
+            dg = dct * i
+            dz = np.concatenate([di * dract(i), df * dract(f), dg * dact(g), do * dract(o)],
+                                axis=1)
+            dW += xt.T @ dz
+            dU += hp.T @ dz
+            if db is not None:
+                db += dz.sum(axis=0)
+            dxs[:, s] = dz @ W.T
+            dh = dz @ U.T + dh_pass
+            dc = dct * f + dc_pass
+
+        else:  # gru
+            z, r, hh = sv["z"][:, s], sv["r"][:, s], sv["hh"][:, s]
+            dz_ = dh_cell * (hp - hh)
+            dhh = dh_cell * (1 - z)
+            dh_prev = dh_cell * z
+            dah = dhh * dact(hh)                        # grad of hh's pre-activation
+            if k.reset_after:
+                mi_h = sv["mi_h"][:, s]
+                dr = dah * mi_h
+                daz = dz_ * dract(z)
+                dar = dr * dract(r)
+                dmx = np.concatenate([daz, dar, dah], axis=1)
+                dmi = np.concatenate([daz, dar, dah * r], axis=1)
+                dU += hp.T @ dmi
+                dh_prev = dh_prev + dmi @ U.T
+                if db is not None:
+                    db[0] += dmx.sum(axis=0)
+                    db[1] += dmi.sum(axis=0)
+            else:
+                Uzr, Uh = U[:, :2 * H], U[:, 2 * H:]
+                drh = dah @ Uh.T                         # grad of (r * h_prev)
+                dr = drh * hp
+                dh_prev = dh_prev + drh * r
+                daz = dz_ * dract(z)
+                dar = dr * dract(r)
+                dzr = np.concatenate([daz, dar], axis=1)
+                dU[:, :2 * H] += hp.T @ dzr
+                dU[:, 2 * H:] += (r * hp).T @ dah
+                dh_prev = dh_prev + dzr @ Uzr.T
+                dmx = np.concatenate([daz, dar, dah], axis=1)
+                if db is not None:
+                    db += dmx.sum(axis=0)
+            dW += xt.T @ dmx
+            dxs[:, s] = dmx @ W.T
+            dh = dh_prev + dh_pass
+
+    dx = np.zeros_like(dxs)
+    dx[:, k.order] = dxs
+    dh0 = dh
+    dc0 = dc if cell == "lstm" else None
+    return dx, dW, dU, db, dh0, dc0
