@@ -1,0 +1,26 @@
+"""rnnkern: SimpleRNN, LSTM and GRU layers (forward and BPTT) on NumPy arrays,
+with Keras' semantics and weight layout, running on C++/CUDA kernels or the
+NumPy reference. Re-exports only; see rnnkern.layers, rnnkern.ops and
+rnnkern.backends."""
+import types as _types
+
+from . import backends as _backends_module
+from .backends import get_num_threads, set_num_threads
+from .layers import GRU, LSTM, SimpleRNN
+
+__version__ = "0.1.0"
+
+
+class _CallableModule(_types.ModuleType):
+    """``rnnkern.backends`` is both the module (``rnnkern.backends.get_backend``)
+    and the function listing the usable backends (``rnnkern.backends()``)."""
+
+    def __call__(self):
+        return self.backends()
+
+
+_backends_module.__class__ = _CallableModule
+backends = _backends_module
+
+__all__ = ["SimpleRNN", "LSTM", "GRU", "backends", "set_num_threads", "get_num_threads",
+           "__version__"]

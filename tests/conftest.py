@@ -1,0 +1,40 @@
+"""Shared fixtures: a seeded generator and the backends usable on this machine."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for `import tolerances`
+
+import rnnkern  # noqa: E402
+
+# "reference" always; the compiled ISAs (and cuda-emu / cuda) when built and usable here.
+BACKENDS = rnnkern.backends()
+COMPILED_BACKENDS = [b for b in BACKENDS if b != "reference"]
+
+
+def compiled_backend_params():
+    """Parameters for tests that compare a compiled backend with the reference:
+    one skipped placeholder when nothing is compiled, so the skip is visible."""
+    if COMPILED_BACKENDS:
+        return COMPILED_BACKENDS
+    return [pytest.param(None, marks=pytest.mark.skip(reason="no compiled backend built"),
+                         id="no-compiled-backend")]
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_name(request):
+    """Every backend usable on this machine."""
+    return request.param
+
+
+@pytest.fixture(params=compiled_backend_params())
+def compiled_backend(request):
+    """Every compiled backend (skipped when none is built)."""
+    return request.param
