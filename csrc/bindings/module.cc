@@ -253,6 +253,12 @@ PYBIND11_MODULE(_core, m) {
   m.def("gemm", &gemm, py::arg("isa"), py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("threads") = 1,
         "C = op(a) op(b) with the ISA's packed SGEMM (for tests and benchmarks).");
+  m.def("peak_gflops", [](const std::string& isa, double seconds) {
+        const CpuKernels& k = cpu_kernels(isa);
+        py::gil_scoped_release nogil;
+        return k.peak_gflops(seconds);
+      }, py::arg("isa"), py::arg("seconds") = 0.3,
+      "fp32 FMA throughput of one ISA on one thread (GFLOP/s), measured for ~seconds.");
   m.def("cuda_status", []() {
         CudaStatus s = cuda_query();
         return py::make_tuple(s.built, s.available, s.reason);

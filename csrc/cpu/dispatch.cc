@@ -19,13 +19,27 @@ struct Entry {
 };
 
 bool always() { return true; }
+#if defined(RNNKERN_HAVE_X86)
+bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+bool has_avx512() {
+  return has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+}
+#endif
 
 // Widest first.
 const Entry kTable[] = {
+#if defined(RNNKERN_HAVE_X86)
+    {&avx512::kKernels, has_avx512},
+    {&avx2::kKernels, has_avx2},
+#endif
     {&scalar::kKernels, always},
 };
 
 std::vector<std::string> detect() {
+#if defined(RNNKERN_HAVE_X86)
+  __builtin_cpu_init();
+#endif
   pthread_atfork(nullptr, nullptr, on_fork_child);
   std::vector<std::string> out;
   for (const Entry& e : kTable)

@@ -81,7 +81,7 @@ inline void split_range(int64_t n, int parts, int part, int64_t& lo, int64_t& hi
 // A(i,k) = a[i*sam + k*sak], B(k,j) = b[k*sbk + j*sbn], C(i,j) = c[i*ldc + j].
 // Each C element is summed in the same k order whatever the thread count, so
 // results are bitwise reproducible across thread counts.
-constexpr int kGemmNV = 2;       // vectors per panel: NR = kGemmNV * W columns
+constexpr int kGemmNV = kGemmVecs;  // vectors per panel: NR = kGemmNV * W columns
 constexpr int64_t kGemmKC = 256; // k block (panel rows kept in L1/L2)
 constexpr int64_t kGemmMC = 96;  // rows of A packed at once
 

@@ -10,6 +10,10 @@
 
 namespace rnnkern {
 namespace scalar { extern const CpuKernels kKernels; }
+#if defined(RNNKERN_HAVE_X86)
+namespace avx2 { extern const CpuKernels kKernels; }
+namespace avx512 { extern const CpuKernels kKernels; }
+#endif
 
 // ISAs compiled into this build AND supported by this CPU, widest first.
 const std::vector<std::string>& cpu_isas();

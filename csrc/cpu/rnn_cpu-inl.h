@@ -186,9 +186,9 @@ void forward_items(const FwdCtx& f, const float* panels, int64_t s, int64_t t, i
                    int64_t i1) {
   using PS = PanelShape<G>;
   const int64_t H = f.H, upp = PS::S * W;
-  const int64_t npan = (H + upp - 1) / upp;
+  const int64_t nrb = (f.N + kRowBlock - 1) / kRowBlock;
   for (int64_t it = i0; it < i1; ++it) {
-    const int64_t rb = it / npan, p = it % npan;
+    const int64_t p = it / nrb, rb = it % nrb;  // panel-major: a panel stays in cache
     const int64_t n0 = rb * kRowBlock;
     const int nb = (int)std::min<int64_t>(kRowBlock, f.N - n0);
     Vec acc[kRowBlock][PS::NV];
@@ -214,10 +214,10 @@ inline void gru_rb_phase1(const FwdCtx& f, const float* panels, int64_t t,
                           int64_t i0, int64_t i1) {
   using PS = PanelShape<2>;
   const int64_t H = f.H, upp = PS::S * W;
-  const int64_t npan = (H + upp - 1) / upp;
+  const int64_t nrb = (f.N + kRowBlock - 1) / kRowBlock;
   const RnnConfig& cfg = *f.cfg;
   for (int64_t it = i0; it < i1; ++it) {
-    const int64_t rb = it / npan, p = it % npan;
+    const int64_t p = it / nrb, rb = it % nrb;  // panel-major: a panel stays in cache
     const int64_t n0 = rb * kRowBlock;
     const int nb = (int)std::min<int64_t>(kRowBlock, f.N - n0);
     Vec acc[kRowBlock][PS::NV];
@@ -253,10 +253,10 @@ inline void gru_rb_phase2(const FwdCtx& f, const float* panels, int64_t s, int64
                           int64_t i0, int64_t i1) {
   using PS = PanelShape<1>;
   const int64_t H = f.H, upp = PS::S * W;
-  const int64_t npan = (H + upp - 1) / upp;
+  const int64_t nrb = (f.N + kRowBlock - 1) / kRowBlock;
   const RnnConfig& cfg = *f.cfg;
   for (int64_t it = i0; it < i1; ++it) {
-    const int64_t rb = it / npan, p = it % npan;
+    const int64_t p = it / nrb, rb = it % nrb;  // panel-major: a panel stays in cache
     const int64_t n0 = rb * kRowBlock;
     const int nb = (int)std::min<int64_t>(kRowBlock, f.N - n0);
     Vec acc[kRowBlock][PS::NV];
@@ -498,9 +498,9 @@ inline void gru_rb_backward_a2(const BwdCtx& b, const float* panels_h, int64_t t
   using PS = PanelShape<1>;
   const RnnConfig& cfg = *b.cfg;
   const int64_t H = b.H, GH = b.GH, upp = PS::S * W;
-  const int64_t npan = (H + upp - 1) / upp;
+  const int64_t nrb = (b.N + kRowBlock - 1) / kRowBlock;
   for (int64_t it = i0; it < i1; ++it) {
-    const int64_t rb = it / npan, p = it % npan;
+    const int64_t p = it / nrb, rb = it % nrb;  // panel-major: a panel stays in cache
     const int64_t n0 = rb * kRowBlock;
     const int nb = (int)std::min<int64_t>(kRowBlock, b.N - n0);
     Vec acc[kRowBlock][PS::NV];
@@ -532,9 +532,9 @@ inline void backward_product(const BwdCtx& b, const float* panelsT, int64_t K, i
                              int64_t i0, int64_t i1) {
   using PS = PanelShape<1>;
   const int64_t H = b.H, upp = PS::S * W;
-  const int64_t npan = (H + upp - 1) / upp;
+  const int64_t nrb = (b.N + kRowBlock - 1) / kRowBlock;
   for (int64_t it = i0; it < i1; ++it) {
-    const int64_t rb = it / npan, p = it % npan;
+    const int64_t p = it / nrb, rb = it % nrb;  // panel-major: a panel stays in cache
     const int64_t n0 = rb * kRowBlock;
     const int nb = (int)std::min<int64_t>(kRowBlock, b.N - n0);
     Vec acc[kRowBlock][PS::NV];

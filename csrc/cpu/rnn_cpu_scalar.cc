@@ -1,7 +1,8 @@
 // rnnkern — the `scalar` CPU backend: the fused kernels of rnn_cpu-inl.h over
-// the portable vector type, compiled with no ISA flags (runs on any x86-64,
-// and builds on any other architecture).
+// vec_scalar.h, in namespace rnnkern::scalar, compiled with no ISA flags (runs on any x86-64, and builds on any other architecture).
+// Selected at run time only where the CPU has the ISA (dispatch.cc).
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <vector>
 #if defined(_OPENMP)
@@ -16,7 +17,8 @@ namespace scalar {
 #include "vec_scalar.h"
 #include "gemm-inl.h"
 #include "rnn_cpu-inl.h"
+#include "peak-inl.h"
 
-const CpuKernels kKernels = {"scalar", rnn_forward, rnn_backward, gemm};
+const CpuKernels kKernels = {"scalar", rnn_forward, rnn_backward, gemm, peak_gflops};
 }  // namespace scalar
 }  // namespace rnnkern

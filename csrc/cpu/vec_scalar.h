@@ -56,3 +56,4 @@ RNNKERN_VEC_UNARY(v_open01)
 
 // Rows per register block of the micro-kernel (NB rows x NV vectors).
 constexpr int kRowBlock = 4;
+constexpr int kGemmVecs = 2;  // GEMM micro-tile: kRowBlock x (kGemmVecs * 4)

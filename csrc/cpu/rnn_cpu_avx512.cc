@@ -1,0 +1,24 @@
+// rnnkern — the `avx512` CPU backend: the fused kernels of rnn_cpu-inl.h over
+// vec_avx512.h, in namespace rnnkern::avx512, compiled with -mavx512f -mavx512dq -mavx512bw -mavx512vl -mavx2 -mfma.
+// Selected at run time only where the CPU has the ISA (dispatch.cc).
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <vector>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#include "kernels.h"
+#include "rnnkern/cells.h"
+
+namespace rnnkern {
+namespace avx512 {
+#include "vec_avx512.h"
+#include "gemm-inl.h"
+#include "rnn_cpu-inl.h"
+#include "peak-inl.h"
+
+const CpuKernels kKernels = {"avx512", rnn_forward, rnn_backward, gemm, peak_gflops};
+}  // namespace avx512
+}  // namespace rnnkern
