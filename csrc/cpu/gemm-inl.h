@@ -36,12 +36,15 @@ inline void pack_panel(const float* b, int64_t sbk, int64_t sbn, int64_t k0, int
 
 // ---------------------------------------------------------------- micro-kernel
 
+// out[n][v*W ..] (+)= sum_k a[n*lda + k] * panel[k][v*W ..] for NB rows; out rows
+// are NV*W floats apart. accumulate: start from out instead of zero.
 template <int NV, int NB>
-inline void mac_block(const float* a, int64_t lda, int64_t K, const float* panel,
-                      Vec (&acc)[kRowBlock][NV]) {
+inline void mac_block(const float* a, int64_t lda, int64_t K, const float* panel, float* out,
+                      bool accumulate) {
   Vec c[NB][NV];
   for (int n = 0; n < NB; ++n)
-    for (int v = 0; v < NV; ++v) c[n][v] = Vec::zero();
+    for (int v = 0; v < NV; ++v)
+      c[n][v] = accumulate ? Vec::load(out + (n * NV + v) * Vec::W) : Vec::zero();
   for (int64_t k = 0; k < K; ++k) {
     Vec bv[NV];
     for (int v = 0; v < NV; ++v) bv[v] = Vec::load(panel + (k * NV + v) * Vec::W);
@@ -51,20 +54,53 @@ inline void mac_block(const float* a, int64_t lda, int64_t K, const float* panel
     }
   }
   for (int n = 0; n < NB; ++n)
-    for (int v = 0; v < NV; ++v) acc[n][v] = c[n][v];
+    for (int v = 0; v < NV; ++v) c[n][v].store(out + (n * NV + v) * Vec::W);
 }
 
-// acc[n][v] for the nb (<= kRowBlock) rows a, a+lda, ...; K may be 0.
+// One row (batch 1, the latency case): too few accumulators to hide the FMA
+// latency, so even and odd k go to separate chains, added at the end.
+template <int NV>
+inline void mac_row(const float* a, int64_t K, const float* panel, float* out, bool accumulate) {
+  Vec c0[NV], c1[NV];
+  for (int v = 0; v < NV; ++v) {
+    c0[v] = accumulate ? Vec::load(out + v * Vec::W) : Vec::zero();
+    c1[v] = Vec::zero();
+  }
+  int64_t k = 0;
+  for (; k + 1 < K; k += 2) {
+    const Vec a0(a[k]), a1(a[k + 1]);
+    for (int v = 0; v < NV; ++v) {
+      c0[v] = fmadd(a0, Vec::load(panel + (k * NV + v) * Vec::W), c0[v]);
+      c1[v] = fmadd(a1, Vec::load(panel + ((k + 1) * NV + v) * Vec::W), c1[v]);
+    }
+  }
+  if (k < K) {
+    const Vec a0(a[k]);
+    for (int v = 0; v < NV; ++v) c0[v] = fmadd(a0, Vec::load(panel + (k * NV + v) * Vec::W), c0[v]);
+  }
+  for (int v = 0; v < NV; ++v) (c0[v] + c1[v]).store(out + v * Vec::W);
+}
+
+// nb (<= kRowBlock) rows a, a+lda, ...; K may be 0 (out = 0, or unchanged).
 template <int NV>
 inline void mac_rows(int nb, const float* a, int64_t lda, int64_t K, const float* panel,
-                     Vec (&acc)[kRowBlock][NV]) {
-  static_assert(kRowBlock <= 4, "mac_rows dispatches up to 4 rows");
+                     float* out, bool accumulate) {
+  static_assert(kRowBlock >= 1 && kRowBlock <= 8, "mac_rows dispatches up to 8 rows");
+#define RNNKERN_MAC_CASE(r)                                                               \
+  case r:                                                                                 \
+    mac_block<NV, (r <= kRowBlock ? r : kRowBlock)>(a, lda, K, panel, out, accumulate); \
+    break;
   switch (nb) {
-    case 1: mac_block<NV, 1>(a, lda, K, panel, acc); break;
-    case 2: mac_block<NV, (kRowBlock >= 2 ? 2 : 1)>(a, lda, K, panel, acc); break;
-    case 3: mac_block<NV, (kRowBlock >= 3 ? 3 : 1)>(a, lda, K, panel, acc); break;
-    default: mac_block<NV, kRowBlock>(a, lda, K, panel, acc); break;
+    case 1: mac_row<NV>(a, K, panel, out, accumulate); break;
+    RNNKERN_MAC_CASE(2)
+    RNNKERN_MAC_CASE(3)
+    RNNKERN_MAC_CASE(4)
+    RNNKERN_MAC_CASE(5)
+    RNNKERN_MAC_CASE(6)
+    RNNKERN_MAC_CASE(7)
+    default: mac_block<NV, kRowBlock>(a, lda, K, panel, out, accumulate); break;
   }
+#undef RNNKERN_MAC_CASE
 }
 
 // ---------------------------------------------------------------- threads
@@ -82,8 +118,29 @@ inline void split_range(int64_t n, int parts, int part, int64_t& lo, int64_t& hi
 // Each C element is summed in the same k order whatever the thread count, so
 // results are bitwise reproducible across thread counts.
 constexpr int kGemmNV = kGemmVecs;  // vectors per panel: NR = kGemmNV * W columns
-constexpr int64_t kGemmKC = 256; // k block (panel rows kept in L1/L2)
-constexpr int64_t kGemmMC = 96;  // rows of A packed at once
+// k block: one B micro-panel (KC x NR floats, ~32 KiB) stays in L1 while the
+// row blocks of the packed A block (MC x KC, in L2) stream past it.
+constexpr int64_t kGemmKC = std::max<int64_t>(64, 32768 / (kGemmNV * Vec::W * 4));
+constexpr int64_t kGemmMC = 192; // rows of A packed at once
+
+// B rows [k0, k0+kc), columns [j0, j0+nvalid) -> out[kc][NR], zero-padded.
+inline void pack_b_block(const float* b, int64_t sbk, int64_t sbn, int64_t k0, int64_t kc,
+                         int64_t j0, int nvalid, float* out) {
+  constexpr int NR = kGemmNV * Vec::W;
+  if (sbn == 1) {
+    for (int64_t k = 0; k < kc; ++k) {
+      std::memcpy(out + k * NR, b + (k0 + k) * sbk + j0, nvalid * sizeof(float));
+      std::fill(out + k * NR + nvalid, out + (k + 1) * NR, 0.0f);
+    }
+  } else {  // B transposed: walk its contiguous direction (k) innermost
+    if (nvalid < NR)
+      for (int64_t k = 0; k < kc; ++k) std::fill(out + k * NR + nvalid, out + (k + 1) * NR, 0.0f);
+    for (int i = 0; i < nvalid; ++i) {
+      const float* src = b + k0 * sbk + (j0 + i) * sbn;
+      for (int64_t k = 0; k < kc; ++k) out[k * NR + i] = src[k * sbk];
+    }
+  }
+}
 
 inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
                       const float* a, int64_t sam, int64_t sak, const float* b, int64_t sbk,
@@ -99,37 +156,40 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
       for (int64_t i = m0; i < m1; ++i) std::fill(c + i * ldc + n0, c + i * ldc + n1, 0.0f);
     return;
   }
-  int64_t col[NR];
   for (int64_t k0 = 0; k0 < K; k0 += kGemmKC) {
     const int64_t kc = std::min(kGemmKC, K - k0);
     const bool add = accumulate || k0 > 0;
     for (int64_t p = 0; p < npanels; ++p) {
-      for (int i = 0; i < NR; ++i) {
-        int64_t j = n0 + p * NR + i;
-        col[i] = j < n1 ? j : -1;
-      }
-      pack_panel(b, sbk, sbn, k0, kc, col, NR, bpack.data() + p * kc * NR);
+      const int64_t j0 = n0 + p * NR;
+      pack_b_block(b, sbk, sbn, k0, kc, j0, (int)std::min<int64_t>(NR, n1 - j0),
+                   bpack.data() + p * kc * NR);
     }
     for (int64_t i0 = m0; i0 < m1; i0 += kGemmMC) {
       const int64_t mc = std::min(kGemmMC, m1 - i0);
-      for (int64_t i = 0; i < mc; ++i)
+      if (sak == 1) {
+        for (int64_t i = 0; i < mc; ++i)
+          std::memcpy(&apack[i * kc], a + (i0 + i) * sam + k0, kc * sizeof(float));
+      } else {  // A transposed: walk its contiguous direction innermost
         for (int64_t k = 0; k < kc; ++k)
-          apack[i * kc + k] = a[(i0 + i) * sam + (k0 + k) * sak];
+          for (int64_t i = 0; i < mc; ++i) apack[i * kc + k] = a[(i0 + i) * sam + (k0 + k) * sak];
+      }
       for (int64_t p = 0; p < npanels; ++p) {
         const int64_t j0 = n0 + p * NR;
         const int nvalid = (int)std::min<int64_t>(NR, n1 - j0);
         for (int64_t i = 0; i < mc; i += kRowBlock) {
           const int nb = (int)std::min<int64_t>(kRowBlock, mc - i);
-          Vec acc[kRowBlock][kGemmNV];
-          mac_rows<kGemmNV>(nb, apack.data() + i * kc, kc, kc, bpack.data() + p * kc * NR, acc);
+          alignas(64) float tmp[kRowBlock * NR];
+          mac_rows<kGemmNV>(nb, apack.data() + i * kc, kc, kc, bpack.data() + p * kc * NR, tmp,
+                            false);
           for (int n = 0; n < nb; ++n) {
             float* crow = c + (i0 + i + n) * ldc + j0;
-            alignas(64) float tmp[NR];
-            for (int v = 0; v < kGemmNV; ++v) acc[n][v].store(tmp + v * Vec::W);
-            if (add)
-              for (int q = 0; q < nvalid; ++q) crow[q] += tmp[q];
-            else
-              for (int q = 0; q < nvalid; ++q) crow[q] = tmp[q];
+            const float* trow = tmp + n * NR;
+            for (int q = 0; q < nvalid; q += Vec::W) {
+              const int nl = std::min(Vec::W, nvalid - q);
+              Vec v = Vec::load(trow + q);
+              if (add) v = v + Vec::load_n(crow + q, nl);
+              v.store_n(crow + q, nl);
+            }
           }
         }
       }

@@ -2,7 +2,7 @@
 // against `Vec` (see vec_*.h) and included inside each ISA's namespace.
 //
 // Forward (DESIGN.md "The kernel algorithm"):
-//   1. P = X W + b for all timesteps: one GEMM over the [N*T, C] rows of x.
+//   1. P = X W + b for all timesteps: one GEMM over the [T*N, C] rows of x.
 //      In training P is written straight into the saved-activation rows
 //      ("slots"), which the step then overwrites in place column by column.
 //   2. The timestep loop, inside ONE parallel region for the whole sequence:
@@ -86,13 +86,66 @@ struct Region {
   }
 };
 
+// Recurrent product of one step for a group of row blocks [rb0, rb1) sharing
+// panel `panel` (K rows): part[(rb-rb0)*kRowBlock + r][NV*W] = A[n] . panel.
+// When several row blocks share the panel, K is walked in chunks small enough
+// for the panel chunk to stay in L1 while every row block uses it.
+template <int NV>
+constexpr int64_t step_kc() {
+  return std::max<int64_t>(16, (24 * 1024) / (NV * W * (int64_t)sizeof(float)));
+}
+
+template <int NV>
+inline void product_group(const float* A, int64_t lda, int64_t N, int64_t K, const float* panel,
+                          int64_t rb0, int64_t rb1, float* part) {
+  const int64_t kstep = rb1 - rb0 > 1 ? step_kc<NV>() : std::max<int64_t>(K, 1);
+  int64_t k0 = 0;
+  do {
+    const int64_t kc = std::min(kstep, K - k0);
+    for (int64_t rb = rb0; rb < rb1; ++rb) {
+      const int64_t n0 = rb * kRowBlock;
+      const int nb = (int)std::min<int64_t>(kRowBlock, N - n0);
+      mac_rows<NV>(nb, A + n0 * lda + k0, lda, kc, panel + k0 * NV * W,
+                   part + (rb - rb0) * kRowBlock * NV * W, k0 > 0);
+    }
+    k0 += kstep;
+  } while (k0 < K);
+}
+
+// Work items [i0, i1) of one step, panel-major (item = p * nrb + rb), so a
+// thread's items share few panels; epi(n, p, acc) then finishes row n's units
+// of panel p from its NV*W pre-activation sums.
+template <int NV, class Epi>
+inline void step_items(int64_t i0, int64_t i1, int64_t N, const float* A, int64_t lda, int64_t K,
+                       const float* panels, float* part, Epi&& epi) {
+  const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
+  int64_t it = i0;
+  while (it < i1) {
+    const int64_t p = it / nrb, rb0 = it % nrb;
+    const int64_t rb1 = std::min(nrb, rb0 + (i1 - it));
+    product_group<NV>(A, lda, N, K, panels + p * K * NV * W, rb0, rb1, part);
+    for (int64_t rb = rb0; rb < rb1; ++rb) {
+      const int64_t n0 = rb * kRowBlock;
+      const int nb = (int)std::min<int64_t>(kRowBlock, N - n0);
+      for (int r = 0; r < nb; ++r)
+        epi(n0 + r, p, part + ((rb - rb0) * kRowBlock + r) * NV * W);
+    }
+    it += rb1 - rb0;
+  }
+}
+
+// Floats of `part` scratch one thread needs.
+inline int64_t part_floats(int64_t N) {
+  return ((N + kRowBlock - 1) / kRowBlock) * kRowBlock * 4 * W;
+}
+
 // ================================================================ forward
 
 struct FwdCtx {
   const RnnConfig* cfg;
   const ForwardArgs* a;
   int64_t T, N, C, H, G, GH, S;    // S: slots per unit
-  const float* P;                   // [N,T,ldp] pre-activations (x W + b)
+  const float* P;                   // [T,N,ldp] pre-activations (x W + b)
   int64_t ldp;                      // row stride of P: G*H, or S*H when in the slots
   float* h_cur;                     // [N,H]
   float* h_nxt;                     // [N,H]
@@ -102,6 +155,19 @@ struct FwdCtx {
   float* rh;                        // [N,H] GRU reset_before: r * h_prev
   const float* brh;                 // [H] GRU reset_after recurrent bias of h, or null
 };
+
+// x [N,T,C] -> [T,N,C] and back: the kernels work time-major, so each step's
+// rows (P, saved activations, dG) are one contiguous block.
+inline void to_time_major(const float* x, int64_t N, int64_t T, int64_t C, float* out) {
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t t = 0; t < T; ++t)
+      std::memcpy(out + (t * N + n) * C, x + (n * T + t) * C, C * sizeof(float));
+}
+inline void from_time_major(const float* xt, int64_t N, int64_t T, int64_t C, float* out) {
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t t = 0; t < T; ++t)
+      std::memcpy(out + (n * T + t) * C, xt + (t * N + n) * C, C * sizeof(float));
+}
 
 inline bool unmasked(const uint8_t* mask, int64_t T, int64_t n, int64_t t) {
   return mask == nullptr || mask[n * T + t] != 0;
@@ -125,171 +191,149 @@ inline void forward_masked_units(const FwdCtx& f, int64_t n, int64_t s, int64_t 
       std::memcpy(y + u0, y - H + u0, (u1 - u0) * sizeof(float));
   }
   if (f.a->slots) {
-    std::memcpy(f.a->hprev + (n * f.T + t) * H + u0, f.h_cur + n * H + u0,
+    std::memcpy(f.a->hprev + (t * f.N + n) * H + u0, f.h_cur + n * H + u0,
                 (u1 - u0) * sizeof(float));
-    float* sl = f.a->slots + (n * f.T + t) * f.S * H;
+    float* sl = f.a->slots + (t * f.N + n) * f.S * H;
     for (int64_t q = 0; q < f.S; ++q) std::fill(sl + q * H + u0, sl + q * H + u1, 0.0f);
   }
 }
 
-// Pointwise step of W units [u0, u0+nl) of row n, gates' recurrent parts in rec[g].
+// Pointwise step of W units [u0, u0+nl) of row n; rec: the recurrent sums of
+// gate g at rec + g*W.
 template <Cell CELL>
 inline void forward_point(const FwdCtx& f, int64_t n, int64_t s, int64_t t, int64_t u0, int nl,
-                          const Vec* rec) {
+                          const float* rec) {
   const RnnConfig& cfg = *f.cfg;
   const int64_t H = f.H;
-  const float* p = f.P + (n * f.T + t) * f.ldp;
-  const Vec hp = Vec::load_partial(f.h_cur + n * H + u0, nl);
-  float* sl = f.a->slots ? f.a->slots + (n * f.T + t) * f.S * H : nullptr;
+  const float* p = f.P + (t * f.N + n) * f.ldp;
+  const Vec hp = Vec::load_n(f.h_cur + n * H + u0, nl);
+  float* sl = f.a->slots ? f.a->slots + (t * f.N + n) * f.S * H : nullptr;
+  auto pre = [&](int g) { return Vec::load_n(p + g * H + u0, nl) + Vec::load(rec + g * W); };
   Vec h;
   if (CELL == Cell::SimpleRNN) {
-    h = activate(cfg.act, Vec::load_partial(p + u0, nl) + rec[0]);
-    if (sl) h.store_partial(sl + u0, nl);
+    h = activate(cfg.act, pre(0));
+    if (sl) h.store_n(sl + u0, nl);
   } else if (CELL == Cell::LSTM) {
-    const Vec cp = Vec::load_partial(f.c + n * H + u0, nl);
-    auto st = lstm_forward(cfg.act, cfg.ract, Vec::load_partial(p + u0, nl) + rec[0],
-                           Vec::load_partial(p + H + u0, nl) + rec[1],
-                           Vec::load_partial(p + 2 * H + u0, nl) + rec[2],
-                           Vec::load_partial(p + 3 * H + u0, nl) + rec[3], cp);
-    st.c.store_partial(f.c + n * H + u0, nl);
+    const Vec cp = Vec::load_n(f.c + n * H + u0, nl);
+    auto st = lstm_forward(cfg.act, cfg.ract, pre(0), pre(1), pre(2), pre(3), cp);
+    st.c.store_n(f.c + n * H + u0, nl);
     h = st.h;
     if (sl) {
-      st.i.store_partial(sl + u0, nl);
-      st.f.store_partial(sl + H + u0, nl);
-      st.g.store_partial(sl + 2 * H + u0, nl);
-      st.o.store_partial(sl + 3 * H + u0, nl);
-      cp.store_partial(sl + 4 * H + u0, nl);
-      st.ac.store_partial(sl + 5 * H + u0, nl);
+      st.i.store_n(sl + u0, nl);
+      st.f.store_n(sl + H + u0, nl);
+      st.g.store_n(sl + 2 * H + u0, nl);
+      st.o.store_n(sl + 3 * H + u0, nl);
+      cp.store_n(sl + 4 * H + u0, nl);
+      st.ac.store_n(sl + 5 * H + u0, nl);
     }
   } else {  // GRU reset_after
-    Vec inner_h = rec[2];
-    if (f.brh) inner_h = inner_h + Vec::load_partial(f.brh + u0, nl);
-    const Vec z = activate(cfg.ract, Vec::load_partial(p + u0, nl) + rec[0]);
-    const Vec r = activate(cfg.ract, Vec::load_partial(p + H + u0, nl) + rec[1]);
-    const Vec hh = activate(cfg.act, Vec::load_partial(p + 2 * H + u0, nl) + r * inner_h);
+    Vec inner_h = Vec::load(rec + 2 * W);
+    if (f.brh) inner_h = inner_h + Vec::load_n(f.brh + u0, nl);
+    const Vec z = activate(cfg.ract, pre(0));
+    const Vec r = activate(cfg.ract, pre(1));
+    const Vec hh = activate(cfg.act, Vec::load_n(p + 2 * H + u0, nl) + r * inner_h);
     h = gru_blend(z, hp, hh);
     if (sl) {
-      z.store_partial(sl + u0, nl);
-      r.store_partial(sl + H + u0, nl);
-      hh.store_partial(sl + 2 * H + u0, nl);
-      inner_h.store_partial(sl + 3 * H + u0, nl);
+      z.store_n(sl + u0, nl);
+      r.store_n(sl + H + u0, nl);
+      hh.store_n(sl + 2 * H + u0, nl);
+      inner_h.store_n(sl + 3 * H + u0, nl);
     }
   }
-  h.store_partial(f.h_nxt + n * H + u0, nl);
-  h.store_partial(y_row(f, n, s) + u0, nl);
-  if (sl) hp.store_partial(f.a->hprev + (n * f.T + t) * H + u0, nl);
+  h.store_n(f.h_nxt + n * H + u0, nl);
+  h.store_n(y_row(f, n, s) + u0, nl);
+  if (sl) hp.store_n(f.a->hprev + (t * f.N + n) * H + u0, nl);
 }
 
-// One fused step for items [i0, i1) of (row block) x (panel); G gates per panel.
-template <Cell CELL, int G>
-void forward_items(const FwdCtx& f, const float* panels, int64_t s, int64_t t, int64_t i0,
-                   int64_t i1) {
-  using PS = PanelShape<G>;
-  const int64_t H = f.H, upp = PS::S * W;
-  const int64_t nrb = (f.N + kRowBlock - 1) / kRowBlock;
-  for (int64_t it = i0; it < i1; ++it) {
-    const int64_t p = it / nrb, rb = it % nrb;  // panel-major: a panel stays in cache
-    const int64_t n0 = rb * kRowBlock;
-    const int nb = (int)std::min<int64_t>(kRowBlock, f.N - n0);
-    Vec acc[kRowBlock][PS::NV];
-    mac_rows<PS::NV>(nb, f.h_cur + n0 * H, H, H, panels + p * H * PS::NV * W, acc);
-    for (int r = 0; r < nb; ++r) {
-      const int64_t n = n0 + r;
-      for (int sb = 0; sb < PS::S; ++sb) {
-        const int64_t u0 = p * upp + sb * W;
-        if (u0 >= H) break;
-        const int nl = (int)std::min<int64_t>(W, H - u0);
-        if (!unmasked(f.a->mask, f.T, n, t)) {
-          forward_masked_units(f, n, s, t, u0, u0 + nl);
-          continue;
-        }
-        forward_point<CELL>(f, n, s, t, u0, nl, &acc[r][sb * G]);
-      }
-    }
+// Calls fn(u0, nl) for the W-unit sub-tiles of panel p (S sub-tiles of W units).
+template <int S, class Fn>
+inline void for_subtiles(int64_t p, int64_t H, Fn&& fn) {
+  for (int sb = 0; sb < S; ++sb) {
+    const int64_t u0 = (p * S + sb) * W;
+    if (u0 >= H) break;
+    fn(sb, u0, (int)std::min<int64_t>(W, H - u0));
   }
+}
+
+// One fused step for items [i0, i1); G gates per panel.
+template <Cell CELL, int G>
+void forward_items(const FwdCtx& f, const float* panels, float* part, int64_t s, int64_t t,
+                   int64_t i0, int64_t i1) {
+  using PS = PanelShape<G>;
+  step_items<PS::NV>(i0, i1, f.N, f.h_cur, f.H, f.H, panels, part,
+                     [&](int64_t n, int64_t p, const float* acc) {
+    const bool live = unmasked(f.a->mask, f.T, n, t);
+    for_subtiles<PS::S>(p, f.H, [&](int sb, int64_t u0, int nl) {
+      if (live)
+        forward_point<CELL>(f, n, s, t, u0, nl, acc + sb * G * W);
+      else
+        forward_masked_units(f, n, s, t, u0, u0 + nl);
+    });
+  });
 }
 
 // GRU reset_before, phase 1: z, r from [P_z P_r] + h_prev [U_z U_r]; rh = r h_prev.
-inline void gru_rb_phase1(const FwdCtx& f, const float* panels, int64_t t,
+inline void gru_rb_phase1(const FwdCtx& f, const float* panels, float* part, int64_t t,
                           int64_t i0, int64_t i1) {
   using PS = PanelShape<2>;
-  const int64_t H = f.H, upp = PS::S * W;
-  const int64_t nrb = (f.N + kRowBlock - 1) / kRowBlock;
+  const int64_t H = f.H;
   const RnnConfig& cfg = *f.cfg;
-  for (int64_t it = i0; it < i1; ++it) {
-    const int64_t p = it / nrb, rb = it % nrb;  // panel-major: a panel stays in cache
-    const int64_t n0 = rb * kRowBlock;
-    const int nb = (int)std::min<int64_t>(kRowBlock, f.N - n0);
-    Vec acc[kRowBlock][PS::NV];
-    mac_rows<PS::NV>(nb, f.h_cur + n0 * H, H, H, panels + p * H * PS::NV * W, acc);
-    for (int r = 0; r < nb; ++r) {
-      const int64_t n = n0 + r;
-      const float* prow = f.P + (n * f.T + t) * f.ldp;
-      float* sl = f.a->slots ? f.a->slots + (n * f.T + t) * f.S * H : nullptr;
-      for (int sb = 0; sb < PS::S; ++sb) {
-        const int64_t u0 = p * upp + sb * W;
-        if (u0 >= H) break;
-        const int nl = (int)std::min<int64_t>(W, H - u0);
-        if (!unmasked(f.a->mask, f.T, n, t)) {
-          std::fill(f.rh + n * H + u0, f.rh + n * H + u0 + nl, 0.0f);
-          continue;
-        }
-        const Vec hp = Vec::load_partial(f.h_cur + n * H + u0, nl);
-        const Vec z = activate(cfg.ract, Vec::load_partial(prow + u0, nl) + acc[r][sb * 2]);
-        const Vec rr = activate(cfg.ract, Vec::load_partial(prow + H + u0, nl) + acc[r][sb * 2 + 1]);
-        z.store_partial(f.zbuf + n * H + u0, nl);
-        (rr * hp).store_partial(f.rh + n * H + u0, nl);
-        if (sl) {
-          z.store_partial(sl + u0, nl);
-          rr.store_partial(sl + H + u0, nl);
-        }
+  step_items<PS::NV>(i0, i1, f.N, f.h_cur, H, H, panels, part,
+                     [&](int64_t n, int64_t p, const float* acc) {
+    const bool live = unmasked(f.a->mask, f.T, n, t);
+    const float* prow = f.P + (t * f.N + n) * f.ldp;
+    float* sl = f.a->slots ? f.a->slots + (t * f.N + n) * f.S * H : nullptr;
+    for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) {
+      if (!live) {
+        std::fill(f.rh + n * H + u0, f.rh + n * H + u0 + nl, 0.0f);
+        return;
       }
-    }
-  }
+      const Vec hp = Vec::load_n(f.h_cur + n * H + u0, nl);
+      const Vec z = activate(cfg.ract, Vec::load_n(prow + u0, nl) + Vec::load(acc + sb * 2 * W));
+      const Vec rr =
+          activate(cfg.ract, Vec::load_n(prow + H + u0, nl) + Vec::load(acc + (sb * 2 + 1) * W));
+      z.store_n(f.zbuf + n * H + u0, nl);
+      (rr * hp).store_n(f.rh + n * H + u0, nl);
+      if (sl) {
+        z.store_n(sl + u0, nl);
+        rr.store_n(sl + H + u0, nl);
+      }
+    });
+  });
 }
 
 // GRU reset_before, phase 2: hh = act(P_h + rh U_h); h = z h_prev + (1-z) hh.
-inline void gru_rb_phase2(const FwdCtx& f, const float* panels, int64_t s, int64_t t,
-                          int64_t i0, int64_t i1) {
+inline void gru_rb_phase2(const FwdCtx& f, const float* panels, float* part, int64_t s,
+                          int64_t t, int64_t i0, int64_t i1) {
   using PS = PanelShape<1>;
-  const int64_t H = f.H, upp = PS::S * W;
-  const int64_t nrb = (f.N + kRowBlock - 1) / kRowBlock;
+  const int64_t H = f.H;
   const RnnConfig& cfg = *f.cfg;
-  for (int64_t it = i0; it < i1; ++it) {
-    const int64_t p = it / nrb, rb = it % nrb;  // panel-major: a panel stays in cache
-    const int64_t n0 = rb * kRowBlock;
-    const int nb = (int)std::min<int64_t>(kRowBlock, f.N - n0);
-    Vec acc[kRowBlock][PS::NV];
-    mac_rows<PS::NV>(nb, f.rh + n0 * H, H, H, panels + p * H * PS::NV * W, acc);
-    for (int r = 0; r < nb; ++r) {
-      const int64_t n = n0 + r;
-      const float* prow = f.P + (n * f.T + t) * f.ldp;
-      float* sl = f.a->slots ? f.a->slots + (n * f.T + t) * f.S * H : nullptr;
-      for (int sb = 0; sb < PS::S; ++sb) {
-        const int64_t u0 = p * upp + sb * W;
-        if (u0 >= H) break;
-        const int nl = (int)std::min<int64_t>(W, H - u0);
-        if (!unmasked(f.a->mask, f.T, n, t)) {
-          forward_masked_units(f, n, s, t, u0, u0 + nl);
-          continue;
-        }
-        const Vec hp = Vec::load_partial(f.h_cur + n * H + u0, nl);
-        const Vec z = Vec::load_partial(f.zbuf + n * H + u0, nl);
-        const Vec hh = activate(cfg.act, Vec::load_partial(prow + 2 * H + u0, nl) + acc[r][sb]);
-        const Vec h = gru_blend(z, hp, hh);
-        h.store_partial(f.h_nxt + n * H + u0, nl);
-        h.store_partial(y_row(f, n, s) + u0, nl);
-        if (sl) {
-          hh.store_partial(sl + 2 * H + u0, nl);
-          hp.store_partial(f.a->hprev + (n * f.T + t) * H + u0, nl);
-        }
+  step_items<PS::NV>(i0, i1, f.N, f.rh, H, H, panels, part,
+                     [&](int64_t n, int64_t p, const float* acc) {
+    const bool live = unmasked(f.a->mask, f.T, n, t);
+    const float* prow = f.P + (t * f.N + n) * f.ldp;
+    float* sl = f.a->slots ? f.a->slots + (t * f.N + n) * f.S * H : nullptr;
+    for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) {
+      if (!live) {
+        forward_masked_units(f, n, s, t, u0, u0 + nl);
+        return;
       }
-    }
-  }
+      const Vec hp = Vec::load_n(f.h_cur + n * H + u0, nl);
+      const Vec z = Vec::load_n(f.zbuf + n * H + u0, nl);
+      const Vec hh = activate(cfg.act, Vec::load_n(prow + 2 * H + u0, nl) + Vec::load(acc + sb * W));
+      const Vec h = gru_blend(z, hp, hh);
+      h.store_n(f.h_nxt + n * H + u0, nl);
+      h.store_n(y_row(f, n, s) + u0, nl);
+      if (sl) {
+        hh.store_n(sl + 2 * H + u0, nl);
+        hp.store_n(f.a->hprev + (t * f.N + n) * H + u0, nl);
+      }
+    });
+  });
 }
 
 template <Cell CELL, int G>
-void forward_loop(FwdCtx& f, const float* panels, const float* panels2, int nt) {
+void forward_loop(FwdCtx& f, const float* panels, const float* panels2, float* parts, int nt) {
   using PS = PanelShape<G>;
   const int64_t nrb = (f.N + kRowBlock - 1) / kRowBlock;
   const int64_t items = nrb * ((f.H + PS::S * W - 1) / (PS::S * W));
@@ -300,6 +344,7 @@ void forward_loop(FwdCtx& f, const float* panels, const float* panels2, int nt) 
 #endif
   {
     Region reg;
+    float* part = parts + reg.tid * part_floats(f.N);
     float* hc = f.h_cur;
     float* hn = f.h_nxt;
     FwdCtx fl = f;  // per-thread copy: h buffers swap every step
@@ -310,13 +355,13 @@ void forward_loop(FwdCtx& f, const float* panels, const float* panels2, int nt) 
       int64_t lo, hi;
       if (gru_rb) {
         split_range(items, reg.nth, reg.tid, lo, hi);
-        gru_rb_phase1(fl, panels, t, lo, hi);
+        gru_rb_phase1(fl, panels, part, t, lo, hi);
         reg.barrier();
         split_range(items2, reg.nth, reg.tid, lo, hi);
-        gru_rb_phase2(fl, panels2, s, t, lo, hi);
+        gru_rb_phase2(fl, panels2, part, s, t, lo, hi);
       } else {
         split_range(items, reg.nth, reg.tid, lo, hi);
-        forward_items<CELL, G>(fl, panels, s, t, lo, hi);
+        forward_items<CELL, G>(fl, panels, part, s, t, lo, hi);
       }
       reg.barrier();
       std::swap(hc, hn);
@@ -348,7 +393,9 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
     P = pbuf.data();
     ldp = GH;
   }
-  gemm(N * T, GH, C, a.x, C, 1, a.W, GH, 1, P, ldp, false, cfg.threads);
+  std::vector<float> xt(N * T * C);
+  to_time_major(a.x, N, T, C, xt.data());
+  gemm(N * T, GH, C, xt.data(), C, 1, a.W, GH, 1, P, ldp, false, cfg.threads);
   std::vector<float> bias_in(GH, 0.0f);
   const float* brh = nullptr;
   if (a.b) {
@@ -371,6 +418,7 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   FwdCtx f{&cfg, &a, T, N, C, H, G, GH, S, P, ldp, hbuf.data(), hbuf.data() + N * H,
            cbuf.data(), ylast.data(), nullptr, nullptr, brh};
   std::vector<float> panels, panels2;
+  std::vector<float> parts(std::max(1, cfg.threads) * part_floats(N));
   const double step_flops = 2.0 * N * H * GH;
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
   switch (cfg.cell) {
@@ -378,14 +426,14 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
       panels.resize(panel_floats<1>(H, H));
       pack_gate_panels<1>(a.U, GH, 1, H, H, 0, panels.data());
       int nt = pick_threads(cfg.threads, nrb * ((H + 4 * W - 1) / (4 * W)), step_flops);
-      forward_loop<Cell::SimpleRNN, 1>(f, panels.data(), nullptr, nt);
+      forward_loop<Cell::SimpleRNN, 1>(f, panels.data(), nullptr, parts.data(), nt);
       break;
     }
     case Cell::LSTM: {
       panels.resize(panel_floats<4>(H, H));
       pack_gate_panels<4>(a.U, GH, 1, H, H, 0, panels.data());
       int nt = pick_threads(cfg.threads, nrb * ((H + W - 1) / W), step_flops);
-      forward_loop<Cell::LSTM, 4>(f, panels.data(), nullptr, nt);
+      forward_loop<Cell::LSTM, 4>(f, panels.data(), nullptr, parts.data(), nt);
       break;
     }
     case Cell::GRU: {
@@ -393,7 +441,7 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
         panels.resize(panel_floats<3>(H, H));
         pack_gate_panels<3>(a.U, GH, 1, H, H, 0, panels.data());
         int nt = pick_threads(cfg.threads, nrb * ((H + W - 1) / W), step_flops);
-        forward_loop<Cell::GRU, 3>(f, panels.data(), nullptr, nt);
+        forward_loop<Cell::GRU, 3>(f, panels.data(), nullptr, parts.data(), nt);
       } else {
         zbuf.assign(N * H, 0.0f);
         rh.assign(N * H, 0.0f);
@@ -404,7 +452,7 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
         panels2.resize(panel_floats<1>(H, H));
         pack_gate_panels<1>(a.U, GH, 1, H, H, 2 * H, panels2.data());
         int nt = pick_threads(cfg.threads, nrb * ((H + 2 * W - 1) / (2 * W)), step_flops);
-        forward_loop<Cell::GRU, 2>(f, panels.data(), panels2.data(), nt);
+        forward_loop<Cell::GRU, 2>(f, panels.data(), panels2.data(), parts.data(), nt);
       }
       break;
     }
@@ -422,8 +470,8 @@ struct BwdCtx {
   const RnnConfig* cfg;
   const BackwardArgs* a;
   int64_t T, N, H, G, GH, S;
-  float* dG;      // [N,T,GH] d(pre-activation) as seen by x W + b
-  float* dGr;     // [N,T,GH] as seen by h_prev U (differs for GRU reset_after)
+  float* dG;      // [T,N,GH] d(pre-activation) as seen by x W + b
+  float* dGr;     // [T,N,GH] as seen by h_prev U (differs for GRU reset_after)
   float* dh;      // [N,H] gradient reaching the state h after the current step
   float* dc;      // [N,H] LSTM
   float* ycarry;  // [N,H] output gradient carried back over masked steps
@@ -436,17 +484,17 @@ inline void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_t t, int
                            int nl) {
   const RnnConfig& cfg = *b.cfg;
   const int64_t H = b.H, GH = b.GH;
-  float* dg = b.dG + (n * b.T + t) * GH;
-  float* dgr = b.dGr + (n * b.T + t) * GH;
+  float* dg = b.dG + (t * b.N + n) * GH;
+  float* dgr = b.dGr + (t * b.N + n) * GH;
   const int64_t o = n * H + u0;
   // output gradient of this step plus what masked later steps carried back
-  Vec gy = Vec::load_partial(b.ycarry + o, nl);
+  Vec gy = Vec::load_n(b.ycarry + o, nl);
   if (cfg.return_sequences)
-    gy = gy + Vec::load_partial(b.a->dy + (n * b.T + s) * H + u0, nl);
+    gy = gy + Vec::load_n(b.a->dy + (n * b.T + s) * H + u0, nl);
   else if (s == b.T - 1)
-    gy = gy + Vec::load_partial(b.a->dy + o, nl);
+    gy = gy + Vec::load_n(b.a->dy + o, nl);
   if (!unmasked(b.a->mask, b.T, n, t)) {
-    gy.store_partial(b.ycarry + o, nl);
+    gy.store_n(b.ycarry + o, nl);
     std::memcpy(b.ddir + o, b.dh + o, nl * sizeof(float));
     for (int64_t g = 0; g < b.G; ++g) {
       std::fill(dg + g * H + u0, dg + g * H + u0 + nl, 0.0f);
@@ -454,107 +502,83 @@ inline void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_t t, int
     }
     return;
   }
-  Vec::zero().store_partial(b.ycarry + o, nl);
-  const Vec dh = Vec::load_partial(b.dh + o, nl) + gy;
-  const float* sl = b.a->slots + (n * b.T + t) * b.S * H;
-  auto ld = [&](int q) { return Vec::load_partial(sl + q * H + u0, nl); };
+  Vec::zero().store_n(b.ycarry + o, nl);
+  const Vec dh = Vec::load_n(b.dh + o, nl) + gy;
+  const float* sl = b.a->slots + (t * b.N + n) * b.S * H;
+  auto ld = [&](int q) { return Vec::load_n(sl + q * H + u0, nl); };
   if (CELL == Cell::SimpleRNN) {
-    (dh * activate_grad(cfg.act, ld(0))).store_partial(dg + u0, nl);
-    Vec::zero().store_partial(b.ddir + o, nl);
+    (dh * activate_grad(cfg.act, ld(0))).store_n(dg + u0, nl);
+    Vec::zero().store_n(b.ddir + o, nl);
   } else if (CELL == Cell::LSTM) {
-    auto d = lstm_backward(cfg.act, cfg.ract, dh, Vec::load_partial(b.dc + o, nl), ld(0), ld(1),
+    auto d = lstm_backward(cfg.act, cfg.ract, dh, Vec::load_n(b.dc + o, nl), ld(0), ld(1),
                            ld(2), ld(3), ld(4), ld(5));
-    d.di.store_partial(dg + u0, nl);
-    d.df.store_partial(dg + H + u0, nl);
-    d.dg.store_partial(dg + 2 * H + u0, nl);
-    d.do_.store_partial(dg + 3 * H + u0, nl);
-    d.dc_prev.store_partial(b.dc + o, nl);
-    Vec::zero().store_partial(b.ddir + o, nl);
+    d.di.store_n(dg + u0, nl);
+    d.df.store_n(dg + H + u0, nl);
+    d.dg.store_n(dg + 2 * H + u0, nl);
+    d.do_.store_n(dg + 3 * H + u0, nl);
+    d.dc_prev.store_n(b.dc + o, nl);
+    Vec::zero().store_n(b.ddir + o, nl);
   } else {
-    const Vec hp = Vec::load_partial(b.a->hprev + (n * b.T + t) * H + u0, nl);
+    const Vec hp = Vec::load_n(b.a->hprev + (t * b.N + n) * H + u0, nl);
     if (cfg.reset_after) {
       const Vec r = ld(1);
       auto d = gru_backward_reset_after(cfg.act, cfg.ract, dh, ld(0), r, ld(2), ld(3), hp);
-      d.dz.store_partial(dg + u0, nl);
-      d.dr.store_partial(dg + H + u0, nl);
-      d.dhh.store_partial(dg + 2 * H + u0, nl);
-      d.dz.store_partial(dgr + u0, nl);
-      d.dr.store_partial(dgr + H + u0, nl);
-      (d.dhh * r).store_partial(dgr + 2 * H + u0, nl);
-      d.dh_direct.store_partial(b.ddir + o, nl);
+      d.dz.store_n(dg + u0, nl);
+      d.dr.store_n(dg + H + u0, nl);
+      d.dhh.store_n(dg + 2 * H + u0, nl);
+      d.dz.store_n(dgr + u0, nl);
+      d.dr.store_n(dgr + H + u0, nl);
+      (d.dhh * r).store_n(dgr + 2 * H + u0, nl);
+      d.dh_direct.store_n(b.ddir + o, nl);
     } else {
       auto d = gru_backward_reset_before(cfg.act, cfg.ract, dh, ld(0), ld(2), hp);
-      d.dz.store_partial(dg + u0, nl);
-      d.dhh.store_partial(dg + 2 * H + u0, nl);
-      d.dh_direct.store_partial(b.ddir + o, nl);
+      d.dz.store_n(dg + u0, nl);
+      d.dhh.store_n(dg + 2 * H + u0, nl);
+      d.dh_direct.store_n(b.ddir + o, nl);
     }
   }
 }
 
 // GRU reset_before, phase A2: d(r h_prev) = dhh U_h^T for a panel of units,
 // then dr and the direct term r * d(r h_prev).
-inline void gru_rb_backward_a2(const BwdCtx& b, const float* panels_h, int64_t t, int64_t i0,
-                               int64_t i1) {
+inline void gru_rb_backward_a2(const BwdCtx& b, const float* panels_h, float* part, int64_t t,
+                               int64_t i0, int64_t i1) {
   using PS = PanelShape<1>;
   const RnnConfig& cfg = *b.cfg;
-  const int64_t H = b.H, GH = b.GH, upp = PS::S * W;
-  const int64_t nrb = (b.N + kRowBlock - 1) / kRowBlock;
-  for (int64_t it = i0; it < i1; ++it) {
-    const int64_t p = it / nrb, rb = it % nrb;  // panel-major: a panel stays in cache
-    const int64_t n0 = rb * kRowBlock;
-    const int nb = (int)std::min<int64_t>(kRowBlock, b.N - n0);
-    Vec acc[kRowBlock][PS::NV];
-    mac_rows<PS::NV>(nb, b.dG + (n0 * b.T + t) * GH + 2 * H, b.T * GH, H,
-                     panels_h + p * H * PS::NV * W, acc);
-    for (int r = 0; r < nb; ++r) {
-      const int64_t n = n0 + r;
-      if (!unmasked(b.a->mask, b.T, n, t)) continue;
-      const float* sl = b.a->slots + (n * b.T + t) * b.S * H;
-      const float* hpr = b.a->hprev + (n * b.T + t) * H;
-      float* dg = b.dG + (n * b.T + t) * GH;
-      for (int sb = 0; sb < PS::S; ++sb) {
-        const int64_t u0 = p * upp + sb * W;
-        if (u0 >= H) break;
-        const int nl = (int)std::min<int64_t>(W, H - u0);
-        const Vec drh = acc[r][sb];
-        const Vec rr = Vec::load_partial(sl + H + u0, nl);
-        const Vec hp = Vec::load_partial(hpr + u0, nl);
-        (drh * hp * activate_grad(cfg.ract, rr)).store_partial(dg + H + u0, nl);
-        const Vec dd = Vec::load_partial(b.ddir + n * H + u0, nl) + drh * rr;
-        dd.store_partial(b.ddir + n * H + u0, nl);
-      }
-    }
-  }
+  const int64_t H = b.H, GH = b.GH;
+  step_items<PS::NV>(i0, i1, b.N, b.dG + t * b.N * GH + 2 * H, GH, H, panels_h, part,
+                     [&](int64_t n, int64_t p, const float* acc) {
+    if (!unmasked(b.a->mask, b.T, n, t)) return;
+    const float* sl = b.a->slots + (t * b.N + n) * b.S * H;
+    const float* hpr = b.a->hprev + (t * b.N + n) * H;
+    float* dg = b.dG + (t * b.N + n) * GH;
+    for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) {
+      const Vec drh = Vec::load(acc + sb * W);
+      const Vec rr = Vec::load_n(sl + H + u0, nl);
+      const Vec hp = Vec::load_n(hpr + u0, nl);
+      (drh * hp * activate_grad(cfg.ract, rr)).store_n(dg + H + u0, nl);
+      (Vec::load_n(b.ddir + n * H + u0, nl) + drh * rr).store_n(b.ddir + n * H + u0, nl);
+    });
+  });
 }
 
 // Phase B: dh[n, panel units] = ddir + dGr[n, t, 0:K] U^T (K = GH, or 2H for GRU r.b.).
-inline void backward_product(const BwdCtx& b, const float* panelsT, int64_t K, int64_t t,
-                             int64_t i0, int64_t i1) {
+inline void backward_product(const BwdCtx& b, const float* panelsT, float* part, int64_t K,
+                             int64_t t, int64_t i0, int64_t i1) {
   using PS = PanelShape<1>;
-  const int64_t H = b.H, upp = PS::S * W;
-  const int64_t nrb = (b.N + kRowBlock - 1) / kRowBlock;
-  for (int64_t it = i0; it < i1; ++it) {
-    const int64_t p = it / nrb, rb = it % nrb;  // panel-major: a panel stays in cache
-    const int64_t n0 = rb * kRowBlock;
-    const int nb = (int)std::min<int64_t>(kRowBlock, b.N - n0);
-    Vec acc[kRowBlock][PS::NV];
-    mac_rows<PS::NV>(nb, b.dGr + (n0 * b.T + t) * b.GH, b.T * b.GH, K,
-                     panelsT + p * K * PS::NV * W, acc);
-    for (int r = 0; r < nb; ++r) {
-      const int64_t n = n0 + r;
-      for (int sb = 0; sb < PS::S; ++sb) {
-        const int64_t u0 = p * upp + sb * W;
-        if (u0 >= H) break;
-        const int nl = (int)std::min<int64_t>(W, H - u0);
-        (Vec::load_partial(b.ddir + n * H + u0, nl) + acc[r][sb])
-            .store_partial(b.dh + n * H + u0, nl);
-      }
-    }
-  }
+  const int64_t H = b.H;
+  step_items<PS::NV>(i0, i1, b.N, b.dGr + t * b.N * b.GH, b.GH, K, panelsT, part,
+                     [&](int64_t n, int64_t p, const float* acc) {
+    for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) {
+      (Vec::load_n(b.ddir + n * H + u0, nl) + Vec::load(acc + sb * W))
+          .store_n(b.dh + n * H + u0, nl);
+    });
+  });
 }
 
 template <Cell CELL>
-void backward_loop(BwdCtx& b, const float* panelsT, int64_t K, const float* panels_h, int nt) {
+void backward_loop(BwdCtx& b, const float* panelsT, int64_t K, const float* panels_h,
+                   float* parts, int nt) {
   const int64_t nrb = (b.N + kRowBlock - 1) / kRowBlock;
   const int64_t ntile = (b.H + W - 1) / W;
   const int64_t itemsA = b.N * ntile;
@@ -565,6 +589,7 @@ void backward_loop(BwdCtx& b, const float* panelsT, int64_t K, const float* pane
 #endif
   {
     Region reg;
+    float* part = parts + reg.tid * part_floats(b.N);
     for (int64_t s = b.T - 1; s >= 0; --s) {
       const int64_t t = b.cfg->go_backwards ? b.T - 1 - s : s;
       int64_t lo, hi;
@@ -576,11 +601,11 @@ void backward_loop(BwdCtx& b, const float* panelsT, int64_t K, const float* pane
       reg.barrier();
       if (gru_rb) {
         split_range(itemsB, reg.nth, reg.tid, lo, hi);
-        gru_rb_backward_a2(b, panels_h, t, lo, hi);
+        gru_rb_backward_a2(b, panels_h, part, t, lo, hi);
         reg.barrier();
       }
       split_range(itemsB, reg.nth, reg.tid, lo, hi);
-      backward_product(b, panelsT, K, t, lo, hi);
+      backward_product(b, panelsT, part, K, t, lo, hi);
       reg.barrier();
     }
   }
@@ -616,11 +641,12 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   }
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
   int nt = pick_threads(cfg.threads, nrb * ((H + 4 * W - 1) / (4 * W)), 2.0 * N * H * GH);
+  std::vector<float> parts(nt * part_floats(N));
   if (N > 0) {
     switch (cfg.cell) {
-      case Cell::SimpleRNN: backward_loop<Cell::SimpleRNN>(b, panelsT.data(), K, nullptr, nt); break;
-      case Cell::LSTM: backward_loop<Cell::LSTM>(b, panelsT.data(), K, nullptr, nt); break;
-      case Cell::GRU: backward_loop<Cell::GRU>(b, panelsT.data(), K, panels_h.data(), nt); break;
+      case Cell::SimpleRNN: backward_loop<Cell::SimpleRNN>(b, panelsT.data(), K, nullptr, parts.data(), nt); break;
+      case Cell::LSTM: backward_loop<Cell::LSTM>(b, panelsT.data(), K, nullptr, parts.data(), nt); break;
+      case Cell::GRU: backward_loop<Cell::GRU>(b, panelsT.data(), K, panels_h.data(), parts.data(), nt); break;
     }
   }
   std::memcpy(a.dh0, dh.data(), N * H * sizeof(float));
@@ -628,8 +654,11 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
 
   // The big GEMMs over all timesteps.
   const int th = cfg.threads;
-  gemm(NT, C, GH, dG.data(), GH, 1, a.W, 1, GH, a.dx, C, false, th);   // dX = dG W^T
-  gemm(C, GH, NT, a.x, 1, C, dG.data(), GH, 1, a.dW, GH, false, th);   // dW = X^T dG
+  std::vector<float> xt(NT * C), dxt(NT * C);
+  to_time_major(a.x, N, T, C, xt.data());
+  gemm(NT, C, GH, dG.data(), GH, 1, a.W, 1, GH, dxt.data(), C, false, th);  // dX = dG W^T
+  from_time_major(dxt.data(), N, T, C, a.dx);
+  gemm(C, GH, NT, xt.data(), 1, C, dG.data(), GH, 1, a.dW, GH, false, th);  // dW = X^T dG
   if (gru_rb) {
     std::vector<float> RH(NT * H);
     for (int64_t r = 0; r < NT; ++r)

@@ -20,6 +20,14 @@ struct Vec {
   }
   void store(float* p) const { for (int l = 0; l < W; ++l) p[l] = v[l]; }
   void store_partial(float* p, int n) const { for (int l = 0; l < n; ++l) p[l] = v[l]; }
+  // n lanes: a plain access when n == W (the common case), masked otherwise.
+  static Vec load_n(const float* p, int n) { return n == W ? load(p) : load_partial(p, n); }
+  void store_n(float* p, int n) const {
+    if (n == W)
+      store(p);
+    else
+      store_partial(p, n);
+  }
 };
 
 #define RNNKERN_VEC_BINOP(op)                                                  \

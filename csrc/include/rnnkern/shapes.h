@@ -10,8 +10,10 @@
 //   b     [G*H]      bias; GRU reset_after: [2,G*H], row 0 input, row 1 recurrent
 //   y     [N,T,H]    outputs in processing order (go_backwards: step s reads x[:,T-1-s])
 //   mask  [N,T]      uint8, by the original time index of x
-// Everything the kernels keep for BPTT is indexed by the ORIGINAL time index t,
-// so the hoisted GEMMs over all timesteps see plain [N*T, .] matrices.
+// Inside, the kernels work TIME-MAJOR: x is copied to [T,N,C] once, and
+// everything kept for BPTT (hprev [T,N,H], slots [T,N,S*H]) is indexed by the
+// ORIGINAL time index t, so each step's rows are one contiguous block and the
+// hoisted GEMMs over all timesteps see plain [T*N, .] matrices.
 #pragma once
 
 #include "rnnkern/common.h"
@@ -60,8 +62,8 @@ struct ForwardArgs {
   float* hT = nullptr;           // [N,H]
   float* cT = nullptr;           // [N,H] LSTM
   // training only (null otherwise):
-  float* hprev = nullptr;        // [N,T,H]   state before the step that read x[:,t]
-  float* slots = nullptr;        // [N,T,S*H] saved activations, S = num_slots()
+  float* hprev = nullptr;        // [T,N,H]   state before the step that read x[:,t]
+  float* slots = nullptr;        // [T,N,S*H] saved activations, S = num_slots()
 };
 
 struct BackwardArgs {
@@ -69,8 +71,8 @@ struct BackwardArgs {
   const float* W = nullptr;      // [C,G*H]
   const float* U = nullptr;      // [H,G*H]
   const uint8_t* mask = nullptr; // [N,T] or null
-  const float* hprev = nullptr;  // [N,T,H]
-  const float* slots = nullptr;  // [N,T,S*H]
+  const float* hprev = nullptr;  // [T,N,H]
+  const float* slots = nullptr;  // [T,N,S*H]
   bool has_bias = true;
   const float* dy = nullptr;     // like y
   const float* dhT = nullptr;    // [N,H]
