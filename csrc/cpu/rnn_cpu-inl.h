@@ -65,6 +65,12 @@ int64_t panel_floats(int64_t K, int64_t H) {
   return ((H + upp - 1) / upp) * K * PS::NV * W;
 }
 
+// Steps per inference chunk: the chunk's pre-activations take <= 8 MiB.
+inline int64_t inference_chunk(int64_t T, int64_t N, int64_t GH) {
+  const int64_t per_step = std::max<int64_t>(1, N * GH * (int64_t)sizeof(float));
+  return std::max<int64_t>(1, std::min<int64_t>(T, (8 << 20) / per_step));
+}
+
 inline int pick_threads(int threads, int64_t items, double flops_per_step) {
   int nt = std::max(1, threads);
   if (flops_per_step < 3e4) nt = 1;  // a barrier costs more than the work
@@ -145,8 +151,9 @@ struct FwdCtx {
   const RnnConfig* cfg;
   const ForwardArgs* a;
   int64_t T, N, C, H, G, GH, S;    // S: slots per unit
-  const float* P;                   // [T,N,ldp] pre-activations (x W + b)
+  const float* P;                   // [T,N,ldp] pre-activations (x W + b), from time p_t0
   int64_t ldp;                      // row stride of P: G*H, or S*H when in the slots
+  int64_t p_t0;                     // first time index held in P (inference: a chunk)
   float* h_cur;                     // [N,H]
   float* h_nxt;                     // [N,H]
   float* c;                         // [N,H] LSTM
@@ -205,7 +212,7 @@ inline void forward_point(const FwdCtx& f, int64_t n, int64_t s, int64_t t, int6
                           const float* rec) {
   const RnnConfig& cfg = *f.cfg;
   const int64_t H = f.H;
-  const float* p = f.P + (t * f.N + n) * f.ldp;
+  const float* p = f.P + ((t - f.p_t0) * f.N + n) * f.ldp;
   const Vec hp = Vec::load_n(f.h_cur + n * H + u0, nl);
   float* sl = f.a->slots ? f.a->slots + (t * f.N + n) * f.S * H : nullptr;
   auto pre = [&](int g) { return Vec::load_n(p + g * H + u0, nl) + Vec::load(rec + g * W); };
@@ -281,7 +288,7 @@ inline void gru_rb_phase1(const FwdCtx& f, const float* panels, float* part, int
   step_items<PS::NV>(i0, i1, f.N, f.h_cur, H, H, panels, part,
                      [&](int64_t n, int64_t p, const float* acc) {
     const bool live = unmasked(f.a->mask, f.T, n, t);
-    const float* prow = f.P + (t * f.N + n) * f.ldp;
+    const float* prow = f.P + ((t - f.p_t0) * f.N + n) * f.ldp;
     float* sl = f.a->slots ? f.a->slots + (t * f.N + n) * f.S * H : nullptr;
     for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) {
       if (!live) {
@@ -311,7 +318,7 @@ inline void gru_rb_phase2(const FwdCtx& f, const float* panels, float* part, int
   step_items<PS::NV>(i0, i1, f.N, f.rh, H, H, panels, part,
                      [&](int64_t n, int64_t p, const float* acc) {
     const bool live = unmasked(f.a->mask, f.T, n, t);
-    const float* prow = f.P + (t * f.N + n) * f.ldp;
+    const float* prow = f.P + ((t - f.p_t0) * f.N + n) * f.ldp;
     float* sl = f.a->slots ? f.a->slots + (t * f.N + n) * f.S * H : nullptr;
     for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) {
       if (!live) {
@@ -333,7 +340,8 @@ inline void gru_rb_phase2(const FwdCtx& f, const float* panels, float* part, int
 }
 
 template <Cell CELL, int G>
-void forward_loop(FwdCtx& f, const float* panels, const float* panels2, float* parts, int nt) {
+void forward_loop(FwdCtx& f, int64_t s0, int64_t s1, const float* panels, const float* panels2,
+                  float* parts, int nt) {
   using PS = PanelShape<G>;
   const int64_t nrb = (f.N + kRowBlock - 1) / kRowBlock;
   const int64_t items = nrb * ((f.H + PS::S * W - 1) / (PS::S * W));
@@ -348,7 +356,7 @@ void forward_loop(FwdCtx& f, const float* panels, const float* panels2, float* p
     float* hc = f.h_cur;
     float* hn = f.h_nxt;
     FwdCtx fl = f;  // per-thread copy: h buffers swap every step
-    for (int64_t s = 0; s < f.T; ++s) {
+    for (int64_t s = s0; s < s1; ++s) {
       const int64_t t = f.cfg->go_backwards ? f.T - 1 - s : s;
       fl.h_cur = hc;
       fl.h_nxt = hn;
@@ -366,7 +374,10 @@ void forward_loop(FwdCtx& f, const float* panels, const float* panels2, float* p
       reg.barrier();
       std::swap(hc, hn);
     }
-    if (reg.tid == 0) f.h_cur = hc;
+    if (reg.tid == 0) {
+      f.h_cur = hc;
+      f.h_nxt = hn;
+    }
   }
 }
 
@@ -381,21 +392,11 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   const bool gru_ra = cfg.cell == Cell::GRU && cfg.reset_after;
   if (N == 0 || T == 0) return;
 
-  // 1. P = X W + b_in (+ b_rec of z, r for GRU reset_after), all timesteps.
-  std::vector<float> pbuf;
-  float* P;
-  int64_t ldp;
-  if (a.slots) {
-    P = a.slots;
-    ldp = S * H;
-  } else {
-    pbuf.resize(N * T * GH);
-    P = pbuf.data();
-    ldp = GH;
-  }
+  // 1. P = X W + b_in (+ b_rec of z, r for GRU reset_after). Training: all
+  // timesteps at once, straight into the slots. Inference: chunks of steps,
+  // so what is kept stays O(chunk * N * G * H) however long the sequence.
   std::vector<float> xt(N * T * C);
   to_time_major(a.x, N, T, C, xt.data());
-  gemm(N * T, GH, C, xt.data(), C, 1, a.W, GH, 1, P, ldp, false, cfg.threads);
   std::vector<float> bias_in(GH, 0.0f);
   const float* brh = nullptr;
   if (a.b) {
@@ -404,44 +405,40 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
       for (int64_t j = 0; j < 2 * H; ++j) bias_in[j] += a.b[GH + j];
       brh = a.b + GH + 2 * H;
     }
-    for (int64_t r = 0; r < N * T; ++r) {
-      float* prow = P + r * ldp;
-      for (int64_t j = 0; j < GH; ++j) prow[j] += bias_in[j];
-    }
   }
+  const int64_t chunk = a.slots ? T : inference_chunk(T, N, GH);
+  std::vector<float> pbuf;
+  if (!a.slots) pbuf.resize(chunk * N * GH);
+  float* P = a.slots ? a.slots : pbuf.data();
+  const int64_t ldp = a.slots ? S * H : GH;
 
   // 2. State buffers and packed recurrent panels, allocated before the loop.
   std::vector<float> hbuf(2 * N * H), cbuf, ylast, zbuf, rh;
   std::memcpy(hbuf.data(), a.h0, N * H * sizeof(float));
   if (cfg.cell == Cell::LSTM) cbuf.assign(a.c0, a.c0 + N * H);
   if (!cfg.return_sequences) ylast.assign(N * H, 0.0f);
-  FwdCtx f{&cfg, &a, T, N, C, H, G, GH, S, P, ldp, hbuf.data(), hbuf.data() + N * H,
+  FwdCtx f{&cfg, &a, T, N, C, H, G, GH, S, P, ldp, 0, hbuf.data(), hbuf.data() + N * H,
            cbuf.data(), ylast.data(), nullptr, nullptr, brh};
   std::vector<float> panels, panels2;
-  std::vector<float> parts(std::max(1, cfg.threads) * part_floats(N));
-  const double step_flops = 2.0 * N * H * GH;
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
+  const double step_flops = 2.0 * N * H * GH;
+  int64_t items;
   switch (cfg.cell) {
-    case Cell::SimpleRNN: {
+    case Cell::SimpleRNN:
       panels.resize(panel_floats<1>(H, H));
       pack_gate_panels<1>(a.U, GH, 1, H, H, 0, panels.data());
-      int nt = pick_threads(cfg.threads, nrb * ((H + 4 * W - 1) / (4 * W)), step_flops);
-      forward_loop<Cell::SimpleRNN, 1>(f, panels.data(), nullptr, parts.data(), nt);
+      items = nrb * ((H + 4 * W - 1) / (4 * W));
       break;
-    }
-    case Cell::LSTM: {
+    case Cell::LSTM:
       panels.resize(panel_floats<4>(H, H));
       pack_gate_panels<4>(a.U, GH, 1, H, H, 0, panels.data());
-      int nt = pick_threads(cfg.threads, nrb * ((H + W - 1) / W), step_flops);
-      forward_loop<Cell::LSTM, 4>(f, panels.data(), nullptr, parts.data(), nt);
+      items = nrb * ((H + W - 1) / W);
       break;
-    }
-    case Cell::GRU: {
+    default:
       if (cfg.reset_after) {
         panels.resize(panel_floats<3>(H, H));
         pack_gate_panels<3>(a.U, GH, 1, H, H, 0, panels.data());
-        int nt = pick_threads(cfg.threads, nrb * ((H + W - 1) / W), step_flops);
-        forward_loop<Cell::GRU, 3>(f, panels.data(), nullptr, parts.data(), nt);
+        items = nrb * ((H + W - 1) / W);
       } else {
         zbuf.assign(N * H, 0.0f);
         rh.assign(N * H, 0.0f);
@@ -451,10 +448,34 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
         pack_gate_panels<2>(a.U, GH, 1, H, H, 0, panels.data());
         panels2.resize(panel_floats<1>(H, H));
         pack_gate_panels<1>(a.U, GH, 1, H, H, 2 * H, panels2.data());
-        int nt = pick_threads(cfg.threads, nrb * ((H + 2 * W - 1) / (2 * W)), step_flops);
-        forward_loop<Cell::GRU, 2>(f, panels.data(), panels2.data(), parts.data(), nt);
+        items = nrb * ((H + 2 * W - 1) / (2 * W));
       }
-      break;
+  }
+  const int nt = pick_threads(cfg.threads, items, step_flops);
+  std::vector<float> parts(nt * part_floats(N));
+
+  // 3. The timestep loop, chunk by chunk (one chunk in training).
+  for (int64_t s0 = 0; s0 < T; s0 += chunk) {
+    const int64_t s1 = std::min(T, s0 + chunk);
+    const int64_t t_lo = cfg.go_backwards ? T - s1 : s0;  // times read by steps [s0, s1)
+    f.p_t0 = a.slots ? 0 : t_lo;
+    if (!a.slots || s0 == 0) {
+      const int64_t nt_rows = a.slots ? T : s1 - s0;
+      gemm(nt_rows * N, GH, C, xt.data() + f.p_t0 * N * C, C, 1, a.W, GH, 1, P, ldp, false,
+           cfg.threads, a.b ? bias_in.data() : nullptr);
+    }
+    switch (cfg.cell) {
+      case Cell::SimpleRNN:
+        forward_loop<Cell::SimpleRNN, 1>(f, s0, s1, panels.data(), nullptr, parts.data(), nt);
+        break;
+      case Cell::LSTM:
+        forward_loop<Cell::LSTM, 4>(f, s0, s1, panels.data(), nullptr, parts.data(), nt);
+        break;
+      default:
+        if (cfg.reset_after)
+          forward_loop<Cell::GRU, 3>(f, s0, s1, panels.data(), nullptr, parts.data(), nt);
+        else
+          forward_loop<Cell::GRU, 2>(f, s0, s1, panels.data(), panels2.data(), parts.data(), nt);
     }
   }
   std::memcpy(a.hT, f.h_cur, N * H * sizeof(float));

@@ -19,6 +19,6 @@ namespace scalar {
 #include "rnn_cpu-inl.h"
 #include "peak-inl.h"
 
-const CpuKernels kKernels = {"scalar", rnn_forward, rnn_backward, gemm, peak_gflops};
+const CpuKernels kKernels = {"scalar", rnn_forward, rnn_backward, gemm_entry, peak_gflops};
 }  // namespace scalar
 }  // namespace rnnkern
