@@ -180,6 +180,10 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
         for (int64_t i = 0; i < mc; i += kRowBlock) {
           const int nb = (int)std::min<int64_t>(kRowBlock, mc - i);
           alignas(64) float tmp[kRowBlock * NR];
+          if (add)  // the C tile comes from L2/L3: start fetching it before the k loop
+            for (int n = 0; n < nb; ++n)
+              for (int q = 0; q < nvalid; q += 16)
+                __builtin_prefetch(c + (i0 + i + n) * ldc + j0 + q, 1);
           mac_rows<kGemmNV>(nb, apack.data() + i * kc, kc, kc, bpack.data() + p * kc * NR, tmp,
                             false);
           for (int n = 0; n < nb; ++n) {

@@ -73,7 +73,7 @@ inline int64_t inference_chunk(int64_t T, int64_t N, int64_t GH) {
 
 inline int pick_threads(int threads, int64_t items, double flops_per_step) {
   int nt = std::max(1, threads);
-  if (flops_per_step < 3e4) nt = 1;  // a barrier costs more than the work
+  if (flops_per_step < 5e5) nt = 1;  // a barrier (~1 us) would cost more than the split saves
   return (int)std::max<int64_t>(1, std::min<int64_t>(nt, items));
 }
 
@@ -104,13 +104,15 @@ constexpr int64_t step_kc() {
 template <int NV>
 inline void product_group(const float* A, int64_t lda, int64_t N, int64_t K, const float* panel,
                           int64_t rb0, int64_t rb1, float* part) {
+  const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
   const int64_t kstep = rb1 - rb0 > 1 ? step_kc<NV>() : std::max<int64_t>(K, 1);
   int64_t k0 = 0;
   do {
     const int64_t kc = std::min(kstep, K - k0);
     for (int64_t rb = rb0; rb < rb1; ++rb) {
-      const int64_t n0 = rb * kRowBlock;
-      const int nb = (int)std::min<int64_t>(kRowBlock, N - n0);
+      int64_t n0, n1;
+      split_range(N, (int)nrb, (int)rb, n0, n1);  // balanced: 32 rows -> 6,6,5,5,5,5
+      const int nb = (int)(n1 - n0);
       mac_rows<NV>(nb, A + n0 * lda + k0, lda, kc, panel + k0 * NV * W,
                    part + (rb - rb0) * kRowBlock * NV * W, k0 > 0);
     }
@@ -131,8 +133,9 @@ inline void step_items(int64_t i0, int64_t i1, int64_t N, const float* A, int64_
     const int64_t rb1 = std::min(nrb, rb0 + (i1 - it));
     product_group<NV>(A, lda, N, K, panels + p * K * NV * W, rb0, rb1, part);
     for (int64_t rb = rb0; rb < rb1; ++rb) {
-      const int64_t n0 = rb * kRowBlock;
-      const int nb = (int)std::min<int64_t>(kRowBlock, N - n0);
+      int64_t n0, n1;
+      split_range(N, (int)nrb, (int)rb, n0, n1);  // balanced: 32 rows -> 6,6,5,5,5,5
+      const int nb = (int)(n1 - n0);
       for (int r = 0; r < nb; ++r)
         epi(n0 + r, p, part + ((rb - rb0) * kRowBlock + r) * NV * W);
     }
@@ -208,7 +211,7 @@ inline void forward_masked_units(const FwdCtx& f, int64_t n, int64_t s, int64_t 
 // Pointwise step of W units [u0, u0+nl) of row n; rec: the recurrent sums of
 // gate g at rec + g*W.
 template <Cell CELL>
-inline void forward_point(const FwdCtx& f, int64_t n, int64_t s, int64_t t, int64_t u0, int nl,
+RNNKERN_INLINE void forward_point(const FwdCtx& f, int64_t n, int64_t s, int64_t t, int64_t u0, int nl,
                           const float* rec) {
   const RnnConfig& cfg = *f.cfg;
   const int64_t H = f.H;
@@ -254,7 +257,7 @@ inline void forward_point(const FwdCtx& f, int64_t n, int64_t s, int64_t t, int6
 
 // Calls fn(u0, nl) for the W-unit sub-tiles of panel p (S sub-tiles of W units).
 template <int S, class Fn>
-inline void for_subtiles(int64_t p, int64_t H, Fn&& fn) {
+RNNKERN_INLINE void for_subtiles(int64_t p, int64_t H, Fn&& fn) {
   for (int sb = 0; sb < S; ++sb) {
     const int64_t u0 = (p * S + sb) * W;
     if (u0 >= H) break;
@@ -501,7 +504,7 @@ struct BwdCtx {
 
 // Phase A for units [u0, u0+nl) of row n at step s (time t).
 template <Cell CELL>
-inline void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_t t, int64_t u0,
+RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_t t, int64_t u0,
                            int nl) {
   const RnnConfig& cfg = *b.cfg;
   const int64_t H = b.H, GH = b.GH;

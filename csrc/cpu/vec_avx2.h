@@ -30,12 +30,12 @@ struct Vec {
   }
 };
 
-inline Vec operator+(Vec a, Vec b) { return _mm256_add_ps(a.v, b.v); }
-inline Vec operator-(Vec a, Vec b) { return _mm256_sub_ps(a.v, b.v); }
-inline Vec operator*(Vec a, Vec b) { return _mm256_mul_ps(a.v, b.v); }
-inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a.v, b.v, c.v); }
+RNNKERN_INLINE Vec operator+(Vec a, Vec b) { return _mm256_add_ps(a.v, b.v); }
+RNNKERN_INLINE Vec operator-(Vec a, Vec b) { return _mm256_sub_ps(a.v, b.v); }
+RNNKERN_INLINE Vec operator*(Vec a, Vec b) { return _mm256_mul_ps(a.v, b.v); }
+RNNKERN_INLINE Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a.v, b.v, c.v); }
 
-inline __m256 exp_ps(__m256 x) {
+RNNKERN_INLINE __m256 exp_ps(__m256 x) {
   x = _mm256_min_ps(_mm256_set1_ps(88.0f), x);
   x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
@@ -54,12 +54,12 @@ inline __m256 exp_ps(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-inline Vec v_sigmoid(Vec x) {
+RNNKERN_INLINE Vec v_sigmoid(Vec x) {
   const __m256 one = _mm256_set1_ps(1.0f);
   return _mm256_div_ps(one, _mm256_add_ps(one, exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), x.v))));
 }
 
-inline Vec v_tanh(Vec x) {
+RNNKERN_INLINE Vec v_tanh(Vec x) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 ax = _mm256_andnot_ps(sign, x.v);
   const __m256 u = _mm256_mul_ps(x.v, x.v);
@@ -78,18 +78,18 @@ inline Vec v_tanh(Vec x) {
   return _mm256_blendv_ps(bigs, small, is_small);
 }
 
-inline Vec v_relu(Vec x) { return _mm256_max_ps(_mm256_setzero_ps(), x.v); }
+RNNKERN_INLINE Vec v_relu(Vec x) { return _mm256_max_ps(_mm256_setzero_ps(), x.v); }
 
-inline Vec v_hard_sigmoid(Vec x) {
+RNNKERN_INLINE Vec v_hard_sigmoid(Vec x) {
   const __m256 y = _mm256_fmadd_ps(x.v, _mm256_set1_ps(1.0f / 6.0f), _mm256_set1_ps(0.5f));
   return _mm256_min_ps(_mm256_set1_ps(1.0f), _mm256_max_ps(_mm256_setzero_ps(), y));
 }
 
-inline Vec v_pos(Vec y) {
+RNNKERN_INLINE Vec v_pos(Vec y) {
   return _mm256_and_ps(_mm256_cmp_ps(y.v, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_set1_ps(1.0f));
 }
 
-inline Vec v_open01(Vec y) {
+RNNKERN_INLINE Vec v_open01(Vec y) {
   const __m256 m = _mm256_and_ps(_mm256_cmp_ps(y.v, _mm256_setzero_ps(), _CMP_GT_OQ),
                                  _mm256_cmp_ps(y.v, _mm256_set1_ps(1.0f), _CMP_LT_OQ));
   return _mm256_and_ps(m, _mm256_set1_ps(1.0f));

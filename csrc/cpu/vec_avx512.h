@@ -33,12 +33,12 @@ struct Vec {
   }
 };
 
-inline Vec operator+(Vec a, Vec b) { return _mm512_add_ps(a.v, b.v); }
-inline Vec operator-(Vec a, Vec b) { return _mm512_sub_ps(a.v, b.v); }
-inline Vec operator*(Vec a, Vec b) { return _mm512_mul_ps(a.v, b.v); }
-inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a.v, b.v, c.v); }
+RNNKERN_INLINE Vec operator+(Vec a, Vec b) { return _mm512_add_ps(a.v, b.v); }
+RNNKERN_INLINE Vec operator-(Vec a, Vec b) { return _mm512_sub_ps(a.v, b.v); }
+RNNKERN_INLINE Vec operator*(Vec a, Vec b) { return _mm512_mul_ps(a.v, b.v); }
+RNNKERN_INLINE Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a.v, b.v, c.v); }
 
-inline __m512 exp_ps(__m512 x) {
+RNNKERN_INLINE __m512 exp_ps(__m512 x) {
   x = _mm512_min_ps(_mm512_set1_ps(88.3762626647949f), x);
   x = _mm512_max_ps(_mm512_set1_ps(-103.0f), x);
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
@@ -56,12 +56,12 @@ inline __m512 exp_ps(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-inline Vec v_sigmoid(Vec x) {
+RNNKERN_INLINE Vec v_sigmoid(Vec x) {
   const __m512 one = _mm512_set1_ps(1.0f);
   return _mm512_div_ps(one, _mm512_add_ps(one, exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), x.v))));
 }
 
-inline Vec v_tanh(Vec x) {
+RNNKERN_INLINE Vec v_tanh(Vec x) {
   const __m512 sign = _mm512_set1_ps(-0.0f);
   const __m512 ax = _mm512_andnot_ps(sign, x.v);
   // small |x|: x + x^3 P(x^2)
@@ -82,19 +82,19 @@ inline Vec v_tanh(Vec x) {
   return _mm512_mask_blend_ps(is_small, bigs, small);
 }
 
-inline Vec v_relu(Vec x) { return _mm512_max_ps(_mm512_setzero_ps(), x.v); }
+RNNKERN_INLINE Vec v_relu(Vec x) { return _mm512_max_ps(_mm512_setzero_ps(), x.v); }
 
-inline Vec v_hard_sigmoid(Vec x) {
+RNNKERN_INLINE Vec v_hard_sigmoid(Vec x) {
   const __m512 y = _mm512_fmadd_ps(x.v, _mm512_set1_ps(1.0f / 6.0f), _mm512_set1_ps(0.5f));
   return _mm512_min_ps(_mm512_set1_ps(1.0f), _mm512_max_ps(_mm512_setzero_ps(), y));
 }
 
-inline Vec v_pos(Vec y) {
+RNNKERN_INLINE Vec v_pos(Vec y) {
   const __mmask16 m = _mm512_cmp_ps_mask(y.v, _mm512_setzero_ps(), _CMP_GT_OQ);
   return _mm512_maskz_mov_ps(m, _mm512_set1_ps(1.0f));
 }
 
-inline Vec v_open01(Vec y) {
+RNNKERN_INLINE Vec v_open01(Vec y) {
   const __mmask16 m = _mm512_cmp_ps_mask(y.v, _mm512_setzero_ps(), _CMP_GT_OQ) &
                       _mm512_cmp_ps_mask(y.v, _mm512_set1_ps(1.0f), _CMP_LT_OQ);
   return _mm512_maskz_mov_ps(m, _mm512_set1_ps(1.0f));

@@ -31,7 +31,7 @@ struct Vec {
 };
 
 #define RNNKERN_VEC_BINOP(op)                                                  \
-  inline Vec operator op(Vec a, Vec b) {                                       \
+  RNNKERN_INLINE Vec operator op(Vec a, Vec b) {                                       \
     Vec r;                                                                     \
     for (int l = 0; l < Vec::W; ++l) r.v[l] = a.v[l] op b.v[l];                \
     return r;                                                                  \
@@ -42,14 +42,14 @@ RNNKERN_VEC_BINOP(*)
 #undef RNNKERN_VEC_BINOP
 
 // a*b + c (not fused: the scalar path is the plain-arithmetic baseline).
-inline Vec fmadd(Vec a, Vec b, Vec c) {
+RNNKERN_INLINE Vec fmadd(Vec a, Vec b, Vec c) {
   Vec r;
   for (int l = 0; l < Vec::W; ++l) r.v[l] = a.v[l] * b.v[l] + c.v[l];
   return r;
 }
 
 #define RNNKERN_VEC_UNARY(name)                                                \
-  inline Vec name(Vec a) {                                                     \
+  RNNKERN_INLINE Vec name(Vec a) {                                                     \
     Vec r;                                                                     \
     for (int l = 0; l < Vec::W; ++l) r.v[l] = ::rnnkern::name(a.v[l]);         \
     return r;                                                                  \

@@ -17,6 +17,13 @@
 #define RNNKERN_HD inline
 #endif
 
+// For the CPU kernels' small hot helpers (vector math, the pointwise step).
+#if defined(__GNUC__)
+#define RNNKERN_INLINE inline __attribute__((always_inline))
+#else
+#define RNNKERN_INLINE inline
+#endif
+
 // A cheap invariant check in host code; the Python layer validates user input
 // first, so a failure here is a bug or a direct misuse of the extension.
 #define RNNKERN_CHECK(cond, msg)                                                  \
