@@ -253,6 +253,20 @@ PYBIND11_MODULE(_core, m) {
   m.def("gemm", &gemm, py::arg("isa"), py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("threads") = 1,
         "C = op(a) op(b) with the ISA's packed SGEMM (for tests and benchmarks).");
+  m.def("activate", [](const std::string& isa, const std::string& name, FArr x) {
+        const CpuKernels& k = cpu_kernels(isa);
+        const Act act = parse_act(name, "activation");
+        FArr y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+        const float* px = x.data();
+        float* py_ = y.mutable_data();
+        const int64_t n = x.size();
+        {
+          py::gil_scoped_release nogil;
+          k.activate(act, px, py_, n);
+        }
+        return y;
+      }, py::arg("isa"), py::arg("activation"), py::arg("x"),
+      "y = activation(x) with the ISA's vectorised nonlinearity (for accuracy tests).");
   m.def("peak_gflops", [](const std::string& isa, double seconds) {
         const CpuKernels& k = cpu_kernels(isa);
         py::gil_scoped_release nogil;

@@ -704,3 +704,11 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
     if (gru_ra) colsum(dGr.data(), a.db + GH);
   }
 }
+
+// y = act(x) elementwise with this ISA's vector math (for the accuracy tests).
+inline void activate_array(Act act, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i += Vec::W) {
+    const int nl = (int)std::min<int64_t>(Vec::W, n - i);
+    activate(act, Vec::load_n(x + i, nl)).store_n(y + i, nl);
+  }
+}

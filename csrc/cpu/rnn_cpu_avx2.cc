@@ -19,6 +19,7 @@ namespace avx2 {
 #include "rnn_cpu-inl.h"
 #include "peak-inl.h"
 
-const CpuKernels kKernels = {"avx2", rnn_forward, rnn_backward, gemm_entry, peak_gflops};
+const CpuKernels kKernels = {"avx2", rnn_forward, rnn_backward, gemm_entry, activate_array,
+                               peak_gflops};
 }  // namespace avx2
 }  // namespace rnnkern

@@ -19,6 +19,7 @@ namespace scalar {
 #include "rnn_cpu-inl.h"
 #include "peak-inl.h"
 
-const CpuKernels kKernels = {"scalar", rnn_forward, rnn_backward, gemm_entry, peak_gflops};
+const CpuKernels kKernels = {"scalar", rnn_forward, rnn_backward, gemm_entry, activate_array,
+                               peak_gflops};
 }  // namespace scalar
 }  // namespace rnnkern

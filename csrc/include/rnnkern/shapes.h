@@ -95,6 +95,8 @@ struct CpuKernels {
   void (*gemm)(int64_t M, int64_t N, int64_t K, const float* a, int64_t sam, int64_t sak,
                const float* b, int64_t sbk, int64_t sbn, float* c, int64_t ldc,
                bool accumulate, int threads);
+  // y[i] = act(x[i]) with this ISA's vectorised nonlinearity (accuracy tests).
+  void (*activate)(Act act, const float* x, float* y, int64_t n);
   // fp32 FMA throughput of this ISA on one thread, GFLOP/s, measured for ~seconds.
   double (*peak_gflops)(double seconds);
 };
