@@ -2,6 +2,9 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <new>
+#include <algorithm>
 #include <stdexcept>
 
 #include "kernels.h"
@@ -61,5 +64,50 @@ const CpuKernels& cpu_kernels(const std::string& isa) {
 }
 
 bool in_forked_child() { return g_forked_child.load(); }
+
+namespace {
+struct ScratchBuf {
+  float* ptr = nullptr;
+  size_t cap = 0;  // floats
+};
+struct ScratchSet {
+  ScratchBuf buf[kScratchSlots];
+  ~ScratchSet() {
+    for (ScratchBuf& b : buf) std::free(b.ptr);
+  }
+};
+thread_local ScratchSet t_scratch;
+}  // namespace
+
+float* scratch(int slot, size_t floats) {
+  ScratchBuf& b = t_scratch.buf[slot];
+  if (floats > b.cap) {
+    std::free(b.ptr);
+    b.ptr = nullptr;
+    b.cap = 0;
+    const size_t bytes = ((std::max<size_t>(floats, 16) * sizeof(float)) + 63) / 64 * 64;
+    b.ptr = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (!b.ptr) throw std::bad_alloc();
+    b.cap = bytes / sizeof(float);
+  }
+  return b.ptr;
+}
+
+void scratch_trim() {
+  for (ScratchBuf& b : t_scratch.buf)
+    if (b.cap * sizeof(float) > kScratchKeepBytes) {
+      std::free(b.ptr);
+      b.ptr = nullptr;
+      b.cap = 0;
+    }
+}
+
+void scratch_release() {
+  for (ScratchBuf& b : t_scratch.buf) {
+    std::free(b.ptr);
+    b.ptr = nullptr;
+    b.cap = 0;
+  }
+}
 
 }  // namespace rnnkern

@@ -145,12 +145,9 @@ inline void pack_b_block(const float* b, int64_t sbk, int64_t sbn, int64_t k0, i
 inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
                       const float* a, int64_t sam, int64_t sak, const float* b, int64_t sbk,
                       int64_t sbn, float* c, int64_t ldc, bool accumulate, const float* bias,
-                      std::vector<float>& apack, std::vector<float>& bpack) {
+                      float* apack, float* bpack) {
   constexpr int NR = kGemmNV * Vec::W;
   const int64_t npanels = (n1 - n0 + NR - 1) / NR;
-  const int64_t kc_max = std::min<int64_t>(K, kGemmKC);
-  bpack.resize(std::max<int64_t>(1, npanels * kc_max * NR));
-  apack.resize(std::max<int64_t>(1, kGemmMC * kc_max));
   if (K == 0) {
     if (!accumulate)
       for (int64_t i = m0; i < m1; ++i)
@@ -163,13 +160,13 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
     for (int64_t p = 0; p < npanels; ++p) {
       const int64_t j0 = n0 + p * NR;
       pack_b_block(b, sbk, sbn, k0, kc, j0, (int)std::min<int64_t>(NR, n1 - j0),
-                   bpack.data() + p * kc * NR);
+                   bpack + p * kc * NR);
     }
     for (int64_t i0 = m0; i0 < m1; i0 += kGemmMC) {
       const int64_t mc = std::min(kGemmMC, m1 - i0);
       if (sak == 1) {
         for (int64_t i = 0; i < mc; ++i)
-          std::memcpy(&apack[i * kc], a + (i0 + i) * sam + k0, kc * sizeof(float));
+          std::memcpy(apack + i * kc, a + (i0 + i) * sam + k0, kc * sizeof(float));
       } else {  // A transposed: walk its contiguous direction innermost
         for (int64_t k = 0; k < kc; ++k)
           for (int64_t i = 0; i < mc; ++i) apack[i * kc + k] = a[(i0 + i) * sam + (k0 + k) * sak];
@@ -184,7 +181,7 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
             for (int n = 0; n < nb; ++n)
               for (int q = 0; q < nvalid; q += 16)
                 __builtin_prefetch(c + (i0 + i + n) * ldc + j0 + q, 1);
-          mac_rows<kGemmNV>(nb, apack.data() + i * kc, kc, kc, bpack.data() + p * kc * NR, tmp,
+          mac_rows<kGemmNV>(nb, apack + i * kc, kc, kc, bpack + p * kc * NR, tmp,
                             false);
           for (int n = 0; n < nb; ++n) {
             float* crow = c + (i0 + i + n) * ldc + j0;
@@ -218,6 +215,13 @@ inline void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t sam, i
   const bool split_m = M >= N;
   const int64_t units = split_m ? (M + kRowBlock - 1) / kRowBlock : (N + NR - 1) / NR;
   nt = (int)std::min<int64_t>(nt, units);
+  // Packing buffers for every thread, taken here (not inside the parallel
+  // region, where an allocation failure could not be reported).
+  const int64_t kc_max = std::max<int64_t>(1, std::min<int64_t>(K, kGemmKC));
+  const int64_t max_cols = split_m ? N : ((units + nt - 1) / nt) * NR;
+  const int64_t asz = kGemmMC * kc_max, bsz = ((max_cols + NR - 1) / NR) * kc_max * NR;
+  float* apack_all = scratch(kScratchGemmA, nt * asz);
+  float* bpack_all = scratch(kScratchGemmB, nt * bsz);
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(nt) if (nt > 1)
 #endif
@@ -229,8 +233,9 @@ inline void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t sam, i
 #endif
     int64_t lo, hi;
     split_range(units, nth, tid, lo, hi);
-    std::vector<float> apack, bpack;
     if (lo < hi) {
+      float* apack = apack_all + tid * asz;
+      float* bpack = bpack_all + tid * bsz;
       if (split_m)
         gemm_tile(lo * kRowBlock, std::min(M, hi * kRowBlock), 0, N, K, a, sam, sak, b, sbk,
                   sbn, c, ldc, accumulate, bias, apack, bpack);

@@ -19,6 +19,19 @@ namespace avx512 { extern const CpuKernels kKernels; }
 const std::vector<std::string>& cpu_isas();
 // The kernels of a listed ISA; throws std::invalid_argument otherwise.
 const CpuKernels& cpu_kernels(const std::string& isa);
+// Scratch memory reused across kernel calls on the same thread, so a call does
+// not page-fault and zero fresh memory for its temporaries (that cost 5-10% of
+// a call here). Uninitialised, 64-byte aligned; one buffer per slot. Buffers
+// over kScratchKeepBytes are freed by scratch_trim() at the end of each call.
+enum ScratchSlot {
+  kScratchXt, kScratchP, kScratchDG, kScratchDGr, kScratchDxt, kScratchRH, kScratchPanels,
+  kScratchPanels2, kScratchGemmA, kScratchGemmB, kScratchSlots
+};
+constexpr size_t kScratchKeepBytes = size_t(64) << 20;
+float* scratch(int slot, size_t floats);
+void scratch_trim();
+void scratch_release();  // frees every buffer of the calling thread
+
 // Set in a child process forked after OpenMP use: kernels then run on one
 // thread (libgomp's pool does not survive fork()).
 bool in_forked_child();

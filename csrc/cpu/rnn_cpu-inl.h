@@ -65,10 +65,11 @@ int64_t panel_floats(int64_t K, int64_t H) {
   return ((H + upp - 1) / upp) * K * PS::NV * W;
 }
 
-// Steps per inference chunk: the chunk's pre-activations take <= 8 MiB.
-inline int64_t inference_chunk(int64_t T, int64_t N, int64_t GH) {
+// Steps per chunk of the input projection: the chunk's pre-activations take
+// <= 8 MiB, so inference keeps O(chunk) however long the sequence.
+inline int64_t steps_per_chunk(int64_t T, int64_t N, int64_t GH) {
   const int64_t per_step = std::max<int64_t>(1, N * GH * (int64_t)sizeof(float));
-  return std::max<int64_t>(1, std::min<int64_t>(T, (8 << 20) / per_step));
+  return std::max<int64_t>(1, std::min<int64_t>(T, (int64_t(8) << 20) / per_step));
 }
 
 inline int pick_threads(int threads, int64_t items, double flops_per_step) {
@@ -395,11 +396,12 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   const bool gru_ra = cfg.cell == Cell::GRU && cfg.reset_after;
   if (N == 0 || T == 0) return;
 
-  // 1. P = X W + b_in (+ b_rec of z, r for GRU reset_after). Training: all
-  // timesteps at once, straight into the slots. Inference: chunks of steps,
-  // so what is kept stays O(chunk * N * G * H) however long the sequence.
-  std::vector<float> xt(N * T * C);
-  to_time_major(a.x, N, T, C, xt.data());
+  // 1. P = X W + b_in (+ b_rec of z, r for GRU reset_after), one GEMM per
+  // chunk of steps, just before the chunk's steps read it. Training writes P
+  // straight into the slots (the step overwrites it in place); inference into
+  // one chunk-sized buffer, so it keeps O(chunk * N * G * H) memory.
+  float* xt = scratch(kScratchXt, N * T * C);
+  to_time_major(a.x, N, T, C, xt);
   std::vector<float> bias_in(GH, 0.0f);
   const float* brh = nullptr;
   if (a.b) {
@@ -409,10 +411,8 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
       brh = a.b + GH + 2 * H;
     }
   }
-  const int64_t chunk = a.slots ? T : inference_chunk(T, N, GH);
-  std::vector<float> pbuf;
-  if (!a.slots) pbuf.resize(chunk * N * GH);
-  float* P = a.slots ? a.slots : pbuf.data();
+  const int64_t chunk = steps_per_chunk(T, N, GH);
+  float* P = a.slots ? a.slots : scratch(kScratchP, chunk * N * GH);
   const int64_t ldp = a.slots ? S * H : GH;
 
   // 2. State buffers and packed recurrent panels, allocated before the loop.
@@ -422,68 +422,70 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   if (!cfg.return_sequences) ylast.assign(N * H, 0.0f);
   FwdCtx f{&cfg, &a, T, N, C, H, G, GH, S, P, ldp, 0, hbuf.data(), hbuf.data() + N * H,
            cbuf.data(), ylast.data(), nullptr, nullptr, brh};
-  std::vector<float> panels, panels2;
+  float* panels = nullptr;
+  float* panels2 = nullptr;
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
   const double step_flops = 2.0 * N * H * GH;
   int64_t items;
   switch (cfg.cell) {
     case Cell::SimpleRNN:
-      panels.resize(panel_floats<1>(H, H));
-      pack_gate_panels<1>(a.U, GH, 1, H, H, 0, panels.data());
+      panels = scratch(kScratchPanels, panel_floats<1>(H, H));
+      pack_gate_panels<1>(a.U, GH, 1, H, H, 0, panels);
       items = nrb * ((H + 4 * W - 1) / (4 * W));
       break;
     case Cell::LSTM:
-      panels.resize(panel_floats<4>(H, H));
-      pack_gate_panels<4>(a.U, GH, 1, H, H, 0, panels.data());
+      panels = scratch(kScratchPanels, panel_floats<4>(H, H));
+      pack_gate_panels<4>(a.U, GH, 1, H, H, 0, panels);
       items = nrb * ((H + W - 1) / W);
       break;
     default:
       if (cfg.reset_after) {
-        panels.resize(panel_floats<3>(H, H));
-        pack_gate_panels<3>(a.U, GH, 1, H, H, 0, panels.data());
+        panels = scratch(kScratchPanels, panel_floats<3>(H, H));
+        pack_gate_panels<3>(a.U, GH, 1, H, H, 0, panels);
         items = nrb * ((H + W - 1) / W);
       } else {
         zbuf.assign(N * H, 0.0f);
         rh.assign(N * H, 0.0f);
         f.zbuf = zbuf.data();
         f.rh = rh.data();
-        panels.resize(panel_floats<2>(H, H));
-        pack_gate_panels<2>(a.U, GH, 1, H, H, 0, panels.data());
-        panels2.resize(panel_floats<1>(H, H));
-        pack_gate_panels<1>(a.U, GH, 1, H, H, 2 * H, panels2.data());
+        panels = scratch(kScratchPanels, panel_floats<2>(H, H));
+        pack_gate_panels<2>(a.U, GH, 1, H, H, 0, panels);
+        panels2 = scratch(kScratchPanels2, panel_floats<1>(H, H));
+        pack_gate_panels<1>(a.U, GH, 1, H, H, 2 * H, panels2);
         items = nrb * ((H + 2 * W - 1) / (2 * W));
       }
   }
   const int nt = pick_threads(cfg.threads, items, step_flops);
   std::vector<float> parts(nt * part_floats(N));
 
-  // 3. The timestep loop, chunk by chunk (one chunk in training).
+  // 3. The timestep loop, chunk by chunk.
   for (int64_t s0 = 0; s0 < T; s0 += chunk) {
     const int64_t s1 = std::min(T, s0 + chunk);
     const int64_t t_lo = cfg.go_backwards ? T - s1 : s0;  // times read by steps [s0, s1)
     f.p_t0 = a.slots ? 0 : t_lo;
-    if (!a.slots || s0 == 0) {
-      const int64_t nt_rows = a.slots ? T : s1 - s0;
-      gemm(nt_rows * N, GH, C, xt.data() + f.p_t0 * N * C, C, 1, a.W, GH, 1, P, ldp, false,
+    {
+      float* Pc = a.slots ? P + t_lo * N * ldp : P;
+      gemm((s1 - s0) * N, GH, C, xt + t_lo * N * C, C, 1, a.W, GH, 1, Pc, ldp, false,
            cfg.threads, a.b ? bias_in.data() : nullptr);
     }
     switch (cfg.cell) {
       case Cell::SimpleRNN:
-        forward_loop<Cell::SimpleRNN, 1>(f, s0, s1, panels.data(), nullptr, parts.data(), nt);
+        forward_loop<Cell::SimpleRNN, 1>(f, s0, s1, panels, nullptr, parts.data(), nt);
         break;
       case Cell::LSTM:
-        forward_loop<Cell::LSTM, 4>(f, s0, s1, panels.data(), nullptr, parts.data(), nt);
+        forward_loop<Cell::LSTM, 4>(f, s0, s1, panels, nullptr, parts.data(), nt);
         break;
       default:
         if (cfg.reset_after)
-          forward_loop<Cell::GRU, 3>(f, s0, s1, panels.data(), nullptr, parts.data(), nt);
+          forward_loop<Cell::GRU, 3>(f, s0, s1, panels, nullptr, parts.data(), nt);
         else
-          forward_loop<Cell::GRU, 2>(f, s0, s1, panels.data(), panels2.data(), parts.data(), nt);
+          forward_loop<Cell::GRU, 2>(f, s0, s1, panels, panels2, parts.data(), nt);
     }
   }
   std::memcpy(a.hT, f.h_cur, N * H * sizeof(float));
   if (cfg.cell == Cell::LSTM) std::memcpy(a.cT, cbuf.data(), N * H * sizeof(float));
   if (!cfg.return_sequences) std::memcpy(a.y, ylast.data(), N * H * sizeof(float));
+  scratch_trim();
 }
 
 // ================================================================ backward
@@ -646,31 +648,36 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   const bool gru_ra = cfg.cell == Cell::GRU && cfg.reset_after;
   const bool gru_rb = cfg.cell == Cell::GRU && !cfg.reset_after;
 
-  std::vector<float> dG(NT * GH, 0.0f), dGr, dc, ycarry(N * H, 0.0f), ddir(N * H, 0.0f);
-  if (gru_ra) dGr.assign(NT * GH, 0.0f);
+  // dG / dGr: every row is written by the reverse loop (zeros where masked).
+  float* dG = scratch(kScratchDG, NT * GH);
+  float* dGr = gru_ra ? scratch(kScratchDGr, NT * GH) : dG;
+  std::vector<float> dc, ycarry(N * H, 0.0f), ddir(N * H, 0.0f);
   std::vector<float> dh(a.dhT, a.dhT + N * H);
   if (cfg.cell == Cell::LSTM) dc.assign(a.dcT, a.dcT + N * H);
-  BwdCtx b{&cfg, &a, T, N, H, G, GH, S, dG.data(), gru_ra ? dGr.data() : dG.data(),
-           dh.data(), dc.data(), ycarry.data(), ddir.data()};
+  BwdCtx b{&cfg, &a, T, N, H, G, GH, S, dG, dGr, dh.data(), dc.data(), ycarry.data(),
+           ddir.data()};
 
   // U^T panels: output units of dh_prev x gate columns. GRU r.b. multiplies
   // only the z, r columns in phase B; its h columns go through phase A2.
   const int64_t K = gru_rb ? 2 * H : GH;
-  std::vector<float> panelsT(panel_floats<1>(K, H)), panels_h;
-  pack_gate_panels<1>(a.U, 1, GH, K, H, 0, panelsT.data());
+  float* panelsT = scratch(kScratchPanels, panel_floats<1>(K, H));
+  float* panels_h = nullptr;
+  pack_gate_panels<1>(a.U, 1, GH, K, H, 0, panelsT);
   if (gru_rb) {
-    panels_h.resize(panel_floats<1>(H, H));
+    panels_h = scratch(kScratchPanels2, panel_floats<1>(H, H));
     // B(k, unit) = U_h[unit, k] = U[unit, 2H + k]
-    pack_gate_panels<1>(a.U + 2 * H, 1, GH, H, H, 0, panels_h.data());
+    pack_gate_panels<1>(a.U + 2 * H, 1, GH, H, H, 0, panels_h);
   }
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
   int nt = pick_threads(cfg.threads, nrb * ((H + 4 * W - 1) / (4 * W)), 2.0 * N * H * GH);
   std::vector<float> parts(nt * part_floats(N));
   if (N > 0) {
     switch (cfg.cell) {
-      case Cell::SimpleRNN: backward_loop<Cell::SimpleRNN>(b, panelsT.data(), K, nullptr, parts.data(), nt); break;
-      case Cell::LSTM: backward_loop<Cell::LSTM>(b, panelsT.data(), K, nullptr, parts.data(), nt); break;
-      case Cell::GRU: backward_loop<Cell::GRU>(b, panelsT.data(), K, panels_h.data(), parts.data(), nt); break;
+      case Cell::SimpleRNN:
+        backward_loop<Cell::SimpleRNN>(b, panelsT, K, nullptr, parts.data(), nt);
+        break;
+      case Cell::LSTM: backward_loop<Cell::LSTM>(b, panelsT, K, nullptr, parts.data(), nt); break;
+      case Cell::GRU: backward_loop<Cell::GRU>(b, panelsT, K, panels_h, parts.data(), nt); break;
     }
   }
   std::memcpy(a.dh0, dh.data(), N * H * sizeof(float));
@@ -678,20 +685,21 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
 
   // The big GEMMs over all timesteps.
   const int th = cfg.threads;
-  std::vector<float> xt(NT * C), dxt(NT * C);
-  to_time_major(a.x, N, T, C, xt.data());
-  gemm(NT, C, GH, dG.data(), GH, 1, a.W, 1, GH, dxt.data(), C, false, th);  // dX = dG W^T
-  from_time_major(dxt.data(), N, T, C, a.dx);
-  gemm(C, GH, NT, xt.data(), 1, C, dG.data(), GH, 1, a.dW, GH, false, th);  // dW = X^T dG
+  float* xt = scratch(kScratchXt, NT * C);
+  float* dxt = scratch(kScratchDxt, NT * C);
+  to_time_major(a.x, N, T, C, xt);
+  gemm(NT, C, GH, dG, GH, 1, a.W, 1, GH, dxt, C, false, th);  // dX = dG W^T
+  from_time_major(dxt, N, T, C, a.dx);
+  gemm(C, GH, NT, xt, 1, C, dG, GH, 1, a.dW, GH, false, th);  // dW = X^T dG
   if (gru_rb) {
-    std::vector<float> RH(NT * H);
+    float* RH = scratch(kScratchRH, NT * H);
     for (int64_t r = 0; r < NT; ++r)
       for (int64_t u = 0; u < H; ++u)
         RH[r * H + u] = a.slots[r * S * H + H + u] * a.hprev[r * H + u];
-    gemm(H, 2 * H, NT, a.hprev, 1, H, dG.data(), GH, 1, a.dU, GH, false, th);
-    gemm(H, H, NT, RH.data(), 1, H, dG.data() + 2 * H, GH, 1, a.dU + 2 * H, GH, false, th);
+    gemm(H, 2 * H, NT, a.hprev, 1, H, dG, GH, 1, a.dU, GH, false, th);
+    gemm(H, H, NT, RH, 1, H, dG + 2 * H, GH, 1, a.dU + 2 * H, GH, false, th);
   } else {
-    gemm(H, GH, NT, a.hprev, 1, H, b.dGr, GH, 1, a.dU, GH, false, th);  // dU = Hprev^T dGr
+    gemm(H, GH, NT, a.hprev, 1, H, dGr, GH, 1, a.dU, GH, false, th);  // dU = Hprev^T dGr
   }
   if (a.db) {
     // colsum in a fixed row order (deterministic)
@@ -700,9 +708,10 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
       for (int64_t r = 0; r < NT; ++r)
         for (int64_t j = 0; j < GH; ++j) out[j] += m[r * GH + j];
     };
-    colsum(dG.data(), a.db);
-    if (gru_ra) colsum(dGr.data(), a.db + GH);
+    colsum(dG, a.db);
+    if (gru_ra) colsum(dGr, a.db + GH);
   }
+  scratch_trim();
 }
 
 // y = act(x) elementwise with this ISA's vector math (for the accuracy tests).
