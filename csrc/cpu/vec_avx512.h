@@ -56,9 +56,16 @@ RNNKERN_INLINE __m512 exp_ps(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
+// 1/d: 14-bit estimate plus one Newton step (about 2x the throughput of
+// vdivps, ~1 ulp; d >= 1 or d = inf here, where the estimate is exact).
+RNNKERN_INLINE __m512 recip_ps(__m512 d) {
+  const __m512 r = _mm512_rcp14_ps(d);
+  return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
+}
+
 RNNKERN_INLINE Vec v_sigmoid(Vec x) {
   const __m512 one = _mm512_set1_ps(1.0f);
-  return _mm512_div_ps(one, _mm512_add_ps(one, exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), x.v))));
+  return recip_ps(_mm512_add_ps(one, exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), x.v))));
 }
 
 RNNKERN_INLINE Vec v_tanh(Vec x) {
@@ -74,9 +81,9 @@ RNNKERN_INLINE Vec v_tanh(Vec x) {
   const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(x.v, u), p, x.v);
   // large |x|: 1 - 2 / (exp(2|x|) + 1), sign restored
   const __m512 e = exp_ps(_mm512_add_ps(ax, ax));
-  const __m512 big = _mm512_sub_ps(_mm512_set1_ps(1.0f),
-                                   _mm512_div_ps(_mm512_set1_ps(2.0f),
-                                                 _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
+  const __m512 big = _mm512_fnmadd_ps(_mm512_set1_ps(2.0f),
+                                      recip_ps(_mm512_add_ps(e, _mm512_set1_ps(1.0f))),
+                                      _mm512_set1_ps(1.0f));
   const __m512 bigs = _mm512_or_ps(big, _mm512_and_ps(sign, x.v));
   const __mmask16 is_small = _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.5f), _CMP_LT_OQ);
   return _mm512_mask_blend_ps(is_small, bigs, small);
