@@ -1,0 +1,438 @@
+"""What the benchmark runs: one registry of implementations, one input maker,
+one oracle.
+
+An implementation (``Impl``) turns a case — cell, mode and the Keras-layout
+float32 inputs — into a ``Prepared`` call:
+
+    prepared.fn()            the work that is timed (one inference forward, or one
+                             training forward + backward with loss = sum(outputs))
+    prepared.collect(ret)    fn's result -> {"y", "dx", "dkernel",
+                             "drecurrent_kernel", "dbias"} as NumPy in Keras layout,
+                             used only to CHECK the implementation, never timed
+
+The registry (``IMPLS``, ``register``) drives the CLI, the tests (which add a
+deliberately wrong implementation) and anything added later: a new kernel or
+adapter is one entry, and it is then checked and timed.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Optional
+
+import numpy as np
+
+from .shapes import GATES
+
+# --------------------------------------------------------------------------
+# Inputs: Keras-layout float32 weights, generated once per (shape, cell)
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Inputs:
+    cell: str
+    x: np.ndarray        # [N, T, C]
+    W: np.ndarray        # [C, G*H]
+    U: np.ndarray        # [H, G*H]
+    b: np.ndarray        # [G*H], or [2, G*H] for GRU (reset_after=True)
+    h0: np.ndarray       # [N, H] zeros
+    c0: Optional[np.ndarray]   # [N, H] zeros for LSTM
+    dy: np.ndarray       # [N, T, H] ones: d(sum of outputs)/dy
+
+    @property
+    def dims(self):
+        N, T, C = self.x.shape
+        return T, N, C, self.U.shape[0]
+
+
+def make_inputs(cell, T, N, C, H, seed=0):
+    """Keras-like initialisation (glorot-uniform kernel, orthogonal recurrent
+    kernel over the whole [H, G*H]) with a small NON-zero bias, so that a bias
+    handled wrongly shows up in the check."""
+    g = GATES[cell]
+    rng = np.random.default_rng([seed, T, N, C, H, g])
+    lim = np.sqrt(6.0 / (C + g * H))
+    W = rng.uniform(-lim, lim, (C, g * H))
+    a = rng.standard_normal((g * H, H))
+    q, r = np.linalg.qr(a)                   # q: [G*H, H], orthonormal columns
+    q *= np.sign(np.diag(r))
+    U = q.T                                  # [H, G*H], orthonormal rows
+    bshape = (2, g * H) if cell == "gru" else (g * H,)
+    b = rng.uniform(-0.1, 0.1, bshape)
+    x = rng.uniform(-1.0, 1.0, (N, T, C))
+    f32 = lambda v: np.ascontiguousarray(v, dtype=np.float32)  # noqa: E731
+    h0 = np.zeros((N, H), np.float32)
+    return Inputs(cell, f32(x), f32(W), f32(U), f32(b), h0,
+                  h0.copy() if cell == "lstm" else None,
+                  np.ones((N, T, H), np.float32))
+
+
+# --------------------------------------------------------------------------
+# The oracle: rnnkern.reference in float64, once per (shape, cell)
+# --------------------------------------------------------------------------
+
+def reference_results(inp, training=True):
+    """Float64 reference outputs (and, with training, gradients of sum(y))."""
+    from .. import reference
+    d = lambda v: None if v is None else np.asarray(v, np.float64)  # noqa: E731
+    y, _, _, cache = reference.rnn_forward(
+        inp.cell, d(inp.x), d(inp.W), d(inp.U), d(inp.b), d(inp.h0), d(inp.c0), None,
+        return_sequences=True, training=training)
+    out = {"y": y}
+    if training:
+        dx, dW, dU, db, _, _ = reference.rnn_backward(cache, np.ones_like(y))
+        out.update(dx=dx, dkernel=dW, drecurrent_kernel=dU, dbias=db)
+    return out
+
+
+# Norm-wise relative error ||a - r|| / ||r|| allowed against the float64
+# reference. Norm-wise, because over long sequences float32 rounding grows
+# and a few tiny elements would fail an elementwise rtol; a real bug (a wrong
+# gate order, a missing bias, a transposed weight) gives errors of order 1.
+CHECK_TOL = {"y": 1e-4, "dx": 1e-3, "dkernel": 1e-3, "drecurrent_kernel": 1e-3,
+             "dbias": 1e-3}
+CHECKED = {"inference": ("y",),
+           "training": ("y", "dx", "dkernel", "drecurrent_kernel", "dbias")}
+
+
+def rel_err(a, r):
+    a = np.asarray(a, np.float64)
+    r = np.asarray(r, np.float64)
+    if a.shape != r.shape:
+        return float("inf")
+    if not np.all(np.isfinite(a)):
+        return float("inf")
+    den = np.linalg.norm(r)
+    num = np.linalg.norm(a - r)
+    return float(num / den) if den > 0 else float(num)
+
+
+def check(got, ref, mode):
+    """-> (ok, {name: rel_err}, first failing name or None)."""
+    errs, bad = {}, None
+    for k in CHECKED[mode]:
+        if k not in got or got[k] is None:
+            errs[k] = float("inf")
+        else:
+            errs[k] = rel_err(got[k], ref[k])
+        if not errs[k] <= CHECK_TOL[k] and bad is None:
+            bad = k
+    return bad is None, errs, bad
+
+
+# --------------------------------------------------------------------------
+# Implementations
+# --------------------------------------------------------------------------
+
+@dataclass
+class Prepared:
+    fn: Callable[[], object]
+    collect: Callable[[object], Dict[str, np.ndarray]]
+    workspace_bytes: Callable[[object], Optional[int]] = lambda ret: None
+
+
+@dataclass
+class Impl:
+    name: str                  # row label, e.g. "rnnkern-avx512", "torch", "keras"
+    kind: str                  # "rnnkern" | "torch" | "keras" | anything for tests
+    prepare: Callable[[str, str, Inputs], Prepared]   # (cell, mode, inputs)
+    isa: Optional[str] = None  # the ISA whose peak its "% of peak" uses
+    info: Dict[str, str] = field(default_factory=dict)
+
+
+# ---- rnnkern (function-level API) -------------------------------------------
+
+def rnnkern_impl(backend_name):
+    def prepare(cell, mode, inp):
+        from ..backends import get_backend
+        be = get_backend(backend_name)
+        args = (cell, inp.x, inp.W, inp.U, inp.b, inp.h0, inp.c0, None)
+        if mode == "inference":
+            def fn():
+                return be.forward(*args, return_sequences=True, training=False)
+
+            return Prepared(fn, lambda r: {"y": r[0]})
+
+        def fn():
+            y, _, _, cache = be.forward(*args, return_sequences=True, training=True)
+            return y, be.backward(cache, inp.dy), cache
+
+        def collect(r):
+            y, g, _ = r
+            return {"y": y, "dx": g.dx, "dkernel": g.dkernel,
+                    "drecurrent_kernel": g.drecurrent_kernel, "dbias": g.dbias}
+
+        def workspace(r):
+            return getattr(r[2].inner, "nbytes", None)
+
+        return Prepared(fn, collect, workspace)
+
+    isa = backend_name if backend_name in ("avx512", "avx2") else None
+    return Impl(f"rnnkern-{backend_name}", "rnnkern", prepare, isa=isa)
+
+
+# ---- PyTorch (torch.nn.RNN / LSTM / GRU on the CPU) ---------------------------
+
+# torch gate block j holds Keras gate block PERM[cell][j]
+# (LSTM: Keras i,f,c,o == torch i,f,g,o; GRU: Keras z,r,h -> torch r,z,n)
+TORCH_GATE_PERM = {"simple_rnn": (0,), "lstm": (0, 1, 2, 3), "gru": (1, 0, 2)}
+
+
+def keras_to_torch_cols(m, cell):
+    """[..., G*H] in Keras gate order -> [..., G*H] in torch gate order."""
+    perm = TORCH_GATE_PERM[cell]
+    H = m.shape[-1] // len(perm)
+    return np.concatenate([m[..., k * H:(k + 1) * H] for k in perm], axis=-1)
+
+
+def torch_to_keras_cols(m, cell):
+    perm = TORCH_GATE_PERM[cell]
+    inv = [perm.index(k) for k in range(len(perm))]
+    H = m.shape[-1] // len(perm)
+    return np.concatenate([m[..., j * H:(j + 1) * H] for j in inv], axis=-1)
+
+
+def torch_module(cell, inp):
+    """torch.nn.{RNN,LSTM,GRU}(batch_first=True) holding the Keras-layout weights."""
+    import torch
+    T, N, C, H = inp.dims
+    cls = {"simple_rnn": lambda: torch.nn.RNN(C, H, nonlinearity="tanh", batch_first=True),
+           "lstm": lambda: torch.nn.LSTM(C, H, batch_first=True),
+           "gru": lambda: torch.nn.GRU(C, H, batch_first=True)}[cell]
+    mod = cls().float()
+    b = inp.b
+    if cell == "gru":        # reset_after=True: row 0 input bias, row 1 recurrent bias
+        b_ih, b_hh = keras_to_torch_cols(b[0], cell), keras_to_torch_cols(b[1], cell)
+    else:                    # torch adds two biases; Keras has one
+        b_ih, b_hh = keras_to_torch_cols(b, cell), np.zeros_like(b)
+    with torch.no_grad():
+        mod.weight_ih_l0.copy_(torch.from_numpy(keras_to_torch_cols(inp.W, cell).T.copy()))
+        mod.weight_hh_l0.copy_(torch.from_numpy(keras_to_torch_cols(inp.U, cell).T.copy()))
+        mod.bias_ih_l0.copy_(torch.from_numpy(np.ascontiguousarray(b_ih)))
+        mod.bias_hh_l0.copy_(torch.from_numpy(np.ascontiguousarray(b_hh)))
+    return mod
+
+
+def _torch_prepare(cell, mode, inp):
+    import torch
+    mod = torch_module(cell, inp)
+    xt = torch.from_numpy(inp.x)
+    if mode == "inference":
+        def fn():
+            with torch.no_grad():
+                return mod(xt)[0]
+
+        return Prepared(fn, lambda r: {"y": r.numpy()})
+
+    xt = xt.clone().requires_grad_(True)
+    params = list(mod.parameters())
+
+    def fn():
+        for p in params:
+            p.grad = None
+        xt.grad = None
+        out = mod(xt)[0]
+        out.sum().backward()
+        return out
+
+    def collect(out):
+        g = lambda p: p.grad.detach().numpy().astype(np.float64)  # noqa: E731
+        dW = torch_to_keras_cols(g(mod.weight_ih_l0).T, cell)
+        dU = torch_to_keras_cols(g(mod.weight_hh_l0).T, cell)
+        if cell == "gru":
+            db = np.stack([torch_to_keras_cols(g(mod.bias_ih_l0), cell),
+                           torch_to_keras_cols(g(mod.bias_hh_l0), cell)])
+        else:   # d/d(b_ih) == d/d(b_hh) == d/d(Keras bias)
+            db = torch_to_keras_cols(g(mod.bias_ih_l0), cell)
+        return {"y": out.detach().numpy(), "dx": xt.grad.numpy(), "dkernel": dW,
+                "drecurrent_kernel": dU, "dbias": db}
+
+    return Prepared(fn, collect)
+
+
+def torch_impl():
+    return Impl("torch", "torch", _torch_prepare)
+
+
+# ---- Keras 3 layers on the torch backend --------------------------------------
+
+def keras_status():
+    """(usable, reason). Keras must run on its torch backend; if it was already
+    imported with another backend it cannot be switched in this process."""
+    if "keras" in sys.modules:
+        try:
+            be = sys.modules["keras"].backend.backend()
+        except Exception as e:  # pragma: no cover - half-imported keras
+            return False, f"keras import state unusable: {e}"
+        if be != "torch":
+            return False, f"keras already imported with backend {be!r} (needs KERAS_BACKEND=torch)"
+        return True, ""
+    try:
+        import importlib.util
+        if importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None:
+            return False, "keras or torch not installed"
+    except Exception as e:  # pragma: no cover
+        return False, str(e)
+    return True, ""
+
+
+def import_keras():
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = "torch"
+    import keras
+    return keras
+
+
+def keras_layer(cell, inp):
+    keras = import_keras()
+    T, N, C, H = inp.dims
+    cls = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM,
+           "gru": keras.layers.GRU}[cell]
+    kw = {"reset_after": True} if cell == "gru" else {}
+    layer = cls(H, return_sequences=True, **kw)
+    layer.build((N, T, C))
+    layer.set_weights([inp.W, inp.U, inp.b])
+    return layer
+
+
+def _keras_prepare(cell, mode, inp):
+    import torch
+    layer = keras_layer(cell, inp)
+    xt = torch.from_numpy(inp.x)
+    if mode == "inference":
+        def fn():
+            with torch.no_grad():
+                return layer(xt, training=False)
+
+        return Prepared(fn, lambda r: {"y": r.detach().cpu().numpy()})
+
+    xt = xt.clone().requires_grad_(True)
+    # get_weights() order: kernel, recurrent_kernel, bias
+    params = [v.value for v in layer.weights]
+
+    def fn():
+        for p in params:
+            p.grad = None
+        xt.grad = None
+        out = layer(xt, training=True)
+        out.sum().backward()
+        return out
+
+    def collect(out):
+        g = [p.grad.detach().cpu().numpy() for p in params]
+        return {"y": out.detach().cpu().numpy(), "dx": xt.grad.cpu().numpy(),
+                "dkernel": g[0], "drecurrent_kernel": g[1], "dbias": g[2]}
+
+    return Prepared(fn, collect)
+
+
+def keras_impl():
+    return Impl("keras", "keras", _keras_prepare)
+
+
+# --------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------
+
+# name -> zero-argument factory returning an Impl (or raising ImportError)
+IMPLS: Dict[str, Callable[[], Impl]] = {}
+
+
+def register(name, factory):
+    """Add (or replace) an implementation; returns the factory (usable as a decorator)."""
+    IMPLS[name] = factory
+    return factory
+
+
+def unregister(name):
+    IMPLS.pop(name, None)
+
+
+def _torch_available():
+    import importlib.util
+    return importlib.util.find_spec("torch") is not None
+
+
+def available_rnnkern_backends():
+    """Backend names rnnkern lists on this machine, CPU kernels only (no reference)."""
+    from .. import backends as bk
+    return [b for b in bk.backends() if b != "reference"]
+
+
+def default_impl_names():
+    """rnnkern's vectorised backends (scalar only when there is no other),
+    then torch and keras when installed, then registered extras."""
+    rk = available_rnnkern_backends()
+    cpu = [b for b in rk if b in ("avx512", "avx2")]
+    if not cpu:
+        cpu = [b for b in rk if b == "scalar"]
+    others = [b for b in rk if b not in ("avx512", "avx2", "scalar", "reference")]
+    names = [f"rnnkern-{b}" for b in cpu + others]
+    if _torch_available():
+        names.append("torch")
+        if keras_status()[0]:
+            names.append("keras")
+    names += [n for n in IMPLS if n not in names]
+    return names
+
+
+def all_impl_names():
+    rk = available_rnnkern_backends()
+    names = [f"rnnkern-{b}" for b in rk]
+    if _torch_available():
+        names.append("torch")
+        if keras_status()[0]:
+            names.append("keras")
+    return names + [n for n in IMPLS if n not in names]
+
+
+def resolve_impl_names(spec):
+    """--backends value -> list of implementation names (in the given order).
+    Accepts rnnkern backend names with or without the 'rnnkern-' prefix,
+    'torch', 'keras', registered names, 'default' and 'all'."""
+    if spec is None:
+        return default_impl_names()
+    from .. import backends as bk
+    rk_all = bk.backends()
+    names = []
+    for tok in [t.strip() for t in spec.split(",") if t.strip()]:
+        low = tok.lower()
+        if low == "all":
+            group = all_impl_names()
+        elif low == "default":
+            group = default_impl_names()
+        elif low in ("torch", "pytorch"):
+            group = ["torch"]
+        elif low == "keras":
+            group = ["keras"]
+        elif tok in IMPLS:
+            group = [tok]
+        else:
+            b = low[len("rnnkern-"):] if low.startswith("rnnkern-") else low
+            if b not in rk_all:
+                raise ValueError(
+                    f"--backends: unknown implementation {tok!r}; available here: "
+                    f"{', '.join(rk_all + ['torch', 'keras'] + list(IMPLS) + ['default', 'all'])}")
+            group = [f"rnnkern-{b}"]
+        names += [g for g in group if g not in names]
+    if not names:
+        raise ValueError("--backends: empty list")
+    return names
+
+
+def make_impl(name):
+    """-> (Impl or None, reason when unavailable)."""
+    if name in IMPLS:
+        return IMPLS[name](), ""
+    if name == "torch":
+        if not _torch_available():
+            return None, "torch not installed"
+        return torch_impl(), ""
+    if name == "keras":
+        ok, why = keras_status()
+        return (keras_impl(), "") if ok else (None, why)
+    if name.startswith("rnnkern-"):
+        return rnnkern_impl(name[len("rnnkern-"):]), ""
+    return None, f"unknown implementation {name!r}"

@@ -1,0 +1,155 @@
+"""Timing on a noisy shared machine, and the machine's FMA ceiling.
+
+* one thread count for every library (rnnkern, PyTorch, BLAS/OpenMP through
+  threadpoolctl), applied before anything is timed;
+* warm-up, then implementations interleaved round by round in a rotating order
+  (A B C, B C A, C A B, ...) so that drift from other processes hits all alike;
+* each implementation gets as many repetitions as fit its share of the time
+  budget (clamped to [min_reps, max_reps]), or exactly ``--reps``;
+* median, min and max per implementation; the garbage collector is off while
+  timing.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import time
+from contextlib import ExitStack
+
+
+class ThreadControl:
+    """Set the same thread count in every library; restore what can be restored on close()."""
+
+    def __init__(self, n):
+        self.n = int(n)
+        self.applied = {}
+        self._stack = ExitStack()
+        self._torch_prev = None
+
+    def __enter__(self):
+        from .. import backends as bk
+        self._rk_prev = bk._num_threads
+        bk.set_num_threads(self.n)
+        self.applied["rnnkern"] = self.n
+        try:
+            from threadpoolctl import threadpool_limits
+            self._stack.enter_context(threadpool_limits(limits=self.n))
+            self.applied["threadpoolctl"] = self.n
+        except ImportError:
+            self.applied["threadpoolctl"] = "not installed (BLAS/OpenMP threads not limited)"
+        self.apply_torch()
+        return self
+
+    def apply_torch(self):
+        """Called again once torch is imported (it may be imported lazily)."""
+        import sys
+        if "torch" in sys.modules and "torch" not in self.applied:
+            torch = sys.modules["torch"]
+            self._torch_prev = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+            self.applied["torch"] = self.n
+
+    def __exit__(self, *exc):
+        from .. import backends as bk
+        bk.set_num_threads(self._rk_prev)
+        if self._torch_prev is not None:
+            import sys
+            sys.modules["torch"].set_num_threads(self._torch_prev)
+        self._stack.close()
+        return False
+
+
+def parse_threads(text):
+    if text is None:
+        return 1
+    t = str(text).strip().lower()
+    if t in ("all", "max", "0"):
+        return os.cpu_count() or 1
+    try:
+        n = int(t)
+    except ValueError:
+        raise ValueError(f"--threads: expected a positive integer or 'all', got {text!r}") from None
+    if n < 1:
+        raise ValueError(f"--threads: expected a positive integer or 'all', got {text!r}")
+    return n
+
+
+def _clock():
+    return time.perf_counter()
+
+
+def time_interleaved(fns, *, budget_s=0.5, min_reps=3, max_reps=50, reps=None,
+                     warmup=1, on_round=None):
+    """Time every callable of ``fns`` (name -> fn), interleaved.
+
+    Returns name -> {"median_ms", "min_ms", "max_ms", "reps", "times_ms"}.
+    The first warm-up call of each implementation also sets its repetition
+    count: reps_i = clamp(budget_s / t_warm, min_reps, max_reps) unless
+    ``reps`` is given.
+    """
+    names = list(fns)
+    want = {}
+    gc_was = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for name in names:
+            t_first = None
+            for _ in range(max(1, warmup)):
+                t0 = _clock()
+                fns[name]()
+                dt = _clock() - t0
+                t_first = dt if t_first is None else min(t_first, dt)
+            if reps is not None:
+                want[name] = int(reps)
+            else:
+                want[name] = int(min(max_reps, max(min_reps, budget_s / max(t_first, 1e-9))))
+        times = {n: [] for n in names}
+        rounds = max(want.values()) if want else 0
+        for r in range(rounds):
+            k = r % len(names)
+            for name in names[k:] + names[:k]:
+                if len(times[name]) < want[name]:
+                    t0 = _clock()
+                    fns[name]()
+                    times[name].append((_clock() - t0) * 1e3)
+            if on_round is not None:
+                on_round(r + 1, rounds)
+    finally:
+        if gc_was:
+            gc.enable()
+    out = {}
+    for name in names:
+        ts = times[name]
+        out[name] = {"median_ms": statistics.median(ts), "min_ms": min(ts),
+                     "max_ms": max(ts), "reps": len(ts), "times_ms": ts}
+    return out
+
+
+# --------------------------------------------------------------------------
+# The ceiling: fp32 FMA peak per core, measured by a kernel of our own
+# --------------------------------------------------------------------------
+
+PEAK_ISAS = ("avx512", "avx2")
+
+
+def measure_peak(seconds=0.3):
+    """-> ({isa: GFLOP/s per core}, note). Uses ``rnnkern._core.peak_gflops(isa,
+    seconds)`` (one thread, many independent FMA chains) for each ISA this CPU
+    and build have; an empty dict and a note when that kernel is not built."""
+    try:
+        from .. import _core
+    except ImportError as e:
+        return {}, f"n/a (compiled extension not importable: {e})"
+    fn = getattr(_core, "peak_gflops", None)
+    if fn is None:
+        return {}, "n/a (this build of rnnkern._core has no peak_gflops kernel)"
+    have = set(_core.cpu_isas())
+    out = {}
+    for isa in PEAK_ISAS:
+        if isa in have:
+            out[isa] = float(fn(isa, float(seconds)))
+    if not out:
+        return {}, "n/a (no AVX2 or AVX-512 kernel on this CPU/build)"
+    return out, ""
