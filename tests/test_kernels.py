@@ -227,9 +227,9 @@ def test_fork_after_openmp_does_not_hang():
 @pytest.mark.parametrize("cell,reset_after", [("lstm", True), ("gru", False)])
 def test_chunked_input_projection(backend, cell, reset_after):
     """N*G*H large enough that the input projection runs in several chunks of
-    steps (8 MiB each): chunk borders, go_backwards and masks across them."""
+    steps (1 MiB each): chunk borders, go_backwards and masks across them."""
     rng = np.random.default_rng(11)
-    n, t, c, h = 64, 19, 5, 512  # LSTM: 512 KiB of pre-activations per step -> chunks of 16
+    n, t, c, h = 48, 19, 5, 160  # LSTM: 120 KiB of pre-activations per step -> chunks of 8
     x, W, U, b, h0, c0 = make_case(cell, n, t, c, h, reset_after, True, rng)
     mask = make_mask("holes", n, t, rng)
     outs, refs, g, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after, True, True,

@@ -66,10 +66,12 @@ int64_t panel_floats(int64_t K, int64_t H) {
 }
 
 // Steps per chunk of the input projection: the chunk's pre-activations take
-// <= 8 MiB, so inference keeps O(chunk) however long the sequence.
+// <= 1 MiB, so they are still in L2 when the steps read them (perf, LSTM S2:
+// the pointwise share of the forward fell from 21% with 8 MiB chunks to 19%),
+// and inference keeps O(chunk) memory however long the sequence.
 inline int64_t steps_per_chunk(int64_t T, int64_t N, int64_t GH) {
   const int64_t per_step = std::max<int64_t>(1, N * GH * (int64_t)sizeof(float));
-  return std::max<int64_t>(1, std::min<int64_t>(T, (int64_t(8) << 20) / per_step));
+  return std::max<int64_t>(1, std::min<int64_t>(T, (int64_t(1) << 20) / per_step));
 }
 
 inline int pick_threads(int threads, int64_t items, double flops_per_step) {
@@ -219,7 +221,7 @@ RNNKERN_INLINE void forward_point(const FwdCtx& f, int64_t n, int64_t s, int64_t
   const float* p = f.P + ((t - f.p_t0) * f.N + n) * f.ldp;
   const Vec hp = Vec::load_n(f.h_cur + n * H + u0, nl);
   float* sl = f.a->slots ? f.a->slots + (t * f.N + n) * f.S * H : nullptr;
-  auto pre = [&](int g) { return Vec::load_n(p + g * H + u0, nl) + Vec::load(rec + g * W); };
+  auto pre = [&](int g) RNNKERN_LAMBDA_INLINE { return Vec::load_n(p + g * H + u0, nl) + Vec::load(rec + g * W); };
   Vec h;
   if (CELL == Cell::SimpleRNN) {
     h = activate(cfg.act, pre(0));
@@ -272,9 +274,9 @@ void forward_items(const FwdCtx& f, const float* panels, float* part, int64_t s,
                    int64_t i0, int64_t i1) {
   using PS = PanelShape<G>;
   step_items<PS::NV>(i0, i1, f.N, f.h_cur, f.H, f.H, panels, part,
-                     [&](int64_t n, int64_t p, const float* acc) {
+                     [&](int64_t n, int64_t p, const float* acc) RNNKERN_LAMBDA_INLINE {
     const bool live = unmasked(f.a->mask, f.T, n, t);
-    for_subtiles<PS::S>(p, f.H, [&](int sb, int64_t u0, int nl) {
+    for_subtiles<PS::S>(p, f.H, [&](int sb, int64_t u0, int nl) RNNKERN_LAMBDA_INLINE {
       if (live)
         forward_point<CELL>(f, n, s, t, u0, nl, acc + sb * G * W);
       else
@@ -290,11 +292,11 @@ inline void gru_rb_phase1(const FwdCtx& f, const float* panels, float* part, int
   const int64_t H = f.H;
   const RnnConfig& cfg = *f.cfg;
   step_items<PS::NV>(i0, i1, f.N, f.h_cur, H, H, panels, part,
-                     [&](int64_t n, int64_t p, const float* acc) {
+                     [&](int64_t n, int64_t p, const float* acc) RNNKERN_LAMBDA_INLINE {
     const bool live = unmasked(f.a->mask, f.T, n, t);
     const float* prow = f.P + ((t - f.p_t0) * f.N + n) * f.ldp;
     float* sl = f.a->slots ? f.a->slots + (t * f.N + n) * f.S * H : nullptr;
-    for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) {
+    for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) RNNKERN_LAMBDA_INLINE {
       if (!live) {
         std::fill(f.rh + n * H + u0, f.rh + n * H + u0 + nl, 0.0f);
         return;
@@ -320,11 +322,11 @@ inline void gru_rb_phase2(const FwdCtx& f, const float* panels, float* part, int
   const int64_t H = f.H;
   const RnnConfig& cfg = *f.cfg;
   step_items<PS::NV>(i0, i1, f.N, f.rh, H, H, panels, part,
-                     [&](int64_t n, int64_t p, const float* acc) {
+                     [&](int64_t n, int64_t p, const float* acc) RNNKERN_LAMBDA_INLINE {
     const bool live = unmasked(f.a->mask, f.T, n, t);
     const float* prow = f.P + ((t - f.p_t0) * f.N + n) * f.ldp;
     float* sl = f.a->slots ? f.a->slots + (t * f.N + n) * f.S * H : nullptr;
-    for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) {
+    for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) RNNKERN_LAMBDA_INLINE {
       if (!live) {
         forward_masked_units(f, n, s, t, u0, u0 + nl);
         return;
@@ -531,7 +533,7 @@ RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_
   Vec::zero().store_n(b.ycarry + o, nl);
   const Vec dh = Vec::load_n(b.dh + o, nl) + gy;
   const float* sl = b.a->slots + (t * b.N + n) * b.S * H;
-  auto ld = [&](int q) { return Vec::load_n(sl + q * H + u0, nl); };
+  auto ld = [&](int q) RNNKERN_LAMBDA_INLINE { return Vec::load_n(sl + q * H + u0, nl); };
   if (CELL == Cell::SimpleRNN) {
     (dh * activate_grad(cfg.act, ld(0))).store_n(dg + u0, nl);
     Vec::zero().store_n(b.ddir + o, nl);
@@ -573,12 +575,12 @@ inline void gru_rb_backward_a2(const BwdCtx& b, const float* panels_h, float* pa
   const RnnConfig& cfg = *b.cfg;
   const int64_t H = b.H, GH = b.GH;
   step_items<PS::NV>(i0, i1, b.N, b.dG + t * b.N * GH + 2 * H, GH, H, panels_h, part,
-                     [&](int64_t n, int64_t p, const float* acc) {
+                     [&](int64_t n, int64_t p, const float* acc) RNNKERN_LAMBDA_INLINE {
     if (!unmasked(b.a->mask, b.T, n, t)) return;
     const float* sl = b.a->slots + (t * b.N + n) * b.S * H;
     const float* hpr = b.a->hprev + (t * b.N + n) * H;
     float* dg = b.dG + (t * b.N + n) * GH;
-    for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) {
+    for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) RNNKERN_LAMBDA_INLINE {
       const Vec drh = Vec::load(acc + sb * W);
       const Vec rr = Vec::load_n(sl + H + u0, nl);
       const Vec hp = Vec::load_n(hpr + u0, nl);
@@ -594,8 +596,8 @@ inline void backward_product(const BwdCtx& b, const float* panelsT, float* part,
   using PS = PanelShape<1>;
   const int64_t H = b.H;
   step_items<PS::NV>(i0, i1, b.N, b.dGr + t * b.N * b.GH, b.GH, K, panelsT, part,
-                     [&](int64_t n, int64_t p, const float* acc) {
-    for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) {
+                     [&](int64_t n, int64_t p, const float* acc) RNNKERN_LAMBDA_INLINE {
+    for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) RNNKERN_LAMBDA_INLINE {
       (Vec::load_n(b.ddir + n * H + u0, nl) + Vec::load(acc + sb * W))
           .store_n(b.dh + n * H + u0, nl);
     });

@@ -20,8 +20,10 @@
 // For the CPU kernels' small hot helpers (vector math, the pointwise step).
 #if defined(__GNUC__)
 #define RNNKERN_INLINE inline __attribute__((always_inline))
+#define RNNKERN_LAMBDA_INLINE __attribute__((always_inline))
 #else
 #define RNNKERN_INLINE inline
+#define RNNKERN_LAMBDA_INLINE
 #endif
 
 // A cheap invariant check in host code; the Python layer validates user input
