@@ -235,3 +235,45 @@ def test_chunked_input_projection(backend, cell, reset_after):
     outs, refs, g, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after, True, True,
                                  mask, x, W, U, b, h0, c0, rng)
     check(outs, refs, g, gr, f"{backend} {cell} chunked")
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_concurrent_python_threads_are_deterministic(backend):
+    """The GIL is released around the kernels: several Python threads running
+    layers at once must each get the same bits as a lone call."""
+    import threading
+    rng = np.random.default_rng(3)
+    cases = []
+    for cell, ra in [("lstm", True), ("gru", False), ("simple_rnn", True), ("gru", True)]:
+        x, W, U, b, h0, c0 = make_case(cell, 5, 9, 7, 37, ra, True, rng)
+        dy = rng.standard_normal((5, 9, 37)).astype(np.float32)
+        cases.append((cell, ra, x, W, U, b, h0, c0, dy))
+    be = bk.get_backend(backend)
+
+    def run(case):
+        cell, ra, x, W, U, b, h0, c0, dy = case
+        y, h, c, cache = be.forward(cell, x, W, U, b, h0, c0, None, reset_after=ra)
+        return (y, h) + tuple(g for g in be.backward(cache, dy) if g is not None)
+
+    alone = [run(c) for c in cases]
+    results = [[None] * len(cases) for _ in range(3)]
+    errors = []
+
+    def worker(k):
+        try:
+            for _ in range(3):
+                for i, c in enumerate(cases):
+                    results[k][i] = run(c)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    for k in range(3):
+        for got, want in zip(results[k], alone):
+            for a, b2 in zip(got, want):
+                assert np.array_equal(a, b2), "results differ between concurrent and lone calls"
