@@ -1,165 +1,374 @@
-"""rnnkern-bench: options, the check-before-time failure path, JSON, compare,
-plot and peak. Tiny shapes and 1-2 repetitions: these test the tool, not speed."""
+"""rnnkern-bench: options, the end-to-end run, JSON/compare/plot/peak, and the
+check-before-time rule (a wrong implementation is reported WRONG and never timed).
+Every run here is tiny (seconds in all)."""
 import json
+import sys
+import types
 
 import numpy as np
 import pytest
 
-from rnnkern import bench
-from rnnkern.bench import cli, impls as I, shapes
+from rnnkern.bench import cli, impls, report, shapes, timing
+from rnnkern.bench import main
+from rnnkern.bench.runner import Config, run
 
-COMPILED = [b for b in __import__("rnnkern").backends() if b != "reference"]
-TINY = ["--shapes", "3,2,4,5", "--reps", "2", "--warmup", "0", "--no-peak", "--no-progress"]
-
-
-def run_main(argv, capsys):
-    rc = bench.main(argv)
-    out = capsys.readouterr().out
-    return rc, out
+TINY = ["--shapes", "5,2,3,4", "--reps", "2", "--warmup", "0", "--no-peak", "--no-progress"]
 
 
-def test_default_shapes_are_the_issue_set():
-    got = [(s.name, s.T, s.N, s.C, s.H) for s in shapes.resolve(["default"])]
-    assert got == [("S1", 100, 1, 32, 128), ("S2", 100, 32, 64, 256),
-                   ("S3", 50, 64, 256, 512), ("S4", 30, 16, 10, 1000)]
+def _has(mod):
+    import importlib.util
+    return importlib.util.find_spec(mod) is not None
 
 
-def test_deepbench_shapes_filtered_by_size():
-    db = shapes.resolve(["deepbench"], max_gflop=4.0)
-    assert db, "deepbench filter left no shapes"
-    for s in db:
-        for cell in (s.cells or ("simple_rnn", "lstm", "gru")):
-            for mode in (s.modes or ("inference", "training")):
-                assert shapes.case_flops(cell, mode, s.T, s.N, s.C, s.H) <= 4e9 * 1.0001
+def _rk_backend():
+    """One compiled rnnkern backend name (the widest), or skip."""
+    names = impls.available_rnnkern_backends()
+    if not names:
+        pytest.skip("no compiled rnnkern backend")
+    return names[-1]
 
 
-def test_flop_formula():
-    # forward 2*T*N*G*H*(C+H); training 3x
-    assert shapes.case_flops("lstm", "inference", 10, 2, 3, 4) == 2 * 10 * 2 * 4 * 4 * (3 + 4)
-    assert shapes.case_flops("gru", "training", 10, 2, 3, 4) == 3 * 2 * 10 * 2 * 3 * 4 * (3 + 4)
+def _cfg(argv):
+    args = cli.build_parser().parse_args(argv)
+    return cli.config_from_args(args, argv)
 
 
-def test_parse_options():
-    p = cli.build_parser()
-    args = p.parse_args(["--shapes", "7,3,5,9", "quick", "--cells", "lstm,gru", "--modes", "fwd",
-                         "--threads", "2", "--reps", "4", "--backends", "torch"])
-    cfg = cli.config_from_args(args, [])
-    assert [(s.T, s.N, s.C, s.H) for s in cfg.shapes] == [(7, 3, 5, 9), (20, 1, 16, 64),
-                                                          (20, 16, 32, 128)]
-    assert tuple(cfg.cells) == ("lstm", "gru")
-    assert tuple(cfg.modes) == ("inference",)
+# --------------------------------------------------------------------------
+# Options
+# --------------------------------------------------------------------------
+
+def test_custom_shapes_cells_modes():
+    cfg = _cfg(["--shapes", "7,2,3,5", "100,1,32,128", "--cells", "lstm,rnn",
+                "--modes", "train", "--threads", "2", "--reps", "4", "--backends", "reference"])
+    assert [(s.T, s.N, s.C, s.H) for s in cfg.shapes] == [(7, 2, 3, 5), (100, 1, 32, 128)]
+    assert cfg.cells == ("lstm", "simple_rnn")
+    assert cfg.modes == ("training",)
     assert cfg.threads == 2 and cfg.reps == 4
-    assert cfg.impls == ["torch"]
-    quick = cli.config_from_args(p.parse_args(["--quick"]), [])
-    assert [s.name for s in quick.shapes] == ["Q1", "Q2"]
+    assert cfg.impls == ["rnnkern-reference"]
 
 
-@pytest.mark.parametrize("bad", [["--cells", "tcn"], ["--modes", "sideways"],
-                                 ["--shapes", "1,2,3"], ["--backends", "nosuch"],
-                                 ["--reps", "0"]])
-def test_bad_options_are_usage_errors(bad, capsys):
+def test_default_and_quick_sets():
+    cfg = _cfg([])
+    assert [(s.name, s.T, s.N, s.C, s.H) for s in cfg.shapes] == [
+        ("S1", 100, 1, 32, 128), ("S2", 100, 32, 64, 256), ("S3", 50, 64, 256, 512),
+        ("S4", 30, 16, 10, 1000)]
+    assert cfg.cells == ("simple_rnn", "lstm", "gru")
+    assert cfg.modes == ("inference", "training")
+    assert cfg.threads == 1 and cfg.reps is None
+    q = _cfg(["--quick"])
+    assert [s.name for s in q.shapes] == [s.name for s in shapes.QUICK]
+    assert q.budget_s < cfg.budget_s and q.max_reps <= cfg.max_reps
+    # --quick with explicit shapes keeps the shapes, still short budget
+    q2 = _cfg(["--quick", "--shapes", "3,1,2,2"])
+    assert [s.key() for s in q2.shapes] == [(3, 1, 2, 2)]
+
+
+def test_sets_and_custom_shapes_mix():
+    cfg = _cfg(["--shapes", "7,3,5,9", "quick", "--modes", "fwd", "--backends", "reference"])
+    assert [s.key() for s in cfg.shapes] == [(7, 3, 5, 9), (20, 1, 16, 64), (20, 16, 32, 128)]
+    assert cfg.modes == ("inference",)
+
+
+def test_threads_all():
+    import os
+    assert _cfg(["--threads", "all"]).threads == (os.cpu_count() or 1)
+
+
+def test_backends_option():
+    b = _rk_backend()
+    assert _cfg(["--backends", b]).impls == [f"rnnkern-{b}"]
+    assert _cfg(["--backends", f"rnnkern-{b},{b}"]).impls == [f"rnnkern-{b}"]
+    all_names = _cfg(["--backends", "all"]).impls
+    assert all(f"rnnkern-{x}" in all_names for x in impls.available_rnnkern_backends())
+    assert "rnnkern-reference" not in all_names          # too slow to time by default
+    default = _cfg([]).impls
+    assert "rnnkern-reference" not in default
+    if _has("torch"):
+        assert "torch" in default
+        assert _cfg(["--backends", "pytorch"]).impls == ["torch"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["--shapes", "1,2,3"], ["--shapes", "0,1,1,1"], ["--shapes", "nonsense"],
+    ["--cells", "transformer"], ["--modes", "sideways"], ["--backends", "avx1024"],
+    ["--threads", "-1"], ["--reps", "0"]])
+def test_bad_options_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as e:
-        bench.main(bad + ["--no-peak"])
+        main(argv)
     assert e.value.code == 2
+    assert "rnnkern-bench" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not COMPILED, reason="compiled extension not built")
-def test_run_json_and_compare(tmp_path, capsys):
-    a, b = tmp_path / "a.json", tmp_path / "b.json"
-    be = COMPILED[-1]
-    argv = TINY + ["--cells", "lstm,gru", "--backends", f"{be},scalar"]
-    rc, out = run_main(argv + ["--json", str(a)], capsys)
-    assert rc == 0, out
-    assert "ok" in out
-    rc, _ = run_main(argv + ["--json", str(b)], capsys)
-    assert rc == 0
-    data = json.loads(a.read_text())
-    assert data["machine"]["threads"] == 1
-    rows = data["results"]
-    assert {r["cell"] for r in rows} == {"lstm", "gru"}
-    assert {r["mode"] for r in rows} == {"inference", "training"}
+def test_list_default(capsys):
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "implementations:" in out and "S4" in out and "T=30 N=16 C=10 H=1000" in out
+
+
+def test_list_does_not_run(capsys):
+    assert main(["--list", "--shapes", "4,1,2,3", "--cells", "gru", "--backends",
+                 "reference"]) == 0
+    out = capsys.readouterr().out
+    assert "rnnkern-reference" in out and "gru" in out and "inference,training" in out
+
+
+# --------------------------------------------------------------------------
+# Shapes and FLOPs
+# --------------------------------------------------------------------------
+
+def test_flops():
+    assert shapes.forward_flops("lstm", 10, 2, 3, 4) == 2 * 10 * 2 * 4 * 4 * (3 + 4)
+    assert shapes.case_flops("gru", "training", 10, 2, 3, 4) == \
+        3 * shapes.forward_flops("gru", 10, 2, 3, 4)
+    assert shapes.forward_flops("simple_rnn", 1, 1, 1, 1) == 4
+
+
+def test_deepbench_set():
+    db = shapes.deepbench()
+    assert 5 <= len(db) < shapes.all_deepbench_count()
+    for s in db:
+        assert s.C == s.H                       # DeepBench feeds input size = hidden size
+        assert len(s.cells) == 1 and len(s.modes) == 1
+        gf = shapes.case_flops(s.cells[0], s.modes[0], s.T, s.N, s.C, s.H) / 1e9
+        assert gf <= shapes.DEEPBENCH_MAX_GFLOP[s.modes[0]]
+    # problems quoted from DeepBench's rnn_problems.h
+    keys = {(s.H, s.N, s.T, s.cells[0], s.modes[0]) for s in db}
+    assert (512, 16, 25, "lstm", "training") in keys
+    assert (32, 1, 672, "simple_rnn", "inference") in keys
+    assert len(shapes.deepbench(max_gflop=1e9)) > len(db)
+    small = shapes.resolve(["deepbench"], max_gflop=4.0)
+    assert 0 < len(small) < len(db)
+    for s in small:
+        assert shapes.case_flops(s.cells[0], s.modes[0], s.T, s.N, s.C, s.H) <= 4e9
+    cfg = _cfg(["--shapes", "deepbench", "--list"])
+    assert len(cfg.shapes) == len(db)
+
+
+# --------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------
+
+def test_interleaved_rotation_and_reps():
+    calls = []
+    fns = {n: (lambda n=n: calls.append(n)) for n in "ABC"}
+    t = timing.time_interleaved(fns, reps=3, warmup=1)
+    assert calls[:3] == ["A", "B", "C"]                      # warm-up
+    assert calls[3:] == list("ABC" "BCA" "CAB")               # rotating rounds
+    assert all(t[n]["reps"] == 3 for n in "ABC")
+    assert t["A"]["min_ms"] <= t["A"]["median_ms"] <= t["A"]["max_ms"]
+
+
+def test_adaptive_reps_clamped():
+    import time
+    fns = {"fast": lambda: None, "slow": lambda: time.sleep(0.02)}
+    t = timing.time_interleaved(fns, budget_s=0.03, min_reps=3, max_reps=7)
+    assert t["fast"]["reps"] == 7 and t["slow"]["reps"] == 3
+
+
+def test_thread_control_sets_and_restores():
+    import rnnkern
+    from rnnkern import backends as bk
+    before = bk._num_threads
+    with timing.ThreadControl(1) as tc:
+        assert rnnkern.get_num_threads() == 1
+        assert tc.applied["rnnkern"] == 1
+    assert bk._num_threads == before
+    with pytest.raises(ValueError):
+        timing.parse_threads("zero")
+
+
+# --------------------------------------------------------------------------
+# Implementations agree with the reference (weight conversion is right)
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
+def test_torch_impl_passes_check(cell):
+    pytest.importorskip("torch")
+    inp = impls.make_inputs(cell, 6, 3, 4, 5)
+    ref = impls.reference_results(inp)
+    for mode in ("inference", "training"):
+        p = impls.torch_impl().prepare(cell, mode, inp)
+        ok, errs, bad = impls.check(p.collect(p.fn()), ref, mode)
+        assert ok, (mode, errs)
+
+
+def test_gate_reorder_roundtrip():
+    m = np.arange(2 * 12).reshape(2, 12)
+    for cell in ("simple_rnn", "lstm", "gru"):
+        mm = m[:, : 4 * shapes.GATES[cell]] if cell != "lstm" else np.arange(2 * 16).reshape(2, 16)
+        t = impls.keras_to_torch_cols(mm, cell)
+        np.testing.assert_array_equal(impls.torch_to_keras_cols(t, cell), mm)
+    g = np.array([0, 0, 1, 1, 2, 2])                          # Keras z z r r h h
+    np.testing.assert_array_equal(impls.keras_to_torch_cols(g, "gru"), [1, 1, 0, 0, 2, 2])
+
+
+def test_keras_skipped_when_imported_with_other_backend(monkeypatch):
+    fake = types.ModuleType("keras")
+    fake.backend = types.SimpleNamespace(backend=lambda: "jax")
+    monkeypatch.setitem(sys.modules, "keras", fake)
+    ok, why = impls.keras_status()
+    assert not ok and "jax" in why
+    im, why = impls.make_impl("keras")
+    assert im is None and "KERAS_BACKEND=torch" in why
+
+
+# --------------------------------------------------------------------------
+# End to end: table, JSON, compare, plot, peak
+# --------------------------------------------------------------------------
+
+def test_end_to_end_json_compare(tmp_path, capsys):
+    b = _rk_backend()
+    names = [b] + (["torch"] if _has("torch") else [])
+    a_json, b_json = tmp_path / "a.json", tmp_path / "b.json"
+    for path in (a_json, b_json):
+        rc = main(TINY + ["--backends", ",".join(names), "--json", str(path)])
+        assert rc == 0
+    out = capsys.readouterr().out
+    assert f"rnnkern-{b}" in out and "median ms" in out and "GFLOP/s" in out
+    res = json.loads(a_json.read_text())
+    assert res["schema"] == report.SCHEMA
+    assert res["machine"]["threads"] == 1 and res["machine"]["cpu"]
+    assert res["machine"]["versions"]["numpy"] == np.__version__
+    rows = res["results"]
+    assert len(rows) == 3 * 2 * len(names)                    # cells x modes x impls
     for r in rows:
-        assert r["status"] == "ok" and r["reps"] == 2 and r["median_ms"] > 0
-    rc, out = run_main(["--compare", str(a), str(b)], capsys)
-    assert rc == 0 and "lstm" in out and "gru" in out
+        assert r["status"] == "ok" and r["reps"] == 2
+        assert r["min_ms"] <= r["median_ms"] <= r["max_ms"]
+        assert r["flops"] == shapes.case_flops(r["cell"], r["mode"], 5, 2, 3, 4)
+        if "torch" in names:
+            assert r["speedup_vs_torch"] > 0
+    assert main(["--compare", str(a_json), str(b_json)]) == 0
+    out = capsys.readouterr().out
+    assert "B/A" in out and "geometric mean" in out and f"rnnkern-{b}" in out
 
 
-@pytest.mark.skipif(not COMPILED, reason="compiled extension not built")
-def test_wrong_implementation_is_reported_and_not_timed(tmp_path, capsys):
-    """Check, then time: an implementation whose output is off is WRONG, is
-    never timed, and makes the run exit 1; the others are still timed."""
+def test_keras_column(capsys):
+    pytest.importorskip("torch")
+    if not impls.keras_status()[0]:
+        pytest.skip("keras unavailable on the torch backend")
+    b = _rk_backend()
+    assert main(TINY + ["--cells", "gru", "--backends", f"{b},torch,keras"]) == 0  # 0: none WRONG
+    out = capsys.readouterr().out
+    header = out.split("median ms per implementation")[1].splitlines()[1].split()
+    assert header == ["case", f"rnnkern-{b}", "torch", "keras"]
+
+
+def test_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("torch")
+    b = _rk_backend()
+    j, png = tmp_path / "r.json", tmp_path / "r.png"
+    assert main(TINY + ["--cells", "lstm", "--backends", f"{b},torch", "--json", str(j)]) == 0
+    assert main(["--from-json", str(j), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "saved" in capsys.readouterr().out
+
+
+def test_peak(monkeypatch, capsys):
+    from rnnkern import _core
+    if hasattr(_core, "peak_gflops") and set(_core.cpu_isas()) & {"avx2", "avx512"}:
+        peak, note = timing.measure_peak(0.05)
+        assert peak and all(v > 0 for v in peak.values()) and note == ""
+        assert main(["--peak", "--peak-seconds", "0.05"]) == 0
+        assert "GFLOP/s per core" in capsys.readouterr().out
+    # without the kernel: n/a, and % of peak left blank
+    monkeypatch.delattr(_core, "peak_gflops", raising=False)
+    peak, note = timing.measure_peak(0.05)
+    assert peak == {} and note.startswith("n/a")
+    assert main(["--peak"]) == 0
+    assert "n/a" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------
+# Check, then time: the failure path
+# --------------------------------------------------------------------------
+
+def _counting(name, transform=None, raise_exc=False):
+    """An implementation built on the reference; transform() corrupts its outputs."""
     calls = {"n": 0}
 
-    def wrong_factory():
-        good = I.rnnkern_impl("scalar")
+    def factory():
+        good = impls.rnnkern_impl("reference")
 
         def prepare(cell, mode, inp):
             p = good.prepare(cell, mode, inp)
 
             def fn():
                 calls["n"] += 1
+                if raise_exc:
+                    raise RuntimeError("kernel exploded")
                 return p.fn()
 
             def collect(ret):
-                got = dict(p.collect(ret))
-                got["y"] = np.asarray(got["y"]) * 1.01  # a 1% error: must be caught
-                return got
-            return I.Prepared(fn, collect)
-        return I.Impl("wrong", "test", prepare)
+                got = p.collect(ret)
+                return transform(got) if transform else got
 
-    I.register("wrong", wrong_factory)
-    try:
-        out_json = tmp_path / "w.json"
-        rc, out = run_main(TINY + ["--cells", "gru", "--modes", "inference",
-                                   "--backends", "scalar,wrong", "--json", str(out_json)],
-                           capsys)
-    finally:
-        I.unregister("wrong")
-    assert rc == 1
-    assert "WRONG" in out
-    assert calls["n"] == 1, "the wrong implementation was timed (called after its check)"
-    rows = {r["impl"]: r for r in json.loads(out_json.read_text())["results"]}
-    assert rows["wrong"]["status"] == "WRONG" and rows["wrong"].get("median_ms") is None
-    assert rows["rnnkern-scalar"]["status"] == "ok" and rows["rnnkern-scalar"]["reps"] == 2
+            return impls.Prepared(fn, collect)
+
+        return impls.Impl(name, "test", prepare)
+
+    return factory, calls
 
 
-def test_torch_and_keras_columns(capsys):
-    pytest.importorskip("torch")
-    if not COMPILED:
-        pytest.skip("compiled extension not built")
-    names = ["torch"] + (["keras"] if I.keras_status()[0] else [])
-    rc, out = run_main(TINY + ["--cells", "lstm", "--backends", ",".join(["scalar"] + names)],
-                       capsys)
-    assert rc == 0, out  # exit 1 would mean WRONG or ERROR
-    table = out.split("median ms per implementation")[1]
-    for n in names:
-        assert n in table.splitlines()[1], f"no {n} column"
+@pytest.fixture
+def registry():
+    added = []
+
+    def add(name, factory):
+        impls.register(name, factory)
+        added.append(name)
+
+    yield add
+    for n in added:
+        impls.unregister(n)
 
 
-def test_plot(tmp_path, capsys):
-    pytest.importorskip("matplotlib")
-    pytest.importorskip("torch")
-    if not COMPILED:
-        pytest.skip("compiled extension not built")
-    png = tmp_path / "p.png"
-    rc, out = run_main(TINY + ["--cells", "simple_rnn", "--backends", "scalar,torch",
-                               "--plot", str(png)], capsys)
-    assert rc == 0, out
-    assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+def test_wrong_impl_reported_and_not_timed(registry, capsys, tmp_path):
+    def corrupt(got):      # a 1% error in dx: forward is right, the gradient is not
+        got = dict(got)
+        if "dx" in got:
+            got["dx"] = got["dx"] * 1.01
+        return got
+
+    wrong, wcalls = _counting("wrong-dx", corrupt)
+    good, gcalls = _counting("good-ref")
+    registry("wrong-dx", wrong)
+    registry("good-ref", good)
+    j = tmp_path / "w.json"
+    rc = main(TINY + ["--cells", "lstm", "--backends", "wrong-dx,good-ref", "--json", str(j)])
+    assert rc == 1                                 # a WRONG implementation fails the run
+    out = capsys.readouterr().out
+    assert "WRONG dx" in out
+    rows = {(r["impl"], r["mode"]): r for r in json.loads(j.read_text())["results"]}
+    inf, tr = rows[("wrong-dx", "inference")], rows[("wrong-dx", "training")]
+    assert inf["status"] == "ok" and inf["reps"] == 2          # y is right: timed
+    assert tr["status"] == "WRONG" and tr["failed"] == "dx"
+    assert tr["median_ms"] is None and tr["reps"] == 0 and tr["gflops"] is None
+    assert 5e-3 < tr["errors"]["dx"] < 2e-2
+    # calls: inference check + 2 reps; training: the check call only
+    assert wcalls["n"] == 1 + 2 + 1
+    assert gcalls["n"] == (1 + 2) * 2
+    assert rows[("good-ref", "training")]["status"] == "ok"
 
 
-@pytest.mark.skipif(not COMPILED, reason="compiled extension not built")
-def test_peak(capsys):
-    rc, out = run_main(["--peak", "--peak-seconds", "0.05"], capsys)
-    assert rc == 0
-    assert "avx512" in out and "avx2" in out
-    from rnnkern import _core
-    for isa in ("avx512", "avx2"):
-        if isa in _core.cpu_isas():
-            line = [ln for ln in out.splitlines() if ln.strip().startswith(isa)][0]
-            assert float(line.split()[1]) > 1.0
+def test_raising_impl_is_error_not_timed(registry):
+    boom, calls = _counting("boom", raise_exc=True)
+    registry("boom", boom)
+    cfg = Config(shapes=shapes.resolve(["4,1,2,3"]), cells=("gru",), modes=("inference",),
+                 impls=["boom"], reps=2, warmup=0, peak=False, progress=False)
+    res = run(cfg)
+    (row,) = res["results"]
+    assert row["status"] == "ERROR" and "kernel exploded" in row["note"]
+    assert row["median_ms"] is None and calls["n"] == 1
 
 
-def test_list(capsys):
-    rc, out = run_main(["--list", "--no-peak"], capsys)
-    assert rc == 0 and "S4" in out and "implementations:" in out
+def test_check_rule():
+    r = {"y": np.ones((2, 3, 4))}
+    ok, errs, bad = impls.check({"y": np.ones((2, 3, 4)) * (1 + 1e-6)}, r, "inference")
+    assert ok and errs["y"] < 1e-5
+    ok, errs, bad = impls.check({"y": np.ones((2, 3, 4)) * 1.01}, r, "inference")
+    assert not ok and bad == "y"
+    ok, errs, bad = impls.check({"y": np.full((2, 3, 4), np.nan)}, r, "inference")
+    assert not ok
+    ok, errs, bad = impls.check({"y": np.ones((2, 4, 3))}, r, "inference")
+    assert not ok                                   # wrong shape is wrong

@@ -97,9 +97,9 @@ def machine_line(m):
     v = m.get("versions", {})
     vs = " ".join(f"{k} {v[k]}" for k in ("rnnkern", "numpy", "torch", "keras")
                   if v.get(k))
-    return (f"{m.get('cpu')} | {m.get('usable_cpus')} usable CPUs | "
+    return (f"{m.get('cpu')} · {m.get('usable_cpus')} usable CPUs · "
             f"rnnkern ISAs {','.join(m.get('rnnkern_isas', [])) or 'none'} "
-            f"(auto: {m.get('isa_auto')}) | threads {m.get('threads')} | {vs} | "
+            f"(auto: {m.get('isa_auto')}) · threads {m.get('threads')} · {vs} · "
             f"{m.get('date')}")
 
 

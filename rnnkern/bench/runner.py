@@ -166,7 +166,7 @@ def _run_case(cfg, sh, cell, mode, inp, ref, impls, peak, widest, on_round):
         for name, t in timed.items():
             row = rows[name]
             row.update(median_ms=t["median_ms"], min_ms=t["min_ms"], max_ms=t["max_ms"],
-                       reps=t["reps"])
+                       reps=t["reps"], times_ms=[round(v, 6) for v in t["times_ms"]])
             row["gflops"] = flops / (t["median_ms"] * 1e-3) / 1e9
     fns.clear()
     torch_ms = rows.get("torch", {}).get("median_ms")

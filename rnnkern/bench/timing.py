@@ -96,7 +96,9 @@ def time_interleaved(fns, *, budget_s=0.5, min_reps=3, max_reps=50, reps=None,
     try:
         for name in names:
             t_first = None
-            for _ in range(max(1, warmup)):
+            # adaptive reps need one untimed call's duration even with warmup=0
+            n_warm = warmup if reps is not None else max(1, warmup)
+            for _ in range(n_warm):
                 t0 = _clock()
                 fns[name]()
                 dt = _clock() - t0
