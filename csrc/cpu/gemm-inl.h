@@ -127,10 +127,11 @@ constexpr int64_t kGemmMC = 192; // rows of A packed at once
 inline void pack_b_block(const float* b, int64_t sbk, int64_t sbn, int64_t k0, int64_t kc,
                          int64_t j0, int nvalid, float* out) {
   constexpr int NR = kGemmNV * Vec::W;
-  if (sbn == 1) {
+  if (sbn == 1) {  // NR floats a row: vector copies (a memcpy call per row cost 4%)
     for (int64_t k = 0; k < kc; ++k) {
-      std::memcpy(out + k * NR, b + (k0 + k) * sbk + j0, nvalid * sizeof(float));
-      std::fill(out + k * NR + nvalid, out + (k + 1) * NR, 0.0f);
+      const float* src = b + (k0 + k) * sbk + j0;
+      for (int q = 0; q < NR; q += Vec::W)
+        Vec::load_partial(src + q, std::max(0, std::min(Vec::W, nvalid - q))).store(out + k * NR + q);
     }
   } else {  // B transposed: walk its contiguous direction (k) innermost
     if (nvalid < NR)
@@ -138,6 +139,63 @@ inline void pack_b_block(const float* b, int64_t sbk, int64_t sbn, int64_t k0, i
     for (int i = 0; i < nvalid; ++i) {
       const float* src = b + k0 * sbk + (j0 + i) * sbn;
       for (int64_t k = 0; k < kc; ++k) out[k * NR + i] = src[k * sbk];
+    }
+  }
+}
+
+// A rows [i0, i0+mc), k in [k0, k0+kc) -> out, in one of two layouts:
+//  - A row-major (sak == 1): rows copied as they are, out[i*kc + k];
+//  - A transposed (sam == 1): k-major micro-panels of kRowBlock rows,
+//    out[(ib*kc + k)*kRowBlock + n], zero past mc: each k is a contiguous copy.
+// Returns true for the k-major layout.
+inline bool pack_a_block(const float* a, int64_t sam, int64_t sak, int64_t i0, int64_t mc,
+                         int64_t k0, int64_t kc, float* out) {
+  if (sak == 1) {
+    for (int64_t i = 0; i < mc; ++i)
+      std::memcpy(out + i * kc, a + (i0 + i) * sam + k0, kc * sizeof(float));
+    return false;
+  }
+  for (int64_t ib = 0; ib * kRowBlock < mc; ++ib) {
+    float* o = out + ib * kc * kRowBlock;
+    const int nb = (int)std::min<int64_t>(kRowBlock, mc - ib * kRowBlock);
+    const float* src = a + (i0 + ib * kRowBlock) * sam + k0 * sak;
+    for (int64_t k = 0; k < kc; ++k)
+      for (int n = 0; n < kRowBlock; ++n) o[k * kRowBlock + n] = n < nb ? src[k * sak + n * sam] : 0.0f;
+  }
+  return true;
+}
+
+// C[0:nb, 0:nvalid] (+)= Apanel . Bpanel over K, accumulators in registers for
+// the whole k block; C is read (add) or seeded with the bias row only once.
+// A(n, k) = ap[n*lda + k] (row-major packing) or ap[k*kRowBlock + n] (k-major).
+template <bool KMAJOR>
+inline void mac_panel_c(const float* ap, int64_t lda, int64_t K, const float* bp, float* c,
+                        int64_t ldc, int nb, int nvalid, bool add, const float* bias) {
+  constexpr int NV = kGemmNV, W = Vec::W;
+  Vec acc[kRowBlock][NV];
+  for (int n = 0; n < kRowBlock; ++n)
+    for (int v = 0; v < NV; ++v) acc[n][v] = Vec::zero();
+  for (int64_t k = 0; k < K; ++k) {
+    Vec bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = Vec::load(bp + (k * NV + v) * W);
+    for (int n = 0; n < kRowBlock; ++n) {
+      // rows past nb (row-major packing) hold no data: their sums are discarded
+      const Vec an(KMAJOR ? ap[k * kRowBlock + n] : ap[(n < nb ? n : 0) * lda + k]);
+      for (int v = 0; v < NV; ++v) acc[n][v] = fmadd(an, bv[v], acc[n][v]);
+    }
+  }
+  for (int n = 0; n < nb; ++n) {
+    float* crow = c + n * ldc;
+    for (int v = 0; v < NV; ++v) {
+      const int q = v * W;
+      if (q >= nvalid) break;
+      const int nl = std::min(W, nvalid - q);
+      Vec r = acc[n][v];
+      if (add)
+        r = r + Vec::load_n(crow + q, nl);
+      else if (bias)
+        r = r + Vec::load_n(bias + q, nl);
+      r.store_n(crow + q, nl);
     }
   }
 }
@@ -164,38 +222,24 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
     }
     for (int64_t i0 = m0; i0 < m1; i0 += kGemmMC) {
       const int64_t mc = std::min(kGemmMC, m1 - i0);
-      if (sak == 1) {
-        for (int64_t i = 0; i < mc; ++i)
-          std::memcpy(apack + i * kc, a + (i0 + i) * sam + k0, kc * sizeof(float));
-      } else {  // A transposed: walk its contiguous direction innermost
-        for (int64_t k = 0; k < kc; ++k)
-          for (int64_t i = 0; i < mc; ++i) apack[i * kc + k] = a[(i0 + i) * sam + (k0 + k) * sak];
-      }
+      const bool kmajor = pack_a_block(a, sam, sak, i0, mc, k0, kc, apack);
       for (int64_t p = 0; p < npanels; ++p) {
         const int64_t j0 = n0 + p * NR;
         const int nvalid = (int)std::min<int64_t>(NR, n1 - j0);
         for (int64_t i = 0; i < mc; i += kRowBlock) {
           const int nb = (int)std::min<int64_t>(kRowBlock, mc - i);
-          alignas(64) float tmp[kRowBlock * NR];
           if (add)  // the C tile comes from L2/L3: start fetching it before the k loop
             for (int n = 0; n < nb; ++n)
               for (int q = 0; q < nvalid; q += 16)
                 __builtin_prefetch(c + (i0 + i + n) * ldc + j0 + q, 1);
-          mac_rows<kGemmNV>(nb, apack + i * kc, kc, kc, bpack + p * kc * NR, tmp,
-                            false);
-          for (int n = 0; n < nb; ++n) {
-            float* crow = c + (i0 + i + n) * ldc + j0;
-            const float* trow = tmp + n * NR;
-            for (int q = 0; q < nvalid; q += Vec::W) {
-              const int nl = std::min(Vec::W, nvalid - q);
-              Vec v = Vec::load(trow + q);
-              if (add)
-                v = v + Vec::load_n(crow + q, nl);
-              else if (bias)
-                v = v + Vec::load_n(bias + j0 + q, nl);
-              v.store_n(crow + q, nl);
-            }
-          }
+          float* ct = c + (i0 + i) * ldc + j0;
+          const float* bias_j = bias ? bias + j0 : nullptr;
+          if (kmajor)
+            mac_panel_c<true>(apack + i * kc, 0, kc, bpack + p * kc * NR, ct, ldc, nb, nvalid,
+                              add, bias_j);
+          else
+            mac_panel_c<false>(apack + i * kc, kc, kc, bpack + p * kc * NR, ct, ldc, nb, nvalid,
+                               add, bias_j);
         }
       }
     }
