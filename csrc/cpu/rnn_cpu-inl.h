@@ -1,16 +1,20 @@
 // rnnkern — the CPU forward and BPTT of SimpleRNN, LSTM and GRU, written once
 // against `Vec` (see vec_*.h) and included inside each ISA's namespace.
 //
+// Everything inside is time-major: x is copied to [T,N,C] once, and P, the
+// saved activations and dG are [T,N,.], so a step's rows are one block.
 // Forward (DESIGN.md "The kernel algorithm"):
-//   1. P = X W + b for all timesteps: one GEMM over the [T*N, C] rows of x.
-//      In training P is written straight into the saved-activation rows
+//   1. P = X W + b: one GEMM over the [T*N, C] rows of x per chunk of steps
+//      (<= 1 MiB of P, so P is still in L2 when the steps read it). In
+//      training P is written straight into the saved-activation rows
 //      ("slots"), which the step then overwrites in place column by column.
-//   2. The timestep loop, inside ONE parallel region for the whole sequence:
-//      per step, work items (block of <= kRowBlock batch rows) x (panel of
-//      units) compute the recurrent product h_prev U for the panel in
-//      registers (mac_rows), add P, apply the cell and write h, c, y and the
-//      slots; a barrier ends the step. GRU reset_before needs (r h_prev) U_h,
-//      so its step has two phases. No allocation inside the loop.
+//   2. The timestep loop, inside one parallel region per chunk: per step,
+//      work items (block of <= kRowBlock batch rows) x (panel of units)
+//      compute the recurrent product h_prev U for the panel (mac_rows, the
+//      panel K-chunked so it stays in L1 across the row blocks), add P, apply
+//      the cell and write h, c, y and the slots; a barrier ends the step.
+//      GRU reset_before needs (r h_prev) U_h, so its step has two phases.
+//      No allocation inside the loop (scratch comes from a per-thread arena).
 // Backward (reverse loop, same region structure):
 //   A. pointwise: dgates of every (row, unit) from dh, dc and the slots;
 //   B. product:   dh_prev = direct + dgates U^T (U^T packed into panels).
