@@ -175,6 +175,9 @@ struct FwdCtx {
   float* h_nxt;                     // [N,H]
   float* c;                         // [N,H] LSTM
   float* ylast;                     // [N,H] when !return_sequences
+  float* yt;                        // [T,N,H] outputs by step s when return_sequences;
+                                    // copied to y [N,T,H] at the end (rows of y for one
+                                    // step are T*H apart and alias in the caches)
   float* zbuf;                      // [N,H] GRU reset_before: z of this step
   float* rh;                        // [N,H] GRU reset_before: r * h_prev
   const float* brh;                 // [H] GRU reset_after recurrent bias of h, or null
@@ -199,7 +202,7 @@ inline bool unmasked(const uint8_t* mask, int64_t T, int64_t n, int64_t t) {
 
 // The output row that step s writes, and the one it repeats when masked.
 inline float* y_row(const FwdCtx& f, int64_t n, int64_t s) {
-  return f.cfg->return_sequences ? f.a->y + (n * f.T + s) * f.H : f.ylast + n * f.H;
+  return f.cfg->return_sequences ? f.yt + (s * f.N + n) * f.H : f.ylast + n * f.H;
 }
 
 // A masked (n, t): carry the states, repeat the previous output.
@@ -208,11 +211,11 @@ inline void forward_masked_units(const FwdCtx& f, int64_t n, int64_t s, int64_t 
   const int64_t H = f.H;
   std::memcpy(f.h_nxt + n * H + u0, f.h_cur + n * H + u0, (u1 - u0) * sizeof(float));
   if (f.cfg->return_sequences) {
-    float* y = f.a->y + (n * f.T + s) * H;
+    float* y = f.yt + (s * f.N + n) * H;
     if (s == 0)
       std::fill(y + u0, y + u1, 0.0f);
     else
-      std::memcpy(y + u0, y - H + u0, (u1 - u0) * sizeof(float));
+      std::memcpy(y + u0, y - f.N * H + u0, (u1 - u0) * sizeof(float));
   }
   if (f.a->slots) {
     std::memcpy(f.a->hprev + (t * f.N + n) * H + u0, f.h_cur + n * H + u0,
@@ -434,7 +437,9 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   if (cfg.cell == Cell::LSTM) cbuf.assign(a.c0, a.c0 + N * H);
   if (!cfg.return_sequences) ylast.assign(N * H, 0.0f);
   FwdCtx f{&cfg, &a, T, N, C, H, G, GH, S, P, ldp, 0, hbuf.data(), hbuf.data() + N * H,
-           cbuf.data(), ylast.data(), nullptr, nullptr, brh};
+           cbuf.data(), ylast.data(),
+           cfg.return_sequences ? scratch(kScratchYt, T * N * H) : nullptr, nullptr, nullptr,
+           brh};
   float* panels = nullptr;
   float* panels2 = nullptr;
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
@@ -497,7 +502,10 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   }
   std::memcpy(a.hT, f.h_cur, N * H * sizeof(float));
   if (cfg.cell == Cell::LSTM) std::memcpy(a.cT, cbuf.data(), N * H * sizeof(float));
-  if (!cfg.return_sequences) std::memcpy(a.y, ylast.data(), N * H * sizeof(float));
+  if (cfg.return_sequences)
+    from_time_major(f.yt, N, T, H, a.y);
+  else
+    std::memcpy(a.y, ylast.data(), N * H * sizeof(float));
   scratch_trim();
 }
 
@@ -515,6 +523,7 @@ struct BwdCtx {
   float* dc;      // [N,H] LSTM
   float* ycarry;  // [N,H] output gradient carried back over masked steps
   float* ddir;    // [N,H] direct (non-U) part of dh_prev
+  const float* dyt;  // [T,N,H] dy by step s (return_sequences), time-major copy
 };
 
 // Phase A for units [u0, u0+nl) of row n at step s (time t).
@@ -529,7 +538,7 @@ RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_
   // output gradient of this step plus what masked later steps carried back
   Vec gy = Vec::load_n(b.ycarry + o, nl);
   if (cfg.return_sequences)
-    gy = gy + Vec::load_n(b.a->dy + (n * b.T + s) * H + u0, nl);
+    gy = gy + Vec::load_n(b.dyt + (s * b.N + n) * H + u0, nl);
   else if (s == b.T - 1)
     gy = gy + Vec::load_n(b.a->dy + o, nl);
   if (!unmasked(b.a->mask, b.T, n, t)) {
@@ -667,8 +676,13 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   std::vector<float> dc, ycarry(N * H, 0.0f), ddir(N * H, 0.0f);
   std::vector<float> dh(a.dhT, a.dhT + N * H);
   if (cfg.cell == Cell::LSTM) dc.assign(a.dcT, a.dcT + N * H);
+  float* dyt = nullptr;
+  if (cfg.return_sequences) {
+    dyt = scratch(kScratchYt, NT * H);
+    to_time_major(a.dy, N, T, H, dyt);
+  }
   BwdCtx b{&cfg, &a, T, N, H, G, GH, S, dG, dGr, dh.data(), dc.data(), ycarry.data(),
-           ddir.data()};
+           ddir.data(), dyt};
 
   // U^T panels: output units of dh_prev x gate columns. GRU r.b. multiplies
   // only the z, r columns in phase B; its h columns go through phase A2.
