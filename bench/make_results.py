@@ -189,7 +189,7 @@ def update_readme(r1, r2):
 
     def cell(x):
         v, s = x["median_ms"], x["speedup_vs_torch"]
-        ms = f"{v:.2g}" if v < 1 else f"{v:#.3g}" if v < 100 else f"{v:.0f}"
+        ms = f"{v:#.2g}" if v < 1 else f"{v:#.3g}" if v < 100 else f"{v:.0f}"
         return f"{ms} ({s:.2f}x)" if s < 2 else f"{ms} ({s:.1f}x)"
 
     rows = ["| shape (T, N, C, H) | cell | forward | forward + backward |", "|---|---|---|---|"]
@@ -209,7 +209,7 @@ def update_readme(r1, r2):
     text = "\n".join(rows) + f"""
 
 At S2-S3 the kernels run at {rng(fwd, "%")} of the FMA peak forward and {rng(trn, "%")}
-forward+backward; two threads are {min(scal):.1f}-{max(scal):.1f}x one thread at S3. Batch-1 latency
+forward+backward; two threads are {min(scal):.2f}-{max(scal):.2f}x one thread at S3. Batch-1 latency
 and GRU / SimpleRNN training, where PyTorch has no fused kernel, are where rnnkern leads
 most; oneDNN's LSTM forward is still {min(lstm):.0f}-{max(lstm):.0f}% faster. RESULTS.md says where the
 remaining time goes."""
