@@ -73,7 +73,8 @@ _num_threads = None
 
 
 def set_num_threads(n):
-    """Threads the compiled kernels use (default: OMP_NUM_THREADS, else all cores)."""
+    """Threads the compiled kernels use (default: OMP_NUM_THREADS, else every CPU this
+    process may run on). None restores the default."""
     global _num_threads
     if n is not None and (not isinstance(n, (int, np.integer)) or n < 1):
         raise ValueError(f"set_num_threads: n must be a positive int or None, got {n!r}")
@@ -90,7 +91,10 @@ def get_num_threads():
             return v
     except ValueError:
         pass
-    return os.cpu_count() or 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))  # the CPUs this process may use
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _compiled_isas():
