@@ -12,7 +12,7 @@ import threading
 import numpy as np
 
 from . import reference as _reference
-from .ops import GATES, Grads
+from .ops import Grads
 
 _CPU_ORDER = ("avx512", "avx2", "scalar")
 
@@ -139,6 +139,3 @@ def get_backend(name="auto"):
         return ReferenceBackend()
     return CpuBackend(name)
 
-
-def gates(cell):
-    return GATES[cell]

@@ -258,7 +258,6 @@ py::tuple backward(Workspace& ws, FArr dy, FArr dhT, py::object dcT, int threads
   a.mask = ws.mask.is_none() ? nullptr : ws.mask.cast<MArr>().data();
   a.hprev = ws.hprev->get();
   a.slots = ws.slots->get();
-  a.has_bias = !ws.bias_shape.empty();
   a.dy = dy.data();
   a.dhT = dhT.data();
   a.dcT = cfg.cell == Cell::LSTM ? dcarr.data() : nullptr;

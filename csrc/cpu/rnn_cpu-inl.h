@@ -197,6 +197,15 @@ inline void from_time_major(const float* xt, int64_t N, int64_t T, int64_t C, fl
       std::memcpy(out + (n * T + t) * C, xt + (t * N + n) * C, C * sizeof(float));
 }
 
+// Row (n, t) of the pre-activations P and of the saved activations (null in
+// inference).
+inline const float* p_row(const FwdCtx& f, int64_t n, int64_t t) {
+  return f.P + ((t - f.p_t0) * f.N + n) * f.ldp;
+}
+inline float* slot_row(const FwdCtx& f, int64_t n, int64_t t) {
+  return f.a->slots ? f.a->slots + (t * f.N + n) * f.S * f.H : nullptr;
+}
+
 inline bool unmasked(const uint8_t* mask, int64_t T, int64_t n, int64_t t) {
   return mask == nullptr || mask[n * T + t] != 0;
 }
@@ -221,7 +230,7 @@ inline void forward_masked_units(const FwdCtx& f, int64_t n, int64_t s, int64_t 
   if (f.a->slots) {
     std::memcpy(f.a->hprev + (t * f.N + n) * H + u0, f.h_cur + n * H + u0,
                 (u1 - u0) * sizeof(float));
-    float* sl = f.a->slots + (t * f.N + n) * f.S * H;
+    float* sl = slot_row(f, n, t);
     for (int64_t q = 0; q < f.S; ++q) std::fill(sl + q * H + u0, sl + q * H + u1, 0.0f);
   }
 }
@@ -233,9 +242,9 @@ RNNKERN_INLINE void forward_point(const FwdCtx& f, int64_t n, int64_t s, int64_t
                           const float* rec) {
   const RnnConfig& cfg = *f.cfg;
   const int64_t H = f.H;
-  const float* p = f.P + ((t - f.p_t0) * f.N + n) * f.ldp;
+  const float* p = p_row(f, n, t);
   const Vec hp = Vec::load_n(f.h_cur + n * H + u0, nl);
-  float* sl = f.a->slots ? f.a->slots + (t * f.N + n) * f.S * H : nullptr;
+  float* sl = slot_row(f, n, t);
   auto pre = [&](int g) RNNKERN_LAMBDA_INLINE { return Vec::load_n(p + g * H + u0, nl) + Vec::load(rec + g * W); };
   Vec h;
   if (CELL == Cell::SimpleRNN) {
@@ -309,8 +318,8 @@ inline void gru_rb_phase1(const FwdCtx& f, const float* panels, float* part, int
   step_items<PS::NV>(i0, i1, f.N, f.h_cur, H, H, panels, part,
                      [&](int64_t n, int64_t p, const float* acc) RNNKERN_LAMBDA_INLINE {
     const bool live = unmasked(f.a->mask, f.T, n, t);
-    const float* prow = f.P + ((t - f.p_t0) * f.N + n) * f.ldp;
-    float* sl = f.a->slots ? f.a->slots + (t * f.N + n) * f.S * H : nullptr;
+    const float* prow = p_row(f, n, t);
+    float* sl = slot_row(f, n, t);
     for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) RNNKERN_LAMBDA_INLINE {
       if (!live) {
         std::fill(f.rh + n * H + u0, f.rh + n * H + u0 + nl, 0.0f);
@@ -339,8 +348,8 @@ inline void gru_rb_phase2(const FwdCtx& f, const float* panels, float* part, int
   step_items<PS::NV>(i0, i1, f.N, f.rh, H, H, panels, part,
                      [&](int64_t n, int64_t p, const float* acc) RNNKERN_LAMBDA_INLINE {
     const bool live = unmasked(f.a->mask, f.T, n, t);
-    const float* prow = f.P + ((t - f.p_t0) * f.N + n) * f.ldp;
-    float* sl = f.a->slots ? f.a->slots + (t * f.N + n) * f.S * H : nullptr;
+    const float* prow = p_row(f, n, t);
+    float* sl = slot_row(f, n, t);
     for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) RNNKERN_LAMBDA_INLINE {
       if (!live) {
         forward_masked_units(f, n, s, t, u0, u0 + nl);

@@ -73,7 +73,6 @@ struct BackwardArgs {
   const uint8_t* mask = nullptr; // [N,T] or null
   const float* hprev = nullptr;  // [T,N,H]
   const float* slots = nullptr;  // [T,N,S*H]
-  bool has_bias = true;
   const float* dy = nullptr;     // like y
   const float* dhT = nullptr;    // [N,H]
   const float* dcT = nullptr;    // [N,H] LSTM
