@@ -29,7 +29,10 @@ class Cache:
 class ReferenceBackend:
     name = "reference"
 
-    def forward(self, cell, x, W, U, b, h0, c0, mask, **kw):
+    def pack(self, cell, U, reset_after=True):
+        return None  # nothing to pack
+
+    def forward(self, cell, x, W, U, b, h0, c0, mask, packed=None, **kw):
         y, h, c, cache = _reference.rnn_forward(cell, x, W, U, b, h0, c0, mask, **kw)
         return y, h, c, (Cache(self, cache) if cache is not None else None)
 
@@ -48,13 +51,18 @@ class CpuBackend:
     def __init__(self, isa):
         self.name = isa
 
-    def forward(self, cell, x, W, U, b, h0, c0, mask, *, activation="tanh",
+    def pack(self, cell, U, reset_after=True):
+        """U packed for this ISA's step kernels, for ``forward(..., packed=)``
+        while U is unchanged (U must be a float32 C-contiguous array)."""
+        return _core().pack(self.name, cell, bool(reset_after), U)
+
+    def forward(self, cell, x, W, U, b, h0, c0, mask, packed=None, *, activation="tanh",
                 recurrent_activation="sigmoid", reset_after=True, go_backwards=False,
                 return_sequences=True, training=True):
         y, h, c, ws = _core().forward(
             self.name, cell, activation, recurrent_activation, bool(reset_after),
             bool(go_backwards), bool(return_sequences), bool(training),
-            x, W, U, b, h0, c0, mask, get_num_threads())
+            x, W, U, b, h0, c0, mask, get_num_threads(), packed)
         return y, h, (c if cell == "lstm" else None), (Cache(self, ws) if training else None)
 
     def backward(self, cache, dy, dh_T=None, dc_T=None):

@@ -31,6 +31,13 @@ dx [N, T, C] and REPLACES ``grads`` (aligned with ``get_weights()``) and
 ``state_grads`` (aligned with the ``initial_state`` the call was given, else
 None).
 
+Weights: ``layer.kernel``, ``layer.recurrent_kernel`` and ``layer.bias`` are
+READ-ONLY float32 arrays. Change them with ``set_weights`` or by assignment
+(``layer.kernel = layer.kernel - lr * layer.grads[0]``); an in-place update
+(``layer.kernel -= ...``) raises. That is what lets a layer pack its recurrent
+kernel for the compiled step kernels once and reuse it for every call until a
+weight is assigned (see ``rnnkern.ops.pack``).
+
 Dropout: ``dropout`` is Keras' input dropout: with ``training=True`` one mask
 [N, C] per call, shared by all timesteps and (LSTM/GRU, Keras' default
 implementation) all gates, scaled by 1/(1 - rate). ``recurrent_dropout`` is not
@@ -95,8 +102,23 @@ class _Empty:
     """Marker cache of a call with batch size 0 (nothing to run)."""
 
 
+def _weight_property(name, doc):
+    def get(self):
+        return self._weights[name]
+
+    def set(self, value):
+        self._assign_weight(name, value)
+
+    return property(get, set, doc=doc)
+
+
 class _RNN:
     """Common machinery of the three layers (not public)."""
+
+    kernel = _weight_property("kernel", "[C, G*H] float32, read-only (assign to change).")
+    recurrent_kernel = _weight_property(
+        "recurrent_kernel", "[H, G*H] float32, read-only (assign to change).")
+    bias = _weight_property("bias", "The bias (None with use_bias=False), read-only.")
 
     _cell = None            # "simple_rnn" | "lstm" | "gru"
     _base_name = None
@@ -160,11 +182,27 @@ class _RNN:
                 raise ValueError(f"input_shape must be (timesteps, features), got {input_shape!r}")
 
         self.built = False
-        self.kernel = self.recurrent_kernel = self.bias = None
+        self._weights = dict(kernel=None, recurrent_kernel=None, bias=None)
+        self._packed = None       # recurrent_kernel packed for self._backend, or None
         self.grads = None
         self.state_grads = None
         self._states = None       # stateful: the kept states, list of [N, H]
         self._last = None         # what backward() needs from the last call
+
+    def __getstate__(self):
+        # the packed weights and the last call's workspace are compiled objects
+        # that cannot be pickled; both are rebuilt on demand
+        state = dict(self.__dict__)
+        state["_packed"] = None
+        if isinstance(state.get("_last"), dict):
+            state["_last"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        for w in self._weights.values():
+            if w is not None:  # unpickled arrays come back writeable
+                w.flags.writeable = False
 
     # ----------------------------------------------------------------- config
 
@@ -185,6 +223,7 @@ class _RNN:
     def backend(self, name):
         self._backend = get_backend(name)
         self._last = None  # a cache belongs to the backend that made it
+        self._packed = None
 
     @property
     def _gates(self):
@@ -247,7 +286,7 @@ class _RNN:
         bias = None
         if self.use_bias:
             bias = self._init_bias()
-        self.kernel, self.recurrent_kernel, self.bias = kernel, recurrent, bias
+        self._store_weights([kernel, recurrent] + ([bias] if self.use_bias else []))
         self.built = True
 
     def _init_bias(self):
@@ -295,10 +334,37 @@ class _RNN:
         for n, a, s in zip(names, arrays, self._expected_shapes(input_dim)):
             if a.shape != s:
                 raise ValueError(f"set_weights: {n} has shape {a.shape}, expected {s}")
-        new = [np.array(a, dtype=np.float32, order="C") for a in arrays]  # fresh arrays
-        self.kernel, self.recurrent_kernel = new[0], new[1]
-        self.bias = new[2] if self.use_bias else None
+        self._store_weights(arrays)
         self.built = True
+
+    def _store_weights(self, arrays):
+        """Fresh read-only float32 copies of [kernel, recurrent_kernel(, bias)]."""
+        new = []
+        for a in arrays:
+            a = np.array(a, dtype=np.float32, order="C")  # a copy: the caller's stays theirs
+            a.flags.writeable = False
+            new.append(a)
+        self._weights = dict(kernel=new[0], recurrent_kernel=new[1],
+                             bias=new[2] if self.use_bias else None)
+        self._packed = None  # packed from the old recurrent_kernel
+
+    def _assign_weight(self, name, value):
+        if not self.built:
+            raise ValueError(f"layer {self.name!r} is not built yet: call it on an input, "
+                             "build(input_shape) or set_weights() first")
+        if name == "bias" and not self.use_bias:
+            if value is None:
+                return
+            raise ValueError(f"layer {self.name!r} has use_bias=False: it has no bias")
+        a = np.asarray(value)
+        if a.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must be a real array, got dtype {a.dtype}")
+        names = self._weight_names()
+        want = self._expected_shapes(self.kernel.shape[0])[names.index(name)]
+        if a.shape != want:
+            raise ValueError(f"{name} must have shape {want}, got {a.shape}")
+        arrays = [a if n == name else self._weights[n] for n in names]
+        self._store_weights(arrays)
 
     def count_params(self):
         if not self.built:
@@ -376,10 +442,14 @@ class _RNN:
         else:
             h0 = states0[0]
             c0 = states0[1] if self._cell == "lstm" else None
+            reset_after = getattr(self, "reset_after", True)
+            if self._packed is None:
+                self._packed = self._backend.pack(self._cell, self.recurrent_kernel, reset_after)
             y, h, cT, cache = self._backend.forward(
                 self._cell, x, self.kernel, self.recurrent_kernel, self.bias, h0, c0, mask,
+                self._packed,
                 activation=self.activation, recurrent_activation=self.recurrent_activation,
-                reset_after=getattr(self, "reset_after", True), go_backwards=self.go_backwards,
+                reset_after=reset_after, go_backwards=self.go_backwards,
                 return_sequences=self.return_sequences, training=keep)
             y = np.asarray(y, dtype=np.float32)
             h = np.asarray(h, dtype=np.float32)

@@ -34,6 +34,15 @@ reset_after, go_backwards, return_sequences, training)``
     through and the output repeats the previous output (zeros before the first
     unmasked step); a fully masked row outputs zeros and returns h0 (and c0).
 
+``pack(cell, recurrent_kernel, reset_after=True, backend="auto")``
+
+    The recurrent kernel packed once for the backend's step kernels (None for the
+    reference). Pass it as ``rnn_forward(..., packed=p)`` with the SAME U array
+    while U is unchanged: the forward and the backward then skip packing U
+    (worth it for short sequences and step-by-step inference). Changing U in
+    place after packing gives wrong results; the layers prevent that by keeping
+    their weights read-only and re-packing after an assignment.
+
 ``rnn_backward(cache, dy, dh_T=None, dc_T=None)``
 
     dy has y's shape; dh_T, dc_T are [N, H] or None (zero).
@@ -54,14 +63,20 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid", "hard_sigmoid", "linear")
 def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None, *,
                 activation="tanh", recurrent_activation="sigmoid", reset_after=True,
                 go_backwards=False, return_sequences=True, training=True,
-                backend="auto"):
+                backend="auto", packed=None):
     """Forward of one layer on the named backend; see the module docstring."""
     from .backends import get_backend
     return get_backend(backend).forward(
-        cell, x, kernel, recurrent_kernel, bias, h0, c0, mask,
+        cell, x, kernel, recurrent_kernel, bias, h0, c0, mask, packed,
         activation=activation, recurrent_activation=recurrent_activation,
         reset_after=reset_after, go_backwards=go_backwards,
         return_sequences=return_sequences, training=training)
+
+
+def pack(cell, recurrent_kernel, reset_after=True, backend="auto"):
+    """recurrent_kernel packed for ``backend``; see the module docstring."""
+    from .backends import get_backend
+    return get_backend(backend).pack(cell, recurrent_kernel, reset_after)
 
 
 def rnn_backward(cache, dy, dh_T=None, dc_T=None):

@@ -281,3 +281,64 @@ def test_concurrent_python_threads_are_deterministic(backend):
         for got, want in zip(results[k], alone):
             for a, b2 in zip(got, want):
                 assert np.array_equal(a, b2), "results differ between concurrent and lone calls"
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("cell,reset_after", [("simple_rnn", True), ("lstm", True),
+                                              ("gru", True), ("gru", False)])
+def test_packed_weights_give_identical_results(backend, cell, reset_after):
+    """U packed once (the layers' cache) gives bitwise the results of packing per
+    call, forward and backward, reused over several calls and thread counts."""
+    rng = np.random.default_rng(len(cell) + reset_after)
+    n, t, c, h = 7, 9, 5, 37
+    be = bk.get_backend(backend)
+    x, W, U, b, h0, c0 = make_case(cell, n, t, c, h, reset_after, True, rng)
+    mask = make_mask("holes", n, t, rng)
+    dy = rng.standard_normal((n, t, h)).astype(np.float32)
+    kw = dict(reset_after=reset_after, return_sequences=True, training=True)
+    packed = be.pack(cell, U, reset_after)
+    assert packed.isa == backend and packed.cell == cell and packed.units == h
+    fwd_bytes = packed.nbytes
+    assert fwd_bytes >= U.nbytes
+    old = bk.get_num_threads()
+    try:
+        for threads in (1, 2, 1):
+            bk.set_num_threads(threads)
+            y0, h_0, c_0, k0 = be.forward(cell, x, W, U, b, h0, c0, mask, **kw)
+            y1, h_1, c_1, k1 = be.forward(cell, x, W, U, b, h0, c0, mask, packed, **kw)
+            for u, v in [(y0, y1), (h_0, h_1)] + ([(c_0, c_1)] if cell == "lstm" else []):
+                np.testing.assert_array_equal(u, v)
+            g0 = be.backward(k0, dy)
+            g1 = be.backward(k1, dy)
+            for u, v in zip(g0, g1):
+                if u is not None:
+                    np.testing.assert_array_equal(u, v)
+            assert packed.nbytes >= 2 * U.nbytes > fwd_bytes  # backward parts added once
+    finally:
+        bk.set_num_threads(old)
+    # and both against the reference
+    outs, refs, g, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after, False, True,
+                                 mask, x, W, U, b, h0, c0, rng)
+    check(outs, refs, g, gr, f"{backend} {cell} packed")
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_packed_weights_are_checked(backend):
+    rng = np.random.default_rng(5)
+    be = bk.get_backend(backend)
+    x, W, U, b, h0, c0 = make_case("gru", 2, 3, 4, 8, False, True, rng)
+    packed = be.pack("gru", U, False)
+    be.forward("gru", x, W, U, b, h0, c0, None, packed, reset_after=False)  # fine
+    with pytest.raises(ValueError, match="another recurrent_kernel"):
+        be.forward("gru", x, W, U.copy(), b, h0, c0, None, packed, reset_after=False)
+    with pytest.raises(ValueError, match="another isa, cell, reset_after or units"):
+        b2 = make_case("gru", 2, 3, 4, 8, True, True, rng)[3]
+        be.forward("gru", x, W, U, b2, h0, c0, None, packed, reset_after=True)
+    for other in set(COMPILED) - {backend}:
+        with pytest.raises(ValueError, match="another isa"):
+            bk.get_backend(other).forward("gru", x, W, U, b, h0, c0, None, packed,
+                                          reset_after=False)
+    with pytest.raises(TypeError, match="packed must be"):
+        be.forward("gru", x, W, U, b, h0, c0, None, "packed", reset_after=False)
+    with pytest.raises(ValueError, match="recurrent_kernel must have shape"):
+        be.pack("lstm", U, True)

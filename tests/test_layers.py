@@ -514,3 +514,82 @@ def test_nan_propagates(backend_name, rng):
     assert not np.isnan(y[0, 0]).any() and not np.isnan(y[1]).any()
     dx = layer.backward(np.ones_like(y))
     assert dx.shape == x.shape
+
+
+# ------------------------------------------------ read-only weights, packing
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_weights_are_read_only_and_assignable(backend_name, cell, rng):
+    layer = make(cell, 5, 3, rng, backend=backend_name)
+    x = rng.standard_normal((2, 4, 3)).astype(np.float32)
+    y0 = layer(x)
+    for w in layer.weights:
+        with pytest.raises(ValueError, match="read-only"):
+            w[...] = 0
+    with pytest.raises(ValueError, match="read-only"):
+        layer.kernel -= 1.0
+    # assignment (the way to update) takes a float32 copy and changes the output
+    ws = [w + 0.1 * rng.standard_normal(w.shape) for w in layer.get_weights()]
+    layer.kernel, layer.recurrent_kernel = ws[0], ws[1]
+    if layer.use_bias:
+        layer.bias = ws[2]
+    ws[1][:] = 0  # the caller's array stays the caller's
+    assert layer.recurrent_kernel.dtype == np.float32 and np.any(layer.recurrent_kernel != 0)
+    ref = make(cell, 5, 3, rng)  # reference backend
+    ref.set_weights(layer.get_weights())
+    y1 = layer(x)
+    assert not np.allclose(y0, y1)
+    assert_close(y1, ref(x), "forward_f32")
+    with pytest.raises(ValueError, match=r"recurrent_kernel must have shape \(5, "):
+        layer.recurrent_kernel = np.zeros((4, 4), np.float32)
+    with pytest.raises(TypeError, match="kernel must be a real array"):
+        layer.kernel = np.full(layer.kernel.shape, "a")
+    with pytest.raises(ValueError, match="not built yet"):
+        CELLS[cell](3).kernel = np.zeros((2, 3 * GATES_OF[cell]), np.float32)
+
+
+GATES_OF = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+
+
+@pytest.mark.parametrize("cell,kw", [("simple_rnn", {}), ("lstm", {}), ("gru", {}),
+                                     ("gru", {"reset_after": False})])
+def test_packed_recurrent_kernel_is_cached_until_assigned(compiled_backend, cell, kw, rng):
+    layer = make(cell, 6, 3, rng, backend=compiled_backend, **kw)
+    x = rng.standard_normal((3, 5, 3)).astype(np.float32)
+    y0 = layer(x)
+    packed = layer._packed
+    assert packed is not None and packed.isa == compiled_backend
+    layer(x)
+    assert layer._packed is packed  # reused while the weights are unchanged
+    layer.backward(np.ones_like(y0))
+    # a new recurrent kernel: repacked, and the results follow the new weights
+    ws = layer.get_weights()
+    ws[1] = ws[1] * 0.5
+    layer.set_weights(ws)
+    assert layer._packed is None
+    ref = make(cell, 6, 3, rng, **kw)
+    ref.set_weights(ws)
+    y1 = layer(x)
+    assert layer._packed is not None and layer._packed is not packed
+    assert_close(y1, ref(x), "forward_f32")
+    dx, dx_ref = layer.backward(np.ones_like(y1)), ref.backward(np.ones_like(y1))
+    assert_close(dx, dx_ref, "backward_f32")
+    for g, gr in zip(layer.grads, ref.grads):
+        assert_close(g, gr, "backward_f32")
+    layer.recurrent_kernel = ws[1] * 2.0
+    ref.recurrent_kernel = ws[1] * 2.0
+    assert_close(layer(x), ref(x), "forward_f32")
+    layer.backend = "reference"  # switching backend drops the packing too
+    assert layer._packed is None
+    assert_close(layer(x), ref(x), "forward_f32")
+
+
+def test_layer_pickles_after_calls(compiled_backend, rng):
+    import pickle
+    layer = make("lstm", 4, 3, rng, backend=compiled_backend)
+    x = rng.standard_normal((2, 3, 3)).astype(np.float32)
+    y = layer(x)
+    layer.backward(np.ones_like(y))
+    clone = pickle.loads(pickle.dumps(layer))
+    np.testing.assert_array_equal(clone(x), layer(x))
+    assert not clone.kernel.flags.writeable

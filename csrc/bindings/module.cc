@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <utility>
@@ -118,12 +119,92 @@ struct PooledBuffer {
   float* get() const { return ptr; }
 };
 
+// A recurrent_kernel packed once for one ISA's step kernels, reused by every
+// call while the weights are unchanged (the layers drop it when a weight is
+// assigned; their weight arrays are read-only). The forward parts are packed
+// when it is made, the backward parts on the first backward that needs them.
+struct PackedWeights {
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::string isa;
+  RnnConfig cfg;  // cell, reset_after, H
+  FArr U;         // the array packed: kept alive, so its buffer is not reused
+  std::unique_ptr<float, Free> part[kNumPackParts];
+  int64_t floats[kNumPackParts] = {0, 0, 0, 0};
+  std::mutex m;
+  bool backward_packed = false;
+
+  const float* get(int p) const { return floats[p] ? part[p].get() : nullptr; }
+  // Packs parts [p0, p1) (GIL released by the caller).
+  void pack(const CpuKernels& k, int p0, int p1) {
+    for (int p = p0; p < p1; ++p) {
+      floats[p] = k.packed_floats(cfg, p);
+      if (!floats[p]) continue;
+      const size_t bytes = ((size_t)floats[p] * sizeof(float) + 63) / 64 * 64;
+      part[p].reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+      if (!part[p]) throw std::bad_alloc();
+      k.pack(cfg, U.data(), p, part[p].get());
+    }
+  }
+  void ensure_backward(const CpuKernels& k) {
+    std::lock_guard<std::mutex> g(m);
+    if (backward_packed) return;
+    pack(k, kPackBackward, kNumPackParts);
+    backward_packed = true;
+  }
+  size_t nbytes() const {
+    size_t n = 0;
+    for (int64_t f : floats) n += (size_t)f * sizeof(float);
+    return n;
+  }
+};
+
+py::object make_packed(const std::string& isa, const std::string& cell, bool reset_after,
+                       FArr U) {
+  const CpuKernels& k = cpu_kernels(isa);
+  std::unique_ptr<PackedWeights> pw(new PackedWeights());
+  pw->isa = isa;
+  pw->cfg.cell = parse_cell(cell);
+  pw->cfg.reset_after = reset_after;
+  if (U.ndim() != 2 || U.shape(1) != num_gates(pw->cfg.cell) * U.shape(0))
+    throw py::value_error("recurrent_kernel must have shape (units, " +
+                          std::to_string(num_gates(pw->cfg.cell)) + " * units), got " +
+                          shape_str(std::vector<py::ssize_t>(U.shape(), U.shape() + U.ndim())));
+  pw->cfg.H = U.shape(0);
+  pw->U = U;
+  {
+    py::gil_scoped_release nogil;
+    pw->pack(k, kPackForward, kPackBackward);
+  }
+  return py::cast(pw.release(), py::return_value_policy::take_ownership);
+}
+
+// The packed weights given to a call, checked against that call.
+PackedWeights* check_packed(const py::object& packed, const std::string& isa,
+                            const RnnConfig& cfg, const FArr& U) {
+  if (packed.is_none()) return nullptr;
+  PackedWeights* pw;
+  try {
+    pw = packed.cast<PackedWeights*>();
+  } catch (const py::cast_error&) {
+    throw py::type_error("packed must be a PackedWeights from rnnkern._core.pack, or None");
+  }
+  if (pw->isa != isa || pw->cfg.cell != cfg.cell || pw->cfg.H != cfg.H ||
+      (cfg.cell == Cell::GRU && pw->cfg.reset_after != cfg.reset_after))
+    throw py::value_error("packed was made for another isa, cell, reset_after or units");
+  if (pw->U.data() != U.data())
+    throw py::value_error("packed was made from another recurrent_kernel array");
+  return pw;
+}
+
 // What a training forward keeps for its backward.
 struct Workspace {
   RnnConfig cfg;
   std::string isa;
   FArr x, W, U;
   py::object mask;  // MArr or None
+  py::object packed;  // PackedWeights or None
   std::vector<py::ssize_t> bias_shape;  // empty: no bias
   // Written completely by the forward (masked steps included), so not
   // zero-filled here: that memset cost ~10% of a training step at S2.
@@ -135,7 +216,8 @@ struct Workspace {
 py::tuple forward(const std::string& isa, const std::string& cell, const std::string& act,
                   const std::string& ract, bool reset_after, bool go_backwards,
                   bool return_sequences, bool training, FArr x, FArr W, FArr U,
-                  py::object b, FArr h0, py::object c0, py::object mask, int threads) {
+                  py::object b, FArr h0, py::object c0, py::object mask, int threads,
+                  py::object packed) {
   const CpuKernels& k = cpu_kernels(isa);
   RnnConfig cfg;
   cfg.cell = parse_cell(cell);
@@ -183,6 +265,8 @@ py::tuple forward(const std::string& isa, const std::string& cell, const std::st
     expect_shape(marr, {(py::ssize_t)cfg.N, (py::ssize_t)cfg.T}, "mask");
   }
 
+  PackedWeights* pw = check_packed(packed, isa, cfg, U);
+
   const py::ssize_t N = cfg.N, T = cfg.T, H = cfg.H;
   FArr y = return_sequences ? FArr({N, T, H}) : FArr({N, H});
   FArr hT({N, H});
@@ -210,6 +294,10 @@ py::tuple forward(const std::string& isa, const std::string& cell, const std::st
     a.hprev = ws->hprev->get();
     a.slots = ws->slots->get();
   }
+  if (pw) {
+    a.packed = pw->get(kPackForward);
+    a.packed2 = pw->get(kPackForward2);
+  }
   {
     py::gil_scoped_release nogil;
     k.forward(cfg, a);
@@ -222,6 +310,7 @@ py::tuple forward(const std::string& isa, const std::string& cell, const std::st
     ws->W = W;
     ws->U = U;
     ws->mask = mask.is_none() ? py::object(py::none()) : py::object(marr);
+    ws->packed = packed;
     ws->bias_shape = bshape;
     wso = py::cast(ws.release(), py::return_value_policy::take_ownership);
   }
@@ -267,8 +356,14 @@ py::tuple backward(Workspace& ws, FArr dy, FArr dhT, py::object dcT, int threads
   a.db = ws.bias_shape.empty() ? nullptr : db.mutable_data();
   a.dh0 = dh0.mutable_data();
   a.dc0 = cfg.cell == Cell::LSTM ? dc0.mutable_data() : nullptr;
+  PackedWeights* pw = ws.packed.is_none() ? nullptr : ws.packed.cast<PackedWeights*>();
   {
     py::gil_scoped_release nogil;
+    if (pw) {
+      pw->ensure_backward(k);
+      a.packed = pw->get(kPackBackward);
+      a.packed2 = pw->get(kPackBackward2);
+    }
     k.backward(cfg, a);
   }
   py::object dbo = ws.bias_shape.empty() ? py::object(py::none()) : py::object(db);
@@ -313,7 +408,17 @@ PYBIND11_MODULE(_core, m) {
         py::arg("recurrent_activation"), py::arg("reset_after"), py::arg("go_backwards"),
         py::arg("return_sequences"), py::arg("training"), py::arg("x"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"), py::arg("c0"),
-        py::arg("mask"), py::arg("threads"));
+        py::arg("mask"), py::arg("threads"), py::arg("packed") = py::none());
+  py::class_<PackedWeights>(m, "PackedWeights",
+                            "A recurrent_kernel packed for one ISA (see rnnkern._core.pack).")
+      .def_property_readonly("isa", [](const PackedWeights& p) { return p.isa; })
+      .def_property_readonly("cell", [](const PackedWeights& p) { return cell_name(p.cfg.cell); })
+      .def_property_readonly("units", [](const PackedWeights& p) { return p.cfg.H; })
+      .def_property_readonly("nbytes", &PackedWeights::nbytes);
+  m.def("pack", &make_packed, py::arg("isa"), py::arg("cell"), py::arg("reset_after"),
+        py::arg("recurrent_kernel"),
+        "Pack recurrent_kernel once for the ISA's step kernels; pass the result as\n"
+        "`packed` to forward() while the array is unchanged (it is kept alive).");
   m.def("backward", &backward, py::arg("workspace"), py::arg("dy"), py::arg("dh_T"),
         py::arg("dc_T"), py::arg("threads"));
   m.def("gemm", &gemm, py::arg("isa"), py::arg("a"), py::arg("b"), py::arg("trans_a") = false,

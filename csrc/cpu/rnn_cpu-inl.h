@@ -411,6 +411,63 @@ void forward_loop(FwdCtx& f, int64_t s0, int64_t s1, const float* panels, const 
   }
 }
 
+// ---------------------------------------------------------------- packing
+// U as the step kernels read it (PackPart in shapes.h):
+//   forward   G-gate panels of U (GRU r.b.: z, r; then U_h alone, 1 gate);
+//   backward  U^T as 1-"gate" panels of output units over the gate columns
+//             (GRU r.b.: over z, r only; then U_h^T alone).
+inline int64_t packed_floats(const RnnConfig& cfg, int part) {
+  const int64_t H = cfg.H, GH = num_gates(cfg.cell) * H;
+  const bool gru_rb = cfg.cell == Cell::GRU && !cfg.reset_after;
+  switch (part) {
+    case kPackForward:
+      switch (cfg.cell) {
+        case Cell::SimpleRNN: return panel_floats<1>(H, H);
+        case Cell::LSTM: return panel_floats<4>(H, H);
+        default: return cfg.reset_after ? panel_floats<3>(H, H) : panel_floats<2>(H, H);
+      }
+    case kPackForward2: return gru_rb ? panel_floats<1>(H, H) : 0;
+    case kPackBackward: return panel_floats<1>(gru_rb ? 2 * H : GH, H);
+    case kPackBackward2: return gru_rb ? panel_floats<1>(H, H) : 0;
+    default: return 0;
+  }
+}
+
+inline void pack_recurrent(const RnnConfig& cfg, const float* U, int part, float* out) {
+  const int64_t H = cfg.H, GH = num_gates(cfg.cell) * H;
+  const bool gru_rb = cfg.cell == Cell::GRU && !cfg.reset_after;
+  switch (part) {
+    case kPackForward:
+      switch (cfg.cell) {
+        case Cell::SimpleRNN: pack_gate_panels<1>(U, GH, 1, H, H, 0, out); break;
+        case Cell::LSTM: pack_gate_panels<4>(U, GH, 1, H, H, 0, out); break;
+        default:
+          if (cfg.reset_after)
+            pack_gate_panels<3>(U, GH, 1, H, H, 0, out);
+          else
+            pack_gate_panels<2>(U, GH, 1, H, H, 0, out);
+      }
+      break;
+    case kPackForward2:
+      if (gru_rb) pack_gate_panels<1>(U, GH, 1, H, H, 2 * H, out);
+      break;
+    case kPackBackward: pack_gate_panels<1>(U, 1, GH, gru_rb ? 2 * H : GH, H, 0, out); break;
+    case kPackBackward2:
+      // B(k, unit) = U_h[unit, k] = U[unit, 2H + k]
+      if (gru_rb) pack_gate_panels<1>(U + 2 * H, 1, GH, H, H, 0, out);
+      break;
+    default: break;
+  }
+}
+
+// A part packed into this thread's scratch (the caller had none cached).
+inline const float* packed_scratch(const RnnConfig& cfg, const float* U, int part) {
+  const int slot = part == kPackForward || part == kPackBackward ? kScratchPanels : kScratchPanels2;
+  float* out = scratch(slot, packed_floats(cfg, part));
+  pack_recurrent(cfg, U, part, out);
+  return out;
+}
+
 }  // namespace detail
 
 inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
@@ -450,38 +507,20 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
            cbuf.data(), ylast.data(),
            cfg.return_sequences ? scratch(kScratchYt, T * N * H) : nullptr, nullptr, nullptr,
            brh};
-  float* panels = nullptr;
-  float* panels2 = nullptr;
+  const float* panels = a.packed ? a.packed : packed_scratch(cfg, a.U, kPackForward);
+  const float* panels2 = nullptr;
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
   const double step_flops = 2.0 * N * H * GH;
-  int64_t items;
-  switch (cfg.cell) {
-    case Cell::SimpleRNN:
-      panels = scratch(kScratchPanels, panel_floats<1>(H, H));
-      pack_gate_panels<1>(a.U, GH, 1, H, H, 0, panels);
-      items = nrb * ((H + 4 * W - 1) / (4 * W));
-      break;
-    case Cell::LSTM:
-      panels = scratch(kScratchPanels, panel_floats<4>(H, H));
-      pack_gate_panels<4>(a.U, GH, 1, H, H, 0, panels);
-      items = nrb * ((H + W - 1) / W);
-      break;
-    default:
-      if (cfg.reset_after) {
-        panels = scratch(kScratchPanels, panel_floats<3>(H, H));
-        pack_gate_panels<3>(a.U, GH, 1, H, H, 0, panels);
-        items = nrb * ((H + W - 1) / W);
-      } else {
-        zbuf.assign(N * H, 0.0f);
-        rh.assign(N * H, 0.0f);
-        f.zbuf = zbuf.data();
-        f.rh = rh.data();
-        panels = scratch(kScratchPanels, panel_floats<2>(H, H));
-        pack_gate_panels<2>(a.U, GH, 1, H, H, 0, panels);
-        panels2 = scratch(kScratchPanels2, panel_floats<1>(H, H));
-        pack_gate_panels<1>(a.U, GH, 1, H, H, 2 * H, panels2);
-        items = nrb * ((H + 2 * W - 1) / (2 * W));
-      }
+  const int64_t units_per_item = cfg.cell == Cell::SimpleRNN ? 4 * W
+                                 : (cfg.cell == Cell::GRU && !cfg.reset_after) ? 2 * W
+                                                                               : W;
+  const int64_t items = nrb * ((H + units_per_item - 1) / units_per_item);
+  if (cfg.cell == Cell::GRU && !cfg.reset_after) {
+    panels2 = a.packed2 ? a.packed2 : packed_scratch(cfg, a.U, kPackForward2);
+    zbuf.assign(N * H, 0.0f);
+    rh.assign(N * H, 0.0f);
+    f.zbuf = zbuf.data();
+    f.rh = rh.data();
   }
   const int nt = pick_threads(cfg.threads, items, step_flops, kMinStepFlopsForward);
   std::vector<float> parts(nt * part_floats(N));
@@ -697,14 +736,9 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   // U^T panels: output units of dh_prev x gate columns. GRU r.b. multiplies
   // only the z, r columns in phase B; its h columns go through phase A2.
   const int64_t K = gru_rb ? 2 * H : GH;
-  float* panelsT = scratch(kScratchPanels, panel_floats<1>(K, H));
-  float* panels_h = nullptr;
-  pack_gate_panels<1>(a.U, 1, GH, K, H, 0, panelsT);
-  if (gru_rb) {
-    panels_h = scratch(kScratchPanels2, panel_floats<1>(H, H));
-    // B(k, unit) = U_h[unit, k] = U[unit, 2H + k]
-    pack_gate_panels<1>(a.U + 2 * H, 1, GH, H, H, 0, panels_h);
-  }
+  const float* panelsT = a.packed ? a.packed : packed_scratch(cfg, a.U, kPackBackward);
+  const float* panels_h = nullptr;
+  if (gru_rb) panels_h = a.packed2 ? a.packed2 : packed_scratch(cfg, a.U, kPackBackward2);
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
   int nt = pick_threads(cfg.threads, nrb * ((H + 4 * W - 1) / (4 * W)), 2.0 * N * H * GH,
                         kMinStepFlopsBackward);

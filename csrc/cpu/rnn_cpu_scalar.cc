@@ -20,6 +20,7 @@ namespace scalar {
 #include "peak-inl.h"
 
 const CpuKernels kKernels = {"scalar", rnn_forward, rnn_backward, gemm_entry, activate_array,
+                               detail::packed_floats, detail::pack_recurrent,
                                peak_gflops};
 }  // namespace scalar
 }  // namespace rnnkern

@@ -50,6 +50,18 @@ struct RnnConfig {
   int threads = 1;
 };
 
+// The recurrent weights packed the way one ISA's step kernels read them.
+// Packing is done per call unless the caller passes parts packed earlier
+// (CpuKernels::pack) for weights that have not changed since. Parts a cell
+// does not use have 0 floats.
+enum PackPart : int {
+  kPackForward = 0,   // U panels of the forward step (GRU r.b.: its z, r gates)
+  kPackForward2 = 1,  // GRU reset_before: the U_h panels of the second phase
+  kPackBackward = 2,  // U^T panels of the backward product (GRU r.b.: z, r rows)
+  kPackBackward2 = 3, // GRU reset_before: the U_h^T panels of phase A2
+  kNumPackParts = 4
+};
+
 struct ForwardArgs {
   const float* x = nullptr;      // [N,T,C]
   const float* W = nullptr;      // [C,G*H]
@@ -64,6 +76,9 @@ struct ForwardArgs {
   // training only (null otherwise):
   float* hprev = nullptr;        // [T,N,H]   state before the step that read x[:,t]
   float* slots = nullptr;        // [T,N,S*H] saved activations, S = num_slots()
+  // optional: U packed earlier (kPackForward, kPackForward2); null = pack now
+  const float* packed = nullptr;
+  const float* packed2 = nullptr;
 };
 
 struct BackwardArgs {
@@ -82,6 +97,9 @@ struct BackwardArgs {
   float* db = nullptr;           // like b (null without bias)
   float* dh0 = nullptr;          // [N,H]
   float* dc0 = nullptr;          // [N,H] LSTM
+  // optional: U packed earlier (kPackBackward, kPackBackward2); null = pack now
+  const float* packed = nullptr;
+  const float* packed2 = nullptr;
 };
 
 // One entry of the kernel table: the forward and backward of one ISA.
@@ -96,6 +114,10 @@ struct CpuKernels {
                bool accumulate, int threads);
   // y[i] = act(x[i]) with this ISA's vectorised nonlinearity (accuracy tests).
   void (*activate)(Act act, const float* x, float* y, int64_t n);
+  // Floats of one PackPart for this config (only cell, reset_after and H
+  // matter), and the packing of U [H,G*H] into it (64-byte aligned `out`).
+  int64_t (*packed_floats)(const RnnConfig&, int part);
+  void (*pack)(const RnnConfig&, const float* U, int part, float* out);
   // fp32 FMA throughput of this ISA on one thread, GFLOP/s, measured for ~seconds.
   double (*peak_gflops)(double seconds);
 };
