@@ -246,26 +246,75 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
   }
 }
 
+// C[M,N] = A B (+ C) (+ bias), split over threads: the larger of M and N is
+// cut into row blocks or column panels, at most one share per thread, and one
+// thread only under 0.2 MFLOP. Callable from inside a parallel region (every
+// thread calls run() with its own tid), so a timestep loop's region can
+// compute its input projection without forking again.
+struct Gemm {
+  int64_t M, N, K;
+  const float* a;
+  int64_t sam, sak;
+  const float* b;
+  int64_t sbk, sbn;
+  float* c;
+  int64_t ldc;
+  bool accumulate;
+  const float* bias;  // null, or N floats added to every row (when not accumulating)
+
+  static constexpr int NR = kGemmNV * Vec::W;
+  bool split_m() const { return M >= N; }
+  int64_t units() const { return split_m() ? (M + kRowBlock - 1) / kRowBlock : (N + NR - 1) / NR; }
+  // threads worth using (<= threads)
+  int threads_for(int threads) const {
+    if (M <= 0 || N <= 0) return 1;
+    const int nt = 2.0 * M * N * K < 2e5 ? 1 : std::max(1, threads);
+    return (int)std::max<int64_t>(1, std::min<int64_t>(nt, units()));
+  }
+  // Packing floats per thread for any M with this N and K (A block, B panels).
+  static int64_t apack_floats(int64_t K) {
+    return kGemmMC * std::max<int64_t>(1, std::min<int64_t>(K, kGemmKC));
+  }
+  static int64_t bpack_floats(int64_t N, int64_t K) {
+    return ((N + NR - 1) / NR) * std::max<int64_t>(1, std::min<int64_t>(K, kGemmKC)) * NR;
+  }
+  // Thread tid's share when nth threads run; apack/bpack: every thread's
+  // buffers, apack_floats(K) and bpack_floats(N, K) apart.
+  void run(int tid, int nth, float* apack, float* bpack) const {
+    if (M <= 0 || N <= 0) return;
+    const int nt = threads_for(nth);
+    if (tid >= nt) return;
+    int64_t lo, hi;
+    split_range(units(), nt, tid, lo, hi);
+    if (lo >= hi) return;
+    float* ap = apack + tid * apack_floats(K);
+    float* bp = bpack + tid * bpack_floats(N, K);
+    if (split_m())
+      gemm_tile(lo * kRowBlock, std::min(M, hi * kRowBlock), 0, N, K, a, sam, sak, b, sbk, sbn,
+                c, ldc, accumulate, bias, ap, bp);
+    else
+      gemm_tile(0, M, lo * NR, std::min(N, hi * NR), K, a, sam, sak, b, sbk, sbn, c, ldc,
+                accumulate, bias, ap, bp);
+  }
+};
+
+// Packing buffers for `threads` threads of GEMMs with N columns and depth K,
+// taken before a parallel region (where an allocation failure could not be
+// reported).
+inline void gemm_buffers(int64_t N, int64_t K, int threads, float** apack, float** bpack) {
+  *apack = scratch(kScratchGemmA, threads * Gemm::apack_floats(K));
+  *bpack = scratch(kScratchGemmB, threads * Gemm::bpack_floats(N, K));
+}
+
 // bias: null, or N floats added to every row of C (when not accumulating).
 inline void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t sam, int64_t sak,
                  const float* b, int64_t sbk, int64_t sbn, float* c, int64_t ldc,
                  bool accumulate, int threads, const float* bias = nullptr) {
   if (M <= 0 || N <= 0) return;
-  // Split the larger of M and N over threads; never more threads than work.
-  constexpr int NR = kGemmNV * Vec::W;
-  const double flops = 2.0 * M * N * K;
-  int nt = std::max(1, threads);
-  if (flops < 2e5) nt = 1;
-  const bool split_m = M >= N;
-  const int64_t units = split_m ? (M + kRowBlock - 1) / kRowBlock : (N + NR - 1) / NR;
-  nt = (int)std::min<int64_t>(nt, units);
-  // Packing buffers for every thread, taken here (not inside the parallel
-  // region, where an allocation failure could not be reported).
-  const int64_t kc_max = std::max<int64_t>(1, std::min<int64_t>(K, kGemmKC));
-  const int64_t max_cols = split_m ? N : ((units + nt - 1) / nt) * NR;
-  const int64_t asz = kGemmMC * kc_max, bsz = ((max_cols + NR - 1) / NR) * kc_max * NR;
-  float* apack_all = scratch(kScratchGemmA, nt * asz);
-  float* bpack_all = scratch(kScratchGemmB, nt * bsz);
+  const Gemm g{M, N, K, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, bias};
+  const int nt = g.threads_for(threads);
+  float *apack, *bpack;
+  gemm_buffers(N, K, nt, &apack, &bpack);
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(nt) if (nt > 1)
 #endif
@@ -275,18 +324,7 @@ inline void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t sam, i
     tid = omp_get_thread_num();
     nth = omp_get_num_threads();
 #endif
-    int64_t lo, hi;
-    split_range(units, nth, tid, lo, hi);
-    if (lo < hi) {
-      float* apack = apack_all + tid * asz;
-      float* bpack = bpack_all + tid * bsz;
-      if (split_m)
-        gemm_tile(lo * kRowBlock, std::min(M, hi * kRowBlock), 0, N, K, a, sam, sak, b, sbk,
-                  sbn, c, ldc, accumulate, bias, apack, bpack);
-      else
-        gemm_tile(0, M, lo * NR, std::min(N, hi * NR), K, a, sam, sak, b, sbk, sbn, c, ldc,
-                  accumulate, bias, apack, bpack);
-    }
+    g.run(tid, nth, apack, bpack);
   }
 }
 

@@ -8,7 +8,8 @@
 //      (<= 1 MiB of P, so P is still in L2 when the steps read it). In
 //      training P is written straight into the saved-activation rows
 //      ("slots"), which the step then overwrites in place column by column.
-//   2. The timestep loop, inside one parallel region per chunk: per step,
+//   2. The timestep loop, inside ONE parallel region for the whole sequence
+//      (the projection of each chunk is split over the same threads): per step,
 //      work items (block of <= kRowBlock batch rows) x (panel of units)
 //      compute the recurrent product h_prev U for the panel (mac_rows, the
 //      panel K-chunked so it stays in L1 across the row blocks), add P, apply
@@ -369,45 +370,86 @@ inline void gru_rb_phase2(const FwdCtx& f, const float* panels, float* part, int
   });
 }
 
+// The input projection of one chunk of steps: P rows = x_t W + bias for the
+// times the chunk's steps read (training: straight into the slots).
+struct Projection {
+  const float* xt;     // [T,N,C]
+  const float* Wm;     // [C,GH]
+  const float* bias;   // [GH] or null
+  float* P;            // the slots (training) or one chunk's buffer
+  bool in_slots;
+  float* apack;        // GEMM packing buffers for the region's threads
+  float* bpack;
+  int threads;         // threads of a GEMM run outside a parallel region
+
+  // Steps [s0, s1): compute their P rows (thread reg.tid's share; the caller
+  // puts a barrier after it) and return the first time index held in P.
+  int64_t run(const FwdCtx& f, int64_t s0, int64_t s1, const Region& reg) const {
+    const int64_t t_lo = f.cfg->go_backwards ? f.T - s1 : s0;  // times read by the steps
+    float* Pc = in_slots ? P + t_lo * f.N * f.ldp : P;
+    const Gemm g{(s1 - s0) * f.N, f.GH, f.C, xt + t_lo * f.N * f.C, f.C, 1, Wm, f.GH, 1,
+                 Pc, f.ldp, false, bias};
+    if (reg.nth > 1)
+      g.run(reg.tid, reg.nth, apack, bpack);
+    else
+      gemm(g.M, g.N, g.K, g.a, g.sam, g.sak, g.b, g.sbk, g.sbn, g.c, g.ldc, false, threads,
+           bias);  // the steps run on one thread; the projection may still use several
+    return in_slots ? 0 : t_lo;
+  }
+};
+
+// The whole sequence inside ONE parallel region of nt threads: per chunk of
+// steps, the input projection (split over the threads) and a barrier, then the
+// steps with a barrier after each. nt == 1 runs it on the calling thread.
 template <Cell CELL, int G>
-void forward_loop(FwdCtx& f, int64_t s0, int64_t s1, const float* panels, const float* panels2,
-                  float* parts, int nt) {
+void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float* panels,
+                  const float* panels2, float* parts, int nt) {
   using PS = PanelShape<G>;
   const int64_t nrb = (f.N + kRowBlock - 1) / kRowBlock;
   const int64_t items = nrb * ((f.H + PS::S * W - 1) / (PS::S * W));
   const int64_t items2 = nrb * ((f.H + 4 * W - 1) / (4 * W));  // GRU r.b. phase 2
   const bool gru_rb = CELL == Cell::GRU && !f.cfg->reset_after;
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-  {
+  auto body = [&]() {
     Region reg;
     float* part = parts + reg.tid * part_floats(f.N);
     float* hc = f.h_cur;
     float* hn = f.h_nxt;
     FwdCtx fl = f;  // per-thread copy: h buffers swap every step
-    for (int64_t s = s0; s < s1; ++s) {
-      const int64_t t = f.cfg->go_backwards ? f.T - 1 - s : s;
-      fl.h_cur = hc;
-      fl.h_nxt = hn;
-      int64_t lo, hi;
-      if (gru_rb) {
-        split_range(items, reg.nth, reg.tid, lo, hi);
-        gru_rb_phase1(fl, panels, part, t, lo, hi);
-        reg.barrier();
-        split_range(items2, reg.nth, reg.tid, lo, hi);
-        gru_rb_phase2(fl, panels2, part, s, t, lo, hi);
-      } else {
-        split_range(items, reg.nth, reg.tid, lo, hi);
-        forward_items<CELL, G>(fl, panels, part, s, t, lo, hi);
-      }
+    for (int64_t s0 = 0; s0 < f.T; s0 += chunk) {
+      const int64_t s1 = std::min(f.T, s0 + chunk);
+      fl.p_t0 = proj.run(f, s0, s1, reg);
       reg.barrier();
-      std::swap(hc, hn);
+      for (int64_t s = s0; s < s1; ++s) {
+        const int64_t t = f.cfg->go_backwards ? f.T - 1 - s : s;
+        fl.h_cur = hc;
+        fl.h_nxt = hn;
+        int64_t lo, hi;
+        if (gru_rb) {
+          split_range(items, reg.nth, reg.tid, lo, hi);
+          gru_rb_phase1(fl, panels, part, t, lo, hi);
+          reg.barrier();
+          split_range(items2, reg.nth, reg.tid, lo, hi);
+          gru_rb_phase2(fl, panels2, part, s, t, lo, hi);
+        } else {
+          split_range(items, reg.nth, reg.tid, lo, hi);
+          forward_items<CELL, G>(fl, panels, part, s, t, lo, hi);
+        }
+        reg.barrier();
+        std::swap(hc, hn);
+      }
     }
     if (reg.tid == 0) {
       f.h_cur = hc;
       f.h_nxt = hn;
     }
+  };
+  if (nt > 1) {
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(nt)
+#endif
+    body();
+  } else {
+    body();  // not inside a region, so the projection GEMM may still fork
   }
 }
 
@@ -525,29 +567,22 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   const int nt = pick_threads(cfg.threads, items, step_flops, kMinStepFlopsForward);
   std::vector<float> parts(nt * part_floats(N));
 
-  // 3. The timestep loop, chunk by chunk.
-  for (int64_t s0 = 0; s0 < T; s0 += chunk) {
-    const int64_t s1 = std::min(T, s0 + chunk);
-    const int64_t t_lo = cfg.go_backwards ? T - s1 : s0;  // times read by steps [s0, s1)
-    f.p_t0 = a.slots ? 0 : t_lo;
-    {
-      float* Pc = a.slots ? P + t_lo * N * ldp : P;
-      gemm((s1 - s0) * N, GH, C, xt + t_lo * N * C, C, 1, a.W, GH, 1, Pc, ldp, false,
-           cfg.threads, a.b ? bias_in.data() : nullptr);
-    }
-    switch (cfg.cell) {
-      case Cell::SimpleRNN:
-        forward_loop<Cell::SimpleRNN, 1>(f, s0, s1, panels, nullptr, parts.data(), nt);
-        break;
-      case Cell::LSTM:
-        forward_loop<Cell::LSTM, 4>(f, s0, s1, panels, nullptr, parts.data(), nt);
-        break;
-      default:
-        if (cfg.reset_after)
-          forward_loop<Cell::GRU, 3>(f, s0, s1, panels, nullptr, parts.data(), nt);
-        else
-          forward_loop<Cell::GRU, 2>(f, s0, s1, panels, panels2, parts.data(), nt);
-    }
+  // 3. The timestep loop, chunk by chunk, in one parallel region.
+  Projection proj{xt, a.W, a.b ? bias_in.data() : nullptr, P, a.slots != nullptr, nullptr,
+                  nullptr, cfg.threads};
+  if (nt > 1) gemm_buffers(GH, C, nt, &proj.apack, &proj.bpack);
+  switch (cfg.cell) {
+    case Cell::SimpleRNN:
+      forward_loop<Cell::SimpleRNN, 1>(f, chunk, proj, panels, nullptr, parts.data(), nt);
+      break;
+    case Cell::LSTM:
+      forward_loop<Cell::LSTM, 4>(f, chunk, proj, panels, nullptr, parts.data(), nt);
+      break;
+    default:
+      if (cfg.reset_after)
+        forward_loop<Cell::GRU, 3>(f, chunk, proj, panels, nullptr, parts.data(), nt);
+      else
+        forward_loop<Cell::GRU, 2>(f, chunk, proj, panels, panels2, parts.data(), nt);
   }
   std::memcpy(a.hT, f.h_cur, N * H * sizeof(float));
   if (cfg.cell == Cell::LSTM) std::memcpy(a.cT, cbuf.data(), N * H * sizeof(float));
