@@ -269,8 +269,14 @@ def test_peak(monkeypatch, capsys):
     if hasattr(_core, "peak_gflops") and set(_core.cpu_isas()) & {"avx2", "avx512"}:
         peak, note = timing.measure_peak(0.05)
         assert peak and all(v > 0 for v in peak.values()) and note == ""
-        assert main(["--peak", "--peak-seconds", "0.05"]) == 0
-        assert "GFLOP/s per core" in capsys.readouterr().out
+        assert main(["--peak", "--peak-seconds", "0.05", "--peak-gemm", "96"]) == 0
+        text = capsys.readouterr().out
+        assert "GFLOP/s per core" in text
+        # the SGEMM ceiling: ours and NumPy's BLAS, each with a positive rate
+        rows = [ln.split() for ln in text.splitlines() if ln.strip().startswith(
+            ("rnnkern-avx", "numpy"))]
+        assert any(r[0].startswith("rnnkern-") for r in rows) and any(r[0] == "numpy" for r in rows)
+        assert all(float(r[-3]) > 0 for r in rows)
     # without the kernel: n/a, and % of peak left blank
     monkeypatch.delattr(_core, "peak_gflops", raising=False)
     peak, note = timing.measure_peak(0.05)

@@ -8,7 +8,7 @@ import sys
 from . import impls as I
 from . import report
 from .shapes import resolve
-from .timing import measure_peak, parse_threads
+from .timing import measure_gemm_ceiling, measure_peak, parse_threads
 
 CELL_ALIASES = {"simple_rnn": "simple_rnn", "simplernn": "simple_rnn", "rnn": "simple_rnn",
                 "vanilla": "simple_rnn", "lstm": "lstm", "gru": "gru"}
@@ -100,6 +100,9 @@ def build_parser():
     p.add_argument("--peak-seconds", type=float, default=None, metavar="S",
                    help="seconds per ISA for the peak measurement (default 1 with --peak, "
                         "0.3 at the start of a run)")
+    p.add_argument("--peak-gemm", type=int, default=1024, metavar="N",
+                   help="with --peak: the size of the SGEMM ceiling measurement "
+                        "(default 1024; 0 skips it)")
     p.add_argument("--no-peak", action="store_true",
                    help="skip the peak measurement at the start of a run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -165,6 +168,14 @@ def _peak_main(args, out):
                   file=out)
         else:
             print(f"  {isa:7s}      n/a (not on this CPU/build)", file=out)
+    if args.peak_gemm <= 0:
+        return 0
+    best = max(peak.values())
+    n = args.peak_gemm
+    print(f"SGEMM {n}^3 on one thread, median GFLOP/s and % of the FMA peak above "
+          "(what the best dense kernels reach here):", file=out)
+    for name, gf in measure_gemm_ceiling(n, threads=1):
+        print(f"  {name:16s} {gf:8.1f} GFLOP/s   {100 * gf / best:5.1f}%", file=out)
     return 0
 
 

@@ -157,3 +157,35 @@ def measure_peak(seconds=0.3, samples=3):
     if not out:
         return {}, "n/a (no AVX2 or AVX-512 kernel on this CPU/build)"
     return out, ""
+
+
+def measure_gemm_ceiling(n=1024, threads=1, budget_s=1.0):
+    """-> [(name, GFLOP/s)]: one [n,n] x [n,n] float32 SGEMM, median of interleaved
+    repetitions on ``threads`` threads, by rnnkern's own GEMM (every vector ISA),
+    NumPy's BLAS and torch.mm (MKL) when installed. This is what the best
+    dense kernels reach on the machine, a more practical ceiling for the RNN
+    kernels than the register-only FMA peak (their loads and stores cost)."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    fns = {}
+    try:
+        from .. import _core
+        for isa in PEAK_ISAS:
+            if isa in _core.cpu_isas():
+                fns[f"rnnkern-{isa}"] = (lambda i=isa: _core.gemm(i, a, b, False, False, threads))
+    except ImportError:
+        pass
+    fns["numpy (BLAS)"] = lambda: a @ b
+    try:
+        import torch
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        fns["torch.mm"] = lambda: torch.mm(ta, tb)
+    except ImportError:
+        pass
+    with ThreadControl(threads):
+        res = time_interleaved(fns, budget_s=budget_s / max(1, len(fns)), min_reps=5,
+                               max_reps=30, warmup=2)
+    flop = 2.0 * n ** 3
+    return [(name, flop / (r["median_ms"] * 1e6)) for name, r in res.items()]
