@@ -36,16 +36,26 @@ inline void pack_panel(const float* b, int64_t sbk, int64_t sbn, int64_t k0, int
 
 // ---------------------------------------------------------------- micro-kernel
 
+// Software prefetch for the recurrent steps: PFL cache lines per k, from pf
+// on (PFL = 0: none). The step kernels prefetch the NEXT panel chunk while
+// they compute on this one, so a recurrent kernel too big for L2 streams from
+// L3/DRAM under the FMAs instead of stalling every chunk's first pass.
+template <int PFL>
+RNNKERN_INLINE void prefetch_k(const char* pf, int64_t k) {
+  for (int j = 0; j < PFL; ++j) __builtin_prefetch(pf + (k * PFL + j) * 64, 0, 2);
+}
+
 // out[n][v*W ..] (+)= sum_k a[n*lda + k] * panel[k][v*W ..] for NB rows; out rows
 // are NV*W floats apart. accumulate: start from out instead of zero.
-template <int NV, int NB>
+template <int NV, int NB, int PFL = 0>
 inline void mac_block(const float* a, int64_t lda, int64_t K, const float* panel, float* out,
-                      bool accumulate) {
+                      bool accumulate, const char* pf = nullptr) {
   Vec c[NB][NV];
   for (int n = 0; n < NB; ++n)
     for (int v = 0; v < NV; ++v)
       c[n][v] = accumulate ? Vec::load(out + (n * NV + v) * Vec::W) : Vec::zero();
   for (int64_t k = 0; k < K; ++k) {
+    prefetch_k<PFL>(pf, k);
     Vec bv[NV];
     for (int v = 0; v < NV; ++v) bv[v] = Vec::load(panel + (k * NV + v) * Vec::W);
     for (int n = 0; n < NB; ++n) {
@@ -59,8 +69,9 @@ inline void mac_block(const float* a, int64_t lda, int64_t K, const float* panel
 
 // One row (batch 1, the latency case): too few accumulators to hide the FMA
 // latency, so even and odd k go to separate chains, added at the end.
-template <int NV>
-inline void mac_row(const float* a, int64_t K, const float* panel, float* out, bool accumulate) {
+template <int NV, int PFL = 0>
+inline void mac_row(const float* a, int64_t K, const float* panel, float* out, bool accumulate,
+                    const char* pf = nullptr) {
   Vec c0[NV], c1[NV];
   for (int v = 0; v < NV; ++v) {
     c0[v] = accumulate ? Vec::load(out + v * Vec::W) : Vec::zero();
@@ -68,6 +79,8 @@ inline void mac_row(const float* a, int64_t K, const float* panel, float* out, b
   }
   int64_t k = 0;
   for (; k + 1 < K; k += 2) {
+    prefetch_k<PFL>(pf, k);
+    prefetch_k<PFL>(pf, k + 1);
     const Vec a0(a[k]), a1(a[k + 1]);
     for (int v = 0; v < NV; ++v) {
       c0[v] = fmadd(a0, Vec::load(panel + (k * NV + v) * Vec::W), c0[v]);
@@ -82,25 +95,39 @@ inline void mac_row(const float* a, int64_t K, const float* panel, float* out, b
 }
 
 // nb (<= kRowBlock) rows a, a+lda, ...; K may be 0 (out = 0, or unchanged).
-template <int NV>
-inline void mac_rows(int nb, const float* a, int64_t lda, int64_t K, const float* panel,
-                     float* out, bool accumulate) {
+template <int NV, int PFL>
+inline void mac_rows_pf(int nb, const float* a, int64_t lda, int64_t K, const float* panel,
+                        float* out, bool accumulate, const char* pf) {
   static_assert(kRowBlock >= 1 && kRowBlock <= 8, "mac_rows dispatches up to 8 rows");
-#define RNNKERN_MAC_CASE(r)                                                               \
-  case r:                                                                                 \
-    mac_block<NV, (r <= kRowBlock ? r : kRowBlock)>(a, lda, K, panel, out, accumulate); \
+#define RNNKERN_MAC_CASE(r)                                                                 \
+  case r:                                                                                   \
+    mac_block<NV, (r <= kRowBlock ? r : kRowBlock), PFL>(a, lda, K, panel, out, accumulate, \
+                                                         pf);                               \
     break;
   switch (nb) {
-    case 1: mac_row<NV>(a, K, panel, out, accumulate); break;
+    case 1: mac_row<NV, PFL>(a, K, panel, out, accumulate, pf); break;
     RNNKERN_MAC_CASE(2)
     RNNKERN_MAC_CASE(3)
     RNNKERN_MAC_CASE(4)
     RNNKERN_MAC_CASE(5)
     RNNKERN_MAC_CASE(6)
     RNNKERN_MAC_CASE(7)
-    default: mac_block<NV, kRowBlock>(a, lda, K, panel, out, accumulate); break;
+    default: mac_block<NV, kRowBlock, PFL>(a, lda, K, panel, out, accumulate, pf); break;
   }
 #undef RNNKERN_MAC_CASE
+}
+
+// The same, prefetching pf_lines (0..4) cache lines per k from pf.
+template <int NV>
+inline void mac_rows(int nb, const float* a, int64_t lda, int64_t K, const float* panel,
+                     float* out, bool accumulate, const char* pf = nullptr, int pf_lines = 0) {
+  switch (pf ? pf_lines : 0) {
+    case 0: mac_rows_pf<NV, 0>(nb, a, lda, K, panel, out, accumulate, pf); break;
+    case 1: mac_rows_pf<NV, 1>(nb, a, lda, K, panel, out, accumulate, pf); break;
+    case 2: mac_rows_pf<NV, 2>(nb, a, lda, K, panel, out, accumulate, pf); break;
+    case 3: mac_rows_pf<NV, 3>(nb, a, lda, K, panel, out, accumulate, pf); break;
+    default: mac_rows_pf<NV, 4>(nb, a, lda, K, panel, out, accumulate, pf); break;
+  }
 }
 
 // ---------------------------------------------------------------- threads
