@@ -249,7 +249,12 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
     }
     for (int64_t i0 = m0; i0 < m1; i0 += kGemmMC) {
       const int64_t mc = std::min(kGemmMC, m1 - i0);
-      const bool kmajor = pack_a_block(a, sam, sak, i0, mc, k0, kc, apack);
+      // Row-major A used by one panel only is read where it is: copying it
+      // would cost as much as the reads it serves (dX = dG W^T, C <= NR).
+      const bool direct = sak == 1 && npanels == 1;
+      const bool kmajor = !direct && pack_a_block(a, sam, sak, i0, mc, k0, kc, apack);
+      const float* ablk = direct ? a + i0 * sam + k0 : apack;
+      const int64_t lda = direct ? sam : kc;
       for (int64_t p = 0; p < npanels; ++p) {
         const int64_t j0 = n0 + p * NR;
         const int nvalid = (int)std::min<int64_t>(NR, n1 - j0);
@@ -265,8 +270,8 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
             mac_panel_c<true>(apack + i * kc, 0, kc, bpack + p * kc * NR, ct, ldc, nb, nvalid,
                               add, bias_j);
           else
-            mac_panel_c<false>(apack + i * kc, kc, kc, bpack + p * kc * NR, ct, ldc, nb, nvalid,
-                               add, bias_j);
+            mac_panel_c<false>(ablk + i * lda, lda, kc, bpack + p * kc * NR, ct, ldc, nb,
+                               nvalid, add, bias_j);
         }
       }
     }
