@@ -201,16 +201,32 @@ struct FwdCtx {
 };
 
 // x [N,T,C] -> [T,N,C] and back: the kernels work time-major, so each step's
-// rows (P, saved activations, dG) are one contiguous block.
-inline void to_time_major(const float* x, int64_t N, int64_t T, int64_t C, float* out) {
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t t = 0; t < T; ++t)
-      std::memcpy(out + (t * N + n) * C, x + (n * T + t) * C, C * sizeof(float));
+// rows (P, saved activations, dG) are one contiguous block. Copies over 1 MiB
+// are shared out over the threads (serial, they cost S3 ~7% of its 2-thread
+// time); every element is copied once, so the result does not depend on them.
+inline void transpose_nt(const float* in, int64_t A, int64_t B, int64_t C, float* out,
+                         int threads, int64_t ldo = -1, float fill_last = 0.0f) {
+  // out[(b * A + a) * ldo + c] = in[a, b, c]; with ldo = C + 1 the extra
+  // column is set to fill_last
+  if (ldo < 0) ldo = C;
+  const int nt = (double)A * B * C * sizeof(float) > (1 << 20) ? std::max(1, threads) : 1;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+  for (int64_t a = 0; a < A; ++a)
+    for (int64_t b = 0; b < B; ++b) {
+      float* o = out + (b * A + a) * ldo;
+      std::memcpy(o, in + (a * B + b) * C, C * sizeof(float));
+      if (ldo > C) o[C] = fill_last;
+    }
 }
-inline void from_time_major(const float* xt, int64_t N, int64_t T, int64_t C, float* out) {
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t t = 0; t < T; ++t)
-      std::memcpy(out + (n * T + t) * C, xt + (t * N + n) * C, C * sizeof(float));
+inline void to_time_major(const float* x, int64_t N, int64_t T, int64_t C, float* out,
+                          int threads) {
+  transpose_nt(x, N, T, C, out, threads);
+}
+inline void from_time_major(const float* xt, int64_t N, int64_t T, int64_t C, float* out,
+                            int threads) {
+  transpose_nt(xt, T, N, C, out, threads);
 }
 
 // Row (n, t) of the pre-activations P and of the saved activations (null in
@@ -541,7 +557,7 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   // straight into the slots (the step overwrites it in place); inference into
   // one chunk-sized buffer, so it keeps O(chunk * N * G * H) memory.
   float* xt = scratch(kScratchXt, N * T * C);
-  to_time_major(a.x, N, T, C, xt);
+  to_time_major(a.x, N, T, C, xt, cfg.threads);
   std::vector<float> bias_in(GH, 0.0f);
   const float* brh = nullptr;
   if (a.b) {
@@ -602,7 +618,7 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   std::memcpy(a.hT, f.h_cur, N * H * sizeof(float));
   if (cfg.cell == Cell::LSTM) std::memcpy(a.cT, cbuf.data(), N * H * sizeof(float));
   if (cfg.return_sequences)
-    from_time_major(f.yt, N, T, H, a.y);
+    from_time_major(f.yt, N, T, H, a.y, cfg.threads);
   else
     std::memcpy(a.y, ylast.data(), N * H * sizeof(float));
   scratch_trim();
@@ -778,7 +794,7 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   float* dyt = nullptr;
   if (cfg.return_sequences) {
     dyt = scratch(kScratchYt, NT * H);
-    to_time_major(a.dy, N, T, H, dyt);
+    to_time_major(a.dy, N, T, H, dyt, cfg.threads);
   }
   BwdCtx b{&cfg, &a, T, N, H, G, GH, S, dG, dGr, dh.data(), dc.data(), ycarry.data(),
            ddir.data(), dyt};
@@ -805,16 +821,27 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   std::memcpy(a.dh0, dh.data(), N * H * sizeof(float));
   if (cfg.cell == Cell::LSTM) std::memcpy(a.dc0, dc.data(), N * H * sizeof(float));
 
-  // The big GEMMs over all timesteps.
+  // The big GEMMs over all timesteps. db comes out of the dW GEMM: x gets a
+  // column of ones (so one pass over dG serves both, in a fixed k order).
   const int th = cfg.threads;
-  float* xt = scratch(kScratchXt, NT * C);
+  const int64_t C1 = a.db ? C + 1 : C;
+  float* xt = scratch(kScratchXt, NT * C1);
   float* dxt = scratch(kScratchDxt, NT * C);
-  to_time_major(a.x, N, T, C, xt);
+  float* dW1 = a.db ? scratch(kScratchDW, C1 * GH) : a.dW;
+  transpose_nt(a.x, N, T, C, xt, th, C1, 1.0f);
   gemm(NT, C, GH, dG, GH, 1, a.W, 1, GH, dxt, C, false, th);  // dX = dG W^T
-  from_time_major(dxt, N, T, C, a.dx);
-  gemm(C, GH, NT, xt, 1, C, dG, GH, 1, a.dW, GH, false, th);  // dW = X^T dG
+  from_time_major(dxt, N, T, C, a.dx, th);
+  gemm(C1, GH, NT, xt, 1, C1, dG, GH, 1, dW1, GH, false, th);  // [dW; db] = [X 1]^T dG
+  if (a.db) {
+    std::memcpy(a.dW, dW1, C * GH * sizeof(float));
+    std::memcpy(a.db, dW1 + C * GH, GH * sizeof(float));
+  }
   if (gru_rb) {
     float* RH = scratch(kScratchRH, NT * H);
+    const int nt = NT * H * sizeof(float) > (1 << 20) ? std::max(1, th) : 1;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
     for (int64_t r = 0; r < NT; ++r)
       for (int64_t u = 0; u < H; ++u)
         RH[r * H + u] = a.slots[r * S * H + H + u] * a.hprev[r * H + u];
@@ -823,15 +850,21 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   } else {
     gemm(H, GH, NT, a.hprev, 1, H, dGr, GH, 1, a.dU, GH, false, th);  // dU = Hprev^T dGr
   }
-  if (a.db) {
-    // colsum in a fixed row order (deterministic)
-    auto colsum = [&](const float* m, float* out) {
-      std::fill(out, out + GH, 0.0f);
+  if (a.db && gru_ra) {
+    // recurrent bias: column sums of dGr, each column summed in row order
+    // (deterministic); columns shared out over the threads
+    float* db2 = a.db + GH;
+    const int64_t nblk = (GH + 63) / 64;
+    const int nt = NT * GH * sizeof(float) > (1 << 20) ? std::max(1, th) : 1;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+    for (int64_t jb = 0; jb < nblk; ++jb) {
+      const int64_t j0 = jb * 64, j1 = std::min(GH, j0 + 64);
+      std::fill(db2 + j0, db2 + j1, 0.0f);
       for (int64_t r = 0; r < NT; ++r)
-        for (int64_t j = 0; j < GH; ++j) out[j] += m[r * GH + j];
-    };
-    colsum(dG, a.db);
-    if (gru_ra) colsum(dGr, a.db + GH);
+        for (int64_t j = j0; j < j1; ++j) db2[j] += dGr[r * GH + j];
+    }
   }
   scratch_trim();
 }
