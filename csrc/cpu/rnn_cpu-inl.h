@@ -44,6 +44,9 @@ template <> struct PanelShape<4> { static constexpr int NV = 4, S = 1; };
 // (k in [0, K)) into panels of S sub-tiles x G gates x W units, zero-padded
 // past H. Forward: B = U (sbk = G_all*H, sbn = 1). Backward: B = U^T restricted
 // to some gate rows, with G = 1 "gate" = output units.
+//
+// Vectorised: the forward (sbn == 1) copies W-unit runs; the backward (U^T,
+// sbk == 1) gathers them (the scalar element loop cost S1 LSTM training 12%).
 template <int G>
 void pack_gate_panels(const float* b, int64_t sbk, int64_t sbn, int64_t K, int64_t H,
                       int64_t col_base, float* out) {
@@ -51,15 +54,36 @@ void pack_gate_panels(const float* b, int64_t sbk, int64_t sbn, int64_t K, int64
   constexpr int width = PS::NV * W;
   const int64_t units_per_panel = PS::S * W;
   const int64_t npanels = (H + units_per_panel - 1) / units_per_panel;
-  int64_t col[width];
+  const bool gather = sbk == 1 && (col_base + G * H) * sbn < (int64_t(1) << 31);
   for (int64_t p = 0; p < npanels; ++p) {
-    for (int s = 0; s < PS::S; ++s)
-      for (int g = 0; g < G; ++g)
-        for (int l = 0; l < W; ++l) {
-          int64_t unit = p * units_per_panel + s * W + l;
-          col[(s * G + g) * W + l] = unit < H ? col_base + g * H + unit : -1;
+    float* po = out + p * K * width;
+    if (sbn != 1 && !gather) {  // generic element copy
+      int64_t col[width];
+      for (int s = 0; s < PS::S; ++s)
+        for (int g = 0; g < G; ++g)
+          for (int l = 0; l < W; ++l) {
+            int64_t unit = p * units_per_panel + s * W + l;
+            col[(s * G + g) * W + l] = unit < H ? col_base + g * H + unit : -1;
+          }
+      pack_panel(b, sbk, sbn, 0, K, col, width, po);
+      continue;
+    }
+    for (int s = 0; s < PS::S; ++s) {
+      const int64_t unit0 = p * units_per_panel + s * W;
+      const int nl = (int)std::max<int64_t>(0, std::min<int64_t>(W, H - unit0));
+      for (int g = 0; g < G; ++g) {
+        const int64_t col0 = col_base + g * H + unit0;
+        float* o = po + (s * G + g) * W;
+        if (sbn == 1) {
+          for (int64_t k = 0; k < K; ++k)
+            (nl ? Vec::load_n(b + k * sbk + col0, nl) : Vec::zero()).store(o + k * width);
+        } else {
+          int32_t idx[W];
+          for (int l = 0; l < W; ++l) idx[l] = (int32_t)(l < nl ? (col0 + l) * sbn : 0);
+          for (int64_t k = 0; k < K; ++k) Vec::gather_n(b + k, idx, nl).store(o + k * width);
         }
-    pack_panel(b, sbk, sbn, 0, K, col, width, out + p * K * width);
+      }
+    }
   }
 }
 

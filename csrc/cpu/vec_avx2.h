@@ -28,6 +28,12 @@ struct Vec {
     else
       store_partial(p, n);
   }
+  // lanes [0, n) = base[idx[l]], zero beyond (idx read for every lane)
+  static Vec gather_n(const float* base, const int32_t* idx, int n) {
+    const __m256i vi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx));
+    return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, vi,
+                                    _mm256_castsi256_ps(lanes(n)), 4);
+  }
 };
 
 RNNKERN_INLINE Vec operator+(Vec a, Vec b) { return _mm256_add_ps(a.v, b.v); }

@@ -31,6 +31,11 @@ struct Vec {
     else
       store_partial(p, n);
   }
+  // lanes [0, n) = base[idx[l]], zero beyond (idx read for every lane)
+  static Vec gather_n(const float* base, const int32_t* idx, int n) {
+    const __m512i vi = _mm512_loadu_si512(idx);
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes(n), vi, base, 4);
+  }
 };
 
 RNNKERN_INLINE Vec operator+(Vec a, Vec b) { return _mm512_add_ps(a.v, b.v); }

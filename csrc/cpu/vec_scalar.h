@@ -28,6 +28,12 @@ struct Vec {
     else
       store_partial(p, n);
   }
+  // lanes [0, n) = base[idx[l]], zero beyond
+  static Vec gather_n(const float* base, const int32_t* idx, int n) {
+    Vec r(0.0f);
+    for (int l = 0; l < n; ++l) r.v[l] = base[idx[l]];
+    return r;
+  }
 };
 
 #define RNNKERN_VEC_BINOP(op)                                                  \
