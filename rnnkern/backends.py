@@ -29,7 +29,7 @@ class Cache:
 class ReferenceBackend:
     name = "reference"
 
-    def pack(self, cell, U, reset_after=True):
+    def pack(self, cell, U, reset_after=True, W=None):
         return None  # nothing to pack
 
     def forward(self, cell, x, W, U, b, h0, c0, mask, packed=None, **kw):
@@ -51,10 +51,11 @@ class CpuBackend:
     def __init__(self, isa):
         self.name = isa
 
-    def pack(self, cell, U, reset_after=True):
-        """U packed for this ISA's step kernels, for ``forward(..., packed=)``
-        while U is unchanged (U must be a float32 C-contiguous array)."""
-        return _core().pack(self.name, cell, bool(reset_after), U)
+    def pack(self, cell, U, reset_after=True, W=None):
+        """U (and W, when given) packed for this ISA's kernels, for
+        ``forward(..., packed=)`` with the same arrays while they are unchanged
+        (float32 C-contiguous arrays, or the check against them fails)."""
+        return _core().pack(self.name, cell, bool(reset_after), U, W)
 
     def forward(self, cell, x, W, U, b, h0, c0, mask, packed=None, *, activation="tanh",
                 recurrent_activation="sigmoid", reset_after=True, go_backwards=False,

@@ -34,9 +34,9 @@ None).
 Weights: ``layer.kernel``, ``layer.recurrent_kernel`` and ``layer.bias`` are
 READ-ONLY float32 arrays. Change them with ``set_weights`` or by assignment
 (``layer.kernel = layer.kernel - lr * layer.grads[0]``); an in-place update
-(``layer.kernel -= ...``) raises. That is what lets a layer pack its recurrent
-kernel for the compiled step kernels once and reuse it for every call until a
-weight is assigned (see ``rnnkern.ops.pack``).
+(``layer.kernel -= ...``) raises. That is what lets a layer pack its kernels for
+the compiled code once and reuse them for every call until a weight is
+assigned (see ``rnnkern.ops.pack``).
 
 Dropout: ``dropout`` is Keras' input dropout: with ``training=True`` one mask
 [N, C] per call, shared by all timesteps and (LSTM/GRU, Keras' default
@@ -444,7 +444,8 @@ class _RNN:
             c0 = states0[1] if self._cell == "lstm" else None
             reset_after = getattr(self, "reset_after", True)
             if self._packed is None:
-                self._packed = self._backend.pack(self._cell, self.recurrent_kernel, reset_after)
+                self._packed = self._backend.pack(self._cell, self.recurrent_kernel, reset_after,
+                                                  self.kernel)
             y, h, cT, cache = self._backend.forward(
                 self._cell, x, self.kernel, self.recurrent_kernel, self.bias, h0, c0, mask,
                 self._packed,

@@ -34,13 +34,14 @@ reset_after, go_backwards, return_sequences, training)``
     through and the output repeats the previous output (zeros before the first
     unmasked step); a fully masked row outputs zeros and returns h0 (and c0).
 
-``pack(cell, recurrent_kernel, reset_after=True, backend="auto")``
+``pack(cell, recurrent_kernel, reset_after=True, backend="auto", kernel=None)``
 
-    The recurrent kernel packed once for the backend's step kernels (None for the
-    reference). Pass it as ``rnn_forward(..., packed=p)`` with the SAME U array
-    while U is unchanged: the forward and the backward then skip packing U
-    (worth it for short sequences and step-by-step inference). Changing U in
-    place after packing gives wrong results; the layers prevent that by keeping
+    The recurrent kernel (and the kernel, when given) packed once for the
+    backend's kernels (None for the reference). Pass it as
+    ``rnn_forward(..., packed=p)`` with the SAME arrays while they are
+    unchanged: the forward and the backward then skip packing them (worth it
+    for short sequences and step-by-step inference). Changing them in place
+    after packing gives wrong results; the layers prevent that by keeping
     their weights read-only and re-packing after an assignment.
 
 ``rnn_backward(cache, dy, dh_T=None, dc_T=None)``
@@ -73,10 +74,10 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None,
         return_sequences=return_sequences, training=training)
 
 
-def pack(cell, recurrent_kernel, reset_after=True, backend="auto"):
-    """recurrent_kernel packed for ``backend``; see the module docstring."""
+def pack(cell, recurrent_kernel, reset_after=True, backend="auto", kernel=None):
+    """recurrent_kernel (and kernel) packed for ``backend``; see the module docstring."""
     from .backends import get_backend
-    return get_backend(backend).pack(cell, recurrent_kernel, reset_after)
+    return get_backend(backend).pack(cell, recurrent_kernel, reset_after, kernel)
 
 
 def rnn_backward(cache, dy, dh_T=None, dc_T=None):

@@ -296,10 +296,10 @@ def test_packed_weights_give_identical_results(backend, cell, reset_after):
     mask = make_mask("holes", n, t, rng)
     dy = rng.standard_normal((n, t, h)).astype(np.float32)
     kw = dict(reset_after=reset_after, return_sequences=True, training=True)
-    packed = be.pack(cell, U, reset_after)
+    packed = be.pack(cell, U, reset_after, W)
     assert packed.isa == backend and packed.cell == cell and packed.units == h
     fwd_bytes = packed.nbytes
-    assert fwd_bytes >= U.nbytes
+    assert fwd_bytes >= U.nbytes + W.nbytes
     old = bk.get_num_threads()
     try:
         for threads in (1, 2, 1):
@@ -313,7 +313,7 @@ def test_packed_weights_give_identical_results(backend, cell, reset_after):
             for u, v in zip(g0, g1):
                 if u is not None:
                     np.testing.assert_array_equal(u, v)
-            assert packed.nbytes >= 2 * U.nbytes > fwd_bytes  # backward parts added once
+            assert packed.nbytes >= fwd_bytes + U.nbytes  # backward parts added once
     finally:
         bk.set_num_threads(old)
     # and both against the reference
@@ -338,6 +338,11 @@ def test_packed_weights_are_checked(backend):
         with pytest.raises(ValueError, match="another isa"):
             bk.get_backend(other).forward("gru", x, W, U, b, h0, c0, None, packed,
                                           reset_after=False)
+    packed_w = be.pack("gru", U, False, W)
+    with pytest.raises(ValueError, match="another kernel array"):
+        be.forward("gru", x, W.copy(), U, b, h0, c0, None, packed_w, reset_after=False)
+    with pytest.raises(ValueError, match=r"kernel must have shape \(input_dim, 24\)"):
+        be.pack("gru", U, False, W[:, :5])
     with pytest.raises(TypeError, match="packed must be"):
         be.forward("gru", x, W, U, b, h0, c0, None, "packed", reset_after=False)
     with pytest.raises(ValueError, match="recurrent_kernel must have shape"):

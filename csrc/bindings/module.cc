@@ -128,29 +128,30 @@ struct PackedWeights {
     void operator()(float* p) const { std::free(p); }
   };
   std::string isa;
-  RnnConfig cfg;  // cell, reset_after, H
-  FArr U;         // the array packed: kept alive, so its buffer is not reused
+  RnnConfig cfg;  // cell, reset_after, H (and C when W is packed)
+  FArr U;         // the arrays packed: kept alive, so their buffers are not reused
+  py::object W;   // FArr, or None when only U is packed
   std::unique_ptr<float, Free> part[kNumPackParts];
-  int64_t floats[kNumPackParts] = {0, 0, 0, 0};
+  int64_t floats[kNumPackParts] = {0, 0, 0, 0, 0};
   std::mutex m;
   bool backward_packed = false;
 
   const float* get(int p) const { return floats[p] ? part[p].get() : nullptr; }
-  // Packs parts [p0, p1) (GIL released by the caller).
-  void pack(const CpuKernels& k, int p0, int p1) {
+  // Packs parts [p0, p1) of `weights` (GIL released by the caller).
+  void pack(const CpuKernels& k, const float* weights, int p0, int p1) {
     for (int p = p0; p < p1; ++p) {
       floats[p] = k.packed_floats(cfg, p);
       if (!floats[p]) continue;
       const size_t bytes = ((size_t)floats[p] * sizeof(float) + 63) / 64 * 64;
       part[p].reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
       if (!part[p]) throw std::bad_alloc();
-      k.pack(cfg, U.data(), p, part[p].get());
+      k.pack(cfg, weights, p, part[p].get());
     }
   }
   void ensure_backward(const CpuKernels& k) {
     std::lock_guard<std::mutex> g(m);
     if (backward_packed) return;
-    pack(k, kPackBackward, kNumPackParts);
+    pack(k, U.data(), kPackBackward, kPackBackward2 + 1);
     backward_packed = true;
   }
   size_t nbytes() const {
@@ -161,7 +162,7 @@ struct PackedWeights {
 };
 
 py::object make_packed(const std::string& isa, const std::string& cell, bool reset_after,
-                       FArr U) {
+                       FArr U, py::object W) {
   const CpuKernels& k = cpu_kernels(isa);
   std::unique_ptr<PackedWeights> pw(new PackedWeights());
   pw->isa = isa;
@@ -173,9 +174,24 @@ py::object make_packed(const std::string& isa, const std::string& cell, bool res
                           shape_str(std::vector<py::ssize_t>(U.shape(), U.shape() + U.ndim())));
   pw->cfg.H = U.shape(0);
   pw->U = U;
+  pw->W = py::none();
+  FArr warr;
+  const bool with_w = !W.is_none();
+  if (with_w) {
+    warr = FArr::ensure(W);
+    if (!warr) throw py::type_error("kernel must be a float array");
+    const int64_t GH = num_gates(pw->cfg.cell) * pw->cfg.H;
+    if (warr.ndim() != 2 || warr.shape(1) != GH)
+      throw py::value_error("kernel must have shape (input_dim, " + std::to_string(GH) +
+                            "), got " + shape_str(std::vector<py::ssize_t>(
+                                            warr.shape(), warr.shape() + warr.ndim())));
+    pw->cfg.C = warr.shape(0);
+    pw->W = warr;
+  }
   {
     py::gil_scoped_release nogil;
-    pw->pack(k, kPackForward, kPackBackward);
+    pw->pack(k, U.data(), kPackForward, kPackBackward);
+    if (with_w) pw->pack(k, warr.data(), kPackInput, kPackInput + 1);
   }
   return py::cast(pw.release(), py::return_value_policy::take_ownership);
 }
@@ -196,6 +212,15 @@ PackedWeights* check_packed(const py::object& packed, const std::string& isa,
   if (pw->U.data() != U.data())
     throw py::value_error("packed was made from another recurrent_kernel array");
   return pw;
+}
+
+// W as packed, or null when `packed` holds none or one of another array.
+const float* packed_kernel(const PackedWeights* pw, const FArr& W) {
+  if (!pw || pw->W.is_none()) return nullptr;
+  const FArr pwW = py::reinterpret_borrow<FArr>(pw->W);
+  if (pwW.data() != W.data())
+    throw py::value_error("packed was made from another kernel array");
+  return pw->get(kPackInput);
 }
 
 // What a training forward keeps for its backward.
@@ -297,6 +322,7 @@ py::tuple forward(const std::string& isa, const std::string& cell, const std::st
   if (pw) {
     a.packed = pw->get(kPackForward);
     a.packed2 = pw->get(kPackForward2);
+    a.packed_w = packed_kernel(pw, W);
   }
   {
     py::gil_scoped_release nogil;
@@ -416,9 +442,10 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("units", [](const PackedWeights& p) { return p.cfg.H; })
       .def_property_readonly("nbytes", &PackedWeights::nbytes);
   m.def("pack", &make_packed, py::arg("isa"), py::arg("cell"), py::arg("reset_after"),
-        py::arg("recurrent_kernel"),
-        "Pack recurrent_kernel once for the ISA's step kernels; pass the result as\n"
-        "`packed` to forward() while the array is unchanged (it is kept alive).");
+        py::arg("recurrent_kernel"), py::arg("kernel") = py::none(),
+        "Pack recurrent_kernel (and kernel, when given) once for the ISA's kernels;\n"
+        "pass the result as `packed` to forward() while the arrays are unchanged\n"
+        "(they are kept alive).");
   m.def("backward", &backward, py::arg("workspace"), py::arg("dy"), py::arg("dh_T"),
         py::arg("dc_T"), py::arg("threads"));
   m.def("gemm", &gemm, py::arg("isa"), py::arg("a"), py::arg("b"), py::arg("trans_a") = false,

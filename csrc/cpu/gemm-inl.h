@@ -227,10 +227,32 @@ inline void mac_panel_c(const float* ap, int64_t lda, int64_t K, const float* bp
   }
 }
 
+// All of B [K, N] packed as gemm_tile reads it, for a B used by many GEMMs
+// (the input kernel W, read once per chunk of steps): k block k0 (kc rows)
+// holds panel p at out + k0 * Npad + p * kc * NR, Npad = N rounded up to NR.
+inline int64_t packed_b_floats(int64_t K, int64_t N) {
+  constexpr int NR = kGemmNV * Vec::W;
+  return std::max<int64_t>(K, 1) * ((N + NR - 1) / NR) * NR;
+}
+inline void pack_b_full(const float* b, int64_t sbk, int64_t sbn, int64_t K, int64_t N,
+                        float* out) {
+  constexpr int NR = kGemmNV * Vec::W;
+  const int64_t npad = ((N + NR - 1) / NR) * NR;
+  for (int64_t k0 = 0; k0 < K; k0 += kGemmKC) {
+    const int64_t kc = std::min(kGemmKC, K - k0);
+    for (int64_t j0 = 0; j0 < N; j0 += NR)
+      pack_b_block(b, sbk, sbn, k0, kc, j0, (int)std::min<int64_t>(NR, N - j0),
+                   out + k0 * npad + (j0 / NR) * kc * NR);
+  }
+}
+
+// bfull: null, or all of B packed by pack_b_full (N padded to bfull_ld
+// columns); then b is not read and n0 must be a multiple of NR.
 inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
                       const float* a, int64_t sam, int64_t sak, const float* b, int64_t sbk,
                       int64_t sbn, float* c, int64_t ldc, bool accumulate, const float* bias,
-                      float* apack, float* bpack) {
+                      float* apack, float* bpack, const float* bfull = nullptr,
+                      int64_t bfull_ld = 0) {
   constexpr int NR = kGemmNV * Vec::W;
   const int64_t npanels = (n1 - n0 + NR - 1) / NR;
   if (K == 0) {
@@ -242,10 +264,15 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
   for (int64_t k0 = 0; k0 < K; k0 += kGemmKC) {
     const int64_t kc = std::min(kGemmKC, K - k0);
     const bool add = accumulate || k0 > 0;
-    for (int64_t p = 0; p < npanels; ++p) {
-      const int64_t j0 = n0 + p * NR;
-      pack_b_block(b, sbk, sbn, k0, kc, j0, (int)std::min<int64_t>(NR, n1 - j0),
-                   bpack + p * kc * NR);
+    const float* bk = bpack;  // this k block's B panels
+    if (bfull) {
+      bk = bfull + k0 * bfull_ld + (n0 / NR) * kc * NR;
+    } else {
+      for (int64_t p = 0; p < npanels; ++p) {
+        const int64_t j0 = n0 + p * NR;
+        pack_b_block(b, sbk, sbn, k0, kc, j0, (int)std::min<int64_t>(NR, n1 - j0),
+                     bpack + p * kc * NR);
+      }
     }
     for (int64_t i0 = m0; i0 < m1; i0 += kGemmMC) {
       const int64_t mc = std::min(kGemmMC, m1 - i0);
@@ -267,10 +294,10 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
           float* ct = c + (i0 + i) * ldc + j0;
           const float* bias_j = bias ? bias + j0 : nullptr;
           if (kmajor)
-            mac_panel_c<true>(apack + i * kc, 0, kc, bpack + p * kc * NR, ct, ldc, nb, nvalid,
+            mac_panel_c<true>(apack + i * kc, 0, kc, bk + p * kc * NR, ct, ldc, nb, nvalid,
                               add, bias_j);
           else
-            mac_panel_c<false>(ablk + i * lda, lda, kc, bpack + p * kc * NR, ct, ldc, nb,
+            mac_panel_c<false>(ablk + i * lda, lda, kc, bk + p * kc * NR, ct, ldc, nb,
                                nvalid, add, bias_j);
         }
       }
@@ -293,6 +320,7 @@ struct Gemm {
   int64_t ldc;
   bool accumulate;
   const float* bias;  // null, or N floats added to every row (when not accumulating)
+  const float* bfull = nullptr;  // null, or B packed by pack_b_full
 
   static constexpr int NR = kGemmNV * Vec::W;
   bool split_m() const { return M >= N; }
@@ -321,12 +349,13 @@ struct Gemm {
     if (lo >= hi) return;
     float* ap = apack + tid * apack_floats(K);
     float* bp = bpack + tid * bpack_floats(N, K);
+    const int64_t bld = ((N + NR - 1) / NR) * NR;
     if (split_m())
       gemm_tile(lo * kRowBlock, std::min(M, hi * kRowBlock), 0, N, K, a, sam, sak, b, sbk, sbn,
-                c, ldc, accumulate, bias, ap, bp);
+                c, ldc, accumulate, bias, ap, bp, bfull, bld);
     else
       gemm_tile(0, M, lo * NR, std::min(N, hi * NR), K, a, sam, sak, b, sbk, sbn, c, ldc,
-                accumulate, bias, ap, bp);
+                accumulate, bias, ap, bp, bfull, bld);
   }
 };
 
@@ -341,9 +370,10 @@ inline void gemm_buffers(int64_t N, int64_t K, int threads, float** apack, float
 // bias: null, or N floats added to every row of C (when not accumulating).
 inline void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t sam, int64_t sak,
                  const float* b, int64_t sbk, int64_t sbn, float* c, int64_t ldc,
-                 bool accumulate, int threads, const float* bias = nullptr) {
+                 bool accumulate, int threads, const float* bias = nullptr,
+                 const float* bfull = nullptr) {
   if (M <= 0 || N <= 0) return;
-  const Gemm g{M, N, K, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, bias};
+  const Gemm g{M, N, K, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, bias, bfull};
   const int nt = g.threads_for(threads);
   float *apack, *bpack;
   gemm_buffers(N, K, nt, &apack, &bpack);

@@ -433,6 +433,7 @@ struct Projection {
   const float* bias;   // [GH] or null
   float* P;            // the slots (training) or one chunk's buffer
   bool in_slots;
+  const float* Wp;     // W packed by pack_b_full
   float* apack;        // GEMM packing buffers for the region's threads
   float* bpack;
   int threads;         // threads of a GEMM run outside a parallel region
@@ -443,12 +444,12 @@ struct Projection {
     const int64_t t_lo = f.cfg->go_backwards ? f.T - s1 : s0;  // times read by the steps
     float* Pc = in_slots ? P + t_lo * f.N * f.ldp : P;
     const Gemm g{(s1 - s0) * f.N, f.GH, f.C, xt + t_lo * f.N * f.C, f.C, 1, Wm, f.GH, 1,
-                 Pc, f.ldp, false, bias};
+                 Pc, f.ldp, false, bias, Wp};
     if (reg.nth > 1)
       g.run(reg.tid, reg.nth, apack, bpack);
     else
       gemm(g.M, g.N, g.K, g.a, g.sam, g.sak, g.b, g.sbk, g.sbn, g.c, g.ldc, false, threads,
-           bias);  // the steps run on one thread; the projection may still use several
+           bias, Wp);  // the steps run on one thread; the projection may still use several
     return in_slots ? 0 : t_lo;
   }
 };
@@ -526,11 +527,12 @@ inline int64_t packed_floats(const RnnConfig& cfg, int part) {
     case kPackForward2: return gru_rb ? panel_floats<1>(H, H) : 0;
     case kPackBackward: return panel_floats<1>(gru_rb ? 2 * H : GH, H);
     case kPackBackward2: return gru_rb ? panel_floats<1>(H, H) : 0;
+    case kPackInput: return packed_b_floats(cfg.C, GH);
     default: return 0;
   }
 }
 
-inline void pack_recurrent(const RnnConfig& cfg, const float* U, int part, float* out) {
+inline void pack_weights(const RnnConfig& cfg, const float* U, int part, float* out) {
   const int64_t H = cfg.H, GH = num_gates(cfg.cell) * H;
   const bool gru_rb = cfg.cell == Cell::GRU && !cfg.reset_after;
   switch (part) {
@@ -553,15 +555,18 @@ inline void pack_recurrent(const RnnConfig& cfg, const float* U, int part, float
       // B(k, unit) = U_h[unit, k] = U[unit, 2H + k]
       if (gru_rb) pack_gate_panels<1>(U + 2 * H, 1, GH, H, H, 0, out);
       break;
+    case kPackInput: pack_b_full(U, GH, 1, cfg.C, GH, out); break;  // U is W here
     default: break;
   }
 }
 
 // A part packed into this thread's scratch (the caller had none cached).
 inline const float* packed_scratch(const RnnConfig& cfg, const float* U, int part) {
-  const int slot = part == kPackForward || part == kPackBackward ? kScratchPanels : kScratchPanels2;
+  const int slot = part == kPackInput ? kScratchWp
+                   : part == kPackForward || part == kPackBackward ? kScratchPanels
+                                                                   : kScratchPanels2;
   float* out = scratch(slot, packed_floats(cfg, part));
-  pack_recurrent(cfg, U, part, out);
+  pack_weights(cfg, U, part, out);
   return out;
 }
 
@@ -623,7 +628,9 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   std::vector<float> parts(nt * part_floats(N));
 
   // 3. The timestep loop, chunk by chunk, in one parallel region.
-  Projection proj{xt, a.W, a.b ? bias_in.data() : nullptr, P, a.slots != nullptr, nullptr,
+  // W is packed once for all chunks (packing it per chunk cost S3 ~6%)
+  const float* Wp = a.packed_w ? a.packed_w : packed_scratch(cfg, a.W, kPackInput);
+  Projection proj{xt, a.W, a.b ? bias_in.data() : nullptr, P, a.slots != nullptr, Wp, nullptr,
                   nullptr, cfg.threads};
   if (nt > 1) gemm_buffers(GH, C, nt, &proj.apack, &proj.bpack);
   switch (cfg.cell) {

@@ -20,7 +20,7 @@ namespace avx512 {
 #include "peak-inl.h"
 
 const CpuKernels kKernels = {"avx512", rnn_forward, rnn_backward, gemm_entry, activate_array,
-                               detail::packed_floats, detail::pack_recurrent,
+                               detail::packed_floats, detail::pack_weights,
                                peak_gflops};
 }  // namespace avx512
 }  // namespace rnnkern

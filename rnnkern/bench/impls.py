@@ -150,9 +150,9 @@ def rnnkern_impl(backend_name):
         be = get_backend(backend_name)
         args = (cell, inp.x, inp.W, inp.U, inp.b, inp.h0, inp.c0, None)
         if mode == "inference":
-            # as a layer predicts: U packed once and reused while the weights stay
+            # as a layer predicts: U and W packed once, reused while the weights stay
             # (training repacks every call: the weights change every step)
-            packed = be.pack(cell, inp.U)
+            packed = be.pack(cell, inp.U, True, inp.W)
 
             def fn():
                 return be.forward(*args, packed, return_sequences=True, training=False)
