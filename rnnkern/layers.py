@@ -98,6 +98,11 @@ def _real_float_array(v, name, expected):
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
+# A layer keeps its packed kernels up to this size (LSTM with input_dim = units:
+# up to ~2300 units), and packs them per call beyond it.
+_PACK_KEEP_BYTES = 256 << 20
+
+
 class _Empty:
     """Marker cache of a call with batch size 0 (nothing to run)."""
 
@@ -183,7 +188,7 @@ class _RNN:
 
         self.built = False
         self._weights = dict(kernel=None, recurrent_kernel=None, bias=None)
-        self._packed = None       # recurrent_kernel packed for self._backend, or None
+        self._packed = None       # kernels packed for self._backend (see _pack_worth_keeping)
         self.grads = None
         self.state_grads = None
         self._states = None       # stateful: the kept states, list of [N, H]
@@ -337,6 +342,12 @@ class _RNN:
         self._store_weights(arrays)
         self.built = True
 
+    def _pack_worth_keeping(self):
+        """Kept packed weights take about the kernel's memory plus twice the recurrent
+        kernel's (its forward and backward layouts); beyond _PACK_KEEP_BYTES the layer
+        packs per call instead, where packing costs little next to the call."""
+        return self.kernel.nbytes + 2 * self.recurrent_kernel.nbytes <= _PACK_KEEP_BYTES
+
     def _store_weights(self, arrays):
         """Fresh read-only float32 copies of [kernel, recurrent_kernel(, bias)]."""
         new = []
@@ -443,7 +454,7 @@ class _RNN:
             h0 = states0[0]
             c0 = states0[1] if self._cell == "lstm" else None
             reset_after = getattr(self, "reset_after", True)
-            if self._packed is None:
+            if self._packed is None and self._pack_worth_keeping():
                 self._packed = self._backend.pack(self._cell, self.recurrent_kernel, reset_after,
                                                   self.kernel)
             y, h, cT, cache = self._backend.forward(

@@ -593,3 +593,17 @@ def test_layer_pickles_after_calls(compiled_backend, rng):
     clone = pickle.loads(pickle.dumps(layer))
     np.testing.assert_array_equal(clone(x), layer(x))
     assert not clone.kernel.flags.writeable
+
+
+def test_large_layers_pack_per_call(compiled_backend, rng, monkeypatch):
+    """Past the keep limit a layer does not hold packed copies of its kernels, and
+    its results are the same."""
+    from rnnkern import layers as L
+    layer = make("lstm", 8, 3, rng, backend=compiled_backend)
+    x = rng.standard_normal((2, 4, 3)).astype(np.float32)
+    y_kept = layer(x)
+    assert layer._packed is not None
+    monkeypatch.setattr(L, "_PACK_KEEP_BYTES", layer.kernel.nbytes)  # below the need
+    layer.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(layer(x), y_kept)
+    assert layer._packed is None
