@@ -378,3 +378,17 @@ def test_check_rule():
     assert not ok
     ok, errs, bad = impls.check({"y": np.ones((2, 4, 3))}, r, "inference")
     assert not ok                                   # wrong shape is wrong
+
+
+def test_profile_driver_runs(capsys):
+    """bench/profile.py (the driver PROFILE.md's figures come from) on tiny shapes."""
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parent.parent / "bench" / "profile.py"
+    spec = importlib.util.spec_from_file_location("rnnkern_profile_driver", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for cell, mode in [("lstm", "inference"), ("gru", "training")]:
+        assert mod.main(["5,3,4,8", cell, mode, "--calls", "2"]) == 0
+        out = capsys.readouterr().out
+        assert f"{cell} {mode}" in out and "2 calls" in out and "GFLOP/s" in out
