@@ -99,11 +99,18 @@ def main():
         for c in CE:
             x = [r1[(s, c, m, A)]["median_ms"] / r2[(s, c, m, A)]["median_ms"] for m in MO]
             scal_t.append(f"| {s} | {c} | {x[0]:.2f}x | {x[1]:.2f}x |")
-    ws = ["\n#### Training workspace (what the forward keeps for BPTT), MiB\n",
+    ws = ["\n#### Memory of rnnkern-avx512 (1 thread), MiB: training workspace (kept for "
+          "BPTT) / temporaries of a training step / temporaries of an inference call\n",
           "| shape | simple_rnn | lstm | gru |", "|---|---|---|---|"]
+
+    def mem(s, c):
+        t, i = r1[(s, c, "training", A)], r1[(s, c, "inference", A)]
+        tmp = [x.get("temp_mb") for x in (t, i)]
+        return (f"{t['workspace_mb']:.2f} / " + " / ".join(
+            "-" if v is None else f"{v:.2f}" for v in tmp))
+
     for s in SH:
-        ws.append(f"| {s} | " + " | ".join(
-            f"{r1[(s, c, 'training', A)]['workspace_mb']:.2f}" for c in CE) + " |")
+        ws.append(f"| {s} | " + " | ".join(mem(s, c) for c in CE) + " |")
     p1, p2 = d1["peak_gflops_per_core"], d2["peak_gflops_per_core"]
     pf, gemm = peak_file()
     gemm_txt = ", ".join(f"{n} {g:.0f} GFLOP/s ({p:.0f}%)" for n, (g, p) in gemm.items())
@@ -170,7 +177,7 @@ compared.
 | LSTM >= 1.3x oneDNN, forward+backward | {sp(["lstm"], SH[1:], ["training"], r1)} (2 threads: {sp(["lstm"], SH[1:], ["training"], r2)}) | {status(["lstm"], SH[1:], ["training"], 1.3)} |
 | S1 >= 3x PyTorch, every cell (fwd / fwd+bwd) | SimpleRNN {s1("simple_rnn", "inference")} / {s1("simple_rnn", "training")}, GRU {s1("gru", "inference")} / {s1("gru", "training")}, LSTM {s1("lstm", "inference")} / {s1("lstm", "training")} | {status(CE, ["S1"], MO, 3.0)} |
 | 2 threads >= 1.7x 1 thread at S3 | {min(scal):.2f}-{max(scal):.2f}x | {"met" if min(scal) >= 1.7 else "missed"} |
-| training keeps ~G*T*N*H floats plus states; inference O(N*H) | workspace table above; inference keeps a 1 MiB projection chunk plus O(N*H) | met (LSTM keeps 7 T*N*H floats: 6 slots + h_prev) |
+| training keeps ~G*T*N*H floats plus states; inference O(N*H) | memory table above: the workspace is the saved gates plus h_prev (LSTM 7 T*N*H floats: 6 slots + h_prev); an inference call's temporaries are the time-major copies of x and y, a <= 1 MiB projection chunk and the packed panels | met |
 
 ### Why the gaps
 

@@ -237,6 +237,11 @@ def test_end_to_end_json_compare(tmp_path, capsys):
         assert r["flops"] == shapes.case_flops(r["cell"], r["mode"], 5, 2, 3, 4)
         if "torch" in names:
             assert r["speedup_vs_torch"] > 0
+        if r["kind"] == "rnnkern" and b != "reference":
+            # memory: training keeps a workspace; every call reports its temporaries
+            assert r["temp_mb"] > 0
+            assert ((r["workspace_mb"] or 0) > 0) == (r["mode"] == "training")
+    assert "tmp MB" in out
     assert main(["--compare", str(a_json), str(b_json)]) == 0
     out = capsys.readouterr().out
     assert "B/A" in out and "geometric mean" in out and f"rnnkern-{b}" in out

@@ -471,6 +471,9 @@ PYBIND11_MODULE(_core, m) {
         return k.peak_gflops(seconds);
       }, py::arg("isa"), py::arg("seconds") = 0.3,
       "fp32 FMA throughput of one ISA on one thread (GFLOP/s), measured for ~seconds.");
+  m.def("last_call_scratch_bytes", &scratch_last_call_bytes,
+        "Temporary memory (bytes) the calling thread's last forward or backward used\n"
+        "beyond its inputs, outputs and workspace.");
   m.def("cuda_status", []() {
         CudaStatus s = cuda_query();
         return py::make_tuple(s.built, s.available, s.reason);

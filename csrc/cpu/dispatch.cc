@@ -72,6 +72,8 @@ struct ScratchBuf {
 };
 struct ScratchSet {
   ScratchBuf buf[kScratchSlots];
+  size_t asked[kScratchSlots] = {};  // largest request per slot in this call, bytes
+  size_t last_call = 0;              // sum of `asked` of the last finished call
   ~ScratchSet() {
     for (ScratchBuf& b : buf) std::free(b.ptr);
   }
@@ -80,6 +82,7 @@ thread_local ScratchSet t_scratch;
 }  // namespace
 
 float* scratch(int slot, size_t floats) {
+  t_scratch.asked[slot] = std::max(t_scratch.asked[slot], floats * sizeof(float));
   ScratchBuf& b = t_scratch.buf[slot];
   if (floats > b.cap) {
     std::free(b.ptr);
@@ -94,6 +97,11 @@ float* scratch(int slot, size_t floats) {
 }
 
 void scratch_trim() {
+  t_scratch.last_call = 0;
+  for (size_t& a : t_scratch.asked) {
+    t_scratch.last_call += a;
+    a = 0;
+  }
   for (ScratchBuf& b : t_scratch.buf)
     if (b.cap * sizeof(float) > kScratchKeepBytes) {
       std::free(b.ptr);
@@ -101,6 +109,8 @@ void scratch_trim() {
       b.cap = 0;
     }
 }
+
+size_t scratch_last_call_bytes() { return t_scratch.last_call; }
 
 void scratch_release() {
   for (ScratchBuf& b : t_scratch.buf) {

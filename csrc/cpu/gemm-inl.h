@@ -395,4 +395,5 @@ inline void gemm_entry(int64_t M, int64_t N, int64_t K, const float* a, int64_t 
                        const float* b, int64_t sbk, int64_t sbn, float* c, int64_t ldc,
                        bool accumulate, int threads) {
   gemm(M, N, K, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, threads);
+  scratch_trim();
 }

@@ -30,7 +30,11 @@ enum ScratchSlot {
 };
 constexpr size_t kScratchKeepBytes = size_t(64) << 20;
 float* scratch(int slot, size_t floats);
-void scratch_trim();
+void scratch_trim();  // also ends the call's accounting (scratch_last_call_bytes)
+// Temporary memory the calling thread's last kernel call asked for (every slot
+// at its largest request), bytes: what a call needs beyond its inputs, outputs
+// and workspace.
+size_t scratch_last_call_bytes();
 void scratch_release();  // frees every buffer of the calling thread
 
 // Set in a child process forked after OpenMP use: kernels then run on one

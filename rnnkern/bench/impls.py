@@ -131,6 +131,8 @@ class Prepared:
     fn: Callable[[], object]
     collect: Callable[[object], Dict[str, np.ndarray]]
     workspace_bytes: Callable[[object], Optional[int]] = lambda ret: None
+    # temporary memory of the call beyond inputs, outputs and workspace, bytes
+    temp_bytes: Callable[[object], Optional[int]] = lambda ret: None
 
 
 @dataclass
@@ -144,34 +146,51 @@ class Impl:
 
 # ---- rnnkern (function-level API) -------------------------------------------
 
+def _rnnkern_core():
+    try:
+        from .. import _core
+    except ImportError:
+        return None
+    return _core if hasattr(_core, "last_call_scratch_bytes") else None
+
+
 def rnnkern_impl(backend_name):
     def prepare(cell, mode, inp):
         from ..backends import get_backend
         be = get_backend(backend_name)
         args = (cell, inp.x, inp.W, inp.U, inp.b, inp.h0, inp.c0, None)
+        core = _rnnkern_core() if backend_name != "reference" else None
+
+        def scratch():
+            return core.last_call_scratch_bytes() if core is not None else None
+
         if mode == "inference":
             # as a layer predicts: U and W packed once, reused while the weights stay
             # (training repacks every call: the weights change every step)
             packed = be.pack(cell, inp.U, True, inp.W)
 
             def fn():
-                return be.forward(*args, packed, return_sequences=True, training=False)
+                y = be.forward(*args, packed, return_sequences=True, training=False)[0]
+                return y, scratch()
 
-            return Prepared(fn, lambda r: {"y": r[0]})
+            return Prepared(fn, lambda r: {"y": r[0]}, temp_bytes=lambda r: r[1])
 
         def fn():
             y, _, _, cache = be.forward(*args, return_sequences=True, training=True)
-            return y, be.backward(cache, inp.dy), cache
+            s_fwd = scratch()
+            g = be.backward(cache, inp.dy)
+            s_bwd = scratch()
+            return y, g, cache, (None if s_fwd is None else max(s_fwd, s_bwd))
 
         def collect(r):
-            y, g, _ = r
+            y, g = r[0], r[1]
             return {"y": y, "dx": g.dx, "dkernel": g.dkernel,
                     "drecurrent_kernel": g.drecurrent_kernel, "dbias": g.dbias}
 
         def workspace(r):
             return getattr(r[2].inner, "nbytes", None)
 
-        return Prepared(fn, collect, workspace)
+        return Prepared(fn, collect, workspace, temp_bytes=lambda r: r[3])
 
     isa = backend_name if backend_name in ("avx512", "avx2") else None
     return Impl(f"rnnkern-{backend_name}", "rnnkern", prepare, isa=isa)

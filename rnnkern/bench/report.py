@@ -172,7 +172,7 @@ def format_results(res):
         lines.append("note: " + n)
     lines.append("")
     headers = ["shape", "dims", "cell", "mode", "implementation", "median ms", "min-max ms",
-               "GFLOP/s", "% peak", "vs torch", "reps", "ws MB", "check (rel err)"]
+               "GFLOP/s", "% peak", "vs torch", "reps", "ws MB", "tmp MB", "check (rel err)"]
     rows = []
     prev = None
     for r in res.get("results", []):
@@ -189,8 +189,8 @@ def format_results(res):
             _fmt(r.get("gflops"), ".1f"), _fmt(r.get("pct_peak"), ".1f", ""),
             (f"{r['speedup_vs_torch']:.2f}x" if r.get("speedup_vs_torch") is not None else ""),
             str(r.get("reps") or "-"), _fmt(r.get("workspace_mb"), ".1f", ""),
-            _check_cell(r)])
-    lines.append(_table(headers, rows, "llllllrrrrrrl"))
+            _fmt(r.get("temp_mb"), ".1f", ""), _check_cell(r)])
+    lines.append(_table(headers, rows, "llllllrrrrrrrl"))
     # the pivot: one row per case, one column per implementation
     impls = []
     for r in res.get("results", []):

@@ -130,7 +130,7 @@ def _run_case(cfg, sh, cell, mode, inp, ref, impls, peak, widest, on_round):
                "status": None, "errors": None, "max_err": None, "failed": None,
                "median_ms": None, "min_ms": None, "max_ms": None, "reps": 0,
                "gflops": None, "pct_peak": None, "speedup_vs_torch": None,
-               "workspace_mb": None, "note": ""}
+               "workspace_mb": None, "temp_mb": None, "note": ""}
         rows[im.name] = row
         # --- check: one call at the benchmark shape, compared with the reference
         try:
@@ -138,6 +138,7 @@ def _run_case(cfg, sh, cell, mode, inp, ref, impls, peak, widest, on_round):
             ret = prep.fn()
             got = prep.collect(ret)
             wsb = prep.workspace_bytes(ret)
+            tmpb = prep.temp_bytes(ret)
         except Exception as e:
             row["status"] = "ERROR"
             row["note"] = f"{type(e).__name__}: {e}".splitlines()[0]
@@ -157,6 +158,8 @@ def _run_case(cfg, sh, cell, mode, inp, ref, impls, peak, widest, on_round):
         if wsb:
             ws[im.name] = wsb
             row["workspace_mb"] = wsb / 2**20
+        if tmpb is not None:
+            row["temp_mb"] = tmpb / 2**20
         del ret, got
         fns[im.name] = prep.fn
     if fns:
