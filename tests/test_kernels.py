@@ -99,9 +99,12 @@ def check(outs, refs, g, gr, what):
                          ids=lambda v: str(v))
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["fwd", "bwd"])
 @pytest.mark.parametrize("mask_kind", MASKS)
-def test_option_grid(backend, cell, act, ract, reset_after, go_backwards, mask_kind):
+# (3, 5, 4, 6): one row block, projection as a GEMM; (13, 4, 3, 12): several row
+# blocks and C <= H/4, so the projection is fused into the step (not GRU r.a.)
+@pytest.mark.parametrize("dims", [(3, 5, 4, 6), (13, 4, 3, 12)], ids=["gemm", "fused"])
+def test_option_grid(backend, cell, act, ract, reset_after, go_backwards, mask_kind, dims):
     rng = np.random.default_rng(hash((cell, act, ract, reset_after, go_backwards, mask_kind)) % 2**32)
-    n, t, c, h = 3, 5, 4, 6
+    n, t, c, h = dims
     for use_bias, return_sequences in itertools.product([True, False], [True, False]):
         x, W, U, b, h0, c0 = make_case(cell, n, t, c, h, reset_after, use_bias, rng)
         mask = make_mask(mask_kind, n, t, rng)

@@ -132,7 +132,7 @@ struct PackedWeights {
   FArr U;         // the arrays packed: kept alive, so their buffers are not reused
   py::object W;   // FArr, or None when only U is packed
   std::unique_ptr<float, Free> part[kNumPackParts];
-  int64_t floats[kNumPackParts] = {0, 0, 0, 0, 0};
+  int64_t floats[kNumPackParts] = {};
   std::mutex m;
   bool backward_packed = false;
 
@@ -191,7 +191,7 @@ py::object make_packed(const std::string& isa, const std::string& cell, bool res
   {
     py::gil_scoped_release nogil;
     pw->pack(k, U.data(), kPackForward, kPackBackward);
-    if (with_w) pw->pack(k, warr.data(), kPackInput, kPackInput + 1);
+    if (with_w) pw->pack(k, warr.data(), kPackInput, kPackInputFused + 1);
   }
   return py::cast(pw.release(), py::return_value_policy::take_ownership);
 }
@@ -214,13 +214,13 @@ PackedWeights* check_packed(const py::object& packed, const std::string& isa,
   return pw;
 }
 
-// W as packed, or null when `packed` holds none or one of another array.
-const float* packed_kernel(const PackedWeights* pw, const FArr& W) {
-  if (!pw || pw->W.is_none()) return nullptr;
+// Whether `packed` holds W (checked to be this W's buffer).
+bool has_kernel(const PackedWeights* pw, const FArr& W) {
+  if (!pw || pw->W.is_none()) return false;
   const FArr pwW = py::reinterpret_borrow<FArr>(pw->W);
   if (pwW.data() != W.data())
     throw py::value_error("packed was made from another kernel array");
-  return pw->get(kPackInput);
+  return true;
 }
 
 // What a training forward keeps for its backward.
@@ -322,7 +322,10 @@ py::tuple forward(const std::string& isa, const std::string& cell, const std::st
   if (pw) {
     a.packed = pw->get(kPackForward);
     a.packed2 = pw->get(kPackForward2);
-    a.packed_w = packed_kernel(pw, W);
+    if (has_kernel(pw, W)) {
+      a.packed_w = pw->get(kPackInput);
+      a.packed_wf = pw->get(kPackInputFused);
+    }
   }
   {
     py::gil_scoped_release nogil;

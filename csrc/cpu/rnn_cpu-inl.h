@@ -8,6 +8,9 @@
 //      (<= 1 MiB of P, so P is still in L2 when the steps read it). In
 //      training P is written straight into the saved-activation rows
 //      ("slots"), which the step then overwrites in place column by column.
+//      For a narrow input (C <= H/4) and a batch of several row blocks the
+//      projection is instead fused into the step: x_t W is summed into the
+//      same registers as h_prev U, from W packed like U (fuse_input).
 //   2. The timestep loop, inside ONE parallel region for the whole sequence
 //      (the projection of each chunk is split over the same threads): per step,
 //      work items (block of <= kRowBlock batch rows) x (panel of units)
@@ -143,7 +146,7 @@ constexpr int64_t step_kc() {
 
 template <int NV>
 inline void product_group(const float* A, int64_t lda, int64_t N, int64_t K, const float* panel,
-                          int64_t rb0, int64_t rb1, float* part) {
+                          int64_t rb0, int64_t rb1, float* part, bool accumulate = false) {
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
   const int64_t kstep = rb1 - rb0 > 1 ? step_kc<NV>() : std::max<int64_t>(K, 1);
   // Prefetch (into L2): while the R = rb1 - rb0 passes run over one chunk,
@@ -169,7 +172,7 @@ inline void product_group(const float* A, int64_t lda, int64_t N, int64_t K, con
       const int nb = (int)(n1 - n0);
       const int64_t pf_off = (rb - rb0) * kc * pf_lines * 64;
       mac_rows<NV>(nb, A + n0 * lda + k0, lda, kc, panel + k0 * NV * W,
-                   part + (rb - rb0) * kRowBlock * NV * W, k0 > 0,
+                   part + (rb - rb0) * kRowBlock * NV * W, accumulate || k0 > 0,
                    pf_off < next_bytes ? next + pf_off : nullptr, pf_lines);
     }
     k0 += kstep;
@@ -178,16 +181,21 @@ inline void product_group(const float* A, int64_t lda, int64_t N, int64_t K, con
 
 // Work items [i0, i1) of one step, panel-major (item = p * nrb + rb), so a
 // thread's items share few panels; epi(n, p, acc) then finishes row n's units
-// of panel p from its NV*W pre-activation sums.
+// of panel p from its NV*W pre-activation sums. A0 (K0 columns, row stride
+// lda0; panels0 laid out like `panels`) is an optional first product added
+// in: the step's input x_t W when the projection is fused into the step.
 template <int NV, class Epi>
 inline void step_items(int64_t i0, int64_t i1, int64_t N, const float* A, int64_t lda, int64_t K,
-                       const float* panels, float* part, Epi&& epi) {
+                       const float* panels, float* part, Epi&& epi,
+                       const float* A0 = nullptr, int64_t lda0 = 0, int64_t K0 = 0,
+                       const float* panels0 = nullptr) {
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
   int64_t it = i0;
   while (it < i1) {
     const int64_t p = it / nrb, rb0 = it % nrb;
     const int64_t rb1 = std::min(nrb, rb0 + (i1 - it));
-    product_group<NV>(A, lda, N, K, panels + p * K * NV * W, rb0, rb1, part);
+    if (A0) product_group<NV>(A0, lda0, N, K0, panels0 + p * K0 * NV * W, rb0, rb1, part);
+    product_group<NV>(A, lda, N, K, panels + p * K * NV * W, rb0, rb1, part, A0 != nullptr);
     for (int64_t rb = rb0; rb < rb1; ++rb) {
       int64_t n0, n1;
       split_range(N, (int)nrb, (int)rb, n0, n1);  // balanced: 32 rows -> 6,6,5,5,5,5
@@ -223,7 +231,18 @@ struct FwdCtx {
   float* zbuf;                      // [N,H] GRU reset_before: z of this step
   float* rh;                        // [N,H] GRU reset_before: r * h_prev
   const float* brh;                 // [H] GRU reset_after recurrent bias of h, or null
+  // Input projection fused into the step (fuse_input): x time-major and W in
+  // the layout of the step's panels (GRU r.b.: z, r panels, then h panels).
+  // P is then the bias row (ldp = 0).
+  const float* xin = nullptr;       // [T,N,C] or null (not fused)
+  const float* wpan = nullptr;
+  const float* wpan2 = nullptr;
 };
+
+// The step's input rows x_t (time-major), when the projection is fused.
+inline const float* x_rows(const FwdCtx& f, int64_t t) {
+  return f.xin ? f.xin + t * f.N * f.C : nullptr;
+}
 
 // x [N,T,C] -> [T,N,C] and back: the kernels work time-major, so each step's
 // rows (P, saved activations, dG) are one contiguous block. Copies over 1 MiB
@@ -363,7 +382,7 @@ void forward_items(const FwdCtx& f, const float* panels, float* part, int64_t s,
       else
         forward_masked_units(f, n, s, t, u0, u0 + nl);
     });
-  });
+  }, x_rows(f, t), f.C, f.C, f.wpan);
 }
 
 // GRU reset_before, phase 1: z, r from [P_z P_r] + h_prev [U_z U_r]; rh = r h_prev.
@@ -393,7 +412,7 @@ inline void gru_rb_phase1(const FwdCtx& f, const float* panels, float* part, int
         rr.store_n(sl + H + u0, nl);
       }
     });
-  });
+  }, x_rows(f, t), f.C, f.C, f.wpan);
 }
 
 // GRU reset_before, phase 2: hh = act(P_h + rh U_h); h = z h_prev + (1-z) hh.
@@ -423,7 +442,7 @@ inline void gru_rb_phase2(const FwdCtx& f, const float* panels, float* part, int
         hp.store_n(f.a->hprev + (t * f.N + n) * H + u0, nl);
       }
     });
-  });
+  }, x_rows(f, t), f.C, f.C, f.wpan2);
 }
 
 // The input projection of one chunk of steps: P rows = x_t W + bias for the
@@ -474,8 +493,10 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
     FwdCtx fl = f;  // per-thread copy: h buffers swap every step
     for (int64_t s0 = 0; s0 < f.T; s0 += chunk) {
       const int64_t s1 = std::min(f.T, s0 + chunk);
-      fl.p_t0 = proj.run(f, s0, s1, reg);
-      reg.barrier();
+      if (!f.xin) {  // fused: no projection, P is the bias row
+        fl.p_t0 = proj.run(f, s0, s1, reg);
+        reg.barrier();
+      }
       for (int64_t s = s0; s < s1; ++s) {
         const int64_t t = f.cfg->go_backwards ? f.T - 1 - s : s;
         fl.h_cur = hc;
@@ -511,10 +532,20 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
 }
 
 // ---------------------------------------------------------------- packing
-// U as the step kernels read it (PackPart in shapes.h):
-//   forward   G-gate panels of U (GRU r.b.: z, r; then U_h alone, 1 gate);
-//   backward  U^T as 1-"gate" panels of output units over the gate columns
-//             (GRU r.b.: over z, r only; then U_h^T alone).
+
+// The input projection is fused into the step (x_t W summed into the same
+// registers as h_prev U, from W packed like U) when the input is narrow next
+// to the units (C <= H/4) and the batch has several row blocks: it then saves
+// the projection GEMM, whose short k loop runs slower than the step, and P's
+// round trip through L2 (measured at 1 thread: S2 LSTM and SimpleRNN forward
+// 1.03-1.05x, S4 LSTM 1.1x). A wide input would stream its W panels every
+// step, and at batch <= 2 the extra panel bytes per step cost 8-12%. Not for
+// GRU reset_after, whose h gate multiplies only the recurrent part by r.
+inline bool fusable_input(const RnnConfig& cfg) {
+  return !(cfg.cell == Cell::GRU && cfg.reset_after) && 4 * cfg.C <= cfg.H;
+}
+inline bool fuse_input(const RnnConfig& cfg) { return fusable_input(cfg) && cfg.N > kRowBlock; }
+
 inline int64_t packed_floats(const RnnConfig& cfg, int part) {
   const int64_t H = cfg.H, GH = num_gates(cfg.cell) * H;
   const bool gru_rb = cfg.cell == Cell::GRU && !cfg.reset_after;
@@ -529,6 +560,13 @@ inline int64_t packed_floats(const RnnConfig& cfg, int part) {
     case kPackBackward: return panel_floats<1>(gru_rb ? 2 * H : GH, H);
     case kPackBackward2: return gru_rb ? panel_floats<1>(H, H) : 0;
     case kPackInput: return packed_b_floats(cfg.C, GH);
+    case kPackInputFused:
+      if (!fusable_input(cfg)) return 0;
+      switch (cfg.cell) {
+        case Cell::SimpleRNN: return panel_floats<1>(cfg.C, H);
+        case Cell::LSTM: return panel_floats<4>(cfg.C, H);
+        default: return panel_floats<2>(cfg.C, H) + panel_floats<1>(cfg.C, H);  // GRU r.b.
+      }
     default: return 0;
   }
 }
@@ -556,14 +594,24 @@ inline void pack_weights(const RnnConfig& cfg, const float* U, int part, float* 
       // B(k, unit) = U_h[unit, k] = U[unit, 2H + k]
       if (gru_rb) pack_gate_panels<1>(U + 2 * H, 1, GH, H, H, 0, out);
       break;
-    case kPackInput: pack_b_full(U, GH, 1, cfg.C, GH, out); break;  // U is W here
+    case kPackInput: pack_b_full(U, GH, 1, cfg.C, GH, out); break;  // U is W [C,G*H] here
+    case kPackInputFused:
+      if (!fusable_input(cfg)) break;
+      switch (cfg.cell) {
+        case Cell::SimpleRNN: pack_gate_panels<1>(U, GH, 1, cfg.C, H, 0, out); break;
+        case Cell::LSTM: pack_gate_panels<4>(U, GH, 1, cfg.C, H, 0, out); break;
+        default:  // GRU r.b.: the z, r panels of phase 1, then the h panels of phase 2
+          pack_gate_panels<2>(U, GH, 1, cfg.C, H, 0, out);
+          pack_gate_panels<1>(U, GH, 1, cfg.C, H, 2 * H, out + panel_floats<2>(cfg.C, H));
+      }
+      break;
     default: break;
   }
 }
 
 // A part packed into this thread's scratch (the caller had none cached).
 inline const float* packed_scratch(const RnnConfig& cfg, const float* U, int part) {
-  const int slot = part == kPackInput ? kScratchWp
+  const int slot = part == kPackInput || part == kPackInputFused ? kScratchWp
                    : part == kPackForward || part == kPackBackward ? kScratchPanels
                                                                    : kScratchPanels2;
   float* out = scratch(slot, packed_floats(cfg, part));
@@ -597,9 +645,10 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
       brh = a.b + GH + 2 * H;
     }
   }
-  const int64_t chunk = steps_per_chunk(T, N, GH);
-  float* P = a.slots ? a.slots : scratch(kScratchP, chunk * N * GH);
-  const int64_t ldp = a.slots ? S * H : GH;
+  const bool fused = fuse_input(cfg);
+  const int64_t chunk = fused ? T : steps_per_chunk(T, N, GH);
+  float* P = fused ? bias_in.data() : a.slots ? a.slots : scratch(kScratchP, chunk * N * GH);
+  const int64_t ldp = fused ? 0 : a.slots ? S * H : GH;
 
   // 2. State buffers and packed recurrent panels, allocated before the loop.
   std::vector<float> hbuf(2 * N * H), cbuf, ylast, zbuf, rh;
@@ -630,10 +679,17 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
 
   // 3. The timestep loop, chunk by chunk, in one parallel region.
   // W is packed once for all chunks (packing it per chunk cost S3 ~6%)
-  const float* Wp = a.packed_w ? a.packed_w : packed_scratch(cfg, a.W, kPackInput);
+  const float* Wp = fused ? (a.packed_wf ? a.packed_wf : packed_scratch(cfg, a.W, kPackInputFused))
+                          : (a.packed_w ? a.packed_w : packed_scratch(cfg, a.W, kPackInput));
   Projection proj{xt, a.W, a.b ? bias_in.data() : nullptr, P, a.slots != nullptr, Wp, nullptr,
                   nullptr, cfg.threads};
-  if (nt > 1) gemm_buffers(GH, C, nt, &proj.apack, &proj.bpack);
+  if (fused) {
+    f.xin = xt;
+    f.wpan = Wp;
+    if (cfg.cell == Cell::GRU && !cfg.reset_after) f.wpan2 = Wp + panel_floats<2>(C, H);
+  } else if (nt > 1) {
+    gemm_buffers(GH, C, nt, &proj.apack, &proj.bpack);
+  }
   switch (cfg.cell) {
     case Cell::SimpleRNN:
       forward_loop<Cell::SimpleRNN, 1>(f, chunk, proj, panels, nullptr, parts.data(), nt);

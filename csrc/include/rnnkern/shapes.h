@@ -60,7 +60,8 @@ enum PackPart : int {
   kPackBackward = 2,  // U^T panels of the backward product (GRU r.b.: z, r rows)
   kPackBackward2 = 3, // GRU reset_before: the U_h^T panels of phase A2
   kPackInput = 4,     // W [C,G*H] as the input projection's GEMM reads it
-  kNumPackParts = 5
+  kPackInputFused = 5,  // W as the step reads it when the projection is fused
+  kNumPackParts = 6
 };
 
 struct ForwardArgs {
@@ -77,11 +78,12 @@ struct ForwardArgs {
   // training only (null otherwise):
   float* hprev = nullptr;        // [T,N,H]   state before the step that read x[:,t]
   float* slots = nullptr;        // [T,N,S*H] saved activations, S = num_slots()
-  // optional: U packed earlier (kPackForward, kPackForward2), W (kPackInput);
-  // null = pack now
+  // optional: U packed earlier (kPackForward, kPackForward2), W (kPackInput,
+  // kPackInputFused); null = pack now
   const float* packed = nullptr;
   const float* packed2 = nullptr;
   const float* packed_w = nullptr;
+  const float* packed_wf = nullptr;
 };
 
 struct BackwardArgs {
@@ -118,8 +120,8 @@ struct CpuKernels {
   // y[i] = act(x[i]) with this ISA's vectorised nonlinearity (accuracy tests).
   void (*activate)(Act act, const float* x, float* y, int64_t n);
   // Floats of one PackPart for this config (only cell, reset_after, H and,
-  // for kPackInput, C matter), and the packing into it (64-byte aligned
-  // `out`) of U [H,G*H], or of W [C,G*H] for kPackInput.
+  // for the kPackInput parts, C matter), and the packing into it (64-byte
+  // aligned `out`) of U [H,G*H], or of W [C,G*H] for the kPackInput parts.
   int64_t (*packed_floats)(const RnnConfig&, int part);
   void (*pack)(const RnnConfig&, const float* weights, int part, float* out);
   // fp32 FMA throughput of this ISA on one thread, GFLOP/s, measured for ~seconds.
