@@ -188,14 +188,18 @@ template <int NV, class Epi>
 inline void step_items(int64_t i0, int64_t i1, int64_t N, const float* A, int64_t lda, int64_t K,
                        const float* panels, float* part, Epi&& epi,
                        const float* A0 = nullptr, int64_t lda0 = 0, int64_t K0 = 0,
-                       const float* panels0 = nullptr) {
+                       const float* panels0 = nullptr, float* part0 = nullptr) {
+  // part0: keep the first product apart, in part0 at the same offsets as part
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
   int64_t it = i0;
   while (it < i1) {
     const int64_t p = it / nrb, rb0 = it % nrb;
     const int64_t rb1 = std::min(nrb, rb0 + (i1 - it));
-    if (A0) product_group<NV>(A0, lda0, N, K0, panels0 + p * K0 * NV * W, rb0, rb1, part);
-    product_group<NV>(A, lda, N, K, panels + p * K * NV * W, rb0, rb1, part, A0 != nullptr);
+    if (A0)
+      product_group<NV>(A0, lda0, N, K0, panels0 + p * K0 * NV * W, rb0, rb1,
+                        part0 ? part0 : part);
+    product_group<NV>(A, lda, N, K, panels + p * K * NV * W, rb0, rb1, part,
+                      A0 != nullptr && part0 == nullptr);
     for (int64_t rb = rb0; rb < rb1; ++rb) {
       int64_t n0, n1;
       split_range(N, (int)nrb, (int)rb, n0, n1);  // balanced: 32 rows -> 6,6,5,5,5,5
@@ -314,8 +318,10 @@ inline void forward_masked_units(const FwdCtx& f, int64_t n, int64_t s, int64_t 
 // Pointwise step of W units [u0, u0+nl) of row n; rec: the recurrent sums of
 // gate g at rec + g*W.
 template <Cell CELL>
+// xrec: GRU reset_after with the projection fused, the x_t W sums of the
+// unit tile (kept apart from rec: r multiplies only the recurrent part).
 RNNKERN_INLINE void forward_point(const FwdCtx& f, int64_t n, int64_t s, int64_t t, int64_t u0, int nl,
-                          const float* rec) {
+                          const float* rec, const float* xrec = nullptr) {
   const RnnConfig& cfg = *f.cfg;
   const int64_t H = f.H;
   const float* p = p_row(f, n, t);
@@ -342,9 +348,15 @@ RNNKERN_INLINE void forward_point(const FwdCtx& f, int64_t n, int64_t s, int64_t
   } else {  // GRU reset_after
     Vec inner_h = Vec::load(rec + 2 * W);
     if (f.brh) inner_h = inner_h + Vec::load_n(f.brh + u0, nl);
-    const Vec z = activate(cfg.ract, pre(0));
-    const Vec r = activate(cfg.ract, pre(1));
-    const Vec hh = activate(cfg.act, Vec::load_n(p + 2 * H + u0, nl) + r * inner_h);
+    Vec pz = pre(0), pr = pre(1), ph = Vec::load_n(p + 2 * H + u0, nl);
+    if (xrec) {
+      pz = pz + Vec::load(xrec);
+      pr = pr + Vec::load(xrec + W);
+      ph = ph + Vec::load(xrec + 2 * W);
+    }
+    const Vec z = activate(cfg.ract, pz);
+    const Vec r = activate(cfg.ract, pr);
+    const Vec hh = activate(cfg.act, ph + r * inner_h);
     h = gru_blend(z, hp, hh);
     if (sl) {
       z.store_n(sl + u0, nl);
@@ -373,16 +385,20 @@ template <Cell CELL, int G>
 void forward_items(const FwdCtx& f, const float* panels, float* part, int64_t s, int64_t t,
                    int64_t i0, int64_t i1) {
   using PS = PanelShape<G>;
+  // GRU reset_after keeps x_t W apart (in part0, the second half of part)
+  float* part0 = CELL == Cell::GRU && f.xin ? part + part_floats(f.N) : nullptr;
   step_items<PS::NV>(i0, i1, f.N, f.h_cur, f.H, f.H, panels, part,
                      [&](int64_t n, int64_t p, const float* acc) RNNKERN_LAMBDA_INLINE {
     const bool live = unmasked(f.a->mask, f.T, n, t);
+    const float* acc0 = part0 ? part0 + (acc - part) : nullptr;
     for_subtiles<PS::S>(p, f.H, [&](int sb, int64_t u0, int nl) RNNKERN_LAMBDA_INLINE {
       if (live)
-        forward_point<CELL>(f, n, s, t, u0, nl, acc + sb * G * W);
+        forward_point<CELL>(f, n, s, t, u0, nl, acc + sb * G * W,
+                            acc0 ? acc0 + sb * G * W : nullptr);
       else
         forward_masked_units(f, n, s, t, u0, u0 + nl);
     });
-  }, x_rows(f, t), f.C, f.C, f.wpan);
+  }, x_rows(f, t), f.C, f.C, f.wpan, part0);
 }
 
 // GRU reset_before, phase 1: z, r from [P_z P_r] + h_prev [U_z U_r]; rh = r h_prev.
@@ -487,7 +503,7 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
   const bool gru_rb = CELL == Cell::GRU && !f.cfg->reset_after;
   auto body = [&]() {
     Region reg;
-    float* part = parts + reg.tid * part_floats(f.N);
+    float* part = parts + reg.tid * 2 * part_floats(f.N);  // 2: see forward_items
     float* hc = f.h_cur;
     float* hn = f.h_nxt;
     FwdCtx fl = f;  // per-thread copy: h buffers swap every step
@@ -539,11 +555,9 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
 // the projection GEMM, whose short k loop runs slower than the step, and P's
 // round trip through L2 (measured at 1 thread: S2 LSTM and SimpleRNN forward
 // 1.03-1.05x, S4 LSTM 1.1x). A wide input would stream its W panels every
-// step, and at batch <= 2 the extra panel bytes per step cost 8-12%. Not for
-// GRU reset_after, whose h gate multiplies only the recurrent part by r.
-inline bool fusable_input(const RnnConfig& cfg) {
-  return !(cfg.cell == Cell::GRU && cfg.reset_after) && 4 * cfg.C <= cfg.H;
-}
+// step, and at batch <= 2 the extra panel bytes per step cost 8-12%. GRU
+// reset_after keeps x_t W in registers of its own: r multiplies only h_prev U.
+inline bool fusable_input(const RnnConfig& cfg) { return 4 * cfg.C <= cfg.H; }
 inline bool fuse_input(const RnnConfig& cfg) { return fusable_input(cfg) && cfg.N > kRowBlock; }
 
 inline int64_t packed_floats(const RnnConfig& cfg, int part) {
@@ -565,7 +579,9 @@ inline int64_t packed_floats(const RnnConfig& cfg, int part) {
       switch (cfg.cell) {
         case Cell::SimpleRNN: return panel_floats<1>(cfg.C, H);
         case Cell::LSTM: return panel_floats<4>(cfg.C, H);
-        default: return panel_floats<2>(cfg.C, H) + panel_floats<1>(cfg.C, H);  // GRU r.b.
+        default:  // GRU r.b.: two layouts, one per phase
+          return cfg.reset_after ? panel_floats<3>(cfg.C, H)
+                                 : panel_floats<2>(cfg.C, H) + panel_floats<1>(cfg.C, H);
       }
     default: return 0;
   }
@@ -600,9 +616,13 @@ inline void pack_weights(const RnnConfig& cfg, const float* U, int part, float* 
       switch (cfg.cell) {
         case Cell::SimpleRNN: pack_gate_panels<1>(U, GH, 1, cfg.C, H, 0, out); break;
         case Cell::LSTM: pack_gate_panels<4>(U, GH, 1, cfg.C, H, 0, out); break;
-        default:  // GRU r.b.: the z, r panels of phase 1, then the h panels of phase 2
-          pack_gate_panels<2>(U, GH, 1, cfg.C, H, 0, out);
-          pack_gate_panels<1>(U, GH, 1, cfg.C, H, 2 * H, out + panel_floats<2>(cfg.C, H));
+        default:
+          if (cfg.reset_after) {
+            pack_gate_panels<3>(U, GH, 1, cfg.C, H, 0, out);
+          } else {  // the z, r panels of phase 1, then the h panels of phase 2
+            pack_gate_panels<2>(U, GH, 1, cfg.C, H, 0, out);
+            pack_gate_panels<1>(U, GH, 1, cfg.C, H, 2 * H, out + panel_floats<2>(cfg.C, H));
+          }
       }
       break;
     default: break;
@@ -675,7 +695,7 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
     f.rh = rh.data();
   }
   const int nt = pick_threads(cfg.threads, items, step_flops, kMinStepFlopsForward);
-  std::vector<float> parts(nt * part_floats(N));
+  std::vector<float> parts(nt * 2 * part_floats(N));
 
   // 3. The timestep loop, chunk by chunk, in one parallel region.
   // W is packed once for all chunks (packing it per chunk cost S3 ~6%)
