@@ -10,7 +10,9 @@
 //      ("slots"), which the step then overwrites in place column by column.
 //      For a narrow input (C <= H/4) and a batch of several row blocks the
 //      projection is instead fused into the step: x_t W is summed into the
-//      same registers as h_prev U, from W packed like U (fuse_input).
+//      same registers as h_prev U, from W packed like U (fuse_input; GRU
+//      reset_after keeps it in registers of its own, as r multiplies only
+//      h_prev U).
 //   2. The timestep loop, inside ONE parallel region for the whole sequence
 //      (the projection of each chunk is split over the same threads): per step,
 //      work items (block of <= kRowBlock batch rows) x (panel of units)
