@@ -99,7 +99,7 @@ def _real_float_array(v, name, expected):
 
 
 # A layer keeps its packed kernels up to this size (LSTM with input_dim = units:
-# up to ~2300 units), and packs them per call beyond it.
+# up to ~2000 units), and packs them per call beyond it.
 _PACK_KEEP_BYTES = 256 << 20
 
 
@@ -343,10 +343,11 @@ class _RNN:
         self.built = True
 
     def _pack_worth_keeping(self):
-        """Kept packed weights take about the kernel's memory plus twice the recurrent
-        kernel's (its forward and backward layouts); beyond _PACK_KEEP_BYTES the layer
-        packs per call instead, where packing costs little next to the call."""
-        return self.kernel.nbytes + 2 * self.recurrent_kernel.nbytes <= _PACK_KEEP_BYTES
+        """Kept packed weights take about twice the kernels' memory (two layouts of
+        each: the input kernel for the projection GEMM and for the fused step, the
+        recurrent kernel for the forward and the backward); beyond _PACK_KEEP_BYTES
+        the layer packs per call instead, where packing costs little next to the call."""
+        return 2 * (self.kernel.nbytes + self.recurrent_kernel.nbytes) <= _PACK_KEEP_BYTES
 
     def _store_weights(self, arrays):
         """Fresh read-only float32 copies of [kernel, recurrent_kernel(, bias)]."""

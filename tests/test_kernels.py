@@ -100,8 +100,10 @@ def check(outs, refs, g, gr, what):
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["fwd", "bwd"])
 @pytest.mark.parametrize("mask_kind", MASKS)
 # (3, 5, 4, 6): one row block, projection as a GEMM; (13, 4, 3, 12): several row
-# blocks and C <= H/4, so the projection is fused into the step
-@pytest.mark.parametrize("dims", [(3, 5, 4, 6), (13, 4, 3, 12)], ids=["gemm", "fused"])
+# blocks, so the projection is fused into the step; (13, 4, 9, 2): several row
+# blocks but C > 4H, projection as a GEMM
+@pytest.mark.parametrize("dims", [(3, 5, 4, 6), (13, 4, 3, 12), (13, 4, 9, 2)],
+                         ids=["gemm", "fused", "gemm-blocks"])
 def test_option_grid(backend, cell, act, ract, reset_after, go_backwards, mask_kind, dims):
     rng = np.random.default_rng(hash((cell, act, ract, reset_after, go_backwards, mask_kind)) % 2**32)
     n, t, c, h = dims

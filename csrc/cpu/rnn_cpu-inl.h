@@ -8,7 +8,8 @@
 //      (<= 1 MiB of P, so P is still in L2 when the steps read it). In
 //      training P is written straight into the saved-activation rows
 //      ("slots"), which the step then overwrites in place column by column.
-//      For a narrow input (C <= H/4) and a batch of several row blocks the
+//      For a batch of several row blocks (and an input at most 4x wider than
+//      the units, the widest measured) the
 //      projection is instead fused into the step: x_t W is summed into the
 //      same registers as h_prev U, from W packed like U (fuse_input; GRU
 //      reset_after keeps it in registers of its own, as r multiplies only
@@ -552,14 +553,15 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
 // ---------------------------------------------------------------- packing
 
 // The input projection is fused into the step (x_t W summed into the same
-// registers as h_prev U, from W packed like U) when the input is narrow next
-// to the units (C <= H/4) and the batch has several row blocks: it then saves
-// the projection GEMM, whose short k loop runs slower than the step, and P's
-// round trip through L2 (measured at 1 thread: S2 LSTM and SimpleRNN forward
-// 1.03-1.05x, S4 LSTM 1.1x). A wide input would stream its W panels every
-// step, and at batch <= 2 the extra panel bytes per step cost 8-12%. GRU
-// reset_after keeps x_t W in registers of its own: r multiplies only h_prev U.
-inline bool fusable_input(const RnnConfig& cfg) { return 4 * cfg.C <= cfg.H; }
+// registers as h_prev U, from W packed like U) when the batch has several row
+// blocks: it saves the projection GEMM, whose short k loop runs slower than
+// the step, and P's round trip through L2. Measured at 1 thread against the
+// GEMM, C from H/100 to 4H: forward 1.00-1.09x (S2, S3, S4, C = H, C = 2H,
+// C = 4H), training 0.98-1.05x; wider inputs than 4H were not measured and
+// keep the GEMM. With one row block (batch <= kRowBlock) the W panels are read
+// for too few rows: batch 1-2 lost 8-12%. GRU reset_after keeps x_t W in
+// registers of its own: r multiplies only h_prev U.
+inline bool fusable_input(const RnnConfig& cfg) { return cfg.C <= 4 * cfg.H; }
 inline bool fuse_input(const RnnConfig& cfg) { return fusable_input(cfg) && cfg.N > kRowBlock; }
 
 inline int64_t packed_floats(const RnnConfig& cfg, int part) {
