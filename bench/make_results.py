@@ -184,16 +184,17 @@ compared.
 [PROFILE.md](PROFILE.md) has the profiles (perf record on AVX-512, Callgrind instruction
 counts on AVX2) and the commands. In short:
 
-- **The FMA-peak targets are above what any kernel reaches here.** The recurrent product,
-  80% of an LSTM forward's FLOPs, runs at 178-192 GFLOP/s in place: 74-80% of the
-  register-only peak and level with the best SGEMM above. The forward then adds the
-  pointwise step (8-16% of its time) and the input projection, so it lands at the
-  percentages in the table; 75% would need every part at better than MKL's SGEMM rate.
+- **The FMA-peak targets are above what any kernel reaches here.** The recurrent product
+  (with the input projection fused into it wherever the batch has several row blocks)
+  runs at the rate of the best SGEMM measured beside it: ~70-80% of the register-only
+  peak. The forward adds the pointwise step (5-16% of its time), so it lands at the
+  percentages in the table; 75% would need both at better than MKL's SGEMM rate.
 - **The pointwise step** (3 sigmoids and 2 tanh per 16 LSTM units, ~200 vector
   instructions) shares the two 512-bit ports with the FMAs, so it cannot hide behind them.
-- **Training** spends 40-50% of its time in the weight-gradient and input GEMMs, whose
-  operands (13-26 MB of dG) come from memory: 122-141 GFLOP/s in place, 135-171 in
-  isolation, 0.9-1.2x MKL on the same shapes ([results/gemm_shapes.txt](results/gemm_shapes.txt)).
+- **Training** spends 31-37% of its time in the dX, dW and dU GEMMs, whose operands
+  (13-26 MB of dG) come from memory: 125-146 GFLOP/s in place, 135-171 in isolation,
+  0.9-1.2x MKL on the same shapes ([results/gemm_shapes.txt](results/gemm_shapes.txt)),
+  and 13-21% in the pointwise steps of the forward and the backward.
 - **PyTorch is faster here than in the issue's figures** (GRU S2 forward
   {r1[("S2", "gru", "inference", "torch")]["median_ms"]:.1f} ms here against 23.3 ms there): 2x PyTorch at S3 would need
   GRU and SimpleRNN at {min(need_s3):.0f}-{max(need_s3):.0f}% of the FMA peak, which nothing reaches here;
@@ -202,12 +203,13 @@ counts on AVX2) and the commands. In short:
   {torch1:.2f} ms, so 3x means {torch1 / 3:.2f} ms against our {lstm1:.3f} ms: only a smaller
   weight format (bf16 panels, an accuracy trade-off, so an option) would get there.
 - **S4 (H = 1000, N = 16)** streams U (12-16 MB) from L3 every step; prefetching the panel
-  chunk two ahead made it 1.2-1.4x faster, and it is now limited by that stream (~18 of
-  ~28 GB/s one core gets).
+  chunk two ahead made it 1.2-1.4x faster, and it is now limited by that stream (~16-18
+  of the ~28 GB/s one core gets).
 
 What could still be gained: a cheaper tanh in the pointwise step (accuracy permitting),
-GEMM blocking tuned for operands that come from memory, and bf16 weight panels as an
-option for the bandwidth-bound batch-1 and large-H cases.
+GEMM blocking tuned for operands that come from memory (larger KC, C blocks kept in L2
+and 7-row tiles were tried and lost 2-7%), and bf16 weight panels as an option for the
+bandwidth-bound batch-1 and large-H cases.
 """
     with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
         f.write(doc)
