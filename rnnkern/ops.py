@@ -15,7 +15,7 @@ Weights are Keras' layout (``get_weights()`` order):
                          (row 0 input bias, row 1 recurrent bias), or None
 
 ``rnn_forward(cell, x, W, U, b, h0, c0, mask, *, activation, recurrent_activation,
-reset_after, go_backwards, return_sequences, training)``
+reset_after, go_backwards, return_sequences, training, backend, packed)``
 
     cell        "simple_rnn" | "lstm" | "gru"
     x           [N, T, C]
@@ -26,6 +26,7 @@ reset_after, go_backwards, return_sequences, training)``
                   (Keras: y[:, s] is the output of the s-th processed step)
     training    True: keep what BPTT needs and return it as the cache;
                 False: keep nothing (cache is None)
+    packed      None, or ``pack(...)`` of these same W and U arrays (see below)
 
     returns (y, h_T, c_T, cache)
       y    [N, T, H] if return_sequences else [N, H] (the last output)
