@@ -175,9 +175,11 @@ inline void pack_b_block(const float* b, int64_t sbk, int64_t sbn, int64_t k0, i
 //  - A transposed (sam == 1): k-major micro-panels of kRowBlock rows,
 //    out[(ib*kc + k)*kRowBlock + n], zero past mc: each k is a contiguous copy.
 // Returns true for the k-major layout.
+// ones_row: a row index of A (k-major layout only) that reads as all ones and
+// is not loaded, so C's row ones_row gets the column sums of B (a bias gradient).
 inline bool pack_a_block(const float* a, int64_t sam, int64_t sak, int64_t i0, int64_t mc,
-                         int64_t k0, int64_t kc, float* out) {
-  if (sak == 1) {
+                         int64_t k0, int64_t kc, float* out, int64_t ones_row = -1) {
+  if (sak == 1 && ones_row < 0) {
     for (int64_t i = 0; i < mc; ++i)
       std::memcpy(out + i * kc, a + (i0 + i) * sam + k0, kc * sizeof(float));
     return false;
@@ -186,8 +188,10 @@ inline bool pack_a_block(const float* a, int64_t sam, int64_t sak, int64_t i0, i
     float* o = out + ib * kc * kRowBlock;
     const int nb = (int)std::min<int64_t>(kRowBlock, mc - ib * kRowBlock);
     const float* src = a + (i0 + ib * kRowBlock) * sam + k0 * sak;
+    const int ones = ones_row >= 0 ? (int)(ones_row - (i0 + ib * kRowBlock)) : -1;
     for (int64_t k = 0; k < kc; ++k)
-      for (int n = 0; n < kRowBlock; ++n) o[k * kRowBlock + n] = n < nb ? src[k * sak + n * sam] : 0.0f;
+      for (int n = 0; n < kRowBlock; ++n)
+        o[k * kRowBlock + n] = n == ones ? 1.0f : n < nb ? src[k * sak + n * sam] : 0.0f;
   }
   return true;
 }
@@ -252,7 +256,7 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
                       const float* a, int64_t sam, int64_t sak, const float* b, int64_t sbk,
                       int64_t sbn, float* c, int64_t ldc, bool accumulate, const float* bias,
                       float* apack, float* bpack, const float* bfull = nullptr,
-                      int64_t bfull_ld = 0) {
+                      int64_t bfull_ld = 0, int64_t ones_row = -1) {
   constexpr int NR = kGemmNV * Vec::W;
   const int64_t npanels = (n1 - n0 + NR - 1) / NR;
   if (K == 0) {
@@ -278,8 +282,8 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
       const int64_t mc = std::min(kGemmMC, m1 - i0);
       // Row-major A used by one panel only is read where it is: copying it
       // would cost as much as the reads it serves (dX = dG W^T, C <= NR).
-      const bool direct = sak == 1 && npanels == 1;
-      const bool kmajor = !direct && pack_a_block(a, sam, sak, i0, mc, k0, kc, apack);
+      const bool direct = sak == 1 && npanels == 1 && ones_row < 0;
+      const bool kmajor = !direct && pack_a_block(a, sam, sak, i0, mc, k0, kc, apack, ones_row);
       const float* ablk = direct ? a + i0 * sam + k0 : apack;
       const int64_t lda = direct ? sam : kc;
       for (int64_t p = 0; p < npanels; ++p) {
@@ -321,6 +325,7 @@ struct Gemm {
   bool accumulate;
   const float* bias;  // null, or N floats added to every row (when not accumulating)
   const float* bfull = nullptr;  // null, or B packed by pack_b_full
+  int64_t ones_row = -1;         // a row of A read as all ones (see pack_a_block)
 
   static constexpr int NR = kGemmNV * Vec::W;
   bool split_m() const { return M >= N; }
@@ -352,10 +357,10 @@ struct Gemm {
     const int64_t bld = ((N + NR - 1) / NR) * NR;
     if (split_m())
       gemm_tile(lo * kRowBlock, std::min(M, hi * kRowBlock), 0, N, K, a, sam, sak, b, sbk, sbn,
-                c, ldc, accumulate, bias, ap, bp, bfull, bld);
+                c, ldc, accumulate, bias, ap, bp, bfull, bld, ones_row);
     else
       gemm_tile(0, M, lo * NR, std::min(N, hi * NR), K, a, sam, sak, b, sbk, sbn, c, ldc,
-                accumulate, bias, ap, bp, bfull, bld);
+                accumulate, bias, ap, bp, bfull, bld, ones_row);
   }
 };
 
@@ -371,9 +376,9 @@ inline void gemm_buffers(int64_t N, int64_t K, int threads, float** apack, float
 inline void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t sam, int64_t sak,
                  const float* b, int64_t sbk, int64_t sbn, float* c, int64_t ldc,
                  bool accumulate, int threads, const float* bias = nullptr,
-                 const float* bfull = nullptr) {
+                 const float* bfull = nullptr, int64_t ones_row = -1) {
   if (M <= 0 || N <= 0) return;
-  const Gemm g{M, N, K, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, bias, bfull};
+  const Gemm g{M, N, K, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, bias, bfull, ones_row};
   const int nt = g.threads_for(threads);
   float *apack, *bpack;
   gemm_buffers(N, K, nt, &apack, &bpack);

@@ -25,7 +25,7 @@ const CpuKernels& cpu_kernels(const std::string& isa);
 // over kScratchKeepBytes are freed by scratch_trim() at the end of each call.
 enum ScratchSlot {
   kScratchXt, kScratchP, kScratchDG, kScratchDGr, kScratchDxt, kScratchRH, kScratchPanels,
-  kScratchPanels2, kScratchGemmA, kScratchGemmB, kScratchYt, kScratchDW, kScratchWp,
+  kScratchPanels2, kScratchGemmA, kScratchGemmB, kScratchYt, kScratchDW, kScratchWp, kScratchDU,
   kScratchSlots  // the number of slots
 };
 constexpr size_t kScratchKeepBytes = size_t(64) << 20;

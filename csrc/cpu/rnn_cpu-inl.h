@@ -959,24 +959,15 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
         RH[r * H + u] = a.slots[r * S * H + H + u] * a.hprev[r * H + u];
     gemm(H, 2 * H, NT, a.hprev, 1, H, dG, GH, 1, a.dU, GH, false, th);
     gemm(H, H, NT, RH, 1, H, dG + 2 * H, GH, 1, a.dU + 2 * H, GH, false, th);
+  } else if (a.db && gru_ra) {
+    // [dU; db_rec] = [Hprev 1]^T dGr: the recurrent bias of GRU reset_after
+    // from the same pass over dGr (row H of A reads as ones, see pack_a_block)
+    float* dU1 = scratch(kScratchDU, (H + 1) * GH);
+    gemm(H + 1, GH, NT, a.hprev, 1, H, dGr, GH, 1, dU1, GH, false, th, nullptr, nullptr, H);
+    std::memcpy(a.dU, dU1, H * GH * sizeof(float));
+    std::memcpy(a.db + GH, dU1 + H * GH, GH * sizeof(float));
   } else {
     gemm(H, GH, NT, a.hprev, 1, H, dGr, GH, 1, a.dU, GH, false, th);  // dU = Hprev^T dGr
-  }
-  if (a.db && gru_ra) {
-    // recurrent bias: column sums of dGr, each column summed in row order
-    // (deterministic); columns shared out over the threads
-    float* db2 = a.db + GH;
-    const int64_t nblk = (GH + 63) / 64;
-    const int nt = NT * GH * sizeof(float) > (1 << 20) ? std::max(1, th) : 1;
-#if defined(_OPENMP)
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-    for (int64_t jb = 0; jb < nblk; ++jb) {
-      const int64_t j0 = jb * 64, j1 = std::min(GH, j0 + 64);
-      std::fill(db2 + j0, db2 + j1, 0.0f);
-      for (int64_t r = 0; r < NT; ++r)
-        for (int64_t j = j0; j < j1; ++j) db2[j] += dGr[r * GH + j];
-    }
   }
   scratch_trim();
 }
