@@ -88,6 +88,21 @@ def _check_bool(name, v):
     return bool(v)
 
 
+def _real_weight(name, value, context):
+    """``value`` as an array of real numbers; TypeError naming ``name`` otherwise."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{context}{name} must be a real array, got dtype {a.dtype}")
+    return a
+
+
+def _frozen_copy(a):
+    """A read-only float32 C-contiguous copy (the caller's array stays theirs)."""
+    a = np.array(a, dtype=np.float32, order="C")
+    a.flags.writeable = False
+    return a
+
+
 def _real_float_array(v, name, expected):
     """``v`` as a float32 C-contiguous array; TypeError naming ``name`` for
     integer, bool, complex or non-numeric data."""
@@ -321,12 +336,7 @@ class _RNN:
         if len(weights) != len(names):
             raise ValueError(f"set_weights: layer {self.name!r} has {len(names)} weights "
                              f"{names}, got a list of {len(weights)}")
-        arrays = []
-        for n, w in zip(names, weights):
-            a = np.asarray(w)
-            if a.dtype.kind not in "fiu":
-                raise TypeError(f"set_weights: {n} must be a real array, got dtype {a.dtype}")
-            arrays.append(a)
+        arrays = [_real_weight(n, w, "set_weights: ") for n, w in zip(names, weights)]
         if self.built:
             input_dim = self.kernel.shape[0]
         else:
@@ -351,14 +361,10 @@ class _RNN:
 
     def _store_weights(self, arrays):
         """Fresh read-only float32 copies of [kernel, recurrent_kernel(, bias)]."""
-        new = []
-        for a in arrays:
-            a = np.array(a, dtype=np.float32, order="C")  # a copy: the caller's stays theirs
-            a.flags.writeable = False
-            new.append(a)
+        new = [_frozen_copy(a) for a in arrays]
         self._weights = dict(kernel=new[0], recurrent_kernel=new[1],
                              bias=new[2] if self.use_bias else None)
-        self._packed = None  # packed from the old recurrent_kernel
+        self._packed = None  # packed from the old weights
 
     def _assign_weight(self, name, value):
         if not self.built:
@@ -368,15 +374,13 @@ class _RNN:
             if value is None:
                 return
             raise ValueError(f"layer {self.name!r} has use_bias=False: it has no bias")
-        a = np.asarray(value)
-        if a.dtype.kind not in "fiu":
-            raise TypeError(f"{name} must be a real array, got dtype {a.dtype}")
+        a = _real_weight(name, value, "")
         names = self._weight_names()
         want = self._expected_shapes(self.kernel.shape[0])[names.index(name)]
         if a.shape != want:
             raise ValueError(f"{name} must have shape {want}, got {a.shape}")
-        arrays = [a if n == name else self._weights[n] for n in names]
-        self._store_weights(arrays)
+        self._weights[name] = _frozen_copy(a)
+        self._packed = None  # packed from the old weights
 
     def count_params(self):
         if not self.built:
