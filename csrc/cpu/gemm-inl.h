@@ -353,7 +353,7 @@ struct Gemm {
     split_range(units(), nt, tid, lo, hi);
     if (lo >= hi) return;
     float* ap = apack + tid * apack_floats(K);
-    float* bp = bpack + tid * bpack_floats(N, K);
+    float* bp = bfull ? nullptr : bpack + tid * bpack_floats(N, K);  // no B packing with bfull
     const int64_t bld = ((N + NR - 1) / NR) * NR;
     if (split_m())
       gemm_tile(lo * kRowBlock, std::min(M, hi * kRowBlock), 0, N, K, a, sam, sak, b, sbk, sbn,
@@ -366,10 +366,11 @@ struct Gemm {
 
 // Packing buffers for `threads` threads of GEMMs with N columns and depth K,
 // taken before a parallel region (where an allocation failure could not be
-// reported).
-inline void gemm_buffers(int64_t N, int64_t K, int threads, float** apack, float** bpack) {
+// reported). B needs none when it comes packed already (Gemm::bfull).
+inline void gemm_buffers(int64_t N, int64_t K, int threads, bool b_packed, float** apack,
+                         float** bpack) {
   *apack = scratch(kScratchGemmA, threads * Gemm::apack_floats(K));
-  *bpack = scratch(kScratchGemmB, threads * Gemm::bpack_floats(N, K));
+  *bpack = b_packed ? nullptr : scratch(kScratchGemmB, threads * Gemm::bpack_floats(N, K));
 }
 
 // bias: null, or N floats added to every row of C (when not accumulating).
@@ -381,7 +382,7 @@ inline void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t sam, i
   const Gemm g{M, N, K, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, bias, bfull, ones_row};
   const int nt = g.threads_for(threads);
   float *apack, *bpack;
-  gemm_buffers(N, K, nt, &apack, &bpack);
+  gemm_buffers(N, K, nt, bfull != nullptr, &apack, &bpack);
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(nt) if (nt > 1)
 #endif

@@ -657,7 +657,8 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   // 1. P = X W + b_in (+ b_rec of z, r for GRU reset_after), one GEMM per
   // chunk of steps, just before the chunk's steps read it. Training writes P
   // straight into the slots (the step overwrites it in place); inference into
-  // one chunk-sized buffer, so it keeps O(chunk * N * G * H) memory.
+  // one chunk-sized buffer, so it keeps O(chunk * N * G * H) memory. Fused
+  // (fuse_input), the steps sum x_t W themselves and P is the bias row.
   float* xt = scratch(kScratchXt, N * T * C);
   to_time_major(a.x, N, T, C, xt, cfg.threads);
   std::vector<float> bias_in(GH, 0.0f);
@@ -712,7 +713,7 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
     f.wpan = Wp;
     if (cfg.cell == Cell::GRU && !cfg.reset_after) f.wpan2 = Wp + panel_floats<2>(C, H);
   } else if (nt > 1) {
-    gemm_buffers(GH, C, nt, &proj.apack, &proj.bpack);
+    gemm_buffers(GH, C, nt, true, &proj.apack, &proj.bpack);  // W comes packed (Wp)
   }
   switch (cfg.cell) {
     case Cell::SimpleRNN:
