@@ -119,10 +119,11 @@ struct PooledBuffer {
   float* get() const { return ptr; }
 };
 
-// A recurrent_kernel packed once for one ISA's step kernels, reused by every
-// call while the weights are unchanged (the layers drop it when a weight is
-// assigned; their weight arrays are read-only). The forward parts are packed
-// when it is made, the backward parts on the first backward that needs them.
+// A layer's kernels packed once for one ISA (recurrent_kernel, and kernel when
+// given), reused by every call while the weights are unchanged (the layers
+// drop it when a weight is assigned; their weight arrays are read-only). The
+// forward parts are packed when it is made, the backward parts on the first
+// backward that needs them (under `m`, which also guards `floats`).
 struct PackedWeights {
   struct Free {
     void operator()(float* p) const { std::free(p); }
@@ -133,7 +134,7 @@ struct PackedWeights {
   py::object W;   // FArr, or None when only U is packed
   std::unique_ptr<float, Free> part[kNumPackParts];
   int64_t floats[kNumPackParts] = {};
-  std::mutex m;
+  mutable std::mutex m;
   bool backward_packed = false;
 
   const float* get(int p) const { return floats[p] ? part[p].get() : nullptr; }
@@ -155,6 +156,7 @@ struct PackedWeights {
     backward_packed = true;
   }
   size_t nbytes() const {
+    std::lock_guard<std::mutex> g(m);
     size_t n = 0;
     for (int64_t f : floats) n += (size_t)f * sizeof(float);
     return n;
@@ -439,7 +441,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"), py::arg("c0"),
         py::arg("mask"), py::arg("threads"), py::arg("packed") = py::none());
   py::class_<PackedWeights>(m, "PackedWeights",
-                            "A recurrent_kernel packed for one ISA (see rnnkern._core.pack).")
+                            "A layer's kernels packed for one ISA (see rnnkern._core.pack).")
       .def_property_readonly("isa", [](const PackedWeights& p) { return p.isa; })
       .def_property_readonly("cell", [](const PackedWeights& p) { return cell_name(p.cfg.cell); })
       .def_property_readonly("units", [](const PackedWeights& p) { return p.cfg.H; })
