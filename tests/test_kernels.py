@@ -352,3 +352,39 @@ def test_packed_weights_are_checked(backend):
         be.forward("gru", x, W, U, b, h0, c0, None, "packed", reset_after=False)
     with pytest.raises(ValueError, match="recurrent_kernel must have shape"):
         be.pack("lstm", U, True)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_shared_packed_weights_across_python_threads(backend):
+    """One PackedWeights used by several Python threads at once: the backward
+    parts are packed once (under a lock) and every thread gets a lone call's bits."""
+    import threading
+    rng = np.random.default_rng(4)
+    be = bk.get_backend(backend)
+    x, W, U, b, h0, c0 = make_case("lstm", 9, 6, 5, 40, True, True, rng)
+    dy = rng.standard_normal((9, 6, 40)).astype(np.float32)
+
+    def run(packed):
+        y, h, c, cache = be.forward("lstm", x, W, U, b, h0, c0, None, packed)
+        return (y, h, c) + tuple(g for g in be.backward(cache, dy) if g is not None)
+
+    want = run(None)
+    for _ in range(3):
+        packed = be.pack("lstm", U, True, W)  # fresh: the backward parts are not packed yet
+        got, errors = [None] * 4, []
+
+        def worker(k):
+            try:
+                got[k] = run(packed)
+            except Exception as e:  # pragma: no cover - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors
+        for g in got:
+            for a, b2 in zip(g, want):
+                np.testing.assert_array_equal(a, b2)
