@@ -59,6 +59,28 @@ def make_case(cell, n, t, c, h, reset_after, use_bias, rng, scale=0.5):
     return x, W, U, b, h0, c0
 
 
+def run_in_threads(fn, n, timeout=120):
+    """fn() in n Python threads at once; their results, or the first error raised."""
+    import threading
+    results, errors = [None] * n, []
+
+    def worker(k):
+        try:
+            results[k] = fn()
+        except Exception as e:  # pragma: no cover - re-raised below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads), "a thread did not finish"
+    if errors:
+        raise errors[0]
+    return results
+
+
 def f64(a):
     return None if a is None else np.asarray(a, np.float64)
 
@@ -250,7 +272,6 @@ def test_chunked_input_projection(backend, cell, reset_after):
 def test_concurrent_python_threads_are_deterministic(backend):
     """The GIL is released around the kernels: several Python threads running
     layers at once must each get the same bits as a lone call."""
-    import threading
     rng = np.random.default_rng(3)
     cases = []
     for cell, ra in [("lstm", True), ("gru", False), ("simple_rnn", True), ("gru", True)]:
@@ -265,25 +286,15 @@ def test_concurrent_python_threads_are_deterministic(backend):
         return (y, h) + tuple(g for g in be.backward(cache, dy) if g is not None)
 
     alone = [run(c) for c in cases]
-    results = [[None] * len(cases) for _ in range(3)]
-    errors = []
 
-    def worker(k):
-        try:
-            for _ in range(3):
-                for i, c in enumerate(cases):
-                    results[k][i] = run(c)
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
+    def worker():
+        out = None
+        for _ in range(3):
+            out = [run(c) for c in cases]
+        return out
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors
-    for k in range(3):
-        for got, want in zip(results[k], alone):
+    for results in run_in_threads(worker, 3):
+        for got, want in zip(results, alone):
             for a, b2 in zip(got, want):
                 assert np.array_equal(a, b2), "results differ between concurrent and lone calls"
 
@@ -358,7 +369,6 @@ def test_packed_weights_are_checked(backend):
 def test_shared_packed_weights_across_python_threads(backend):
     """One PackedWeights used by several Python threads at once: the backward
     parts are packed once (under a lock) and every thread gets a lone call's bits."""
-    import threading
     rng = np.random.default_rng(4)
     be = bk.get_backend(backend)
     x, W, U, b, h0, c0 = make_case("lstm", 9, 6, 5, 40, True, True, rng)
@@ -371,20 +381,6 @@ def test_shared_packed_weights_across_python_threads(backend):
     want = run(None)
     for _ in range(3):
         packed = be.pack("lstm", U, True, W)  # fresh: the backward parts are not packed yet
-        got, errors = [None] * 4, []
-
-        def worker(k):
-            try:
-                got[k] = run(packed)
-            except Exception as e:  # pragma: no cover - reported below
-                errors.append(e)
-
-        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        assert not errors, errors
-        for g in got:
-            for a, b2 in zip(g, want):
+        for got in run_in_threads(lambda: run(packed), 4):
+            for a, b2 in zip(got, want):
                 np.testing.assert_array_equal(a, b2)
