@@ -4,13 +4,11 @@ repetitions. Needs the bench extras (torch, threadpoolctl).
 
     python bench/gemm_shapes.py
 """
-import time
-
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 from rnnkern import _core
+from rnnkern.bench.timing import ThreadControl, time_interleaved
 
 # name, M, N, K, A transposed, B transposed (LSTM, T*N = 3200 rows)
 SHAPES = [
@@ -26,7 +24,6 @@ SHAPES = [
 
 
 def main(reps=15):
-    torch.set_num_threads(1)
     isa = _core.cpu_isas()[0]
     rng = np.random.default_rng(0)
     print(f"{'shape':22s} {'M':>5s} {'N':>5s} {'K':>5s}  rnnkern-{isa}  numpy  torch.mm  (GFLOP/s)")
@@ -36,19 +33,11 @@ def main(reps=15):
         A, B = (a.T if ta else a), (b.T if tb else b)
         tA, tB = torch.from_numpy(a), torch.from_numpy(b)
         tA, tB = (tA.t() if ta else tA), (tB.t() if tb else tB)
-        fns = [lambda: _core.gemm(isa, a, b, bool(ta), bool(tb), 1), lambda: A @ B,
-               lambda: torch.mm(tA, tB)]
-        times = [[] for _ in fns]
-        with threadpool_limits(1):
-            for f in fns:
-                f()
-                f()
-            for _ in range(reps):
-                for f, ts in zip(fns, times):
-                    t0 = time.perf_counter()
-                    f()
-                    ts.append(time.perf_counter() - t0)
-        gf = [2.0 * M * N * K / np.median(ts) / 1e9 for ts in times]
+        fns = {"ours": lambda: _core.gemm(isa, a, b, bool(ta), bool(tb), 1),
+               "numpy": lambda: A @ B, "torch": lambda: torch.mm(tA, tB)}
+        with ThreadControl(1):
+            res = time_interleaved(fns, reps=reps, warmup=2)
+        gf = [2.0 * M * N * K / (res[k]["median_ms"] * 1e6) for k in fns]
         print(f"{name:22s} {M:5d} {N:5d} {K:5d}  {gf[0]:14.1f}  {gf[1]:5.1f}  {gf[2]:8.1f}")
 
 

@@ -5,11 +5,10 @@ a whole sequence. One thread, medians of interleaved calls.
 
     python bench/packed_weights.py
 """
-import time
-
 import numpy as np
 
 from rnnkern import backends as bk
+from rnnkern.bench.timing import time_interleaved
 
 CASES = [  # T, N, C, H
     (1, 1, 32, 128), (1, 8, 32, 512), (100, 1, 32, 128), (100, 32, 64, 256),
@@ -34,17 +33,15 @@ def main(reps=7):
             packed = be.pack(cell, U, True, W)
             n_calls = max(5, min(2000, int(2e5 / (T * N * G * H * (C + H) / 1e3 + 10))))
 
-            def run(p):
-                t0 = time.perf_counter()
-                for _ in range(n_calls):
-                    be.forward(cell, x, W, U, b, h0, c0, None, p, training=False)
-                return (time.perf_counter() - t0) / n_calls * 1e6
+            def calls(p):
+                def fn():
+                    for _ in range(n_calls):
+                        be.forward(cell, x, W, U, b, h0, c0, None, p, training=False)
+                return fn
 
-            per_call, once = [], []
-            for _ in range(reps):
-                per_call.append(run(None))
-                once.append(run(packed))
-            a, c = np.median(per_call), np.median(once)
+            res = time_interleaved({"per call": calls(None), "once": calls(packed)},
+                                   reps=reps, warmup=1)
+            a, c = (res[k]["median_ms"] * 1e3 / n_calls for k in ("per call", "once"))
             print(f"{cell:10s} {T:4d} {N:3d} {C:3d} {H:4d}  {a:13.1f}  {c:11.1f}  {a / c:7.2f}x")
 
 
