@@ -468,7 +468,6 @@ inline void gru_rb_phase2(const FwdCtx& f, const float* panels, float* part, int
 // times the chunk's steps read (training: straight into the slots).
 struct Projection {
   const float* xt;     // [T,N,C]
-  const float* Wm;     // [C,GH]
   const float* bias;   // [GH] or null
   float* P;            // the slots (training) or one chunk's buffer
   bool in_slots;
@@ -482,7 +481,8 @@ struct Projection {
   int64_t run(const FwdCtx& f, int64_t s0, int64_t s1, const Region& reg) const {
     const int64_t t_lo = f.cfg->go_backwards ? f.T - s1 : s0;  // times read by the steps
     float* Pc = in_slots ? P + t_lo * f.N * f.ldp : P;
-    const Gemm g{(s1 - s0) * f.N, f.GH, f.C, xt + t_lo * f.N * f.C, f.C, 1, Wm, f.GH, 1,
+    // B = W comes packed (Wp), so its plain layout (b, sbk, sbn) is not read
+    const Gemm g{(s1 - s0) * f.N, f.GH, f.C, xt + t_lo * f.N * f.C, f.C, 1, nullptr, f.GH, 1,
                  Pc, f.ldp, false, bias, Wp};
     if (reg.nth > 1)
       g.run(reg.tid, reg.nth, apack, bpack);
@@ -706,7 +706,7 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   // W is packed once for all chunks (packing it per chunk cost S3 ~6%)
   const float* Wp = fused ? (a.packed_wf ? a.packed_wf : packed_scratch(cfg, a.W, kPackInputFused))
                           : (a.packed_w ? a.packed_w : packed_scratch(cfg, a.W, kPackInput));
-  Projection proj{xt, a.W, a.b ? bias_in.data() : nullptr, P, a.slots != nullptr, Wp, nullptr,
+  Projection proj{xt, a.b ? bias_in.data() : nullptr, P, a.slots != nullptr, Wp, nullptr,
                   nullptr, cfg.threads};
   if (fused) {
     f.xin = xt;
