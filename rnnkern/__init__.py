@@ -1,12 +1,14 @@
 """rnnkern: SimpleRNN, LSTM and GRU layers (forward and BPTT) on NumPy arrays,
 with Keras' semantics and weight layout, running on C++/CUDA kernels or the
-NumPy reference. Re-exports only; see rnnkern.layers, rnnkern.ops and
-rnnkern.backends."""
+NumPy reference, and the Keras models around them. Re-exports only; see
+rnnkern.layers, rnnkern.models, rnnkern.ops and rnnkern.backends."""
 import types as _types
 
+from . import activations, initializers, layers, models, utils  # noqa: F401
 from . import backends as _backends_module
 from .backends import get_num_threads, set_num_threads
-from .layers import GRU, LSTM, SimpleRNN
+from .layers import GRU, LSTM, Input, SimpleRNN
+from .models import Model, Sequential
 
 __version__ = "0.1.0"
 
@@ -22,5 +24,5 @@ class _CallableModule(_types.ModuleType):
 _backends_module.__class__ = _CallableModule
 backends = _backends_module
 
-__all__ = ["SimpleRNN", "LSTM", "GRU", "backends", "set_num_threads", "get_num_threads",
-           "__version__"]
+__all__ = ["SimpleRNN", "LSTM", "GRU", "Sequential", "Model", "Input", "backends",
+           "set_num_threads", "get_num_threads", "__version__"]

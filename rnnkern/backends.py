@@ -3,6 +3,12 @@
 Names (only those usable on this machine are listed by ``backends()``):
 ``reference``, ``scalar``, ``avx2``, ``avx512``, ``cuda-emu``, ``cuda``.
 ``auto`` picks ``cuda`` if present, else the widest CPU ISA.
+
+This is the one registry of backends: the compiled ones are those ``_core``
+reports (``_core.cpu_isas()``: compiled in and supported by this CPU), capped by
+``RNNKERN_ISA``. Every backend object has the same three methods, the contract
+of ``rnnkern.ops`` (which is what the layers call): ``pack``, ``forward``,
+``backward``.
 """
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import threading
 import numpy as np
 
 from . import reference as _reference
-from .ops import Grads
+from ._common import Grads
 
 _CPU_ORDER = ("avx512", "avx2", "scalar")
 
@@ -135,7 +141,12 @@ def core_available():
         return False
 
 
+_INSTANCES = {}
+
+
 def get_backend(name="auto"):
+    """The backend object of that name (``auto``: the widest usable CPU ISA, else
+    the reference). ValueError listing the usable names for any other name."""
     if isinstance(name, (ReferenceBackend, CpuBackend)):
         return name
     avail = backends()
@@ -144,7 +155,9 @@ def get_backend(name="auto"):
         name = isas[0] if isas else "reference"
     if name not in avail:
         raise ValueError(f"backend must be one of {['auto'] + avail}, got {name!r}")
-    if name == "reference":
-        return ReferenceBackend()
-    return CpuBackend(name)
+    backend = _INSTANCES.get(name)
+    if backend is None:
+        backend = ReferenceBackend() if name == "reference" else CpuBackend(name)
+        _INSTANCES[name] = backend
+    return backend
 

@@ -14,8 +14,10 @@ equal to Keras' random streams, but every distribution matches Keras 3
     zeros, ones
 
 ``get(identifier)`` accepts a name (``"glorot_uniform"`` or Keras' class name
-``"GlorotUniform"``), an :class:`Initializer` instance, or any callable
-``f(shape, dtype)`` returning an array of that shape.
+``"GlorotUniform"``), an :class:`Initializer` instance, a Keras config dict
+(``{"class_name": "GlorotUniform", "config": {"seed": None}}``, as in a Keras
+``get_config()`` or ``.keras`` file), or any callable ``f(shape, dtype)``
+returning an array of that shape. ``serialize(init)`` gives that dict back.
 
 Seeding: an initializer built with ``seed=`` draws from ``default_rng(seed)`` on
 every call (deterministic, like a seeded Keras initializer); otherwise it draws
@@ -30,7 +32,7 @@ import numpy as np
 
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomUniform", "RandomNormal",
            "VarianceScaling", "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal",
-           "LecunUniform", "LecunNormal", "Orthogonal", "get", "compute_fans"]
+           "LecunUniform", "LecunNormal", "Orthogonal", "get", "serialize", "compute_fans"]
 
 
 def compute_fans(shape):
@@ -78,6 +80,14 @@ class Initializer:
     def _draw(self, shape, rng):  # float64 values of the given shape
         raise NotImplementedError
 
+    def get_config(self):
+        """The constructor's arguments (Keras' config of this initializer)."""
+        return {"seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
     def __repr__(self):
         return f"{type(self).__name__}(seed={self.seed})"
 
@@ -89,6 +99,9 @@ class Zeros(Initializer):
     def _draw(self, shape, rng):
         return np.zeros(shape)
 
+    def get_config(self):
+        return {}
+
     def __repr__(self):
         return "Zeros()"
 
@@ -99,6 +112,9 @@ class Ones(Initializer):
 
     def _draw(self, shape, rng):
         return np.ones(shape)
+
+    def get_config(self):
+        return {}
 
     def __repr__(self):
         return "Ones()"
@@ -112,6 +128,9 @@ class Constant(Initializer):
     def _draw(self, shape, rng):
         return np.full(shape, self.value)
 
+    def get_config(self):
+        return {"value": self.value}
+
     def __repr__(self):
         return f"Constant(value={self.value})"
 
@@ -124,6 +143,9 @@ class RandomUniform(Initializer):
     def _draw(self, shape, rng):
         return rng.uniform(self.minval, self.maxval, size=shape)
 
+    def get_config(self):
+        return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
+
 
 class RandomNormal(Initializer):
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
@@ -132,6 +154,9 @@ class RandomNormal(Initializer):
 
     def _draw(self, shape, rng):
         return rng.normal(self.mean, self.stddev, size=shape)
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
 
 def _truncated_normal(rng, stddev, shape):
@@ -174,6 +199,12 @@ class VarianceScaling(Initializer):
             return rng.normal(0.0, math.sqrt(scale), size=shape)
         limit = math.sqrt(3.0 * scale)
         return rng.uniform(-limit, limit, size=shape)
+
+    def get_config(self):
+        if type(self) is not VarianceScaling:  # the named presets take only a seed
+            return {"seed": self.seed}
+        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
+                "seed": self.seed}
 
     def __repr__(self):
         return (f"{type(self).__name__}(scale={self.scale}, mode={self.mode!r}, "
@@ -233,6 +264,9 @@ class Orthogonal(Initializer):
             q = q.T
         return self.gain * q.reshape(shape)
 
+    def get_config(self):
+        return {"gain": self.gain, "seed": self.seed}
+
     def __repr__(self):
         return f"Orthogonal(gain={self.gain}, seed={self.seed})"
 
@@ -253,9 +287,23 @@ NAMES = ("zeros", "ones", "constant", "random_uniform", "random_normal", "varian
 
 
 def get(identifier):
-    """An initializer from a name, an Initializer, or a callable ``f(shape, dtype)``."""
+    """An initializer from a name, an Initializer, a Keras config dict, or a
+    callable ``f(shape, dtype)``."""
     if isinstance(identifier, Initializer):
         return identifier
+    if isinstance(identifier, dict):
+        name = identifier.get("class_name")
+        cls = _BY_NAME.get(str(name).replace("_", "").lower())
+        if cls is None:
+            raise ValueError(f"unknown initializer class_name {name!r} in {identifier!r}; "
+                             f"expected one of {list(NAMES)}")
+        import inspect
+        config = dict(identifier.get("config") or {})
+        params = inspect.signature(cls.__init__).parameters
+        for k in list(config):
+            if k not in params and config[k] is None:
+                del config[k]  # newer Keras' optional keys (input_axes, ...) left at None
+        return cls(**config)
     if isinstance(identifier, str):
         cls = _BY_NAME.get(identifier.replace("_", "").lower())
         if cls is None:
@@ -266,6 +314,15 @@ def get(identifier):
         return identifier
     raise ValueError(f"initializer must be a name, an Initializer or a callable(shape, dtype), "
                      f"got {identifier!r}")
+
+
+def serialize(init):
+    """Keras' config dict of an initializer of this module (``get`` reads it
+    back); a user's callable is returned as it is."""
+    if not isinstance(init, Initializer):
+        return init
+    return {"module": "keras.initializers", "class_name": type(init).__name__,
+            "config": init.get_config(), "registered_name": None}
 
 
 def call(init, shape, rng=None):

@@ -2,7 +2,9 @@
 
 This is the contract every backend implements (the NumPy reference in
 ``rnnkern.reference`` and the compiled backends in ``rnnkern._core``), and the
-one the layers call. Shape legend, used everywhere in rnnkern:
+one the recurrent layers call (``rnnkern.layers.recurrent``). ``backend`` may be
+a name of ``rnnkern.backends()`` or a backend object of ``rnnkern.backends``.
+Shape legend, used everywhere in rnnkern:
 
     N  batch          T  timesteps        C  input features
     H  units          G  gates: SimpleRNN 1, LSTM 4 (i, f, c, o), GRU 3 (z, r, h)
@@ -53,13 +55,8 @@ reset_after, go_backwards, return_sequences, training, backend, packed)``
 """
 from __future__ import annotations
 
-from collections import namedtuple
-
-Grads = namedtuple("Grads", ["dx", "dkernel", "drecurrent_kernel", "dbias", "dh0", "dc0"])
-
-CELLS = ("simple_rnn", "lstm", "gru")
-GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
-ACTIVATIONS = ("tanh", "relu", "sigmoid", "hard_sigmoid", "linear")
+from ._common import ACTIVATIONS, CELLS, GATES, Grads  # noqa: F401  (re-exported)
+from .backends import get_backend
 
 
 def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None, *,
@@ -67,7 +64,6 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None,
                 go_backwards=False, return_sequences=True, training=True,
                 backend="auto", packed=None):
     """Forward of one layer on the named backend; see the module docstring."""
-    from .backends import get_backend
     return get_backend(backend).forward(
         cell, x, kernel, recurrent_kernel, bias, h0, c0, mask, packed,
         activation=activation, recurrent_activation=recurrent_activation,
@@ -77,7 +73,6 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None,
 
 def pack(cell, recurrent_kernel, reset_after=True, backend="auto", kernel=None):
     """recurrent_kernel (and kernel) packed for ``backend``; see the module docstring."""
-    from .backends import get_backend
     return get_backend(backend).pack(cell, recurrent_kernel, reset_after, kernel)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from rnnkern import backends as bk
 from rnnkern import reference
-from rnnkern.ops import GATES
+from rnnkern._common import GATES
 
 from tolerances import assert_close
 

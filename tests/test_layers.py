@@ -7,6 +7,7 @@ import pytest
 
 import rnnkern as rk
 from rnnkern import initializers, reference
+from rnnkern._common import GATES
 from tolerances import assert_close
 
 CELLS = {"simple_rnn": rk.SimpleRNN, "lstm": rk.LSTM, "gru": rk.GRU}
@@ -545,10 +546,9 @@ def test_weights_are_read_only_and_assignable(backend_name, cell, rng):
     with pytest.raises(TypeError, match="kernel must be a real array"):
         layer.kernel = np.full(layer.kernel.shape, "a")
     with pytest.raises(ValueError, match="not built yet"):
-        CELLS[cell](3).kernel = np.zeros((2, 3 * GATES_OF[cell]), np.float32)
+        CELLS[cell](3).kernel = np.zeros((2, 3 * GATES[cell]), np.float32)
 
 
-GATES_OF = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 
 
 @pytest.mark.parametrize("cell,kw", [("simple_rnn", {}), ("lstm", {}), ("gru", {}),
@@ -598,7 +598,7 @@ def test_layer_pickles_after_calls(compiled_backend, rng):
 def test_large_layers_pack_per_call(compiled_backend, rng, monkeypatch):
     """Past the keep limit a layer does not hold packed copies of its kernels, and
     its results are the same."""
-    from rnnkern import layers as L
+    from rnnkern.layers import recurrent as L
     layer = make("lstm", 8, 3, rng, backend=compiled_backend)
     x = rng.standard_normal((2, 4, 3)).astype(np.float32)
     y_kept = layer(x)

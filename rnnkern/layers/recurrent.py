@@ -1,4 +1,5 @@
-"""Keras-shaped recurrent layers on NumPy arrays: SimpleRNN, LSTM, GRU.
+"""Keras-shaped recurrent layers on NumPy arrays: SimpleRNN, LSTM, GRU — the
+front door of the compiled kernels.
 
 Shape legend (as everywhere in rnnkern):
 
@@ -12,9 +13,9 @@ A layer holds Keras' weights, in Keras' layout and ``get_weights()`` order:
     bias              [G*H], or [2, G*H] for GRU reset_after=True (row 0 input
                       bias, row 1 recurrent bias); absent with use_bias=False
 
-and calls one backend (``rnnkern.backends``) for the forward and the BPTT of
-``rnnkern.ops``. Everything is computed in float32: inputs of any real floating
-dtype are converted; the weights are stored as float32.
+and calls ``rnnkern.ops`` (forward and BPTT) on one backend
+(``rnnkern.backends``). Everything is computed in float32: inputs of any real
+floating dtype are converted; the weights are stored as float32.
 
 Calling: ``layer(x, initial_state=None, mask=None, training=None)`` with x
 [N, T, C]; returns y ([N, T, H] with return_sequences, else [N, H]) or, with
@@ -26,10 +27,12 @@ follow, without dropout (Keras' default outside ``fit``); True also applies
 input dropout; False is pure inference: nothing is kept and ``backward()``
 raises.
 
-``backward(d_output, d_states=None)`` differentiates the last call: it returns
-dx [N, T, C] and REPLACES ``grads`` (aligned with ``get_weights()``) and
+``backward(d_output, d_states=None)`` differentiates this thread's last call: it
+returns dx [N, T, C] and REPLACES ``grads`` (aligned with ``get_weights()``) and
 ``state_grads`` (aligned with the ``initial_state`` the call was given, else
-None).
+None). Under the Layer contract (``rnnkern.layers.base``), ``forward`` /
+``backward_from`` take and return the states as inputs and outputs: d_inputs is
+dx, or ``[dx, dh0(, dc0)]`` when the call was given an initial state.
 
 Weights: ``layer.kernel``, ``layer.recurrent_kernel`` and ``layer.bias`` are
 READ-ONLY float32 arrays. Change them with ``set_weights`` or by assignment
@@ -45,25 +48,19 @@ supported yet (NotImplementedError when > 0).
 """
 from __future__ import annotations
 
-import itertools
 import numbers
 import os
 
 import numpy as np
 
-from . import initializers as _inits
-from .backends import get_backend
-from .ops import ACTIVATIONS, GATES
+from .. import initializers as _inits
+from .. import ops
+from .._common import ACTIVATIONS, GATES, N_STATES
+from ..backends import get_backend
+from .base import (Layer, _shape_tuple, check_bool, check_positive_int, check_training,
+                   float_array, floatx, make_rng, weight_property)
 
 __all__ = ["SimpleRNN", "LSTM", "GRU"]
-
-_NAME_COUNTERS = {}
-
-
-def _auto_name(base):
-    c = _NAME_COUNTERS.setdefault(base, itertools.count())
-    i = next(c)
-    return base if i == 0 else f"{base}_{i}"
 
 
 def _physical_memory():
@@ -82,37 +79,6 @@ def _check_memory(nbytes, what):
                           f"machine's {mem / 2**30:.3g} GiB of memory")
 
 
-def _check_bool(name, v):
-    if not isinstance(v, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {v!r}")
-    return bool(v)
-
-
-def _real_weight(name, value, context):
-    """``value`` as an array of real numbers; TypeError naming ``name`` otherwise."""
-    a = np.asarray(value)
-    if a.dtype.kind not in "fiu":
-        raise TypeError(f"{context}{name} must be a real array, got dtype {a.dtype}")
-    return a
-
-
-def _frozen_copy(a):
-    """A read-only float32 C-contiguous copy (the caller's array stays theirs)."""
-    a = np.array(a, dtype=np.float32, order="C")
-    a.flags.writeable = False
-    return a
-
-
-def _real_float_array(v, name, expected):
-    """``v`` as a float32 C-contiguous array; TypeError naming ``name`` for
-    integer, bool, complex or non-numeric data."""
-    a = np.asarray(v)
-    if a.dtype.kind != "f":
-        raise TypeError(f"{name} must be a real floating-point array ({expected}; float64 "
-                        f"and other real floats are converted to float32), got dtype {a.dtype}")
-    return np.ascontiguousarray(a, dtype=np.float32)
-
-
 # A layer keeps its packed kernels up to this size (LSTM with input_dim = units:
 # up to ~2000 units), and packs them per call beyond it.
 _PACK_KEEP_BYTES = 256 << 20
@@ -122,27 +88,29 @@ class _Empty:
     """Marker cache of a call with batch size 0 (nothing to run)."""
 
 
-def _weight_property(name, doc):
-    def get(self):
-        return self._weights[name]
+class _Ctx:
+    """What the backward of one call needs."""
+    __slots__ = ("cache", "x_shape", "out_shape", "drop", "given", "backend")
 
-    def set(self, value):
-        self._assign_weight(name, value)
+    def __init__(self, cache, x_shape, out_shape, drop, given, backend):
+        self.cache, self.x_shape, self.out_shape = cache, x_shape, out_shape
+        self.drop, self.given, self.backend = drop, given, backend
 
-    return property(get, set, doc=doc)
 
-
-class _RNN:
+class _RNN(Layer):
     """Common machinery of the three layers (not public)."""
 
-    kernel = _weight_property("kernel", "[C, G*H] float32, read-only (assign to change).")
-    recurrent_kernel = _weight_property(
+    kernel = weight_property("kernel", "[C, G*H] float32, read-only (assign to change).")
+    recurrent_kernel = weight_property(
         "recurrent_kernel", "[H, G*H] float32, read-only (assign to change).")
-    bias = _weight_property("bias", "The bias (None with use_bias=False), read-only.")
+    bias = weight_property("bias", "The bias (None with use_bias=False), read-only.")
+
+    _call_args = ("initial_state", "mask", "training")
+    _tensor_kwargs = ("initial_state",)
+    _call_has_mask_arg = True
+    _supports_masking = True
 
     _cell = None            # "simple_rnn" | "lstm" | "gru"
-    _base_name = None
-    _n_states = 1
     # Keras' cells apply input dropout when 0 < rate < 1 (LSTM, GRU); SimpleRNNCell
     # whenever rate > 0 (rate 1 drops every input).
     _dropout_at_one = False
@@ -151,20 +119,26 @@ class _RNN:
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0,
                  return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, seed=None, backend="auto", unroll=False, name=None,
-                 input_shape=None):
-        if isinstance(units, (bool, np.bool_)) or not isinstance(units, (int, np.integer)):
-            raise TypeError(f"units must be a positive int, got {units!r}")
-        if units <= 0:
-            raise ValueError(f"units must be a positive int, got {units!r}")
-        self.units = int(units)
+                 stateful=False, seed=None, backend="auto", unroll=False,
+                 kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
+                 kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
+                 zero_output_for_mask=False, use_cudnn="auto", **kwargs):
+        self.units = check_positive_int("units", units)
         self.activation = self._check_activation("activation", activation)
         self.recurrent_activation = self._check_activation("recurrent_activation",
                                                            recurrent_activation)
-        self.use_bias = _check_bool("use_bias", use_bias)
+        self.use_bias = check_bool("use_bias", use_bias)
         self.kernel_initializer = _inits.get(kernel_initializer)
         self.recurrent_initializer = _inits.get(recurrent_initializer)
         self.bias_initializer = _inits.get(bias_initializer)
+        for arg, v in (("kernel_regularizer", kernel_regularizer),
+                       ("recurrent_regularizer", recurrent_regularizer),
+                       ("bias_regularizer", bias_regularizer),
+                       ("kernel_constraint", kernel_constraint),
+                       ("recurrent_constraint", recurrent_constraint),
+                       ("bias_constraint", bias_constraint)):
+            if v is not None:
+                raise NotImplementedError(f"{arg} is not supported by rnnkern yet")
         for arg, v in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if isinstance(v, bool) or not isinstance(v, numbers.Real):
                 raise TypeError(f"{arg} must be a float in [0, 1], got {v!r}")
@@ -173,56 +147,36 @@ class _RNN:
         self.recurrent_dropout = min(1.0, max(0.0, float(recurrent_dropout)))
         if self.recurrent_dropout != 0.0:
             raise NotImplementedError("recurrent_dropout is not supported yet")
-        self.return_sequences = _check_bool("return_sequences", return_sequences)
-        self.return_state = _check_bool("return_state", return_state)
-        self.go_backwards = _check_bool("go_backwards", go_backwards)
-        self.stateful = _check_bool("stateful", stateful)
-        self.unroll = _check_bool("unroll", unroll)  # accepted for Keras; no effect
+        self.return_sequences = check_bool("return_sequences", return_sequences)
+        self.return_state = check_bool("return_state", return_state)
+        self.go_backwards = check_bool("go_backwards", go_backwards)
+        self.stateful = check_bool("stateful", stateful)
+        self.unroll = check_bool("unroll", unroll)  # accepted for Keras; no effect
+        # Keras' zero_output_for_mask (Bidirectional sets it): masked steps output
+        # zeros instead of repeating the previous output
+        self.zero_output_for_mask = check_bool("zero_output_for_mask", zero_output_for_mask)
+        self.use_cudnn = use_cudnn  # accepted for Keras; the backend decides
         if seed is not None and (isinstance(seed, (bool, np.bool_))
                                  or not isinstance(seed, (int, np.integer)) or seed < 0):
             raise ValueError(f"seed must be None or a non-negative int, got {seed!r}")
         self.seed = None if seed is None else int(seed)
         # Two independent streams: weight initialisation and dropout masks.
-        if self.seed is None:
-            self._init_rng = np.random.default_rng()
-            self._dropout_rng = np.random.default_rng()
-        else:
-            self._init_rng = np.random.default_rng([self.seed, 0])
-            self._dropout_rng = np.random.default_rng([self.seed, 1])
+        self._init_rng = make_rng(self.seed, 0)
+        self._dropout_rng = make_rng(self.seed, 1)
         self._backend = get_backend(backend)
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a str, got {name!r}")
-        self.name = name if name is not None else _auto_name(self._base_name)
-        # Keras 2 habit: the first layer of a Sequential may carry input_shape=(T, C)
-        self.batch_input_shape = None
-        if input_shape is not None:
-            self.batch_input_shape = (None,) + tuple(
-                None if s is None else int(s) for s in input_shape)
-            if len(self.batch_input_shape) != 3:
-                raise ValueError(f"input_shape must be (timesteps, features), got {input_shape!r}")
-
-        self.built = False
-        self._weights = dict(kernel=None, recurrent_kernel=None, bias=None)
+        super().__init__(**kwargs)
+        if self._batch_input_shape is not None and len(self._batch_input_shape) != 3:
+            raise ValueError(f"input_shape must be (timesteps, features), got "
+                             f"{self._batch_input_shape[1:]!r}")
         self._packed = None       # kernels packed for self._backend (see _pack_worth_keeping)
-        self.grads = None
-        self.state_grads = None
         self._states = None       # stateful: the kept states, list of [N, H]
-        self._last = None         # what backward() needs from the last call
 
     def __getstate__(self):
-        # the packed weights and the last call's workspace are compiled objects
-        # that cannot be pickled; both are rebuilt on demand
-        state = dict(self.__dict__)
+        # the packed weights are a compiled object that cannot be pickled; it is
+        # rebuilt on demand
+        state = super().__getstate__()
         state["_packed"] = None
-        if isinstance(state.get("_last"), dict):
-            state["_last"] = None
         return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        for w in self._weights.values():
-            if w is not None:  # unpickled arrays come back writeable
-                w.flags.writeable = False
 
     # ----------------------------------------------------------------- config
 
@@ -242,12 +196,26 @@ class _RNN:
     @backend.setter
     def backend(self, name):
         self._backend = get_backend(name)
-        self._last = None  # a cache belongs to the backend that made it
+        self._tls.last = None  # a cache belongs to the backend that made it
         self._packed = None
 
     @property
     def _gates(self):
         return GATES[self._cell]
+
+    @property
+    def _n_states(self):
+        return N_STATES[self._cell]
+
+    @property
+    def state_size(self):
+        return [self.units] * self._n_states
+
+    @property
+    def state_grads(self):
+        """Gradients of the initial state of this thread's last backward
+        (aligned with the ``initial_state`` the call was given, else None)."""
+        return getattr(self._tls, "state_grads", None)
 
     def _weight_names(self):
         return ["kernel", "recurrent_kernel"] + (["bias"] if self.use_bias else [])
@@ -263,12 +231,15 @@ class _RNN:
         return shapes
 
     def get_config(self):
-        cfg = dict(name=self.name, units=self.units, activation=self.activation,
-                   use_bias=self.use_bias, dropout=self.dropout,
-                   recurrent_dropout=self.recurrent_dropout,
+        cfg = super().get_config()
+        cfg.update(units=self.units, activation=self.activation, use_bias=self.use_bias,
+                   kernel_initializer=_inits.serialize(self.kernel_initializer),
+                   recurrent_initializer=_inits.serialize(self.recurrent_initializer),
+                   bias_initializer=_inits.serialize(self.bias_initializer),
+                   dropout=self.dropout, recurrent_dropout=self.recurrent_dropout,
                    return_sequences=self.return_sequences, return_state=self.return_state,
                    go_backwards=self.go_backwards, stateful=self.stateful, seed=self.seed,
-                   unroll=self.unroll)
+                   unroll=self.unroll, zero_output_for_mask=self.zero_output_for_mask)
         return cfg
 
     def __repr__(self):
@@ -277,8 +248,7 @@ class _RNN:
 
     # ---------------------------------------------------------------- weights
 
-    def build(self, input_shape):
-        """Create the weights for inputs of shape (N?, T?, C)."""
+    def _check_input_shape(self, input_shape):
         try:
             shape = tuple(input_shape)
         except TypeError:
@@ -290,12 +260,17 @@ class _RNN:
         if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) or c <= 0:
             raise ValueError(f"input_shape must end with a positive number of features, "
                              f"got {shape}")
-        c = int(c)
+        if self.built and c != self.kernel.shape[0]:
+            raise ValueError(f"layer {self.name!r} is already built for {self.kernel.shape[0]} "
+                             f"input features, got input_shape {shape}")
+        return shape
+
+    def build(self, input_shape):
+        """Create the weights for inputs of shape (N?, T?, C)."""
+        shape = self._check_input_shape(input_shape)
         if self.built:
-            if c != self.kernel.shape[0]:
-                raise ValueError(f"layer {self.name!r} is already built for {self.kernel.shape[0]} "
-                                 f"input features, got input_shape {shape}")
             return
+        c = int(shape[-1])
         shapes = self._expected_shapes(c)
         n_params = sum(int(np.prod(s, dtype=np.float64)) for s in shapes)
         # float32 weights, plus the float64 normal matrix and Q of the orthogonal init
@@ -303,28 +278,36 @@ class _RNN:
                       f"building {type(self).__name__}(units={self.units}) for {c} features")
         kernel = _inits.call(self.kernel_initializer, shapes[0], self._init_rng)
         recurrent = _inits.call(self.recurrent_initializer, shapes[1], self._init_rng)
-        bias = None
+        named = dict(kernel=kernel, recurrent_kernel=recurrent)
         if self.use_bias:
-            bias = self._init_bias()
-        self._store_weights([kernel, recurrent] + ([bias] if self.use_bias else []))
+            named["bias"] = self._init_bias()
+        self._store_weights(named)
+        self._build_shapes = shape
         self.built = True
 
     def _init_bias(self):
         return _inits.call(self.bias_initializer, self._bias_shape(), self._init_rng)
 
-    @property
-    def weights(self):
-        """The weight arrays themselves (not copies), in get_weights() order."""
-        if not self.built:
-            return []
-        ws = [self.kernel, self.recurrent_kernel]
-        if self.use_bias:
-            ws.append(self.bias)
-        return ws
-
-    def get_weights(self):
-        """Copies of the weights: [kernel, recurrent_kernel(, bias)], float32."""
-        return [w.copy() for w in self.weights]
+    def _build_from_weights(self, weights):
+        """set_weights on an unbuilt layer: the input dim from the kernel's shape,
+        every shape checked, then stored."""
+        names = self._weight_names()
+        if len(weights) != len(names):
+            raise ValueError(f"set_weights: layer {self.name!r} has {len(names)} weights "
+                             f"{names}, got a list of {len(weights)}")
+        k = np.shape(weights[0])
+        gh = self._gates * self.units
+        if len(k) != 2 or k[1] != gh or k[0] < 1:
+            raise ValueError(f"set_weights: kernel has shape {tuple(k)}, expected "
+                             f"(input_dim, {gh}) for units={self.units}")
+        self._params = {n: np.zeros(s, floatx())
+                        for n, s in zip(names, self._expected_shapes(k[0]))}
+        try:
+            self.built = True
+            Layer.set_weights(self, weights)
+        except Exception:
+            self._params, self.built = {}, False
+            raise
 
     def set_weights(self, weights):
         """Set [kernel, recurrent_kernel(, bias)] (Keras layout). Builds an
@@ -333,24 +316,9 @@ class _RNN:
         if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
             raise TypeError(f"set_weights expects a list of {len(names)} arrays {names}, "
                             f"got {type(weights).__name__}")
-        if len(weights) != len(names):
-            raise ValueError(f"set_weights: layer {self.name!r} has {len(names)} weights "
-                             f"{names}, got a list of {len(weights)}")
-        arrays = [_real_weight(n, w, "set_weights: ") for n, w in zip(names, weights)]
-        if self.built:
-            input_dim = self.kernel.shape[0]
-        else:
-            k = arrays[0]
-            gh = self._gates * self.units
-            if k.ndim != 2 or k.shape[1] != gh or k.shape[0] < 1:
-                raise ValueError(f"set_weights: kernel has shape {k.shape}, expected "
-                                 f"(input_dim, {gh}) for units={self.units}")
-            input_dim = k.shape[0]
-        for n, a, s in zip(names, arrays, self._expected_shapes(input_dim)):
-            if a.shape != s:
-                raise ValueError(f"set_weights: {n} has shape {a.shape}, expected {s}")
-        self._store_weights(arrays)
-        self.built = True
+        if not self.built:
+            return self._build_from_weights(list(weights))
+        return super().set_weights(weights)
 
     def _pack_worth_keeping(self):
         """Kept packed weights take about twice the kernels' memory (two layouts of
@@ -359,41 +327,31 @@ class _RNN:
         the layer packs per call instead, where packing costs little next to the call."""
         return 2 * (self.kernel.nbytes + self.recurrent_kernel.nbytes) <= _PACK_KEEP_BYTES
 
-    def _store_weights(self, arrays):
-        """Fresh read-only float32 copies of [kernel, recurrent_kernel(, bias)]."""
-        new = [_frozen_copy(a) for a in arrays]
-        self._weights = dict(kernel=new[0], recurrent_kernel=new[1],
-                             bias=new[2] if self.use_bias else None)
+    def _weights_changed(self):
         self._packed = None  # packed from the old weights
 
     def _assign_weight(self, name, value):
-        if not self.built:
-            raise ValueError(f"layer {self.name!r} is not built yet: call it on an input, "
-                             "build(input_shape) or set_weights() first")
-        if name == "bias" and not self.use_bias:
+        if name == "bias" and self.built and not self.use_bias:
             if value is None:
                 return
             raise ValueError(f"layer {self.name!r} has use_bias=False: it has no bias")
-        a = _real_weight(name, value, "")
-        names = self._weight_names()
-        want = self._expected_shapes(self.kernel.shape[0])[names.index(name)]
-        if a.shape != want:
-            raise ValueError(f"{name} must have shape {want}, got {a.shape}")
-        self._weights[name] = _frozen_copy(a)
-        self._packed = None  # packed from the old weights
+        super()._assign_weight(name, value)
 
-    def count_params(self):
-        if not self.built:
-            raise ValueError(f"You tried to call `count_params` on layer {self.name!r}, but the "
-                             "layer isn't built. You can build it manually via: "
-                             "`layer.build(input_shape)`.")
-        return int(sum(w.size for w in self.weights))
-
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape, initial_state_shape=None):
         n, t = input_shape[0], input_shape[1]
         out = (n, t, self.units) if self.return_sequences else (n, self.units)
         if self.return_state:
             return [out] + [(n, self.units)] * self._n_states
+        return out
+
+    def compute_mask(self, inputs, mask=None):
+        """Keras: the input mask with return_sequences, else None (and None for
+        the returned states)."""
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        out = mask if self.return_sequences else None
+        if self.return_state:
+            return [out] + [None] * self._n_states
         return out
 
     # ------------------------------------------------------------------ state
@@ -412,19 +370,25 @@ class _RNN:
 
     # ------------------------------------------------------------------- call
 
-    def __call__(self, x, initial_state=None, mask=None, training=None):
-        if training is not None and not isinstance(training, (bool, np.bool_)):
-            raise TypeError(f"training must be None, True or False, got {training!r}")
-        if training is not None:
-            training = bool(training)
-        self._last = None
-        x = self._check_x(x)
+    def _standardize(self, x):
+        x = float_array(x, "x", "float32 of shape (batch, timesteps, features)")
+        if x.ndim != 3:
+            raise ValueError(f"x must be 3-D (batch, timesteps, features), got shape {x.shape}")
+        if x.shape[1] == 0:
+            raise ValueError(f"x has 0 timesteps (shape {x.shape}); "
+                             "expected (batch, timesteps >= 1, features)")
+        if x.shape[2] == 0:
+            raise ValueError(f"x has 0 features (shape {x.shape}); "
+                             "expected (batch, timesteps, features >= 1)")
+        if self.built and x.shape[2] != self.kernel.shape[0]:
+            raise ValueError(f"x has {x.shape[2]} features but layer {self.name!r} was built "
+                             f"for {self.kernel.shape[0]} (x: (batch, timesteps, features))")
+        return x
+
+    def forward(self, x, training=None, mask=None, initial_state=None):
+        """One call on standardized x [N, T, C]: returns (outputs, ctx)."""
+        training = check_training(training)
         n, t, c = x.shape
-        if not self.built:
-            self.build(x.shape)
-        elif c != self.kernel.shape[0]:
-            raise ValueError(f"x has {c} features but layer {self.name!r} was built for "
-                             f"{self.kernel.shape[0]} (x: (batch, timesteps, features))")
         h_units, g = self.units, self._gates
         states0, given = self._check_initial_state(initial_state, n)
         mask = self._check_mask(mask, n, t)
@@ -435,7 +399,7 @@ class _RNN:
         if states0 is None and self.stateful and self._states is not None:
             states0 = self._states
         if states0 is None:
-            states0 = [np.zeros((n, h_units), np.float32) for _ in range(self._n_states)]
+            states0 = [np.zeros((n, h_units), x.dtype) for _ in range(self._n_states)]
 
         keep = training is not False
         # a lower bound of what the call allocates: x, y and (training) the saved
@@ -447,56 +411,48 @@ class _RNN:
         if training is True and self.dropout > 0 and (self.dropout < 1 or self._dropout_at_one):
             keep_prob = 1.0 - self.dropout
             kept = self._dropout_rng.random((n, c)) < keep_prob
-            drop = (kept / keep_prob if keep_prob > 0 else kept * 0.0).astype(np.float32)
+            drop = (kept / keep_prob if keep_prob > 0 else kept * 0.0).astype(x.dtype)
             x = x * drop[:, None, :]
 
         out_shape = (n, t, h_units) if self.return_sequences else (n, h_units)
         if n == 0:
-            y = np.zeros(out_shape, np.float32)
-            states = [np.zeros((0, h_units), np.float32) for _ in range(self._n_states)]
+            y = np.zeros(out_shape, x.dtype)
+            states = [np.zeros((0, h_units), x.dtype) for _ in range(self._n_states)]
             cache = _Empty()
         else:
             h0 = states0[0]
             c0 = states0[1] if self._cell == "lstm" else None
             reset_after = getattr(self, "reset_after", True)
             if self._packed is None and self._pack_worth_keeping():
-                self._packed = self._backend.pack(self._cell, self.recurrent_kernel, reset_after,
-                                                  self.kernel)
-            y, h, cT, cache = self._backend.forward(
+                self._packed = ops.pack(self._cell, self.recurrent_kernel, reset_after,
+                                        self._backend, self.kernel)
+            y, h, cT, cache = ops.rnn_forward(
                 self._cell, x, self.kernel, self.recurrent_kernel, self.bias, h0, c0, mask,
-                self._packed,
                 activation=self.activation, recurrent_activation=self.recurrent_activation,
                 reset_after=reset_after, go_backwards=self.go_backwards,
-                return_sequences=self.return_sequences, training=keep)
-            y = np.asarray(y, dtype=np.float32)
-            h = np.asarray(h, dtype=np.float32)
+                return_sequences=self.return_sequences, training=keep,
+                backend=self._backend, packed=self._packed)
+            y = np.asarray(y, dtype=x.dtype)
+            h = np.asarray(h, dtype=x.dtype)
             if np.shares_memory(y, h):
                 h = h.copy()
             states = [h]
             if self._cell == "lstm":
-                states.append(np.asarray(cT, dtype=np.float32))
+                states.append(np.asarray(cT, dtype=x.dtype))
+        zero_mask = None
+        if self.zero_output_for_mask and mask is not None:
+            # Keras: masked steps output zeros (in processing order); the last
+            # output is zeros when the last processed step is masked
+            m = mask[:, ::-1] if self.go_backwards else mask
+            zero_mask = m[:, :, None] if self.return_sequences else m[:, -1:]
+            y = y * zero_mask
         if self.stateful:
             self._states = [s.copy() for s in states]
+        ctx = None
         if keep:
-            self._last = dict(cache=cache, x_shape=(n, t, c), out_shape=out_shape,
-                              drop=drop, given=given, backend=self._backend)
-        else:
-            self._last = "inference"
-        if self.return_state:
-            return [y] + states
-        return y
-
-    def _check_x(self, x):
-        x = _real_float_array(x, "x", "float32 of shape (batch, timesteps, features)")
-        if x.ndim != 3:
-            raise ValueError(f"x must be 3-D (batch, timesteps, features), got shape {x.shape}")
-        if x.shape[1] == 0:
-            raise ValueError(f"x has 0 timesteps (shape {x.shape}); "
-                             "expected (batch, timesteps >= 1, features)")
-        if x.shape[2] == 0:
-            raise ValueError(f"x has 0 features (shape {x.shape}); "
-                             "expected (batch, timesteps, features >= 1)")
-        return x
+            ctx = _Ctx(cache, (n, t, c), out_shape, (drop, zero_mask), given, self._backend)
+        outputs = [y] + states if self.return_state else y
+        return outputs, ctx
 
     def _check_initial_state(self, initial_state, n):
         """Returns (list of float32 [N, H] arrays or None, number given)."""
@@ -516,8 +472,8 @@ class _RNN:
                              f"(N, H) = {(n, self.units)}, got {len(states)} arrays")
         out = []
         for i, s in enumerate(states):
-            a = _real_float_array(s, f"initial_state[{i}]", f"float32 of shape (N, H) = "
-                                  f"{(n, self.units)}")
+            a = float_array(s, f"initial_state[{i}]", f"float32 of shape (N, H) = "
+                            f"{(n, self.units)}")
             if a.shape != (n, self.units):
                 raise ValueError(f"initial_state[{i}] has shape {a.shape}, expected (N, H) = "
                                  f"{(n, self.units)}")
@@ -538,23 +494,17 @@ class _RNN:
 
     # --------------------------------------------------------------- backward
 
-    def backward(self, d_output, d_states=None):
-        """BPTT of the last call. ``d_output`` has the output's shape; ``d_states``
-        (optional) is a list aligned with the states ([h] or [h, c]), entries may
-        be None. Returns dx [N, T, C]; replaces ``grads`` and ``state_grads``."""
-        last = self._last
-        if last is None:
-            raise RuntimeError(f"backward() of layer {self.name!r} needs a preceding call "
-                               "(layer(x) with training=None or True)")
-        if isinstance(last, str):
-            raise RuntimeError(f"backward() of layer {self.name!r}: the last call used "
-                               "training=False (pure inference), which keeps nothing for "
-                               "BPTT; call the layer with training=None or True first")
-        n, t, c = last["x_shape"]
-        dy = _real_float_array(d_output, "d_output", f"float32 of shape {last['out_shape']}")
-        if dy.shape != last["out_shape"]:
-            raise ValueError(f"d_output has shape {dy.shape}, expected {last['out_shape']} "
-                             "(the output's shape)")
+    def _backward(self, ctx, d_output, d_states):
+        """(dx, grads, dstates) of one call; d_output / d_states entries may be None."""
+        n, t, c = ctx.x_shape
+        h = self.units
+        if d_output is None:
+            dy = np.zeros(ctx.out_shape, floatx())
+        else:
+            dy = float_array(d_output, "d_output", f"float32 of shape {ctx.out_shape}")
+            if dy.shape != ctx.out_shape:
+                raise ValueError(f"d_output has shape {dy.shape}, expected {ctx.out_shape} "
+                                 "(the output's shape)")
         k = self._n_states
         ds = [None] * k
         if d_states is not None:
@@ -567,29 +517,49 @@ class _RNN:
             for i, d in enumerate(d_states):
                 if d is None:
                     continue
-                a = _real_float_array(d, f"d_states[{i}]", f"float32 of shape {(n, self.units)}")
-                if a.shape != (n, self.units):
+                a = float_array(d, f"d_states[{i}]", f"float32 of shape {(n, h)}")
+                if a.shape != (n, h):
                     raise ValueError(f"d_states[{i}] has shape {a.shape}, expected (N, H) = "
-                                     f"{(n, self.units)}")
+                                     f"{(n, h)}")
                 ds[i] = a
-        cache = last["cache"]
+        drop, zero_mask = ctx.drop
+        if zero_mask is not None:
+            dy = dy * zero_mask
+        cache = ctx.cache
         if isinstance(cache, _Empty):
-            dx = np.zeros((n, t, c), np.float32)
+            dx = np.zeros((n, t, c), dy.dtype)
             grads = [np.zeros_like(w) for w in self.weights]
-            dstates = [np.zeros((n, self.units), np.float32) for _ in range(k)]
+            dstates = [np.zeros((n, h), dy.dtype) for _ in range(k)]
         else:
-            g = last["backend"].backward(cache, dy, ds[0], ds[1] if k == 2 else None)
-            dx = np.asarray(g.dx, dtype=np.float32)
-            grads = [np.asarray(g.dkernel, np.float32), np.asarray(g.drecurrent_kernel, np.float32)]
+            g = ops.rnn_backward(cache, dy, ds[0], ds[1] if k == 2 else None)
+            dx = np.asarray(g.dx, dtype=dy.dtype)
+            grads = [np.asarray(g.dkernel, dy.dtype), np.asarray(g.drecurrent_kernel, dy.dtype)]
             if self.use_bias:
-                grads.append(np.asarray(g.dbias, np.float32))
-            dstates = [np.asarray(g.dh0, np.float32)]
+                grads.append(np.asarray(g.dbias, dy.dtype))
+            dstates = [np.asarray(g.dh0, dy.dtype)]
             if k == 2:
-                dstates.append(np.asarray(g.dc0, np.float32))
-        if last["drop"] is not None:
-            dx = dx * last["drop"][:, None, :]
-        self.grads = grads
-        self.state_grads = dstates if last["given"] else None
+                dstates.append(np.asarray(g.dc0, dy.dtype))
+        if drop is not None:
+            dx = dx * drop[:, None, :]
+        return dx, grads, dstates
+
+    def backward_from(self, ctx, d_outputs):
+        if self.return_state:
+            d_outputs = list(d_outputs)
+            dx, grads, dstates = self._backward(ctx, d_outputs[0], d_outputs[1:])
+        else:
+            dx, grads, dstates = self._backward(ctx, d_outputs, None)
+        return ([dx] + dstates if ctx.given else dx), grads
+
+    def backward(self, d_output, d_states=None):
+        """BPTT of this thread's last call. ``d_output`` has the output's shape;
+        ``d_states`` (optional) is a list aligned with the states ([h] or [h, c]),
+        entries may be None. Returns dx [N, T, C]; replaces ``grads`` and
+        ``state_grads``."""
+        ctx = self._last_ctx()
+        dx, grads, dstates = self._backward(ctx, d_output, d_states)
+        self._tls.grads = grads
+        self._tls.state_grads = dstates if ctx.given else None
         return dx
 
 
@@ -604,19 +574,19 @@ class SimpleRNN(_RNN):
     the weight initialisation and the dropout masks), plus backend="auto"
     (any name of ``rnnkern.backends()``). See the module docstring for calling,
     ``backward`` and the weight layout.
+
+    >>> model = rnnkern.models.Sequential([rnnkern.layers.Input((5, 3)),
+    ...                                    rnnkern.layers.SimpleRNN(128)])
     """
 
     _cell = "simple_rnn"
-    _base_name = "simple_rnn"
-    _n_states = 1
     _dropout_at_one = True
 
     def __init__(self, units, activation="tanh", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0,
                  return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, seed=None, backend="auto", unroll=False, name=None,
-                 input_shape=None):
+                 stateful=False, seed=None, backend="auto", unroll=False, **kwargs):
         super().__init__(units, activation=activation, use_bias=use_bias,
                          kernel_initializer=kernel_initializer,
                          recurrent_initializer=recurrent_initializer,
@@ -624,7 +594,7 @@ class SimpleRNN(_RNN):
                          recurrent_dropout=recurrent_dropout,
                          return_sequences=return_sequences, return_state=return_state,
                          go_backwards=go_backwards, stateful=stateful, seed=seed,
-                         backend=backend, unroll=unroll, name=name, input_shape=input_shape)
+                         backend=backend, unroll=unroll, **kwargs)
 
 
 class LSTM(_RNN):
@@ -644,16 +614,14 @@ class LSTM(_RNN):
     """
 
     _cell = "lstm"
-    _base_name = "lstm"
-    _n_states = 2
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros",
                  unit_forget_bias=True, dropout=0.0, recurrent_dropout=0.0,
                  return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, seed=None, backend="auto", unroll=False, name=None,
-                 input_shape=None):
+                 stateful=False, seed=None, backend="auto", unroll=False, **kwargs):
+        self.unit_forget_bias = check_bool("unit_forget_bias", unit_forget_bias)
         super().__init__(units, activation=activation,
                          recurrent_activation=recurrent_activation, use_bias=use_bias,
                          kernel_initializer=kernel_initializer,
@@ -662,8 +630,7 @@ class LSTM(_RNN):
                          recurrent_dropout=recurrent_dropout,
                          return_sequences=return_sequences, return_state=return_state,
                          go_backwards=go_backwards, stateful=stateful, seed=seed,
-                         backend=backend, unroll=unroll, name=name, input_shape=input_shape)
-        self.unit_forget_bias = _check_bool("unit_forget_bias", unit_forget_bias)
+                         backend=backend, unroll=unroll, **kwargs)
 
     def _init_bias(self):
         h = self.units
@@ -700,16 +667,14 @@ class GRU(_RNN):
     """
 
     _cell = "gru"
-    _base_name = "gru"
-    _n_states = 1
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros",
                  dropout=0.0, recurrent_dropout=0.0, reset_after=True,
                  return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, seed=None, backend="auto", unroll=False, name=None,
-                 input_shape=None):
+                 stateful=False, seed=None, backend="auto", unroll=False, **kwargs):
+        self.reset_after = check_bool("reset_after", reset_after)
         super().__init__(units, activation=activation,
                          recurrent_activation=recurrent_activation, use_bias=use_bias,
                          kernel_initializer=kernel_initializer,
@@ -718,8 +683,7 @@ class GRU(_RNN):
                          recurrent_dropout=recurrent_dropout,
                          return_sequences=return_sequences, return_state=return_state,
                          go_backwards=go_backwards, stateful=stateful, seed=seed,
-                         backend=backend, unroll=unroll, name=name, input_shape=input_shape)
-        self.reset_after = _check_bool("reset_after", reset_after)
+                         backend=backend, unroll=unroll, **kwargs)
 
     def _bias_shape(self):
         gh = 3 * self.units

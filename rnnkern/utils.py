@@ -1,0 +1,30 @@
+"""Utilities, by Keras 3's names (``keras.utils`` -> ``rnnkern.utils``)."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from .layers.base import clear_session as _clear_names
+from .layers.base import set_global_seed as _set_global_seed
+
+__all__ = ["clear_session", "set_random_seed"]
+
+
+def clear_session():
+    """Reset Keras' automatic layer names (the next Dense is ``dense`` again),
+    as ``keras.utils.clear_session()``."""
+    _clear_names()
+
+
+def set_random_seed(seed):
+    """Seed Python's ``random``, NumPy's global generator and every rnnkern
+    generator made afterwards by a layer without a seed of its own (weight
+    initialisation, dropout), as ``keras.utils.set_random_seed``."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"Expected `seed` argument to be an integer. Received: seed={seed!r} "
+                         f"(of type {type(seed)})")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    _set_global_seed(seed)
