@@ -11,6 +11,7 @@ from rnnkern import backends as bk
 from rnnkern import reference
 from rnnkern._common import GATES
 
+from helpers import run_in_threads
 from tolerances import assert_close
 
 COMPILED = [b for b in bk.backends() if b != "reference"]
@@ -57,28 +58,6 @@ def make_case(cell, n, t, c, h, reset_after, use_bias, rng, scale=0.5):
     h0 = (rng.standard_normal((n, h)) * 0.5).astype(np.float32)
     c0 = (rng.standard_normal((n, h)) * 0.5).astype(np.float32) if cell == "lstm" else None
     return x, W, U, b, h0, c0
-
-
-def run_in_threads(fn, n, timeout=120):
-    """fn() in n Python threads at once; their results, or the first error raised."""
-    import threading
-    results, errors = [None] * n, []
-
-    def worker(k):
-        try:
-            results[k] = fn()
-        except Exception as e:  # pragma: no cover - re-raised below
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout)
-    assert not any(t.is_alive() for t in threads), "a thread did not finish"
-    if errors:
-        raise errors[0]
-    return results
 
 
 def f64(a):
@@ -293,7 +272,7 @@ def test_concurrent_python_threads_are_deterministic(backend):
             out = [run(c) for c in cases]
         return out
 
-    for results in run_in_threads(worker, 3):
+    for results in run_in_threads(lambda k: worker(), 3):
         for got, want in zip(results, alone):
             for a, b2 in zip(got, want):
                 assert np.array_equal(a, b2), "results differ between concurrent and lone calls"
@@ -381,6 +360,6 @@ def test_shared_packed_weights_across_python_threads(backend):
     want = run(None)
     for _ in range(3):
         packed = be.pack("lstm", U, True, W)  # fresh: the backward parts are not packed yet
-        for got in run_in_threads(lambda: run(packed), 4):
+        for got in run_in_threads(lambda k: run(packed), 4):
             for a, b2 in zip(got, want):
                 np.testing.assert_array_equal(a, b2)

@@ -84,14 +84,16 @@ def _table(header, rows, widths, justify):
     def rule(left, fill, mid, right):
         return left + mid.join(fill * w for w in widths) + right
 
-    def row_lines(cells, edge):
+    def row_lines(cells, edge, bottom=False):
         cols = [_wrap(c, w, j) for c, w, j in zip(cells, inner, justify)]
         height = max(len(c) for c in cols)
-        cols = [c + [" " * w] * (height - len(c)) for c, w in zip(cols, inner)]
+        # rich aligns the header cells to the bottom, the others to the top
+        cols = [([" " * w] * (height - len(c)) + c) if bottom else
+                (c + [" " * w] * (height - len(c))) for c, w in zip(cols, inner)]
         return [edge + edge.join(f" {col[i]} " for col in cols) + edge for i in range(height)]
 
     out = [rule("┏", "━", "┳", "┓")]
-    out += row_lines(header, "┃")
+    out += row_lines(header, "┃", bottom=True)
     out.append(rule("┡", "━", "╇", "┩"))
     for i, r in enumerate(rows):
         if i:
