@@ -44,6 +44,16 @@ def bidirectional_none(L, M):
     return M.Model(x, [f, L.Dense(2)(b)])
 
 
+def bidirectional_backward_layer(L, M):
+    return M.Sequential([L.Input((6, 4)),
+                         L.Bidirectional(L.LSTM(3, return_sequences=True),
+                                         backward_layer=L.LSTM(3, activation="relu",
+                                                               return_sequences=True,
+                                                               go_backwards=True),
+                                         merge_mode="sum"),
+                         L.GRU(2)])
+
+
 def stacked(L, M):
     return M.Sequential([L.Input((None, 3)), L.LSTM(8, return_sequences=True),
                          L.GRU(6, return_sequences=True, reset_after=False),
@@ -104,6 +114,7 @@ MODELS = {
     "bidirectional_ave": (bidirectional_merge("ave"), [(3, 6, 4)], None),
     "bidirectional_mul": (bidirectional_merge("mul"), [(3, 6, 4)], None),
     "bidirectional_none": (bidirectional_none, [(3, 6, 4)], None),
+    "bidirectional_backward_layer": (bidirectional_backward_layer, [(3, 6, 4)], None),
     "stacked": (stacked, [(2, 5, 3)], None),
     "cnn_lstm": (cnn_lstm, [(2, 3, 12, 18, 1)], [320, 0, 0, 51640, 110, 22]),
     "embedding_mask_zero": (embedding_mask_zero, [("padded", (4, 7), 50)], None),

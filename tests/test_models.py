@@ -518,3 +518,47 @@ def test_unknown_layer_arguments_and_names():
         RL.Dense(2)(np.zeros((1, 3), np.float32), mask=np.ones(1, bool))
     with pytest.raises(TypeError, match="no operations"):
         RL.Input((3,)) + 1
+
+
+NOTEBOOK_CELL = '''
+import numpy as np
+from keras.models import Sequential, Model
+from keras.layers import Input, SimpleRNN, LSTM, Dense, Embedding, Bidirectional
+
+model = Sequential()
+model.add(SimpleRNN(128, input_shape=(5, 3)))
+model.add(Dense(2))
+lines = []
+model.summary(print_fn=lambda s, **kw: lines.append(s))
+model.set_weights(weights)
+forecast = model.predict(x, batch_size=2)
+
+enc_in = Input(shape=(None, 3))
+_, h, c = LSTM(4, return_state=True)(enc_in)
+dec_in = Input(shape=(None, 3))
+dec = LSTM(4, return_sequences=True)(dec_in, initial_state=[h, c])
+seq2seq = Model([enc_in, dec_in], Dense(3, activation="softmax")(dec))
+seq2seq.summary(print_fn=lambda s, **kw: lines.append(s))
+'''
+
+
+def test_a_notebook_cell_runs_with_the_import_swap_alone(rng, monkeypatch):
+    """The same source text, once as written for Keras and once with
+    ``keras.`` replaced by ``rnnkern.``: same summaries, same forecast."""
+    monkeypatch.setenv("COLUMNS", "100")
+    keras = keras_or_skip()
+    x = rng.standard_normal((5, 5, 3)).astype(np.float32)
+    keras.utils.clear_session()
+    ns_k = {"x": x, "weights": None}
+    src = NOTEBOOK_CELL.replace("model.set_weights(weights)\n", "")
+    exec(src, ns_k)
+    weights = ns_k["model"].get_weights()
+    ns_k = {"x": x, "weights": weights}
+    keras.utils.clear_session()
+    exec(NOTEBOOK_CELL, ns_k)
+    rk.utils.clear_session()
+    ns_r = {"x": x, "weights": weights}
+    exec(NOTEBOOK_CELL.replace("keras.", "rnnkern."), ns_r)
+    assert ns_r["lines"] == ns_k["lines"]
+    assert_close(ns_r["forecast"], ns_k["forecast"], "keras_f32", "forecast")
+    assert type(ns_r["model"]).__module__.startswith("rnnkern.")
