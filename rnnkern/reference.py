@@ -31,6 +31,16 @@ h, "the previous output" equals the carried h once an unmasked step has been
 seen, so y_s = seen_s * h_s where h_s is the (carried) state after step s and
 seen_s says whether any step <= s was unmasked.
 
+Dropout masks (Keras 3's ``implementation=1`` cells, the path Keras takes
+when ``recurrent_dropout > 0``): ``input_masks`` [G, N, C] and
+``recurrent_masks`` [G, N, H] hold one mask per gate, fixed over all timesteps
+(drawn once per layer call; entries 0 or 1/(1-rate)). Gate g's pre-activation
+then reads (x ⊙ d_g) W_g and (h_prev ⊙ m_g) U_g; SimpleRNN has G = 1.
+GRU reset_after: the h block is r * ((h_prev ⊙ m_h) U_h + b_rec_h);
+reset_after=False: ((r * (h_prev ⊙ m_h)) U_h). What is never dropped: the
+h_prev of GRU's final update h = z * h_prev + (1 - z) * hh, and LSTM's c_prev.
+None (the default) means no mask: every gate reads x and h_prev as they are.
+
 go_backwards reverses x and mask along time; outputs are returned in processing
 order (y[:, s] is the output of the s-th processed step), the last output is
 that of the last processed step (original t = 0).
@@ -113,6 +123,51 @@ def _compute_dtype(x):
     return dt if dt in (np.float32, np.float64) else np.dtype(np.float64)
 
 
+def _check_gate_masks(masks, G, N, D, name, dt):
+    if masks is None:
+        return None
+    m = np.asarray(masks, dtype=dt)
+    if m.shape != (G, N, D):
+        raise ValueError(f"{name} must have shape (G, N, {'C' if name == 'input_masks' else 'H'})"
+                         f" = {(G, N, D)}, got {m.shape}")
+    return m
+
+
+def _gate_input(v, masks, g):
+    """What gate g reads of v ([N, D]): v itself, or v * masks[g]."""
+    return v if masks is None else v * masks[g]
+
+
+def _project(v, M, masks, gates):
+    """[ (v ⊙ masks[g]) @ M_g for g in gates ] side by side, where M_g is gate g's
+    H-column block of M; without masks that is simply v @ M[:, those blocks]."""
+    if masks is None:
+        return v @ M
+    H = M.shape[1] // len(gates)
+    return np.concatenate([_gate_input(v, masks, g) @ M[:, i * H:(i + 1) * H]
+                           for i, g in enumerate(gates)], axis=1)
+
+
+def _project_back(d, M, masks, gates):
+    """Gradient reaching v from _project(v, M, masks, gates) given d = the
+    gradient of its output: sum over the gates of (d_g @ M_g^T) ⊙ masks[g]."""
+    if masks is None:
+        return d @ M.T
+    H = M.shape[1] // len(gates)
+    return sum(_gate_input(d[:, i * H:(i + 1) * H] @ M[:, i * H:(i + 1) * H].T, masks, g)
+               for i, g in enumerate(gates))
+
+
+def _outer(v, d, masks, gates):
+    """Gradient reaching M from _project(v, M, masks, gates): the blocks
+    (v ⊙ masks[g])^T @ d_g side by side."""
+    if masks is None:
+        return v.T @ d
+    H = d.shape[1] // len(gates)
+    return np.concatenate([_gate_input(v, masks, g).T @ d[:, i * H:(i + 1) * H]
+                           for i, g in enumerate(gates)], axis=1)
+
+
 # --------------------------------------------------------------------------
 # Cache
 # --------------------------------------------------------------------------
@@ -134,8 +189,10 @@ class ReferenceCache:
 
 def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None, *,
                 activation="tanh", recurrent_activation="sigmoid", reset_after=True,
-                go_backwards=False, return_sequences=True, training=True):
-    """Forward of one layer; returns (y, h_T, c_T, cache). See the module docstring."""
+                go_backwards=False, return_sequences=True, training=True,
+                input_masks=None, recurrent_masks=None):
+    """Forward of one layer; returns (y, h_T, c_T, cache). See the module docstring
+    (input_masks [G, N, C], recurrent_masks [G, N, H]: per-gate dropout masks, or None)."""
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; expected one of {list(CELLS)}")
     act, _ = _activation(activation)
@@ -153,6 +210,10 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None,
         c0 = np.zeros((N, H), dt) if c0 is None else np.asarray(c0, dtype=dt).reshape(N, H)
     else:
         c0 = None
+    G = GATES[cell]
+    im = _check_gate_masks(input_masks, G, N, _C, "input_masks", dt)
+    rm = _check_gate_masks(recurrent_masks, G, N, H, "recurrent_masks", dt)
+    all_gates = range(G)
 
     # processing order: order[s] is the original time index of the s-th step
     order = np.arange(T)[::-1] if go_backwards else np.arange(T)
@@ -180,7 +241,7 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None,
         hprev[:, s] = h
 
         if cell == "simple_rnn":
-            pre = xt @ W + h @ U
+            pre = _project(xt, W, im, all_gates) + _project(h, U, rm, all_gates)
             if b is not None:
                 pre = pre + b
             a = act(pre)
@@ -189,7 +250,7 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None,
 
         elif cell == "lstm":
             cprev[:, s] = c
-            z = xt @ W + h @ U
+            z = _project(xt, W, im, all_gates) + _project(h, U, rm, all_gates)
             if b is not None:
                 z = z + b
             i = ract(z[:, 0 * H:1 * H])
@@ -203,9 +264,9 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None,
                 save(name, s, v)
 
         else:  # gru
-            mx = xt @ W
+            mx = _project(xt, W, im, all_gates)
             if reset_after:
-                mi = h @ U
+                mi = _project(h, U, rm, all_gates)
                 if b is not None:
                     mx = mx + b[0]
                     mi = mi + b[1]
@@ -217,11 +278,11 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None,
             else:
                 if b is not None:
                     mx = mx + b
-                mi = h @ U[:, :2 * H]
+                mi = _project(h, U[:, :2 * H], rm, (0, 1))
                 z = ract(mx[:, :H] + mi[:, :H])
                 r = ract(mx[:, H:2 * H] + mi[:, H:2 * H])
-                hh = act(mx[:, 2 * H:] + (r * h) @ U[:, 2 * H:])
-            h_new = z * h + (1 - z) * hh
+                hh = act(mx[:, 2 * H:] + (r * _gate_input(h, rm, 2)) @ U[:, 2 * H:])
+            h_new = z * h + (1 - z) * hh   # the undropped h_prev
             c_new = None
             for name, v in (("z", z), ("r", r), ("hh", hh)):
                 save(name, s, v)
@@ -249,7 +310,8 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None,
         reset_after=bool(reset_after), go_backwards=bool(go_backwards),
         return_sequences=bool(return_sequences), dtype=dt, N=N, T=T, C=_C, H=H,
         order=order, xs=xs, W=W, U=U, b=b, has_bias=b is not None,
-        mask=ms, seen=seen, hprev=hprev, cprev=cprev, saved=saved)
+        mask=ms, seen=seen, hprev=hprev, cprev=cprev, saved=saved,
+        input_masks=im, recurrent_masks=rm)
     return y, h_T, c_T, cache
 
 
@@ -288,6 +350,8 @@ def rnn_backward(cache, dy, dh_T=None, dc_T=None):
     dU = np.zeros_like(U)
     db = None if b is None else np.zeros_like(b)
     sv = k.saved
+    im, rm = k.input_masks, k.recurrent_masks
+    all_gates = range(GATES[cell])
 
     for s in range(T - 1, -1, -1):
         dh = dh + dh_out[:, s]          # total gradient w.r.t. the state after step s
@@ -301,12 +365,12 @@ def rnn_backward(cache, dy, dh_T=None, dc_T=None):
         if cell == "simple_rnn":
             a = sv["a"][:, s]
             dpre = dh_cell * dact(a)
-            dW += xt.T @ dpre
-            dU += hp.T @ dpre
+            dW += _outer(xt, dpre, im, all_gates)
+            dU += _outer(hp, dpre, rm, all_gates)
             if db is not None:
                 db += dpre.sum(axis=0)
-            dxs[:, s] = dpre @ W.T
-            dh = dpre @ U.T + dh_pass
+            dxs[:, s] = _project_back(dpre, W, im, all_gates)
+            dh = _project_back(dpre, U, rm, all_gates) + dh_pass
 
         elif cell == "lstm":
             i, f, g, o, ac = (sv[n][:, s] for n in ("i", "f", "g", "o", "ac"))
@@ -320,19 +384,19 @@ def rnn_backward(cache, dy, dh_T=None, dc_T=None):
             dg = dct * i
             dz = np.concatenate([di * dract(i), df * dract(f), dg * dact(g), do * dract(o)],
                                 axis=1)
-            dW += xt.T @ dz
-            dU += hp.T @ dz
+            dW += _outer(xt, dz, im, all_gates)
+            dU += _outer(hp, dz, rm, all_gates)
             if db is not None:
                 db += dz.sum(axis=0)
-            dxs[:, s] = dz @ W.T
-            dh = dz @ U.T + dh_pass
+            dxs[:, s] = _project_back(dz, W, im, all_gates)
+            dh = _project_back(dz, U, rm, all_gates) + dh_pass
             dc = dct * f + dc_pass
 
         else:  # gru
             z, r, hh = sv["z"][:, s], sv["r"][:, s], sv["hh"][:, s]
             dz_ = dh_cell * (hp - hh)
             dhh = dh_cell * (1 - z)
-            dh_prev = dh_cell * z
+            dh_prev = dh_cell * z                       # through the undropped h_prev
             dah = dhh * dact(hh)                        # grad of hh's pre-activation
             if k.reset_after:
                 mi_h = sv["mi_h"][:, s]
@@ -341,27 +405,28 @@ def rnn_backward(cache, dy, dh_T=None, dc_T=None):
                 dar = dr * dract(r)
                 dmx = np.concatenate([daz, dar, dah], axis=1)
                 dmi = np.concatenate([daz, dar, dah * r], axis=1)
-                dU += hp.T @ dmi
-                dh_prev = dh_prev + dmi @ U.T
+                dU += _outer(hp, dmi, rm, all_gates)
+                dh_prev = dh_prev + _project_back(dmi, U, rm, all_gates)
                 if db is not None:
                     db[0] += dmx.sum(axis=0)
                     db[1] += dmi.sum(axis=0)
             else:
                 Uzr, Uh = U[:, :2 * H], U[:, 2 * H:]
-                drh = dah @ Uh.T                         # grad of (r * h_prev)
-                dr = drh * hp
-                dh_prev = dh_prev + drh * r
+                hp_h = _gate_input(hp, rm, 2)            # what the h block reads of h_prev
+                drh = dah @ Uh.T                         # grad of (r * hp_h)
+                dr = drh * hp_h
+                dh_prev = dh_prev + _gate_input(drh * r, rm, 2)
                 daz = dz_ * dract(z)
                 dar = dr * dract(r)
                 dzr = np.concatenate([daz, dar], axis=1)
-                dU[:, :2 * H] += hp.T @ dzr
-                dU[:, 2 * H:] += (r * hp).T @ dah
-                dh_prev = dh_prev + dzr @ Uzr.T
+                dU[:, :2 * H] += _outer(hp, dzr, rm, (0, 1))
+                dU[:, 2 * H:] += (r * hp_h).T @ dah
+                dh_prev = dh_prev + _project_back(dzr, Uzr, rm, (0, 1))
                 dmx = np.concatenate([daz, dar, dah], axis=1)
                 if db is not None:
                     db += dmx.sum(axis=0)
-            dW += xt.T @ dmx
-            dxs[:, s] = dmx @ W.T
+            dW += _outer(xt, dmx, im, all_gates)
+            dxs[:, s] = _project_back(dmx, W, im, all_gates)
             dh = dh_prev + dh_pass
 
     dx = np.zeros_like(dxs)

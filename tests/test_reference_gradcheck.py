@@ -6,6 +6,8 @@
 * hand-computed values of tiny cases (Keras 3's equations written out here,
   independently of the reference code);
 * mask / go_backwards / training=False semantics;
+* per-gate dropout masks: gradients by finite differences, and the masked
+  forward against unmasked forwards with row-scaled weights;
 * Keras 3 layers (torch backend) against the reference, when keras is installed.
 """
 import math
@@ -455,6 +457,141 @@ def test_bias_none_gives_dbias_none():
         g = R.rnn_backward(cache, np.ones_like(y))
         assert g[3] is None
         assert (g[5] is None) == (cell != "lstm")
+
+
+# ---------------------------------------------------------------------------
+# per-gate dropout masks (Keras' implementation=1: recurrent_dropout > 0)
+# ---------------------------------------------------------------------------
+
+def gate_masks(cell, D, rng, keep=0.6, dtype=np.float64):
+    """[G, N, D] dropout masks: 0 or 1/keep, independent per gate."""
+    G = R.GATES[cell]
+    return ((rng.random((G, N, D)) < keep) / keep).astype(dtype)
+
+
+DROP_KINDS = ["both", "input", "recurrent"]
+
+
+def _drop_masks(kind, cell, H, seed):
+    rng = np.random.default_rng(seed)
+    im = gate_masks(cell, C, rng) if kind in ("both", "input") else None
+    rm = gate_masks(cell, H, rng) if kind in ("both", "recurrent") else None
+    return im, rm
+
+
+# which masks x which timestep mask (each dropout kind once, each with every option)
+@pytest.mark.parametrize("drop,mask_name", [("both", "holes"), ("input", "full_masked_row"),
+                                            ("recurrent", "nomask")])
+@pytest.mark.parametrize("opts", OPTIONS)
+@pytest.mark.parametrize("cfg", CELL_CONFIGS)
+def test_gradcheck_dropout_masks(cfg, opts, mask_name, drop, monkeypatch):
+    """The reference's BPTT with per-gate input and recurrent dropout masks
+    against float64 central differences of its forward (the masks held fixed)."""
+    cfg = dict(cfg)
+    cell = cfg.pop("cell")
+    use_bias = opts["use_bias"]
+    reset_after = cfg.get("reset_after", True)
+    kw = dict(cfg, go_backwards=opts["go_backwards"],
+              return_sequences=opts["return_sequences"])
+    mask = _mask(mask_name)
+    H = 2 if cell == "simple_rnn" else 3
+    uses_hs = "hard_sigmoid" in (cfg.get("activation"), cfg.get("recurrent_activation"))
+    uses_kink = uses_hs or "relu" in (cfg.get("activation"), cfg.get("recurrent_activation"))
+    scale = 2.5 if uses_hs else 1.0
+    im, rm = _drop_masks(drop, cell, H, seed=hash((drop, mask_name)) % 2**32)
+    kw.update(input_masks=im, recurrent_masks=rm)
+
+    rec = KinkRecorder(monkeypatch)
+    for seed in range(50):
+        case = make_case(cell, H, use_bias, reset_after, seed=seed, scale=scale)
+        rec.min_dist, rec.saturated, rec.linear = np.inf, False, False
+        y, hT, cT, cache = forward(cell, case, mask, **kw)
+        if not uses_kink:
+            break
+        if rec.min_dist > KINK_MARGIN and (not uses_hs or (rec.saturated and rec.linear)):
+            break
+    else:
+        pytest.fail("could not draw a case away from the activation kinks")
+
+    rng = np.random.default_rng(99)
+    R1 = rng.normal(size=y.shape)
+    R2 = rng.normal(size=hT.shape)
+    R3 = rng.normal(size=cT.shape) if cell == "lstm" else None
+
+    def loss():
+        y_, h_, c_, _ = forward(cell, case, mask, training=False, **kw)
+        out = np.sum(y_ * R1) + np.sum(h_ * R2)
+        if cell == "lstm":
+            out += np.sum(c_ * R3)
+        return out
+
+    dx, dW, dU, db, dh0, dc0 = R.rnn_backward(cache, R1, R2, R3)
+    for name, analytic in [("x", dx), ("W", dW), ("U", dU), ("b", db), ("h0", dh0),
+                           ("c0", dc0)]:
+        if case[name] is None:
+            assert analytic is None, f"d{name} should be None"
+            continue
+        numeric = numeric_grad(loss, case[name])
+        assert_close(analytic, numeric, "gradcheck_f64", f"d{name} ({drop} masks)")
+
+
+def _scaled_rows(M, masks, n, G):
+    """diag(masks[g][n]) M_g for every gate block g of M: (v * m) M_g == v (diag(m) M_g)."""
+    H = M.shape[1] // G
+    out = M.copy()
+    for g in range(G):
+        out[:, g * H:(g + 1) * H] *= masks[g][n][:, None]
+    return out
+
+
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["fwd", "bwd"])
+@pytest.mark.parametrize("cell_ra", [("simple_rnn", True), ("lstm", True), ("gru", True),
+                                     ("gru", False)], ids=lambda v: f"{v[0]}-{v[1]}")
+def test_dropout_masks_are_row_scaled_weights(cell_ra, go_backwards):
+    """Independently of the reference's mask code: row n of a masked forward equals
+    a forward of that row alone, unmasked, with each gate's weight rows scaled by its
+    masks, since (v ⊙ m_g) M_g = v diag(m_g) M_g. This pins down which gate reads
+    which mask, that the masks do not depend on time, and what is never dropped
+    (GRU's h_prev in its update, LSTM's c_prev)."""
+    cell, reset_after = cell_ra
+    G, H = R.GATES[cell], 3
+    case = make_case(cell, H, True, reset_after, seed=5)
+    im, rm = _drop_masks("both", cell, H, seed=8)
+    mask = _mask("holes")
+    kw = dict(reset_after=reset_after, go_backwards=go_backwards, training=False)
+    y, hT, cT, _ = forward(cell, case, mask, input_masks=im, recurrent_masks=rm, **kw)
+    for n in range(N):
+        row = lambda v: None if v is None else v[n:n + 1]  # noqa: E731
+        yn, hn, cn, _ = R.rnn_forward(
+            cell, row(case["x"]), _scaled_rows(case["W"], im, n, G),
+            _scaled_rows(case["U"], rm, n, G), case["b"], row(case["h0"]), row(case["c0"]),
+            row(mask), **kw)
+        assert_close(y[n:n + 1], yn, "exact_f64", f"row {n} y")
+        assert_close(hT[n:n + 1], hn, "exact_f64", f"row {n} h_T")
+        if cell == "lstm":
+            assert_close(cT[n:n + 1], cn, "exact_f64", f"row {n} c_T")
+
+
+def test_dropout_masks_of_ones_change_nothing():
+    for cell, ra in [("simple_rnn", True), ("lstm", True), ("gru", True), ("gru", False)]:
+        G = R.GATES[cell]
+        case = make_case(cell, 3, True, ra, seed=2)
+        y0, h0, c0, k0 = forward(cell, case, None, reset_after=ra)
+        y1, h1, c1, k1 = forward(cell, case, None, reset_after=ra,
+                                 input_masks=np.ones((G, N, C)),
+                                 recurrent_masks=np.ones((G, N, 3)))
+        assert_close(y1, y0, "exact_f64", f"{cell} y")
+        for a, b in zip(R.rnn_backward(k1, np.ones_like(y1)), R.rnn_backward(k0, np.ones_like(y0))):
+            if b is not None:
+                assert_close(a, b, "exact_f64", f"{cell} grads")
+
+
+def test_dropout_mask_shapes_are_checked():
+    case = make_case("lstm", 3, True)
+    with pytest.raises(ValueError, match=r"recurrent_masks must have shape \(G, N, H\)"):
+        forward("lstm", case, None, recurrent_masks=np.ones((3, N, 3)))
+    with pytest.raises(ValueError, match=r"input_masks must have shape \(G, N, C\)"):
+        forward("lstm", case, None, input_masks=np.ones((4, N, 3, 1)))
 
 
 # ---------------------------------------------------------------------------
