@@ -31,7 +31,8 @@ import numpy as np
 from .layers.base import (KerasTensor, Layer, deserialize_layer, flatten, map_structure,
                           serialize_layer, to_snake_case)
 
-__all__ = ["save_weights", "load_weights", "functional_config", "functional_from_config"]
+__all__ = ["save_weights", "load_weights", "save_model", "load_model", "functional_config",
+           "functional_from_config"]
 
 
 def _is_h5(path):
@@ -303,3 +304,201 @@ def functional_from_config(config, custom_objects=None):
     ins, outs = tensors(config["input_layers"]), tensors(config["output_layers"])
     return Model(ins if len(ins) > 1 else ins[0], outs if len(outs) > 1 else outs[0],
                  name=config.get("name"), trainable=config.get("trainable", True))
+
+
+# ------------------------------------------------------------ whole models
+#
+# ``model.save(path)`` / ``load_model(path)``:
+#
+# - ``.keras``: Keras 3's format, a zip of ``metadata.json``, ``config.json``
+#   (the model's class and config, its build and compile configs) and
+#   ``model.weights.h5`` (the weights in Keras' h5 layout, the optimizer's
+#   variables under ``optimizer/vars``). Needs h5py. Files Keras wrote load
+#   here for the layers rnnkern has, without Keras installed.
+# - ``.rnnkern``: the same zip with ``model.weights.npz`` and
+#   ``optimizer.npz`` instead of the h5 file: NumPy only.
+
+_KERAS_FORMAT_VERSION = "3.0.0"
+
+
+def _model_class_name(model):
+    from .models import Sequential
+    return "Sequential" if isinstance(model, Sequential) else "Functional"
+
+
+def _jsonable(v):
+    """Configs as JSON: tuples to lists, NumPy scalars to Python."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return v
+
+
+def compile_config(model):
+    """Keras' compile_config of a compiled model (optimizer serialized)."""
+    from . import losses, optimizers
+    cfg = dict(model._compile_config)
+    cfg["optimizer"] = optimizers.serialize(model.optimizer)
+    loss = cfg.get("loss")
+    if loss is not None and not isinstance(loss, (str, list, tuple, dict)):
+        cfg["loss"] = losses.serialize(loss)
+    for key in ("metrics", "weighted_metrics"):
+        m = cfg.get(key)
+        if m is not None:
+            cfg[key] = [x if isinstance(x, str) else getattr(x, "name", str(x))
+                        for x in (m if isinstance(m, (list, tuple)) else [m])]
+    return cfg
+
+
+def compile_from_config(model, config):
+    cfg = dict(config)
+    known = ("optimizer", "loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
+             "steps_per_execution", "jit_compile", "auto_scale_loss")
+    model.compile(**{k: v for k, v in cfg.items() if k in known})
+
+
+def _optimizer_variables(opt):
+    return [np.asarray(v) for v in opt.variables] if opt is not None and opt.built else []
+
+
+def _set_optimizer_variables(model, arrays):
+    """Restore the optimizer's variables (Keras' order) after a load."""
+    opt = model.optimizer
+    if opt is None or not arrays:
+        return
+    if not opt.built:
+        opt.build([l._params[n] for l, n in model._slots(trainable_only=True)])
+    current = opt.variables
+    if len(current) != len(arrays):
+        raise ValueError(f"the file holds {len(arrays)} optimizer variables, the model's "
+                         f"{type(opt).__name__} has {len(current)}")
+    opt.set_variables(arrays)
+
+
+def _model_config(model):
+    cfg = {"module": "keras", "class_name": _model_class_name(model),
+           "config": _jsonable(model.get_config()), "registered_name": None}
+    try:
+        shape = model.input_shape
+        cfg["build_config"] = {"input_shape": _jsonable(shape)}
+    except (ValueError, AttributeError):
+        pass
+    if getattr(model, "compiled", False):
+        cfg["compile_config"] = _jsonable(compile_config(model))
+    return cfg
+
+
+def save_model(model, filepath, overwrite=True):
+    """Write ``model`` to ``filepath`` (``.keras`` or ``.rnnkern``), atomically."""
+    import datetime
+    import io
+    import json
+    import zipfile
+    from . import __version__
+    path = os.fspath(filepath)
+    if not path.endswith((".keras", ".rnnkern")):
+        raise ValueError(f"model.save: the file name must end in .keras (Keras' format) or "
+                         f".rnnkern (rnnkern's, NumPy only), got {path!r}; for the weights "
+                         "alone use save_weights (.weights.h5 or .npz)")
+    _check_built(model)
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"model.save: {path!r} exists and overwrite=False")
+    keras_format = path.endswith(".keras")
+    h5py = _h5py() if keras_format else None
+    meta = {"keras_version": _KERAS_FORMAT_VERSION,
+            "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
+            "saved_by": f"rnnkern {__version__}"}
+    config = json.dumps(_model_config(model))
+    opt_vars = _optimizer_variables(model.optimizer) if getattr(model, "compiled", False) else []
+
+    def write(tmp):
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
+            z.writestr("metadata.json", json.dumps(meta))
+            z.writestr("config.json", config)
+            if keras_format:
+                buf = io.BytesIO()
+                with h5py.File(buf, "w") as f:
+                    weights = model.weights
+                    for p, i in _h5_slots(model):
+                        f.create_dataset(p, data=weights[i])
+                    f.require_group("vars").attrs["name"] = model.name
+                    if opt_vars:
+                        g = f.require_group("optimizer/vars")
+                        g.attrs["name"] = model.optimizer.name
+                        for i, v in enumerate(opt_vars):
+                            g.create_dataset(str(i), data=v)
+                z.writestr("model.weights.h5", buf.getvalue())
+            else:
+                for name, arrays in (("model.weights.npz", model.weights),
+                                     ("optimizer.npz", opt_vars)):
+                    buf = io.BytesIO()
+                    np.savez(buf, **{f"{i:04d}": a for i, a in enumerate(arrays)})
+                    z.writestr(name, buf.getvalue())
+    _atomic_write(path, write)
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """A model from a ``.keras`` file (Keras' or rnnkern's) or a ``.rnnkern``
+    file: architecture, weights, and (with ``compile=True``) the compile
+    configuration and optimizer state. Keras is not needed; a layer rnnkern
+    does not have is a clear error naming it."""
+    import io
+    import json
+    import zipfile
+    from .models import Model, Sequential
+    path = os.fspath(filepath)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"load_model: no such file {path!r}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"load_model: {path!r} is not a .keras / .rnnkern file (a zip "
+                         "archive); legacy HDF5 model files are not supported")
+    with zipfile.ZipFile(path) as z:
+        names = set(z.namelist())
+        if "config.json" not in names:
+            raise ValueError(f"load_model: {path!r} has no config.json")
+        cfg = json.loads(z.read("config.json"))
+        cls_name = cfg.get("class_name")
+        if cls_name == "Sequential":
+            model = Sequential.from_config(cfg["config"], custom_objects=custom_objects)
+        elif cls_name in ("Functional", "Model"):
+            model = Model.from_config(cfg["config"], custom_objects=custom_objects)
+        else:
+            raise ValueError(f"load_model: {path!r} holds a {cls_name!r} model; rnnkern loads "
+                             "Sequential and functional models")
+        if not model.built and cfg.get("build_config", {}).get("input_shape") is not None:
+            model.build(tuple(cfg["build_config"]["input_shape"]))
+        opt_arrays = []
+        if "model.weights.h5" in names:
+            h5py = _h5py()
+            with h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as f:
+                arrays = [None] * len(model.weights)
+                for p, i in _h5_slots(model):
+                    if p not in f:
+                        raise ValueError(f"load_model: {path!r} lacks {p!r}, the weight "
+                                         f"{model.weight_paths()[i]}")
+                    arrays[i] = np.asarray(f[p])
+                if "optimizer/vars" in f:
+                    g = f["optimizer/vars"]
+                    opt_arrays = [np.asarray(g[str(i)]) for i in range(len(g))]
+        elif "model.weights.npz" in names:
+            with np.load(io.BytesIO(z.read("model.weights.npz"))) as w:
+                arrays = [w[k] for k in sorted(w.files)]
+            if "optimizer.npz" in names:
+                with np.load(io.BytesIO(z.read("optimizer.npz"))) as o:
+                    opt_arrays = [o[k] for k in sorted(o.files)]
+        else:
+            raise ValueError(f"load_model: {path!r} has no weights file")
+    for a, w, p in zip(arrays, model.weights, model.weight_paths()):
+        if a.shape != w.shape:
+            raise ValueError(f"load_model: weight {p} has shape {a.shape} in {path!r}, the "
+                             f"architecture expects {w.shape}")
+    model.set_weights(arrays)
+    if compile and cfg.get("compile_config"):
+        compile_from_config(model, cfg["compile_config"])
+        _set_optimizer_variables(model, opt_arrays)
+    return model

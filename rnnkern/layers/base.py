@@ -487,6 +487,16 @@ class Layer:
             ws += sub.weights
         return ws
 
+    def _slots(self, trainable_only=False):
+        """(layer, weight name) of every weight (or every trainable one), in
+        ``weights`` (``trainable_weights``) order."""
+        if trainable_only and not self.trainable:
+            return []
+        out = [(self, n) for n, _ in self._own()]
+        for sub in self._sublayers():
+            out += sub._slots(trainable_only)
+        return out
+
     def weight_paths(self):
         """``layer_name/weight_name`` of every weight, aligned with ``weights``."""
         paths = [f"{self.name}/{n}" for n, _ in self._own()]

@@ -25,6 +25,7 @@ import numpy as np
 from ..layers.base import (KerasTensor, Layer, auto_name, check_training, flatten,
                            format_shape, map_structure, pack_as, warn_mask_dropped)
 from ..layers.core import InputLayer
+from .training import Trainer
 
 __all__ = ["Model", "Functional"]
 
@@ -106,7 +107,7 @@ def _add(grads, key, d):
     grads[key] = d if prev is None else prev + d
 
 
-class Model(Layer):
+class Model(Trainer, Layer):
     """A model of layers connected from ``inputs`` to ``outputs`` (Keras'
     ``keras.Model(inputs, outputs, name=None)``).
 
@@ -165,6 +166,11 @@ class Model(Layer):
             known.update(id(t) for t in node.output_tensors)
 
     # ------------------------------------------------------------- structure
+    def _graph(self):
+        return self
+
+    _graph_or_none = _graph
+
     @property
     def layers(self):
         return list(self._layers)
@@ -377,14 +383,6 @@ class Model(Layer):
         self._tls.grads = grads
         return pack_as(self._inputs_struct, d_inputs)
 
-    # ------------------------------------------------------------ inference
-    def predict(self, x, batch_size=32, verbose=0, steps=None, callbacks=None):
-        """Outputs for ``x`` computed in batches of ``batch_size`` (inference)."""
-        return _predict(self, x, batch_size)
-
-    def predict_on_batch(self, x):
-        return self(x, training=False)
-
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
         """Print Keras 3's summary table (see ``rnnkern.models.summary``)."""
@@ -398,40 +396,10 @@ class Model(Layer):
         return saving.functional_config(self)
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, custom_objects=None):
         from .. import saving
-        return saving.functional_from_config(config)
+        return saving.functional_from_config(config, custom_objects)
 
 
 Functional = Model
 
-
-def _predict(model, x, batch_size):
-    """Inference over ``x`` in batches; the outputs concatenated."""
-    if batch_size is None:
-        batch_size = 32
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    multi = isinstance(x, (list, tuple))
-    xs = [np.asarray(a) for a in x] if multi else (
-        {k: np.asarray(v) for k, v in x.items()} if isinstance(x, dict) else [np.asarray(x)])
-    arrays = list(xs.values()) if isinstance(xs, dict) else xs
-    n = arrays[0].shape[0] if arrays and arrays[0].ndim else 0
-    if any(a.ndim == 0 or a.shape[0] != n for a in arrays):
-        raise ValueError(f"predict: every input needs the same number of samples, got shapes "
-                         f"{[a.shape for a in arrays]}")
-    chunks, struct = [], None
-    for i in range(0, max(n, 1), batch_size):
-        if isinstance(xs, dict):
-            xb = {k: v[i:i + batch_size] for k, v in xs.items()}
-        else:
-            xb = [a[i:i + batch_size] for a in xs]
-            xb = xb if multi else xb[0]
-        y = model(xb, training=False)
-        struct = y
-        chunks.append(flatten(y))
-    if len(chunks) == 1:
-        return struct
-    outs = [np.concatenate([c[j] for c in chunks], axis=0) for j in range(len(chunks[0]))]
-    return pack_as(struct, outs)

@@ -14,12 +14,13 @@ import numpy as np
 
 from ..layers.base import KerasTensor, Layer, _shape_tuple, auto_name
 from ..layers.core import InputLayer
-from .functional import Model, _predict
+from .functional import Model
+from .training import Trainer
 
 __all__ = ["Sequential"]
 
 
-class Sequential(Layer):
+class Sequential(Trainer, Layer):
     """``Sequential(layers=None, trainable=True, name=None)``; ``add(layer)``,
     ``pop()``, ``build(input_shape)``, then call it, ``predict``, ``backward``,
     ``summary()``, ``get_weights`` / ``set_weights``, ``count_params()``.
@@ -161,6 +162,12 @@ class Sequential(Layer):
     def output_shape(self):
         return self._require_built("output_shape").output_shape
 
+    def _graph(self):
+        return self._require_built("a graph")
+
+    def _graph_or_none(self):
+        return self._functional
+
     def _require_built(self, what):
         if self._functional is None:
             raise ValueError(
@@ -245,13 +252,6 @@ class Sequential(Layer):
         self._tls.grads = grads
         return d_inputs[0]
 
-    def predict(self, x, batch_size=32, verbose=0, steps=None, callbacks=None):
-        """Outputs for ``x`` computed in batches of ``batch_size`` (inference)."""
-        return _predict(self, x, batch_size)
-
-    def predict_on_batch(self, x):
-        return self(x, training=False)
-
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
         """Print Keras 3's summary table; ValueError before the model is built."""
@@ -265,14 +265,19 @@ class Sequential(Layer):
         from ..layers.base import serialize_layer
         cfg = {"name": self.name, "trainable": self.trainable, "dtype": None,
                "layers": [serialize_layer(l) for l in self._layers]}
+        if self._functional is not None:
+            cfg["build_input_shape"] = self._layers[0].batch_shape
         return cfg
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, custom_objects=None):
         from ..layers.base import deserialize_layer
         model = cls(name=config.get("name"), trainable=config.get("trainable", True))
         for lc in config.get("layers", []):
-            model.add(deserialize_layer(lc), rebuild=False)
+            model.add(deserialize_layer(lc, custom_objects), rebuild=False)
         if model._layers:
             model._maybe_rebuild()
+        shape = config.get("build_input_shape")
+        if not model.built and shape is not None:
+            model.build(tuple(shape))
         return model

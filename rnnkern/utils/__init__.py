@@ -1,14 +1,19 @@
-"""Utilities, by Keras 3's names (``keras.utils`` -> ``rnnkern.utils``)."""
+"""Utilities, by Keras 3's names (``keras.utils`` -> ``rnnkern.utils``):
+``set_random_seed``, ``clear_session``, ``timeseries_dataset_from_array``,
+``pad_sequences``, ``to_categorical``, ``Progbar``."""
 from __future__ import annotations
 
 import random
 
 import numpy as np
 
-from .layers.base import clear_session as _clear_names
-from .layers.base import set_global_seed as _set_global_seed
+from ..layers.base import clear_session as _clear_names
+from ..layers.base import set_global_seed as _set_global_seed
+from .data import TimeseriesDataset, pad_sequences, timeseries_dataset_from_array, to_categorical
+from .progbar import Progbar
 
-__all__ = ["clear_session", "set_random_seed"]
+__all__ = ["clear_session", "set_random_seed", "timeseries_dataset_from_array",
+           "TimeseriesDataset", "pad_sequences", "to_categorical", "Progbar"]
 
 
 def clear_session():
@@ -20,7 +25,8 @@ def clear_session():
 def set_random_seed(seed):
     """Seed Python's ``random``, NumPy's global generator and every rnnkern
     generator made afterwards by a layer without a seed of its own (weight
-    initialisation, dropout), as ``keras.utils.set_random_seed``."""
+    initialisation, dropout) or by ``fit`` (shuffling), as
+    ``keras.utils.set_random_seed``."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"Expected `seed` argument to be an integer. Received: seed={seed!r} "
                          f"(of type {type(seed)})")
