@@ -239,7 +239,8 @@ class ProgbarLogger(Callback):
 
     def _init(self):
         if self.progbar is None:
-            self.progbar = Progbar(target=self.target, verbose=self.verbose, unit_name="step")
+            self.progbar = Progbar(target=self.target, verbose=self.verbose, unit_name="step",
+                                   stateless_metrics=set())
 
     def _update(self, batch, logs):
         self._init()

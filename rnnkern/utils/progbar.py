@@ -14,6 +14,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 __all__ = ["Progbar", "print_msg", "resolve_verbose"]
 
 
@@ -53,10 +55,20 @@ def _format_value(v, absolute):
 class Progbar:
     """Keras' Progbar: ``update(current, values=[(name, value)], finalize=None)``.
 
-    Values are shown as given (the training loop passes running means).
+    Values are averaged over the steps since they were last shown, unless
+    named in ``stateful_metrics`` (shown as given); with ``stateless_metrics``
+    only those are averaged (the training loop passes an empty set: its values
+    are running means already).
     """
 
-    def __init__(self, target, width=20, verbose=1, interval=0.05, unit_name="step"):
+    def __init__(self, target, width=20, verbose=1, interval=0.05, stateful_metrics=None,
+                 stateless_metrics=None, unit_name="step"):
+        if stateful_metrics is not None and stateless_metrics is not None:
+            raise ValueError("Only one of `stateful_metrics` or `stateless_metrics` can be "
+                             "provided.")
+        self.stateful_metrics = None if stateless_metrics is not None else set(
+            stateful_metrics or ())
+        self.stateless_metrics = None if stateless_metrics is None else set(stateless_metrics)
         self.target = target
         self.width = width
         self.verbose = verbose
@@ -88,7 +100,19 @@ class Progbar:
         if finalize is None:
             finalize = False if self.target is None else current >= self.target
         for k, v in values or []:
-            self._values[k] = v
+            if self.stateful_metrics is not None:
+                averaged = k not in self.stateful_metrics
+            else:
+                averaged = k in self.stateless_metrics
+            if not averaged or finalize:
+                self._values[k] = [v, 1]
+            else:
+                base = max(current - self._seen, 1)
+                if k not in self._values:
+                    self._values[k] = [v * base, base]
+                else:
+                    self._values[k][0] += v * base
+                    self._values[k][1] += base
         self._seen = current
         now = time.time()
         per = self._step_time(current, now)
@@ -123,8 +147,8 @@ class Progbar:
                 info = f" \x1b[1m{now - self._start:.0f}s\x1b[0m"
             special += 8
             info += _format_time(per, self.unit_name)
-            for k, v in self._values.items():
-                info += f" - {k}:" + _format_value(v, True)
+            for k, (total, count) in self._values.items():
+                info += f" - {k}:" + _format_value(np.mean(total) / max(1, count), True)
             message += info
             total = len(bar) + len(info) - special
             if self._prev_total_width > total:
@@ -137,8 +161,8 @@ class Progbar:
             digits = int(math.log10(self.target)) + 1
             info = f"{current:{digits}d}/{self.target} - {now - self._start:.0f}s"
             info += f" -{_format_time(per, self.unit_name)}"
-            for k, v in self._values.items():
-                info += f" - {k}:" + _format_value(v, False)
+            for k, (total, count) in self._values.items():
+                info += f" - {k}:" + _format_value(np.mean(total) / max(1, count), False)
             print_msg(info + "\n", line_break=False)
         self._last_update = now
 
