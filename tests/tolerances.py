@@ -23,6 +23,10 @@ TOL = {
     # learning rate schedules (~0.1) against Keras: float32 scalar math; near the
     # cosine's zero one ulp of cos (6e-8) times lr / 2 is absolute, not relative
     "schedule_f32": dict(atol=1e-8, rtol=1e-6),
+    # loss values, rnnkern against Keras (float32, same formulas, other summation order)
+    "loss_f32": dict(atol=1e-7, rtol=1e-6),
+    # loss gradients, rnnkern against torch autograd through the Keras loss (float32)
+    "loss_grad_f32": dict(atol=1e-8, rtol=1e-5),
 }
 
 
