@@ -5,6 +5,7 @@ against Keras' schedules at many steps; clipping, weight decay, EMA, gradient
 accumulation, loss scaling; the learning_rate setter, state round trips and
 get()'s resolution and errors."""
 import os
+import zlib
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -148,7 +149,7 @@ MAX_ERR = {}
 
 @pytest.mark.parametrize("name,make", CASES, ids=[c[0] for c in CASES])
 def test_against_keras(name, make):
-    ours, theirs, err, kv = compare(make, seed=hash(name) % 1000)
+    ours, theirs, err, kv = compare(make, seed=zlib.crc32(name.encode()) % 1000)
     MAX_ERR[name] = err
     if ours.use_ema:
         fin = ours.finalize_variable_values([None] * len(SHAPES))
