@@ -407,47 +407,52 @@ def _sparse_labels(y_true, y_pred, axis, ignore_class):
 def _scce_fwd(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
     labels, valid = _sparse_labels(y_true, y_pred, axis, ignore_class)
     t = y_pred.dtype.type
+    last = axis % y_pred.ndim == y_pred.ndim - 1
+    if not last:              # classes last (a view), moved back in the backward
+        y_pred = np.ascontiguousarray(np.moveaxis(y_pred, axis, -1))
     if valid is not None:
-        y_pred = np.where(np.expand_dims(valid, axis), y_pred, t(0))
-    idx = np.expand_dims(labels, axis)
-    if from_logits:
-        logp = _log_softmax(y_pred, axis)
-        res = -np.take_along_axis(logp, idx, axis=axis).squeeze(axis)
-        ctx = (True, logp, None, idx, valid, axis)
-    else:
-        s = np.sum(y_pred, axis=axis, keepdims=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        y_pred = np.where(valid[..., None], y_pred, t(0))
+    n_classes = y_pred.shape[-1]
+    # flat index of each sample's label: cheaper than take/put_along_axis
+    flat = np.arange(labels.size) * n_classes + labels.reshape(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if from_logits:
+            logp = _log_softmax(y_pred, -1)
+            res = -logp.reshape(-1)[flat].reshape(labels.shape)
+            ctx = (True, logp, None, flat, valid, axis, last)
+        else:
+            s = np.sum(y_pred, axis=-1, keepdims=True)
             o = y_pred / s
             oc, keep = _clip_probs(o)
-            res = -np.log(np.take_along_axis(oc, idx, axis=axis)).squeeze(axis)
-        ctx = (False, (o, oc, s), keep, idx, valid, axis)
+            res = -np.log(oc.reshape(-1)[flat]).reshape(labels.shape)
+            ctx = (False, (o, oc, s), keep, flat, valid, axis, last)
     if valid is not None:
         res = np.where(valid, res, t(0))
     return res.astype(y_pred.dtype, copy=False), valid, ctx
 
 
 def _scce_bwd(ctx, dv):
-    logits, a, keep, idx, valid, axis = ctx
+    logits, a, keep, flat, valid, axis, last = ctx
     if valid is not None:
         dv = np.where(valid, dv, 0)
-    dv = np.expand_dims(dv, axis)
+    dv = dv[..., None]
     if logits:
-        logp = a
-        g = np.exp(logp)
-        np.put_along_axis(g, idx, np.take_along_axis(g, idx, axis=axis) - 1, axis=axis)
-        g = g * dv
+        g = np.ascontiguousarray(np.exp(a))
+        g.reshape(-1)[flat] -= 1                        # softmax - one_hot (in place: a view)
+        g *= dv
     else:
         o, oc, s = a
         t = o.dtype.type
-        go = np.zeros_like(o)
+        go = np.zeros(o.shape, o.dtype)
         with np.errstate(divide="ignore", invalid="ignore"):
-            sel = np.where(np.take_along_axis(keep, idx, axis=axis),
-                           -1 / np.take_along_axis(oc, idx, axis=axis), t(0))
-        np.put_along_axis(go, idx, sel, axis=axis)
-        g = _normalized_bwd(go * dv, o, s, axis)
+            go.reshape(-1)[flat] = np.where(keep.reshape(-1)[flat],
+                                            t(-1) / oc.reshape(-1)[flat], t(0))
+            g = _normalized_bwd(go * dv, o, s, -1)
     if valid is not None:
-        g = np.where(np.expand_dims(valid, axis), g, 0)
-    return g.astype(a[0].dtype if not logits else a.dtype, copy=False)
+        g = np.where(valid[..., None], g, 0)
+    if not last:
+        g = np.moveaxis(g, -1, axis)
+    return g
 
 
 def _regression_args(y_true, y_pred):
