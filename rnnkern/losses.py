@@ -623,8 +623,9 @@ def _reduce(values, sample_weight, mask, reduction, dtype, want_grad):
         try:
             shape = np.broadcast_shapes(v2.shape, sw2.shape)
         except ValueError:
+            given = np.shape(sample_weight) if sample_weight is not None else sw.shape
             raise ValueError(
-                f"sample_weight of shape {np.shape(sample_weight) if sample_weight is not None else sw.shape} "
+                f"sample_weight of shape {given} "
                 f"does not broadcast with the per-sample losses of shape {vshape} (give one "
                 "weight per sample, shape (batch,), or the losses' shape)") from None
         weighted = v2 * sw2
@@ -824,7 +825,7 @@ class LossFunctionWrapper(Loss):
     def from_config(cls, config):
         config = dict(config)
         if "fn" in config:
-            config["fn"] = deserialize(config["fn"], _wrap=False)
+            config["fn"] = deserialize(config["fn"])
         return cls(**config)
 
     def __repr__(self):
@@ -1112,7 +1113,7 @@ def serialize(loss):
     raise TypeError(f"serialize expects a loss object or function, got {type(loss).__name__}")
 
 
-def deserialize(name, custom_objects=None, _wrap=True):
+def deserialize(name, custom_objects=None):
     """The loss a serialized form describes: a class config gives an
     instance, a function entry (or name) the function.
 

@@ -262,7 +262,7 @@ class MeanMetricWrapper(Mean):
     def from_config(cls, config):
         config = dict(config)
         if isinstance(config.get("fn"), dict):
-            config["fn"] = _losses.deserialize(config["fn"], _wrap=False)
+            config["fn"] = _losses.deserialize(config["fn"])
         return cls(**config)
 
 
@@ -638,7 +638,7 @@ def deserialize(config, custom_objects=None):
                          f"{config!r}")
     name = config["class_name"]
     if name == "function":
-        return _losses.deserialize(config, _wrap=False)
+        return _losses.deserialize(config)
     if name not in table:
         raise _unknown(name)
     return table[name].from_config(dict(config.get("config") or {}))
