@@ -7,8 +7,9 @@ Names (only those usable on this machine are listed by ``backends()``):
 This is the one registry of backends: the compiled ones are those ``_core``
 reports (``_core.cpu_isas()``: compiled in and supported by this CPU), capped by
 ``RNNKERN_ISA``. Every backend object has the same three methods, the contract
-of ``rnnkern.ops`` (which is what the layers call): ``pack``, ``forward``,
-``backward``.
+of ``rnnkern.ops`` (which is what the layers call): ``pack``, ``forward``
+(with the optional per-gate dropout masks ``input_masks`` [G,N,C] and
+``recurrent_masks`` [G,N,H]), ``backward``.
 """
 from __future__ import annotations
 
@@ -38,8 +39,11 @@ class ReferenceBackend:
     def pack(self, cell, U, reset_after=True, W=None):
         return None  # nothing to pack
 
-    def forward(self, cell, x, W, U, b, h0, c0, mask, packed=None, **kw):
-        y, h, c, cache = _reference.rnn_forward(cell, x, W, U, b, h0, c0, mask, **kw)
+    def forward(self, cell, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
+                recurrent_masks=None, **kw):
+        y, h, c, cache = _reference.rnn_forward(cell, x, W, U, b, h0, c0, mask,
+                                                input_masks=input_masks,
+                                                recurrent_masks=recurrent_masks, **kw)
         return y, h, c, (Cache(self, cache) if cache is not None else None)
 
     def backward(self, cache, dy, dh_T=None, dc_T=None):
@@ -63,13 +67,13 @@ class CpuBackend:
         (float32 C-contiguous arrays, or the check against them fails)."""
         return _core().pack(self.name, cell, bool(reset_after), U, W)
 
-    def forward(self, cell, x, W, U, b, h0, c0, mask, packed=None, *, activation="tanh",
-                recurrent_activation="sigmoid", reset_after=True, go_backwards=False,
-                return_sequences=True, training=True):
+    def forward(self, cell, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
+                recurrent_masks=None, *, activation="tanh", recurrent_activation="sigmoid",
+                reset_after=True, go_backwards=False, return_sequences=True, training=True):
         y, h, c, ws = _core().forward(
             self.name, cell, activation, recurrent_activation, bool(reset_after),
             bool(go_backwards), bool(return_sequences), bool(training),
-            x, W, U, b, h0, c0, mask, get_num_threads(), packed)
+            x, W, U, b, h0, c0, mask, get_num_threads(), packed, input_masks, recurrent_masks)
         return y, h, (c if cell == "lstm" else None), (Cache(self, ws) if training else None)
 
     def backward(self, cache, dy, dh_T=None, dc_T=None):

@@ -17,7 +17,8 @@ Weights are Keras' layout (``get_weights()`` order):
                          (row 0 input bias, row 1 recurrent bias), or None
 
 ``rnn_forward(cell, x, W, U, b, h0, c0, mask, *, activation, recurrent_activation,
-reset_after, go_backwards, return_sequences, training, backend, packed)``
+reset_after, go_backwards, return_sequences, training, backend, packed,
+input_masks, recurrent_masks)``
 
     cell        "simple_rnn" | "lstm" | "gru"
     x           [N, T, C]
@@ -29,6 +30,19 @@ reset_after, go_backwards, return_sequences, training, backend, packed)``
     training    True: keep what BPTT needs and return it as the cache;
                 False: keep nothing (cache is None)
     packed      None, or ``pack(...)`` of these same W and U arrays (see below)
+    input_masks      None, or [G, N, C] float: one input dropout mask per gate
+    recurrent_masks  None, or [G, N, H] float: one recurrent dropout mask per gate
+                Keras 3's per-gate dropout (its cells' implementation=1, which
+                Keras uses whenever recurrent_dropout > 0): the masks are fixed
+                over all timesteps, and gate g's pre-activation reads
+                (x ⊙ input_masks[g]) W_g and (h_prev ⊙ recurrent_masks[g]) U_g
+                (W_g, U_g: gate g's H columns; SimpleRNN: G = 1). GRU reset_after:
+                r * ((h_prev ⊙ m_h) U_h + b_rec_h); reset_after=False:
+                (r * (h_prev ⊙ m_h)) U_h. Never dropped: the h_prev of GRU's
+                update z * h_prev + (1 - z) * hh, and LSTM's c_prev. The backward
+                uses the same masks (dx comes out masked). Entries are usually 0
+                or 1/(1 - rate), but any values work; None = no mask (both None:
+                a plain forward). The layers draw them (rnnkern.layers.recurrent).
 
     returns (y, h_T, c_T, cache)
       y    [N, T, H] if return_sequences else [N, H] (the last output)
@@ -62,10 +76,11 @@ from .backends import get_backend
 def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None, *,
                 activation="tanh", recurrent_activation="sigmoid", reset_after=True,
                 go_backwards=False, return_sequences=True, training=True,
-                backend="auto", packed=None):
+                backend="auto", packed=None, input_masks=None, recurrent_masks=None):
     """Forward of one layer on the named backend; see the module docstring."""
     return get_backend(backend).forward(
         cell, x, kernel, recurrent_kernel, bias, h0, c0, mask, packed,
+        input_masks=input_masks, recurrent_masks=recurrent_masks,
         activation=activation, recurrent_activation=recurrent_activation,
         reset_after=reset_after, go_backwards=go_backwards,
         return_sequences=return_sequences, training=training)

@@ -55,6 +55,35 @@ void expect_shape(const py::array& a, std::vector<py::ssize_t> want, const char*
                           shape_str(got));
 }
 
+// An optional per-gate dropout mask argument: None, or a real floating array
+// of shape (G, N, D) (converted to C-contiguous float32).
+py::object gate_masks(const py::object& m, int64_t G, int64_t N, int64_t D, const char* name,
+                      const char* dname) {
+  if (m.is_none()) return py::none();
+  const std::string want = std::string(" of shape (G, N, ") + dname + ") = (" +
+                           std::to_string(G) + ", " + std::to_string(N) + ", " +
+                           std::to_string(D) + ")";
+  if (!py::isinstance<py::array>(m) || py::cast<py::array>(m).dtype().kind() != 'f')
+    throw py::type_error(std::string(name) + " must be a float array" + want + ", got " +
+                         std::string(py::str(py::type::of(m).attr("__name__"))) +
+                         (py::isinstance<py::array>(m)
+                              ? std::string(" of dtype ") +
+                                    std::string(py::str(py::cast<py::array>(m).dtype()))
+                              : std::string()));
+  FArr a = FArr::ensure(m);
+  if (!a) throw py::type_error(std::string(name) + " must be a float array" + want);
+  std::vector<py::ssize_t> got(a.shape(), a.shape() + a.ndim());
+  if (got != std::vector<py::ssize_t>{(py::ssize_t)G, (py::ssize_t)N, (py::ssize_t)D})
+    throw py::value_error(std::string(name) + " must have shape (G, N, " + dname + ") = (" +
+                          std::to_string(G) + ", " + std::to_string(N) + ", " +
+                          std::to_string(D) + "), got " + shape_str(got));
+  return a;
+}
+
+const float* mask_ptr(const py::object& m) {
+  return m.is_none() ? nullptr : py::reinterpret_borrow<FArr>(m).data();
+}
+
 int effective_threads(int threads) { return in_forked_child() ? 1 : std::max(1, threads); }
 
 const char* cell_name(Cell c) {
@@ -231,6 +260,7 @@ struct Workspace {
   std::string isa;
   FArr x, W, U;
   py::object mask;  // MArr or None
+  py::object input_masks, recurrent_masks;  // FArr [G,N,C] / [G,N,H] or None
   py::object packed;  // PackedWeights or None
   std::vector<py::ssize_t> bias_shape;  // empty: no bias
   // Written completely by the forward (masked steps included), so not
@@ -244,7 +274,7 @@ py::tuple forward(const std::string& isa, const std::string& cell, const std::st
                   const std::string& ract, bool reset_after, bool go_backwards,
                   bool return_sequences, bool training, FArr x, FArr W, FArr U,
                   py::object b, FArr h0, py::object c0, py::object mask, int threads,
-                  py::object packed) {
+                  py::object packed, py::object input_masks, py::object recurrent_masks) {
   const CpuKernels& k = cpu_kernels(isa);
   RnnConfig cfg;
   cfg.cell = parse_cell(cell);
@@ -292,6 +322,9 @@ py::tuple forward(const std::string& isa, const std::string& cell, const std::st
     expect_shape(marr, {(py::ssize_t)cfg.N, (py::ssize_t)cfg.T}, "mask");
   }
 
+  const py::object im = gate_masks(input_masks, G, cfg.N, cfg.C, "input_masks", "C");
+  const py::object rm = gate_masks(recurrent_masks, G, cfg.N, cfg.H, "recurrent_masks", "H");
+
   PackedWeights* pw = check_packed(packed, isa, cfg, U);
 
   const py::ssize_t N = cfg.N, T = cfg.T, H = cfg.H;
@@ -317,6 +350,8 @@ py::tuple forward(const std::string& isa, const std::string& cell, const std::st
   a.y = y.mutable_data();
   a.hT = hT.mutable_data();
   a.cT = cfg.cell == Cell::LSTM ? cT.mutable_data() : nullptr;
+  a.input_masks = mask_ptr(im);
+  a.recurrent_masks = mask_ptr(rm);
   if (ws) {
     a.hprev = ws->hprev->get();
     a.slots = ws->slots->get();
@@ -341,6 +376,8 @@ py::tuple forward(const std::string& isa, const std::string& cell, const std::st
     ws->W = W;
     ws->U = U;
     ws->mask = mask.is_none() ? py::object(py::none()) : py::object(marr);
+    ws->input_masks = im;
+    ws->recurrent_masks = rm;
     ws->packed = packed;
     ws->bias_shape = bshape;
     wso = py::cast(ws.release(), py::return_value_policy::take_ownership);
@@ -376,6 +413,8 @@ py::tuple backward(Workspace& ws, FArr dy, FArr dhT, py::object dcT, int threads
   a.W = ws.W.data();
   a.U = ws.U.data();
   a.mask = ws.mask.is_none() ? nullptr : ws.mask.cast<MArr>().data();
+  a.input_masks = mask_ptr(ws.input_masks);
+  a.recurrent_masks = mask_ptr(ws.recurrent_masks);
   a.hprev = ws.hprev->get();
   a.slots = ws.slots->get();
   a.dy = dy.data();
@@ -439,7 +478,10 @@ PYBIND11_MODULE(_core, m) {
         py::arg("recurrent_activation"), py::arg("reset_after"), py::arg("go_backwards"),
         py::arg("return_sequences"), py::arg("training"), py::arg("x"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"), py::arg("c0"),
-        py::arg("mask"), py::arg("threads"), py::arg("packed") = py::none());
+        py::arg("mask"), py::arg("threads"), py::arg("packed") = py::none(),
+        py::arg("input_masks") = py::none(), py::arg("recurrent_masks") = py::none(),
+        "One layer's forward (see rnnkern.ops.rnn_forward). input_masks (G, N, C) and\n"
+        "recurrent_masks (G, N, H): optional per-gate dropout masks, float arrays.");
   py::class_<PackedWeights>(m, "PackedWeights",
                             "A layer's kernels packed for one ISA (see rnnkern._core.pack).")
       .def_property_readonly("isa", [](const PackedWeights& p) { return p.isa; })

@@ -45,22 +45,57 @@ RNNKERN_INLINE void prefetch_k(const char* pf, int64_t k) {
   for (int j = 0; j < PFL; ++j) __builtin_prefetch(pf + (k * PFL + j) * 64, 0, 2);
 }
 
-// out[n][v*W ..] (+)= sum_k a[n*lda + k] * panel[k][v*W ..] for NB rows; out rows
+// The layout of a micro-kernel's A operand (template parameter Op):
+//  - Plain (GA = 1, BS = 0): row n is a[n*lda + k], one broadcast per (row, k)
+//    serves every vector of the panel;
+//  - gate-blocked (BS > 0): with per-gate dropout masks each gate multiplies
+//    its own operand (h ⊙ m_g), kept as row n = blocks of W units, each block
+//    the GL gates' W values (BS = GL*W floats): A_g(n, k) = a[n*lda + (k/W)*BS
+//    + g*W + k%W]. Vector v of the panel (G gates x S sub-tiles, gate
+//    innermost) reads gate v % GA, so every FMA takes its own broadcast
+//    (AVX-512 folds it into the FMA) and the FMA count is unchanged; the gate
+//    offsets are compile-time displacements from one pointer per row (a
+//    pointer per (row, gate) ran out of registers and cost 1.7x). GA = 1 with
+//    BS > 0 reads one gate of such a layout (a points at its block offset).
+//    a must point at a block start: k chunks are multiples of W.
+template <int GA_, int BS_>
+struct Operand {
+  static constexpr int GA = GA_, BS = BS_;
+};
+using Plain = Operand<1, 0>;
+
+// out[n][v*W ..] (+)= sum_k A(n, k) * panel[k][v*W ..] for NB rows; out rows
 // are NV*W floats apart. accumulate: start from out instead of zero.
-template <int NV, int NB, int PFL = 0>
+template <int NV, int NB, int PFL = 0, class Op = Plain>
 inline void mac_block(const float* a, int64_t lda, int64_t K, const float* panel, float* out,
                       bool accumulate, const char* pf = nullptr) {
   Vec c[NB][NV];
   for (int n = 0; n < NB; ++n)
     for (int v = 0; v < NV; ++v)
       c[n][v] = accumulate ? Vec::load(out + (n * NV + v) * Vec::W) : Vec::zero();
-  for (int64_t k = 0; k < K; ++k) {
-    prefetch_k<PFL>(pf, k);
-    Vec bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = Vec::load(panel + (k * NV + v) * Vec::W);
-    for (int n = 0; n < NB; ++n) {
-      Vec an(a[n * lda + k]);
-      for (int v = 0; v < NV; ++v) c[n][v] = fmadd(an, bv[v], c[n][v]);
+  if (Op::BS == 0) {
+    for (int64_t k = 0; k < K; ++k) {
+      prefetch_k<PFL>(pf, k);
+      Vec bv[NV];
+      for (int v = 0; v < NV; ++v) bv[v] = Vec::load(panel + (k * NV + v) * Vec::W);
+      for (int n = 0; n < NB; ++n) {
+        Vec an(a[n * lda + k]);
+        for (int v = 0; v < NV; ++v) c[n][v] = fmadd(an, bv[v], c[n][v]);
+      }
+    }
+  } else {
+    for (int64_t kb = 0; kb < K; kb += Vec::W) {
+      const float* ab = a + (kb / Vec::W) * Op::BS;
+      const int kn = (int)std::min<int64_t>(Vec::W, K - kb);
+      for (int kk = 0; kk < kn; ++kk) {
+        const int64_t k = kb + kk;
+        prefetch_k<PFL>(pf, k);
+        Vec bv[NV];
+        for (int v = 0; v < NV; ++v) bv[v] = Vec::load(panel + (k * NV + v) * Vec::W);
+        for (int n = 0; n < NB; ++n)
+          for (int v = 0; v < NV; ++v)
+            c[n][v] = fmadd(Vec(ab[n * lda + (v % Op::GA) * Vec::W + kk]), bv[v], c[n][v]);
+      }
     }
   }
   for (int n = 0; n < NB; ++n)
@@ -69,7 +104,7 @@ inline void mac_block(const float* a, int64_t lda, int64_t K, const float* panel
 
 // One row (batch 1, the latency case): too few accumulators to hide the FMA
 // latency, so even and odd k go to separate chains, added at the end.
-template <int NV, int PFL = 0>
+template <int NV, int PFL = 0, class Op = Plain>
 inline void mac_row(const float* a, int64_t K, const float* panel, float* out, bool accumulate,
                     const char* pf = nullptr) {
   Vec c0[NV], c1[NV];
@@ -77,56 +112,82 @@ inline void mac_row(const float* a, int64_t K, const float* panel, float* out, b
     c0[v] = accumulate ? Vec::load(out + v * Vec::W) : Vec::zero();
     c1[v] = Vec::zero();
   }
-  int64_t k = 0;
-  for (; k + 1 < K; k += 2) {
-    prefetch_k<PFL>(pf, k);
-    prefetch_k<PFL>(pf, k + 1);
-    const Vec a0(a[k]), a1(a[k + 1]);
-    for (int v = 0; v < NV; ++v) {
-      c0[v] = fmadd(a0, Vec::load(panel + (k * NV + v) * Vec::W), c0[v]);
-      c1[v] = fmadd(a1, Vec::load(panel + ((k + 1) * NV + v) * Vec::W), c1[v]);
+  if (Op::BS == 0) {
+    int64_t k = 0;
+    for (; k + 1 < K; k += 2) {
+      prefetch_k<PFL>(pf, k);
+      prefetch_k<PFL>(pf, k + 1);
+      const Vec a0(a[k]), a1(a[k + 1]);
+      for (int v = 0; v < NV; ++v) {
+        c0[v] = fmadd(a0, Vec::load(panel + (k * NV + v) * Vec::W), c0[v]);
+        c1[v] = fmadd(a1, Vec::load(panel + ((k + 1) * NV + v) * Vec::W), c1[v]);
+      }
     }
-  }
-  if (k < K) {
-    const Vec a0(a[k]);
-    for (int v = 0; v < NV; ++v) c0[v] = fmadd(a0, Vec::load(panel + (k * NV + v) * Vec::W), c0[v]);
+    if (k < K) {
+      const Vec a0(a[k]);
+      for (int v = 0; v < NV; ++v)
+        c0[v] = fmadd(a0, Vec::load(panel + (k * NV + v) * Vec::W), c0[v]);
+    }
+  } else {
+    // A(k) of gate g at ab[g*W + kk]; W is even, so k pairs never straddle blocks
+    for (int64_t kb = 0; kb < K; kb += Vec::W) {
+      const float* ab = a + (kb / Vec::W) * Op::BS;
+      const int kn = (int)std::min<int64_t>(Vec::W, K - kb);
+      int kk = 0;
+      for (; kk + 1 < kn; kk += 2) {
+        const int64_t k = kb + kk;
+        prefetch_k<PFL>(pf, k);
+        prefetch_k<PFL>(pf, k + 1);
+        for (int v = 0; v < NV; ++v) {
+          const float* ag = ab + (v % Op::GA) * Vec::W;
+          c0[v] = fmadd(Vec(ag[kk]), Vec::load(panel + (k * NV + v) * Vec::W), c0[v]);
+          c1[v] = fmadd(Vec(ag[kk + 1]), Vec::load(panel + ((k + 1) * NV + v) * Vec::W), c1[v]);
+        }
+      }
+      if (kk < kn) {
+        const int64_t k = kb + kk;
+        for (int v = 0; v < NV; ++v)
+          c0[v] = fmadd(Vec(ab[(v % Op::GA) * Vec::W + kk]),
+                        Vec::load(panel + (k * NV + v) * Vec::W), c0[v]);
+      }
+    }
   }
   for (int v = 0; v < NV; ++v) (c0[v] + c1[v]).store(out + v * Vec::W);
 }
 
 // nb (<= kRowBlock) rows a, a+lda, ...; K may be 0 (out = 0, or unchanged).
-template <int NV, int PFL>
+template <int NV, int PFL, class Op>
 inline void mac_rows_pf(int nb, const float* a, int64_t lda, int64_t K, const float* panel,
                         float* out, bool accumulate, const char* pf) {
   static_assert(kRowBlock >= 1 && kRowBlock <= 8, "mac_rows dispatches up to 8 rows");
-#define RNNKERN_MAC_CASE(r)                                                                 \
-  case r:                                                                                   \
-    mac_block<NV, (r <= kRowBlock ? r : kRowBlock), PFL>(a, lda, K, panel, out, accumulate, \
-                                                         pf);                               \
+#define RNNKERN_MAC_CASE(r)                                                                   \
+  case r:                                                                                     \
+    mac_block<NV, (r <= kRowBlock ? r : kRowBlock), PFL, Op>(a, lda, K, panel, out,           \
+                                                             accumulate, pf);                 \
     break;
   switch (nb) {
-    case 1: mac_row<NV, PFL>(a, K, panel, out, accumulate, pf); break;
+    case 1: mac_row<NV, PFL, Op>(a, K, panel, out, accumulate, pf); break;
     RNNKERN_MAC_CASE(2)
     RNNKERN_MAC_CASE(3)
     RNNKERN_MAC_CASE(4)
     RNNKERN_MAC_CASE(5)
     RNNKERN_MAC_CASE(6)
     RNNKERN_MAC_CASE(7)
-    default: mac_block<NV, kRowBlock, PFL>(a, lda, K, panel, out, accumulate, pf); break;
+    default: mac_block<NV, kRowBlock, PFL, Op>(a, lda, K, panel, out, accumulate, pf); break;
   }
 #undef RNNKERN_MAC_CASE
 }
 
 // The same, prefetching pf_lines (0..4) cache lines per k from pf.
-template <int NV>
+template <int NV, class Op = Plain>
 inline void mac_rows(int nb, const float* a, int64_t lda, int64_t K, const float* panel,
                      float* out, bool accumulate, const char* pf = nullptr, int pf_lines = 0) {
   switch (pf ? pf_lines : 0) {
-    case 0: mac_rows_pf<NV, 0>(nb, a, lda, K, panel, out, accumulate, pf); break;
-    case 1: mac_rows_pf<NV, 1>(nb, a, lda, K, panel, out, accumulate, pf); break;
-    case 2: mac_rows_pf<NV, 2>(nb, a, lda, K, panel, out, accumulate, pf); break;
-    case 3: mac_rows_pf<NV, 3>(nb, a, lda, K, panel, out, accumulate, pf); break;
-    default: mac_rows_pf<NV, 4>(nb, a, lda, K, panel, out, accumulate, pf); break;
+    case 0: mac_rows_pf<NV, 0, Op>(nb, a, lda, K, panel, out, accumulate, pf); break;
+    case 1: mac_rows_pf<NV, 1, Op>(nb, a, lda, K, panel, out, accumulate, pf); break;
+    case 2: mac_rows_pf<NV, 2, Op>(nb, a, lda, K, panel, out, accumulate, pf); break;
+    case 3: mac_rows_pf<NV, 3, Op>(nb, a, lda, K, panel, out, accumulate, pf); break;
+    default: mac_rows_pf<NV, 4, Op>(nb, a, lda, K, panel, out, accumulate, pf); break;
   }
 }
 
@@ -149,6 +210,20 @@ constexpr int kGemmNV = kGemmVecs;  // vectors per panel: NR = kGemmNV * W colum
 // row blocks of the packed A block (MC x KC, in L2) stream past it.
 constexpr int64_t kGemmKC = std::max<int64_t>(64, 32768 / (kGemmNV * Vec::W * 4));
 constexpr int64_t kGemmMC = 192; // rows of A packed at once
+
+// An elementwise scale of one GEMM operand, periodic down the rows of the
+// matrix as it lies in memory: S(row, col) = p[(row % period) * ld + col]. A
+// [N, D] dropout mask over the [T*N, D] time-major rows (row = t*N + n) of x,
+// h_prev or dX is one: the masks are per batch row, the same at every step.
+// For A (see pack_a_block) `k_rows` says which index of A(i, k) is the row:
+// k for a transposed A (A(i, k) = x[k, i], as in dW = X^T dG), else i. p ==
+// null: no scale.
+struct RowScale {
+  const float* p = nullptr;
+  int64_t period = 1, ld = 0;
+  bool k_rows = false;
+  const float* row(int64_t r) const { return p + (r % period) * ld; }
+};
 
 // B rows [k0, k0+kc), columns [j0, j0+nvalid) -> out[kc][NR], zero-padded.
 inline void pack_b_block(const float* b, int64_t sbk, int64_t sbn, int64_t k0, int64_t kc,
@@ -177,11 +252,24 @@ inline void pack_b_block(const float* b, int64_t sbk, int64_t sbn, int64_t k0, i
 // Returns true for the k-major layout.
 // ones_row: a row index of A (k-major layout only) that reads as all ones and
 // is not loaded, so C's row ones_row gets the column sums of B (a bias gradient).
+// as: A(i, k) scaled elementwise while it is packed, by S(i, k), or S(k, i)
+// with as.k_rows (see RowScale); the ones row is not scaled.
 inline bool pack_a_block(const float* a, int64_t sam, int64_t sak, int64_t i0, int64_t mc,
-                         int64_t k0, int64_t kc, float* out, int64_t ones_row = -1) {
-  if (sak == 1 && ones_row < 0) {
-    for (int64_t i = 0; i < mc; ++i)
-      std::memcpy(out + i * kc, a + (i0 + i) * sam + k0, kc * sizeof(float));
+                         int64_t k0, int64_t kc, float* out, int64_t ones_row = -1,
+                         const RowScale& as = RowScale()) {
+  if (sak == 1 && ones_row < 0 && !(as.p && as.k_rows)) {
+    for (int64_t i = 0; i < mc; ++i) {
+      const float* src = a + (i0 + i) * sam + k0;
+      if (!as.p) {
+        std::memcpy(out + i * kc, src, kc * sizeof(float));
+        continue;
+      }
+      const float* sc = as.row(i0 + i) + k0;
+      for (int64_t k = 0; k < kc; k += Vec::W) {
+        const int nl = (int)std::min<int64_t>(Vec::W, kc - k);
+        (Vec::load_n(src + k, nl) * Vec::load_n(sc + k, nl)).store_n(out + i * kc + k, nl);
+      }
+    }
     return false;
   }
   for (int64_t ib = 0; ib * kRowBlock < mc; ++ib) {
@@ -189,9 +277,16 @@ inline bool pack_a_block(const float* a, int64_t sam, int64_t sak, int64_t i0, i
     const int nb = (int)std::min<int64_t>(kRowBlock, mc - ib * kRowBlock);
     const float* src = a + (i0 + ib * kRowBlock) * sam + k0 * sak;
     const int ones = ones_row >= 0 ? (int)(ones_row - (i0 + ib * kRowBlock)) : -1;
-    for (int64_t k = 0; k < kc; ++k)
-      for (int n = 0; n < kRowBlock; ++n)
-        o[k * kRowBlock + n] = n == ones ? 1.0f : n < nb ? src[k * sak + n * sam] : 0.0f;
+    const int64_t ib0 = i0 + ib * kRowBlock;
+    for (int64_t k = 0; k < kc; ++k) {
+      // the scale of A(ib0 + n, k0 + k): S(k, i) contiguous in n, or S(i, k)
+      const float* sc = as.p && as.k_rows ? as.row(k0 + k) + ib0 : nullptr;
+      for (int n = 0; n < kRowBlock; ++n) {
+        float v = n == ones ? 1.0f : n < nb ? src[k * sak + n * sam] : 0.0f;
+        if (as.p && n < nb && n != ones) v *= sc ? sc[n] : as.row(ib0 + n)[k0 + k];
+        o[k * kRowBlock + n] = v;
+      }
+    }
   }
   return true;
 }
@@ -199,9 +294,12 @@ inline bool pack_a_block(const float* a, int64_t sam, int64_t sak, int64_t i0, i
 // C[0:nb, 0:nvalid] (+)= Apanel . Bpanel over K, accumulators in registers for
 // the whole k block; C is read (add) or seeded with the bias row only once.
 // A(n, k) = ap[n*lda + k] (row-major packing) or ap[k*kRowBlock + n] (k-major).
+// cs (may be null): the scale rows of the tile's nb rows (from column j0 on):
+// C gets S ⊙ (A B) (S is periodic in the rows, so one pointer per row).
 template <bool KMAJOR>
 inline void mac_panel_c(const float* ap, int64_t lda, int64_t K, const float* bp, float* c,
-                        int64_t ldc, int nb, int nvalid, bool add, const float* bias) {
+                        int64_t ldc, int nb, int nvalid, bool add, const float* bias,
+                        const float* const* cs = nullptr) {
   constexpr int NV = kGemmNV, W = Vec::W;
   Vec acc[kRowBlock][NV];
   for (int n = 0; n < kRowBlock; ++n)
@@ -222,6 +320,7 @@ inline void mac_panel_c(const float* ap, int64_t lda, int64_t K, const float* bp
       if (q >= nvalid) break;
       const int nl = std::min(W, nvalid - q);
       Vec r = acc[n][v];
+      if (cs) r = r * Vec::load_n(cs[n] + q, nl);
       if (add)
         r = r + Vec::load_n(crow + q, nl);
       else if (bias)
@@ -256,7 +355,8 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
                       const float* a, int64_t sam, int64_t sak, const float* b, int64_t sbk,
                       int64_t sbn, float* c, int64_t ldc, bool accumulate, const float* bias,
                       float* apack, float* bpack, const float* bfull = nullptr,
-                      int64_t bfull_ld = 0, int64_t ones_row = -1) {
+                      int64_t bfull_ld = 0, int64_t ones_row = -1,
+                      const RowScale& as = RowScale(), const RowScale& cs = RowScale()) {
   constexpr int NR = kGemmNV * Vec::W;
   const int64_t npanels = (n1 - n0 + NR - 1) / NR;
   if (K == 0) {
@@ -282,8 +382,9 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
       const int64_t mc = std::min(kGemmMC, m1 - i0);
       // Row-major A used by one panel only is read where it is: copying it
       // would cost as much as the reads it serves (dX = dG W^T, C <= NR).
-      const bool direct = sak == 1 && npanels == 1 && ones_row < 0;
-      const bool kmajor = !direct && pack_a_block(a, sam, sak, i0, mc, k0, kc, apack, ones_row);
+      const bool direct = sak == 1 && npanels == 1 && ones_row < 0 && !as.p;
+      const bool kmajor =
+          !direct && pack_a_block(a, sam, sak, i0, mc, k0, kc, apack, ones_row, as);
       const float* ablk = direct ? a + i0 * sam + k0 : apack;
       const int64_t lda = direct ? sam : kc;
       for (int64_t p = 0; p < npanels; ++p) {
@@ -297,12 +398,16 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
                 __builtin_prefetch(c + (i0 + i + n) * ldc + j0 + q, 1);
           float* ct = c + (i0 + i) * ldc + j0;
           const float* bias_j = bias ? bias + j0 : nullptr;
+          const float* csr[kRowBlock];
+          if (cs.p)
+            for (int n = 0; n < nb; ++n) csr[n] = cs.row(i0 + i + n) + j0;
+          const float* const* csp = cs.p ? csr : nullptr;
           if (kmajor)
             mac_panel_c<true>(apack + i * kc, 0, kc, bk + p * kc * NR, ct, ldc, nb, nvalid,
-                              add, bias_j);
+                              add, bias_j, csp);
           else
             mac_panel_c<false>(ablk + i * lda, lda, kc, bk + p * kc * NR, ct, ldc, nb,
-                               nvalid, add, bias_j);
+                               nvalid, add, bias_j, csp);
         }
       }
     }
@@ -326,6 +431,8 @@ struct Gemm {
   const float* bias;  // null, or N floats added to every row (when not accumulating)
   const float* bfull = nullptr;  // null, or B packed by pack_b_full
   int64_t ones_row = -1;         // a row of A read as all ones (see pack_a_block)
+  RowScale as = RowScale();      // A scaled while packed (see pack_a_block)
+  RowScale cs = RowScale();      // C (+)= S ⊙ (A B) (see mac_panel_c)
 
   static constexpr int NR = kGemmNV * Vec::W;
   bool split_m() const { return M >= N; }
@@ -357,10 +464,10 @@ struct Gemm {
     const int64_t bld = ((N + NR - 1) / NR) * NR;
     if (split_m())
       gemm_tile(lo * kRowBlock, std::min(M, hi * kRowBlock), 0, N, K, a, sam, sak, b, sbk, sbn,
-                c, ldc, accumulate, bias, ap, bp, bfull, bld, ones_row);
+                c, ldc, accumulate, bias, ap, bp, bfull, bld, ones_row, as, cs);
     else
       gemm_tile(0, M, lo * NR, std::min(N, hi * NR), K, a, sam, sak, b, sbk, sbn, c, ldc,
-                accumulate, bias, ap, bp, bfull, bld, ones_row);
+                accumulate, bias, ap, bp, bfull, bld, ones_row, as, cs);
   }
 };
 
@@ -377,9 +484,11 @@ inline void gemm_buffers(int64_t N, int64_t K, int threads, bool b_packed, float
 inline void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t sam, int64_t sak,
                  const float* b, int64_t sbk, int64_t sbn, float* c, int64_t ldc,
                  bool accumulate, int threads, const float* bias = nullptr,
-                 const float* bfull = nullptr, int64_t ones_row = -1) {
+                 const float* bfull = nullptr, int64_t ones_row = -1,
+                 const RowScale& as = RowScale(), const RowScale& cs = RowScale()) {
   if (M <= 0 || N <= 0) return;
-  const Gemm g{M, N, K, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, bias, bfull, ones_row};
+  const Gemm g{M, N, K, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, bias, bfull, ones_row,
+               as, cs};
   const int nt = g.threads_for(threads);
   float *apack, *bpack;
   gemm_buffers(N, K, nt, bfull != nullptr, &apack, &bpack);

@@ -26,6 +26,7 @@ const CpuKernels& cpu_kernels(const std::string& isa);
 enum ScratchSlot {
   kScratchXt, kScratchP, kScratchDG, kScratchDGr, kScratchDxt, kScratchRH, kScratchPanels,
   kScratchPanels2, kScratchGemmA, kScratchGemmB, kScratchYt, kScratchDW, kScratchWp, kScratchDU,
+  kScratchMask,
   kScratchSlots  // the number of slots
 };
 constexpr size_t kScratchKeepBytes = size_t(64) << 20;

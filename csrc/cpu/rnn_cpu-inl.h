@@ -26,6 +26,13 @@
 //   A. pointwise: dgates of every (row, unit) from dh, dc and the slots;
 //   B. product:   dh_prev = direct + dgates U^T (U^T packed into panels).
 //   After the loop: dX = dG W^T, dW = X^T dG, dU = Hprev^T dG, db = colsum(dG).
+// Dropout (Keras' per-gate masks, fixed over all steps; ForwardArgs): with
+// recurrent masks gate g reads h_prev ⊙ m_g, formed at each step's start in
+// a gate-blocked layout that the step's micro-kernel reads with one broadcast
+// per FMA (mac_block: the FMA count is unchanged); B sums m_g ⊙ (dGr_g U_g^T)
+// gate by gate. Input masks keep the projection a GEMM per gate. After the
+// loop the gates' blocks of dX, dW, dU are GEMMs of their own, the masks
+// applied where the GEMM packs its operands or to its product (RowScale).
 // Work items are assigned to threads statically and every sum has a fixed
 // order, so results are bitwise identical for a given thread count.
 #pragma once
@@ -147,11 +154,14 @@ constexpr int64_t step_kc() {
   return std::max<int64_t>(16, (32 * 1024) / (NV * W * (int64_t)sizeof(float)));
 }
 
-template <int NV>
+// Op: A's layout (Plain, or gate-blocked for dropout masks; see mac_block).
+template <int NV, class Op = Plain>
 inline void product_group(const float* A, int64_t lda, int64_t N, int64_t K, const float* panel,
                           int64_t rb0, int64_t rb1, float* part, bool accumulate = false) {
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
-  const int64_t kstep = rb1 - rb0 > 1 ? step_kc<NV>() : std::max<int64_t>(K, 1);
+  // a gate-blocked A is walked in whole blocks of W units
+  constexpr int64_t kc_step = Op::BS ? std::max<int64_t>(W, step_kc<NV>() / W * W) : step_kc<NV>();
+  const int64_t kstep = rb1 - rb0 > 1 ? kc_step : std::max<int64_t>(K, 1);
   // Prefetch (into L2): while the R = rb1 - rb0 passes run over one chunk,
   // they fetch the chunk two ahead (panels are contiguous, so past a panel's
   // end that is the next panel's), its lines shared out over the passes.
@@ -174,9 +184,10 @@ inline void product_group(const float* A, int64_t lda, int64_t N, int64_t K, con
       split_range(N, (int)nrb, (int)rb, n0, n1);  // balanced: 32 rows -> 6,6,5,5,5,5
       const int nb = (int)(n1 - n0);
       const int64_t pf_off = (rb - rb0) * kc * pf_lines * 64;
-      mac_rows<NV>(nb, A + n0 * lda + k0, lda, kc, panel + k0 * NV * W,
-                   part + (rb - rb0) * kRowBlock * NV * W, accumulate || k0 > 0,
-                   pf_off < next_bytes ? next + pf_off : nullptr, pf_lines);
+      const int64_t ak0 = Op::BS ? k0 / W * Op::BS : k0;  // k0's offset in a row of A
+      mac_rows<NV, Op>(nb, A + n0 * lda + ak0, lda, kc, panel + k0 * NV * W,
+                       part + (rb - rb0) * kRowBlock * NV * W, accumulate || k0 > 0,
+                       pf_off < next_bytes ? next + pf_off : nullptr, pf_lines);
     }
     k0 += kstep;
   } while (k0 < K);
@@ -187,7 +198,9 @@ inline void product_group(const float* A, int64_t lda, int64_t N, int64_t K, con
 // of panel p from its NV*W pre-activation sums. A0 (K0 columns, row stride
 // lda0; panels0 laid out like `panels`) is an optional first product added
 // in: the step's input x_t W when the projection is fused into the step.
-template <int NV, class Epi>
+// OpA: the layout of A (Plain, or gate-blocked with recurrent dropout masks,
+// see mac_block).
+template <int NV, class OpA = Plain, class Epi>
 inline void step_items(int64_t i0, int64_t i1, int64_t N, const float* A, int64_t lda, int64_t K,
                        const float* panels, float* part, Epi&& epi,
                        const float* A0 = nullptr, int64_t lda0 = 0, int64_t K0 = 0,
@@ -201,8 +214,8 @@ inline void step_items(int64_t i0, int64_t i1, int64_t N, const float* A, int64_
     if (A0)
       product_group<NV>(A0, lda0, N, K0, panels0 + p * K0 * NV * W, rb0, rb1,
                         part0 ? part0 : part);
-    product_group<NV>(A, lda, N, K, panels + p * K * NV * W, rb0, rb1, part,
-                      A0 != nullptr && part0 == nullptr);
+    product_group<NV, OpA>(A, lda, N, K, panels + p * K * NV * W, rb0, rb1, part,
+                           A0 != nullptr && part0 == nullptr);
     for (int64_t rb = rb0; rb < rb1; ++rb) {
       int64_t n0, n1;
       split_range(N, (int)nrb, (int)rb, n0, n1);  // balanced: 32 rows -> 6,6,5,5,5,5
@@ -244,11 +257,43 @@ struct FwdCtx {
   const float* xin = nullptr;       // [T,N,C] or null (not fused)
   const float* wpan = nullptr;
   const float* wpan2 = nullptr;
+  // Recurrent dropout (per-gate masks, fixed over time): gate g reads
+  // h_prev ⊙ m_g, formed at the start of each step by every thread for
+  // itself (masked_h) as hm [N, ldhm] in the gate-blocked layout of mac_block
+  // (row = blocks of W units x G gates). (Input masks keep the projection a
+  // GEMM, see rnn_forward.)
+  const float* rmask = nullptr;     // [G,N,H] or null
+  float* hm = nullptr;              // [N,ldhm] this thread's h_cur ⊙ m_g, gate-blocked
+  int64_t ldhm = 0;                 // ceil(H/W) * G * W
 };
+
+// Row stride of a gate-blocked copy of D features for G gates.
+inline int64_t blocked_ld(int64_t D, int64_t G) { return (D + W - 1) / W * G * W; }
 
 // The step's input rows x_t (time-major), when the projection is fused.
 inline const float* x_rows(const FwdCtx& f, int64_t t) {
   return f.xin ? f.xin + t * f.N * f.C : nullptr;
+}
+
+// The recurrent operand of the step's products and its row stride.
+inline const float* h_operand(const FwdCtx& f) { return f.rmask ? f.hm : f.h_cur; }
+inline int64_t h_ld(const FwdCtx& f) { return f.rmask ? f.ldhm : f.H; }
+
+// hm = h_cur ⊙ m_g for every gate, gate-blocked: one pass at the start of a
+// step. (Written by the previous step's epilogue instead, beside h, the four
+// extra stores per unit tile cost LSTM S3 ~12% of its forward; this pass ~1%.)
+inline void masked_h(const FwdCtx& f) {
+  const int64_t N = f.N, H = f.H, G = f.G;
+  for (int64_t n = 0; n < N; ++n) {
+    const float* hr = f.h_cur + n * H;
+    float* o = f.hm + n * f.ldhm;
+    for (int64_t u0 = 0; u0 < H; u0 += W) {
+      const int nl = (int)std::min<int64_t>(W, H - u0);
+      const Vec h = Vec::load_n(hr + u0, nl);
+      for (int64_t g = 0; g < G; ++g)
+        (h * Vec::load_n(f.rmask + (g * N + n) * H + u0, nl)).store_n(o + u0 * G + g * W, nl);
+    }
+  }
 }
 
 // x [N,T,C] -> [T,N,C] and back: the kernels work time-major, so each step's
@@ -383,14 +428,15 @@ RNNKERN_INLINE void for_subtiles(int64_t p, int64_t H, Fn&& fn) {
   }
 }
 
-// One fused step for items [i0, i1); G gates per panel.
-template <Cell CELL, int G>
+// One fused step for items [i0, i1); G gates per panel; OpH: the layout of
+// the recurrent operand (gate-blocked with recurrent dropout masks).
+template <Cell CELL, int G, class OpH>
 void forward_items(const FwdCtx& f, const float* panels, float* part, int64_t s, int64_t t,
                    int64_t i0, int64_t i1) {
   using PS = PanelShape<G>;
   // GRU reset_after keeps x_t W apart (in part0, the second half of part)
   float* part0 = CELL == Cell::GRU && f.xin ? part + part_floats(f.N) : nullptr;
-  step_items<PS::NV>(i0, i1, f.N, f.h_cur, f.H, f.H, panels, part,
+  step_items<PS::NV, OpH>(i0, i1, f.N, h_operand(f), h_ld(f), f.H, panels, part,
                      [&](int64_t n, int64_t p, const float* acc) RNNKERN_LAMBDA_INLINE {
     const bool live = unmasked(f.a->mask, f.T, n, t);
     const float* acc0 = part0 ? part0 + (acc - part) : nullptr;
@@ -404,13 +450,15 @@ void forward_items(const FwdCtx& f, const float* panels, float* part, int64_t s,
   }, x_rows(f, t), f.C, f.C, f.wpan, part0);
 }
 
-// GRU reset_before, phase 1: z, r from [P_z P_r] + h_prev [U_z U_r]; rh = r h_prev.
-inline void gru_rb_phase1(const FwdCtx& f, const float* panels, float* part, int64_t t,
-                          int64_t i0, int64_t i1) {
+// GRU reset_before, phase 1: z, r from [P_z P_r] + h_prev [U_z U_r]; rh = r h_prev
+// (with recurrent dropout: z, r read h_prev ⊙ m_z, h_prev ⊙ m_r; rh = r h_prev ⊙ m_h).
+template <class OpH>
+void gru_rb_phase1(const FwdCtx& f, const float* panels, float* part, int64_t t,
+                   int64_t i0, int64_t i1) {
   using PS = PanelShape<2>;
   const int64_t H = f.H;
   const RnnConfig& cfg = *f.cfg;
-  step_items<PS::NV>(i0, i1, f.N, f.h_cur, H, H, panels, part,
+  step_items<PS::NV, OpH>(i0, i1, f.N, h_operand(f), h_ld(f), H, panels, part,
                      [&](int64_t n, int64_t p, const float* acc) RNNKERN_LAMBDA_INLINE {
     const bool live = unmasked(f.a->mask, f.T, n, t);
     const float* prow = p_row(f, n, t);
@@ -425,7 +473,8 @@ inline void gru_rb_phase1(const FwdCtx& f, const float* panels, float* part, int
       const Vec rr =
           activate(cfg.ract, Vec::load_n(prow + H + u0, nl) + Vec::load(acc + (sb * 2 + 1) * W));
       z.store_n(f.zbuf + n * H + u0, nl);
-      (rr * hp).store_n(f.rh + n * H + u0, nl);
+      const Vec hph = f.rmask ? hp * Vec::load_n(f.rmask + (2 * f.N + n) * H + u0, nl) : hp;
+      (rr * hph).store_n(f.rh + n * H + u0, nl);
       if (sl) {
         z.store_n(sl + u0, nl);
         rr.store_n(sl + H + u0, nl);
@@ -466,29 +515,44 @@ inline void gru_rb_phase2(const FwdCtx& f, const float* panels, float* part, int
 
 // The input projection of one chunk of steps: P rows = x_t W + bias for the
 // times the chunk's steps read (training: straight into the slots).
+// With input dropout masks gate g's columns are a GEMM of their own, (x ⊙ d_g)
+// W_g: the masks are applied while the GEMM packs x (RowScale: x's time-major
+// rows t*N + n repeat the [N, C] masks), W's block g read plain (its packed
+// panels span every gate).
 struct Projection {
   const float* xt;     // [T,N,C]
   const float* bias;   // [GH] or null
   float* P;            // the slots (training) or one chunk's buffer
   bool in_slots;
-  const float* Wp;     // W packed by pack_b_full
+  const float* Wp;     // W packed by pack_b_full (null with input masks)
   float* apack;        // GEMM packing buffers for the region's threads
   float* bpack;
   int threads;         // threads of a GEMM run outside a parallel region
+  const float* imask = nullptr;  // [G,N,C] input masks, or null
+  const float* W = nullptr;      // [C,G*H], with input masks
 
   // Steps [s0, s1): compute their P rows (thread reg.tid's share; the caller
   // puts a barrier after it) and return the first time index held in P.
   int64_t run(const FwdCtx& f, int64_t s0, int64_t s1, const Region& reg) const {
     const int64_t t_lo = f.cfg->go_backwards ? f.T - s1 : s0;  // times read by the steps
     float* Pc = in_slots ? P + t_lo * f.N * f.ldp : P;
-    // B = W comes packed (Wp), so its plain layout (b, sbk, sbn) is not read
-    const Gemm g{(s1 - s0) * f.N, f.GH, f.C, xt + t_lo * f.N * f.C, f.C, 1, nullptr, f.GH, 1,
-                 Pc, f.ldp, false, bias, Wp};
-    if (reg.nth > 1)
-      g.run(reg.tid, reg.nth, apack, bpack);
-    else
-      gemm(g.M, g.N, g.K, g.a, g.sam, g.sak, g.b, g.sbk, g.sbn, g.c, g.ldc, false, threads,
-           bias, Wp);  // the steps run on one thread; the projection may still use several
+    auto run1 = [&](const Gemm& g) {
+      if (reg.nth > 1)
+        g.run(reg.tid, reg.nth, apack, bpack);
+      else  // the steps run on one thread; the projection may still use several
+        gemm(g.M, g.N, g.K, g.a, g.sam, g.sak, g.b, g.sbk, g.sbn, g.c, g.ldc, false, threads,
+             g.bias, g.bfull, g.ones_row, g.as);
+    };
+    if (imask) {  // one GEMM per gate (disjoint columns, no barrier between)
+      for (int64_t gi = 0; gi < f.G; ++gi)
+        run1(Gemm{(s1 - s0) * f.N, f.H, f.C, xt + t_lo * f.N * f.C, f.C, 1, W + gi * f.H, f.GH,
+                  1, Pc + gi * f.H, f.ldp, false, bias ? bias + gi * f.H : nullptr, nullptr,
+                  -1, RowScale{imask + gi * f.N * f.C, f.N, f.C}});
+    } else {
+      // B = W comes packed (Wp), so its plain layout (b, sbk, sbn) is not read
+      run1(Gemm{(s1 - s0) * f.N, f.GH, f.C, xt + t_lo * f.N * f.C, f.C, 1, nullptr, f.GH, 1,
+                Pc, f.ldp, false, bias, Wp});
+    }
     return in_slots ? 0 : t_lo;
   }
 };
@@ -496,7 +560,7 @@ struct Projection {
 // The whole sequence inside ONE parallel region of nt threads: per chunk of
 // steps, the input projection (split over the threads) and a barrier, then the
 // steps with a barrier after each. nt == 1 runs it on the calling thread.
-template <Cell CELL, int G>
+template <Cell CELL, int G, class OpH>
 void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float* panels,
                   const float* panels2, float* parts, int nt) {
   using PS = PanelShape<G>;
@@ -520,16 +584,20 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
         const int64_t t = f.cfg->go_backwards ? f.T - 1 - s : s;
         fl.h_cur = hc;
         fl.h_nxt = hn;
+        if (f.rmask) {  // every thread its own copy: no barrier for it
+          fl.hm = f.hm + reg.tid * f.N * f.ldhm;
+          masked_h(fl);
+        }
         int64_t lo, hi;
         if (gru_rb) {
           split_range(items, reg.nth, reg.tid, lo, hi);
-          gru_rb_phase1(fl, panels, part, t, lo, hi);
+          gru_rb_phase1<OpH>(fl, panels, part, t, lo, hi);
           reg.barrier();
           split_range(items2, reg.nth, reg.tid, lo, hi);
           gru_rb_phase2(fl, panels2, part, s, t, lo, hi);
         } else {
           split_range(items, reg.nth, reg.tid, lo, hi);
-          forward_items<CELL, G>(fl, panels, part, s, t, lo, hi);
+          forward_items<CELL, G, OpH>(fl, panels, part, s, t, lo, hi);
         }
         reg.barrier();
         std::swap(hc, hn);
@@ -548,6 +616,17 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
   } else {
     body();  // not inside a region, so the projection GEMM may still fork
   }
+}
+
+// forward_loop with the recurrent operand's layout: gate-blocked with
+// recurrent masks (GA gates read from blocks of GL gates), else plain.
+template <Cell CELL, int G, int GA, int GL>
+void forward_masked(bool hblocked, FwdCtx& f, int64_t chunk, const Projection& proj,
+                    const float* panels, const float* panels2, float* parts, int nt) {
+  if (hblocked)
+    forward_loop<CELL, G, Operand<GA, GL * W>>(f, chunk, proj, panels, panels2, parts, nt);
+  else
+    forward_loop<CELL, G, Plain>(f, chunk, proj, panels, panels2, parts, nt);
 }
 
 // ---------------------------------------------------------------- packing
@@ -659,6 +738,11 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   // straight into the slots (the step overwrites it in place); inference into
   // one chunk-sized buffer, so it keeps O(chunk * N * G * H) memory. Fused
   // (fuse_input), the steps sum x_t W themselves and P is the bias row.
+  // Input dropout masks keep the projection a GEMM, one per gate with x ⊙ d_g
+  // formed as the GEMM packs x (measured at S2/S3, LSTM: the fused step with
+  // masked copies of x cost 1.07-1.10x the unmasked forward, the GEMMs
+  // 1.04-1.06x; they also need no copies of x).
+  const bool fused = fuse_input(cfg) && !a.input_masks;
   float* xt = scratch(kScratchXt, N * T * C);
   to_time_major(a.x, N, T, C, xt, cfg.threads);
   std::vector<float> bias_in(GH, 0.0f);
@@ -670,13 +754,12 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
       brh = a.b + GH + 2 * H;
     }
   }
-  const bool fused = fuse_input(cfg);
   const int64_t chunk = fused ? T : steps_per_chunk(T, N, GH);
   float* P = fused ? bias_in.data() : a.slots ? a.slots : scratch(kScratchP, chunk * N * GH);
   const int64_t ldp = fused ? 0 : a.slots ? S * H : GH;
 
   // 2. State buffers and packed recurrent panels, allocated before the loop.
-  std::vector<float> hbuf(2 * N * H), cbuf, ylast, zbuf, rh;
+  std::vector<float> hbuf(2 * N * H), cbuf, ylast, zbuf, rh, hmbuf;
   std::memcpy(hbuf.data(), a.h0, N * H * sizeof(float));
   if (cfg.cell == Cell::LSTM) cbuf.assign(a.c0, a.c0 + N * H);
   if (!cfg.return_sequences) ylast.assign(N * H, 0.0f);
@@ -684,6 +767,10 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
            cbuf.data(), ylast.data(),
            cfg.return_sequences ? scratch(kScratchYt, T * N * H) : nullptr, nullptr, nullptr,
            brh};
+  if (a.recurrent_masks) {
+    f.rmask = a.recurrent_masks;
+    f.ldhm = blocked_ld(H, G);
+  }
   const float* panels = a.packed ? a.packed : packed_scratch(cfg, a.U, kPackForward);
   const float* panels2 = nullptr;
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
@@ -701,32 +788,45 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   }
   const int nt = pick_threads(cfg.threads, items, step_flops, kMinStepFlopsForward);
   std::vector<float> parts(nt * 2 * part_floats(N));
+  if (f.rmask) {
+    hmbuf.resize(nt * N * f.ldhm);
+    f.hm = hmbuf.data();
+  }
 
   // 3. The timestep loop, chunk by chunk, in one parallel region.
-  // W is packed once for all chunks (packing it per chunk cost S3 ~6%)
+  // W is packed once for all chunks (packing it per chunk cost S3 ~6%); the
+  // per-gate GEMMs of input dropout read it plain
+  const bool gemm_masked = a.input_masks != nullptr;
   const float* Wp = fused ? (a.packed_wf ? a.packed_wf : packed_scratch(cfg, a.W, kPackInputFused))
-                          : (a.packed_w ? a.packed_w : packed_scratch(cfg, a.W, kPackInput));
+                    : gemm_masked ? nullptr
+                                  : (a.packed_w ? a.packed_w : packed_scratch(cfg, a.W, kPackInput));
   Projection proj{xt, a.b ? bias_in.data() : nullptr, P, a.slots != nullptr, Wp, nullptr,
-                  nullptr, cfg.threads};
+                  nullptr, cfg.threads, a.input_masks, a.W};
   if (fused) {
     f.xin = xt;
     f.wpan = Wp;
     if (cfg.cell == Cell::GRU && !cfg.reset_after) f.wpan2 = Wp + panel_floats<2>(C, H);
   } else if (nt > 1) {
-    gemm_buffers(GH, C, nt, true, &proj.apack, &proj.bpack);  // W comes packed (Wp)
+    if (gemm_masked)
+      gemm_buffers(H, C, nt, false, &proj.apack, &proj.bpack);
+    else
+      gemm_buffers(GH, C, nt, true, &proj.apack, &proj.bpack);  // W comes packed (Wp)
   }
+  // Dropout masks: the products read gate-blocked operands (see mac_block).
+  const bool hb = a.recurrent_masks != nullptr;
+  float* pp = parts.data();
   switch (cfg.cell) {
-    case Cell::SimpleRNN:
-      forward_loop<Cell::SimpleRNN, 1>(f, chunk, proj, panels, nullptr, parts.data(), nt);
+    case Cell::SimpleRNN:  // one gate: gate-blocked is plain (rows ldhm apart)
+      forward_loop<Cell::SimpleRNN, 1, Plain>(f, chunk, proj, panels, nullptr, pp, nt);
       break;
     case Cell::LSTM:
-      forward_loop<Cell::LSTM, 4>(f, chunk, proj, panels, nullptr, parts.data(), nt);
+      forward_masked<Cell::LSTM, 4, 4, 4>(hb, f, chunk, proj, panels, nullptr, pp, nt);
       break;
     default:
       if (cfg.reset_after)
-        forward_loop<Cell::GRU, 3>(f, chunk, proj, panels, nullptr, parts.data(), nt);
-      else
-        forward_loop<Cell::GRU, 2>(f, chunk, proj, panels, panels2, parts.data(), nt);
+        forward_masked<Cell::GRU, 3, 3, 3>(hb, f, chunk, proj, panels, nullptr, pp, nt);
+      else  // phase 1: gates z, r of the 3-gate blocks
+        forward_masked<Cell::GRU, 2, 2, 3>(hb, f, chunk, proj, panels, panels2, pp, nt);
   }
   std::memcpy(a.hT, f.h_cur, N * H * sizeof(float));
   if (cfg.cell == Cell::LSTM) std::memcpy(a.cT, cbuf.data(), N * H * sizeof(float));
@@ -752,6 +852,7 @@ struct BwdCtx {
   float* ycarry;  // [N,H] output gradient carried back over masked steps
   float* ddir;    // [N,H] direct (non-U) part of dh_prev
   const float* dyt;  // [T,N,H] dy by step s (return_sequences), time-major copy
+  const float* rmask = nullptr;  // [G,N,H] recurrent dropout masks, or null
 };
 
 // Phase A for units [u0, u0+nl) of row n at step s (time t).
@@ -828,12 +929,19 @@ inline void gru_rb_backward_a2(const BwdCtx& b, const float* panels_h, float* pa
     const float* sl = b.a->slots + (t * b.N + n) * b.S * H;
     const float* hpr = b.a->hprev + (t * b.N + n) * H;
     float* dg = b.dG + (t * b.N + n) * GH;
+    const float* mh = b.rmask ? b.rmask + (2 * b.N + n) * H : nullptr;  // m_h of row n
     for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) RNNKERN_LAMBDA_INLINE {
-      const Vec drh = Vec::load(acc + sb * W);
+      const Vec drh = Vec::load(acc + sb * W);  // d(r * h_prev [⊙ m_h])
       const Vec rr = Vec::load_n(sl + H + u0, nl);
-      const Vec hp = Vec::load_n(hpr + u0, nl);
+      Vec hp = Vec::load_n(hpr + u0, nl);
+      Vec drh_h = drh * rr;
+      if (mh) {
+        const Vec m = Vec::load_n(mh + u0, nl);
+        hp = hp * m;
+        drh_h = drh_h * m;
+      }
       (drh * hp * activate_grad(cfg.ract, rr)).store_n(dg + H + u0, nl);
-      (Vec::load_n(b.ddir + n * H + u0, nl) + drh * rr).store_n(b.ddir + n * H + u0, nl);
+      (Vec::load_n(b.ddir + n * H + u0, nl) + drh_h).store_n(b.ddir + n * H + u0, nl);
     });
   });
 }
@@ -852,6 +960,42 @@ inline void backward_product(const BwdCtx& b, const float* panelsT, float* part,
   });
 }
 
+// Phase B with recurrent dropout masks: dh[n, units] = ddir + sum over the
+// gates g of m_g ⊙ (dGr_g U_g^T), so each gate's H rows of the U^T panels are
+// a product of their own (part + g * part_floats(N)), combined in a fixed order.
+inline void backward_product_masked(const BwdCtx& b, const float* panelsT, float* part,
+                                    int64_t K, int64_t t, int64_t i0, int64_t i1) {
+  using PS = PanelShape<1>;
+  constexpr int NV = PS::NV;
+  const int64_t H = b.H, N = b.N;
+  const int64_t nseg = K / H, pfl = part_floats(N);
+  const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
+  const float* A = b.dGr + t * N * b.GH;
+  int64_t it = i0;
+  while (it < i1) {
+    const int64_t p = it / nrb, rb0 = it % nrb;
+    const int64_t rb1 = std::min(nrb, rb0 + (i1 - it));
+    for (int64_t g = 0; g < nseg; ++g)
+      product_group<NV>(A + g * H, b.GH, N, H, panelsT + (p * K + g * H) * NV * W, rb0, rb1,
+                        part + g * pfl);
+    for (int64_t rb = rb0; rb < rb1; ++rb) {
+      int64_t n0, n1;
+      split_range(N, (int)nrb, (int)rb, n0, n1);
+      for (int64_t n = n0; n < n1; ++n) {
+        const int64_t off = ((rb - rb0) * kRowBlock + (n - n0)) * NV * W;
+        for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) RNNKERN_LAMBDA_INLINE {
+          Vec d = Vec::load_n(b.ddir + n * H + u0, nl);
+          for (int64_t g = 0; g < nseg; ++g)
+            d = d + Vec::load_n(b.rmask + (g * N + n) * H + u0, nl) *
+                        Vec::load(part + g * pfl + off + sb * W);
+          d.store_n(b.dh + n * H + u0, nl);
+        });
+      }
+    }
+    it += rb1 - rb0;
+  }
+}
+
 template <Cell CELL>
 void backward_loop(BwdCtx& b, const float* panelsT, int64_t K, const float* panels_h,
                    float* parts, int nt) {
@@ -865,7 +1009,7 @@ void backward_loop(BwdCtx& b, const float* panelsT, int64_t K, const float* pane
 #endif
   {
     Region reg;
-    float* part = parts + reg.tid * part_floats(b.N);
+    float* part = parts + reg.tid * part_floats(b.N) * (b.rmask ? b.G : 1);
     for (int64_t s = b.T - 1; s >= 0; --s) {
       const int64_t t = b.cfg->go_backwards ? b.T - 1 - s : s;
       int64_t lo, hi;
@@ -881,7 +1025,10 @@ void backward_loop(BwdCtx& b, const float* panelsT, int64_t K, const float* pane
         reg.barrier();
       }
       split_range(itemsB, reg.nth, reg.tid, lo, hi);
-      backward_product(b, panelsT, part, K, t, lo, hi);
+      if (b.rmask)
+        backward_product_masked(b, panelsT, part, K, t, lo, hi);
+      else
+        backward_product(b, panelsT, part, K, t, lo, hi);
       reg.barrier();
     }
   }
@@ -910,7 +1057,7 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
     to_time_major(a.dy, N, T, H, dyt, cfg.threads);
   }
   BwdCtx b{&cfg, &a, T, N, H, G, GH, S, dG, dGr, dh.data(), dc.data(), ycarry.data(),
-           ddir.data(), dyt};
+           ddir.data(), dyt, a.recurrent_masks};
 
   // U^T panels: output units of dh_prev x gate columns. GRU r.b. multiplies
   // only the z, r columns in phase B; its h columns go through phase A2.
@@ -921,7 +1068,7 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
   int nt = pick_threads(cfg.threads, nrb * ((H + 4 * W - 1) / (4 * W)), 2.0 * N * H * GH,
                         kMinStepFlopsBackward);
-  std::vector<float> parts(nt * part_floats(N));
+  std::vector<float> parts(nt * part_floats(N) * (a.recurrent_masks ? G : 1));
   if (N > 0) {
     switch (cfg.cell) {
       case Cell::SimpleRNN:
@@ -936,39 +1083,79 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
 
   // The big GEMMs over all timesteps. db comes out of the dW GEMM: x gets a
   // column of ones (so one pass over dG serves both, in a fixed k order).
+  // Dropout masks make each gate's block a GEMM of its own, the masks applied
+  // where the operands are packed (dW_g = (X ⊙ d_g)^T dG_g, dU_g = (Hprev ⊙
+  // m_g)^T dGr_g) or to the product (dX = sum_g d_g ⊙ (dG_g W_g^T)): the
+  // [N, .] masks repeat down the time-major [T*N, .] rows (RowScale).
   const int th = cfg.threads;
   const int64_t C1 = a.db ? C + 1 : C;
+  const float* im = a.input_masks;
+  const float* rm = a.recurrent_masks;
   float* xt = scratch(kScratchXt, NT * C1);
   float* dxt = scratch(kScratchDxt, NT * C);
   float* dW1 = a.db ? scratch(kScratchDW, C1 * GH) : a.dW;
   transpose_nt(a.x, N, T, C, xt, th, C1, 1.0f);
-  gemm(NT, C, GH, dG, GH, 1, a.W, 1, GH, dxt, C, false, th);  // dX = dG W^T
+  if (!im) {
+    gemm(NT, C, GH, dG, GH, 1, a.W, 1, GH, dxt, C, false, th);  // dX = dG W^T
+    gemm(C1, GH, NT, xt, 1, C1, dG, GH, 1, dW1, GH, false, th);  // [dW; db] = [X 1]^T dG
+  } else {
+    // the input masks with a column of ones for the bias row: [G, N, C1]
+    const float* im1 = im;
+    if (C1 != C) {
+      float* ext = scratch(kScratchMask, G * N * C1);
+      for (int64_t r = 0; r < G * N; ++r) {
+        std::memcpy(ext + r * C1, im + r * C, C * sizeof(float));
+        ext[r * C1 + C] = 1.0f;
+      }
+      im1 = ext;
+    }
+    for (int64_t g = 0; g < G; ++g) {
+      gemm(NT, C, H, dG + g * H, GH, 1, a.W + g * H, 1, GH, dxt, C, g > 0, th, nullptr,
+           nullptr, -1, RowScale(), RowScale{im + g * N * C, N, C});
+      gemm(C1, H, NT, xt, 1, C1, dG + g * H, GH, 1, dW1 + g * H, GH, false, th, nullptr,
+           nullptr, -1, RowScale{im1 + g * N * C1, N, C1, true});
+    }
+  }
   from_time_major(dxt, N, T, C, a.dx, th);
-  gemm(C1, GH, NT, xt, 1, C1, dG, GH, 1, dW1, GH, false, th);  // [dW; db] = [X 1]^T dG
   if (a.db) {
     std::memcpy(a.dW, dW1, C * GH * sizeof(float));
     std::memcpy(a.db, dW1 + C * GH, GH * sizeof(float));
   }
+  // dU's gate blocks [g0, g1), from dGr (A = Hprev [⊙ m_g]); ones_row: see below
+  auto dU_blocks = [&](int64_t g0, int64_t g1, float* out, int64_t ones_row) {
+    const int64_t M = ones_row >= 0 ? H + 1 : H;
+    if (!rm) {
+      gemm(M, (g1 - g0) * H, NT, a.hprev, 1, H, dGr + g0 * H, GH, 1, out + g0 * H, GH, false,
+           th, nullptr, nullptr, ones_row);
+      return;
+    }
+    for (int64_t g = g0; g < g1; ++g)
+      gemm(M, H, NT, a.hprev, 1, H, dGr + g * H, GH, 1, out + g * H, GH, false, th, nullptr,
+           nullptr, ones_row, RowScale{rm + g * N * H, N, H, true});
+  };
   if (gru_rb) {
     float* RH = scratch(kScratchRH, NT * H);
     const int nt = NT * H * sizeof(float) > (1 << 20) ? std::max(1, th) : 1;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
 #endif
-    for (int64_t r = 0; r < NT; ++r)
+    for (int64_t r = 0; r < NT; ++r) {
+      // what U_h multiplied: r * h_prev (⊙ m_h with recurrent dropout)
+      const float* mh = rm ? rm + (2 * N + r % N) * H : nullptr;
       for (int64_t u = 0; u < H; ++u)
-        RH[r * H + u] = a.slots[r * S * H + H + u] * a.hprev[r * H + u];
-    gemm(H, 2 * H, NT, a.hprev, 1, H, dG, GH, 1, a.dU, GH, false, th);
+        RH[r * H + u] = a.slots[r * S * H + H + u] * a.hprev[r * H + u] * (mh ? mh[u] : 1.0f);
+    }
+    dU_blocks(0, 2, a.dU, -1);
     gemm(H, H, NT, RH, 1, H, dG + 2 * H, GH, 1, a.dU + 2 * H, GH, false, th);
   } else if (a.db && gru_ra) {
     // [dU; db_rec] = [Hprev 1]^T dGr: the recurrent bias of GRU reset_after
     // from the same pass over dGr (row H of A reads as ones, see pack_a_block)
     float* dU1 = scratch(kScratchDU, (H + 1) * GH);
-    gemm(H + 1, GH, NT, a.hprev, 1, H, dGr, GH, 1, dU1, GH, false, th, nullptr, nullptr, H);
+    dU_blocks(0, G, dU1, H);
     std::memcpy(a.dU, dU1, H * GH * sizeof(float));
     std::memcpy(a.db + GH, dU1 + H * GH, GH * sizeof(float));
   } else {
-    gemm(H, GH, NT, a.hprev, 1, H, dGr, GH, 1, a.dU, GH, false, th);  // dU = Hprev^T dGr
+    dU_blocks(0, G, a.dU, -1);  // dU = Hprev^T dGr
   }
   scratch_trim();
 }

@@ -84,6 +84,11 @@ struct ForwardArgs {
   const float* packed2 = nullptr;
   const float* packed_w = nullptr;
   const float* packed_wf = nullptr;
+  // optional dropout masks, one per gate, fixed over all timesteps (Keras'
+  // implementation=1 cells): gate g reads x ⊙ input_masks[g] and
+  // h_prev ⊙ recurrent_masks[g]; null = none
+  const float* input_masks = nullptr;      // [G,N,C]
+  const float* recurrent_masks = nullptr;  // [G,N,H]
 };
 
 struct BackwardArgs {
@@ -105,6 +110,9 @@ struct BackwardArgs {
   // optional: U packed earlier (kPackBackward, kPackBackward2); null = pack now
   const float* packed = nullptr;
   const float* packed2 = nullptr;
+  // the forward's dropout masks (see ForwardArgs), or null
+  const float* input_masks = nullptr;      // [G,N,C]
+  const float* recurrent_masks = nullptr;  // [G,N,H]
 };
 
 // One entry of the kernel table: the forward and backward of one ISA.
