@@ -2,7 +2,7 @@
 ``rnnkern.callbacks``; keras/src/callbacks/).
 
 ``fit`` calls, in this order, the given callbacks, then History, then the
-progress bar: ``on_train_begin``, per epoch ``on_epoch_begin(epoch)``, per
+progress bar (each hook's ``logs`` a new dict, its keys sorted, as Keras'): ``on_train_begin``, per epoch ``on_epoch_begin(epoch)``, per
 batch ``on_train_batch_begin(batch)`` / ``on_train_batch_end(batch, logs)``,
 the validation's ``on_test_*`` hooks, ``on_epoch_end(epoch, logs)`` (logs hold
 the epoch's metrics and ``val_*``), ``on_train_end``. Setting
@@ -146,16 +146,38 @@ class CallbackList(Callback):
         return iter(self.callbacks)
 
 
-def _dispatch(name):
-    def call(self, *args, **kwargs):
-        for cb in self.callbacks:
-            getattr(cb, name)(*args, **kwargs)
+def _pythonify(logs):
+    """Keras' pythonify_logs: a new dict, keys sorted, values as Python floats
+    where they convert, nested dicts flattened."""
+    out = {}
+    for k, v in sorted((logs or {}).items()):
+        if isinstance(v, dict):
+            out.update(_pythonify(v))
+            continue
+        try:
+            out[k] = float(v)
+        except (TypeError, ValueError):
+            out[k] = v
+    return out
+
+
+def _dispatch(name, with_index):
+    if with_index:
+        def call(self, index, logs=None):
+            logs = _pythonify(logs)
+            for cb in self.callbacks:
+                getattr(cb, name)(index, logs)
+    else:
+        def call(self, logs=None):
+            logs = _pythonify(logs)
+            for cb in self.callbacks:
+                getattr(cb, name)(logs)
     call.__name__ = name
     return call
 
 
 for _name in _HOOKS:
-    setattr(CallbackList, _name, _dispatch(_name))
+    setattr(CallbackList, _name, _dispatch(_name, "batch" in _name or "epoch" in _name))
 
 
 class History(Callback):

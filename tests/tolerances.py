@@ -18,6 +18,8 @@ TOL = {
     "exact_f64": dict(atol=1e-12, rtol=1e-10),
     # Keras 3 (float32) against rnnkern
     "keras_f32": dict(atol=1e-5, rtol=1e-4),
+    # a few epochs of training, rnnkern against Keras (float32 sums in other orders)
+    "training_f32": dict(atol=2e-5, rtol=2e-3),
     # optimizer updates and slots, rnnkern against Keras (float32, a few ulp per step)
     "optimizer_f32": dict(atol=1e-7, rtol=1e-6),
     # learning rate schedules (~0.1) against Keras: float32 scalar math; near the

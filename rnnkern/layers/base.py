@@ -696,6 +696,14 @@ class Layer:
         shapes = map_structure(_symbolic_shape, inputs)
         dtypes = map_structure(lambda t: getattr(t, "dtype", "float32"), inputs)
         try:
+            first = shapes if _is_shape(shapes) else None
+            if getattr(self, "stateful", False) and first and first[0] is None:
+                # Keras: a stateful layer keeps its states for a fixed batch size
+                raise ValueError(
+                    "When using `stateful=True` in a RNN, the batch size must be static. "
+                    f"Found dynamic batch size: sequence.shape={format_shape(first)}; give "
+                    "the model's Input a batch_shape, e.g. Input(batch_shape=(32, None, "
+                    "features))")
             if not self.built:
                 self.build(shapes)
                 self.built = True

@@ -252,6 +252,12 @@ class Model(Trainer, Layer):
         return [t._keras_history.operation._standardize(v) for t, v in zip(self._inputs, values)]
 
     def forward(self, inputs, training=None, mask=None):
+        out, ctx, _ = self._forward_with_masks(inputs, training, mask)
+        return out, ctx
+
+    def _forward_with_masks(self, inputs, training=None, mask=None):
+        """forward, and the masks of the outputs (a list; None where unmasked),
+        which the training loop hands to the losses and metrics."""
         training = check_training(training)
         values, masks = {}, {}
         for t, v in zip(self._inputs, inputs):
@@ -268,9 +274,10 @@ class Model(Trainer, Layer):
             outputs, ctx = self._run_node(node, values, masks, training)
             node_ctxs.append(ctx)
         out = pack_as(self._outputs_struct, [values[id(t)] for t in self._outputs])
+        out_masks = [masks.get(id(t)) for t in self._outputs]
         if training is False:
-            return out, None
-        return out, (node_ctxs, [v.shape for v in inputs], [v.dtype for v in inputs])
+            return out, None, out_masks
+        return out, (node_ctxs, [v.shape for v in inputs], [v.dtype for v in inputs]), out_masks
 
     def _run_node(self, node, values, masks, training):
         layer = node.operation

@@ -86,6 +86,8 @@ def _unpack_batch(batch):
 
 
 def _to_numpy(v):
+    """Arrays (and lists / dicts of them, torch tensors) as NumPy arrays; an
+    iterable of batches is left as it is."""
     if v is None:
         return None
     if isinstance(v, dict):
@@ -94,7 +96,9 @@ def _to_numpy(v):
         return [_to_numpy(a) for a in v]
     if hasattr(v, "detach") and hasattr(v, "cpu"):  # a torch tensor
         v = v.detach().cpu()
-    return np.asarray(v)
+    if isinstance(v, np.ndarray) or hasattr(v, "__array__") or np.isscalar(v):
+        return np.asarray(v)
+    return v
 
 
 class _Data:
@@ -249,7 +253,7 @@ class _Compiled:
         self.loss_tracker = _RunningMean("loss")
 
     def build(self, names, y_true, y_pred):
-        losses, metrics_mod = _lazy("losses"), _lazy("metrics")
+        losses = _lazy("losses")
         self.names = names
         specs = _per_output(self.loss_spec, names, "loss")
         self.losses = []
@@ -281,44 +285,59 @@ class _Compiled:
             per = _per_output(spec, names, "metrics") if len(names) > 1 else [spec]
             for i, (s, yt, yp) in enumerate(zip(per, y_true, y_pred)):
                 for m in ([] if s is None else s if isinstance(s, (list, tuple)) else [s]):
-                    obj = metrics_mod.get(m, y_true=yt, y_pred=yp, loss=self.losses[i])
+                    obj = _lazy("metrics").get(m, y_true=yt, y_pred=yp, loss=self.losses[i])
                     label = f"{names[i]}_{obj.name}" if len(names) > 1 else obj.name
                     into.append((i, obj, label))
         self.built = True
 
-    def loss(self, y_true, y_pred, sw, with_gradient):
-        """(total loss, d_outputs list or None)."""
+    def loss(self, y_true, y_pred, sw, masks, with_gradient):
+        """(total loss, d_outputs list or None); masked output steps excluded."""
         total, grads = 0.0, []
         n = y_pred[0].shape[0] if y_pred[0].ndim else 1
-        for i, (fn, w, yt, yp) in enumerate(zip(self.losses, self.weights, y_true, y_pred)):
+        for i, (fn, w, yt, yp, m) in enumerate(zip(self.losses, self.weights, y_true, y_pred,
+                                                  masks)):
             if fn is None:
                 grads.append(None)
                 continue
             if yt is None:
                 raise ValueError(f"output {self.names[i]!r} has a loss but no target was given")
             if with_gradient:
-                v, g = fn.value_and_gradient(yt, yp, sample_weight=sw)
+                v, g = fn.value_and_gradient(yt, yp, sample_weight=sw, mask=m)
                 grads.append(g * w if w != 1.0 else g)
             else:
-                v = fn(yt, yp, sample_weight=sw)
+                v = fn(yt, yp, sample_weight=sw, mask=m)
             if self.output_losses:
                 self.output_losses[i].update_state(v, n)
             total += w * float(v)
         self.loss_tracker.update_state(total, n)
         return total, grads
 
-    def update_metrics(self, y_true, y_pred, sw):
-        for i, m, _ in self.metrics:
-            m.update_state(y_true[i], y_pred[i])
-        for i, m, _ in self.weighted:
-            m.update_state(y_true[i], y_pred[i], sample_weight=sw)
+    def update_metrics(self, y_true, y_pred, sw, masks):
+        for group, weighted in ((self.metrics, False), (self.weighted, True)):
+            for i, m, _ in group:
+                w = sw if weighted else None
+                if masks[i] is not None:  # Keras: the output's mask weights the metric
+                    mk = masks[i].astype(np.float32)
+                    w = mk if w is None else np.reshape(w, w.shape + (1,) * (mk.ndim - w.ndim)) * mk
+                m.update_state(y_true[i], y_pred[i], sample_weight=w)
 
     def all_metrics(self):
-        """(name, object) in Keras' order: loss, compiled metrics, output losses."""
+        """(name, object) of every value logged, in Keras' order: the loss, the
+        compiled metrics, the per-output losses."""
         out = [("loss", self.loss_tracker)]
         if self.built:
             out += [(label, m) for _, m, label in self.metrics + self.weighted]
             out += [(m.name, m) for m in self.output_losses]
+        return out
+
+    def metric_objects(self):
+        """Keras' ``model.metrics``: the loss tracker, one "compile_metrics"
+        container when metrics were compiled, the per-output loss trackers."""
+        out = [self.loss_tracker]
+        if self.metrics_spec is not None or self.weighted_spec is not None:
+            out.append(_CompileMetrics(self))
+        if self.built:
+            out += self.output_losses
         return out
 
     def results(self):
@@ -326,6 +345,28 @@ class _Compiled:
 
     def reset(self):
         for _, m in self.all_metrics():
+            m.reset_state()
+
+
+class _CompileMetrics:
+    """The "compile_metrics" entry of ``model.metrics`` (Keras' container)."""
+
+    name = "compile_metrics"
+
+    def __init__(self, compiled):
+        self._c = compiled
+
+    @property
+    def metrics(self):
+        c = self._c
+        return [m for _, m, _ in c.metrics + c.weighted] if c.built else []
+
+    def result(self):
+        c = self._c
+        return {label: float(m.result()) for _, m, label in c.metrics + c.weighted}
+
+    def reset_state(self):
+        for m in self.metrics:
             m.reset_state()
 
 
@@ -366,11 +407,11 @@ class Trainer:
 
     @property
     def metrics(self):
-        return [] if self._compiled is None else [m for _, m in self._compiled.all_metrics()]
+        return [] if self._compiled is None else self._compiled.metric_objects()
 
     @property
     def metrics_names(self):
-        return [] if self._compiled is None else [n for n, _ in self._compiled.all_metrics()]
+        return [m.name for m in self.metrics]
 
     def _compiled_metric_objects(self):
         if self._compiled is None or not self._compiled.built:
@@ -418,30 +459,61 @@ class Trainer:
 
     # ------------------------------------------------------------ steps
     def _forward(self, xs, training):
-        out = self(self._model_input(xs), training=training)
-        return out, (out if isinstance(out, list) else [out])
+        """The model's forward as its shell runs it (this thread keeps the
+        ctx for backward), and the outputs' masks: (out, outputs list, masks)."""
+        graph = self._graph()
+        self._tls.last = None
+        inputs = graph._standardize(self._model_input(xs))
+        out, ctx, masks = graph._forward_with_masks(inputs, training)
+        self._tls.last = ctx if training is not False else None
+        return out, (out if isinstance(out, list) else [out]), masks
 
     def _ensure_built_loss(self, ys, preds):
         c = self._compiled
         if not c.built:
             c.build(self._output_names(), ys, preds)
 
+    def _check_stateful_batch(self, xs):
+        """A stateful model keeps states for the batch size its Input fixes:
+        every batch must have it (Keras: the state variables' size)."""
+        graph = self._graph()
+        cached = getattr(graph, "_stateful_batch", None)
+        if cached is None:
+            def stateful(layer):
+                return getattr(layer, "stateful", False) or any(
+                    stateful(sub) for sub in layer._sublayers())
+            sizes = [t.shape[0] for t in graph._inputs]
+            has = any(stateful(l) for l in graph.layers)
+            cached = (sizes[0] if has and sizes and sizes[0] is not None else 0)
+            graph._stateful_batch = cached
+        if cached and xs and xs[0].shape[0] != cached:
+            raise ValueError(
+                f"model {self.name!r} has stateful layers and its Input fixes the batch size "
+                f"to {cached} (batch_shape), so every batch must hold {cached} samples; got "
+                f"a batch of {xs[0].shape[0]}. Give fit / evaluate / predict batch_size="
+                f"{cached} and a number of samples divisible by it.")
+
     def _train_step(self, xs, ys, sw):
-        out, preds = self._forward(xs, True)
+        self._check_stateful_batch(xs)
+        out, preds, masks = self._forward(xs, True)
         ys = self._check_targets(ys, preds)
         self._ensure_built_loss(ys, preds)
-        _, d = self._compiled.loss(ys, preds, sw, True)
+        _, d = self._compiled.loss(ys, preds, sw, masks, True)
+        scale = getattr(self.optimizer, "loss_scale_factor", None)
+        if scale:  # the optimizer divides the gradients by it (Keras' loss scaling)
+            d = [None if g is None else g * scale for g in d]
         self.backward(pack_as(out, d) if isinstance(out, list) else d[0])
         self._apply_gradients()
-        self._compiled.update_metrics(ys, preds, sw)
+        self._compiled.update_metrics(ys, preds, sw, masks)
         return self._compiled.results()
 
     def _test_step(self, xs, ys, sw):
-        out, preds = self._forward(xs, False)
+        self._check_stateful_batch(xs)
+        out, preds, masks = self._forward(xs, False)
         ys = self._check_targets(ys, preds)
         self._ensure_built_loss(ys, preds)
-        self._compiled.loss(ys, preds, sw, False)
-        self._compiled.update_metrics(ys, preds, sw)
+        self._compiled.loss(ys, preds, sw, masks, False)
+        self._compiled.update_metrics(ys, preds, sw, masks)
         return self._compiled.results()
 
     def _check_targets(self, ys, preds):
@@ -479,9 +551,15 @@ class Trainer:
         weights = [l._params[n] for l, n in slots]
         if not self.optimizer.built:
             self.optimizer.build(weights)
-        new = self.optimizer.apply([grads[i] for i in idx], weights)
+        self._assign(slots, self.optimizer.apply([grads[i] for i in idx], weights))
+
+    @staticmethod
+    def _assign(slots, arrays):
+        """Hand new weight arrays to their layers, without a copy."""
         changed = {}
-        for (layer, name), w in zip(slots, new):
+        for (layer, name), w in zip(slots, arrays):
+            if w is layer._params[name]:
+                continue
             w.flags.writeable = False
             layer._params[name] = w
             changed[id(layer)] = layer
@@ -550,6 +628,12 @@ class Trainer:
                               "that your dataset or generator can generate at least "
                               "`steps_per_epoch * epochs` batches.", stacklevel=2)
                 break
+        final = getattr(self.optimizer, "finalize_variable_values", None)
+        if final is not None and epochs > 0:
+            slots, _ = self._trainable_slots()
+            new = final([l._params[n] for l, n in slots])
+            if new is not None:  # use_ema: the moving averages become the weights
+                self._assign(slots, new)
         cbs.on_train_end(logs=training_logs)
         return self.history
 
@@ -630,7 +714,8 @@ class Trainer:
         return self._flatten_logs(logs)
 
     def _flatten_logs(self, logs):
-        names = self.metrics_names
+        """``[loss, *metrics]`` in Keras' order (a float when that is one value)."""
+        names = [n for n, _ in self._compiled.all_metrics()]
         out = [logs[n] for n in names if n in logs]
         out += [logs[k] for k in sorted(logs) if k not in names]
         return out[0] if len(out) == 1 else out
@@ -656,7 +741,8 @@ class Trainer:
                 xs = self._inputs_as_list(bx)
             else:
                 xs = batch[0]
-            out, preds = self._forward(xs, False)
+            self._check_stateful_batch(xs)
+            out, preds, _ = self._forward(xs, False)
             struct = out
             chunks.append(preds)
             cbs.on_predict_batch_end(step, {"outputs": out})
@@ -676,7 +762,11 @@ class Trainer:
         xs, ys = self._inputs_as_list(x), None if y is None else self._targets_as_list(y)
         sw = None if sample_weight is None else np.asarray(sample_weight, np.float32)
         if class_weight is not None:
+            if sample_weight is not None:
+                raise ValueError("Arguments `sample_weight` and `class_weight` cannot be "
+                                 "specified at the same time.")
             sw = _class_weights(ys[0], class_weight, sw)
+        self.reset_metrics()  # as Keras: the logs of this batch alone
         logs = self._train_step(xs, ys, sw)
         return logs if return_dict else self._flatten_logs(logs)
 
@@ -686,14 +776,14 @@ class Trainer:
         self._build_from_data(x)
         xs, ys = self._inputs_as_list(x), None if y is None else self._targets_as_list(y)
         sw = None if sample_weight is None else np.asarray(sample_weight, np.float32)
+        self.reset_metrics()
         logs = self._test_step(xs, ys, sw)
         return logs if return_dict else self._flatten_logs(logs)
 
     def predict_on_batch(self, x):
         x = _to_numpy(x)
         self._build_from_data(x)
-        out, _ = self._forward(self._inputs_as_list(x), False)
-        return out
+        return self._forward(self._inputs_as_list(x), False)[0]
 
     # ------------------------------------------------------------ files
     def save(self, filepath, overwrite=True, zipped=None, **kwargs):
