@@ -54,7 +54,8 @@ def test_bad_backend_lists_available():
     (dict(seed=1.5), ValueError, "seed"),
     (dict(dropout="0.1"), TypeError, "dropout"),
     (dict(return_sequences="yes"), TypeError, "return_sequences"),
-    (dict(recurrent_dropout=0.3), NotImplementedError, "recurrent_dropout"),
+    (dict(recurrent_dropout="0.3"), TypeError, "recurrent_dropout"),
+    (dict(recurrent_dropout=True), TypeError, "recurrent_dropout"),
 ])
 def test_bad_constructor_args(kw, exc, match):
     with pytest.raises(exc, match=match):
@@ -261,3 +262,33 @@ def test_stateful_batch_size_must_stay_fixed(backend_name):
         layer(np.zeros((3, 3, 4), np.float32))
     layer.reset_states()
     layer(np.zeros((3, 3, 4), np.float32))
+
+
+# ----------------------------------------------------------- dropout masks (ops)
+
+def test_dropout_mask_arguments_checked(backend_name):
+    """ops.rnn_forward's per-gate masks: wrong shapes and dtypes are clear errors
+    on every backend (the compiled ones check them in the bindings)."""
+    from rnnkern import ops
+    rng = np.random.default_rng(0)
+    n, t, c, h = 2, 3, 4, 5
+    x = rng.standard_normal((n, t, c)).astype(np.float32)
+    W = rng.standard_normal((c, 4 * h)).astype(np.float32)
+    U = rng.standard_normal((h, 4 * h)).astype(np.float32)
+    h0 = np.zeros((n, h), np.float32)
+
+    def run(**kw):
+        return ops.rnn_forward("lstm", x, W, U, None, h0, h0, None, backend=backend_name, **kw)
+
+    with pytest.raises(ValueError, match=r"recurrent_masks must have shape \(G, N, H\)"):
+        run(recurrent_masks=np.ones((3, n, h), np.float32))
+    with pytest.raises(ValueError, match=r"input_masks must have shape \(G, N, C\)"):
+        run(input_masks=np.ones((4, n, h), np.float32))
+    with pytest.raises(ValueError, match="input_masks must have shape"):
+        run(input_masks=np.ones((n, c), np.float32))
+    if backend_name != "reference":  # the reference converts whatever NumPy can
+        with pytest.raises(TypeError, match="recurrent_masks must be a float array"):
+            run(recurrent_masks=np.ones((4, n, h), np.int32))
+        with pytest.raises(TypeError, match="input_masks must be a float array"):
+            run(input_masks=[[[1.0] * c] * n] * 4)
+    run(input_masks=np.ones((4, n, c)), recurrent_masks=np.ones((4, n, h)))  # float64 is fine

@@ -428,10 +428,22 @@ def test_dropout(backend_name, cell, rng):
     np.testing.assert_array_equal(drop(x, training=np.bool_(False)), y_plain)
 
 
-def test_recurrent_dropout_not_supported():
-    with pytest.raises(NotImplementedError, match="recurrent_dropout"):
-        rk.LSTM(3, recurrent_dropout=0.2)
-    rk.LSTM(3, recurrent_dropout=0.0)
+def test_recurrent_dropout_is_supported(backend_name, rng):
+    """recurrent_dropout > 0 builds and runs (its semantics: test_recurrent_dropout.py);
+    training=None and False give the plain results."""
+    x = rng.standard_normal((4, 5, 3)).astype(np.float32)
+    for cell in CELLS:
+        plain = make(cell, 6, 3, rng, backend_name, return_sequences=True)
+        drop = CELLS[cell](6, recurrent_dropout=0.3, dropout=0.2, seed=1, return_sequences=True,
+                           backend=backend_name)
+        drop.set_weights(plain.get_weights())
+        y = plain(x)
+        np.testing.assert_array_equal(drop(x), y)
+        np.testing.assert_array_equal(drop(x, training=False), y)
+        y_drop = drop(x, training=True)
+        assert y_drop.shape == y.shape and not np.allclose(y_drop, y)
+        assert drop.backward(np.ones_like(y)).shape == x.shape
+        assert drop.get_config()["recurrent_dropout"] == 0.3
 
 
 # ----------------------------------------------------------- inputs, edge cases

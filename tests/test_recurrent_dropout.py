@@ -249,3 +249,260 @@ def test_ops_level_keywords(backend):
     for a, r in zip(res[backend], res["reference"]):
         if r is not None:
             assert_close(a, r, "backward_f32", "ops")
+
+
+# ------------------------------------------------------------------- layers
+
+def make_layer(cell, units, c, rng, backend="reference", **kw):
+    layer = CELLS[cell](units, backend=backend, return_sequences=True, **kw)
+    layer.build((None, None, c))
+    layer.set_weights([rng.uniform(-0.5, 0.5, w.shape).astype(np.float32)
+                       for w in layer.get_weights()])
+    return layer
+
+
+class MaskSpy:
+    """Records the masks the layers pass to ops.rnn_forward (and runs it)."""
+
+    def __init__(self, monkeypatch):
+        from rnnkern.layers import recurrent
+        self.calls = []
+        real = recurrent.ops.rnn_forward
+
+        def spy(*args, **kw):
+            self.calls.append((kw.get("input_masks"), kw.get("recurrent_masks"), args[1]))
+            return real(*args, **kw)
+
+        monkeypatch.setattr(recurrent.ops, "rnn_forward", spy)
+
+    @property
+    def last(self):
+        return self.calls[-1]
+
+
+def dropout_values(m, rate):
+    """The set of values of a mask, checked to be Keras' {0, 1/(1-rate)}."""
+    vals = set(np.unique(m).tolist())
+    assert vals <= {0.0, np.float32(1 / (1 - rate))}, vals
+    return vals
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_layer_draws_keras_masks(cell, monkeypatch):
+    """With training=True and recurrent_dropout > 0, one independent mask per gate
+    ([G, N, C] input, [G, N, H] recurrent), Keras' values, about the right fraction
+    kept, and new masks each call; none with training None or False."""
+    rng = np.random.default_rng(0)
+    spy = MaskSpy(monkeypatch)
+    n, t, c, h = 64, 3, 40, 48
+    G = GATES[cell]
+    layer = make_layer(cell, h, c, rng, dropout=0.25, recurrent_dropout=0.4, seed=3)
+    x = rng.standard_normal((n, t, c)).astype(np.float32)
+    layer(x, training=True)
+    im, rm, x_seen = spy.last
+    assert im.shape == (G, n, c) and rm.shape == (G, n, h)
+    assert im.dtype == np.float32 and rm.dtype == np.float32
+    np.testing.assert_array_equal(x_seen, x)  # x itself is not masked: the kernels do it
+    assert dropout_values(im, 0.25) == {0.0, np.float32(1 / 0.75)}
+    assert dropout_values(rm, 0.4) == {0.0, np.float32(1 / 0.6)}
+    assert abs((im > 0).mean() - 0.75) < 0.03 and abs((rm > 0).mean() - 0.6) < 0.03
+    for g in range(1, G):  # independent per gate
+        assert not np.array_equal(im[g], im[0]) and not np.array_equal(rm[g], rm[0])
+    layer(x, training=True)
+    assert not np.array_equal(spy.last[1], rm)  # a new draw per call
+    for training in (None, False):
+        layer(x, training=training)
+        assert spy.last[0] is None and spy.last[1] is None
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_layer_rate_edge_cases_lstm_gru(cell, monkeypatch):
+    """LSTM/GRU apply a mask only when 0 < rate < 1; recurrent_dropout > 0 (even 1)
+    switches the input dropout to one mask per gate (Keras' implementation=1);
+    recurrent_dropout == 0 keeps today's single shared input mask on x."""
+    rng = np.random.default_rng(1)
+    spy = MaskSpy(monkeypatch)
+    n, t, c, h = 8, 3, 5, 6
+    G = GATES[cell]
+    x = rng.standard_normal((n, t, c)).astype(np.float32)
+    layer = make_layer(cell, h, c, rng, dropout=0.3, recurrent_dropout=1.0, seed=0)
+    layer(x, training=True)
+    im, rm, _ = spy.last
+    assert rm is None and im.shape == (G, n, c)
+    layer = make_layer(cell, h, c, rng, dropout=1.0, recurrent_dropout=0.5, seed=0)
+    layer(x, training=True)
+    im, rm, x_seen = spy.last
+    assert im is None and rm.shape == (G, n, h)
+    np.testing.assert_array_equal(x_seen, x)  # dropout=1 drops nothing here (Keras)
+    layer = make_layer(cell, h, c, rng, dropout=0.3, recurrent_dropout=0.0, seed=0)
+    layer(x, training=True)
+    im, rm, x_seen = spy.last
+    assert im is None and rm is None
+    shared = x_seen[:, 0] / np.where(x[:, 0] == 0, 1, x[:, 0])  # the one [N, C] mask on x
+    np.testing.assert_allclose(x_seen, x * shared[:, None, :], rtol=1e-6)
+    # rate 1 on both: no mask at all, the plain results
+    plain = make_layer(cell, h, c, rng, seed=0)
+    both1 = CELLS[cell](h, dropout=1.0, recurrent_dropout=1.0, return_sequences=True,
+                        backend="reference")
+    both1.set_weights(plain.get_weights())
+    np.testing.assert_array_equal(both1(x, training=True), plain(x))
+
+
+def test_layer_rate_edge_cases_simple_rnn(monkeypatch):
+    """SimpleRNNCell applies its single masks whenever rate > 0: rate 1 drops every
+    recurrent entry, so h_t = act(x_t W + b)."""
+    rng = np.random.default_rng(2)
+    spy = MaskSpy(monkeypatch)
+    n, t, c, h = 5, 4, 3, 7
+    x = rng.standard_normal((n, t, c)).astype(np.float32)
+    layer = make_layer("simple_rnn", h, c, rng, recurrent_dropout=1.0, seed=0)
+    y = layer(x, training=True)
+    im, rm, _ = spy.last
+    assert im is None and rm.shape == (1, n, h) and not rm.any()
+    W, _, b = layer.get_weights()
+    assert_close(y, np.tanh(x @ W + b), "forward_f32", "no recurrence left")
+    layer = make_layer("simple_rnn", h, c, rng, dropout=1.0, recurrent_dropout=0.5, seed=0)
+    layer(x, training=True)
+    im, rm, _ = spy.last
+    assert im.shape == (1, n, c) and not im.any() and rm.shape == (1, n, h)
+
+
+@pytest.mark.parametrize("backend", COMPILED + ["reference"])
+@pytest.mark.parametrize("cell,reset_after", [("simple_rnn", True), ("lstm", True),
+                                              ("gru", True), ("gru", False)])
+def test_layer_matches_reference_with_its_masks(backend, cell, reset_after, monkeypatch):
+    """The layer's training=True call and backward equal the float64 reference run
+    with the masks the layer drew (the masks are fixed over time by construction
+    there), with initial states, a timestep mask and go_backwards; dx is zero
+    exactly where every gate's input mask is, at every step."""
+    rng = np.random.default_rng(seed_of(backend, cell, reset_after))
+    spy = MaskSpy(monkeypatch)
+    n, t, c, h = 9, 6, 4, 10
+    G = GATES[cell]
+    kw = dict(reset_after=reset_after) if cell == "gru" else {}
+    layer = make_layer(cell, h, c, rng, backend, dropout=0.5, recurrent_dropout=0.3,
+                       go_backwards=True, return_state=True, seed=11, **kw)
+    x = rng.standard_normal((n, t, c)).astype(np.float32)
+    mask = make_mask("holes", n, t, rng)
+    init = [rng.standard_normal((n, h)).astype(np.float32)
+            for _ in range(2 if cell == "lstm" else 1)]
+    out = layer(x, initial_state=init, mask=mask, training=True)
+    im, rm, _ = spy.last
+    dy = rng.standard_normal((n, t, h)).astype(np.float32)
+    dx = layer.backward(dy)
+    ws = layer.get_weights()
+    b = ws[2] if len(ws) > 2 else None
+    yr, hr, cr, cache = reference.rnn_forward(
+        cell, f64(x), f64(ws[0]), f64(ws[1]), f64(b), f64(init[0]),
+        f64(init[1]) if cell == "lstm" else None, mask, go_backwards=True,
+        reset_after=reset_after, input_masks=f64(im), recurrent_masks=f64(rm))
+    rdx, rdW, rdU, rdb, rdh0, rdc0 = reference.rnn_backward(cache, f64(dy))
+    assert_close(out[0], yr, "forward_f32", "y")
+    assert_close(out[1], hr, "forward_f32", "h_T")
+    assert_close(dx, rdx, "backward_f32", "dx")
+    for got, want in zip(layer.grads, (rdW, rdU, rdb)):
+        assert_close(got, want, "backward_f32", "grads")
+    assert_close(layer.state_grads[0], rdh0, "backward_f32", "dh0")
+    if cell == "lstm":
+        assert_close(layer.state_grads[1], rdc0, "backward_f32", "dc0")
+    dead = (im == 0).all(axis=0)  # [N, C]: no gate reads this input feature
+    assert dead.any() and (~dead).any()
+    assert not dx[np.broadcast_to(dead[:, None, :], dx.shape)].any()
+    assert G == im.shape[0]
+
+
+@pytest.mark.parametrize("backend", COMPILED + ["reference"])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_layer_seed_determinism(backend, cell):
+    """The same seed draws the same masks: bitwise identical outputs, dx and grads;
+    another seed draws others."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((6, 5, 4)).astype(np.float32)
+    dy = rng.standard_normal((6, 5, 8)).astype(np.float32)
+
+    def run(seed):
+        layer = CELLS[cell](8, dropout=0.3, recurrent_dropout=0.3, seed=seed,
+                            return_sequences=True, backend=backend)
+        layer.build(x.shape)
+        y1 = layer(x, training=True)
+        dx = layer.backward(dy)
+        y2 = layer(x, training=True)  # the stream moves on: a second draw
+        return [y1, dx, y2] + layer.grads
+
+    a, b, c = run(5), run(5), run(6)
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+    assert not np.array_equal(a[0], a[2])
+    assert not np.array_equal(a[0], c[0])
+
+
+# ------------------------------------------------------------------- Keras 3
+
+def _keras():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "torch":
+        pytest.skip("the Keras comparison uses torch autograd (KERAS_BACKEND=torch)")
+    return keras
+
+
+KERAS_CASES = [("simple_rnn", {}), ("lstm", {}), ("gru", dict(reset_after=True)),
+               ("gru", dict(reset_after=False))]
+
+
+# keras' torch backend calls np.array(tensor) (a NumPy 2 copy= DeprecationWarning)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("backend", (COMPILED[:1] or []) + ["reference"])
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["fwd", "bwd"])
+@pytest.mark.parametrize("cell,opts", KERAS_CASES, ids=lambda v: str(v))
+def test_keras_masks_in_our_kernels(cell, opts, go_backwards, backend):
+    """Keras' own dropout masks (its cells' _dropout_mask / _recurrent_dropout_mask,
+    set by hand before a training=True call, as its RNN layer would draw them) fed
+    to ops.rnn_forward: outputs, the final state and (torch autograd) the
+    gradients of x and of every weight agree with Keras."""
+    keras = _keras()
+    import torch
+    rng = np.random.default_rng(seed_of(cell, opts, go_backwards))
+    n, t, c, h = 5, 6, 4, 7
+    G = GATES[cell]
+    cls = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM,
+           "gru": keras.layers.GRU}[cell]
+    layer = cls(h, dropout=0.3, recurrent_dropout=0.4, return_sequences=True,
+                return_state=True, go_backwards=go_backwards, seed=1, **opts)
+    layer.build((n, t, c))
+    ws = [rng.uniform(-0.5, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()]
+    layer.set_weights(ws)
+    x = rng.standard_normal((n, t, c)).astype(np.float32)
+    im = ((rng.random((G, n, c)) < 0.7) / 0.7).astype(np.float32)
+    rm = ((rng.random((G, n, h)) < 0.6) / 0.6).astype(np.float32)
+    # Keras' masks: a list of G [N, D] tensors (implementation=1), one tensor for SimpleRNN
+    as_keras = (lambda m: torch.tensor(m[0])) if cell == "simple_rnn" else \
+        (lambda m: [torch.tensor(m[g]) for g in range(G)])
+    layer.cell._dropout_mask = as_keras(im)
+    layer.cell._recurrent_dropout_mask = as_keras(rm)
+    if cell != "simple_rnn":
+        assert layer.cell.implementation == 1 and layer.cell.dropout_mask_count == G
+    xt = torch.tensor(x, requires_grad=True)
+    out = layer(xt, training=True)
+    dy = rng.standard_normal((n, t, h)).astype(np.float32)
+    loss = (out[0] * torch.tensor(dy)).sum()
+    loss.backward()
+    k_grads = [v.value.grad.detach().numpy() for v in layer.trainable_variables]
+    k_dx = xt.grad.detach().numpy()
+    k_y = out[0].detach().numpy()
+    k_h = out[1].detach().numpy()
+
+    b = ws[2] if len(ws) > 2 else None
+    h0 = np.zeros((n, h), np.float32)
+    y, hT, _, cache = ops.rnn_forward(
+        cell, x, ws[0], ws[1], b, h0, h0 if cell == "lstm" else None, None,
+        reset_after=opts.get("reset_after", True), go_backwards=go_backwards,
+        backend=backend, input_masks=im, recurrent_masks=rm)
+    g = ops.rnn_backward(cache, dy)
+    assert_close(y, k_y, "keras_f32", "y")
+    assert_close(hT, k_h, "keras_f32", "h_T")
+    assert_close(g.dx, k_dx, "keras_f32", "dx")
+    names = [v.path.split("/")[-1] for v in layer.trainable_variables]
+    ours = dict(kernel=g.dkernel, recurrent_kernel=g.drecurrent_kernel, bias=g.dbias)
+    for name, kg in zip(names, k_grads):
+        assert_close(ours[name], kg, "keras_f32", f"d{name}")

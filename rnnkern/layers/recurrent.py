@@ -24,7 +24,7 @@ tuple there; rnnkern returns a list, which unpacks the same way.
 
 ``training``: None (default) keeps what BPTT needs so that ``backward()`` can
 follow, without dropout (Keras' default outside ``fit``); True also applies
-input dropout; False is pure inference: nothing is kept and ``backward()``
+dropout (below); False is pure inference: nothing is kept and ``backward()``
 raises.
 
 ``backward(d_output, d_states=None)`` differentiates this thread's last call: it
@@ -41,10 +41,22 @@ READ-ONLY float32 arrays. Change them with ``set_weights`` or by assignment
 the compiled code once and reuse them for every call until a weight is
 assigned (see ``rnnkern.ops.pack``).
 
-Dropout: ``dropout`` is Keras' input dropout: with ``training=True`` one mask
-[N, C] per call, shared by all timesteps and (LSTM/GRU, Keras' default
-implementation) all gates, scaled by 1/(1 - rate). ``recurrent_dropout`` is not
-supported yet (NotImplementedError when > 0).
+Dropout, with ``training=True`` only, exactly as Keras 3: every mask is drawn
+once per call (from the layer's ``seed``), is the same at every timestep, and
+keeps an entry with probability 1 - rate, scaled by 1/(1 - rate).
+
+- ``recurrent_dropout == 0``: ``dropout`` is one input mask [N, C] shared by
+  all gates (Keras' default implementation), applied to x.
+- ``recurrent_dropout > 0`` (Keras then runs its cells' implementation=1):
+  LSTM and GRU draw one INDEPENDENT mask per gate, recurrent [G, N, H] (gates
+  i, f, c, o / z, r, h) when 0 < recurrent_dropout < 1 and input [G, N, C]
+  when 0 < dropout < 1; gate g reads (x ⊙ d_g) W_g and (h_prev ⊙ m_g) U_g
+  (GRU reset_after: r * ((h_prev ⊙ m_h) U_h + b_rec_h); GRU's update
+  z * h_prev + (1 - z) * hh and LSTM's c_prev are never dropped). A rate of 1
+  drops nothing there, as in Keras. SimpleRNN has one recurrent mask [N, H]
+  and one input mask [N, C], applied whenever the rate is > 0 (rate 1 drops
+  every entry). The masks go to the fused kernels (``rnnkern.ops.rnn_forward``'s
+  ``input_masks`` / ``recurrent_masks``), forward and BPTT alike.
 """
 from __future__ import annotations
 
@@ -111,8 +123,8 @@ class _RNN(Layer):
     _supports_masking = True
 
     _cell = None            # "simple_rnn" | "lstm" | "gru"
-    # Keras' cells apply input dropout when 0 < rate < 1 (LSTM, GRU); SimpleRNNCell
-    # whenever rate > 0 (rate 1 drops every input).
+    # Keras' cells apply a dropout when 0 < rate < 1 (LSTM, GRU); SimpleRNNCell
+    # whenever rate > 0 (rate 1 drops every entry).
     _dropout_at_one = False
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
@@ -145,8 +157,6 @@ class _RNN(Layer):
         # Keras clips both rates into [0, 1]
         self.dropout = min(1.0, max(0.0, float(dropout)))
         self.recurrent_dropout = min(1.0, max(0.0, float(recurrent_dropout)))
-        if self.recurrent_dropout != 0.0:
-            raise NotImplementedError("recurrent_dropout is not supported yet")
         self.return_sequences = check_bool("return_sequences", return_sequences)
         self.return_state = check_bool("return_state", return_state)
         self.go_backwards = check_bool("go_backwards", go_backwards)
@@ -407,11 +417,16 @@ class _RNN(Layer):
         need = 4 * n * t * (c + h_units * (1 + (g + 2 if keep else 0)))
         _check_memory(need, f"{type(self).__name__}(units={h_units}) on x {x.shape}")
 
-        drop = None
-        if training is True and self.dropout > 0 and (self.dropout < 1 or self._dropout_at_one):
-            keep_prob = 1.0 - self.dropout
-            kept = self._dropout_rng.random((n, c)) < keep_prob
-            drop = (kept / keep_prob if keep_prob > 0 else kept * 0.0).astype(x.dtype)
+        drop = input_masks = recurrent_masks = None
+        if training is True and self.recurrent_dropout > 0:
+            # Keras' implementation=1 cells: one mask per gate (SimpleRNN: G = 1)
+            if self._applies(self.dropout):
+                input_masks = self._dropout_masks(self.dropout, (g, n, c), x.dtype)
+            if self._applies(self.recurrent_dropout):
+                recurrent_masks = self._dropout_masks(self.recurrent_dropout, (g, n, h_units),
+                                                      x.dtype)
+        elif training is True and self._applies(self.dropout):
+            drop = self._dropout_masks(self.dropout, (n, c), x.dtype)
             x = x * drop[:, None, :]
 
         out_shape = (n, t, h_units) if self.return_sequences else (n, h_units)
@@ -431,7 +446,8 @@ class _RNN(Layer):
                 activation=self.activation, recurrent_activation=self.recurrent_activation,
                 reset_after=reset_after, go_backwards=self.go_backwards,
                 return_sequences=self.return_sequences, training=keep,
-                backend=self._backend, packed=self._packed)
+                backend=self._backend, packed=self._packed, input_masks=input_masks,
+                recurrent_masks=recurrent_masks)
             y = np.asarray(y, dtype=x.dtype)
             h = np.asarray(h, dtype=x.dtype)
             if np.shares_memory(y, h):
@@ -453,6 +469,19 @@ class _RNN(Layer):
             ctx = _Ctx(cache, (n, t, c), out_shape, (drop, zero_mask), given, self._backend)
         outputs = [y] + states if self.return_state else y
         return outputs, ctx
+
+    def _applies(self, rate):
+        """Whether Keras' cell applies a dropout of this rate: 0 < rate < 1 (LSTM,
+        GRU), rate > 0 (SimpleRNN)."""
+        return rate > 0 and (rate < 1 or self._dropout_at_one)
+
+    def _dropout_masks(self, rate, shape, dtype):
+        """Keras' dropout of ones: each entry kept with probability 1 - rate and
+        then 1/(1 - rate), else 0; independent entries (one mask per gate when
+        the shape starts with G)."""
+        keep_prob = 1.0 - rate
+        kept = self._dropout_rng.random(shape) < keep_prob
+        return (kept / keep_prob if keep_prob > 0 else kept * 0.0).astype(dtype)
 
     def _check_initial_state(self, initial_state, n):
         """Returns (list of float32 [N, H] arrays or None, number given)."""
@@ -568,10 +597,12 @@ class SimpleRNN(_RNN):
 
     Arguments as Keras 3: units, activation="tanh", use_bias=True,
     kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-    bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0 (> 0 is not
-    supported yet: NotImplementedError), return_sequences=False,
-    return_state=False, go_backwards=False, stateful=False, seed=None (seeds
-    the weight initialisation and the dropout masks), plus backend="auto"
+    bias_initializer="zeros", dropout=0.0 (input mask [N, C]),
+    recurrent_dropout=0.0 (recurrent mask [N, H]; both applied with
+    training=True whenever the rate is > 0, Keras' SimpleRNNCell),
+    return_sequences=False, return_state=False, go_backwards=False,
+    stateful=False, seed=None (seeds the weight initialisation and the
+    dropout masks), plus backend="auto"
     (any name of ``rnnkern.backends()``). See the module docstring for calling,
     ``backward`` and the weight layout.
 
@@ -607,10 +638,12 @@ class LSTM(_RNN):
     "sigmoid", use_bias=True, kernel_initializer="glorot_uniform",
     recurrent_initializer="orthogonal" (on the whole [H, 4H] matrix),
     bias_initializer="zeros", unit_forget_bias=True (the forget-gate block of
-    the bias is initialised to ones), dropout=0.0, recurrent_dropout=0.0 (> 0
-    is not supported yet: NotImplementedError), return_sequences=False,
-    return_state=False (states [h, c]), go_backwards=False, stateful=False,
-    seed=None, plus backend="auto". See the module docstring.
+    the bias is initialised to ones), dropout=0.0, recurrent_dropout=0.0
+    (with recurrent_dropout > 0, one independent mask per gate i, f, c, o for
+    each, as Keras' implementation=1; c_prev is never dropped),
+    return_sequences=False, return_state=False (states [h, c]),
+    go_backwards=False, stateful=False, seed=None, plus backend="auto". See
+    the module docstring ("Dropout").
     """
 
     _cell = "lstm"
@@ -659,11 +692,13 @@ class GRU(_RNN):
     Arguments as Keras 3: units, activation="tanh", recurrent_activation=
     "sigmoid", use_bias=True, kernel_initializer="glorot_uniform",
     recurrent_initializer="orthogonal" (on the whole [H, 3H] matrix),
-    bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0 (> 0 is not
-    supported yet: NotImplementedError), reset_after=True (bias [2, 3H]: input
-    and recurrent bias rows; [3H] when False), return_sequences=False,
-    return_state=False (states [h]), go_backwards=False, stateful=False,
-    seed=None, plus backend="auto". See the module docstring.
+    bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0 (with
+    recurrent_dropout > 0, one independent mask per gate z, r, h for each, as
+    Keras' implementation=1; the h_prev of the update z h_{t-1} + (1 - z) hh
+    is never dropped), reset_after=True (bias [2, 3H]: input and recurrent
+    bias rows; [3H] when False), return_sequences=False, return_state=False
+    (states [h]), go_backwards=False, stateful=False, seed=None, plus
+    backend="auto". See the module docstring ("Dropout").
     """
 
     _cell = "gru"
