@@ -452,7 +452,7 @@ KERAS_CASES = [("simple_rnn", {}), ("lstm", {}), ("gru", dict(reset_after=True))
 
 # keras' torch backend calls np.array(tensor) (a NumPy 2 copy= DeprecationWarning)
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-@pytest.mark.parametrize("backend", (COMPILED[:1] or []) + ["reference"])
+@pytest.mark.parametrize("backend", COMPILED + ["reference"])
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["fwd", "bwd"])
 @pytest.mark.parametrize("cell,opts", KERAS_CASES, ids=lambda v: str(v))
 def test_keras_masks_in_our_kernels(cell, opts, go_backwards, backend):
