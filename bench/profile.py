@@ -1,6 +1,7 @@
 """Run one benchmark case in a loop, for a profiler to watch.
 
     python bench/profile.py S2 lstm inference --seconds 5
+    python bench/profile.py S3 lstm training --dropout 0.2    # Keras' per-gate masks
     perf record -o perf.data python bench/profile.py S2 lstm training --seconds 6
     RNNKERN_ISA=avx2 valgrind --tool=callgrind python bench/profile.py S2 lstm inference \
         --timesteps 10 --calls 3 --isa avx2
@@ -30,6 +31,9 @@ def main(argv=None):
     p.add_argument("--seconds", type=float, default=5.0, help="run for this long")
     p.add_argument("--calls", type=int, default=None, help="run exactly this many calls")
     p.add_argument("--timesteps", type=int, default=None, help="override T")
+    p.add_argument("--dropout", type=float, default=None, metavar="RATE",
+                   help="per-gate input and recurrent dropout masks of this rate (Keras' "
+                        "dropout = recurrent_dropout = RATE)")
     args = p.parse_args(argv)
 
     named = {s.name: s for s in DEFAULT}
@@ -53,10 +57,15 @@ def main(argv=None):
     train = args.mode == "training"
     # as the benchmark does: inference reuses packed weights, training packs per call
     packed = None if train else _core.pack(isa, args.cell, True, U, W)
+    im = rm = None
+    if args.dropout:
+        keep = 1.0 - args.dropout
+        im = ((rng.random((G, N, C)) < keep) / keep).astype(np.float32)
+        rm = ((rng.random((G, N, H)) < keep) / keep).astype(np.float32)
 
     def call():
         y, _, _, ws = _core.forward(isa, args.cell, "tanh", "sigmoid", True, False, True, train,
-                                    x, W, U, b, h0, c0, None, args.threads, packed)
+                                    x, W, U, b, h0, c0, None, args.threads, packed, im, rm)
         if train:
             _core.backward(ws, dy, h0, h0 if args.cell == "lstm" else None, args.threads)
 
@@ -68,7 +77,8 @@ def main(argv=None):
         times.append(time.perf_counter() - t0)
     flop = case_flops(args.cell, args.mode, T, N, C, H)
     med = statistics.median(times)
-    print(f"{args.shape} {args.cell} {args.mode} {isa} threads={args.threads}: "
+    drop = f" dropout={args.dropout:g}" if args.dropout else ""
+    print(f"{args.shape} {args.cell} {args.mode}{drop} {isa} threads={args.threads}: "
           f"{len(times)} calls, median {med * 1e3:.3f} ms, {flop / med / 1e9:.1f} GFLOP/s")
     return 0
 

@@ -91,7 +91,7 @@ def test_backends_option():
 @pytest.mark.parametrize("argv", [
     ["--shapes", "1,2,3"], ["--shapes", "0,1,1,1"], ["--shapes", "nonsense"],
     ["--cells", "transformer"], ["--modes", "sideways"], ["--backends", "avx1024"],
-    ["--threads", "-1"], ["--reps", "0"]])
+    ["--threads", "-1"], ["--reps", "0"], ["--dropout", "1.0"], ["--dropout", "0"]])
 def test_bad_options_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
@@ -397,3 +397,54 @@ def test_profile_driver_runs(capsys):
         assert mod.main(["5,3,4,8", cell, mode, "--calls", "2"]) == 0
         out = capsys.readouterr().out
         assert f"{cell} {mode}" in out and "2 calls" in out and "GFLOP/s" in out
+
+
+# --------------------------------------------------------------------------
+# Dropout rows
+# --------------------------------------------------------------------------
+
+def test_dropout_rows(capsys, tmp_path):
+    """--dropout adds a checked, timed '+drop' row next to every rnnkern row in
+    training (none in inference), and reports its cost against that row."""
+    be = _rk_backend()
+    j = tmp_path / "d.json"
+    assert _cfg(TINY + ["--backends", f"{be},reference", "--dropout", "0.2"]).impls == [
+        f"rnnkern-{be}", f"rnnkern-{be}+drop0.2", "rnnkern-reference",
+        "rnnkern-reference+drop0.2"]
+    rc = main(TINY + ["--backends", be, "--dropout", "0.2", "--json", str(j)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "dropout cost" in out and f"rnnkern-{be}+drop0.2" in out
+    res = json.loads(j.read_text())
+    assert res["config"]["dropout"] == 0.2
+    drop = [r for r in res["results"] if r["impl"].endswith("+drop0.2")]
+    assert {r["mode"] for r in drop} == {"training"} and len(drop) == 3
+    for r in drop:
+        assert r["status"] == "ok" and r["reps"] == 2 and r["vs_no_dropout"] > 0
+
+
+def test_dropout_masks_follow_keras_rules():
+    inp = impls.make_inputs("gru", 3, 50, 20, 30, seed=1)
+    im, rm = impls.dropout_masks(inp, 0.25)
+    assert im.shape == (3, 50, 20) and rm.shape == (3, 50, 30)
+    assert set(np.unique(rm).tolist()) == {0.0, np.float32(1 / 0.75)}
+    assert not np.array_equal(rm[0], rm[1])                  # one mask per gate
+    assert impls.dropout_masks(inp, 0.25)[1] is rm             # fixed for these inputs
+    im1, _ = impls.dropout_masks(impls.make_inputs("simple_rnn", 3, 5, 2, 4), 0.5)
+    assert im1.shape == (1, 5, 2)
+
+
+def test_dropout_row_ignoring_its_masks_is_wrong(registry):
+    """Check, then time, for the dropout rows too: a '+drop' implementation that runs
+    without its masks fails the check against the reference with the masks."""
+    plain = impls.rnnkern_impl("reference")
+    registry("nomask+drop0.3", lambda: impls.Impl("nomask+drop0.3", "test", plain.prepare,
+                                                  dropout=0.3, modes=("training",)))
+    cfg = Config(shapes=shapes.resolve(["6,3,4,5"]), cells=("lstm",),
+                 modes=("inference", "training"), impls=["rnnkern-reference", "nomask+drop0.3"],
+                 reps=2, warmup=0, peak=False, progress=False)
+    rows = {(r["impl"], r["mode"]): r for r in run(cfg)["results"]}
+    assert ("nomask+drop0.3", "inference") not in rows
+    bad = rows[("nomask+drop0.3", "training")]
+    assert bad["status"] == "WRONG" and bad["median_ms"] is None
+    assert rows[("rnnkern-reference", "training")]["status"] == "ok"

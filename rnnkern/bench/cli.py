@@ -29,6 +29,7 @@ examples:
   rnnkern-bench --threads all --json run.json --plot run.png
   rnnkern-bench --shapes deepbench --cells lstm
   rnnkern-bench --shapes 100,32,64,256 50,64,256,512 --modes training --backends avx512,torch
+  rnnkern-bench --shapes 100,32,64,256 50,64,256,512 --modes training --backends avx512 --dropout 0.2
   rnnkern-bench --compare before.json after.json
   rnnkern-bench --peak
 """
@@ -87,6 +88,11 @@ def build_parser():
                    help="--shapes deepbench: keep problems up to G GFLOP per call "
                         "(default 16 training, 2 inference)")
     p.add_argument("--seed", type=int, default=0, help="seed of inputs and weights")
+    p.add_argument("--dropout", type=float, metavar="RATE",
+                   help="training only: add, next to every rnnkern row, a '+dropRATE' row "
+                        "with Keras' dropout masks, dropout = recurrent_dropout = RATE (one "
+                        "mask per gate), checked against the reference with the same masks; "
+                        "the report lists its cost against the row without dropout")
     p.add_argument("--json", metavar="FILE", help="save the results (and machine) as JSON")
     p.add_argument("--plot", metavar="FILE.png",
                    help="draw speed-up against PyTorch per shape and cell (needs matplotlib)")
@@ -126,6 +132,10 @@ def config_from_args(args, argv=None):
     if args.warmup < 0:
         raise ValueError("--warmup must be >= 0")
     impls = I.resolve_impl_names(args.backends)
+    if args.dropout is not None:
+        if not 0 < args.dropout < 1:
+            raise ValueError("--dropout must be in (0, 1)")
+        impls = I.with_dropout_rows(impls, args.dropout)
     budget = args.budget if args.budget is not None else (0.1 if args.quick else 0.5)
     max_reps = 10 if args.quick else 50
     progress = False if args.no_progress else (True if args.progress else None)
@@ -135,7 +145,7 @@ def config_from_args(args, argv=None):
                   impls=impls, threads=threads, reps=args.reps, budget_s=budget,
                   max_reps=max_reps, warmup=args.warmup, peak=not args.no_peak,
                   peak_seconds=args.peak_seconds or 0.3, seed=args.seed,
-                  progress=progress, command=cmd)
+                  progress=progress, command=cmd, dropout=args.dropout)
 
 
 def _mem_budget():

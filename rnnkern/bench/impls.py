@@ -10,6 +10,11 @@ float32 inputs — into a ``Prepared`` call:
                              "drecurrent_kernel", "dbias"} as NumPy in Keras layout,
                              used only to CHECK the implementation, never timed
 
+An implementation with ``dropout`` set (rnnkern's "+dropR" rows, training only)
+runs with Keras' dropout masks of that rate (``dropout_masks``: dropout =
+recurrent_dropout = R, one mask per gate as Keras' implementation=1) and is
+checked against the reference run with the same masks.
+
 The registry (``IMPLS``, ``register``) drives the CLI, the tests (which add a
 deliberately wrong implementation) and anything added later: a new kernel or
 adapter is one entry, and it is then checked and timed.
@@ -40,11 +45,29 @@ class Inputs:
     h0: np.ndarray       # [N, H] zeros
     c0: Optional[np.ndarray]   # [N, H] zeros for LSTM
     dy: np.ndarray       # [N, T, H] ones: d(sum of outputs)/dy
+    seed: int = 0
 
     @property
     def dims(self):
         N, T, C = self.x.shape
         return T, N, C, self.U.shape[0]
+
+
+# Dropout masks of a case, by rate: Keras' rules with dropout = recurrent_dropout
+# = rate (0 < rate < 1): LSTM/GRU one independent mask per gate, SimpleRNN one.
+def dropout_masks(inp, rate):
+    """-> (input_masks [G,N,C], recurrent_masks [G,N,H]) float32, the same for every
+    call on these inputs (drawn once, from the inputs' seed)."""
+    cache = inp.__dict__.setdefault("_dropout_masks", {})
+    if rate not in cache:
+        T, N, C, H = inp.dims
+        g = GATES[inp.cell]
+        rng = np.random.default_rng([inp.seed, T, N, C, H, g, int(round(rate * 1e6))])
+        keep = 1.0 - rate
+        im = ((rng.random((g, N, C)) < keep) / keep).astype(np.float32)
+        rm = ((rng.random((g, N, H)) < keep) / keep).astype(np.float32)
+        cache[rate] = (im, rm)
+    return cache[rate]
 
 
 def make_inputs(cell, T, N, C, H, seed=0):
@@ -66,20 +89,22 @@ def make_inputs(cell, T, N, C, H, seed=0):
     h0 = np.zeros((N, H), np.float32)
     return Inputs(cell, f32(x), f32(W), f32(U), f32(b), h0,
                   h0.copy() if cell == "lstm" else None,
-                  np.ones((N, T, H), np.float32))
+                  np.ones((N, T, H), np.float32), seed)
 
 
 # --------------------------------------------------------------------------
 # The oracle: rnnkern.reference in float64, once per (shape, cell)
 # --------------------------------------------------------------------------
 
-def reference_results(inp, training=True):
-    """Float64 reference outputs (and, with training, gradients of sum(y))."""
+def reference_results(inp, training=True, dropout=None):
+    """Float64 reference outputs (and, with training, gradients of sum(y)); with
+    ``dropout``, under the masks ``dropout_masks(inp, dropout)``."""
     from .. import reference
     d = lambda v: None if v is None else np.asarray(v, np.float64)  # noqa: E731
+    im, rm = dropout_masks(inp, dropout) if dropout else (None, None)
     y, _, _, cache = reference.rnn_forward(
         inp.cell, d(inp.x), d(inp.W), d(inp.U), d(inp.b), d(inp.h0), d(inp.c0), None,
-        return_sequences=True, training=training)
+        return_sequences=True, training=training, input_masks=d(im), recurrent_masks=d(rm))
     out = {"y": y}
     if training:
         dx, dW, dU, db, _, _ = reference.rnn_backward(cache, np.ones_like(y))
@@ -142,6 +167,8 @@ class Impl:
     prepare: Callable[[str, str, Inputs], Prepared]   # (cell, mode, inputs)
     isa: Optional[str] = None  # the ISA whose peak its "% of peak" uses
     info: Dict[str, str] = field(default_factory=dict)
+    dropout: Optional[float] = None   # runs with dropout_masks(inputs, dropout)
+    modes: Optional[tuple] = None     # the modes it runs in (None: every mode)
 
 
 # ---- rnnkern (function-level API) -------------------------------------------
@@ -154,11 +181,25 @@ def _rnnkern_core():
     return _core if hasattr(_core, "last_call_scratch_bytes") else None
 
 
-def rnnkern_impl(backend_name):
+DROPOUT_SUFFIX = "+drop"
+
+
+def dropout_impl_name(name, rate):
+    """The dropout sibling of an rnnkern implementation: 'rnnkern-avx512+drop0.2'."""
+    return f"{name}{DROPOUT_SUFFIX}{rate:g}"
+
+
+def rnnkern_impl(backend_name, dropout=None):
+    """rnnkern's kernels on one backend; with ``dropout`` (training only), Keras'
+    per-gate dropout masks of that rate (see dropout_masks) in the fused kernels."""
     def prepare(cell, mode, inp):
         from ..backends import get_backend
         be = get_backend(backend_name)
         args = (cell, inp.x, inp.W, inp.U, inp.b, inp.h0, inp.c0, None)
+        masks = {}
+        if dropout:
+            im, rm = dropout_masks(inp, dropout)
+            masks = dict(input_masks=im, recurrent_masks=rm)
         core = _rnnkern_core() if backend_name != "reference" else None
 
         def scratch():
@@ -176,7 +217,7 @@ def rnnkern_impl(backend_name):
             return Prepared(fn, lambda r: {"y": r[0]}, temp_bytes=lambda r: r[1])
 
         def fn():
-            y, _, _, cache = be.forward(*args, return_sequences=True, training=True)
+            y, _, _, cache = be.forward(*args, return_sequences=True, training=True, **masks)
             s_fwd = scratch()
             g = be.backward(cache, inp.dy)
             s_bwd = scratch()
@@ -193,7 +234,12 @@ def rnnkern_impl(backend_name):
         return Prepared(fn, collect, workspace, temp_bytes=lambda r: r[3])
 
     isa = backend_name if backend_name in ("avx512", "avx2") else None
-    return Impl(f"rnnkern-{backend_name}", "rnnkern", prepare, isa=isa)
+    name = f"rnnkern-{backend_name}"
+    if dropout:
+        return Impl(dropout_impl_name(name, dropout), "rnnkern", prepare, isa=isa,
+                    dropout=float(dropout), modes=("training",),
+                    info={"dropout": f"dropout = recurrent_dropout = {dropout:g}"})
+    return Impl(name, "rnnkern", prepare, isa=isa)
 
 
 # ---- PyTorch (torch.nn.RNN / LSTM / GRU on the CPU) ---------------------------
@@ -411,6 +457,16 @@ def all_impl_names():
     return names + [n for n in IMPLS if n not in names]
 
 
+def with_dropout_rows(names, rate):
+    """names with, after each rnnkern implementation, its dropout sibling (rate)."""
+    out = []
+    for n in names:
+        out.append(n)
+        if n.startswith("rnnkern-") and DROPOUT_SUFFIX not in n:
+            out.append(dropout_impl_name(n, rate))
+    return out
+
+
 def resolve_impl_names(spec):
     """--backends value -> list of implementation names (in the given order).
     Accepts rnnkern backend names with or without the 'rnnkern-' prefix,
@@ -456,6 +512,15 @@ def make_impl(name):
     if name == "keras":
         ok, why = keras_status()
         return (keras_impl(), "") if ok else (None, why)
+    if name.startswith("rnnkern-") and DROPOUT_SUFFIX in name:
+        base, rate = name[len("rnnkern-"):].split(DROPOUT_SUFFIX, 1)
+        try:
+            r = float(rate)
+        except ValueError:
+            return None, f"bad dropout rate in {name!r}"
+        if not 0 < r < 1:
+            return None, f"dropout rate of {name!r} must be in (0, 1)"
+        return rnnkern_impl(base, dropout=r), ""
     if name.startswith("rnnkern-"):
         return rnnkern_impl(name[len("rnnkern-"):]), ""
     return None, f"unknown implementation {name!r}"

@@ -219,6 +219,16 @@ def format_results(res):
                     row.append(s)
             prow.append(row)
         lines.append(_table(["case"] + impls, prow, "l" + "r" * len(impls)))
+    drop = [r for r in res.get("results", []) if r.get("vs_no_dropout") is not None]
+    if drop:
+        lines.append("")
+        lines.append("dropout cost: median of the '+drop' row / median of the same "
+                     "implementation without dropout (timed interleaved, same process)")
+        lines.append(_table(["case", "implementation", "no dropout ms", "dropout ms", "ratio"],
+                            [[case_label(r), r["impl"],
+                              _fmt_ms(r["median_ms"] / r["vs_no_dropout"]),
+                              _fmt_ms(r["median_ms"]), f"{r['vs_no_dropout']:.3f}x"]
+                             for r in drop], "llrrr"))
     if res.get("command"):
         lines.append("")
         lines.append("command: " + res["command"])

@@ -37,6 +37,7 @@ class Config:
     progress: Optional[bool] = None     # None: when stderr is a terminal
     command: str = ""
     notes: list = field(default_factory=list)
+    dropout: Optional[float] = None     # rate of the "+drop" rows (already in impls)
 
 
 def _cases(cfg):
@@ -48,14 +49,14 @@ def _cases(cfg):
                 yield sh, cell, modes
 
 
-def _reference(inp, training):
+def _reference(inp, training, dropout=None):
     """Float64 reference with every core (it is not timed; it only checks)."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        return I.reference_results(inp, training)
+        return I.reference_results(inp, training, dropout)
     with threadpool_limits(limits=os.cpu_count() or 1):
-        return I.reference_results(inp, training)
+        return I.reference_results(inp, training, dropout)
 
 
 def run(cfg: Config):
@@ -89,7 +90,10 @@ def run(cfg: Config):
             label = f"{sh.name} {cell}"
             progress.update(f"{label}: inputs and float64 reference", done)
             inp = I.make_inputs(cell, sh.T, sh.N, sh.C, sh.H, seed=cfg.seed)
-            ref = _reference(inp, training="training" in modes)
+            ref = {None: _reference(inp, training="training" in modes)}
+            for rate in sorted({im.dropout for im in impls if im.dropout}):
+                if "training" in modes:  # dropout rows run in training only
+                    ref[rate] = _reference(inp, True, rate)
             for mode in modes:
                 progress.update(f"{label} {mode}: checking", done)
                 rows = _run_case(cfg, sh, cell, mode, inp, ref, impls, peak, widest,
@@ -109,7 +113,7 @@ def run(cfg: Config):
         "config": {"threads": cfg.threads, "reps": cfg.reps, "budget_s": cfg.budget_s,
                    "min_reps": cfg.min_reps, "max_reps": cfg.max_reps,
                    "warmup": cfg.warmup, "cells": list(cfg.cells), "modes": list(cfg.modes),
-                   "implementations": names, "seed": cfg.seed,
+                   "implementations": names, "seed": cfg.seed, "dropout": cfg.dropout,
                    "check_tolerance": dict(I.CHECK_TOL),
                    "shapes": [{"name": s.name, "T": s.T, "N": s.N, "C": s.C, "H": s.H,
                                "cells": s.cells, "modes": s.modes, "note": s.note}
@@ -121,10 +125,14 @@ def run(cfg: Config):
     }
 
 
-def _run_case(cfg, sh, cell, mode, inp, ref, impls, peak, widest, on_round):
+def _run_case(cfg, sh, cell, mode, inp, refs, impls, peak, widest, on_round):
+    """refs: the reference results by dropout rate (None: no dropout)."""
     flops = case_flops(cell, mode, sh.T, sh.N, sh.C, sh.H)
     rows, fns, ws = {}, {}, {}
     for im in impls:
+        if im.modes is not None and mode not in im.modes:
+            continue
+        ref = refs[im.dropout]
         row = {"shape": sh.name, "T": sh.T, "N": sh.N, "C": sh.C, "H": sh.H, "cell": cell,
                "mode": mode, "impl": im.name, "kind": im.kind, "flops": flops,
                "status": None, "errors": None, "max_err": None, "failed": None,
@@ -172,6 +180,11 @@ def _run_case(cfg, sh, cell, mode, inp, ref, impls, peak, widest, on_round):
                        reps=t["reps"], times_ms=[round(v, 6) for v in t["times_ms"]])
             row["gflops"] = flops / (t["median_ms"] * 1e-3) / 1e9
     fns.clear()
+    for name, row in rows.items():  # the dropout rows' cost, measured interleaved
+        im = next(i for i in impls if i.name == name)
+        base = rows.get(name.split(I.DROPOUT_SUFFIX)[0]) if im.dropout else None
+        if base and base.get("median_ms") and row.get("median_ms"):
+            row["vs_no_dropout"] = row["median_ms"] / base["median_ms"]
     torch_ms = rows.get("torch", {}).get("median_ms")
     by_name = {im.name: im for im in impls}
     for name, row in rows.items():
