@@ -29,8 +29,8 @@ def make_videos(n, rng):
     labels = rng.integers(0, 4, size=n)
     for i, d in enumerate(labels):
         dr, dc = MOVES[int(d)]
-        r = rng.integers(FRAMES, SIZE - FRAMES)
-        c = rng.integers(FRAMES, SIZE - FRAMES)
+        r = rng.integers(FRAMES - 1, SIZE - FRAMES + 1)   # room for FRAMES - 1 moves
+        c = rng.integers(FRAMES - 1, SIZE - FRAMES + 1)
         for t in range(FRAMES):
             x[i, t, r + dr * t, c + dc * t, 0] = 1.0
     return x, labels

@@ -51,7 +51,7 @@ x_train, x_valid = series[:split_time], series[split_time:]
 
 def windows(values):
     """All windows of ``window_size`` steps and the value that follows each."""
-    ds = timeseries_dataset_from_array(values[:-window_size], values[window_size:],
+    ds = timeseries_dataset_from_array(values, values[window_size:],
                                        sequence_length=window_size, batch_size=256)
     xs, ys = zip(*ds)
     return np.concatenate(xs), np.concatenate(ys)[:, None]

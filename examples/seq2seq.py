@@ -76,7 +76,7 @@ def main():
             probs, h, c = decoder_model.predict([token] + states, verbose=0)
             digit = probs[:, -1].argmax(-1)
             out.append(digit)
-            token = to_categorical(digit[:, None], TOKENS).astype("float32")
+            token = to_categorical(digit, TOKENS).astype("float32")[:, None, :]
             states = [h, c]
         return np.stack(out, axis=1)
 
