@@ -278,6 +278,24 @@ inline bool pack_a_block(const float* a, int64_t sam, int64_t sak, int64_t i0, i
     const float* src = a + (i0 + ib * kRowBlock) * sam + k0 * sak;
     const int ones = ones_row >= 0 ? (int)(ones_row - (i0 + ib * kRowBlock)) : -1;
     const int64_t ib0 = i0 + ib * kRowBlock;
+    if (sam == 1 && kRowBlock <= Vec::W && (ones < 0 || ones >= nb) &&
+        (!as.p || as.k_rows)) {
+      // A transposed (the weight gradients' X^T, Hprev^T): each k is nb
+      // contiguous floats, scaled by the contiguous S(k, i0..), one masked
+      // vector copy per k. (The element loop below, with a division per k for
+      // S's row, cost LSTM S3 7% of its backward with dropout's per-gate
+      // GEMMs; without dropout this copy made that backward ~12% faster.)
+      int64_t r = as.p ? (k0 % as.period) : 0;  // the row of S, without a division per k
+      for (int64_t k = 0; k < kc; ++k) {
+        Vec v = Vec::load_n(src + k * sak, nb);
+        if (as.p) {
+          v = v * Vec::load_n(as.p + r * as.ld + ib0, nb);
+          if (++r == as.period) r = 0;
+        }
+        v.store_n(o + k * kRowBlock, kRowBlock);
+      }
+      continue;
+    }
     for (int64_t k = 0; k < kc; ++k) {
       // the scale of A(ib0 + n, k0 + k): S(k, i) contiguous in n, or S(i, k)
       const float* sc = as.p && as.k_rows ? as.row(k0 + k) + ib0 : nullptr;
