@@ -102,6 +102,22 @@ def _map_graph(inputs, outputs):
     return ordered, dict(nodes_by_depth), layers
 
 
+def find_layer(layers, name=None, index=None):
+    """Keras' get_layer over a list of layers."""
+    if index is not None and name is not None:
+        raise ValueError("Provide only a layer name or a layer index, not both")
+    if index is not None:
+        if not -len(layers) <= index < len(layers):
+            raise ValueError(f"Was asked to retrieve layer at index {index} but model only "
+                             f"has {len(layers)} layers.")
+        return layers[index]
+    for layer in layers:
+        if layer.name == name:
+            return layer
+    raise ValueError(f"No such layer: {name}. Existing layers are: "
+                     f"{[layer.name for layer in layers]}.")
+
+
 def _add(grads, key, d):
     prev = grads.get(key)
     grads[key] = d if prev is None else prev + d
@@ -206,19 +222,7 @@ class Model(Trainer, Layer):
 
     def get_layer(self, name=None, index=None):
         """A layer by name or by index in ``layers`` (Keras' get_layer)."""
-        if index is not None and name is not None:
-            raise ValueError("Provide only a layer name or a layer index, not both")
-        layers = self.layers
-        if index is not None:
-            if not -len(layers) <= index < len(layers):
-                raise ValueError(f"Was asked to retrieve layer at index {index} but model only "
-                                 f"has {len(layers)} layers.")
-            return layers[index]
-        for layer in layers:
-            if layer.name == name:
-                return layer
-        raise ValueError(f"No such layer: {name}. Existing layers are: "
-                         f"{[layer.name for layer in layers]}.")
+        return find_layer(self.layers, name, index)
 
     def compute_output_shape(self, input_shape):
         shapes = [t.shape for t in self._outputs]
@@ -364,17 +368,25 @@ class Model(Trainer, Layer):
             d_inputs.append(d)
         return d_inputs, layer_grads
 
-    def _layer_grads(self, layer, layer_grads):
-        g = layer_grads.get(id(layer))
-        return g if g is not None else [np.zeros_like(w) for w in layer.weights]
+    @staticmethod
+    def _collect_grads(layer_grads, layers, publish):
+        """The grads of ``layers`` (aligned with their weights) from the
+        per-layer sums of ``_backward``; ``publish``: also set each layer's own
+        ``grads`` (the shell's ``backward``)."""
+        grads = []
+        for layer in layers:
+            g = layer_grads.get(id(layer))
+            if g is None:
+                g = [np.zeros_like(w) for w in layer.weights]
+            if publish:
+                layer._tls.grads = g
+            grads += g
+        return grads
 
     def backward_from(self, ctx, d_outputs):
         d_inputs, layer_grads = self._backward(ctx, d_outputs)
-        grads = []
-        for layer in self._layers:
-            grads += self._layer_grads(layer, layer_grads)
-        d = pack_as(self._inputs_struct, d_inputs)
-        return d, grads
+        return pack_as(self._inputs_struct, d_inputs), self._collect_grads(
+            layer_grads, self._layers, False)
 
     def backward(self, d_output):
         """Backpropagate ``d_output`` (aligned with the outputs) through this
@@ -382,12 +394,7 @@ class Model(Trainer, Layer):
         inputs) and replaces ``grads`` (aligned with ``weights``) and every
         layer's ``grads``."""
         d_inputs, layer_grads = self._backward(self._last_ctx(), d_output)
-        grads = []
-        for layer in self._layers:
-            g = self._layer_grads(layer, layer_grads)
-            layer._tls.grads = g
-            grads += g
-        self._tls.grads = grads
+        self._tls.grads = self._collect_grads(layer_grads, self._layers, True)
         return pack_as(self._inputs_struct, d_inputs)
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,

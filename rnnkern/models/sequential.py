@@ -14,7 +14,7 @@ import numpy as np
 
 from ..layers.base import KerasTensor, Layer, _shape_tuple, auto_name
 from ..layers.core import InputLayer
-from .functional import Model
+from .functional import Model, find_layer
 from .training import Trainer
 
 __all__ = ["Sequential"]
@@ -102,16 +102,7 @@ class Sequential(Trainer, Layer):
         return self.layers
 
     def get_layer(self, name=None, index=None):
-        if self._functional is not None:
-            return self._functional.get_layer(name, index)
-        layers = self.layers
-        if index is not None:
-            return layers[index]
-        for layer in layers:
-            if layer.name == name:
-                return layer
-        raise ValueError(f"No such layer: {name}. Existing layers are: "
-                         f"{[l.name for l in layers]}.")
+        return find_layer(self.layers, name, index)
 
     # ---------------------------------------------------------------- build
     def build(self, input_shape=None):
@@ -241,15 +232,8 @@ class Sequential(Trainer, Layer):
         """Backpropagate ``d_output`` through this thread's last call: returns the
         input's gradient, replaces ``grads`` (aligned with ``weights``) and every
         layer's ``grads``."""
-        ctx = self._last_ctx()
-        f = self._functional
-        d_inputs, layer_grads = f._backward(ctx, d_output)
-        grads = []
-        for layer in self.layers:
-            g = f._layer_grads(layer, layer_grads)
-            layer._tls.grads = g
-            grads += g
-        self._tls.grads = grads
+        d_inputs, layer_grads = self._functional._backward(self._last_ctx(), d_output)
+        self._tls.grads = self._functional._collect_grads(layer_grads, self.layers, True)
         return d_inputs[0]
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,

@@ -753,31 +753,30 @@ class Trainer:
         return pack_as(struct, outs) if isinstance(struct, list) else outs[0]
 
     # ---------------------------------------------------- one batch each
-    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
-                       return_dict=False):
-        """One gradient update on one batch; the running loss / metrics."""
-        self._assert_compiled("train_on_batch")
+    def _one_batch(self, what, x, y, sample_weight):
+        self._assert_compiled(what)
         x, y = _to_numpy(x), _to_numpy(y)
         self._build_from_data(x)
         xs, ys = self._inputs_as_list(x), None if y is None else self._targets_as_list(y)
         sw = None if sample_weight is None else np.asarray(sample_weight, np.float32)
+        self.reset_metrics()  # as Keras: the logs of this batch alone
+        return xs, ys, sw
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict=False):
+        """One gradient update on one batch; its loss (and metrics)."""
+        xs, ys, sw = self._one_batch("train_on_batch", x, y, sample_weight)
         if class_weight is not None:
             if sample_weight is not None:
                 raise ValueError("Arguments `sample_weight` and `class_weight` cannot be "
                                  "specified at the same time.")
             sw = _class_weights(ys[0], class_weight, sw)
-        self.reset_metrics()  # as Keras: the logs of this batch alone
         logs = self._train_step(xs, ys, sw)
         return logs if return_dict else self._flatten_logs(logs)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
-        self._assert_compiled("test_on_batch")
-        x, y = _to_numpy(x), _to_numpy(y)
-        self._build_from_data(x)
-        xs, ys = self._inputs_as_list(x), None if y is None else self._targets_as_list(y)
-        sw = None if sample_weight is None else np.asarray(sample_weight, np.float32)
-        self.reset_metrics()
-        logs = self._test_step(xs, ys, sw)
+        """The loss (and metrics) of one batch, without an update."""
+        logs = self._test_step(*self._one_batch("test_on_batch", x, y, sample_weight))
         return logs if return_dict else self._flatten_logs(logs)
 
     def predict_on_batch(self, x):
