@@ -19,7 +19,7 @@ import threading
 import numpy as np
 
 from . import reference as _reference
-from ._common import Grads
+from ._common import GATES, Grads
 
 _CPU_ORDER = ("avx512", "avx2", "scalar")
 
@@ -73,7 +73,8 @@ class CpuBackend:
         y, h, c, ws = _core().forward(
             self.name, cell, activation, recurrent_activation, bool(reset_after),
             bool(go_backwards), bool(return_sequences), bool(training),
-            x, W, U, b, h0, c0, mask, get_num_threads(), packed, input_masks, recurrent_masks)
+            x, W, U, b, h0, c0, mask, _threads_for(cell, x.shape[0], x.shape[-1], U.shape[0]),
+            packed, input_masks, recurrent_masks)
         return y, h, (c if cell == "lstm" else None), (Cache(self, ws) if training else None)
 
     def backward(self, cache, dy, dh_T=None, dc_T=None):
@@ -83,37 +84,67 @@ class CpuBackend:
             dh_T = np.zeros((n, h), np.float32)
         if dc_T is None and ws.cell == "lstm":
             dc_T = np.zeros((n, h), np.float32)
-        dx, dW, dU, db, dh0, dc0 = _core().backward(ws, dy, dh_T, dc_T, get_num_threads())
+        nt = _threads_for(ws.cell, n, ws.input_size, h)
+        dx, dW, dU, db, dh0, dc0 = _core().backward(ws, dy, dh_T, dc_T, nt)
         return Grads(dx, dW, dU, db, dh0, dc0 if ws.cell == "lstm" else None)
 
 
 _lock = threading.Lock()
-_num_threads = None
+_num_threads = None   # set by set_num_threads; None: the default below
+_affinity = None      # CPUs this process may run on, looked up once (~17 us a lookup)
+
+# Below this much recurrent work a step, N * G * H * (C + H) multiply-adds, the
+# default thread count is one: the kernels meet at a barrier every step, and with
+# so little work between barriers a second thread gains nothing even on a quiet
+# machine, while on a busy one a descheduled thread stalls every step of the
+# other (measured: a small Embedding + Bidirectional LSTM model 40x slower on
+# two threads under load). Measured on 2 cores of a Xeon, quiet: below 2^18
+# two threads gain 0-9 %, from 2^18 on 18-50 % (bench/threads_crossover.py,
+# bench/results/threads_crossover.txt).
+SMALL_STEP_WORK = 1 << 18
 
 
 def set_num_threads(n):
-    """Threads the compiled kernels use (default: OMP_NUM_THREADS, else every CPU this
-    process may run on). None restores the default."""
+    """Threads the compiled kernels use. An int is used as given, for every problem;
+    None (the default) means OMP_NUM_THREADS, else every CPU this process may run
+    on, except that problems too small to gain from threads run on one."""
     global _num_threads
-    if n is not None and (not isinstance(n, (int, np.integer)) or n < 1):
+    if n is not None and (not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1):
         raise ValueError(f"set_num_threads: n must be a positive int or None, got {n!r}")
     _num_threads = None if n is None else int(n)
 
 
 def get_num_threads():
+    """The threads set by set_num_threads, else the default (OMP_NUM_THREADS, else
+    every CPU this process may run on)."""
+    global _affinity
     if _num_threads is not None:
         return _num_threads
     env = os.environ.get("OMP_NUM_THREADS", "")
-    try:
-        v = int(env.split(",")[0])
-        if v > 0:
-            return v
-    except ValueError:
-        pass
-    try:
-        return max(1, len(os.sched_getaffinity(0)))  # the CPUs this process may use
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    if env:
+        try:
+            v = int(env.split(",")[0])
+            if v > 0:
+                return v
+        except ValueError:
+            pass
+    if _affinity is None:
+        try:
+            _affinity = max(1, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):
+            _affinity = os.cpu_count() or 1
+    return _affinity
+
+
+def _threads_for(cell, batch, input_size, units):
+    """Threads for one kernel call: set_num_threads' value as given, else the default
+    capped at one for a small step (SMALL_STEP_WORK)."""
+    if _num_threads is not None:
+        return _num_threads
+    nt = get_num_threads()
+    if nt > 1 and batch * GATES[cell] * units * (input_size + units) < SMALL_STEP_WORK:
+        return 1
+    return nt
 
 
 def _compiled_isas():

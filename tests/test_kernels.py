@@ -295,7 +295,7 @@ def test_packed_weights_give_identical_results(backend, cell, reset_after):
     assert packed.isa == backend and packed.cell == cell and packed.units == h
     fwd_bytes = packed.nbytes
     assert fwd_bytes >= U.nbytes + W.nbytes
-    old = bk.get_num_threads()
+    old = bk._num_threads
     try:
         for threads in (1, 2, 1):
             bk.set_num_threads(threads)
@@ -363,3 +363,28 @@ def test_shared_packed_weights_across_python_threads(backend):
         for got in run_in_threads(lambda k: run(packed), 4):
             for a, b2 in zip(got, want):
                 np.testing.assert_array_equal(a, b2)
+
+
+def test_small_problems_default_to_one_thread(monkeypatch):
+    """The default thread count is capped at one below SMALL_STEP_WORK a step (a
+    barrier a step would cost more than a second thread gains); set_num_threads'
+    value is used as given; OMP_NUM_THREADS still sets the default."""
+    old = bk._num_threads
+    try:
+        bk.set_num_threads(None)
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert bk.get_num_threads() == 2
+        assert bk._threads_for("lstm", 32, 16, 16) == 1            # 32*4*16*32 = 65536
+        assert bk._threads_for("lstm", 64, 256, 512) == 2
+        n = -(-bk.SMALL_STEP_WORK // (3 * 64 * 128))                 # gru, H=64, C=64
+        assert bk._threads_for("gru", n, 64, 64) == 2
+        assert bk._threads_for("gru", n - 1, 64, 64) == 1
+        bk.set_num_threads(2)
+        assert bk._threads_for("lstm", 1, 4, 4) == 2
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        bk.set_num_threads(None)
+        assert bk._threads_for("lstm", 64, 256, 512) == 1
+        with pytest.raises(ValueError, match="positive int"):
+            bk.set_num_threads(True)
+    finally:
+        bk.set_num_threads(old)

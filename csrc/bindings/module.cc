@@ -467,6 +467,7 @@ PYBIND11_MODULE(_core, m) {
   py::class_<Workspace>(m, "Workspace", "What a training forward keeps for BPTT (opaque).")
       .def_property_readonly("batch", [](const Workspace& w) { return w.cfg.N; })
       .def_property_readonly("timesteps", [](const Workspace& w) { return w.cfg.T; })
+      .def_property_readonly("input_size", [](const Workspace& w) { return w.cfg.C; })
       .def_property_readonly("units", [](const Workspace& w) { return w.cfg.H; })
       .def_property_readonly("cell", [](const Workspace& w) { return cell_name(w.cfg.cell); })
       .def_property_readonly("isa", [](const Workspace& w) { return w.isa; })
