@@ -314,3 +314,22 @@ def test_shared_layer_gradients_sum_over_uses(rng):
         parts.append(dense.grads)
     for t, p, q in zip(total, *parts):
         np.testing.assert_allclose(t, p + q, rtol=1e-5, atol=1e-6)
+
+
+def test_embedding_gradient_compiled_path():
+    """Embedding's float32 gradient (the compiled scatter-add) equals np.add.at's,
+    repeated ids included; an id outside the vocabulary is a clear error."""
+    from rnnkern import _core
+    from rnnkern.layers import Embedding
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 7, size=(5, 11))
+    dy = rng.standard_normal((5, 11, 4)).astype(np.float32)
+    layer = Embedding(7, 4)
+    layer(ids)
+    _, (g,) = layer.backward_from(ids, dy)
+    want = np.zeros((7, 4), np.float32)
+    np.add.at(want, ids.ravel(), dy.reshape(-1, 4))
+    assert g.dtype == np.float32
+    np.testing.assert_allclose(g, want, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=r"id 9 outside \[0, 7\)"):
+        _core.embedding_grad(np.array([1, 9]), np.ones((2, 4), np.float32), 7)

@@ -460,6 +460,39 @@ FArr gemm(const std::string& isa, FArr a, FArr b, bool trans_a, bool trans_b, in
   return c;
 }
 
+// The gradient of an embedding lookup: g[ids[i], :] += dy[i, :] over i in order
+// (the sum of each row in a fixed order: deterministic), ids checked against vocab.
+py::array_t<float> embedding_grad(py::array_t<int64_t, py::array::c_style | py::array::forcecast> ids,
+                                  FArr dy, int64_t vocab) {
+  if (dy.ndim() != 2 || dy.shape(0) != ids.size())
+    throw py::value_error("embedding_grad: dy must be [ids.size, dim], got " +
+                          std::to_string(dy.ndim()) + "-d");
+  const int64_t m = ids.size(), d = dy.shape(1);
+  py::array_t<float> g({vocab, d});
+  float* out = g.mutable_data();
+  const int64_t* id = ids.data();
+  const float* src = dy.data();
+  int64_t bad = -1;
+  {
+    py::gil_scoped_release nogil;
+    std::fill(out, out + vocab * d, 0.0f);
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t v = id[i];
+      if (v < 0 || v >= vocab) {
+        bad = i;
+        break;
+      }
+      float* row = out + v * d;
+      const float* s = src + i * d;
+      for (int64_t j = 0; j < d; ++j) row[j] += s[j];
+    }
+  }
+  if (bad >= 0)
+    throw py::value_error("embedding_grad: id " + std::to_string(id[bad]) +
+                          " outside [0, " + std::to_string(vocab) + ")");
+  return g;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -474,6 +507,8 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("nbytes", [](const Workspace& w) {
         return (w.hprev_n + w.slots_n) * sizeof(float);
       });
+  m.def("embedding_grad", &embedding_grad, py::arg("ids"), py::arg("dy"), py::arg("vocab"),
+        "dE[vocab, dim]: the rows of dy summed by id (float32, ids in range).");
   m.def("cpu_isas", &cpu_isas, "CPU ISAs compiled in and supported here, widest first.");
   m.def("forward", &forward, py::arg("isa"), py::arg("cell"), py::arg("activation"),
         py::arg("recurrent_activation"), py::arg("reset_after"), py::arg("go_backwards"),

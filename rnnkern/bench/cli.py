@@ -100,6 +100,12 @@ def build_parser():
                    help="do not run: print (and --plot) a saved result file")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
                    help="do not run: per-case ratio B/A of median times of two saved runs")
+    p.add_argument("--fit", action="store_true",
+                   help="do not run the kernels: time one training epoch of the notebooks' "
+                        "forecaster and classifier (model.fit) against Keras 3 (torch "
+                        "backend, and TensorFlow when installed) and a PyTorch loop, after "
+                        "checking they reach the same loss (--reps, --threads, --json, "
+                        "--quick apply)")
     p.add_argument("--peak", action="store_true",
                    help="do not run: measure this machine's fp32 FMA peak per core "
                         "(AVX-512 and AVX2)")
@@ -189,6 +195,28 @@ def _peak_main(args, out):
     return 0
 
 
+def _fit_main(args, out):
+    from . import fit
+    threads = parse_threads(args.threads)
+    impls = ("rnnkern", "keras-torch", "keras-tensorflow", "torch-loop")
+    if args.backends:
+        impls = tuple(b.strip() for b in args.backends.split(",") if b.strip())
+        bad = [b for b in impls if b not in ("rnnkern", "keras-torch", "keras-tensorflow",
+                                             "torch-loop")]
+        if bad:
+            raise SystemExit(f"rnnkern-bench --fit: --backends takes rnnkern, keras-torch, "
+                             f"keras-tensorflow, torch-loop; got {bad}")
+    res = fit.run(reps=args.reps or (2 if args.quick else 5), threads=threads, out=out,
+                  samples=128 if args.quick else None, impls=impls)
+    res["command"] = "rnnkern-bench " + " ".join(sys.argv[1:])
+    if args.json:
+        report.save_json(res, args.json)
+        print(f"saved {args.json}", file=out)
+    bad = [k for w in res["workloads"].values() for k, v in w["status"].items()
+           if v.startswith(("WRONG", "ERROR"))]
+    return 1 if bad else 0
+
+
 def main(argv=None):
     """Entry point of ``rnnkern-bench``; returns the exit status."""
     raw = list(sys.argv[1:] if argv is None else argv)
@@ -197,6 +225,8 @@ def main(argv=None):
     out = sys.stdout
     if args.peak:
         return _peak_main(args, out)
+    if args.fit:
+        return _fit_main(args, out)
     if args.compare:
         a, b = (report.load_json(f) for f in args.compare)
         text, _ = report.compare(a, b, *args.compare)

@@ -89,16 +89,31 @@ def initial_weights(name):
 # --------------------------------------------------------- implementations
 
 class _KerasLike:
-    """rnnkern or Keras: build once, reset weights and optimizer per epoch."""
+    """rnnkern or Keras: built and compiled once (so Keras on TensorFlow traces its
+    train function once, as in a notebook); before every epoch the initial weights
+    are set back and the optimizer's slots and step counter are zeroed."""
 
     def __init__(self, name, layers, models, optimizers, weights, data, loss):
         self.name = name
         self.model = WORKLOADS[name]["build"](layers, models)
-        self.weights, self.data, self.loss, self.optimizers = weights, data, loss, optimizers
+        self.weights, self.data = weights, data
+        self.model.compile(optimizer=optimizers.Adam(learning_rate=LR), loss=loss)
+
+    def _reset(self):
+        self.model.set_weights(self.weights)
+        opt = self.model.optimizer
+        if not opt.variables or not hasattr(opt.variables[0], "assign"):   # rnnkern
+            if opt.built:
+                opt.set_state([np.array(LR, np.float32) if n == "learning_rate" else
+                               np.zeros_like(v) for n, v in zip(opt.variable_names,
+                                                                opt.variables)])
+            return
+        for v in opt.variables:       # Keras: iterations and the moments, not the rate
+            if "learning_rate" not in v.path:
+                v.assign(np.zeros(v.shape, v.dtype))
 
     def epoch(self):
-        self.model.set_weights(self.weights)
-        self.model.compile(optimizer=self.optimizers.Adam(learning_rate=LR), loss=self.loss)
+        self._reset()
         x, y = self.data
         t = time.perf_counter()
         self.model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
@@ -142,6 +157,7 @@ class _TorchLoop:
                 mod.weight_hh_l0.copy_(torch.from_numpy(keras_to_torch_cols(U, cell).T.copy()))
                 mod.bias_ih_l0.copy_(torch.from_numpy(keras_to_torch_cols(b, cell).copy()))
                 mod.bias_hh_l0.zero_()
+            mod.bias_hh_l0.requires_grad_(False)   # Keras' cell has one bias: train one
 
         def make():
             nn = torch.nn
@@ -173,7 +189,7 @@ class _TorchLoop:
     def epoch(self):
         torch = self.torch
         mods, forward, loss_fn = self._make()
-        params = [p for m in mods for p in m.parameters()]
+        params = [p for m in mods for p in m.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=LR, eps=1e-7)
         x, y = self.data
         self._forward, self._loss = forward, loss_fn
@@ -198,13 +214,15 @@ def torch_impl(name, weights, data):
 class _Subprocess:
     """Keras on TensorFlow, which needs its own process (KERAS_BACKEND)."""
 
-    def __init__(self, name, reps):
-        self.name, self.reps = name, reps
+    def __init__(self, name, reps, samples=None, threads=1):
+        self.name, self.reps, self.samples, self.threads = name, reps, samples, threads
 
     def run(self):
-        env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+        env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3",
+                   OMP_NUM_THREADS=str(self.threads))
         out = subprocess.run([sys.executable, "-m", "rnnkern.bench.fit", "--tf-worker",
-                              self.name, str(self.reps)], capture_output=True, text=True,
+                              self.name, str(self.reps), str(self.samples or 0), str(self.threads)],
+                             capture_output=True, text=True,
                              env=env, timeout=1800)
         if out.returncode != 0:
             raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr else
@@ -212,10 +230,13 @@ class _Subprocess:
         return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _tf_worker(name, reps):
+def _tf_worker(name, reps, samples=0, threads=1):
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
     import keras
     weights = initial_weights(name)
-    data = WORKLOADS[name]["data"]()
+    data = tuple(a[:samples or None] for a in WORKLOADS[name]["data"]())
     impl = _KerasLike(name, keras.layers, keras.models, keras.optimizers, weights, data,
                       WORKLOADS[name]["loss"])
     impl.epoch()
@@ -231,20 +252,26 @@ def tensorflow_available():
 
 # ------------------------------------------------------------------- run
 
-def run(workloads=("forecaster", "classifier"), reps=5, threads=1, with_tf=None, out=None):
-    """Check, then time; returns the result dict (also printed as a table)."""
+def run(workloads=("forecaster", "classifier"), reps=5, threads=1, with_tf=None, out=None,
+        samples=None, impls=("rnnkern", "keras-torch", "torch-loop")):
+    """Check, then time; returns the result dict (also printed as a table).
+    ``samples`` keeps the first that many of each workload's data (a smoke run)."""
     from .timing import ThreadControl
     out = out or sys.stdout
+    want = set(impls) | {"rnnkern"}
     if with_tf is None:
-        with_tf = tensorflow_available()
-    results = {"threads": threads, "reps": reps, "cpu": _cpu(), "workloads": {}}
+        with_tf = tensorflow_available() and "keras-tensorflow" in impls
+    results = {"schema": "rnnkern-bench-fit/1", "threads": threads, "reps": reps,
+               "cpu": _cpu(), "samples": samples, "loss_rtol": LOSS_RTOL, "workloads": {}}
     with ThreadControl(threads) as tc:
         for name in workloads:
             weights = initial_weights(name)
-            data = WORKLOADS[name]["data"]()
+            data = tuple(a[:samples] for a in WORKLOADS[name]["data"]())
             impls, status = {}, {}
             for label, factory in (("rnnkern", rnnkern_impl), ("keras-torch", keras_impl),
                                    ("torch-loop", torch_impl)):
+                if label not in want:
+                    continue
                 try:
                     impls[label] = factory(name, weights, data)
                     tc.apply_torch()
@@ -266,7 +293,7 @@ def run(workloads=("forecaster", "classifier"), reps=5, threads=1, with_tf=None,
                     times[label].append(impls[label].epoch())
             if with_tf:
                 try:
-                    tf = _Subprocess(name, reps).run()
+                    tf = _Subprocess(name, reps, samples, tc.n).run()
                     if abs(tf["loss"] - ref) > LOSS_RTOL * abs(ref):
                         status["keras-tensorflow"] = (f"WRONG (loss {tf['loss']:.6g} vs rnnkern "
                                                       f"{ref:.6g})")
@@ -323,4 +350,4 @@ def format_table(res):
 
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "--tf-worker":
-        _tf_worker(sys.argv[2], int(sys.argv[3]))
+        _tf_worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import activations as _activations
 from .. import initializers as _inits
+from ..backends import core_available as _core_available
 from .base import (KerasTensor, Layer, Node, _shape_tuple, check_bool, check_positive_int,
                    flatten, float_array, floatx, format_shape, grad_or_zeros, make_rng,
                    weight_property)
@@ -371,8 +372,12 @@ class Embedding(Layer):
 
     def backward_from(self, ids, dy):
         dy = grad_or_zeros(dy, ids.shape + (self.output_dim,))
+        flat, rows = ids.ravel(), dy.reshape(-1, self.output_dim)
+        if rows.dtype == np.float32 and _core_available():
+            from .. import _core
+            return None, [_core.embedding_grad(flat, rows, self.input_dim)]
         g = np.zeros((self.input_dim, self.output_dim), dy.dtype)
-        np.add.at(g, ids.ravel(), dy.reshape(-1, self.output_dim))
+        np.add.at(g, flat, rows)
         return None, [g]
 
     def compute_mask(self, inputs, mask=None):
