@@ -22,3 +22,25 @@ def run_in_threads(fn, n, timeout=120):
     if errors:
         raise errors[0]
     return results
+
+
+def keras_or_skip(module_level=False):
+    """Keras 3 on the torch backend (the tests compare against it with torch's
+    autograd), or skip: the test, or with module_level=True the whole file."""
+    import pytest
+    keras = pytest.importorskip("keras")
+    pytest.importorskip("torch")
+    if keras.backend.backend() != "torch":
+        pytest.skip("needs Keras on the torch backend (KERAS_BACKEND=torch)",
+                    allow_module_level=module_level)
+    return keras
+
+
+def capture_stdout(fn):
+    """What fn() prints."""
+    import contextlib
+    import io
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        fn()
+    return buf.getvalue()

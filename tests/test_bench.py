@@ -448,3 +448,38 @@ def test_dropout_row_ignoring_its_masks_is_wrong(registry):
     bad = rows[("nomask+drop0.3", "training")]
     assert bad["status"] == "WRONG" and bad["median_ms"] is None
     assert rows[("rnnkern-reference", "training")]["status"] == "ok"
+
+
+def test_fit_workloads(tmp_path, capsys):
+    """--fit --quick: every peer present trains the same epoch to rnnkern's loss
+    (checked before timing), the table and JSON carry the speed-ups."""
+    peers = ["rnnkern"] + [p for p, mod in (("torch-loop", "torch"), ("keras-torch", "keras"))
+                           if _has(mod)]
+    js = tmp_path / "fit.json"
+    rc = main(["--fit", "--quick", "--reps", "1", "--backends", ",".join(peers),
+               "--json", str(js)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "rnnkern-bench --fit" in out and "forecaster" in out and "classifier" in out
+    res = json.loads(js.read_text())
+    for name in ("forecaster", "classifier"):
+        w = res["workloads"][name]
+        assert set(w["median_s"]) == set(peers), w["status"]
+        for p in peers[1:]:
+            assert abs(w["loss_after_epoch"][p] - w["loss_after_epoch"]["rnnkern"]) <= \
+                res["loss_rtol"] * w["loss_after_epoch"]["rnnkern"]
+            assert w["speedup_of_rnnkern"][p] > 0
+    with pytest.raises(SystemExit, match="--backends takes"):
+        main(["--fit", "--quick", "--backends", "rnnkern,avx512"])
+
+
+def test_fit_wrong_peer_is_not_timed(monkeypatch, capsys):
+    """A peer whose loss after the epoch differs is reported WRONG and not timed."""
+    pytest.importorskip("torch")
+    from rnnkern.bench import fit
+    real = fit._TorchLoop.final_loss
+    monkeypatch.setattr(fit._TorchLoop, "final_loss", lambda self: real(self) * 1.01)
+    res = fit.run(workloads=("forecaster",), reps=1, samples=64,
+                  impls=("rnnkern", "torch-loop"))
+    w = res["workloads"]["forecaster"]
+    assert w["status"]["torch-loop"].startswith("WRONG") and "torch-loop" not in w["median_s"]

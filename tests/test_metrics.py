@@ -14,13 +14,10 @@ import pytest  # noqa: E402
 
 from rnnkern import losses as L  # noqa: E402
 from rnnkern import metrics as M  # noqa: E402
+from helpers import keras_or_skip  # noqa: E402
 from tolerances import assert_close  # noqa: E402
 
-keras = pytest.importorskip("keras")
-torch = pytest.importorskip("torch")
-if keras.backend.backend() != "torch":
-    pytest.skip("needs Keras on the torch backend (KERAS_BACKEND=torch)",
-                allow_module_level=True)
+keras = keras_or_skip(module_level=True)
 
 from keras.src.metrics.reduction_metrics import MeanMetricWrapper as KerasMMW  # noqa: E402
 from keras.src.trainers import compile_utils  # noqa: E402

@@ -17,19 +17,12 @@ import rnnkern as rk  # noqa: E402
 import rnnkern.layers as RL  # noqa: E402
 import rnnkern.models as RM  # noqa: E402
 from conftest import BACKENDS  # noqa: E402
-from helpers import run_in_threads  # noqa: E402
+from helpers import keras_or_skip, run_in_threads  # noqa: E402
 from notebook_models import MODELS, as_input, inputs  # noqa: E402
 from tolerances import assert_close  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning",
                                         "ignore:Do not pass an `input_shape`:UserWarning")
-
-
-def keras_or_skip():
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip("needs Keras on the torch backend (KERAS_BACKEND=torch)")
-    return keras
 
 
 def build_ours(name, backend=None):

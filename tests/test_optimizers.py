@@ -13,13 +13,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from rnnkern import optimizers as O  # noqa: E402
+from helpers import keras_or_skip  # noqa: E402
 from tolerances import assert_close  # noqa: E402
 
-keras = pytest.importorskip("keras")
-torch = pytest.importorskip("torch")
-if keras.backend.backend() != "torch":
-    pytest.skip("needs Keras on the torch backend (KERAS_BACKEND=torch)",
-                allow_module_level=True)
+keras = keras_or_skip(module_level=True)
+import torch  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -266,7 +264,7 @@ def test_learning_rate_setter():
             sched.learning_rate = 0.1
     # the set value is used by the next update, and stored as float32 like Keras
     ws, gs = _data()
-    ours, theirs = O.SGD(0.1), keras.optimizers.SGD(0.1)
+    ours = O.SGD(0.1)
     run_ours(ours, ws, gs[:1])
     ours.learning_rate = 0.3
     assert ours.learning_rate == float(np.float32(0.3))

@@ -7,9 +7,7 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import io  # noqa: E402
 import re  # noqa: E402
-import sys  # noqa: E402
 import zipfile  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -20,17 +18,11 @@ from rnnkern import callbacks as C  # noqa: E402
 from rnnkern import layers as L  # noqa: E402
 from rnnkern import models as M  # noqa: E402
 from rnnkern import optimizers as O  # noqa: E402
+from helpers import capture_stdout, keras_or_skip  # noqa: E402
 from tolerances import assert_close  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning",
                                         "ignore:Do not pass an `input_shape`:UserWarning")
-
-
-def keras_or_skip():
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip("needs Keras on the torch backend (KERAS_BACKEND=torch)")
-    return keras
 
 
 def forecaster(Lm, Mm):
@@ -236,16 +228,6 @@ def final_lines(text):
     return [line.split("\r")[-1] for line in text.split("\n")]
 
 
-def run_capture(fn):
-    old, buf = sys.stdout, io.StringIO()
-    sys.stdout = buf
-    try:
-        fn()
-    finally:
-        sys.stdout = old
-    return buf.getvalue()
-
-
 @pytest.mark.parametrize("verbose", [1, 2])
 def test_progress_output_matches_keras(verbose, rng):
     keras = keras_or_skip()
@@ -254,13 +236,13 @@ def test_progress_output_matches_keras(verbose, rng):
     for m, o in ((ours, O), (theirs, keras.optimizers)):
         m.compile(optimizer=o.Adam(0.01), loss="mse", metrics=["mae"])
     fit = dict(epochs=2, batch_size=16, shuffle=False, verbose=verbose, validation_split=0.25)
-    got = run_capture(lambda: ours.fit(x, y, **fit))
-    want = run_capture(lambda: theirs.fit(x, y, **fit))
+    got = capture_stdout(lambda: ours.fit(x, y, **fit))
+    want = capture_stdout(lambda: theirs.fit(x, y, **fit))
     strip_numbers = lambda s: re.sub(r"\d\.\d{4}(e[-+]\d+)?", "F", s)  # noqa: E731
     assert final_lines(strip_numbers(normalize(got))) == \
         final_lines(strip_numbers(normalize(want)))
-    got_e = run_capture(lambda: ours.evaluate(x, y, verbose=verbose))
-    want_e = run_capture(lambda: theirs.evaluate(x, y, verbose=verbose))
+    got_e = capture_stdout(lambda: ours.evaluate(x, y, verbose=verbose))
+    want_e = capture_stdout(lambda: theirs.evaluate(x, y, verbose=verbose))
     assert final_lines(strip_numbers(normalize(got_e))) == \
         final_lines(strip_numbers(normalize(want_e)))
 

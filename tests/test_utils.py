@@ -15,6 +15,7 @@ import rnnkern as rk  # noqa: E402
 from rnnkern.utils import (Progbar, pad_sequences, timeseries_dataset_from_array,  # noqa: E402
                            to_categorical)
 from rnnkern.utils.progbar import resolve_verbose  # noqa: E402
+from helpers import capture_stdout  # noqa: E402
 
 
 def keras_utils():
@@ -107,16 +108,6 @@ def test_set_random_seed_makes_layers_reproducible():
         rk.utils.set_random_seed(1.5)
 
 
-def capture(fn):
-    old, buf = sys.stdout, io.StringIO()
-    sys.stdout = buf
-    try:
-        fn()
-    finally:
-        sys.stdout = old
-    return buf.getvalue()
-
-
 def test_progbar_matches_keras_text():
     """The same updates give Keras' characters (timings normalized)."""
     keras = pytest.importorskip("keras")
@@ -131,11 +122,11 @@ def test_progbar_matches_keras_text():
         s = re.sub(r" +(?=[\x08\r\n])", "", s)
         return re.sub(r"\x08+", "<bs>", s)
     for verbose in (1, 2):
-        ours = capture(lambda: drive(Progbar, verbose))
-        theirs = capture(lambda: drive(keras.utils.Progbar, verbose))
+        ours = capture_stdout(lambda: drive(Progbar, verbose))
+        theirs = capture_stdout(lambda: drive(keras.utils.Progbar, verbose))
         assert norm(ours) == norm(theirs)
     assert "12/12 - T - T/step - loss: 0.0833 - mae: 1.2000e-04\n" == norm(
-        capture(lambda: drive(Progbar, 2)))
+        capture_stdout(lambda: drive(Progbar, 2)))
 
 
 def test_resolve_verbose(monkeypatch):

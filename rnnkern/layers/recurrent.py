@@ -69,7 +69,7 @@ from .. import initializers as _inits
 from .. import ops
 from .._common import ACTIVATIONS, GATES, N_STATES
 from ..backends import get_backend
-from .base import (Layer, _shape_tuple, check_bool, check_positive_int, check_training,
+from .base import (Layer, check_bool, check_positive_int, check_training,
                    float_array, floatx, make_rng, weight_property)
 
 __all__ = ["SimpleRNN", "LSTM", "GRU"]

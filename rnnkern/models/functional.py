@@ -24,7 +24,6 @@ import numpy as np
 
 from ..layers.base import (KerasTensor, Layer, auto_name, check_training, flatten,
                            format_shape, map_structure, pack_as, warn_mask_dropped)
-from ..layers.core import InputLayer
 from .training import Trainer
 
 __all__ = ["Model", "Functional"]

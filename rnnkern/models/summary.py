@@ -17,7 +17,7 @@ import re
 import shutil
 import sys
 
-from ..layers.base import flatten, format_shape
+from ..layers.base import format_shape
 
 __all__ = ["print_summary", "summary_text"]
 
