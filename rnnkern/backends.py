@@ -2,7 +2,8 @@
 
 Names (only those usable on this machine are listed by ``backends()``):
 ``reference``, ``scalar``, ``avx2``, ``avx512``, ``cuda-emu``, ``cuda``.
-``auto`` picks ``cuda`` if present, else the widest CPU ISA.
+``auto`` picks the widest CPU ISA (the layers take NumPy arrays, which the GPU
+backends copy to the device and back: a choice to make explicitly).
 
 This is the one registry of backends: the compiled ones are those ``_core``
 reports (``_core.cpu_isas()``: compiled in and supported by this CPU), capped by
@@ -89,6 +90,55 @@ class CpuBackend:
         return Grads(dx, dW, dU, db, dh0, dc0 if ws.cell == "lstm" else None)
 
 
+class GpuBackend:
+    """The GPU kernels of cuda/: ``cuda`` on a device, ``cuda-emu`` the same kernel
+    source compiled for the CPU (a grid run by host threads; slow, for testing).
+    NumPy arrays are copied to the device and back; nothing is packed ahead."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def pack(self, cell, U, reset_after=True, W=None):
+        return None  # the GPU kernels read U as it is
+
+    def forward(self, cell, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
+                recurrent_masks=None, *, activation="tanh", recurrent_activation="sigmoid",
+                reset_after=True, go_backwards=False, return_sequences=True, training=True):
+        y, h, c, ws = _core().gpu_forward(
+            self.name, cell, activation, recurrent_activation, bool(reset_after),
+            bool(go_backwards), bool(return_sequences), bool(training),
+            x, W, U, b, h0, c0, mask, input_masks, recurrent_masks)
+        return y, h, c, (Cache(self, ws) if training else None)
+
+    def backward(self, cache, dy, dh_T=None, dc_T=None):
+        ws = cache.inner
+        n, h = ws.batch, ws.units
+        if dh_T is None:
+            dh_T = np.zeros((n, h), np.float32)
+        if dc_T is None and ws.cell == "lstm":
+            dc_T = np.zeros((n, h), np.float32)
+        return Grads(*_core().gpu_backward(ws, dy, dh_T, dc_T))
+
+
+def cuda_status():
+    """(available, reason): whether the ``cuda`` backend can run here, and why not
+    (or the device's name)."""
+    try:
+        st = _core().cuda_status()
+    except ImportError as e:
+        return False, f"compiled extension not importable: {e}"
+    _built, available, reason = st
+    return bool(available), str(reason)
+
+
+def _gpu_backends():
+    """GPU backend names usable here: ``cuda`` where a device answers, and
+    ``cuda-emu`` wherever the extension is built."""
+    if not core_available():
+        return []
+    return (["cuda"] if cuda_status()[0] else []) + ["cuda-emu"]
+
+
 _lock = threading.Lock()
 _num_threads = None   # set by set_num_threads; None: the default below
 _affinity = None      # CPUs this process may run on, looked up once (~17 us a lookup)
@@ -164,8 +214,14 @@ def _compiled_isas():
 
 
 def backends():
-    """Names of the backends usable on this machine."""
-    return ["reference"] + list(reversed(_compiled_isas()))
+    """Names of the backends usable on this machine: the reference, the CPU ISAs
+    (narrowest first), ``cuda-emu``, and ``cuda`` where a device answers."""
+    return ["reference"] + list(reversed(_compiled_isas())) + list(reversed(_gpu_backends()))
+
+
+def cpu_backends():
+    """The compiled CPU ISAs usable here, narrowest first."""
+    return list(reversed(_compiled_isas()))
 
 
 def core_available():
@@ -182,7 +238,7 @@ _INSTANCES = {}
 def get_backend(name="auto"):
     """The backend object of that name (``auto``: the widest usable CPU ISA, else
     the reference). ValueError listing the usable names for any other name."""
-    if isinstance(name, (ReferenceBackend, CpuBackend)):
+    if isinstance(name, (ReferenceBackend, CpuBackend, GpuBackend)):
         return name
     avail = backends()
     if name == "auto":
@@ -192,7 +248,8 @@ def get_backend(name="auto"):
         raise ValueError(f"backend must be one of {['auto'] + avail}, got {name!r}")
     backend = _INSTANCES.get(name)
     if backend is None:
-        backend = ReferenceBackend() if name == "reference" else CpuBackend(name)
+        backend = (ReferenceBackend() if name == "reference" else
+                   GpuBackend(name) if name in ("cuda", "cuda-emu") else CpuBackend(name))
         _INSTANCES[name] = backend
     return backend
 

@@ -15,6 +15,9 @@ namespace bindings {
 
 namespace py = pybind11;
 
+// Internal linkage: pybind11's types are hidden, so the structs holding them are too.
+namespace {
+
 using FArr = py::array_t<float, py::array::c_style | py::array::forcecast>;
 using MArr = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
 
@@ -147,5 +150,6 @@ inline CheckedForward check_forward(const std::string& cell, const std::string& 
 
 }
 
+}  // namespace
 }  // namespace bindings
 }  // namespace rnnkern

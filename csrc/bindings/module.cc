@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "rnnkern/cells.h"
 #include "../cpu/kernels.h"
 #include "checks.h"
 #include "../../cuda/cuda_info.h"
@@ -360,6 +361,156 @@ FArr gemm(const std::string& isa, FArr a, FArr b, bool trans_a, bool trans_b, in
   return c;
 }
 
+// One forward step and one backward step of a cell, elementwise over n units,
+// with the cell math of cells.h instantiated for plain float (the value type of
+// the CUDA thread bodies): tests/test_cells_float.py checks it against the
+// NumPy reference. pre (G, n): the pre-activations as the kernels split them
+// (simple_rnn, lstm: the whole pre-activation of each gate; gru reset_after:
+// x W + b_in, with rec (3, n) = h_prev U + b_rec; gru reset_before: z and r
+// whole, h as x W_h + b_h, with rhu (n,) = (r h_prev) U_h). mask / seen (n,):
+// the masked-step carry (default all true). Backward when dh is given (dc:
+// lstm; drh = d(r h_prev) = dhh U_h^T: gru reset_before).
+py::dict cell_step_float(const std::string& cell_s, const std::string& act_s,
+                         const std::string& ract_s, bool reset_after, FArr pre, FArr h_prev,
+                         py::object c_prev, py::object rec, py::object rhu, py::object dh_o,
+                         py::object dc_o, py::object drh_o, py::object mask_o,
+                         py::object seen_o) {
+  const Cell cell = parse_cell(cell_s);
+  const Act a = parse_act(act_s, "activation"), ra = parse_act(ract_s, "recurrent_activation");
+  const bool gru_ra = cell == Cell::GRU && reset_after, gru_rb = cell == Cell::GRU && !reset_after;
+  if (h_prev.ndim() != 1) throw py::value_error("h_prev must be 1-D (n,)");
+  const py::ssize_t n = h_prev.shape(0), G = num_gates(cell);
+  expect_shape(pre, {G, n}, "pre");
+  auto arg = [&](const py::object& o, const char* name, bool needed, py::ssize_t rows) {
+    if (o.is_none()) {
+      if (needed) throw py::value_error(std::string(name) + " is required here");
+      return FArr();
+    }
+    FArr v = FArr::ensure(o);
+    if (!v) throw py::type_error(std::string(name) + " must be a float array");
+    expect_shape(v, rows ? std::vector<py::ssize_t>{rows, n} : std::vector<py::ssize_t>{n}, name);
+    return v;
+  };
+  auto flags = [&](const py::object& o, const char* name) {
+    if (o.is_none()) return MArr();
+    MArr v = MArr::ensure(o);
+    if (!v) throw py::type_error(std::string(name) + " must be a boolean array");
+    expect_shape(v, {n}, name);
+    return v;
+  };
+  const bool bwd = !dh_o.is_none();
+  const FArr cp = arg(c_prev, "c_prev", cell == Cell::LSTM, 0);
+  const FArr rc = arg(rec, "rec", gru_ra, 3);
+  const FArr rh = arg(rhu, "rhu", gru_rb, 0);
+  const FArr dh = arg(dh_o, "dh", false, 0);
+  const FArr dc = arg(dc_o, "dc", bwd && cell == Cell::LSTM, 0);
+  const FArr drh = arg(drh_o, "drh", bwd && gru_rb, 0);
+  const MArr mk = flags(mask_o, "mask"), sn = flags(seen_o, "seen");
+
+  std::vector<const char*> names;
+  switch (cell) {
+    case Cell::SimpleRNN: names = {"h_new"}; break;
+    case Cell::LSTM: names = {"i", "f", "g", "o", "c_new", "ac", "h_new", "c"}; break;
+    default: names = {"z", "r", "hh", "h_new"}; if (gru_rb) names.push_back("rh");
+  }
+  names.push_back("h");
+  names.push_back("y");
+  if (bwd) {
+    names.push_back("dh_direct");
+    if (cell == Cell::LSTM) names.push_back("dc_prev");
+  }
+  std::vector<FArr> outs;
+  py::dict res;
+  for (const char* nm : names) {
+    outs.emplace_back(std::vector<py::ssize_t>{n});
+    res[nm] = outs.back();
+  }
+  FArr dpre({G, n}), dpre_rec({G, n});
+  auto out = [&](const char* nm) {
+    for (size_t q = 0; q < names.size(); ++q)
+      if (std::string(names[q]) == nm) return outs[q].mutable_data();
+    return static_cast<float*>(nullptr);
+  };
+  const float* p = pre.data();
+  const float* hp = h_prev.data();
+  float* o_h = out("h");
+  float* o_y = out("y");
+  float* o_hn = out("h_new");
+  float* o_dd = out("dh_direct");
+  float* dp = dpre.mutable_data();
+  float* dr = dpre_rec.mutable_data();
+  for (py::ssize_t k = 0; k < n; ++k) {
+    const bool m = !mk || mk.data()[k], seen = !sn || sn.data()[k];
+    const float h0 = hp[k], g = bwd ? dh.data()[k] : 0.0f;
+    auto P = [&](int q) { return p[q * n + k]; };
+    float hn;
+    if (cell == Cell::SimpleRNN) {
+      hn = simple_forward(a, P(0));
+      if (bwd) {
+        dp[k] = dr[k] = simple_backward(a, g, hn);
+        o_dd[k] = 0.0f;
+      }
+    } else if (cell == Cell::LSTM) {
+      const float c0 = cp.data()[k];
+      const LstmAct<float> s = lstm_forward(a, ra, P(0), P(1), P(2), P(3), c0);
+      hn = s.h;
+      const float vals[] = {s.i, s.f, s.g, s.o, s.c, s.ac};
+      const char* nm[] = {"i", "f", "g", "o", "c_new", "ac"};
+      for (int q = 0; q < 6; ++q) out(nm[q])[k] = vals[q];
+      out("c")[k] = mask_carry(m, s.c, c0);
+      if (bwd) {
+        const LstmGrad<float> d =
+            lstm_backward(a, ra, g, dc.data()[k], s.i, s.f, s.g, s.o, c0, s.ac);
+        const float ds[] = {d.di, d.df, d.dg, d.do_};
+        for (int q = 0; q < 4; ++q) dp[q * n + k] = dr[q * n + k] = ds[q];
+        out("dc_prev")[k] = d.dc_prev;
+        o_dd[k] = 0.0f;
+      }
+    } else {
+      float z, r, hh;
+      if (gru_ra) {
+        const float* i3 = rc.data();
+        const GruAct<float> s =
+            gru_forward_reset_after(a, ra, P(0), P(1), P(2), i3[k], i3[n + k], i3[2 * n + k]);
+        z = s.z, r = s.r, hh = s.hh;
+      } else {
+        const GruGates<float> s = gru_gates_reset_before(ra, P(0), P(1));
+        z = s.z, r = s.r;
+        out("rh")[k] = gru_reset_state(r, h0);
+        hh = gru_candidate_reset_before(a, P(2), rh.data()[k]);
+      }
+      hn = gru_blend(z, h0, hh);
+      out("z")[k] = z;
+      out("r")[k] = r;
+      out("hh")[k] = hh;
+      if (bwd && gru_ra) {
+        const GruGrad<float> d =
+            gru_backward_reset_after(a, ra, g, z, r, hh, rc.data()[2 * n + k], h0);
+        dp[k] = dr[k] = d.dz;
+        dp[n + k] = dr[n + k] = d.dr;
+        dp[2 * n + k] = d.dhh;
+        dr[2 * n + k] = gru_inner_grad(d.dhh, r);
+        o_dd[k] = d.dh_direct;
+      } else if (bwd) {
+        const GruGrad<float> d = gru_backward_reset_before(a, ra, g, z, hh, h0);
+        const GruResetGrad<float> e = gru_backward_reset_gate(ra, drh.data()[k], r, h0);
+        dp[k] = dr[k] = d.dz;
+        dp[n + k] = dr[n + k] = e.dr;
+        dp[2 * n + k] = dr[2 * n + k] = d.dhh;
+        o_dd[k] = d.dh_direct + e.dh_rh;
+      }
+    }
+    o_hn[k] = hn;
+    o_h[k] = mask_carry(m, hn, h0);
+    o_y[k] = mask_output(seen, o_h[k]);
+  }
+  if (bwd) {
+    res["dpre"] = dpre;
+    res["dpre_rec"] = dpre_rec;
+  }
+  return res;
+}
+
 // The gradient of an embedding lookup: g[ids[i], :] += dy[i, :] over i in order
 // (the sum of each row in a fixed order: deterministic), ids checked against vocab.
 py::array_t<float> embedding_grad(py::array_t<int64_t, py::array::c_style | py::array::forcecast> ids,
@@ -394,6 +545,8 @@ py::array_t<float> embedding_grad(py::array_t<int64_t, py::array::c_style | py::
 }
 
 }  // namespace
+
+void register_gpu(py::module_& m);  // gpu_bindings.cc
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "rnnkern compiled kernels (see rnnkern.ops for the contract)";
@@ -434,6 +587,15 @@ PYBIND11_MODULE(_core, m) {
   m.def("gemm", &gemm, py::arg("isa"), py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("threads") = 1,
         "C = op(a) op(b) with the ISA's packed SGEMM (for tests and benchmarks).");
+  m.def("_cell_step_float", &cell_step_float, py::arg("cell"), py::arg("activation"),
+        py::arg("recurrent_activation"), py::arg("reset_after"), py::arg("pre"),
+        py::arg("h_prev"), py::arg("c_prev") = py::none(), py::arg("rec") = py::none(),
+        py::arg("rhu") = py::none(), py::arg("dh") = py::none(), py::arg("dc") = py::none(),
+        py::arg("drh") = py::none(), py::arg("mask") = py::none(),
+        py::arg("seen") = py::none(),
+        "Tests only: one step of cells.h's float instantiation, elementwise (see\n"
+        "tests/test_cells_float.py): a dict of the step's activations, h, y and,\n"
+        "with dh, dpre / dpre_rec (G, n) and dh_direct.");
   m.def("activate", [](const std::string& isa, const std::string& name, FArr x) {
         const CpuKernels& k = cpu_kernels(isa);
         const Act act = parse_act(name, "activation");
@@ -457,6 +619,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("last_call_scratch_bytes", &scratch_last_call_bytes,
         "Temporary memory (bytes) the calling thread's last forward or backward used\n"
         "beyond its inputs, outputs and workspace.");
+  register_gpu(m);
   m.def("cuda_status", []() {
         CudaStatus s = cuda_query();
         return py::make_tuple(s.built, s.available, s.reason);

@@ -1,0 +1,138 @@
+// rnnkern — the cuda backend: cuda/kernels.cuh and cuda/driver.cuh compiled by
+// nvcc. Every CUDA call is checked: a failure throws std::runtime_error with
+// the operation and CUDA's error string (a RuntimeError in Python). Device
+// memory comes from a pool: freed blocks are kept by size for the next call,
+// released by free_pool() and at exit.
+#define RK_GPU_NS gpu_cuda
+
+#include <cuda_runtime.h>
+
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "gpu_api.h"
+
+namespace rnnkern {
+namespace gpu_cuda {
+
+inline void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    throw std::runtime_error(std::string("rnnkern cuda: ") + what + ": " + cudaGetErrorString(e));
+  }
+}
+
+class Pool {
+ public:
+  void* get(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> g(m_);
+      auto it = free_.find(bytes);
+      if (it != free_.end()) {
+        void* p = it->second;
+        free_.erase(it);
+        kept_ -= bytes;
+        sizes_[p] = bytes;
+        return p;
+      }
+    }
+    void* p = nullptr;
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e == cudaErrorMemoryAllocation) {  // give the kept blocks back and try once more
+      free_all();
+      e = cudaMalloc(&p, bytes);
+    }
+    check(e, "cudaMalloc");
+    std::lock_guard<std::mutex> g(m_);
+    sizes_[p] = bytes;
+    return p;
+  }
+  void put(void* p) {
+    std::lock_guard<std::mutex> g(m_);
+    auto it = sizes_.find(p);
+    const size_t bytes = it == sizes_.end() ? 0 : it->second;
+    if (it != sizes_.end()) sizes_.erase(it);
+    free_.emplace(bytes, p);
+    kept_ += bytes;
+  }
+  size_t kept() {
+    std::lock_guard<std::mutex> g(m_);
+    return kept_;
+  }
+  void free_all() {
+    std::multimap<size_t, void*> blocks;
+    {
+      std::lock_guard<std::mutex> g(m_);
+      blocks.swap(free_);
+      kept_ = 0;
+    }
+    for (auto& kv : blocks) cudaFree(kv.second);
+  }
+  ~Pool() { free_all(); }
+
+ private:
+  std::mutex m_;
+  std::multimap<size_t, void*> free_;
+  std::map<void*, size_t> sizes_;
+  size_t kept_ = 0;
+};
+
+Pool& pool() {
+  static Pool p;
+  return p;
+}
+
+struct Runtime {
+  static void* alloc(size_t bytes) { return pool().get(bytes); }
+  static void release(void* p) { pool().put(p); }
+  static void to_device(void* d, const void* h, size_t n) {
+    check(cudaMemcpy(d, h, n, cudaMemcpyHostToDevice), "cudaMemcpy to the device");
+  }
+  static void to_host(void* h, const void* d, size_t n) {
+    check(cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost), "cudaMemcpy to the host");
+  }
+  static void zero(void* d, size_t n) { check(cudaMemset(d, 0, n), "cudaMemset"); }
+};
+
+void require_device() {
+  int count = 0;
+  check(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
+  if (count == 0) throw std::runtime_error("rnnkern cuda: no CUDA device");
+}
+
+size_t pool_bytes() { return pool().kept(); }
+void free_pool() { pool().free_all(); }
+
+}  // namespace gpu_cuda
+}  // namespace rnnkern
+
+#define RK_LAUNCH(kind, gx, gy, bx, by, smem, kernel, ...)                              \
+  do {                                                                                  \
+    kernel<<<dim3((unsigned)(gx), (unsigned)(gy)), dim3((unsigned)(bx), (unsigned)(by)), \
+             (smem)>>>(__VA_ARGS__);                                                    \
+    ::rnnkern::gpu_cuda::check(cudaGetLastError(), "launch " #kernel);                  \
+  } while (0)
+
+#include "driver.cuh"
+
+namespace rnnkern {
+namespace gpu_cuda {
+
+std::unique_ptr<GpuWorkspace> gpu_forward(const RnnConfig& cfg, const GpuForwardIn& in,
+                                          const GpuForwardOut& out) {
+  require_device();
+  auto ws = run_forward(cfg, in, out);
+  check(cudaDeviceSynchronize(), "forward");
+  return ws;
+}
+
+void gpu_backward(const GpuWorkspace& ws, const GpuBackwardIn& in, const GpuBackwardOut& out) {
+  require_device();
+  run_backward(ws, in, out);
+  check(cudaDeviceSynchronize(), "backward");
+}
+
+}  // namespace gpu_cuda
+}  // namespace rnnkern

@@ -1,0 +1,27 @@
+// rnnkern — the cuda backend's entry points in a build without nvcc: each says why.
+#include <stdexcept>
+
+#include "gpu_api.h"
+
+namespace rnnkern {
+namespace gpu_cuda {
+
+namespace {
+[[noreturn]] void unavailable() {
+  throw std::runtime_error(
+      "rnnkern cuda: built without CUDA (nvcc not found or RNNKERN_CUDA=OFF)");
+}
+}  // namespace
+
+std::unique_ptr<GpuWorkspace> gpu_forward(const RnnConfig&, const GpuForwardIn&,
+                                          const GpuForwardOut&) {
+  unavailable();
+}
+void gpu_backward(const GpuWorkspace&, const GpuBackwardIn&, const GpuBackwardOut&) {
+  unavailable();
+}
+size_t pool_bytes() { return 0; }
+void free_pool() {}
+
+}  // namespace gpu_cuda
+}  // namespace rnnkern

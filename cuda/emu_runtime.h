@@ -1,0 +1,72 @@
+// rnnkern — the host emulation of a CUDA grid ("cuda-emu"): the kernels of
+// cuda/*.cuh compiled by the host compiler and run on the CPU.
+//
+// Three launch kinds, as each kernel needs:
+//   Independent  no thread talks to another: every (block, thread) runs in turn
+//                on the calling thread;
+//   Block        threads of a block meet at RK_SYNC and share RK_SMEM: one
+//                std::thread per CUDA thread of a block, each playing its thread
+//                in every block in turn, with a barrier for RK_SYNC and one at
+//                the end of each block (so the next block may reuse the memory);
+//   Grid         the whole grid is alive at once (a persistent kernel with
+//                RK_GRID_SYNC): one std::thread per CUDA thread of the grid, a
+//                barrier and shared memory per block, one barrier for the grid.
+// The barriers are a mutex and a condition variable, so ThreadSanitizer sees
+// every happens-before edge the kernels rely on.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+
+namespace rnnkern {
+namespace emu {
+
+struct Dim {
+  int x = 1, y = 1;
+};
+
+enum class Launch { Independent, Block, Grid };
+
+class Barrier {
+ public:
+  explicit Barrier(int n) : n_(n) {}
+  void arrive_and_wait() {
+    std::unique_lock<std::mutex> lock(m_);
+    const uint64_t gen = gen_;
+    if (++count_ == n_) {
+      count_ = 0;
+      ++gen_;
+      cv_.notify_all();
+      return;
+    }
+    cv_.wait(lock, [&] { return gen_ != gen; });
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  int n_, count_ = 0;
+  uint64_t gen_ = 0;
+};
+
+// What a kernel body reads through RK_TX and friends: this OS thread's CUDA thread.
+struct ThreadState {
+  int tx = 0, ty = 0, bx = 0, by = 0, bdx = 1, bdy = 1, gdx = 1, gdy = 1;
+  void* smem = nullptr;
+  Barrier* block = nullptr;
+  Barrier* grid = nullptr;
+};
+extern thread_local ThreadState tls;
+
+void sync_block();
+void sync_grid();
+
+// Runs body once per CUDA thread of the grid (body reads its ids from tls).
+void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes,
+            const std::function<void()>& body);
+
+}  // namespace emu
+}  // namespace rnnkern

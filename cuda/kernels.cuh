@@ -1,0 +1,385 @@
+// rnnkern — the GPU kernels of the three cells, written once against
+// compat.cuh: compiled by nvcc for the `cuda` backend and by the host compiler
+// for `cuda-emu`. The pointwise math is the shared cell math of
+// csrc/include/rnnkern/cells.h (RNNKERN_HD templates instantiated with float).
+//
+// Layout on the device (all float32, time-major, steps in PROCESSING order s):
+//   xs     [T, N, C]     the input, reordered once (go_backwards reverses time)
+//   P      [T, N, G*H]   the hoisted input projection xs W (+ input bias)
+//   states [T+1, N, H]   states[0] = h0, states[s+1] = the state after step s
+//                        (c likewise for LSTM); in inference a ring of two
+//   slots  [S, T, N, H]  saved activations, slot-major so each is a [T*N, H]
+//                        matrix the GEMMs read directly:
+//                          SimpleRNN a | LSTM i f g o act(c) |
+//                          GRU r.a. z r hh (h_prev U_h + b_rh) | GRU r.b. z r hh rh
+//                        (rh = r ⊙ h_prev ⊙ m_h, what multiplies U_h)
+//   dGx, dGr [T, N, G*H] d(pre-activation) on the input side and on the
+//                        recurrent side (they differ only for GRU r.a.'s h block)
+// Kernels, and the launch kind each needs (see emu_runtime.h):
+//   gemm_kernel          block-cooperative  tiled GEMM, 32x32 C tiles in shared
+//                                           memory, 4x4 register blocks a thread
+//   step_forward<M>      block-cooperative  recurrent product of one step fused
+//                                           with the cell's pointwise forward
+//   step_backward<M>     independent        the cell's pointwise backward
+//   gru_rb_dr            independent        GRU reset_before: dr from d(r h) U_h^T
+//   column_sums          independent        bias gradients, a fixed order: the
+//                                           same inputs give bitwise the same sums
+//   to_time_major, from_time_major, seen_flags: independent
+#pragma once
+
+#include "compat.cuh"
+#include "rnnkern/cells.h"
+
+namespace rnnkern {
+namespace RK_GPU_NS {
+
+// ------------------------------------------------------------------ GEMM
+constexpr int kTile = 32;   // C tile edge
+constexpr int kKT = 16;     // k chunk held in shared memory
+constexpr int kTB = 8;      // threads per tile edge: 8x8 threads, 4x4 C entries each
+constexpr size_t kGemmSmem = 2 * kKT * kTile * sizeof(float);
+
+// C[M,N] = beta * C + cmask ⊙ (A B) + bias, A(i,k) = ta ? a[k*lda + i] : a[i*lda + k],
+// B(k,j) = tb ? b[j*ldb + k] : b[k*ldb + j]. Optional masks (dropout):
+//   amask  scales each STORED element of a, (r, c) -> amask[(r % amask_rows) * amask_ld + c]
+//   cmask  scales the product's (i, j) by cmask[(i % cmask_rows) * cmask_ld + j]
+// beta is 0 (C is not read) or 1.
+struct GemmArgs {
+  int64_t M = 0, N = 0, K = 0;
+  const float* a = nullptr;
+  int64_t lda = 0;
+  bool ta = false;
+  const float* b = nullptr;
+  int64_t ldb = 0;
+  bool tb = false;
+  float* c = nullptr;
+  int64_t ldc = 0;
+  float beta = 0.0f;
+  const float* bias = nullptr;
+  const float* amask = nullptr;
+  int64_t amask_rows = 1, amask_ld = 0;
+  const float* cmask = nullptr;
+  int64_t cmask_rows = 1, cmask_ld = 0;
+};
+
+RK_DEV float gemm_load_a(const GemmArgs& g, int64_t i, int64_t k) {
+  if (i >= g.M || k >= g.K) return 0.0f;
+  const int64_t r = g.ta ? k : i, c = g.ta ? i : k;
+  float v = g.a[r * g.lda + c];
+  if (g.amask) v *= g.amask[(r % g.amask_rows) * g.amask_ld + c];
+  return v;
+}
+
+RK_DEV float gemm_load_b(const GemmArgs& g, int64_t k, int64_t j) {
+  if (k >= g.K || j >= g.N) return 0.0f;
+  return g.tb ? g.b[j * g.ldb + k] : g.b[k * g.ldb + j];
+}
+
+// grid (ceil(N/32), ceil(M/32)), block (8, 8), kGemmSmem bytes; block-cooperative.
+RK_GLOBAL void gemm_kernel(GemmArgs g) {
+  float* as = RK_SMEM(float);    // [kKT][kTile]: as[kk*kTile + ii] = A(i0+ii, k0+kk)
+  float* bs = as + kKT * kTile;  // [kKT][kTile]: bs[kk*kTile + jj] = B(k0+kk, j0+jj)
+  const int tx = RK_TX, ty = RK_TY, tid = ty * kTB + tx;
+  const int64_t i0 = (int64_t)RK_BY * kTile, j0 = (int64_t)RK_BX * kTile;
+  float acc[4][4];
+  for (int r = 0; r < 4; ++r)
+    for (int q = 0; q < 4; ++q) acc[r][q] = 0.0f;
+  for (int64_t k0 = 0; k0 < g.K; k0 += kKT) {
+    // consecutive threads read consecutive addresses of each operand
+    for (int e = tid; e < kKT * kTile; e += kTB * kTB) {
+      const int kk_a = g.ta ? e / kTile : e % kKT, ii = g.ta ? e % kTile : e / kKT;
+      as[kk_a * kTile + ii] = gemm_load_a(g, i0 + ii, k0 + kk_a);
+      const int kk_b = g.tb ? e % kKT : e / kTile, jj = g.tb ? e / kKT : e % kTile;
+      bs[kk_b * kTile + jj] = gemm_load_b(g, k0 + kk_b, j0 + jj);
+    }
+    RK_SYNC();
+    for (int kk = 0; kk < kKT; ++kk) {
+      float av[4], bv[4];
+      for (int r = 0; r < 4; ++r) av[r] = as[kk * kTile + ty + kTB * r];
+      for (int q = 0; q < 4; ++q) bv[q] = bs[kk * kTile + tx + kTB * q];
+      for (int r = 0; r < 4; ++r)
+        for (int q = 0; q < 4; ++q) acc[r][q] += av[r] * bv[q];
+    }
+    RK_SYNC();
+  }
+  for (int r = 0; r < 4; ++r) {
+    const int64_t i = i0 + ty + kTB * r;
+    if (i >= g.M) continue;
+    for (int q = 0; q < 4; ++q) {
+      const int64_t j = j0 + tx + kTB * q;
+      if (j >= g.N) continue;
+      float v = acc[r][q];
+      if (g.cmask) v *= g.cmask[(i % g.cmask_rows) * g.cmask_ld + j];
+      if (g.bias) v += g.bias[j];
+      float* cp = g.c + i * g.ldc + j;
+      *cp = g.beta != 0.0f ? *cp + v : v;
+    }
+  }
+}
+
+// ------------------------------------------------------------ the step kernels
+enum class Mode : int { Simple, Lstm, GruRA, GruRB1, GruRB2 };
+
+// Gates a step kernel computes, and the first one.
+template <Mode M>
+constexpr int step_gates() {
+  return M == Mode::Simple ? 1 : M == Mode::Lstm ? 4 : M == Mode::GruRA ? 3
+       : M == Mode::GruRB1 ? 2 : 1;
+}
+template <Mode M>
+constexpr int first_gate() { return M == Mode::GruRB2 ? 2 : 0; }
+
+constexpr int kStepU = 16;   // units a block computes (threads along x)
+constexpr int kStepR = 16;   // batch rows a block computes (8 threads along y, 2 rows each)
+constexpr int kStepK = 16;   // k chunk in shared memory
+
+template <Mode M>
+constexpr size_t step_smem() {
+  return (size_t)step_gates<M>() * (kStepR * kStepK + kStepK * kStepU) * sizeof(float);
+}
+
+struct StepArgs {
+  int64_t N = 0, H = 0, GH = 0;
+  Act act = Act::Tanh, ract = Act::Sigmoid;
+  const float* p = nullptr;       // [N, GH] this step's input projection (input bias in)
+  const float* a = nullptr;       // [N, H] what multiplies U: h_prev, or rh (GRU r.b. 2nd phase)
+  const float* rmask = nullptr;   // [G, N, H] recurrent dropout masks, or null
+  const float* u = nullptr;       // [H, GH]
+  const float* brec = nullptr;    // GRU r.a.: the recurrent bias [GH], or null
+  const float* hprev = nullptr;   // [N, H]
+  const float* cprev = nullptr;   // [N, H] LSTM
+  float* hnext = nullptr;         // [N, H]
+  float* cnext = nullptr;         // [N, H] LSTM
+  const uint8_t* mask = nullptr;  // this step's mask of row n at mask[n * mask_stride], or null
+  int64_t mask_stride = 0;
+  const uint8_t* seen = nullptr;  // [N] any unmasked step so far, or null (all seen)
+  float* y = nullptr;             // [N, H] this step's output, or null
+  float* slots = nullptr;         // this step's saved activations: slot k at slots[k * slot_stride]
+  int64_t slot_stride = 0;
+};
+
+// grid (ceil(H/16), ceil(N/16)), block (16, 8), step_smem<M>() bytes; block-cooperative.
+template <Mode M>
+RK_GLOBAL void step_forward(StepArgs s) {
+  constexpr int NG = step_gates<M>(), G0 = first_gate<M>();
+  float* as = RK_SMEM(float);                    // [NG][kStepR][kStepK]
+  float* us = as + NG * kStepR * kStepK;         // [kStepK][NG * kStepU]
+  const int tx = RK_TX, ty = RK_TY, tid = ty * kStepU + tx, nthr = kStepU * 8;
+  const int64_t u0 = (int64_t)RK_BX * kStepU, n0 = (int64_t)RK_BY * kStepR;
+  const int64_t NH = s.N * s.H;
+  float acc[2][NG];
+  for (int r = 0; r < 2; ++r)
+    for (int g = 0; g < NG; ++g) acc[r][g] = 0.0f;
+  for (int64_t k0 = 0; k0 < s.H; k0 += kStepK) {
+    for (int e = tid; e < NG * kStepR * kStepK; e += nthr) {
+      const int g = e / (kStepR * kStepK), rr = (e / kStepK) % kStepR, kk = e % kStepK;
+      const int64_t n = n0 + rr, k = k0 + kk;
+      float v = 0.0f;
+      if (n < s.N && k < s.H) {
+        v = s.a[n * s.H + k];
+        if (s.rmask) v *= s.rmask[(G0 + g) * NH + n * s.H + k];
+      }
+      as[e] = v;
+    }
+    for (int e = tid; e < kStepK * NG * kStepU; e += nthr) {
+      const int kk = e / (NG * kStepU), g = (e / kStepU) % NG, uu = e % kStepU;
+      const int64_t k = k0 + kk, j = u0 + uu;
+      us[e] = (k < s.H && j < s.H) ? s.u[k * s.GH + (G0 + g) * s.H + j] : 0.0f;
+    }
+    RK_SYNC();
+    for (int kk = 0; kk < kStepK; ++kk) {
+      float uv[NG];
+      for (int g = 0; g < NG; ++g) uv[g] = us[(kk * NG + g) * kStepU + tx];
+      for (int r = 0; r < 2; ++r)
+        for (int g = 0; g < NG; ++g)
+          acc[r][g] += as[(g * kStepR + ty + 8 * r) * kStepK + kk] * uv[g];
+    }
+    RK_SYNC();
+  }
+  const int64_t j = u0 + tx;
+  if (j >= s.H) return;
+  for (int r = 0; r < 2; ++r) {
+    const int64_t n = n0 + ty + 8 * r;
+    if (n >= s.N) continue;
+    const int64_t e = n * s.H + j;
+    const float* p = s.p + n * s.GH + j;     // gate g's projection at p[g * H]
+    const float hp = s.hprev[e];
+    float h = hp, c = 0.0f;
+    if constexpr (M == Mode::Simple) {
+      h = simple_forward(s.act, p[0] + acc[r][0]);
+      if (s.slots) s.slots[e] = h;
+    } else if constexpr (M == Mode::Lstm) {
+      const LstmAct<float> v = lstm_forward(s.act, s.ract, p[0] + acc[r][0], p[s.H] + acc[r][1],
+                                            p[2 * s.H] + acc[r][2], p[3 * s.H] + acc[r][3],
+                                            s.cprev[e]);
+      h = v.h;
+      c = v.c;
+      if (s.slots) {
+        s.slots[e] = v.i;
+        s.slots[s.slot_stride + e] = v.f;
+        s.slots[2 * s.slot_stride + e] = v.g;
+        s.slots[3 * s.slot_stride + e] = v.o;
+        s.slots[4 * s.slot_stride + e] = v.ac;
+      }
+    } else if constexpr (M == Mode::GruRA) {
+      float inner[3];
+      for (int g = 0; g < 3; ++g) inner[g] = acc[r][g] + (s.brec ? s.brec[g * s.H + j] : 0.0f);
+      const GruAct<float> v = gru_forward_reset_after(s.act, s.ract, p[0], p[s.H], p[2 * s.H],
+                                                      inner[0], inner[1], inner[2]);
+      h = gru_blend(v.z, hp, v.hh);
+      if (s.slots) {
+        s.slots[e] = v.z;
+        s.slots[s.slot_stride + e] = v.r;
+        s.slots[2 * s.slot_stride + e] = v.hh;
+        s.slots[3 * s.slot_stride + e] = inner[2];
+      }
+    } else if constexpr (M == Mode::GruRB1) {
+      // z and r, and rh = r ⊙ (h_prev ⊙ m_h) for the second phase; no state yet
+      const auto zr = gru_gates_reset_before(s.ract, p[0] + acc[r][0], p[s.H] + acc[r][1]);
+      s.slots[e] = zr.z;
+      s.slots[s.slot_stride + e] = zr.r;
+      s.slots[3 * s.slot_stride + e] = zr.r * hp * (s.rmask ? s.rmask[2 * NH + e] : 1.0f);
+      continue;
+    } else {  // GruRB2: a = rh, this kernel's gate is U_h
+      const float hh = gru_candidate_reset_before(s.act, p[0], acc[r][0]);
+      s.slots[2 * s.slot_stride + e] = hh;
+      h = gru_blend(s.slots[e], hp, hh);
+    }
+    const bool m = !s.mask || s.mask[n * s.mask_stride];
+    if (!m) h = hp;
+    s.hnext[e] = h;
+    if constexpr (M == Mode::Lstm) s.cnext[e] = m ? c : s.cprev[e];
+    if (s.y) s.y[e] = (!s.seen || s.seen[n]) ? h : 0.0f;
+  }
+}
+
+struct BackArgs {
+  int64_t N = 0, H = 0, GH = 0;
+  Act act = Act::Tanh, ract = Act::Sigmoid;
+  const float* dh_in = nullptr;   // [N, H] gradient reaching the state after this step
+  const float* dy = nullptr;      // [N, H] this step's output gradient, or null
+  const uint8_t* seen = nullptr;  // [N] or null
+  const uint8_t* mask = nullptr;  // this step's mask at mask[n * mask_stride], or null
+  int64_t mask_stride = 0;
+  const float* slots = nullptr;   // this step's saved activations: slot k at slots[k * slot_stride]
+  int64_t slot_stride = 0;
+  const float* hprev = nullptr;   // [N, H]
+  const float* cprev = nullptr;   // [N, H] LSTM
+  const float* dc_in = nullptr;   // [N, H] LSTM
+  float* dc_out = nullptr;        // [N, H] LSTM
+  float* dgx = nullptr;           // [N, GH]
+  float* dgr = nullptr;           // [N, GH] (GRU r.a.; the others alias dgx)
+  float* dh_out = nullptr;        // [N, H] the direct and pass-through terms of d h_prev
+  const float* drh = nullptr;     // GRU r.b. second phase: d(rh) = dah U_h^T [N, H]
+  const float* rmask = nullptr;   // [G, N, H] or null
+};
+
+// One thread per (n, j); grid-stride; independent threads.
+template <Mode M>
+RK_GLOBAL void step_backward(BackArgs b) {
+  const int64_t NH = b.N * b.H;
+  const int64_t stride = (int64_t)RK_GDX * RK_GDY * RK_BDX * RK_BDY;
+  int64_t e = ((int64_t)RK_BY * RK_GDX + RK_BX) * RK_BDX * RK_BDY + RK_TY * RK_BDX + RK_TX;
+  for (; e < NH; e += stride) {
+    const int64_t n = e / b.H, j = e % b.H;
+    const bool m = !b.mask || b.mask[n * b.mask_stride];
+    float* gx = b.dgx + n * b.GH + j;
+    if constexpr (M == Mode::GruRB2) {
+      const float mh = b.rmask ? b.rmask[2 * NH + e] : 1.0f;
+      const float r = b.slots[b.slot_stride + e];
+      const float dr = b.drh[e] * b.hprev[e] * mh;
+      gx[b.H] = dr * activate_grad(b.ract, r);
+      b.dh_out[e] += b.drh[e] * r * mh;
+      continue;
+    }
+    float dh = b.dh_in[e];
+    if (b.dy && (!b.seen || b.seen[n])) dh += b.dy[e];
+    const float dh_cell = m ? dh : 0.0f, dh_pass = m ? 0.0f : dh;
+    if constexpr (M == Mode::Simple) {
+      gx[0] = simple_backward(b.act, dh_cell, b.slots[e]);
+      b.dh_out[e] = dh_pass;
+    } else if constexpr (M == Mode::Lstm) {
+      const float dc = b.dc_in[e];
+      const LstmGrad<float> d = lstm_backward(b.act, b.ract, dh_cell, m ? dc : 0.0f, b.slots[e],
+                                              b.slots[b.slot_stride + e], b.slots[2 * b.slot_stride + e],
+                                              b.slots[3 * b.slot_stride + e], b.cprev[e], b.slots[4 * b.slot_stride + e]);
+      gx[0] = d.di;
+      gx[b.H] = d.df;
+      gx[2 * b.H] = d.dg;
+      gx[3 * b.H] = d.do_;
+      b.dc_out[e] = m ? d.dc_prev : dc;
+      b.dh_out[e] = dh_pass;
+    } else if constexpr (M == Mode::GruRA) {
+      const float r = b.slots[b.slot_stride + e];
+      const GruGrad<float> d = gru_backward_reset_after(b.act, b.ract, dh_cell, b.slots[e], r,
+                                                        b.slots[2 * b.slot_stride + e], b.slots[3 * b.slot_stride + e],
+                                                        b.hprev[e]);
+      float* gr = b.dgr + n * b.GH + j;
+      gx[0] = gr[0] = d.dz;
+      gx[b.H] = gr[b.H] = d.dr;
+      gx[2 * b.H] = d.dhh;
+      gr[2 * b.H] = d.dhh * r;
+      b.dh_out[e] = d.dh_direct + dh_pass;
+    } else {  // GruRB1: dz and d(hh pre-activation); dr after the U_h^T product
+      const GruGrad<float> d = gru_backward_reset_before(b.act, b.ract, dh_cell, b.slots[e],
+                                                         b.slots[2 * b.slot_stride + e], b.hprev[e]);
+      gx[0] = d.dz;
+      gx[2 * b.H] = d.dhh;
+      b.dh_out[e] = d.dh_direct + dh_pass;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- small kernels
+RK_DEV int64_t global_id() {
+  return ((int64_t)RK_BY * RK_GDX + RK_BX) * RK_BDX * RK_BDY + RK_TY * RK_BDX + RK_TX;
+}
+RK_DEV int64_t grid_threads() { return (int64_t)RK_GDX * RK_GDY * RK_BDX * RK_BDY; }
+
+// dst[j] = (accumulate ? dst[j] : 0) + sum over rows r of src[r * ld + j], rows in
+// order: deterministic. One thread a column; independent threads.
+RK_GLOBAL void column_sums(const float* src, int64_t rows, int64_t cols, int64_t ld, float* dst) {
+  for (int64_t j = global_id(); j < cols; j += grid_threads()) {
+    float acc = 0.0f;
+    for (int64_t r = 0; r < rows; ++r) acc += src[r * ld + j];
+    dst[j] = acc;
+  }
+}
+
+// dst[s, n, :] = src[n, t(s), :], t(s) = reverse ? T-1-s : s. Independent threads.
+RK_GLOBAL void to_time_major(const float* src, float* dst, int64_t N, int64_t T, int64_t C,
+                             bool reverse) {
+  const int64_t total = N * T * C;
+  for (int64_t e = global_id(); e < total; e += grid_threads()) {
+    const int64_t s = e / (N * C), n = (e / C) % N, c = e % C;
+    const int64_t t = reverse ? T - 1 - s : s;
+    dst[e] = src[(n * T + t) * C + c];
+  }
+}
+
+// dst[n, t(s), :] = src[s, n, :]. Independent threads.
+RK_GLOBAL void from_time_major(const float* src, float* dst, int64_t N, int64_t T, int64_t C,
+                               bool reverse) {
+  const int64_t total = N * T * C;
+  for (int64_t e = global_id(); e < total; e += grid_threads()) {
+    const int64_t n = e / (T * C), t = (e / C) % T, c = e % C;
+    const int64_t s = reverse ? T - 1 - t : t;
+    dst[e] = src[(s * N + n) * C + c];
+  }
+}
+
+// seen[s * N + n] = any mask[n, t(s')] for s' <= s. One thread a row; independent.
+RK_GLOBAL void seen_flags(const uint8_t* mask, uint8_t* seen, int64_t N, int64_t T,
+                          bool reverse) {
+  for (int64_t n = global_id(); n < N; n += grid_threads()) {
+    uint8_t any = 0;
+    for (int64_t s = 0; s < T; ++s) {
+      const int64_t t = reverse ? T - 1 - s : s;
+      any = (uint8_t)(any | (mask[n * T + t] ? 1 : 0));
+      seen[s * N + n] = any;
+    }
+  }
+}
+
+}  // namespace RK_GPU_NS
+}  // namespace rnnkern
