@@ -95,7 +95,7 @@ inline GemmArgs gate_cols(GemmArgs g, int gate, int64_t H, bool b_side, bool c_s
 
 template <Mode M>
 void launch_step(const StepArgs& s) {
-  RK_LAUNCH(Block, cdiv(s.H, kStepU), cdiv(s.N, kStepR), kStepU, 8, step_smem<M>(),
+  RK_LAUNCH(Block, cdiv(s.H, kStepU), cdiv(s.N, kStepR), kStepU, kStepTY, step_smem<M>(),
             step_forward<M>, s);
 }
 

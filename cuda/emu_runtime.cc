@@ -1,6 +1,8 @@
 // rnnkern — cuda-emu: running a grid on the CPU (see emu_runtime.h).
 #include "emu_runtime.h"
 
+#include <unistd.h>
+
 #include <memory>
 #include <stdexcept>
 #include <thread>
@@ -22,6 +24,82 @@ void sync_grid() {
 }
 
 namespace {
+
+// Worker threads kept across launches (creating a block's threads per launch
+// cost ~5 ms, more than most of the kernels they run). run(n, work) runs
+// work(0..n-1) on n threads at once and returns when all are done; one launch
+// at a time. A forked child starts a pool of its own (the parent's threads do
+// not exist there; their objects are left alone).
+class Pool {
+ public:
+  void run(int n, const std::function<void(int)>& work) {
+    std::lock_guard<std::mutex> one_launch(launch_m_);
+    std::unique_lock<std::mutex> lock(m_);
+    if (pid_ != getpid()) {          // first use, or a forked child
+      workers_ = new std::vector<std::thread*>();
+      pid_ = getpid();
+      stop_ = false;
+    }
+    while ((int)workers_->size() < n) {
+      const int id = (int)workers_->size();
+      workers_->push_back(new std::thread([this, id] { loop(id); }));
+    }
+    job_ = &work;
+    active_ = n;
+    remaining_ = n;
+    ++gen_;
+    start_.notify_all();
+    done_.wait(lock, [&] { return remaining_ == 0; });
+    job_ = nullptr;
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      if (pid_ != getpid() || !workers_) return;
+      stop_ = true;
+      ++gen_;
+    }
+    start_.notify_all();
+    for (std::thread* t : *workers_) {
+      t->join();
+      delete t;
+    }
+    delete workers_;
+  }
+
+ private:
+  void loop(int id) {
+    uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(int)>* job;
+      {
+        std::unique_lock<std::mutex> lock(m_);
+        start_.wait(lock, [&] { return gen_ != seen; });
+        seen = gen_;
+        if (stop_) return;
+        if (id >= active_) continue;
+        job = job_;
+      }
+      (*job)(id);
+      std::lock_guard<std::mutex> lock(m_);
+      if (--remaining_ == 0) done_.notify_all();
+    }
+  }
+
+  std::mutex launch_m_, m_;
+  std::condition_variable start_, done_;
+  std::vector<std::thread*>* workers_ = nullptr;
+  pid_t pid_ = 0;
+  uint64_t gen_ = 0;
+  int active_ = 0, remaining_ = 0;
+  bool stop_ = false;
+  const std::function<void(int)>* job_ = nullptr;
+};
+
+Pool& pool() {
+  static Pool p;
+  return p;
+}
 
 // The smem buffer: float4-aligned like CUDA's dynamic shared memory.
 std::unique_ptr<float[]> smem_buffer(size_t bytes) {
@@ -63,21 +141,16 @@ void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes,
   if (kind == Launch::Block) {
     auto smem = smem_buffer(smem_bytes);
     Barrier bar(nt);
-    std::vector<std::thread> threads;
-    threads.reserve(nt);
-    for (int t = 0; t < nt; ++t) {
-      threads.emplace_back([&, t] {
-        for (int b = 0; b < nb; ++b) {
-          set_ids(tls, grid, block, b, t);
-          tls.smem = smem.get();
-          tls.block = &bar;
-          tls.grid = nullptr;
-          body();
-          bar.arrive_and_wait();  // the block is done before the next reuses smem
-        }
-      });
-    }
-    for (auto& th : threads) th.join();
+    pool().run(nt, [&](int t) {
+      for (int b = 0; b < nb; ++b) {
+        set_ids(tls, grid, block, b, t);
+        tls.smem = smem.get();
+        tls.block = &bar;
+        tls.grid = nullptr;
+        body();
+        bar.arrive_and_wait();  // the block is done before the next reuses smem
+      }
+    });
     return;
   }
   // Grid: everything alive at once.
@@ -88,20 +161,14 @@ void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes,
     bars.emplace_back(new Barrier(nt));
   }
   Barrier grid_bar(nb * nt);
-  std::vector<std::thread> threads;
-  threads.reserve((size_t)nb * nt);
-  for (int b = 0; b < nb; ++b) {
-    for (int t = 0; t < nt; ++t) {
-      threads.emplace_back([&, b, t] {
-        set_ids(tls, grid, block, b, t);
-        tls.smem = smem[b].get();
-        tls.block = bars[b].get();
-        tls.grid = &grid_bar;
-        body();
-      });
-    }
-  }
-  for (auto& th : threads) th.join();
+  pool().run(nb * nt, [&](int i) {
+    const int b = i / nt, t = i % nt;
+    set_ids(tls, grid, block, b, t);
+    tls.smem = smem[b].get();
+    tls.block = bars[b].get();
+    tls.grid = &grid_bar;
+    body();
+  });
 }
 
 }  // namespace emu

@@ -11,6 +11,7 @@
 //   Grid         the whole grid is alive at once (a persistent kernel with
 //                RK_GRID_SYNC): one std::thread per CUDA thread of the grid, a
 //                barrier and shared memory per block, one barrier for the grid.
+// The std::threads are kept in a pool across launches; one launch runs at a time.
 // The barriers are a mutex and a condition variable, so ThreadSanitizer sees
 // every happens-before edge the kernels rely on.
 #pragma once

@@ -122,20 +122,19 @@ enum class Mode : int { Simple, Lstm, GruRA, GruRB1, GruRB2 };
 
 // Gates a step kernel computes, and the first one.
 template <Mode M>
-constexpr int step_gates() {
-  return M == Mode::Simple ? 1 : M == Mode::Lstm ? 4 : M == Mode::GruRA ? 3
-       : M == Mode::GruRB1 ? 2 : 1;
-}
+inline constexpr int kStepGates = M == Mode::Simple ? 1 : M == Mode::Lstm ? 4
+                                : M == Mode::GruRA ? 3 : M == Mode::GruRB1 ? 2 : 1;
 template <Mode M>
-constexpr int first_gate() { return M == Mode::GruRB2 ? 2 : 0; }
+inline constexpr int kFirstGate = M == Mode::GruRB2 ? 2 : 0;
 
 constexpr int kStepU = 16;   // units a block computes (threads along x)
-constexpr int kStepR = 16;   // batch rows a block computes (8 threads along y, 2 rows each)
+constexpr int kStepR = 16;   // batch rows a block computes (4 threads along y, 4 rows each)
+constexpr int kStepTY = 4;   // threads along y
 constexpr int kStepK = 16;   // k chunk in shared memory
 
 template <Mode M>
 constexpr size_t step_smem() {
-  return (size_t)step_gates<M>() * (kStepR * kStepK + kStepK * kStepU) * sizeof(float);
+  return (size_t)kStepGates<M> * (kStepR * kStepK + kStepK * kStepU) * sizeof(float);
 }
 
 struct StepArgs {
@@ -158,17 +157,19 @@ struct StepArgs {
   int64_t slot_stride = 0;
 };
 
-// grid (ceil(H/16), ceil(N/16)), block (16, 8), step_smem<M>() bytes; block-cooperative.
+// grid (ceil(H/16), ceil(N/16)), block (16, 4), step_smem<M>() bytes; block-cooperative.
+// A thread computes one unit of 4 rows, every gate: 4 x NG accumulators.
 template <Mode M>
 RK_GLOBAL void step_forward(StepArgs s) {
-  constexpr int NG = step_gates<M>(), G0 = first_gate<M>();
+  constexpr int NG = kStepGates<M>, G0 = kFirstGate<M>;
   float* as = RK_SMEM(float);                    // [NG][kStepR][kStepK]
   float* us = as + NG * kStepR * kStepK;         // [kStepK][NG * kStepU]
-  const int tx = RK_TX, ty = RK_TY, tid = ty * kStepU + tx, nthr = kStepU * 8;
+  const int tx = RK_TX, ty = RK_TY, tid = ty * kStepU + tx, nthr = kStepU * kStepTY;
   const int64_t u0 = (int64_t)RK_BX * kStepU, n0 = (int64_t)RK_BY * kStepR;
   const int64_t NH = s.N * s.H;
-  float acc[2][NG];
-  for (int r = 0; r < 2; ++r)
+  constexpr int RPT = kStepR / kStepTY;           // rows a thread
+  float acc[RPT][NG];
+  for (int r = 0; r < RPT; ++r)
     for (int g = 0; g < NG; ++g) acc[r][g] = 0.0f;
   for (int64_t k0 = 0; k0 < s.H; k0 += kStepK) {
     for (int e = tid; e < NG * kStepR * kStepK; e += nthr) {
@@ -190,16 +191,16 @@ RK_GLOBAL void step_forward(StepArgs s) {
     for (int kk = 0; kk < kStepK; ++kk) {
       float uv[NG];
       for (int g = 0; g < NG; ++g) uv[g] = us[(kk * NG + g) * kStepU + tx];
-      for (int r = 0; r < 2; ++r)
+      for (int r = 0; r < RPT; ++r)
         for (int g = 0; g < NG; ++g)
-          acc[r][g] += as[(g * kStepR + ty + 8 * r) * kStepK + kk] * uv[g];
+          acc[r][g] += as[(g * kStepR + ty + kStepTY * r) * kStepK + kk] * uv[g];
     }
     RK_SYNC();
   }
   const int64_t j = u0 + tx;
   if (j >= s.H) return;
-  for (int r = 0; r < 2; ++r) {
-    const int64_t n = n0 + ty + 8 * r;
+  for (int r = 0; r < RPT; ++r) {
+    const int64_t n = n0 + ty + kStepTY * r;
     if (n >= s.N) continue;
     const int64_t e = n * s.H + j;
     const float* p = s.p + n * s.GH + j;     // gate g's projection at p[g * H]

@@ -51,6 +51,14 @@ class ReferenceBackend:
         return Grads(*_reference.rnn_backward(cache.inner, dy, dh_T, dc_T))
 
 
+def _own_copy(a):
+    """A float32 copy of a mask array (None stays None; other objects are left for
+    the bindings to reject with their message)."""
+    if a is None or not isinstance(a, np.ndarray) or a.dtype.kind != "f":
+        return a
+    return np.array(a, dtype=np.float32)
+
+
 def _core():
     from . import _core as core  # the compiled extension
     return core
@@ -71,6 +79,9 @@ class CpuBackend:
     def forward(self, cell, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
                 recurrent_masks=None, *, activation="tanh", recurrent_activation="sigmoid",
                 reset_after=True, go_backwards=False, return_sequences=True, training=True):
+        if training:   # the workspace keeps the masks: a copy, as the caller may reuse theirs
+            input_masks = _own_copy(input_masks)
+            recurrent_masks = _own_copy(recurrent_masks)
         y, h, c, ws = _core().forward(
             self.name, cell, activation, recurrent_activation, bool(reset_after),
             bool(go_backwards), bool(return_sequences), bool(training),

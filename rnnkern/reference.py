@@ -126,7 +126,7 @@ def _compute_dtype(x):
 def _check_gate_masks(masks, G, N, D, name, dt):
     if masks is None:
         return None
-    m = np.asarray(masks, dtype=dt)
+    m = np.array(masks, dtype=dt)   # a copy: the cache keeps it for the backward
     if m.shape != (G, N, D):
         raise ValueError(f"{name} must have shape (G, N, {'C' if name == 'input_masks' else 'H'})"
                          f" = {(G, N, D)}, got {m.shape}")

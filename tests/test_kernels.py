@@ -1,6 +1,7 @@
-"""Every compiled CPU backend against the float64 NumPy reference, forward and
-BPTT, over the whole option grid and at tail sizes (H around the vector width,
-N around the row block, T in {1, 2, 17})."""
+"""Every compiled backend (the CPU ISAs, cuda-emu, and cuda where a device
+exists) against the float64 NumPy reference, forward and BPTT, over the whole
+option grid and at tail sizes (H around the vector width and the GPU tiles,
+N around the row block, T in {1, 2, 17}); the CPU kernels' GEMM and packing."""
 import itertools
 import multiprocessing as mp
 
@@ -14,7 +15,8 @@ from rnnkern._common import GATES
 from helpers import run_in_threads
 from tolerances import assert_close
 
-COMPILED = [b for b in bk.backends() if b != "reference"]
+COMPILED = [b for b in bk.backends() if b != "reference"]   # CPU ISAs and the GPU backends
+CPU = bk.cpu_backends()                                      # the CPU kernels' own tests
 pytestmark = pytest.mark.skipif(not COMPILED, reason="compiled extension not built")
 
 # (cell, activation, recurrent_activation, reset_after)
@@ -168,7 +170,7 @@ def test_larger_case_threads_deterministic(backend, cell, reset_after):
                 assert_close(a, ref, "backward_f32", "grad")
 
 
-@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("backend", CPU)
 @pytest.mark.parametrize("m,n,k,ta,tb", [(1, 1, 1, 0, 0), (7, 13, 5, 0, 0), (33, 9, 300, 1, 0),
                                          (100, 70, 513, 0, 1), (5, 200, 3, 1, 1)])
 def test_gemm(backend, m, n, k, ta, tb):
@@ -233,7 +235,7 @@ def test_fork_after_openmp_does_not_hang():
         bk.set_num_threads(None)
 
 
-@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("backend", CPU)
 @pytest.mark.parametrize("cell,reset_after", [("lstm", True), ("gru", False)])
 def test_chunked_input_projection(backend, cell, reset_after):
     """N*G*H large enough that the input projection runs in several chunks of
@@ -278,7 +280,7 @@ def test_concurrent_python_threads_are_deterministic(backend):
                 assert np.array_equal(a, b2), "results differ between concurrent and lone calls"
 
 
-@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("backend", CPU)
 @pytest.mark.parametrize("cell,reset_after", [("simple_rnn", True), ("lstm", True),
                                               ("gru", True), ("gru", False)])
 def test_packed_weights_give_identical_results(backend, cell, reset_after):
@@ -317,7 +319,7 @@ def test_packed_weights_give_identical_results(backend, cell, reset_after):
     check(outs, refs, g, gr, f"{backend} {cell} packed")
 
 
-@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("backend", CPU)
 def test_packed_weights_are_checked(backend):
     rng = np.random.default_rng(5)
     be = bk.get_backend(backend)
@@ -344,7 +346,7 @@ def test_packed_weights_are_checked(backend):
         be.pack("lstm", U, True)
 
 
-@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("backend", CPU)
 def test_shared_packed_weights_across_python_threads(backend):
     """One PackedWeights used by several Python threads at once: the backward
     parts are packed once (under a lock) and every thread gets a lone call's bits."""

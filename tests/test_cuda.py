@@ -1,0 +1,147 @@
+"""The GPU backends: cuda-emu (the CUDA kernels compiled for the CPU, run here
+and in CI) and cuda (a real device; those tests skip without one). The option
+grid of test_kernels.py already runs on both; here: problems of several GPU
+tiles in every dimension with masks and dropout, bitwise determinism (also
+from concurrent Python threads), layers on the GPU backends, the status and
+errors where no device exists, and on a device the same again plus NumPy
+round trips of every size."""
+import numpy as np
+import pytest
+
+import rnnkern as rk
+from rnnkern import backends as bk
+from rnnkern import _core
+
+from helpers import run_in_threads
+from test_kernels import check, make_case, make_mask
+from test_recurrent_dropout import drop_masks, run_both
+
+HAVE_CUDA = bk.cuda_status()[0]
+GPU = ["cuda-emu"] + (["cuda"] if HAVE_CUDA else [])
+needs_cuda = pytest.mark.skipif(not HAVE_CUDA, reason=f"no CUDA device: {bk.cuda_status()[1]}")
+
+CELLS = [("simple_rnn", True), ("lstm", True), ("gru", True), ("gru", False)]
+
+
+def test_listed():
+    names = rk.backends()
+    assert "cuda-emu" in names
+    assert ("cuda" in names) == HAVE_CUDA
+    assert bk.get_backend("cuda-emu").name == "cuda-emu"
+    built, available, reason = _core.cuda_status()
+    assert available == HAVE_CUDA and isinstance(reason, str) and reason
+
+
+@pytest.mark.skipif(HAVE_CUDA, reason="a CUDA device is present")
+def test_cuda_unavailable_is_a_clear_error():
+    """Without a device (or a CUDA build) the cuda backend is not listed, asking
+    for it names the usable ones, and the kernels entry says why."""
+    with pytest.raises(ValueError, match="backend must be one of"):
+        bk.get_backend("cuda")
+    rng = np.random.default_rng(0)
+    x, W, U, b, h0, c0 = make_case("gru", 2, 3, 4, 5, True, True, rng)
+    with pytest.raises(RuntimeError, match="rnnkern cuda: "):
+        _core.gpu_forward("cuda", "gru", "tanh", "sigmoid", True, False, True, True,
+                          x, W, U, b, h0, None, None)
+    with pytest.raises(ValueError, match="device must be"):
+        _core.gpu_forward("tpu", "gru", "tanh", "sigmoid", True, False, True, True,
+                          x, W, U, b, h0, None, None)
+
+
+@pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("cell,reset_after", CELLS)
+@pytest.mark.parametrize("drop", ["none", "both"])
+def test_several_tiles(backend, cell, reset_after, drop):
+    """N > 16 (the step's rows a block), H > 32 (a GEMM tile), C > 16 (a k chunk),
+    G*H not a multiple of anything: every tile edge, with masks, go_backwards,
+    and the per-gate dropout masks."""
+    rng = np.random.default_rng(len(cell) * 10 + reset_after + (drop == "both"))
+    n, t, c, h = 37, 4, 35, 41
+    case = make_case(cell, n, t, c, h, reset_after, True, rng)
+    mask = make_mask("holes", n, t, rng)
+    im, rm = drop_masks(drop, cell, n, c, h, rng)
+    for go_backwards, seq in [(False, True), (True, False)]:
+        outs, refs, g, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after,
+                                     go_backwards, seq, mask, case, im, rm, rng)
+        check(outs, refs, g, gr, f"{backend} {cell} tiles drop={drop} bwd={go_backwards}")
+
+
+def _train_once(backend, cell, reset_after, rng_seed):
+    rng = np.random.default_rng(rng_seed)
+    n, t, c, h = 19, 5, 18, 33
+    x, W, U, b, h0, c0 = make_case(cell, n, t, c, h, reset_after, True, rng)
+    mask = make_mask("holes", n, t, rng)
+    im, rm = drop_masks("both", cell, n, c, h, rng)
+    be = bk.get_backend(backend)
+    y, hT, cT, cache = be.forward(cell, x, W, U, b, h0, c0, mask, None, im, rm,
+                                  reset_after=reset_after)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    return (y, hT, cT) + tuple(be.backward(cache, dy))
+
+
+@pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("cell,reset_after", CELLS)
+def test_bitwise_deterministic(backend, cell, reset_after):
+    """The same inputs give bitwise the same outputs and gradients (bias sums in a
+    fixed order, no atomics), also when Python threads call at once."""
+    first = _train_once(backend, cell, reset_after, 5)
+    again = _train_once(backend, cell, reset_after, 5)
+    threaded = run_in_threads(lambda k: _train_once(backend, cell, reset_after, 5), 3)
+    for other in [again] + threaded:
+        for a, b in zip(first, other):
+            if a is not None:
+                assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend", GPU)
+def test_layers_on_the_gpu_backends(backend):
+    """A Keras-shaped layer given backend= runs there and matches the CPU layer."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, 9, 5)).astype(np.float32)
+    for cls, kw in [(rk.LSTM, {}), (rk.GRU, {"reset_after": False}), (rk.SimpleRNN, {})]:
+        cpu = cls(12, return_sequences=True, seed=1, **kw)
+        gpu = cls(12, return_sequences=True, seed=1, backend=backend, **kw)
+        y0, y1 = cpu(x), gpu(x)
+        gpu.set_weights(cpu.get_weights())
+        y0, y1 = cpu(x), gpu(x)
+        np.testing.assert_allclose(y1, y0, atol=2e-5, rtol=2e-4)
+        dy = rng.standard_normal(y0.shape).astype(np.float32)
+        d0, d1 = cpu.backward(dy), gpu.backward(dy)
+        np.testing.assert_allclose(d1, d0, atol=1e-4, rtol=1e-3)
+        for g0, g1 in zip(cpu.grads, gpu.grads):
+            np.testing.assert_allclose(g1, g0, atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("backend", GPU)
+def test_bad_input_is_checked_like_the_cpu(backend):
+    rng = np.random.default_rng(0)
+    x, W, U, b, h0, c0 = make_case("lstm", 2, 3, 4, 5, True, True, rng)
+    be = bk.get_backend(backend)
+    with pytest.raises(ValueError, match=r"kernel must have shape \(4, 20\)"):
+        be.forward("lstm", x, W[:3], U, b, h0, c0, None)
+    with pytest.raises(ValueError, match="c0 is required"):
+        be.forward("lstm", x, W, U, b, h0, None, None)
+    with pytest.raises(ValueError, match="recurrent_masks must have shape"):
+        be.forward("lstm", x, W, U, b, h0, c0, None, None, None, np.ones((4, 2, 4), np.float32))
+    _, _, _, cache = be.forward("lstm", x, W, U, b, h0, c0, None)
+    with pytest.raises(ValueError, match=r"dy must have shape \(2, 3, 5\)"):
+        be.backward(cache, np.ones((2, 5), np.float32))
+
+
+@needs_cuda
+@pytest.mark.parametrize("cell,reset_after", CELLS)
+def test_device_matches_emulation(cell, reset_after):
+    """On a device: the cuda backend agrees with cuda-emu (the same kernels)."""
+    a = _train_once("cuda", cell, reset_after, 9)
+    b = _train_once("cuda-emu", cell, reset_after, 9)
+    for u, v in zip(a, b):
+        if u is not None:
+            np.testing.assert_allclose(u, v, atol=1e-4, rtol=1e-3)
+
+
+@needs_cuda
+def test_device_pool_reuse_and_free():
+    _train_once("cuda", "lstm", True, 1)
+    assert _core.cuda_pool_bytes() > 0
+    _core.cuda_free_pool()
+    assert _core.cuda_pool_bytes() == 0
