@@ -11,6 +11,8 @@
 //   RK_SYNC()        __syncthreads (block-cooperative launches only)
 //   RK_GRID_SYNC()   a grid-wide barrier (grid-cooperative launches only)
 //   RK_SMEM(T)       the block's dynamic shared memory as T* (size given at launch)
+//   RK_UNROLL        before a loop of constant trip count over register arrays
+//                    (fully unrolled, so the arrays stay in registers, not local memory)
 // No warp shuffles, no atomics, no tensor-core instructions: the emulation would
 // have to implement and test them too. Each kernel says in its comment which
 // launch kind it needs: independent threads, block-cooperative, grid-cooperative.
@@ -37,6 +39,7 @@
 #define RK_SYNC() ::rnnkern::emu::sync_block()
 #define RK_GRID_SYNC() ::rnnkern::emu::sync_grid()
 #define RK_SMEM(T) (reinterpret_cast<T*>(::rnnkern::emu::tls.smem))
+#define RK_UNROLL _Pragma("GCC unroll 16")
 
 #else  // nvcc
 
@@ -55,6 +58,7 @@
 #define RK_SYNC() __syncthreads()
 #define RK_GRID_SYNC() ::cooperative_groups::this_grid().sync()
 #define RK_SMEM(T) (reinterpret_cast<T*>(rk_dynamic_smem))
+#define RK_UNROLL _Pragma("unroll")
 // One dynamic shared-memory symbol for every kernel (CUDA requires one name).
 extern __shared__ float4 rk_dynamic_smem[];
 

@@ -82,7 +82,9 @@ RK_GLOBAL void gemm_kernel(GemmArgs g) {
   const int tx = RK_TX, ty = RK_TY, tid = ty * kTB + tx;
   const int64_t i0 = (int64_t)RK_BY * kTile, j0 = (int64_t)RK_BX * kTile;
   float acc[4][4];
+  RK_UNROLL
   for (int r = 0; r < 4; ++r)
+    RK_UNROLL
     for (int q = 0; q < 4; ++q) acc[r][q] = 0.0f;
   for (int64_t k0 = 0; k0 < g.K; k0 += kKT) {
     // consecutive threads read consecutive addresses of each operand
@@ -93,18 +95,25 @@ RK_GLOBAL void gemm_kernel(GemmArgs g) {
       bs[kk_b * kTile + jj] = gemm_load_b(g, k0 + kk_b, j0 + jj);
     }
     RK_SYNC();
+    RK_UNROLL
     for (int kk = 0; kk < kKT; ++kk) {
       float av[4], bv[4];
+      RK_UNROLL
       for (int r = 0; r < 4; ++r) av[r] = as[kk * kTile + ty + kTB * r];
+      RK_UNROLL
       for (int q = 0; q < 4; ++q) bv[q] = bs[kk * kTile + tx + kTB * q];
+      RK_UNROLL
       for (int r = 0; r < 4; ++r)
+        RK_UNROLL
         for (int q = 0; q < 4; ++q) acc[r][q] += av[r] * bv[q];
     }
     RK_SYNC();
   }
+  RK_UNROLL
   for (int r = 0; r < 4; ++r) {
     const int64_t i = i0 + ty + kTB * r;
     if (i >= g.M) continue;
+    RK_UNROLL
     for (int q = 0; q < 4; ++q) {
       const int64_t j = j0 + tx + kTB * q;
       if (j >= g.N) continue;
@@ -169,7 +178,9 @@ RK_GLOBAL void step_forward(StepArgs s) {
   const int64_t NH = s.N * s.H;
   constexpr int RPT = kStepR / kStepTY;           // rows a thread
   float acc[RPT][NG];
+  RK_UNROLL
   for (int r = 0; r < RPT; ++r)
+    RK_UNROLL
     for (int g = 0; g < NG; ++g) acc[r][g] = 0.0f;
   for (int64_t k0 = 0; k0 < s.H; k0 += kStepK) {
     for (int e = tid; e < NG * kStepR * kStepK; e += nthr) {
@@ -188,10 +199,14 @@ RK_GLOBAL void step_forward(StepArgs s) {
       us[e] = (k < s.H && j < s.H) ? s.u[k * s.GH + (G0 + g) * s.H + j] : 0.0f;
     }
     RK_SYNC();
+    RK_UNROLL
     for (int kk = 0; kk < kStepK; ++kk) {
       float uv[NG];
+      RK_UNROLL
       for (int g = 0; g < NG; ++g) uv[g] = us[(kk * NG + g) * kStepU + tx];
+      RK_UNROLL
       for (int r = 0; r < RPT; ++r)
+        RK_UNROLL
         for (int g = 0; g < NG; ++g)
           acc[r][g] += as[(g * kStepR + ty + kStepTY * r) * kStepK + kk] * uv[g];
     }
@@ -199,6 +214,7 @@ RK_GLOBAL void step_forward(StepArgs s) {
   }
   const int64_t j = u0 + tx;
   if (j >= s.H) return;
+  RK_UNROLL
   for (int r = 0; r < RPT; ++r) {
     const int64_t n = n0 + ty + kStepTY * r;
     if (n >= s.N) continue;
@@ -224,6 +240,7 @@ RK_GLOBAL void step_forward(StepArgs s) {
       }
     } else if constexpr (M == Mode::GruRA) {
       float inner[3];
+      RK_UNROLL
       for (int g = 0; g < 3; ++g) inner[g] = acc[r][g] + (s.brec ? s.brec[g * s.H + j] : 0.0f);
       const GruAct<float> v = gru_forward_reset_after(s.act, s.ract, p[0], p[s.H], p[2 * s.H],
                                                       inner[0], inner[1], inner[2]);

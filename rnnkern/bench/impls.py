@@ -284,16 +284,21 @@ def torch_module(cell, inp):
     return mod
 
 
-def _torch_prepare(cell, mode, inp):
+def _torch_prepare(cell, mode, inp, device="cpu"):
+    """torch.nn's module on ``device`` ("cpu", or "cuda": cuDNN's fused RNNs);
+    on a GPU every call ends with a synchronize, so the time is the kernels'."""
     import torch
-    mod = torch_module(cell, inp)
-    xt = torch.from_numpy(inp.x)
+    mod = torch_module(cell, inp).to(device)
+    xt = torch.from_numpy(inp.x).to(device)
+    sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
     if mode == "inference":
         def fn():
             with torch.no_grad():
-                return mod(xt)[0]
+                out = mod(xt)[0]
+            sync()
+            return out
 
-        return Prepared(fn, lambda r: {"y": r.numpy()})
+        return Prepared(fn, lambda r: {"y": r.cpu().numpy()})
 
     xt = xt.clone().requires_grad_(True)
     params = list(mod.parameters())
@@ -304,10 +309,11 @@ def _torch_prepare(cell, mode, inp):
         xt.grad = None
         out = mod(xt)[0]
         out.sum().backward()
+        sync()
         return out
 
     def collect(out):
-        g = lambda p: p.grad.detach().numpy().astype(np.float64)  # noqa: E731
+        g = lambda p: p.grad.detach().cpu().numpy().astype(np.float64)  # noqa: E731
         dW = torch_to_keras_cols(g(mod.weight_ih_l0).T, cell)
         dU = torch_to_keras_cols(g(mod.weight_hh_l0).T, cell)
         if cell == "gru":
@@ -315,10 +321,24 @@ def _torch_prepare(cell, mode, inp):
                            torch_to_keras_cols(g(mod.bias_hh_l0), cell)])
         else:   # d/d(b_ih) == d/d(b_hh) == d/d(Keras bias)
             db = torch_to_keras_cols(g(mod.bias_ih_l0), cell)
-        return {"y": out.detach().numpy(), "dx": xt.grad.numpy(), "dkernel": dW,
+        return {"y": out.detach().cpu().numpy(), "dx": xt.grad.cpu().numpy(), "dkernel": dW,
                 "drecurrent_kernel": dU, "dbias": db}
 
     return Prepared(fn, collect)
+
+
+def torch_cuda_available():
+    """Whether a CUDA build of torch sees a device (without importing torch when
+    it is not installed)."""
+    if not _torch_available():
+        return False
+    import torch
+    return bool(torch.cuda.is_available())
+
+
+def torch_cuda_impl():
+    return Impl("torch-cuda", "torch", lambda c, m, i: _torch_prepare(c, m, i, "cuda"),
+                info={"device": "cuda (cuDNN)"})
 
 
 def torch_impl():
@@ -425,9 +445,11 @@ def _torch_available():
 
 
 def available_rnnkern_backends():
-    """Backend names rnnkern lists on this machine, CPU kernels only (no reference)."""
+    """Backend names rnnkern lists on this machine, the compiled ones (no reference;
+    no cuda-emu, the emulation, which is named explicitly when wanted: it runs
+    the GPU kernels on CPU threads, minutes at the benchmark's shapes)."""
     from .. import backends as bk
-    return [b for b in bk.backends() if b != "reference"]
+    return [b for b in bk.backends() if b not in ("reference", "cuda-emu")]
 
 
 def default_impl_names():
@@ -441,6 +463,8 @@ def default_impl_names():
     names = [f"rnnkern-{b}" for b in cpu + others]
     if _torch_available():
         names.append("torch")
+        if torch_cuda_available():
+            names.append("torch-cuda")
         if keras_status()[0]:
             names.append("keras")
     names += [n for n in IMPLS if n not in names]
@@ -452,6 +476,8 @@ def all_impl_names():
     names = [f"rnnkern-{b}" for b in rk]
     if _torch_available():
         names.append("torch")
+        if torch_cuda_available():
+            names.append("torch-cuda")
         if keras_status()[0]:
             names.append("keras")
     return names + [n for n in IMPLS if n not in names]
@@ -484,6 +510,8 @@ def resolve_impl_names(spec):
             group = default_impl_names()
         elif low in ("torch", "pytorch"):
             group = ["torch"]
+        elif low == "torch-cuda":
+            group = ["torch-cuda"]
         elif low == "keras":
             group = ["keras"]
         elif tok in IMPLS:
@@ -493,7 +521,7 @@ def resolve_impl_names(spec):
             if b not in rk_all:
                 raise ValueError(
                     f"--backends: unknown implementation {tok!r}; available here: "
-                    f"{', '.join(rk_all + ['torch', 'keras'] + list(IMPLS) + ['default', 'all'])}")
+                    f"{', '.join(rk_all + ['torch', 'torch-cuda', 'keras'] + list(IMPLS) + ['default', 'all'])}")
             group = [f"rnnkern-{b}"]
         names += [g for g in group if g not in names]
     if not names:
@@ -509,6 +537,10 @@ def make_impl(name):
         if not _torch_available():
             return None, "torch not installed"
         return torch_impl(), ""
+    if name == "torch-cuda":
+        if not torch_cuda_available():
+            return None, "no CUDA build of torch with a device"
+        return torch_cuda_impl(), ""
     if name == "keras":
         ok, why = keras_status()
         return (keras_impl(), "") if ok else (None, why)

@@ -1,0 +1,124 @@
+// rnnkern — a stand-alone run of the cuda-emu kernels for the sanitizer builds
+// of CI (ThreadSanitizer over the block-cooperative kernels, whose emulated
+// threads share memory and meet at barriers; AddressSanitizer over the
+// indexing). No Python: every cell and GRU variant, with masks, go_backwards
+// and dropout masks, forward and BPTT, twice, at sizes spanning several tiles;
+// the two runs must agree bitwise and every value be finite. The numerical
+// comparison with the reference is the Python tests' job (test_cuda.py).
+//
+//   g++ -std=c++20 -O1 -g -fsanitize=thread -Icsrc/include -Icuda
+//       tests/cpp/emu_selftest.cc cuda/backend_emu.cc cuda/emu_runtime.cc -o emu_selftest
+// (one line; .ci/run builds it this way)
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "gpu_api.h"
+
+using namespace rnnkern;
+
+namespace {
+
+struct Run {
+  std::vector<float> y, hT, cT, dx, dW, dU, db, dh0, dc0;
+};
+
+Run run(const RnnConfig& cfg, bool masked, bool dropout, uint32_t seed) {
+  const int64_t N = cfg.N, T = cfg.T, C = cfg.C, H = cfg.H, G = num_gates(cfg.cell);
+  const int64_t GH = G * H;
+  const bool two_bias = cfg.cell == Cell::GRU && cfg.reset_after;
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  auto fill = [&](size_t n) {
+    std::vector<float> v(n);
+    for (float& e : v) e = u(gen);
+    return v;
+  };
+  std::vector<float> x = fill(N * T * C), W = fill(C * GH), U = fill(H * GH);
+  std::vector<float> b = fill(two_bias ? 2 * GH : GH), h0 = fill(N * H), c0 = fill(N * H);
+  std::vector<uint8_t> mask(N * T);
+  for (auto& m : mask) m = (gen() % 3) != 0;
+  std::vector<float> im(G * N * C), rm(G * N * H);
+  for (float& m : im) m = (gen() % 5) ? 1.25f : 0.0f;
+  for (float& m : rm) m = (gen() % 5) ? 1.25f : 0.0f;
+  GpuForwardIn in;
+  in.x = x.data();
+  in.W = W.data();
+  in.U = U.data();
+  in.b = b.data();
+  in.h0 = h0.data();
+  in.c0 = cfg.cell == Cell::LSTM ? c0.data() : nullptr;
+  in.mask = masked ? mask.data() : nullptr;
+  in.input_masks = dropout ? im.data() : nullptr;
+  in.recurrent_masks = dropout ? rm.data() : nullptr;
+  Run r;
+  r.y.resize(cfg.return_sequences ? N * T * H : N * H);
+  r.hT.resize(N * H);
+  r.cT.resize(N * H);
+  GpuForwardOut out{r.y.data(), r.hT.data(), cfg.cell == Cell::LSTM ? r.cT.data() : nullptr};
+  auto ws = gpu_emu::gpu_forward(cfg, in, out);
+  std::vector<float> dy = fill(r.y.size()), dhT = fill(N * H), dcT = fill(N * H);
+  r.dx.resize(N * T * C);
+  r.dW.resize(C * GH);
+  r.dU.resize(H * GH);
+  r.db.resize(b.size());
+  r.dh0.resize(N * H);
+  r.dc0.resize(N * H);
+  GpuBackwardIn bin{dy.data(), dhT.data(), cfg.cell == Cell::LSTM ? dcT.data() : nullptr};
+  GpuBackwardOut bout{r.dx.data(), r.dW.data(), r.dU.data(), r.db.data(), r.dh0.data(),
+                      cfg.cell == Cell::LSTM ? r.dc0.data() : nullptr};
+  gpu_emu::gpu_backward(*ws, bin, bout);
+  return r;
+}
+
+bool same(const std::vector<float>& a, const std::vector<float>& b, const char* what,
+          const char* name) {
+  for (float v : a)
+    if (!std::isfinite(v)) {
+      std::printf("FAIL %s: %s has a non-finite value\n", what, name);
+      return false;
+    }
+  if (a.size() != b.size() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) {
+    std::printf("FAIL %s: %s differs between two identical runs\n", what, name);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int main() {
+  int failures = 0, cases = 0;
+  const Cell cells[] = {Cell::SimpleRNN, Cell::LSTM, Cell::GRU, Cell::GRU};
+  for (int ci = 0; ci < 4; ++ci) {
+    for (int variant = 0; variant < 2; ++variant) {
+      RnnConfig cfg;
+      cfg.cell = cells[ci];
+      cfg.reset_after = ci != 3;
+      cfg.go_backwards = variant == 1;
+      cfg.return_sequences = variant == 0;
+      cfg.training = true;
+      cfg.N = 19;
+      cfg.T = 3;
+      cfg.C = 18;
+      cfg.H = 33;
+      const bool masked = true, dropout = variant == 1;
+      char what[96];
+      std::snprintf(what, sizeof what, "cell %d reset_after %d variant %d", (int)cfg.cell,
+                    (int)cfg.reset_after, variant);
+      const Run a = run(cfg, masked, dropout, 7u + ci), b = run(cfg, masked, dropout, 7u + ci);
+      const bool ok = same(a.y, b.y, what, "y") && same(a.hT, b.hT, what, "h_T") &&
+                      same(a.dx, b.dx, what, "dx") && same(a.dW, b.dW, what, "dW") &&
+                      same(a.dU, b.dU, what, "dU") && same(a.db, b.db, what, "db") &&
+                      same(a.dh0, b.dh0, what, "dh0") &&
+                      (cfg.cell != Cell::LSTM || (same(a.cT, b.cT, what, "c_T") &&
+                                                  same(a.dc0, b.dc0, what, "dc0")));
+      failures += !ok;
+      ++cases;
+    }
+  }
+  std::printf("cuda-emu selftest: %d cases, %d failed\n", cases, failures);
+  return failures ? 1 : 0;
+}
