@@ -94,6 +94,20 @@ struct Runtime {
     check(cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost), "cudaMemcpy to the host");
   }
   static void zero(void* d, size_t n) { check(cudaMemset(d, 0, n), "cudaMemset"); }
+  // Blocks of `kernel` the device holds at once (0 where cooperative launches are
+  // not supported), after allowing it `smem` bytes of dynamic shared memory.
+  static int coresident_blocks(const void* kernel, int threads, size_t smem) {
+    int dev = 0, coop = 0, sms = 0, per_sm = 0;
+    check(cudaGetDevice(&dev), "cudaGetDevice");
+    check(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev), "cudaDeviceGetAttribute");
+    if (!coop) return 0;
+    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+          "cudaFuncSetAttribute");
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem),
+          "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+    return per_sm * sms;
+  }
 };
 
 void require_device() {
@@ -113,6 +127,16 @@ void free_pool() { pool().free_all(); }
     kernel<<<dim3((unsigned)(gx), (unsigned)(gy)), dim3((unsigned)(bx), (unsigned)(by)), \
              (smem)>>>(__VA_ARGS__);                                                    \
     ::rnnkern::gpu_cuda::check(cudaGetLastError(), "launch " #kernel);                  \
+  } while (0)
+
+#define RK_LAUNCH_GRID(gx, gy, bx, by, smem, kernel, arg)                               \
+  do {                                                                                  \
+    auto rk_arg = (arg);                                                                \
+    void* rk_args[] = {&rk_arg};                                                        \
+    ::rnnkern::gpu_cuda::check(                                                         \
+        cudaLaunchCooperativeKernel((const void*)&kernel, dim3((unsigned)(gx), (unsigned)(gy)), \
+                                    dim3((unsigned)(bx), (unsigned)(by)), rk_args, (smem), 0), \
+        "cudaLaunchCooperativeKernel " #kernel);                                        \
   } while (0)
 
 #include "driver.cuh"

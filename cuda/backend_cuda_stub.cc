@@ -21,6 +21,7 @@ void gpu_backward(const GpuWorkspace&, const GpuBackwardIn&, const GpuBackwardOu
   unavailable();
 }
 size_t pool_bytes() { return 0; }
+long persistent_count() { return 0; }
 void free_pool() {}
 
 }  // namespace gpu_cuda

@@ -23,6 +23,8 @@ struct Runtime {
   static void to_device(void* d, const void* h, size_t n) { std::memcpy(d, h, n); }
   static void to_host(void* h, const void* d, size_t n) { std::memcpy(h, d, n); }
   static void zero(void* d, size_t n) { std::memset(d, 0, n); }
+  // A grid launch runs one std::thread per CUDA thread: 16 blocks (1024 threads).
+  static int coresident_blocks(const void*, int, size_t) { return 16; }
 };
 
 }  // namespace gpu_emu
@@ -32,6 +34,9 @@ struct Runtime {
   ::rnnkern::emu::launch(::rnnkern::emu::Launch::kind, ::rnnkern::emu::Dim{(gx), (gy)},  \
                          ::rnnkern::emu::Dim{(bx), (by)}, (smem),                        \
                          [&] { kernel(__VA_ARGS__); })
+
+#define RK_LAUNCH_GRID(gx, gy, bx, by, smem, kernel, arg) \
+  RK_LAUNCH(Grid, gx, gy, bx, by, smem, kernel, arg)
 
 #include "driver.cuh"
 

@@ -28,6 +28,7 @@
 
 #define RK_GLOBAL inline
 #define RK_DEV inline
+#define RK_HD_INLINE inline
 #define RK_TX (::rnnkern::emu::tls.tx)
 #define RK_TY (::rnnkern::emu::tls.ty)
 #define RK_BX (::rnnkern::emu::tls.bx)
@@ -47,6 +48,7 @@
 
 #define RK_GLOBAL __global__
 #define RK_DEV __device__ __forceinline__
+#define RK_HD_INLINE __host__ __device__ __forceinline__
 #define RK_TX ((int)threadIdx.x)
 #define RK_TY ((int)threadIdx.y)
 #define RK_BX ((int)blockIdx.x)

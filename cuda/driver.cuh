@@ -6,12 +6,17 @@
 //                    static void to_host(void*, const void*, size_t);
 //                    static void zero(void*, size_t); static void copy(void*, const void*, size_t); };
 //   RK_LAUNCH(kind, grid_x, grid_y, block_x, block_y, smem_bytes, kernel, args...)
+//   RK_LAUNCH_GRID(grid_x, grid_y, block_x, block_y, smem_bytes, kernel, arg)
+//                  (a grid-cooperative launch: the whole grid resident at once)
+//   Runtime::coresident_blocks(kernel, threads, smem): how many blocks of that
+//                  kernel the device runs at once
 // and it defines run_forward / run_backward, which the build's gpu_forward /
 // gpu_backward (gpu_api.h) call.
 // No allocation inside the time loops: every buffer is made before them.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <utility>
 
@@ -56,6 +61,10 @@ class Buf {
   size_t n_ = 0;
 };
 
+// Forwards that took the small-batch persistent path (for the tests).
+inline std::atomic<long> persistent_launches{0};
+long persistent_count() { return persistent_launches.load(); }
+
 inline Mode forward_mode(const RnnConfig& c) {
   return c.cell == Cell::SimpleRNN ? Mode::Simple : c.cell == Cell::LSTM ? Mode::Lstm
        : c.reset_after ? Mode::GruRA : Mode::GruRB1;
@@ -74,6 +83,8 @@ struct GpuWorkspaceImpl final : GpuWorkspace {
 namespace {
 
 constexpr int kLinear = 128;  // threads a block for the independent kernels
+// Shared memory the persistent path may take a block (the H200 allows 227 KiB).
+constexpr size_t kPersistentSmemMax = 96 * 1024;
 
 inline int linear_blocks(int64_t n) {
   return (int)std::max<int64_t>(1, std::min<int64_t>((n + kLinear - 1) / kLinear, 4096));
@@ -102,6 +113,32 @@ void launch_step(const StepArgs& s) {
 template <Mode M>
 void launch_back(const BackArgs& b) {
   RK_LAUNCH(Independent, linear_blocks(b.N * b.H), 1, kLinear, 1, 0, step_backward<M>, b);
+}
+
+// The small-batch path: one grid-cooperative launch for the whole sequence, when
+// the batch fits one row tile, U's columns fit a block's shared memory and the
+// grid fits the device at once (Runtime::coresident_blocks). false: not taken.
+template <Mode M>
+bool persistent_as(const SeqArgs& q) {
+  const int blocks = cdiv(q.base.H, kStepU);
+  const size_t smem = persistent_smem<M>(q.base.H);
+  if (smem > kPersistentSmemMax) return false;
+  if (blocks > Runtime::coresident_blocks((const void*)&persistent_forward<M>,
+                                          kStepU * kStepTY, smem))
+    return false;
+  RK_LAUNCH_GRID(blocks, 1, kStepU, kStepTY, smem, persistent_forward<M>, q);
+  persistent_launches.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+bool persistent_forward_if_fits(const SeqArgs& q, Mode mode) {
+  if (q.base.N > kPersistRows || q.T == 0) return false;
+  switch (mode) {
+    case Mode::Simple: return persistent_as<Mode::Simple>(q);
+    case Mode::Lstm: return persistent_as<Mode::Lstm>(q);
+    case Mode::GruRA: return persistent_as<Mode::GruRA>(q);
+    default: return persistent_as<Mode::GruRB1>(q);
+  }
 }
 
 }  // namespace
@@ -182,45 +219,39 @@ std::unique_ptr<GpuWorkspace> run_forward(const RnnConfig& cfg, const GpuForward
   if (need_slots) ws->slots = Buf<float>(S * ws->slot_stride);
   Buf<float> ytm(cfg.return_sequences ? TN * H : 0), ylast(cfg.return_sequences ? 0 : NH);
 
-  auto state = [&](Buf<float>& buf, int64_t s) {
-    return buf.get() + (cfg.training ? s : s % 2) * NH;
-  };
-  for (int64_t s = 0; s < T; ++s) {
-    const int64_t t = cfg.go_backwards ? T - 1 - s : s;
-    StepArgs a;
-    a.N = N;
-    a.H = H;
-    a.GH = GH;
-    a.act = cfg.act;
-    a.ract = cfg.ract;
-    a.p = P.get() + s * N * GH;
-    a.a = state(ws->states, s);
-    a.rmask = ws->rmask.get();
-    a.u = ws->U.get();
-    a.brec = ra && b.get() ? b.get() + GH : nullptr;
-    a.hprev = state(ws->states, s);
-    a.hnext = state(ws->states, s + 1);
-    if (cfg.cell == Cell::LSTM) {
-      a.cprev = state(ws->cstates, s);
-      a.cnext = state(ws->cstates, s + 1);
-    }
-    a.mask = in.mask ? ws->mask.get() + t : nullptr;
-    a.mask_stride = T;
-    a.seen = in.mask ? ws->seen.get() + s * N : nullptr;
-    a.y = cfg.return_sequences ? ytm.get() + s * NH : (s == T - 1 ? ylast.get() : nullptr);
-    a.slots = need_slots ? ws->slots.get() + (cfg.training ? s * NH : 0) : nullptr;
-    a.slot_stride = ws->slot_stride;
-    switch (mode) {
-      case Mode::Simple: launch_step<Mode::Simple>(a); break;
-      case Mode::Lstm: launch_step<Mode::Lstm>(a); break;
-      case Mode::GruRA: launch_step<Mode::GruRA>(a); break;
-      default: {
-        launch_step<Mode::GruRB1>(a);
-        StepArgs a2 = a;
-        a2.p = a.p + 2 * H;
-        a2.a = a.slots + 3 * a.slot_stride;   // rh, masked already
-        a2.rmask = nullptr;
-        launch_step<Mode::GruRB2>(a2);
+  SeqArgs q;
+  q.base.N = N;
+  q.base.H = H;
+  q.base.GH = GH;
+  q.base.act = cfg.act;
+  q.base.ract = cfg.ract;
+  q.base.rmask = ws->rmask.get();
+  q.base.u = ws->U.get();
+  q.base.brec = ra && b.get() ? b.get() + GH : nullptr;
+  q.base.slot_stride = ws->slot_stride;
+  q.T = T;
+  q.go_backwards = cfg.go_backwards;
+  q.training = cfg.training;
+  q.return_sequences = cfg.return_sequences;
+  q.p = P.get();
+  q.states = ws->states.get();
+  q.cstates = ws->cstates.get();
+  q.mask = ws->mask.get();
+  q.seen = ws->seen.get();
+  q.ytm = ytm.get();
+  q.ylast = ylast.get();
+  q.slots = need_slots ? ws->slots.get() : nullptr;
+  q.lstm = cfg.cell == Cell::LSTM;
+  if (!persistent_forward_if_fits(q, mode)) {
+    for (int64_t s = 0; s < T; ++s) {
+      const StepArgs a = forward_step_args(q, s);
+      switch (mode) {
+        case Mode::Simple: launch_step<Mode::Simple>(a); break;
+        case Mode::Lstm: launch_step<Mode::Lstm>(a); break;
+        case Mode::GruRA: launch_step<Mode::GruRA>(a); break;
+        default:
+          launch_step<Mode::GruRB1>(a);
+          launch_step<Mode::GruRB2>(second_phase(a));
       }
     }
   }
@@ -232,8 +263,9 @@ std::unique_ptr<GpuWorkspace> run_forward(const RnnConfig& cfg, const GpuForward
   } else {
     ylast.download(out.y);
   }
-  Runtime::to_host(out.hT, state(ws->states, T), NH * sizeof(float));
-  if (cfg.cell == Cell::LSTM) Runtime::to_host(out.cT, state(ws->cstates, T), NH * sizeof(float));
+  const int64_t last = (cfg.training ? T : T % 2) * NH;
+  Runtime::to_host(out.hT, ws->states.get() + last, NH * sizeof(float));
+  if (cfg.cell == Cell::LSTM) Runtime::to_host(out.cT, ws->cstates.get() + last, NH * sizeof(float));
   if (!cfg.training) return nullptr;
   return ws;
 }

@@ -48,6 +48,7 @@ namespace gpu_emu {
 std::unique_ptr<GpuWorkspace> gpu_forward(const RnnConfig&, const GpuForwardIn&,
                                           const GpuForwardOut&);
 void gpu_backward(const GpuWorkspace&, const GpuBackwardIn&, const GpuBackwardOut&);
+long persistent_count();   // forwards run by the small-batch persistent kernel so far
 }  // namespace gpu_emu
 
 namespace gpu_cuda {
@@ -55,6 +56,7 @@ namespace gpu_cuda {
 std::unique_ptr<GpuWorkspace> gpu_forward(const RnnConfig&, const GpuForwardIn&,
                                           const GpuForwardOut&);
 void gpu_backward(const GpuWorkspace&, const GpuBackwardIn&, const GpuBackwardOut&);
+long persistent_count();
 // Device memory kept for reuse (the pool), in bytes, and freeing it.
 size_t pool_bytes();
 void free_pool();

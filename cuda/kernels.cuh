@@ -166,15 +166,17 @@ struct StepArgs {
   int64_t slot_stride = 0;
 };
 
-// grid (ceil(H/16), ceil(N/16)), block (16, 4), step_smem<M>() bytes; block-cooperative.
-// A thread computes one unit of 4 rows, every gate: 4 x NG accumulators.
-template <Mode M>
-RK_GLOBAL void step_forward(StepArgs s) {
+// One block's tile of one step: units [u0, u0+16) of rows [n0, n0+16), every gate
+// of M: the recurrent product and the cell's pointwise forward. A thread computes
+// one unit of 4 rows: 4 x NG accumulators. U comes from `ures`, the block's U
+// columns resident in shared memory for all k ([H][NGR][16], this mode's gates at
+// GOFF..), when RESIDENT; otherwise it is loaded a k chunk at a time into `us`.
+// `as` holds the A chunk ([NG][16][kStepK]). Block-cooperative.
+template <Mode M, bool RESIDENT>
+RK_DEV void step_tile(const StepArgs& s, int64_t u0, int64_t n0, float* as, float* us,
+                      const float* ures, int NGR, int GOFF) {
   constexpr int NG = kStepGates<M>, G0 = kFirstGate<M>;
-  float* as = RK_SMEM(float);                    // [NG][kStepR][kStepK]
-  float* us = as + NG * kStepR * kStepK;         // [kStepK][NG * kStepU]
   const int tx = RK_TX, ty = RK_TY, tid = ty * kStepU + tx, nthr = kStepU * kStepTY;
-  const int64_t u0 = (int64_t)RK_BX * kStepU, n0 = (int64_t)RK_BY * kStepR;
   const int64_t NH = s.N * s.H;
   constexpr int RPT = kStepR / kStepTY;           // rows a thread
   float acc[RPT][NG];
@@ -193,17 +195,22 @@ RK_GLOBAL void step_forward(StepArgs s) {
       }
       as[e] = v;
     }
-    for (int e = tid; e < kStepK * NG * kStepU; e += nthr) {
-      const int kk = e / (NG * kStepU), g = (e / kStepU) % NG, uu = e % kStepU;
-      const int64_t k = k0 + kk, j = u0 + uu;
-      us[e] = (k < s.H && j < s.H) ? s.u[k * s.GH + (G0 + g) * s.H + j] : 0.0f;
+    if constexpr (!RESIDENT) {
+      for (int e = tid; e < kStepK * NG * kStepU; e += nthr) {
+        const int kk = e / (NG * kStepU), g = (e / kStepU) % NG, uu = e % kStepU;
+        const int64_t k = k0 + kk, j = u0 + uu;
+        us[e] = (k < s.H && j < s.H) ? s.u[k * s.GH + (G0 + g) * s.H + j] : 0.0f;
+      }
     }
     RK_SYNC();
+    // U(k0 + kk, gate g, unit tx) at ub[(kk * NGR + GOFF + g) * kStepU + tx]
+    const float* ub = RESIDENT ? ures + k0 * NGR * kStepU : us;
+    const int ngr = RESIDENT ? NGR : NG, goff = RESIDENT ? GOFF : 0;
     RK_UNROLL
     for (int kk = 0; kk < kStepK; ++kk) {
       float uv[NG];
       RK_UNROLL
-      for (int g = 0; g < NG; ++g) uv[g] = us[(kk * NG + g) * kStepU + tx];
+      for (int g = 0; g < NG; ++g) uv[g] = ub[(kk * ngr + goff + g) * kStepU + tx];
       RK_UNROLL
       for (int r = 0; r < RPT; ++r)
         RK_UNROLL
@@ -268,6 +275,109 @@ RK_GLOBAL void step_forward(StepArgs s) {
     s.hnext[e] = h;
     if constexpr (M == Mode::Lstm) s.cnext[e] = m ? c : s.cprev[e];
     if (s.y) s.y[e] = (!s.seen || s.seen[n]) ? h : 0.0f;
+  }
+}
+
+
+// grid (ceil(H/16), ceil(N/16)), block (16, 4), step_smem<M>() bytes; block-cooperative.
+template <Mode M>
+RK_GLOBAL void step_forward(StepArgs s) {
+  float* as = RK_SMEM(float);                            // [NG][kStepR][kStepK]
+  float* us = as + kStepGates<M> * kStepR * kStepK;      // [kStepK][NG * kStepU]
+  step_tile<M, false>(s, (int64_t)RK_BX * kStepU, (int64_t)RK_BY * kStepR, as, us, nullptr, 0, 0);
+}
+
+// ------------------------------------------------- the small-batch persistent path
+// Batch <= kStepR: one launch runs every step. Each block keeps its 16 units' U
+// columns (every gate, every k) in shared memory for the whole sequence, and the
+// grid meets at a grid-wide barrier after each step (two for GRU reset_before),
+// so U is read from memory once, not once a step, and there is one launch, not T.
+constexpr int kPersistRows = kStepR;
+
+// Rows of the resident U slice: H rounded up to the k chunk (the pad rows are 0).
+RK_HD_INLINE int64_t resident_rows(int64_t H) { return (H + kStepK - 1) / kStepK * kStepK; }
+
+template <Mode M>
+constexpr int kResidentGates = M == Mode::GruRB1 ? 3 : kStepGates<M>;
+
+template <Mode M>
+RK_HD_INLINE size_t persistent_smem(int64_t H) {
+  return ((size_t)resident_rows(H) * kResidentGates<M> * kStepU +
+          (size_t)kResidentGates<M> * kStepR * kStepK) * sizeof(float);
+}
+
+// Everything the steps need; step s's StepArgs are made from it (forward_step_args).
+struct SeqArgs {
+  StepArgs base;                 // N, H, GH, act, ract, rmask, u, brec, slot_stride
+  int64_t T = 0;
+  bool go_backwards = false, training = false, return_sequences = true;
+  const float* p = nullptr;      // [T, N, GH]
+  float* states = nullptr;       // [T+1, N, H], or a ring of two without training
+  float* cstates = nullptr;      // LSTM, likewise
+  const uint8_t* mask = nullptr; // [N, T] or null
+  const uint8_t* seen = nullptr; // [T, N] or null
+  float* ytm = nullptr;          // [T, N, H] (return_sequences) or null
+  float* ylast = nullptr;        // [N, H] (otherwise)
+  float* slots = nullptr;        // slot k of step s at slots + k*slot_stride + (training ? s*N*H : 0)
+  bool lstm = false;
+};
+
+RK_HD_INLINE StepArgs forward_step_args(const SeqArgs& q, int64_t s) {
+  const int64_t NH = q.base.N * q.base.H;
+  const int64_t t = q.go_backwards ? q.T - 1 - s : s;
+  auto st = [&](float* buf, int64_t i) { return buf + (q.training ? i : i % 2) * NH; };
+  StepArgs a = q.base;
+  a.p = q.p + s * q.base.N * q.base.GH;
+  a.a = st(q.states, s);
+  a.hprev = st(q.states, s);
+  a.hnext = st(q.states, s + 1);
+  if (q.lstm) {
+    a.cprev = st(q.cstates, s);
+    a.cnext = st(q.cstates, s + 1);
+  }
+  a.mask = q.mask ? q.mask + t : nullptr;
+  a.mask_stride = q.T;
+  a.seen = q.seen ? q.seen + s * q.base.N : nullptr;
+  a.y = q.return_sequences ? q.ytm + s * NH : (s == q.T - 1 ? q.ylast : nullptr);
+  a.slots = q.slots ? q.slots + (q.training ? s * NH : 0) : nullptr;
+  return a;
+}
+
+// GRU reset_before's second phase: a reads rh (slot 3, masked already), gate U_h.
+RK_HD_INLINE StepArgs second_phase(const StepArgs& a) {
+  StepArgs a2 = a;
+  a2.p = a.p + 2 * a.H;
+  a2.a = a.slots + 3 * a.slot_stride;
+  a2.rmask = nullptr;
+  return a2;
+}
+
+// grid (ceil(H/16), 1), block (16, 4), persistent_smem<M>(H) bytes; grid-cooperative.
+// M is Simple, Lstm, GruRA, or GruRB1 for the two-phase GRU reset_before.
+template <Mode M>
+RK_GLOBAL void persistent_forward(SeqArgs q) {
+  constexpr int NGR = kResidentGates<M>;
+  const StepArgs& b = q.base;
+  const int64_t u0 = (int64_t)RK_BX * kStepU, rows = resident_rows(b.H);
+  float* ures = RK_SMEM(float);                          // [rows][NGR][16]
+  float* as = ures + rows * NGR * kStepU;                // [NGR][16][kStepK]
+  const int tid = RK_TY * kStepU + RK_TX, nthr = kStepU * kStepTY;
+  for (int64_t e = tid; e < rows * NGR * kStepU; e += nthr) {
+    const int64_t k = e / (NGR * kStepU), j = u0 + e % kStepU;
+    const int g = (int)((e / kStepU) % NGR);
+    ures[e] = (k < b.H && j < b.H) ? b.u[k * b.GH + g * b.H + j] : 0.0f;
+  }
+  RK_SYNC();
+  for (int64_t s = 0; s < q.T; ++s) {
+    const StepArgs a = forward_step_args(q, s);
+    if constexpr (M == Mode::GruRB1) {
+      step_tile<Mode::GruRB1, true>(a, u0, 0, as, nullptr, ures, NGR, 0);
+      RK_GRID_SYNC();
+      step_tile<Mode::GruRB2, true>(second_phase(a), u0, 0, as, nullptr, ures, NGR, 2);
+    } else {
+      step_tile<M, true>(a, u0, 0, as, nullptr, ures, NGR, 0);
+    }
+    RK_GRID_SYNC();
   }
 }
 

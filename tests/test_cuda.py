@@ -145,3 +145,33 @@ def test_device_pool_reuse_and_free():
     assert _core.cuda_pool_bytes() > 0
     _core.cuda_free_pool()
     assert _core.cuda_pool_bytes() == 0
+
+
+@pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("cell,reset_after", CELLS)
+def test_small_batch_persistent_path(backend, cell, reset_after):
+    """Batch <= 16 runs every step in one grid-cooperative launch with U resident
+    (a grid-wide barrier a step); its rows equal those of the per-step path (a
+    batch of 17) bitwise, with masks, dropout and go_backwards."""
+    rng = np.random.default_rng(11 + len(cell) + reset_after)
+    n, t, c, h = 17, 6, 7, 40
+    x, W, U, b, h0, c0 = make_case(cell, n, t, c, h, reset_after, True, rng)
+    mask = make_mask("holes", n, t, rng)
+    im, rm = drop_masks("both", cell, n, c, h, rng)
+    be = bk.get_backend(backend)
+    kw = dict(reset_after=reset_after, go_backwards=True)
+    before = _core.gpu_persistent_launches(backend)
+    full = be.forward(cell, x, W, U, b, h0, c0, mask, None, im, rm, **kw)
+    assert _core.gpu_persistent_launches(backend) == before        # 17 rows: per step
+    k = 5
+    part = be.forward(cell, x[:k], W, U, b, h0[:k], None if c0 is None else c0[:k], mask[:k],
+                      None, im[:, :k], rm[:, :k], **kw)
+    assert _core.gpu_persistent_launches(backend) == before + 1    # 5 rows: persistent
+    for a, p in zip(full[:3], part[:3]):
+        if a is not None:
+            assert np.array_equal(a[:k], p)
+    outs, refs, g, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after, False, True,
+                                 mask[:k], (x[:k], W, U, b, h0[:k],
+                                            None if c0 is None else c0[:k]),
+                                 im[:, :k], rm[:, :k], rng)
+    check(outs, refs, g, gr, f"{backend} {cell} persistent")

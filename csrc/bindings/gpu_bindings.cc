@@ -152,6 +152,11 @@ void register_gpu(py::module_& m) {
   m.def("gpu_backward", &gpu_backward, py::arg("workspace"), py::arg("dy"), py::arg("dh_T"),
         py::arg("dc_T") = py::none(),
         "BPTT of a GPU training forward: (dx, dW, dU, db or None, dh0, dc0 or None).");
+  m.def("gpu_persistent_launches", [](const std::string& device) {
+        return parse_device(device) == Device::Emu ? gpu_emu::persistent_count()
+                                                   : gpu_cuda::persistent_count();
+      }, py::arg("device"),
+        "Forwards the small-batch persistent kernel has run on that GPU backend.");
   m.def("cuda_pool_bytes", &gpu_cuda::pool_bytes, "Device memory the cuda backend keeps for reuse.");
   m.def("cuda_free_pool", &gpu_cuda::free_pool, "Free the device memory kept for reuse.");
 }
