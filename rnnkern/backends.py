@@ -51,6 +51,16 @@ class ReferenceBackend:
         return Grads(*_reference.rnn_backward(cache.inner, dy, dh_T, dc_T))
 
 
+def _final_state_grads(ws, dh_T, dc_T):
+    """dh_T and (LSTM) dc_T, zeros [N, H] where None, for a compiled workspace."""
+    shape = (ws.batch, ws.units)
+    if dh_T is None:
+        dh_T = np.zeros(shape, np.float32)
+    if dc_T is None and ws.cell == "lstm":
+        dc_T = np.zeros(shape, np.float32)
+    return dh_T, dc_T
+
+
 def _own_copy(a):
     """A float32 copy of a mask array (None stays None; other objects are left for
     the bindings to reject with their message)."""
@@ -92,10 +102,7 @@ class CpuBackend:
     def backward(self, cache, dy, dh_T=None, dc_T=None):
         ws = cache.inner
         n, h = ws.batch, ws.units
-        if dh_T is None:
-            dh_T = np.zeros((n, h), np.float32)
-        if dc_T is None and ws.cell == "lstm":
-            dc_T = np.zeros((n, h), np.float32)
+        dh_T, dc_T = _final_state_grads(ws, dh_T, dc_T)
         nt = _threads_for(ws.cell, n, ws.input_size, h)
         dx, dW, dU, db, dh0, dc0 = _core().backward(ws, dy, dh_T, dc_T, nt)
         return Grads(dx, dW, dU, db, dh0, dc0 if ws.cell == "lstm" else None)
@@ -123,11 +130,7 @@ class GpuBackend:
 
     def backward(self, cache, dy, dh_T=None, dc_T=None):
         ws = cache.inner
-        n, h = ws.batch, ws.units
-        if dh_T is None:
-            dh_T = np.zeros((n, h), np.float32)
-        if dc_T is None and ws.cell == "lstm":
-            dc_T = np.zeros((n, h), np.float32)
+        dh_T, dc_T = _final_state_grads(ws, dh_T, dc_T)
         return Grads(*_core().gpu_backward(ws, dy, dh_T, dc_T))
 
 

@@ -150,6 +150,26 @@ inline CheckedForward check_forward(const std::string& cell, const std::string& 
 
 }
 
+// A backward's output gradients checked against the forward's config; returns
+// dc_T as float32 (empty unless LSTM).
+inline FArr check_backward(const RnnConfig& cfg, const FArr& dy, const FArr& dhT,
+                           const py::object& dcT) {
+  const py::ssize_t N = cfg.N, T = cfg.T, H = cfg.H;
+  if (cfg.return_sequences)
+    expect_shape(dy, {N, T, H}, "dy");
+  else
+    expect_shape(dy, {N, H}, "dy");
+  expect_shape(dhT, {N, H}, "dh_T");
+  FArr dcarr;
+  if (cfg.cell == Cell::LSTM) {
+    if (dcT.is_none()) throw py::value_error("dc_T is required for lstm");
+    dcarr = FArr::ensure(dcT);
+    if (!dcarr) throw py::type_error("dc_T must be a float array");
+    expect_shape(dcarr, {N, H}, "dc_T");
+  }
+  return dcarr;
+}
+
 }  // namespace
 }  // namespace bindings
 }  // namespace rnnkern

@@ -86,18 +86,7 @@ py::tuple gpu_backward(GpuCache& c, FArr dy, FArr dhT, py::object dcT) {
   const py::ssize_t N = cfg.N, T = cfg.T, C = cfg.C, H = cfg.H;
   const py::ssize_t GH = num_gates(cfg.cell) * H;
   const bool lstm = cfg.cell == Cell::LSTM;
-  if (cfg.return_sequences)
-    expect_shape(dy, {N, T, H}, "dy");
-  else
-    expect_shape(dy, {N, H}, "dy");
-  expect_shape(dhT, {N, H}, "dh_T");
-  FArr dcarr;
-  if (lstm) {
-    if (dcT.is_none()) throw py::value_error("dc_T is required for lstm");
-    dcarr = FArr::ensure(dcT);
-    if (!dcarr) throw py::type_error("dc_T must be a float array");
-    expect_shape(dcarr, {N, H}, "dc_T");
-  }
+  FArr dcarr = check_backward(cfg, dy, dhT, dcT);
   FArr dx({N, T, C}), dW({C, GH}), dU({H, GH}), dh0({N, H});
   FArr dc0 = lstm ? FArr({N, H}) : FArr(std::vector<py::ssize_t>{0});
   FArr db = c.bias_shape.empty() ? FArr(std::vector<py::ssize_t>{0}) : FArr(c.bias_shape);
