@@ -23,14 +23,17 @@ namespace rnnkern {
 enum class Cell : int { SimpleRNN = 0, LSTM = 1, GRU = 2 };
 enum class Act : int { Tanh = 0, Relu = 1, Sigmoid = 2, HardSigmoid = 3, Linear = 4 };
 
-inline int num_gates(Cell c) { return c == Cell::SimpleRNN ? 1 : (c == Cell::LSTM ? 4 : 3); }
+RNNKERN_HD constexpr int num_gates(Cell c) {
+  return c == Cell::SimpleRNN ? 1 : (c == Cell::LSTM ? 4 : 3);
+}
 
 // Floats of saved activations per (n, t, unit) in training mode ("slots"):
 //   SimpleRNN  h                          1
 //   LSTM       i f g o c_prev act(c)      6
 //   GRU r.a.   z r hh (h_prev U_h + b_rh)  4
 //   GRU r.b.   z r hh                     3
-inline int num_slots(Cell c, bool reset_after) {
+// (which slot holds which: rnnkern::Slots in cells.h)
+RNNKERN_HD constexpr int num_slots(Cell c, bool reset_after) {
   switch (c) {
     case Cell::SimpleRNN: return 1;
     case Cell::LSTM: return 6;
