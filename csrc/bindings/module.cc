@@ -392,11 +392,11 @@ py::dict cell_step_float(const std::string& cell_s, const std::string& act_s,
     return v;
   };
   auto flags = [&](const py::object& o, const char* name) {
-    if (o.is_none()) return MArr();
+    if (o.is_none()) return py::object(py::none());
     MArr v = MArr::ensure(o);
     if (!v) throw py::type_error(std::string(name) + " must be a boolean array");
     expect_shape(v, {n}, name);
-    return v;
+    return py::object(v);
   };
   const bool bwd = !dh_o.is_none();
   const FArr cp = arg(c_prev, "c_prev", cell == Cell::LSTM, 0);
@@ -405,7 +405,9 @@ py::dict cell_step_float(const std::string& cell_s, const std::string& act_s,
   const FArr dh = arg(dh_o, "dh", false, 0);
   const FArr dc = arg(dc_o, "dc", bwd && cell == Cell::LSTM, 0);
   const FArr drh = arg(drh_o, "drh", bwd && gru_rb, 0);
-  const MArr mk = flags(mask_o, "mask"), sn = flags(seen_o, "seen");
+  const py::object mko = flags(mask_o, "mask"), sno = flags(seen_o, "seen");
+  const uint8_t* mk = mko.is_none() ? nullptr : py::reinterpret_borrow<MArr>(mko).data();
+  const uint8_t* sn = sno.is_none() ? nullptr : py::reinterpret_borrow<MArr>(sno).data();
 
   std::vector<const char*> names;
   switch (cell) {
@@ -440,7 +442,7 @@ py::dict cell_step_float(const std::string& cell_s, const std::string& act_s,
   float* dp = dpre.mutable_data();
   float* dr = dpre_rec.mutable_data();
   for (py::ssize_t k = 0; k < n; ++k) {
-    const bool m = !mk || mk.data()[k], seen = !sn || sn.data()[k];
+    const bool m = !mk || mk[k], seen = !sn || sn[k];
     const float h0 = hp[k], g = bwd ? dh.data()[k] : 0.0f;
     auto P = [&](int q) { return p[q * n + k]; };
     float hn;

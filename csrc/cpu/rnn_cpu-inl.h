@@ -265,6 +265,9 @@ struct FwdCtx {
   const float* rmask = nullptr;     // [G,N,H] or null
   float* hm = nullptr;              // [N,ldhm] this thread's h_cur ⊙ m_g, gate-blocked
   int64_t ldhm = 0;                 // ceil(H/W) * G * W
+  // With a mask: the first step s of row n that is unmasked (T if none), so
+  // step s has seen an unmasked step when s >= first_live[n].
+  const int64_t* first_live = nullptr;  // [N] or null
 };
 
 // Row stride of a gate-blocked copy of D features for G gates.
@@ -325,8 +328,8 @@ inline void from_time_major(const float* xt, int64_t N, int64_t T, int64_t C, fl
   transpose_nt(xt, T, N, C, out, threads);
 }
 
-// Row (n, t) of the pre-activations P and of the saved activations (null in
-// inference).
+// Row (n, t) of the pre-activations P and of the saved activations (training
+// only: null in inference).
 inline const float* p_row(const FwdCtx& f, int64_t n, int64_t t) {
   return f.P + ((t - f.p_t0) * f.N + n) * f.ldp;
 }
@@ -338,84 +341,110 @@ inline bool unmasked(const uint8_t* mask, int64_t T, int64_t n, int64_t t) {
   return mask == nullptr || mask[n * T + t] != 0;
 }
 
-// The output row that step s writes, and the one it repeats when masked.
+// The output row that step s writes.
 inline float* y_row(const FwdCtx& f, int64_t n, int64_t s) {
   return f.cfg->return_sequences ? f.yt + (s * f.N + n) * f.H : f.ylast + n * f.H;
 }
 
-// A masked (n, t): carry the states, repeat the previous output.
+// Gates per panel of a cell's forward step: all of them, except GRU
+// reset_before, whose first phase packs z and r (its h gate is a second phase
+// of one gate, over r h_prev).
+template <class K>
+constexpr int kStepGates = K::gru_reset_before ? 2 : K::gates;
+
+// The step writes gate g's activation over its pre-activation in the slots
+// (P is written there in training), so gate g's slot must be slot g.
+template <class K>
+constexpr bool slots_in_gate_order() {
+  using SL = typename K::slots;
+  if constexpr (K::cell == Cell::SimpleRNN)
+    return SL::h == 0;
+  else if constexpr (K::cell == Cell::LSTM)
+    return SL::i == 0 && SL::f == 1 && SL::g == 2 && SL::o == 3;
+  else
+    return SL::z == 0 && SL::r == 1 && SL::hh == 2;
+}
+
+// A masked (n, s): the state carried (c too: left as it is), the output
+// mask_output(seen, h_prev), seen: an earlier step of the row was unmasked.
+// The slots are zeroed (the dU GEMM of GRU reset_before reads slot r of
+// every row).
+template <class K>
 inline void forward_masked_units(const FwdCtx& f, int64_t n, int64_t s, int64_t t, int64_t u0,
                                  int64_t u1) {
   const int64_t H = f.H;
-  std::memcpy(f.h_nxt + n * H + u0, f.h_cur + n * H + u0, (u1 - u0) * sizeof(float));
-  if (f.cfg->return_sequences) {
-    float* y = f.yt + (s * f.N + n) * H;
-    if (s == 0)
-      std::fill(y + u0, y + u1, 0.0f);
-    else
-      std::memcpy(y + u0, y - f.N * H + u0, (u1 - u0) * sizeof(float));
+  const bool seen = s > f.first_live[n];
+  float* y = y_row(f, n, s);
+  for (int64_t u = u0; u < u1; u += W) {
+    const int nl = (int)std::min<int64_t>(W, u1 - u);
+    const Vec hp = Vec::load_n(f.h_cur + n * H + u, nl);
+    hp.store_n(f.h_nxt + n * H + u, nl);  // mask_carry(false, ., hp)
+    mask_output(seen, hp).store_n(y + u, nl);
+    if constexpr (K::training) hp.store_n(f.a->hprev + (t * f.N + n) * H + u, nl);
   }
-  if (f.a->slots) {
-    std::memcpy(f.a->hprev + (t * f.N + n) * H + u0, f.h_cur + n * H + u0,
-                (u1 - u0) * sizeof(float));
+  if constexpr (K::training) {
     float* sl = slot_row(f, n, t);
-    for (int64_t q = 0; q < f.S; ++q) std::fill(sl + q * H + u0, sl + q * H + u1, 0.0f);
+    for (int q = 0; q < K::slots::count; ++q) std::fill(sl + q * H + u0, sl + q * H + u1, 0.0f);
   }
 }
 
 // Pointwise step of W units [u0, u0+nl) of row n; rec: the recurrent sums of
-// gate g at rec + g*W.
-template <Cell CELL>
-// xrec: GRU reset_after with the projection fused, the x_t W sums of the
-// unit tile (kept apart from rec: r multiplies only the recurrent part).
-RNNKERN_INLINE void forward_point(const FwdCtx& f, int64_t n, int64_t s, int64_t t, int64_t u0, int nl,
-                          const float* rec, const float* xrec = nullptr) {
+// gate g at rec + g*W. xrec: GRU reset_after with the projection fused, the
+// x_t W sums of the unit tile (kept apart from rec: r multiplies only the
+// recurrent part).
+template <class K>
+RNNKERN_INLINE void forward_point(const FwdCtx& f, int64_t n, int64_t s, int64_t t, int64_t u0,
+                                  int nl, const float* rec, const float* xrec = nullptr) {
+  using SL = typename K::slots;
+  static_assert(slots_in_gate_order<K>());
   const RnnConfig& cfg = *f.cfg;
   const int64_t H = f.H;
   const float* p = p_row(f, n, t);
   const Vec hp = Vec::load_n(f.h_cur + n * H + u0, nl);
-  float* sl = slot_row(f, n, t);
-  auto pre = [&](int g) RNNKERN_LAMBDA_INLINE { return Vec::load_n(p + g * H + u0, nl) + Vec::load(rec + g * W); };
+  float* sl = K::training ? slot_row(f, n, t) : nullptr;
+  auto save = [&](int q, Vec v) RNNKERN_LAMBDA_INLINE {
+    if constexpr (K::training) v.store_n(sl + q * H + u0, nl);
+  };
+  auto px = [&](int g) RNNKERN_LAMBDA_INLINE { return Vec::load_n(p + g * H + u0, nl); };
+  auto pre = [&](int g) RNNKERN_LAMBDA_INLINE { return px(g) + Vec::load(rec + g * W); };
   Vec h;
-  if (CELL == Cell::SimpleRNN) {
-    h = activate(cfg.act, pre(0));
-    if (sl) h.store_n(sl + u0, nl);
-  } else if (CELL == Cell::LSTM) {
+  if constexpr (K::cell == Cell::SimpleRNN) {
+    h = simple_forward(cfg.act, pre(0));
+    save(SL::h, h);
+  } else if constexpr (K::cell == Cell::LSTM) {
     const Vec cp = Vec::load_n(f.c + n * H + u0, nl);
-    auto st = lstm_forward(cfg.act, cfg.ract, pre(0), pre(1), pre(2), pre(3), cp);
+    const auto st = lstm_forward(cfg.act, cfg.ract, pre(0), pre(1), pre(2), pre(3), cp);
     st.c.store_n(f.c + n * H + u0, nl);
     h = st.h;
-    if (sl) {
-      st.i.store_n(sl + u0, nl);
-      st.f.store_n(sl + H + u0, nl);
-      st.g.store_n(sl + 2 * H + u0, nl);
-      st.o.store_n(sl + 3 * H + u0, nl);
-      cp.store_n(sl + 4 * H + u0, nl);
-      st.ac.store_n(sl + 5 * H + u0, nl);
-    }
-  } else {  // GRU reset_after
+    save(SL::i, st.i);
+    save(SL::f, st.f);
+    save(SL::g, st.g);
+    save(SL::o, st.o);
+    save(SL::c_prev, cp);
+    save(SL::ac, st.ac);
+  } else {
+    static_assert(K::gru_reset_after, "GRU reset_before runs gru_rb_phase1/2");
+    // P holds b_z + b_rec_z and b_r + b_rec_r (projection_bias); inner_h
+    // gets b_rec_h (inner_bias)
     Vec inner_h = Vec::load(rec + 2 * W);
     if (f.brh) inner_h = inner_h + Vec::load_n(f.brh + u0, nl);
-    Vec pz = pre(0), pr = pre(1), ph = Vec::load_n(p + 2 * H + u0, nl);
+    Vec xz = px(0), xr = px(1), xh = px(2);
     if (xrec) {
-      pz = pz + Vec::load(xrec);
-      pr = pr + Vec::load(xrec + W);
-      ph = ph + Vec::load(xrec + 2 * W);
+      xz = xz + Vec::load(xrec);
+      xr = xr + Vec::load(xrec + W);
+      xh = xh + Vec::load(xrec + 2 * W);
     }
-    const Vec z = activate(cfg.ract, pz);
-    const Vec r = activate(cfg.ract, pr);
-    const Vec hh = activate(cfg.act, ph + r * inner_h);
-    h = gru_blend(z, hp, hh);
-    if (sl) {
-      z.store_n(sl + u0, nl);
-      r.store_n(sl + H + u0, nl);
-      hh.store_n(sl + 2 * H + u0, nl);
-      inner_h.store_n(sl + 3 * H + u0, nl);
-    }
+    const auto st = gru_forward_reset_after(cfg.act, cfg.ract, xz, xr, xh, Vec::load(rec),
+                                            Vec::load(rec + W), inner_h);
+    h = gru_blend(st.z, hp, st.hh);
+    save(SL::z, st.z);
+    save(SL::r, st.r);
+    save(SL::hh, st.hh);
+    save(SL::inner_h, inner_h);
   }
   h.store_n(f.h_nxt + n * H + u0, nl);
   h.store_n(y_row(f, n, s) + u0, nl);
-  if (sl) hp.store_n(f.a->hprev + (t * f.N + n) * H + u0, nl);
+  if constexpr (K::training) hp.store_n(f.a->hprev + (t * f.N + n) * H + u0, nl);
 }
 
 // Calls fn(u0, nl) for the W-unit sub-tiles of panel p (S sub-tiles of W units).
@@ -428,85 +457,90 @@ RNNKERN_INLINE void for_subtiles(int64_t p, int64_t H, Fn&& fn) {
   }
 }
 
-// One fused step for items [i0, i1); G gates per panel; OpH: the layout of
-// the recurrent operand (gate-blocked with recurrent dropout masks).
-template <Cell CELL, int G, class OpH>
+// One fused step for items [i0, i1); kStepGates<K> gates per panel; OpH: the
+// layout of the recurrent operand (gate-blocked with recurrent dropout masks).
+template <class K, class OpH>
 void forward_items(const FwdCtx& f, const float* panels, float* part, int64_t s, int64_t t,
                    int64_t i0, int64_t i1) {
+  constexpr int G = kStepGates<K>;
   using PS = PanelShape<G>;
   // GRU reset_after keeps x_t W apart (in part0, the second half of part)
-  float* part0 = CELL == Cell::GRU && f.xin ? part + part_floats(f.N) : nullptr;
+  float* part0 = K::gru_reset_after && f.xin ? part + part_floats(f.N) : nullptr;
   step_items<PS::NV, OpH>(i0, i1, f.N, h_operand(f), h_ld(f), f.H, panels, part,
                      [&](int64_t n, int64_t p, const float* acc) RNNKERN_LAMBDA_INLINE {
     const bool live = unmasked(f.a->mask, f.T, n, t);
     const float* acc0 = part0 ? part0 + (acc - part) : nullptr;
     for_subtiles<PS::S>(p, f.H, [&](int sb, int64_t u0, int nl) RNNKERN_LAMBDA_INLINE {
       if (live)
-        forward_point<CELL>(f, n, s, t, u0, nl, acc + sb * G * W,
-                            acc0 ? acc0 + sb * G * W : nullptr);
+        forward_point<K>(f, n, s, t, u0, nl, acc + sb * G * W,
+                         acc0 ? acc0 + sb * G * W : nullptr);
       else
-        forward_masked_units(f, n, s, t, u0, u0 + nl);
+        forward_masked_units<K>(f, n, s, t, u0, u0 + nl);
     });
   }, x_rows(f, t), f.C, f.C, f.wpan, part0);
 }
 
 // GRU reset_before, phase 1: z, r from [P_z P_r] + h_prev [U_z U_r]; rh = r h_prev
 // (with recurrent dropout: z, r read h_prev ⊙ m_z, h_prev ⊙ m_r; rh = r h_prev ⊙ m_h).
-template <class OpH>
+template <class K, class OpH>
 void gru_rb_phase1(const FwdCtx& f, const float* panels, float* part, int64_t t,
                    int64_t i0, int64_t i1) {
   using PS = PanelShape<2>;
+  using SL = typename K::slots;
   const int64_t H = f.H;
   const RnnConfig& cfg = *f.cfg;
   step_items<PS::NV, OpH>(i0, i1, f.N, h_operand(f), h_ld(f), H, panels, part,
                      [&](int64_t n, int64_t p, const float* acc) RNNKERN_LAMBDA_INLINE {
     const bool live = unmasked(f.a->mask, f.T, n, t);
     const float* prow = p_row(f, n, t);
-    float* sl = slot_row(f, n, t);
+    float* sl = K::training ? slot_row(f, n, t) : nullptr;
     for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) RNNKERN_LAMBDA_INLINE {
-      if (!live) {
+      if (!live) {  // the row's phase-2 product then multiplies zeros
         std::fill(f.rh + n * H + u0, f.rh + n * H + u0 + nl, 0.0f);
         return;
       }
       const Vec hp = Vec::load_n(f.h_cur + n * H + u0, nl);
-      const Vec z = activate(cfg.ract, Vec::load_n(prow + u0, nl) + Vec::load(acc + sb * 2 * W));
-      const Vec rr =
-          activate(cfg.ract, Vec::load_n(prow + H + u0, nl) + Vec::load(acc + (sb * 2 + 1) * W));
-      z.store_n(f.zbuf + n * H + u0, nl);
+      const auto zr = gru_gates_reset_before(
+          cfg.ract, Vec::load_n(prow + u0, nl) + Vec::load(acc + sb * 2 * W),
+          Vec::load_n(prow + H + u0, nl) + Vec::load(acc + (sb * 2 + 1) * W));
+      zr.z.store_n(f.zbuf + n * H + u0, nl);
       const Vec hph = f.rmask ? hp * Vec::load_n(f.rmask + (2 * f.N + n) * H + u0, nl) : hp;
-      (rr * hph).store_n(f.rh + n * H + u0, nl);
-      if (sl) {
-        z.store_n(sl + u0, nl);
-        rr.store_n(sl + H + u0, nl);
+      gru_reset_state(zr.r, hph).store_n(f.rh + n * H + u0, nl);
+      if constexpr (K::training) {
+        zr.z.store_n(sl + SL::z * H + u0, nl);
+        zr.r.store_n(sl + SL::r * H + u0, nl);
       }
     });
   }, x_rows(f, t), f.C, f.C, f.wpan);
 }
 
 // GRU reset_before, phase 2: hh = act(P_h + rh U_h); h = z h_prev + (1-z) hh.
-inline void gru_rb_phase2(const FwdCtx& f, const float* panels, float* part, int64_t s,
-                          int64_t t, int64_t i0, int64_t i1) {
+template <class K>
+void gru_rb_phase2(const FwdCtx& f, const float* panels, float* part, int64_t s, int64_t t,
+                   int64_t i0, int64_t i1) {
   using PS = PanelShape<1>;
+  using SL = typename K::slots;
   const int64_t H = f.H;
   const RnnConfig& cfg = *f.cfg;
   step_items<PS::NV>(i0, i1, f.N, f.rh, H, H, panels, part,
                      [&](int64_t n, int64_t p, const float* acc) RNNKERN_LAMBDA_INLINE {
     const bool live = unmasked(f.a->mask, f.T, n, t);
     const float* prow = p_row(f, n, t);
-    float* sl = slot_row(f, n, t);
+    float* sl = K::training ? slot_row(f, n, t) : nullptr;
     for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) RNNKERN_LAMBDA_INLINE {
       if (!live) {
-        forward_masked_units(f, n, s, t, u0, u0 + nl);
+        forward_masked_units<K>(f, n, s, t, u0, u0 + nl);
         return;
       }
       const Vec hp = Vec::load_n(f.h_cur + n * H + u0, nl);
       const Vec z = Vec::load_n(f.zbuf + n * H + u0, nl);
-      const Vec hh = activate(cfg.act, Vec::load_n(prow + 2 * H + u0, nl) + Vec::load(acc + sb * W));
+      const Vec hh = gru_candidate_reset_before(cfg.act, Vec::load_n(prow + 2 * H + u0, nl),
+                                                Vec::load(acc + sb * W));
       const Vec h = gru_blend(z, hp, hh);
       h.store_n(f.h_nxt + n * H + u0, nl);
       h.store_n(y_row(f, n, s) + u0, nl);
-      if (sl) {
-        hh.store_n(sl + 2 * H + u0, nl);
+      if constexpr (K::training) {
+        hh.store_n(sl + SL::hh * H + u0, nl);
         hp.store_n(f.a->hprev + (t * f.N + n) * H + u0, nl);
       }
     });
@@ -560,14 +594,13 @@ struct Projection {
 // The whole sequence inside ONE parallel region of nt threads: per chunk of
 // steps, the input projection (split over the threads) and a barrier, then the
 // steps with a barrier after each. nt == 1 runs it on the calling thread.
-template <Cell CELL, int G, class OpH>
+template <class K, class OpH>
 void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float* panels,
                   const float* panels2, float* parts, int nt) {
-  using PS = PanelShape<G>;
+  using PS = PanelShape<kStepGates<K>>;
   const int64_t nrb = (f.N + kRowBlock - 1) / kRowBlock;
   const int64_t items = nrb * ((f.H + PS::S * W - 1) / (PS::S * W));
   const int64_t items2 = nrb * ((f.H + 4 * W - 1) / (4 * W));  // GRU r.b. phase 2
-  const bool gru_rb = CELL == Cell::GRU && !f.cfg->reset_after;
   auto body = [&]() {
     Region reg;
     float* part = parts + reg.tid * 2 * part_floats(f.N);  // 2: see forward_items
@@ -589,15 +622,15 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
           masked_h(fl);
         }
         int64_t lo, hi;
-        if (gru_rb) {
+        if constexpr (K::gru_reset_before) {
           split_range(items, reg.nth, reg.tid, lo, hi);
-          gru_rb_phase1<OpH>(fl, panels, part, t, lo, hi);
+          gru_rb_phase1<K, OpH>(fl, panels, part, t, lo, hi);
           reg.barrier();
           split_range(items2, reg.nth, reg.tid, lo, hi);
-          gru_rb_phase2(fl, panels2, part, s, t, lo, hi);
+          gru_rb_phase2<K>(fl, panels2, part, s, t, lo, hi);
         } else {
           split_range(items, reg.nth, reg.tid, lo, hi);
-          forward_items<CELL, G, OpH>(fl, panels, part, s, t, lo, hi);
+          forward_items<K, OpH>(fl, panels, part, s, t, lo, hi);
         }
         reg.barrier();
         std::swap(hc, hn);
@@ -618,17 +651,6 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
   }
 }
 
-// forward_loop with the recurrent operand's layout: gate-blocked with
-// recurrent masks (GA gates read from blocks of GL gates), else plain.
-template <Cell CELL, int G, int GA, int GL>
-void forward_masked(bool hblocked, FwdCtx& f, int64_t chunk, const Projection& proj,
-                    const float* panels, const float* panels2, float* parts, int nt) {
-  if (hblocked)
-    forward_loop<CELL, G, Operand<GA, GL * W>>(f, chunk, proj, panels, panels2, parts, nt);
-  else
-    forward_loop<CELL, G, Plain>(f, chunk, proj, panels, panels2, parts, nt);
-}
-
 // ---------------------------------------------------------------- packing
 
 // The input projection is fused into the step (x_t W summed into the same
@@ -644,72 +666,51 @@ inline bool fusable_input(const RnnConfig& cfg) { return cfg.C <= 4 * cfg.H; }
 inline bool fuse_input(const RnnConfig& cfg) { return fusable_input(cfg) && cfg.N > kRowBlock; }
 
 inline int64_t packed_floats(const RnnConfig& cfg, int part) {
-  const int64_t H = cfg.H, GH = num_gates(cfg.cell) * H;
-  const bool gru_rb = cfg.cell == Cell::GRU && !cfg.reset_after;
-  switch (part) {
-    case kPackForward:
-      switch (cfg.cell) {
-        case Cell::SimpleRNN: return panel_floats<1>(H, H);
-        case Cell::LSTM: return panel_floats<4>(H, H);
-        default: return cfg.reset_after ? panel_floats<3>(H, H) : panel_floats<2>(H, H);
-      }
-    case kPackForward2: return gru_rb ? panel_floats<1>(H, H) : 0;
-    case kPackBackward: return panel_floats<1>(gru_rb ? 2 * H : GH, H);
-    case kPackBackward2: return gru_rb ? panel_floats<1>(H, H) : 0;
-    case kPackInput: return packed_b_floats(cfg.C, GH);
-    case kPackInputFused:
-      if (!fusable_input(cfg)) return 0;
-      switch (cfg.cell) {
-        case Cell::SimpleRNN: return panel_floats<1>(cfg.C, H);
-        case Cell::LSTM: return panel_floats<4>(cfg.C, H);
-        default:  // GRU r.b.: two layouts, one per phase
-          return cfg.reset_after ? panel_floats<3>(cfg.C, H)
-                                 : panel_floats<2>(cfg.C, H) + panel_floats<1>(cfg.C, H);
-      }
-    default: return 0;
-  }
+  return with_cell(cfg.cell, cfg.reset_after, [&](auto k) -> int64_t {
+    using K = decltype(k);
+    constexpr int G = kStepGates<K>;
+    constexpr bool rb = K::gru_reset_before;
+    const int64_t H = cfg.H, C = cfg.C, GH = K::gates * H;
+    switch (part) {
+      case kPackForward: return panel_floats<G>(H, H);
+      case kPackForward2: return rb ? panel_floats<1>(H, H) : 0;
+      case kPackBackward: return panel_floats<1>(rb ? 2 * H : GH, H);
+      case kPackBackward2: return rb ? panel_floats<1>(H, H) : 0;
+      case kPackInput: return packed_b_floats(C, GH);
+      case kPackInputFused:  // GRU r.b.: two layouts, one per phase
+        if (!fusable_input(cfg)) return 0;
+        return panel_floats<G>(C, H) + (rb ? panel_floats<1>(C, H) : 0);
+      default: return 0;
+    }
+  });
 }
 
 inline void pack_weights(const RnnConfig& cfg, const float* U, int part, float* out) {
-  const int64_t H = cfg.H, GH = num_gates(cfg.cell) * H;
-  const bool gru_rb = cfg.cell == Cell::GRU && !cfg.reset_after;
-  switch (part) {
-    case kPackForward:
-      switch (cfg.cell) {
-        case Cell::SimpleRNN: pack_gate_panels<1>(U, GH, 1, H, H, 0, out); break;
-        case Cell::LSTM: pack_gate_panels<4>(U, GH, 1, H, H, 0, out); break;
-        default:
-          if (cfg.reset_after)
-            pack_gate_panels<3>(U, GH, 1, H, H, 0, out);
-          else
-            pack_gate_panels<2>(U, GH, 1, H, H, 0, out);
-      }
-      break;
-    case kPackForward2:
-      if (gru_rb) pack_gate_panels<1>(U, GH, 1, H, H, 2 * H, out);
-      break;
-    case kPackBackward: pack_gate_panels<1>(U, 1, GH, gru_rb ? 2 * H : GH, H, 0, out); break;
-    case kPackBackward2:
-      // B(k, unit) = U_h[unit, k] = U[unit, 2H + k]
-      if (gru_rb) pack_gate_panels<1>(U + 2 * H, 1, GH, H, H, 0, out);
-      break;
-    case kPackInput: pack_b_full(U, GH, 1, cfg.C, GH, out); break;  // U is W [C,G*H] here
-    case kPackInputFused:
-      if (!fusable_input(cfg)) break;
-      switch (cfg.cell) {
-        case Cell::SimpleRNN: pack_gate_panels<1>(U, GH, 1, cfg.C, H, 0, out); break;
-        case Cell::LSTM: pack_gate_panels<4>(U, GH, 1, cfg.C, H, 0, out); break;
-        default:
-          if (cfg.reset_after) {
-            pack_gate_panels<3>(U, GH, 1, cfg.C, H, 0, out);
-          } else {  // the z, r panels of phase 1, then the h panels of phase 2
-            pack_gate_panels<2>(U, GH, 1, cfg.C, H, 0, out);
-            pack_gate_panels<1>(U, GH, 1, cfg.C, H, 2 * H, out + panel_floats<2>(cfg.C, H));
-          }
-      }
-      break;
-    default: break;
-  }
+  with_cell(cfg.cell, cfg.reset_after, [&](auto k) {
+    using K = decltype(k);
+    constexpr int G = kStepGates<K>;
+    constexpr bool rb = K::gru_reset_before;
+    const int64_t H = cfg.H, C = cfg.C, GH = K::gates * H;
+    switch (part) {
+      case kPackForward: pack_gate_panels<G>(U, GH, 1, H, H, 0, out); break;
+      case kPackForward2:
+        if constexpr (rb) pack_gate_panels<1>(U, GH, 1, H, H, 2 * H, out);
+        break;
+      case kPackBackward: pack_gate_panels<1>(U, 1, GH, rb ? 2 * H : GH, H, 0, out); break;
+      case kPackBackward2:
+        // B(k, unit) = U_h[unit, k] = U[unit, 2H + k]
+        if constexpr (rb) pack_gate_panels<1>(U + 2 * H, 1, GH, H, H, 0, out);
+        break;
+      case kPackInput: pack_b_full(U, GH, 1, C, GH, out); break;  // U is W [C,G*H] here
+      case kPackInputFused:
+        if (!fusable_input(cfg)) break;
+        pack_gate_panels<G>(U, GH, 1, C, H, 0, out);
+        // GRU r.b.: the z, r panels of phase 1, then the h panels of phase 2
+        if constexpr (rb) pack_gate_panels<1>(U, GH, 1, C, H, 2 * H, out + panel_floats<2>(C, H));
+        break;
+      default: break;
+    }
+  });
 }
 
 // A part packed into this thread's scratch (the caller had none cached).
@@ -730,7 +731,6 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   const int G = num_gates(cfg.cell);
   const int64_t GH = G * H;
   const int S = num_slots(cfg.cell, cfg.reset_after);
-  const bool gru_ra = cfg.cell == Cell::GRU && cfg.reset_after;
   if (N == 0 || T == 0) return;
 
   // 1. P = X W + b_in (+ b_rec of z, r for GRU reset_after), one GEMM per
@@ -746,14 +746,10 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   float* xt = scratch(kScratchXt, N * T * C);
   to_time_major(a.x, N, T, C, xt, cfg.threads);
   std::vector<float> bias_in(GH, 0.0f);
-  const float* brh = nullptr;
-  if (a.b) {
-    for (int64_t j = 0; j < GH; ++j) bias_in[j] = a.b[j];
-    if (gru_ra) {
-      for (int64_t j = 0; j < 2 * H; ++j) bias_in[j] += a.b[GH + j];
-      brh = a.b + GH + 2 * H;
-    }
-  }
+  if (a.b)
+    for (int64_t j = 0; j < GH; ++j)
+      bias_in[j] = projection_bias(cfg.cell, cfg.reset_after, H, a.b, j);
+  const float* brh = inner_bias(cfg.cell, cfg.reset_after, H, a.b);
   const int64_t chunk = fused ? T : steps_per_chunk(T, N, GH);
   float* P = fused ? bias_in.data() : a.slots ? a.slots : scratch(kScratchP, chunk * N * GH);
   const int64_t ldp = fused ? 0 : a.slots ? S * H : GH;
@@ -771,13 +767,24 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
     f.rmask = a.recurrent_masks;
     f.ldhm = blocked_ld(H, G);
   }
+  std::vector<int64_t> first_live;
+  if (a.mask) {
+    first_live.assign(N, T);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t s = 0; s < T; ++s)
+        if (unmasked(a.mask, T, n, cfg.go_backwards ? T - 1 - s : s)) {
+          first_live[n] = s;
+          break;
+        }
+    f.first_live = first_live.data();
+  }
   const float* panels = a.packed ? a.packed : packed_scratch(cfg, a.U, kPackForward);
   const float* panels2 = nullptr;
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
   const double step_flops = 2.0 * N * H * GH;
-  const int64_t units_per_item = cfg.cell == Cell::SimpleRNN ? 4 * W
-                                 : (cfg.cell == Cell::GRU && !cfg.reset_after) ? 2 * W
-                                                                               : W;
+  const int64_t units_per_item = with_cell(cfg.cell, cfg.reset_after, [](auto k) -> int64_t {
+    return PanelShape<kStepGates<decltype(k)>>::S * W;
+  });
   const int64_t items = nrb * ((H + units_per_item - 1) / units_per_item);
   if (cfg.cell == Cell::GRU && !cfg.reset_after) {
     panels2 = a.packed2 ? a.packed2 : packed_scratch(cfg, a.U, kPackForward2);
@@ -812,22 +819,21 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
     else
       gemm_buffers(GH, C, nt, true, &proj.apack, &proj.bpack);  // W comes packed (Wp)
   }
-  // Dropout masks: the products read gate-blocked operands (see mac_block).
+  // Dropout masks: the products read gate-blocked operands (see mac_block):
+  // the step's gates of blocks of all the cell's gates (GRU r.b.: z, r of z, r, h).
   const bool hb = a.recurrent_masks != nullptr;
   float* pp = parts.data();
-  switch (cfg.cell) {
-    case Cell::SimpleRNN:  // one gate: gate-blocked is plain (rows ldhm apart)
-      forward_loop<Cell::SimpleRNN, 1, Plain>(f, chunk, proj, panels, nullptr, pp, nt);
-      break;
-    case Cell::LSTM:
-      forward_masked<Cell::LSTM, 4, 4, 4>(hb, f, chunk, proj, panels, nullptr, pp, nt);
-      break;
-    default:
-      if (cfg.reset_after)
-        forward_masked<Cell::GRU, 3, 3, 3>(hb, f, chunk, proj, panels, nullptr, pp, nt);
-      else  // phase 1: gates z, r of the 3-gate blocks
-        forward_masked<Cell::GRU, 2, 2, 3>(hb, f, chunk, proj, panels, panels2, pp, nt);
-  }
+  with_cell(cfg.cell, cfg.reset_after, a.slots != nullptr, [&](auto k) {
+    using K = decltype(k);
+    constexpr int GS = kStepGates<K>;
+    if constexpr (GS > 1) {  // one gate: gate-blocked is plain (rows ldhm apart)
+      if (hb) {
+        forward_loop<K, Operand<GS, K::gates * W>>(f, chunk, proj, panels, panels2, pp, nt);
+        return;
+      }
+    }
+    forward_loop<K, Plain>(f, chunk, proj, panels, panels2, pp, nt);
+  });
   std::memcpy(a.hT, f.h_cur, N * H * sizeof(float));
   if (cfg.cell == Cell::LSTM) std::memcpy(a.cT, cbuf.data(), N * H * sizeof(float));
   if (cfg.return_sequences)
@@ -856,9 +862,10 @@ struct BwdCtx {
 };
 
 // Phase A for units [u0, u0+nl) of row n at step s (time t).
-template <Cell CELL>
+template <class K>
 RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_t t, int64_t u0,
-                           int nl) {
+                                   int nl) {
+  using SL = typename K::slots;
   const RnnConfig& cfg = *b.cfg;
   const int64_t H = b.H, GH = b.GH;
   float* dg = b.dG + (t * b.N + n) * GH;
@@ -871,6 +878,8 @@ RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_
   else if (s == b.T - 1)
     gy = gy + Vec::load_n(b.a->dy + o, nl);
   if (!unmasked(b.a->mask, b.T, n, t)) {
+    // y_s repeated y_{s-1} (or was zeros): its gradient goes to the earlier
+    // output; h was carried: dh passes straight through to h_prev
     gy.store_n(b.ycarry + o, nl);
     std::memcpy(b.ddir + o, b.dh + o, nl * sizeof(float));
     for (int64_t g = 0; g < b.G; ++g) {
@@ -883,44 +892,46 @@ RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_
   const Vec dh = Vec::load_n(b.dh + o, nl) + gy;
   const float* sl = b.a->slots + (t * b.N + n) * b.S * H;
   auto ld = [&](int q) RNNKERN_LAMBDA_INLINE { return Vec::load_n(sl + q * H + u0, nl); };
-  if (CELL == Cell::SimpleRNN) {
-    (dh * activate_grad(cfg.act, ld(0))).store_n(dg + u0, nl);
+  if constexpr (K::cell == Cell::SimpleRNN) {
+    simple_backward(cfg.act, dh, ld(SL::h)).store_n(dg + u0, nl);
     Vec::zero().store_n(b.ddir + o, nl);
-  } else if (CELL == Cell::LSTM) {
-    auto d = lstm_backward(cfg.act, cfg.ract, dh, Vec::load_n(b.dc + o, nl), ld(0), ld(1),
-                           ld(2), ld(3), ld(4), ld(5));
+  } else if constexpr (K::cell == Cell::LSTM) {
+    const auto d = lstm_backward(cfg.act, cfg.ract, dh, Vec::load_n(b.dc + o, nl), ld(SL::i),
+                                 ld(SL::f), ld(SL::g), ld(SL::o), ld(SL::c_prev), ld(SL::ac));
     d.di.store_n(dg + u0, nl);
     d.df.store_n(dg + H + u0, nl);
     d.dg.store_n(dg + 2 * H + u0, nl);
     d.do_.store_n(dg + 3 * H + u0, nl);
     d.dc_prev.store_n(b.dc + o, nl);
     Vec::zero().store_n(b.ddir + o, nl);
-  } else {
+  } else if constexpr (K::gru_reset_after) {
     const Vec hp = Vec::load_n(b.a->hprev + (t * b.N + n) * H + u0, nl);
-    if (cfg.reset_after) {
-      const Vec r = ld(1);
-      auto d = gru_backward_reset_after(cfg.act, cfg.ract, dh, ld(0), r, ld(2), ld(3), hp);
-      d.dz.store_n(dg + u0, nl);
-      d.dr.store_n(dg + H + u0, nl);
-      d.dhh.store_n(dg + 2 * H + u0, nl);
-      d.dz.store_n(dgr + u0, nl);
-      d.dr.store_n(dgr + H + u0, nl);
-      (d.dhh * r).store_n(dgr + 2 * H + u0, nl);
-      d.dh_direct.store_n(b.ddir + o, nl);
-    } else {
-      auto d = gru_backward_reset_before(cfg.act, cfg.ract, dh, ld(0), ld(2), hp);
-      d.dz.store_n(dg + u0, nl);
-      d.dhh.store_n(dg + 2 * H + u0, nl);
-      d.dh_direct.store_n(b.ddir + o, nl);
-    }
+    const Vec r = ld(SL::r);
+    const auto d = gru_backward_reset_after(cfg.act, cfg.ract, dh, ld(SL::z), r, ld(SL::hh),
+                                            ld(SL::inner_h), hp);
+    d.dz.store_n(dg + u0, nl);
+    d.dr.store_n(dg + H + u0, nl);
+    d.dhh.store_n(dg + 2 * H + u0, nl);
+    d.dz.store_n(dgr + u0, nl);
+    d.dr.store_n(dgr + H + u0, nl);
+    gru_inner_grad(d.dhh, r).store_n(dgr + 2 * H + u0, nl);
+    d.dh_direct.store_n(b.ddir + o, nl);
+  } else {  // GRU reset_before: dr in phase A2
+    const Vec hp = Vec::load_n(b.a->hprev + (t * b.N + n) * H + u0, nl);
+    const auto d = gru_backward_reset_before(cfg.act, cfg.ract, dh, ld(SL::z), ld(SL::hh), hp);
+    d.dz.store_n(dg + u0, nl);
+    d.dhh.store_n(dg + 2 * H + u0, nl);
+    d.dh_direct.store_n(b.ddir + o, nl);
   }
 }
 
 // GRU reset_before, phase A2: d(r h_prev) = dhh U_h^T for a panel of units,
 // then dr and the direct term r * d(r h_prev).
-inline void gru_rb_backward_a2(const BwdCtx& b, const float* panels_h, float* part, int64_t t,
-                               int64_t i0, int64_t i1) {
+template <class K>
+void gru_rb_backward_a2(const BwdCtx& b, const float* panels_h, float* part, int64_t t,
+                        int64_t i0, int64_t i1) {
   using PS = PanelShape<1>;
+  using SL = typename K::slots;
   const RnnConfig& cfg = *b.cfg;
   const int64_t H = b.H, GH = b.GH;
   step_items<PS::NV>(i0, i1, b.N, b.dG + t * b.N * GH + 2 * H, GH, H, panels_h, part,
@@ -932,16 +943,17 @@ inline void gru_rb_backward_a2(const BwdCtx& b, const float* panels_h, float* pa
     const float* mh = b.rmask ? b.rmask + (2 * b.N + n) * H : nullptr;  // m_h of row n
     for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) RNNKERN_LAMBDA_INLINE {
       const Vec drh = Vec::load(acc + sb * W);  // d(r * h_prev [⊙ m_h])
-      const Vec rr = Vec::load_n(sl + H + u0, nl);
       Vec hp = Vec::load_n(hpr + u0, nl);
-      Vec drh_h = drh * rr;
+      Vec m = Vec::zero();
       if (mh) {
-        const Vec m = Vec::load_n(mh + u0, nl);
+        m = Vec::load_n(mh + u0, nl);
         hp = hp * m;
-        drh_h = drh_h * m;
       }
-      (drh * hp * activate_grad(cfg.ract, rr)).store_n(dg + H + u0, nl);
-      (Vec::load_n(b.ddir + n * H + u0, nl) + drh_h).store_n(b.ddir + n * H + u0, nl);
+      const Vec r = Vec::load_n(sl + SL::r * H + u0, nl);
+      const auto d = gru_backward_reset_gate(cfg.ract, drh, r, hp);
+      d.dr.store_n(dg + H + u0, nl);
+      (Vec::load_n(b.ddir + n * H + u0, nl) + (mh ? d.dh_rh * m : d.dh_rh))
+          .store_n(b.ddir + n * H + u0, nl);
     });
   });
 }
@@ -996,14 +1008,14 @@ inline void backward_product_masked(const BwdCtx& b, const float* panelsT, float
   }
 }
 
-template <Cell CELL>
-void backward_loop(BwdCtx& b, const float* panelsT, int64_t K, const float* panels_h,
+// KU: rows of the U^T panels (G*H, or 2H for GRU r.b.).
+template <class K>
+void backward_loop(BwdCtx& b, const float* panelsT, int64_t KU, const float* panels_h,
                    float* parts, int nt) {
   const int64_t nrb = (b.N + kRowBlock - 1) / kRowBlock;
   const int64_t ntile = (b.H + W - 1) / W;
   const int64_t itemsA = b.N * ntile;
   const int64_t itemsB = nrb * ((b.H + 4 * W - 1) / (4 * W));
-  const bool gru_rb = CELL == Cell::GRU && !b.cfg->reset_after;
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(nt) if (nt > 1)
 #endif
@@ -1016,19 +1028,19 @@ void backward_loop(BwdCtx& b, const float* panelsT, int64_t K, const float* pane
       split_range(itemsA, reg.nth, reg.tid, lo, hi);
       for (int64_t it = lo; it < hi; ++it) {
         const int64_t n = it / ntile, u0 = (it % ntile) * W;
-        backward_point<CELL>(b, n, s, t, u0, (int)std::min<int64_t>(W, b.H - u0));
+        backward_point<K>(b, n, s, t, u0, (int)std::min<int64_t>(W, b.H - u0));
       }
       reg.barrier();
-      if (gru_rb) {
+      if constexpr (K::gru_reset_before) {
         split_range(itemsB, reg.nth, reg.tid, lo, hi);
-        gru_rb_backward_a2(b, panels_h, part, t, lo, hi);
+        gru_rb_backward_a2<K>(b, panels_h, part, t, lo, hi);
         reg.barrier();
       }
       split_range(itemsB, reg.nth, reg.tid, lo, hi);
       if (b.rmask)
-        backward_product_masked(b, panelsT, part, K, t, lo, hi);
+        backward_product_masked(b, panelsT, part, KU, t, lo, hi);
       else
-        backward_product(b, panelsT, part, K, t, lo, hi);
+        backward_product(b, panelsT, part, KU, t, lo, hi);
       reg.barrier();
     }
   }
@@ -1070,13 +1082,9 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
                         kMinStepFlopsBackward);
   std::vector<float> parts(nt * part_floats(N) * (a.recurrent_masks ? G : 1));
   if (N > 0) {
-    switch (cfg.cell) {
-      case Cell::SimpleRNN:
-        backward_loop<Cell::SimpleRNN>(b, panelsT, K, nullptr, parts.data(), nt);
-        break;
-      case Cell::LSTM: backward_loop<Cell::LSTM>(b, panelsT, K, nullptr, parts.data(), nt); break;
-      case Cell::GRU: backward_loop<Cell::GRU>(b, panelsT, K, panels_h, parts.data(), nt); break;
-    }
+    with_cell(cfg.cell, cfg.reset_after, [&](auto k) {
+      backward_loop<decltype(k)>(b, panelsT, K, panels_h, parts.data(), nt);
+    });
   }
   std::memcpy(a.dh0, dh.data(), N * H * sizeof(float));
   if (cfg.cell == Cell::LSTM) std::memcpy(a.dc0, dc.data(), N * H * sizeof(float));
@@ -1135,6 +1143,7 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   };
   if (gru_rb) {
     float* RH = scratch(kScratchRH, NT * H);
+    constexpr int kR = Slots<Cell::GRU, false>::r;
     const int nt = NT * H * sizeof(float) > (1 << 20) ? std::max(1, th) : 1;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
@@ -1143,7 +1152,8 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
       // what U_h multiplied: r * h_prev (⊙ m_h with recurrent dropout)
       const float* mh = rm ? rm + (2 * N + r % N) * H : nullptr;
       for (int64_t u = 0; u < H; ++u)
-        RH[r * H + u] = a.slots[r * S * H + H + u] * a.hprev[r * H + u] * (mh ? mh[u] : 1.0f);
+        RH[r * H + u] = gru_reset_state(a.slots[r * S * H + kR * H + u],
+                                        mh ? a.hprev[r * H + u] * mh[u] : a.hprev[r * H + u]);
     }
     dU_blocks(0, 2, a.dU, -1);
     gemm(H, H, NT, RH, 1, H, dG + 2 * H, GH, 1, a.dU + 2 * H, GH, false, th);

@@ -11,6 +11,7 @@
 
 #include "kernels.h"
 #include "rnnkern/cells.h"
+#include "rnnkern/dispatch.h"
 
 namespace rnnkern {
 namespace avx512 {
