@@ -122,6 +122,9 @@ class GpuBackend:
     def forward(self, cell, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
                 recurrent_masks=None, *, activation="tanh", recurrent_activation="sigmoid",
                 reset_after=True, go_backwards=False, return_sequences=True, training=True):
+        if packed is not None:
+            raise ValueError("packed was made for another isa, cell, reset_after or units: "
+                             f"{self.name} packs nothing (pass packed=None)")
         y, h, c, ws = _core().gpu_forward(
             self.name, cell, activation, recurrent_activation, bool(reset_after),
             bool(go_backwards), bool(return_sequences), bool(training),
