@@ -293,18 +293,7 @@ py::tuple backward(Workspace& ws, FArr dy, FArr dhT, py::object dcT, int threads
   cfg.threads = effective_threads(threads);
   const py::ssize_t N = cfg.N, T = cfg.T, C = cfg.C, H = cfg.H;
   const py::ssize_t GH = num_gates(cfg.cell) * H;
-  if (cfg.return_sequences)
-    expect_shape(dy, {N, T, H}, "dy");
-  else
-    expect_shape(dy, {N, H}, "dy");
-  expect_shape(dhT, {N, H}, "dh_T");
-  FArr dcarr;
-  if (cfg.cell == Cell::LSTM) {
-    if (dcT.is_none()) throw py::value_error("dc_T is required for lstm");
-    dcarr = FArr::ensure(dcT);
-    if (!dcarr) throw py::type_error("dc_T must be a float array");
-    expect_shape(dcarr, {N, H}, "dc_T");
-  }
+  FArr dcarr = check_backward(cfg, dy, dhT, dcT);
   const CpuKernels& k = cpu_kernels(ws.isa);
   FArr dx({N, T, C}), dW({C, GH}), dU({H, GH}), dh0({N, H});
   FArr dc0 = cfg.cell == Cell::LSTM ? FArr({N, H}) : FArr(std::vector<py::ssize_t>{0});
