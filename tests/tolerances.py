@@ -22,6 +22,10 @@ TOL = {
     "exact_f64": dict(atol=1e-12, rtol=1e-10),
     # Keras 3 (float32) against rnnkern
     "keras_f32": dict(atol=1e-5, rtol=1e-4),
+    # rnnkern.torch against torch.nn (both float32, other summation orders), outputs
+    "torch_f32": dict(atol=1e-5, rtol=1e-4),
+    # ... and autograd gradients (sums over T and the batch, through stacked layers)
+    "torch_grad_f32": dict(atol=5e-5, rtol=5e-4),
     # a few epochs of training, rnnkern against Keras (float32 sums in other orders)
     "training_f32": dict(atol=2e-5, rtol=2e-3),
     # optimizer updates and slots, rnnkern against Keras (float32, a few ulp per step)

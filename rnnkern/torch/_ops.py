@@ -1,0 +1,200 @@
+"""rnnkern's kernels as PyTorch custom operators (``torch.library``).
+
+``rnnkern::rnn_forward`` runs one layer in one direction on rnnkern's kernels;
+``rnnkern::rnn_backward`` its BPTT. Both are registered with a fake (shape-only)
+implementation and the forward with its autograd formula, so eager autograd,
+``torch.compile(fullgraph=True)`` and ``torch.export`` all see one opaque
+operator instead of torch.nn's graph break.
+
+What a training forward keeps for its backward (the kernels' workspace) is not
+a tensor; it lives in a registry here, named by a one-element int64 ``handle``
+tensor the forward returns and the autograd formula saves. The handle's storage
+owns the registry entry: when autograd (or the caller) drops the last reference
+to the handle, the workspace is freed, so a forward never backpropagated leaks
+nothing, and ``retain_graph=True`` can run the backward twice.
+
+Weights are taken in torch's layout and converted to the kernels' (Keras') layout
+by ``_weights.KerasWeights``, once per weight change.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import weakref
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+
+from .. import backends as _bk
+from . import _weights
+
+_registry = {}                  # handle key -> backend cache of a training forward
+_registry_lock = threading.Lock()
+_keys = itertools.count(1)
+
+
+class _HandleArray(np.ndarray):
+    """The handle tensor's memory; its finalizer drops the registry entry."""
+
+
+def _store(cache):
+    key = next(_keys)
+    with _registry_lock:
+        _registry[key] = cache
+    arr = np.array([key], np.int64).view(_HandleArray)
+    weakref.finalize(arr, _drop, key)
+    return torch.from_numpy(arr)
+
+
+def _drop(key):
+    with _registry_lock:
+        _registry.pop(key, None)
+
+
+def live_workspaces():
+    """How many training forwards' workspaces are held (for tests and debugging)."""
+    with _registry_lock:
+        return len(_registry)
+
+
+def resolve_backend(name, dtype, device):
+    """The backend object for tensors of this dtype on this device.
+
+    float32 on the CPU: ``name`` ("auto": the widest CPU ISA); float64: the
+    float64 NumPy reference (the compiled kernels are float32; "auto" or
+    "reference" only); CUDA tensors: the ``cuda`` backend (inputs copied through
+    the host: DLPack in place is not built yet)."""
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"rnnkern.torch: input must be float32 or float64, got {dtype}")
+    if device.type == "cuda":
+        if name not in ("auto", "cuda"):
+            raise ValueError(f"rnnkern.torch: CUDA tensors run on backend 'cuda', got {name!r}")
+        if dtype != torch.float32:
+            raise TypeError("rnnkern.torch: the cuda backend is float32 only, got float64")
+        ok, why = _bk.cuda_status()
+        if not ok:
+            raise RuntimeError(f"rnnkern.torch: CUDA tensors need the cuda backend: {why}")
+        return _bk.get_backend("cuda")
+    if device.type != "cpu":
+        raise ValueError(f"rnnkern.torch: tensors must be on the CPU or a CUDA device, "
+                         f"got {device}")
+    if dtype == torch.float64:
+        if name not in ("auto", "reference"):
+            raise TypeError(f"rnnkern.torch: backend {name!r} is float32 only; float64 "
+                            "runs on backend 'reference' (or 'auto')")
+        return _bk.get_backend("reference")
+    return _bk.get_backend(name)
+
+
+def _np(t):
+    """A NumPy view of a tensor (no copy for a contiguous CPU tensor); None stays None."""
+    if t is None:
+        return None
+    t = t.detach()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    return t.contiguous().numpy()
+
+
+def _out(a, like):
+    """A NumPy result as a tensor on ``like``'s device (no copy on the CPU)."""
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t if like.device.type == "cpu" else t.to(like.device)
+
+
+@torch.library.custom_op("rnnkern::rnn_forward", mutates_args=())
+def rnn_forward(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
+                b_ih: Optional[torch.Tensor], b_hh: Optional[torch.Tensor],
+                h0: torch.Tensor, c0: Optional[torch.Tensor], mask: Optional[torch.Tensor],
+                cell: str, activation: str, go_backwards: bool, need_grad: bool,
+                backend: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One layer, one direction: x [N, T, C] -> (y [N, T, H] in processing order,
+    h_T [N, H], c_T [N, H] (LSTM; else empty), handle). Weights in torch's layout;
+    mask None or [N, T] bool (Keras' mask semantics)."""
+    be = resolve_backend(backend, x.dtype, x.device)
+    kw = _weights.KerasWeights.of(cell, be, w_ih, w_hh, b_ih, b_hh)
+    y, h, c, cache = be.forward(
+        cell, _np(x), kw.W, kw.U, kw.b, _np(h0), _np(c0) if cell == "lstm" else None,
+        _np(mask), kw.packed, activation=activation, recurrent_activation="sigmoid",
+        reset_after=True, go_backwards=go_backwards, return_sequences=True,
+        training=need_grad)
+    c_t = _out(c, x) if cell == "lstm" else x.new_empty((0,))
+    handle = _store(cache) if need_grad else torch.zeros(1, dtype=torch.int64)
+    return _out(y, x), _out(h, x), c_t, handle
+
+
+@rnn_forward.register_fake
+def _(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation, go_backwards, need_grad,
+      backend):
+    N, T = x.shape[0], x.shape[1]
+    H = w_hh.shape[1]
+    c = x.new_empty((N, H)) if cell == "lstm" else x.new_empty((0,))
+    return (x.new_empty((N, T, H)), x.new_empty((N, H)), c,
+            torch.empty(1, dtype=torch.int64))
+
+
+@torch.library.custom_op("rnnkern::rnn_backward", mutates_args=())
+def rnn_backward(handle: torch.Tensor, dy: torch.Tensor, dh: torch.Tensor,
+                 dc: Optional[torch.Tensor], x: torch.Tensor, w_ih: torch.Tensor,
+                 w_hh: torch.Tensor, cell: str, has_bias: bool
+                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                            torch.Tensor, torch.Tensor, torch.Tensor]:
+    """BPTT of the forward that returned ``handle``: (dx, d w_ih, d w_hh, d b_ih,
+    d b_hh, dh0, dc0), the biases' and dc0 empty where they do not exist."""
+    with _registry_lock:
+        cache = _registry.get(int(handle.reshape(-1)[0]))
+    if cache is None:
+        raise RuntimeError("rnnkern.torch: this forward kept nothing for a backward (it ran "
+                           "without grad) or its workspace was released")
+    dtype = np.float64 if x.dtype == torch.float64 else np.float32
+    dc_n = _np(dc).astype(dtype, copy=False) if cell == "lstm" else None
+    gr = cache.backend.backward(cache, _np(dy).astype(dtype, copy=False),
+                                _np(dh).astype(dtype, copy=False), dc_n)
+    d_ih, d_hh, db_ih, db_hh = _weights.grads_to_torch(cell, gr.dkernel, gr.drecurrent_kernel,
+                                                       gr.dbias if has_bias else None)
+    def as_t(a):   # a fresh empty tensor for a missing one: outputs must not alias
+        return x.new_empty((0,)) if a is None else _out(np.asarray(a, dtype), x)
+    return (as_t(gr.dx), as_t(d_ih), as_t(d_hh), as_t(db_ih), as_t(db_hh), as_t(gr.dh0),
+            as_t(gr.dc0 if cell == "lstm" else None))
+
+
+@rnn_backward.register_fake
+def _(handle, dy, dh, dc, x, w_ih, w_hh, cell, has_bias):
+    G_H = w_hh.shape[0]
+    b = x.new_empty((G_H,)) if has_bias else x.new_empty((0,))
+    return (torch.empty_like(x), torch.empty_like(w_ih), torch.empty_like(w_hh), b,
+            torch.empty_like(b), torch.empty_like(dh),
+            torch.empty_like(dh) if cell == "lstm" else x.new_empty((0,)))
+
+
+def _setup_context(ctx, inputs, output):
+    x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation, go_backwards, need_grad, \
+        backend = inputs
+    ctx.cell = cell
+    ctx.has_bias = b_ih is not None
+    ctx.need_grad = need_grad
+    ctx.save_for_backward(output[3], x, w_ih, w_hh)
+
+
+def _backward(ctx, dy, dh, dc, _dhandle):
+    handle, x, w_ih, w_hh = ctx.saved_tensors
+    if not ctx.need_grad:
+        raise RuntimeError("rnnkern.torch: rnn_forward ran with need_grad=False; "
+                           "call it with need_grad=True to backpropagate")
+    N, T, H = x.shape[0], x.shape[1], w_hh.shape[1]
+    if dy is None:
+        dy = x.new_zeros((N, T, H))
+    if dh is None:
+        dh = x.new_zeros((N, H))
+    lstm = ctx.cell == "lstm"
+    if lstm and dc is None:
+        dc = x.new_zeros((N, H))
+    dx, d_ih, d_hh, db_ih, db_hh, dh0, dc0 = rnn_backward(
+        handle, dy, dh, dc if lstm else None, x, w_ih, w_hh, ctx.cell, ctx.has_bias)
+    return (dx, d_ih, d_hh, db_ih if ctx.has_bias else None,
+            db_hh if ctx.has_bias else None, dh0, dc0 if lstm else None,
+            None, None, None, None, None, None)
+
+
+torch.library.register_autograd("rnnkern::rnn_forward", _backward, setup_context=_setup_context)
