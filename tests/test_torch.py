@@ -4,9 +4,7 @@ states and the gradients of input, states and parameters; gradcheck in float64
 on the reference; the state_dict round trip; the weight conversion cache; the
 workspace lifetime; torch.compile(fullgraph=True)."""
 import gc
-import itertools
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
