@@ -145,18 +145,14 @@ class _TorchLoop:
 
     def __init__(self, name, weights, data):
         import torch
-        from .impls import keras_to_torch_cols
+        from .impls import load_torch_weights
         self.torch, self.name = torch, name
         self.data = [torch.from_numpy(np.ascontiguousarray(a)) for a in data]
         if name == "classifier":
             self.data[0] = self.data[0].long()
 
         def rnn_params(mod, W, U, b, cell):
-            with torch.no_grad():
-                mod.weight_ih_l0.copy_(torch.from_numpy(keras_to_torch_cols(W, cell).T.copy()))
-                mod.weight_hh_l0.copy_(torch.from_numpy(keras_to_torch_cols(U, cell).T.copy()))
-                mod.bias_ih_l0.copy_(torch.from_numpy(keras_to_torch_cols(b, cell).copy()))
-                mod.bias_hh_l0.zero_()
+            load_torch_weights(mod, cell, W, U, b)    # bias_hh zero
             mod.bias_hh_l0.requires_grad_(False)   # Keras' cell has one bias: train one
 
         def make():

@@ -244,23 +244,8 @@ def rnnkern_impl(backend_name, dropout=None):
 
 # ---- PyTorch (torch.nn.RNN / LSTM / GRU on the CPU) ---------------------------
 
-# torch gate block j holds Keras gate block PERM[cell][j]
-# (LSTM: Keras i,f,c,o == torch i,f,g,o; GRU: Keras z,r,h -> torch r,z,n)
-TORCH_GATE_PERM = {"simple_rnn": (0,), "lstm": (0, 1, 2, 3), "gru": (1, 0, 2)}
-
-
-def keras_to_torch_cols(m, cell):
-    """[..., G*H] in Keras gate order -> [..., G*H] in torch gate order."""
-    perm = TORCH_GATE_PERM[cell]
-    H = m.shape[-1] // len(perm)
-    return np.concatenate([m[..., k * H:(k + 1) * H] for k in perm], axis=-1)
-
-
-def torch_to_keras_cols(m, cell):
-    perm = TORCH_GATE_PERM[cell]
-    inv = [perm.index(k) for k in range(len(perm))]
-    H = m.shape[-1] // len(perm)
-    return np.concatenate([m[..., j * H:(j + 1) * H] for j in inv], axis=-1)
+# The torch <-> Keras weight layout conversion is the package's (rnnkern.torch uses it).
+from .._torch_layout import keras_to_torch_cols, to_torch, torch_to_keras_cols  # noqa: E402,F401
 
 
 def torch_module(cell, inp):
@@ -271,17 +256,19 @@ def torch_module(cell, inp):
            "lstm": lambda: torch.nn.LSTM(C, H, batch_first=True),
            "gru": lambda: torch.nn.GRU(C, H, batch_first=True)}[cell]
     mod = cls().float()
-    b = inp.b
-    if cell == "gru":        # reset_after=True: row 0 input bias, row 1 recurrent bias
-        b_ih, b_hh = keras_to_torch_cols(b[0], cell), keras_to_torch_cols(b[1], cell)
-    else:                    # torch adds two biases; Keras has one
-        b_ih, b_hh = keras_to_torch_cols(b, cell), np.zeros_like(b)
-    with torch.no_grad():
-        mod.weight_ih_l0.copy_(torch.from_numpy(keras_to_torch_cols(inp.W, cell).T.copy()))
-        mod.weight_hh_l0.copy_(torch.from_numpy(keras_to_torch_cols(inp.U, cell).T.copy()))
-        mod.bias_ih_l0.copy_(torch.from_numpy(np.ascontiguousarray(b_ih)))
-        mod.bias_hh_l0.copy_(torch.from_numpy(np.ascontiguousarray(b_hh)))
+    load_torch_weights(mod, cell, inp.W, inp.U, inp.b)
     return mod
+
+
+def load_torch_weights(mod, cell, W, U, b):
+    """Keras-layout (W, U, b) into a one-layer torch.nn (or rnnkern.torch) module."""
+    import torch
+    arrays = to_torch(cell, W, U, b)
+    names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+    with torch.no_grad():
+        for name, a in zip(names, arrays):
+            if a is not None:
+                getattr(mod, name).copy_(torch.from_numpy(np.array(a, np.float32)))
 
 
 def _torch_prepare(cell, mode, inp, device="cpu"):
