@@ -108,17 +108,23 @@ def rnn_forward(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
                 b_ih: Optional[torch.Tensor], b_hh: Optional[torch.Tensor],
                 h0: torch.Tensor, c0: Optional[torch.Tensor], mask: Optional[torch.Tensor],
                 cell: str, activation: str, go_backwards: bool, need_grad: bool,
-                backend: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                backend: str, recurrent_activation: str = "sigmoid", reset_after: bool = True,
+                keras_layout: bool = False
+                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One layer, one direction: x [N, T, C] -> (y [N, T, H] in processing order,
-    h_T [N, H], c_T [N, H] (LSTM; else empty), handle). Weights in torch's layout;
-    mask None or [N, T] bool (Keras' mask semantics)."""
+    h_T [N, H], c_T [N, H] (LSTM; else empty), handle); mask None or [N, T] bool
+    (Keras' mask semantics). Weights in torch's layout (w_ih [G*H, C], w_hh
+    [G*H, H], b_ih, b_hh [G*H]; torch's GRU is reset_after=True), or with
+    ``keras_layout`` Keras' (w_ih = kernel [C, G*H], w_hh = recurrent_kernel,
+    b_ih = bias [G*H] or [2, G*H], b_hh None)."""
     be = resolve_backend(backend, x.dtype, x.device)
-    kw = _weights.KerasWeights.of(cell, be, w_ih, w_hh, b_ih, b_hh)
+    kw = _weights.KerasWeights.of(cell, be, w_ih, w_hh, b_ih, b_hh, keras_layout=keras_layout,
+                                  reset_after=reset_after)
     y, h, c, cache = be.forward(
         cell, _np(x), kw.W, kw.U, kw.b, _np(h0), _np(c0) if cell == "lstm" else None,
-        _np(mask), kw.packed, activation=activation, recurrent_activation="sigmoid",
-        reset_after=True, go_backwards=go_backwards, return_sequences=True,
-        training=need_grad)
+        _np(mask), kw.packed, activation=activation,
+        recurrent_activation=recurrent_activation, reset_after=reset_after,
+        go_backwards=go_backwards, return_sequences=True, training=need_grad)
     c_t = _out(c, x) if cell == "lstm" else x.new_empty((0,))
     handle = _store(cache) if need_grad else torch.zeros(1, dtype=torch.int64)
     return _out(y, x), _out(h, x), c_t, handle
@@ -126,9 +132,9 @@ def rnn_forward(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
 
 @rnn_forward.register_fake
 def _(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation, go_backwards, need_grad,
-      backend):
+      backend, recurrent_activation="sigmoid", reset_after=True, keras_layout=False):
     N, T = x.shape[0], x.shape[1]
-    H = w_hh.shape[1]
+    H = w_hh.shape[0] if keras_layout else w_hh.shape[1]
     c = x.new_empty((N, H)) if cell == "lstm" else x.new_empty((0,))
     return (x.new_empty((N, T, H)), x.new_empty((N, H)), c,
             torch.empty(1, dtype=torch.int64))
@@ -137,8 +143,8 @@ def _(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation, go_backwards, n
 @torch.library.custom_op("rnnkern::rnn_backward", mutates_args=())
 def rnn_backward(handle: torch.Tensor, dy: torch.Tensor, dh: torch.Tensor,
                  dc: Optional[torch.Tensor], x: torch.Tensor, w_ih: torch.Tensor,
-                 w_hh: torch.Tensor, cell: str, has_bias: bool
-                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                 w_hh: torch.Tensor, cell: str, has_bias: bool, keras_layout: bool = False,
+                 reset_after: bool = True) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                             torch.Tensor, torch.Tensor, torch.Tensor]:
     """BPTT of the forward that returned ``handle``: (dx, d w_ih, d w_hh, d b_ih,
     d b_hh, dh0, dc0), the biases' and dc0 empty where they do not exist."""
@@ -151,8 +157,11 @@ def rnn_backward(handle: torch.Tensor, dy: torch.Tensor, dh: torch.Tensor,
     dc_n = _np(dc).astype(dtype, copy=False) if cell == "lstm" else None
     gr = cache.backend.backward(cache, _np(dy).astype(dtype, copy=False),
                                 _np(dh).astype(dtype, copy=False), dc_n)
-    d_ih, d_hh, db_ih, db_hh = _weights.grads_to_torch(cell, gr.dkernel, gr.drecurrent_kernel,
-                                                       gr.dbias if has_bias else None)
+    if keras_layout:
+        d_ih, d_hh, db_ih, db_hh = gr.dkernel, gr.drecurrent_kernel, gr.dbias, None
+    else:
+        d_ih, d_hh, db_ih, db_hh = _weights.grads_to_torch(
+            cell, gr.dkernel, gr.drecurrent_kernel, gr.dbias if has_bias else None)
     def as_t(a):   # a fresh empty tensor for a missing one: outputs must not alias
         return x.new_empty((0,)) if a is None else _out(np.asarray(a, dtype), x)
     return (as_t(gr.dx), as_t(d_ih), as_t(d_hh), as_t(db_ih), as_t(db_hh), as_t(gr.dh0),
@@ -160,17 +169,22 @@ def rnn_backward(handle: torch.Tensor, dy: torch.Tensor, dh: torch.Tensor,
 
 
 @rnn_backward.register_fake
-def _(handle, dy, dh, dc, x, w_ih, w_hh, cell, has_bias):
-    G_H = w_hh.shape[0]
-    b = x.new_empty((G_H,)) if has_bias else x.new_empty((0,))
+def _(handle, dy, dh, dc, x, w_ih, w_hh, cell, has_bias, keras_layout=False,
+      reset_after=True):
+    G_H = w_hh.shape[1] if keras_layout else w_hh.shape[0]
+    b_shape = (2, G_H) if keras_layout and cell == "gru" and reset_after else (G_H,)
+    b = x.new_empty(b_shape) if has_bias else x.new_empty((0,))
+    b_hh = x.new_empty((0,)) if keras_layout else torch.empty_like(b)
     return (torch.empty_like(x), torch.empty_like(w_ih), torch.empty_like(w_hh), b,
-            torch.empty_like(b), torch.empty_like(dh),
+            b_hh, torch.empty_like(dh),
             torch.empty_like(dh) if cell == "lstm" else x.new_empty((0,)))
 
 
 def _setup_context(ctx, inputs, output):
-    x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation, go_backwards, need_grad, \
-        backend = inputs
+    x, w_ih, w_hh, b_ih = inputs[:4]
+    cell, need_grad = inputs[8], inputs[11]
+    rest = tuple(inputs[13:]) + ("sigmoid", True, False)[len(inputs) - 13:]  # defaults
+    ctx.reset_after, ctx.keras_layout = bool(rest[1]), bool(rest[2])
     ctx.cell = cell
     ctx.has_bias = b_ih is not None
     ctx.need_grad = need_grad
@@ -182,7 +196,8 @@ def _backward(ctx, dy, dh, dc, _dhandle):
     if not ctx.need_grad:
         raise RuntimeError("rnnkern.torch: rnn_forward ran with need_grad=False; "
                            "call it with need_grad=True to backpropagate")
-    N, T, H = x.shape[0], x.shape[1], w_hh.shape[1]
+    N, T = x.shape[0], x.shape[1]
+    H = w_hh.shape[0] if ctx.keras_layout else w_hh.shape[1]
     if dy is None:
         dy = x.new_zeros((N, T, H))
     if dh is None:
@@ -191,10 +206,12 @@ def _backward(ctx, dy, dh, dc, _dhandle):
     if lstm and dc is None:
         dc = x.new_zeros((N, H))
     dx, d_ih, d_hh, db_ih, db_hh, dh0, dc0 = rnn_backward(
-        handle, dy, dh, dc if lstm else None, x, w_ih, w_hh, ctx.cell, ctx.has_bias)
+        handle, dy, dh, dc if lstm else None, x, w_ih, w_hh, ctx.cell, ctx.has_bias,
+        ctx.keras_layout, ctx.reset_after)
+    torch_bias = ctx.has_bias and not ctx.keras_layout
     return (dx, d_ih, d_hh, db_ih if ctx.has_bias else None,
-            db_hh if ctx.has_bias else None, dh0, dc0 if lstm else None,
-            None, None, None, None, None, None)
+            db_hh if torch_bias else None, dh0, dc0 if lstm else None,
+            None, None, None, None, None, None, None, None, None)
 
 
 torch.library.register_autograd("rnnkern::rnn_forward", _backward, setup_context=_setup_context)

@@ -42,7 +42,7 @@ def _version(t):
 class KerasWeights:
     """The Keras-layout (W, U, b) and the backend's packed weights of one set of
     torch parameter tensors, valid while those tensors' versions are unchanged."""
-    __slots__ = ("refs", "versions", "backend", "W", "U", "b", "packed", "raw",
+    __slots__ = ("refs", "versions", "backend", "W", "U", "b", "packed", "raw", "layout",
                  "__weakref__")
 
     _cache = {}                            # id(weight_hh) -> KerasWeights (a tensor's
@@ -51,26 +51,35 @@ class KerasWeights:
     conversions = 0                        # how many conversions ran (for tests)
 
     @classmethod
-    def of(cls, cell, backend, w_ih, w_hh, b_ih, b_hh):
+    def of(cls, cell, backend, w_ih, w_hh, b_ih, b_hh, keras_layout=False, reset_after=True):
         """The cached conversion of these tensors for ``backend`` (a backend object),
-        converting (and packing) again only when one of them changed."""
+        converting (and packing) again only when one of them changed. With
+        ``keras_layout`` the tensors are Keras' kernel, recurrent_kernel, bias
+        (b_hh None): copied as they are."""
         tensors = (w_ih, w_hh, b_ih, b_hh)
         versions = tuple(None if t is None else _version(t) for t in tensors)
-        cacheable = None not in versions[:2] and (b_ih is None or None not in versions[2:])
+        cacheable = None not in versions[:2] and (b_ih is None or versions[2] is not None) \
+            and (b_hh is None or versions[3] is not None)
         arrays = [None if t is None else t.detach().cpu().numpy() for t in tensors]
         if cacheable:
             with cls._lock:
                 hit = cls._cache.get(id(w_hh))
             if (hit is not None and hit.backend is backend and hit.versions == versions
+                    and hit.layout == (keras_layout, reset_after)
                     and all((r is None and t is None) or (r is not None and r() is t)
                             for r, t in zip(hit.refs, tensors))
                     and all(_same_bits(a, r) for a, r in zip(arrays, hit.raw))):
                 return hit
         self = cls.__new__(cls)
         dtype = np.float64 if arrays[0].dtype == np.float64 else np.float32
-        self.W, self.U, self.b = to_keras(cell, *arrays, dtype=dtype)
+        if keras_layout:
+            self.W, self.U, self.b = (None if a is None else np.array(a, dtype, order="C")
+                                      for a in arrays[:3])
+        else:
+            self.W, self.U, self.b = to_keras(cell, *arrays, dtype=dtype)
+        self.layout = (keras_layout, reset_after)
         self.backend = backend
-        self.packed = backend.pack(cell, self.U, True, self.W)
+        self.packed = backend.pack(cell, self.U, reset_after, self.W)
         self.versions = versions
         self.raw = tuple(None if a is None else a.copy() for a in arrays) if cacheable else ()
         key = id(w_hh)

@@ -1,0 +1,24 @@
+"""rnnkern as Keras 3's recurrent layers: ``rnnkern.keras.SimpleRNN``, ``LSTM``,
+``GRU`` take exactly ``keras.layers.*``'s arguments and weights (they are those
+classes, with the sequence loop replaced) and run forward and BPTT on rnnkern's
+kernels, gradients flowing through the Keras backend's autograd. So
+``keras.layers.Bidirectional(rnnkern.keras.LSTM(64))``, ``model.fit``, saving and
+loading all work as with Keras' own layers.
+
+Served: the torch backend (``KERAS_BACKEND=torch``), float32 or float64, the
+activations rnnkern's kernels implement (tanh, relu, sigmoid, hard_sigmoid,
+linear), masks, go_backwards, initial and stateful states, use_bias, GRU
+reset_after True and False. Anything else -- another Keras backend, dropout or
+recurrent_dropout while training, another activation, another dtype -- runs
+Keras' own loop, with a warning (once per layer class and reason) saying why.
+
+Needs Keras 3 and PyTorch (``pip install rnnkern[torch] keras``).
+"""
+try:
+    import keras  # noqa: F401
+except ImportError as e:   # pragma: no cover - depends on the environment
+    raise ImportError("rnnkern.keras needs Keras 3: pip install keras") from e
+
+from .layers import GRU, LSTM, SimpleRNN, unsupported_reason  # noqa: E402
+
+__all__ = ["GRU", "LSTM", "SimpleRNN", "unsupported_reason"]

@@ -1,0 +1,119 @@
+"""Keras 3's SimpleRNN, LSTM and GRU with their sequence loop on rnnkern's kernels.
+
+Each class subclasses Keras' own and overrides only ``inner_loop`` (what Keras'
+``RNN.call`` runs between setting up the initial states and returning outputs
+and states), calling the custom operator ``torch.ops.rnnkern.rnn_forward`` with
+Keras' weight layout, so Keras' autograd (torch) sees one operator whose
+backward is rnnkern's BPTT. Everything else -- arguments, weights, build,
+get_config, masks, states, Bidirectional, serialization -- is Keras'.
+"""
+from __future__ import annotations
+
+import warnings
+
+import keras
+
+from .._common import ACTIVATIONS
+
+_warned = set()
+
+
+def _activation_name(fn):
+    """The rnnkern kernel name of a Keras activation, or None if it is not one."""
+    for name in ACTIVATIONS:
+        if fn is getattr(keras.activations, name, None):
+            return name
+    return None
+
+
+def unsupported_reason(layer, sequences, training):
+    """Why rnnkern's kernels cannot run this call of ``layer`` (None: they can)."""
+    backend = keras.backend.backend()
+    if backend != "torch":
+        return (f"rnnkern.keras serves the torch backend only (this is {backend!r}); "
+                "set KERAS_BACKEND=torch")
+    cell = layer.cell
+    if _activation_name(cell.activation) is None:
+        return f"activation {cell.activation!r} is not one of rnnkern's {list(ACTIVATIONS)}"
+    ract = getattr(cell, "recurrent_activation", None)
+    if ract is not None and _activation_name(ract) is None:
+        return (f"recurrent_activation {ract!r} is not one of rnnkern's "
+                f"{list(ACTIVATIONS)}")
+    if training and (getattr(cell, "dropout", 0) or getattr(cell, "recurrent_dropout", 0)):
+        return ("dropout / recurrent_dropout while training: the masks are Keras' cell's "
+                "(rnnkern.layers runs them inside its kernels)")
+    dtype = str(getattr(sequences, "dtype", ""))
+    if dtype not in ("torch.float32", "torch.float64"):
+        return f"dtype {dtype}: rnnkern's kernels run float32 (and float64 on the reference)"
+    if getattr(sequences, "device", None) is not None and sequences.device.type != "cpu":
+        return f"tensors on {sequences.device}: rnnkern.keras runs on the CPU"
+    return None
+
+
+class _RnnkernLoop:
+    """The ``inner_loop`` shared by the three layers (a mixin before Keras' class)."""
+
+    _rnnkern_cell = None    # "simple_rnn" | "lstm" | "gru"
+    rnnkern_backend = "auto"
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        import torch
+        from keras import tree
+        if tree.is_nested(mask):
+            mask = mask[0]
+        reason = unsupported_reason(self, sequences, training)
+        if reason is not None:
+            key = (type(self).__name__, reason)
+            if key not in _warned:
+                _warned.add(key)
+                warnings.warn(f"{type(self).__name__}: running Keras' own loop: {reason}",
+                              stacklevel=3)
+            return super().inner_loop(sequences, initial_state, mask, training)
+        from ..torch import _ops   # registers the operators
+        cell = self.cell
+        cell_name = self._rnnkern_cell
+        lstm = cell_name == "lstm"
+        reset_after = bool(getattr(cell, "reset_after", True))
+        states = list(initial_state)
+        conv = keras.ops.convert_to_tensor
+        kernel, recurrent = conv(cell.kernel), conv(cell.recurrent_kernel)
+        bias = conv(cell.bias) if cell.use_bias else None
+        x = sequences.contiguous()
+        h0 = states[0].to(x.dtype)
+        c0 = states[1].to(x.dtype) if lstm else None
+        m = None if mask is None else mask.to(torch.bool)
+        need_grad = torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (x, kernel, recurrent, bias, h0, c0))
+        ract = _activation_name(getattr(cell, "recurrent_activation", keras.activations.sigmoid))
+        y, h, c, _ = _ops.rnn_forward(
+            x, kernel, recurrent, bias, None, h0, c0, m, cell_name,
+            _activation_name(cell.activation), bool(self.go_backwards), need_grad,
+            self.rnnkern_backend, ract, reset_after, True)
+        if self.zero_output_for_mask and m is not None:
+            # Keras: masked steps output zeros (in processing order)
+            mp = m.flip(1) if self.go_backwards else m
+            y = y * mp.unsqueeze(-1).to(y.dtype)
+        last = y[:, -1]
+        return last, y, ([h, c] if lstm else [h])
+
+
+def _register(cls):
+    return keras.saving.register_keras_serializable(package="rnnkern")(cls)
+
+
+@_register
+class SimpleRNN(_RnnkernLoop, keras.layers.SimpleRNN):
+    """keras.layers.SimpleRNN with its loop on rnnkern's kernels."""
+    _rnnkern_cell = "simple_rnn"
+
+
+@_register
+class LSTM(_RnnkernLoop, keras.layers.LSTM):
+    """keras.layers.LSTM with its loop on rnnkern's kernels."""
+    _rnnkern_cell = "lstm"
+
+
+@_register
+class GRU(_RnnkernLoop, keras.layers.GRU):
+    """keras.layers.GRU with its loop on rnnkern's kernels."""
+    _rnnkern_cell = "gru"

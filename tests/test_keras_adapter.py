@@ -1,0 +1,154 @@
+"""rnnkern.keras against keras.layers: the same weights inside the same compiled
+Keras model, trained a few steps (fit on the torch backend), give the same
+predictions, losses and weights, for every cell and option the kernels serve;
+what they do not serve falls back to Keras' loop with a warning; the layers
+serialize as Keras layers."""
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+keras = pytest.importorskip("keras")
+pytest.importorskip("torch")
+if keras.backend.backend() != "torch":   # pragma: no cover
+    pytest.skip("rnnkern.keras serves the torch backend", allow_module_level=True)
+rkk = pytest.importorskip("rnnkern.keras")
+
+from tolerances import assert_close  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning", "ignore:.*does not support masking:UserWarning",
+    "ignore:Skipping variable loading:UserWarning")
+
+CELLS = ["SimpleRNN", "LSTM", "GRU"]
+OPTIONS = {
+    "plain": {},
+    "sequences": {"return_sequences": True},
+    "backwards_state": {"go_backwards": True, "return_state": True},
+    "no_bias_relu": {"use_bias": False, "activation": "relu"},
+    "hard_sigmoid": {"recurrent_activation": "hard_sigmoid"},
+    "reset_before": {"reset_after": False},
+}
+
+
+def cell_options(cell, name):
+    kw = dict(OPTIONS[name])
+    if cell == "SimpleRNN":
+        kw.pop("recurrent_activation", None)
+    if cell != "GRU":
+        kw.pop("reset_after", None)
+    return kw
+
+
+def build_model(lib, cell, kw, masked, bidirectional):
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((9, 4))
+    x = keras.layers.Masking(0.0)(inp) if masked else inp
+    layer = getattr(lib, cell)(6, **kw)
+    if bidirectional:
+        layer = keras.layers.Bidirectional(layer)
+    out = layer(x)
+    if isinstance(out, (list, tuple)):
+        out = keras.layers.Concatenate()([keras.layers.Flatten()(o) for o in out])
+    elif len(out.shape) == 3:
+        out = keras.layers.Flatten()(out)
+    model = keras.Model(inp, keras.layers.Dense(2)(out))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    return model
+
+
+def data(masked):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 9, 4)).astype("float32")
+    if masked:
+        for i in range(16):
+            x[i, 9 - (i % 5):] = 0.0   # right padding of 0..4 steps
+        x[3, :4] = 0.0                 # and a leading run
+    y = rng.standard_normal((16, 2)).astype("float32")
+    return x, y
+
+
+def train_both(cell, kw, masked=False, bidirectional=False, epochs=3):
+    x, y = data(masked)
+    ref = build_model(keras.layers, cell, kw, masked, bidirectional)
+    mine = build_model(rkk, cell, kw, masked, bidirectional)
+    mine.set_weights(ref.get_weights())
+    out = []
+    for m in (ref, mine):
+        p0 = m.predict(x, verbose=0)
+        hist = m.fit(x, y, batch_size=8, epochs=epochs, shuffle=False, verbose=0)
+        out.append((p0, hist.history["loss"], m.get_weights(), m.predict(x, verbose=0)))
+    return out
+
+
+@pytest.mark.parametrize("option", list(OPTIONS))
+@pytest.mark.parametrize("cell", CELLS)
+def test_fit_parity(cell, option):
+    kw = cell_options(cell, option)
+    if option == "reset_before" and cell != "GRU":
+        pytest.skip("reset_after is GRU's")
+    (p0r, lr, wr, pr), (p0m, lm, wm, pm) = train_both(cell, kw)
+    assert_close(p0m, p0r, "keras_f32", "predict before training")
+    assert_close(lm, lr, "training_f32", "losses")
+    for a, b in zip(wm, wr):
+        assert_close(a, b, "training_f32", "trained weights")
+    assert_close(pm, pr, "training_f32", "predict after training")
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_fit_parity_masked(cell, bidirectional):
+    (p0r, lr, wr, pr), (p0m, lm, wm, pm) = train_both(
+        cell, {"return_sequences": True}, masked=True, bidirectional=bidirectional)
+    assert_close(p0m, p0r, "keras_f32", "masked predict")
+    assert_close(lm, lr, "training_f32", "masked losses")
+    for a, b in zip(wm, wr):
+        assert_close(a, b, "training_f32", "masked trained weights")
+
+
+def test_runs_on_rnnkern_kernels(monkeypatch):
+    """The loop really is rnnkern's: Keras' own inner loop is never called."""
+    calls = []
+    monkeypatch.setattr(keras.layers.LSTM, "inner_loop",
+                        lambda *a, **k: calls.append(1) or (_ for _ in ()).throw(AssertionError))
+    layer = rkk.LSTM(5)
+    layer(np.ones((2, 3, 4), "float32"))
+    assert calls == []
+
+
+def test_fallback_warns_once_and_matches():
+    x, _ = data(False)
+    keras.utils.set_random_seed(0)
+    ref = keras.layers.GRU(5, activation="softsign")
+    mine = rkk.GRU(5, activation="softsign")
+    ref.build(x.shape)
+    mine.build(x.shape)
+    mine.set_weights(ref.get_weights())
+    rkk.layers._warned.clear()
+    with pytest.warns(UserWarning, match="running Keras' own loop: activation"):
+        got = mine(x)
+    assert_close(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(ref(x)),
+                 "keras_f32", "fallback")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mine(x)                                   # once per class and reason
+    layer = rkk.LSTM(5, dropout=0.3)
+    assert "dropout" in rkk.unsupported_reason(layer.__class__(5, dropout=0.3),
+                                               keras.ops.convert_to_tensor(x), True)
+    assert rkk.unsupported_reason(layer, keras.ops.convert_to_tensor(x), False) is None
+
+
+def test_save_and_load(tmp_path):
+    x, _ = data(False)
+    model = build_model(rkk, "LSTM", {"return_sequences": True}, False, True)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    back = keras.models.load_model(path)
+    kinds = {type(layer.forward_layer).__module__ for layer in back.layers
+             if isinstance(layer, keras.layers.Bidirectional)}
+    assert kinds == {"rnnkern.keras.layers"}
+    assert_close(back.predict(x, verbose=0), model.predict(x, verbose=0), "keras_f32",
+                 "reloaded")
