@@ -135,7 +135,7 @@ def test_tail_sizes(backend, cell, reset_after, h):
         check(outs, refs, g, gr, f"{backend} {cell} n={n} t={t} h={h}")
 
 
-@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("backend", CPU)   # thread counts are the CPU kernels' matter
 @pytest.mark.parametrize("cell,reset_after", [("lstm", True), ("gru", False), ("gru", True),
                                               ("simple_rnn", True)])
 def test_larger_case_threads_deterministic(backend, cell, reset_after):
@@ -255,9 +255,11 @@ def test_concurrent_python_threads_are_deterministic(backend):
     layers at once must each get the same bits as a lone call."""
     rng = np.random.default_rng(3)
     cases = []
+    # cuda-emu runs a grid on host threads: a smaller case tests the same pools
+    t, h = (4, 17) if backend == "cuda-emu" else (9, 37)
     for cell, ra in [("lstm", True), ("gru", False), ("simple_rnn", True), ("gru", True)]:
-        x, W, U, b, h0, c0 = make_case(cell, 5, 9, 7, 37, ra, True, rng)
-        dy = rng.standard_normal((5, 9, 37)).astype(np.float32)
+        x, W, U, b, h0, c0 = make_case(cell, 5, t, 7, h, ra, True, rng)
+        dy = rng.standard_normal((5, t, h)).astype(np.float32)
         cases.append((cell, ra, x, W, U, b, h0, c0, dy))
     be = bk.get_backend(backend)
 

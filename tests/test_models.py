@@ -124,6 +124,8 @@ def test_summary_options_match_keras(kw, monkeypatch):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", list(MODELS))
 def test_outputs_match_keras(name, backend, rng):
+    if backend == "cuda-emu" and name == "lstm_1000":
+        pytest.skip("cuda-emu: the 1000-unit model takes a minute emulated (the others run)")
     km = build_keras(name)
     randomize_keras(km, rng)
     ours = build_ours(name, backend)

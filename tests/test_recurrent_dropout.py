@@ -73,15 +73,19 @@ CELL_CONFIGS = (
 )
 
 
+# as in test_kernels: projection as a GEMM (one row block), fused into the step
+# (several row blocks), and as a GEMM with several row blocks (C > 4H) -- the CPU
+# kernel's three paths; cuda-emu (slow, and without those paths) runs the first
+_DIMS = {"gemm": (3, 5, 4, 6), "fused": (13, 4, 3, 12), "gemm-blocks": (13, 4, 9, 2)}
+_GRID = [pytest.param(b, d, id=f"{k}-{b}") for b in COMPILED for k, d in _DIMS.items()
+         if b != "cuda-emu" or k == "gemm"]
+
+
 @needs_compiled
-@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("backend,dims", _GRID)
 @pytest.mark.parametrize("cell,act,ract,reset_after", CELL_CONFIGS, ids=lambda v: str(v))
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["fwd", "bwd"])
 @pytest.mark.parametrize("mask_kind", ["none", "holes", "full"])
-# as in test_kernels: projection as a GEMM (one row block), fused into the step
-# (several row blocks), and as a GEMM with several row blocks (C > 4H)
-@pytest.mark.parametrize("dims", [(3, 5, 4, 6), (13, 4, 3, 12), (13, 4, 9, 2)],
-                         ids=["gemm", "fused", "gemm-blocks"])
 def test_option_grid(backend, cell, act, ract, reset_after, go_backwards, mask_kind, dims):
     rng = np.random.default_rng(seed_of(cell, act, ract, reset_after, go_backwards, mask_kind,
                                         dims))
@@ -118,7 +122,7 @@ def test_tail_sizes(backend, cell, reset_after, h):
 
 
 @needs_compiled
-@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("backend", bk.cpu_backends())   # thread counts: the CPU's matter
 @pytest.mark.parametrize("cell,reset_after", [("lstm", True), ("gru", False), ("gru", True),
                                               ("simple_rnn", True)])
 def test_threads_deterministic(backend, cell, reset_after):
