@@ -27,7 +27,7 @@ _CPU_ORDER = ("avx512", "avx2", "scalar")
 
 class Cache:
     """What a training forward keeps for its backward (opaque to callers)."""
-    __slots__ = ("backend", "inner")
+    __slots__ = ("backend", "inner", "__weakref__")
 
     def __init__(self, backend, inner):
         self.backend = backend

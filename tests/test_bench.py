@@ -192,6 +192,36 @@ def test_torch_impl_passes_check(cell):
         assert ok, (mode, errs)
 
 
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
+def test_adapter_impls_pass_check(cell):
+    """The rnnkern.torch and rnnkern.keras rows compute what the kernels do."""
+    pytest.importorskip("torch")
+    inp = impls.make_inputs(cell, 6, 3, 4, 5)
+    ref = impls.reference_results(inp)
+    factories = [impls.rnnkern_torch_impl]
+    if impls.keras_status()[0]:
+        factories.append(impls.rnnkern_keras_impl)
+    for make in factories:
+        for mode in ("inference", "training"):
+            p = make().prepare(cell, mode, inp)
+            ok, errs, bad = impls.check(p.collect(p.fn()), ref, mode)
+            assert ok, (make.__name__, mode, errs)
+
+
+def test_adapter_columns(capsys):
+    pytest.importorskip("torch")
+    if not impls.keras_status()[0]:
+        pytest.skip("keras unavailable on the torch backend")
+    b = _rk_backend()
+    assert main(TINY + ["--cells", "lstm", "--backends",
+                        f"{b},rnnkern.torch,torch,rnnkern.keras,keras"]) == 0
+    out = capsys.readouterr().out
+    header = out.split("median ms per implementation")[1].splitlines()[1].split()
+    assert header == ["case", f"rnnkern-{b}", "rnnkern.torch", "torch", "rnnkern.keras",
+                      "keras"]
+    assert "rnnkern.torch" in impls.default_impl_names()
+
+
 def test_gate_reorder_roundtrip():
     m = np.arange(2 * 12).reshape(2, 12)
     for cell in ("simple_rnn", "lstm", "gru"):

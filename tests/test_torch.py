@@ -268,6 +268,14 @@ def test_workspace_freed_without_backward():
     del out
     gc.collect()
     assert rt.live_workspaces() == base
+    # the traced path (the custom operator) keeps its workspace in a registry
+    # named by a handle tensor: it goes with the graph too
+    compiled = torch.compile(m, fullgraph=True, backend="aot_eager")
+    out = compiled(x)[0]
+    assert rt.live_workspaces() == base + 1
+    del out
+    gc.collect()
+    assert rt.live_workspaces() == base
 
 
 def test_bad_input_messages():

@@ -75,7 +75,7 @@ def build_parser():
     p.add_argument("--backends", metavar="LIST",
                    help="comma list of implementations: rnnkern backends (" +
                         "scalar, avx2, avx512, reference), torch, keras, 'default', 'all' "
-                        "(default: rnnkern's vector ISAs [scalar if none], torch, keras)")
+                        "(default: rnnkern's vector ISAs [scalar if none], rnnkern.torch, torch, rnnkern.keras, keras)")
     p.add_argument("--reps", type=int, metavar="N",
                    help="exactly N timed repetitions per implementation (default: adaptive, "
                         "budget / first-call time clamped to [3, 50])")

@@ -248,13 +248,15 @@ def rnnkern_impl(backend_name, dropout=None):
 from .._torch_layout import keras_to_torch_cols, to_torch, torch_to_keras_cols  # noqa: E402,F401
 
 
-def torch_module(cell, inp):
-    """torch.nn.{RNN,LSTM,GRU}(batch_first=True) holding the Keras-layout weights."""
+def torch_module(cell, inp, lib=None):
+    """``lib``.{RNN,LSTM,GRU}(batch_first=True) holding the Keras-layout weights:
+    torch.nn's (the default), or rnnkern.torch's drop-ins."""
     import torch
+    lib = torch.nn if lib is None else lib
     T, N, C, H = inp.dims
-    cls = {"simple_rnn": lambda: torch.nn.RNN(C, H, nonlinearity="tanh", batch_first=True),
-           "lstm": lambda: torch.nn.LSTM(C, H, batch_first=True),
-           "gru": lambda: torch.nn.GRU(C, H, batch_first=True)}[cell]
+    cls = {"simple_rnn": lambda: lib.RNN(C, H, nonlinearity="tanh", batch_first=True),
+           "lstm": lambda: lib.LSTM(C, H, batch_first=True),
+           "gru": lambda: lib.GRU(C, H, batch_first=True)}[cell]
     mod = cls().float()
     load_torch_weights(mod, cell, inp.W, inp.U, inp.b)
     return mod
@@ -271,11 +273,12 @@ def load_torch_weights(mod, cell, W, U, b):
                 getattr(mod, name).copy_(torch.from_numpy(np.array(a, np.float32)))
 
 
-def _torch_prepare(cell, mode, inp, device="cpu"):
-    """torch.nn's module on ``device`` ("cpu", or "cuda": cuDNN's fused RNNs);
-    on a GPU every call ends with a synchronize, so the time is the kernels'."""
+def _torch_prepare(cell, mode, inp, device="cpu", lib=None):
+    """torch.nn's module (or ``lib``'s: rnnkern.torch) on ``device`` ("cpu", or
+    "cuda": cuDNN's fused RNNs); on a GPU every call ends with a synchronize, so
+    the time is the kernels'."""
     import torch
-    mod = torch_module(cell, inp).to(device)
+    mod = torch_module(cell, inp, lib).to(device)
     xt = torch.from_numpy(inp.x).to(device)
     sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
     if mode == "inference":
@@ -332,6 +335,16 @@ def torch_impl():
     return Impl("torch", "torch", _torch_prepare)
 
 
+def rnnkern_torch_impl():
+    """rnnkern.torch's drop-in modules through torch autograd: what the adapter
+    costs over the raw kernels (the rnnkern-<isa> rows)."""
+    def prepare(cell, mode, inp):
+        import rnnkern.torch as rt
+        return _torch_prepare(cell, mode, inp, lib=rt)
+    return Impl("rnnkern.torch", "torch", prepare,
+                info={"rnnkern.torch": "rnnkern.torch modules, torch autograd"})
+
+
 # ---- Keras 3 layers on the torch backend --------------------------------------
 
 def keras_status():
@@ -361,11 +374,15 @@ def import_keras():
     return keras
 
 
-def keras_layer(cell, inp):
+def keras_layer(cell, inp, rnnkern_layers=False):
+    """keras.layers' layer (or, with ``rnnkern_layers``, rnnkern.keras') holding
+    the inputs' weights."""
     keras = import_keras()
     T, N, C, H = inp.dims
-    cls = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM,
-           "gru": keras.layers.GRU}[cell]
+    lib = keras.layers
+    if rnnkern_layers:
+        import rnnkern.keras as lib
+    cls = {"simple_rnn": lib.SimpleRNN, "lstm": lib.LSTM, "gru": lib.GRU}[cell]
     kw = {"reset_after": True} if cell == "gru" else {}
     layer = cls(H, return_sequences=True, **kw)
     layer.build((N, T, C))
@@ -373,9 +390,9 @@ def keras_layer(cell, inp):
     return layer
 
 
-def _keras_prepare(cell, mode, inp):
+def _keras_prepare(cell, mode, inp, rnnkern_layers=False):
     import torch
-    layer = keras_layer(cell, inp)
+    layer = keras_layer(cell, inp, rnnkern_layers)
     xt = torch.from_numpy(inp.x)
     if mode == "inference":
         def fn():
@@ -408,9 +425,21 @@ def keras_impl():
     return Impl("keras", "keras", _keras_prepare)
 
 
+def rnnkern_keras_impl():
+    """rnnkern.keras' layers (Keras 3, torch backend) called and backpropagated as
+    in a Keras training step: what the Keras adapter costs over the raw kernels."""
+    def prepare(cell, mode, inp):
+        return _keras_prepare(cell, mode, inp, rnnkern_layers=True)
+    return Impl("rnnkern.keras", "keras", prepare,
+                info={"rnnkern.keras": "rnnkern.keras layers, Keras 3 on torch autograd"})
+
+
 # --------------------------------------------------------------------------
 # The registry
 # --------------------------------------------------------------------------
+
+#: the adapters' rows: rnnkern's kernels through torch autograd and through Keras
+ADAPTERS = ["rnnkern.torch", "rnnkern.keras"]
 
 # name -> zero-argument factory returning an Impl (or raising ImportError)
 IMPLS: Dict[str, Callable[[], Impl]] = {}
@@ -448,25 +477,26 @@ def default_impl_names():
         cpu = [b for b in rk if b == "scalar"]
     others = [b for b in rk if b not in ("avx512", "avx2", "scalar", "reference")]
     names = [f"rnnkern-{b}" for b in cpu + others]
+    names += _adapter_and_peer_names()
+    names += [n for n in IMPLS if n not in names]
+    return names
+
+
+def _adapter_and_peer_names():
+    """rnnkern.torch, torch (and torch-cuda), rnnkern.keras, keras: those installed."""
+    names = []
     if _torch_available():
-        names.append("torch")
+        names += ["rnnkern.torch", "torch"]
         if torch_cuda_available():
             names.append("torch-cuda")
         if keras_status()[0]:
-            names.append("keras")
-    names += [n for n in IMPLS if n not in names]
+            names += ["rnnkern.keras", "keras"]
     return names
 
 
 def all_impl_names():
     rk = available_rnnkern_backends()
-    names = [f"rnnkern-{b}" for b in rk]
-    if _torch_available():
-        names.append("torch")
-        if torch_cuda_available():
-            names.append("torch-cuda")
-        if keras_status()[0]:
-            names.append("keras")
+    names = [f"rnnkern-{b}" for b in rk] + _adapter_and_peer_names()
     return names + [n for n in IMPLS if n not in names]
 
 
@@ -501,6 +531,8 @@ def resolve_impl_names(spec):
             group = ["torch-cuda"]
         elif low == "keras":
             group = ["keras"]
+        elif low in ("rnnkern.torch", "rnnkern.keras"):
+            group = [low]
         elif tok in IMPLS:
             group = [tok]
         else:
@@ -508,7 +540,7 @@ def resolve_impl_names(spec):
             if b not in rk_all:
                 raise ValueError(
                     f"--backends: unknown implementation {tok!r}; available here: "
-                    f"{', '.join(rk_all + ['torch', 'torch-cuda', 'keras'] + list(IMPLS) + ['default', 'all'])}")
+                    f"{', '.join(rk_all + ADAPTERS + ['torch', 'torch-cuda', 'keras'] + list(IMPLS) + ['default', 'all'])}")
             group = [f"rnnkern-{b}"]
         names += [g for g in group if g not in names]
     if not names:
@@ -531,6 +563,13 @@ def make_impl(name):
     if name == "keras":
         ok, why = keras_status()
         return (keras_impl(), "") if ok else (None, why)
+    if name == "rnnkern.torch":
+        if not _torch_available():
+            return None, "torch not installed"
+        return rnnkern_torch_impl(), ""
+    if name == "rnnkern.keras":
+        ok, why = keras_status()
+        return (rnnkern_keras_impl(), "") if ok else (None, why)
     if name.startswith("rnnkern-") and DROPOUT_SUFFIX in name:
         base, rate = name[len("rnnkern-"):].split(DROPOUT_SUFFIX, 1)
         try:

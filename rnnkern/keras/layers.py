@@ -85,7 +85,7 @@ class _RnnkernLoop:
         need_grad = torch.is_grad_enabled() and any(
             t is not None and t.requires_grad for t in (x, kernel, recurrent, bias, h0, c0))
         ract = _activation_name(getattr(cell, "recurrent_activation", keras.activations.sigmoid))
-        y, h, c, _ = _ops.rnn_forward(
+        y, h, c = _ops.run(
             x, kernel, recurrent, bias, None, h0, c0, m, cell_name,
             _activation_name(cell.activation), bool(self.go_backwards), need_grad,
             self.rnnkern_backend, ract, reset_after, True)

@@ -15,6 +15,12 @@ nothing, and ``retain_graph=True`` can run the backward twice.
 
 Weights are taken in torch's layout and converted to the kernels' (Keras') layout
 by ``_weights.KerasWeights``, once per weight change.
+
+``run`` is what the modules call: under ``torch.compile`` / ``torch.export``
+tracing it is the custom operator; in eager mode the same forward and backward
+bodies behind a ``torch.autograd.Function``, whose context holds the workspace
+itself (the dispatcher's custom-operator path costs ~0.1 ms a call, which at
+small problems is more than the kernels).
 """
 from __future__ import annotations
 
@@ -52,10 +58,14 @@ def _drop(key):
         _registry.pop(key, None)
 
 
+_eager_live = weakref.WeakSet()   # the eager path's workspaces (held by autograd ctx)
+
+
 def live_workspaces():
-    """How many training forwards' workspaces are held (for tests and debugging)."""
+    """How many training forwards' workspaces are held, by both paths (for tests
+    and debugging)."""
     with _registry_lock:
-        return len(_registry)
+        return len(_registry) + len(_eager_live)
 
 
 def resolve_backend(name, dtype, device):
@@ -103,6 +113,51 @@ def _out(a, like):
     return t if like.device.type == "cpu" else t.to(like.device)
 
 
+_backend_memo = {}
+
+
+def _backend_for(name, dtype, device):
+    key = (name, dtype, device.type)
+    be = _backend_memo.get(key)
+    if be is None:
+        be = _backend_memo[key] = resolve_backend(name, dtype, device)
+    return be
+
+
+def _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation, go_backwards,
+                  need_grad, backend, recurrent_activation, reset_after, keras_layout):
+    """The forward of both paths: (y, h_T, c_T or an empty tensor, cache or None)."""
+    be = _backend_for(backend, x.dtype, x.device)
+    kw = _weights.KerasWeights.of(cell, be, w_ih, w_hh, b_ih, b_hh, keras_layout=keras_layout,
+                                  reset_after=reset_after)
+    y, h, c, cache = be.forward(
+        cell, _np(x), kw.W, kw.U, kw.b, _np(h0), _np(c0) if cell == "lstm" else None,
+        _np(mask), kw.packed, activation=activation,
+        recurrent_activation=recurrent_activation, reset_after=reset_after,
+        go_backwards=go_backwards, return_sequences=True, training=need_grad)
+    c_t = _out(c, x) if cell == "lstm" else x.new_empty((0,))
+    return _out(y, x), _out(h, x), c_t, cache
+
+
+def _backward_impl(cache, dy, dh, dc, x, cell, has_bias, keras_layout):
+    """The backward of both paths: (dx, d w_ih, d w_hh, d b_ih, d b_hh, dh0, dc0), None
+    where a tensor does not exist."""
+    dtype = np.float64 if x.dtype == torch.float64 else np.float32
+    dc_n = _np(dc).astype(dtype, copy=False) if cell == "lstm" else None
+    gr = cache.backend.backward(cache, _np(dy).astype(dtype, copy=False),
+                                _np(dh).astype(dtype, copy=False), dc_n)
+    if keras_layout:
+        d_ih, d_hh, db_ih, db_hh = gr.dkernel, gr.drecurrent_kernel, gr.dbias, None
+    else:
+        d_ih, d_hh, db_ih, db_hh = _weights.grads_to_torch(
+            cell, gr.dkernel, gr.drecurrent_kernel, gr.dbias if has_bias else None)
+
+    def as_t(a):
+        return None if a is None else _out(np.asarray(a, dtype), x)
+    return (as_t(gr.dx), as_t(d_ih), as_t(d_hh), as_t(db_ih), as_t(db_hh), as_t(gr.dh0),
+            as_t(gr.dc0 if cell == "lstm" else None))
+
+
 @torch.library.custom_op("rnnkern::rnn_forward", mutates_args=())
 def rnn_forward(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
                 b_ih: Optional[torch.Tensor], b_hh: Optional[torch.Tensor],
@@ -117,17 +172,11 @@ def rnn_forward(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
     [G*H, H], b_ih, b_hh [G*H]; torch's GRU is reset_after=True), or with
     ``keras_layout`` Keras' (w_ih = kernel [C, G*H], w_hh = recurrent_kernel,
     b_ih = bias [G*H] or [2, G*H], b_hh None)."""
-    be = resolve_backend(backend, x.dtype, x.device)
-    kw = _weights.KerasWeights.of(cell, be, w_ih, w_hh, b_ih, b_hh, keras_layout=keras_layout,
-                                  reset_after=reset_after)
-    y, h, c, cache = be.forward(
-        cell, _np(x), kw.W, kw.U, kw.b, _np(h0), _np(c0) if cell == "lstm" else None,
-        _np(mask), kw.packed, activation=activation,
-        recurrent_activation=recurrent_activation, reset_after=reset_after,
-        go_backwards=go_backwards, return_sequences=True, training=need_grad)
-    c_t = _out(c, x) if cell == "lstm" else x.new_empty((0,))
+    y, h, c, cache = _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation,
+                                   go_backwards, need_grad, backend, recurrent_activation,
+                                   reset_after, keras_layout)
     handle = _store(cache) if need_grad else torch.zeros(1, dtype=torch.int64)
-    return _out(y, x), _out(h, x), c_t, handle
+    return y, h, c, handle
 
 
 @rnn_forward.register_fake
@@ -153,19 +202,9 @@ def rnn_backward(handle: torch.Tensor, dy: torch.Tensor, dh: torch.Tensor,
     if cache is None:
         raise RuntimeError("rnnkern.torch: this forward kept nothing for a backward (it ran "
                            "without grad) or its workspace was released")
-    dtype = np.float64 if x.dtype == torch.float64 else np.float32
-    dc_n = _np(dc).astype(dtype, copy=False) if cell == "lstm" else None
-    gr = cache.backend.backward(cache, _np(dy).astype(dtype, copy=False),
-                                _np(dh).astype(dtype, copy=False), dc_n)
-    if keras_layout:
-        d_ih, d_hh, db_ih, db_hh = gr.dkernel, gr.drecurrent_kernel, gr.dbias, None
-    else:
-        d_ih, d_hh, db_ih, db_hh = _weights.grads_to_torch(
-            cell, gr.dkernel, gr.drecurrent_kernel, gr.dbias if has_bias else None)
-    def as_t(a):   # a fresh empty tensor for a missing one: outputs must not alias
-        return x.new_empty((0,)) if a is None else _out(np.asarray(a, dtype), x)
-    return (as_t(gr.dx), as_t(d_ih), as_t(d_hh), as_t(db_ih), as_t(db_hh), as_t(gr.dh0),
-            as_t(gr.dc0 if cell == "lstm" else None))
+    grads = _backward_impl(cache, dy, dh, dc, x, cell, has_bias, keras_layout)
+    # a fresh empty tensor for a missing one: an operator's outputs must not alias
+    return tuple(x.new_empty((0,)) if g is None else g for g in grads)
 
 
 @rnn_backward.register_fake
@@ -215,3 +254,45 @@ def _backward(ctx, dy, dh, dc, _dhandle):
 
 
 torch.library.register_autograd("rnnkern::rnn_forward", _backward, setup_context=_setup_context)
+
+
+class _EagerFn(torch.autograd.Function):
+    """The eager path: the same bodies as the operators, the workspace on ctx."""
+
+    @staticmethod
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cfg):
+        y, h, c, cache = _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, *cfg)
+        ctx.cache, ctx.cfg = cache, cfg
+        if cache is not None:
+            _eager_live.add(cache)
+        ctx.x_meta = (x.shape, x.dtype, x.device)
+        ctx.has_bias = b_ih is not None
+        if cfg[0] != "lstm":
+            ctx.mark_non_differentiable(c)
+        return y, h, c
+
+    @staticmethod
+    def backward(ctx, dy, dh, dc):
+        cache, cfg = ctx.cache, ctx.cfg
+        if cache is None:
+            raise RuntimeError("rnnkern.torch: this forward ran with need_grad=False")
+        cell, keras_layout = cfg[0], cfg[-1]
+        shape, dtype, device = ctx.x_meta
+        x = torch.empty(0, dtype=dtype, device=device)   # dtype and device only
+        dx, d_ih, d_hh, db_ih, db_hh, dh0, dc0 = _backward_impl(
+            cache, dy, dh, dc if cell == "lstm" else None, x, cell, ctx.has_bias, keras_layout)
+        return (dx, d_ih, d_hh, db_ih, db_hh, dh0, dc0, None, None)
+
+
+def run(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation, go_backwards, need_grad,
+        backend, recurrent_activation="sigmoid", reset_after=True, keras_layout=False):
+    """One layer, one direction (``rnn_forward``'s arguments) -> (y, h_T, c_T): the
+    custom operator while torch.compile / torch.export trace, else the eager path."""
+    if torch.compiler.is_compiling():
+        y, h, c, _ = rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation,
+                                 go_backwards, need_grad, backend, recurrent_activation,
+                                 reset_after, keras_layout)
+        return y, h, c
+    cfg = (cell, activation, go_backwards, need_grad, backend, recurrent_activation,
+           reset_after, keras_layout)
+    return _EagerFn.apply(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cfg)

@@ -8,8 +8,8 @@ is cached against the parameter tensors themselves and their version counters
 bumps the counter), together with the backend's packed weights. Writes through
 ``.data`` (``p.data -= lr * p.grad``, and gradcheck's perturbations) bypass the
 counter, so a hit is also checked bit for bit against a copy of the values it
-was made from: a memory compare, several times cheaper than converting and
-packing again, and never a stale answer.
+was made from (``torch.equal`` against a copy): several times cheaper than
+converting and packing again, and never a stale answer.
 """
 from __future__ import annotations
 
@@ -17,19 +17,18 @@ import threading
 import weakref
 
 import numpy as np
+import torch
 
 from .._torch_layout import (  # noqa: F401  (re-exported)
     TORCH_GATE_PERM, grads_to_torch, keras_to_torch_cols, to_keras, to_torch,
     torch_to_keras_cols)
 
-def _same_bits(a, b):
-    """a and b (arrays or None) hold the same bits (NaN payloads included)."""
-    if a is None or b is None:
-        return a is None and b is None
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    u = np.uint64 if a.dtype.itemsize == 8 else np.uint32
-    return bool(np.array_equal(np.ascontiguousarray(a).view(u), b.view(u)))
+def _same_values(t, r):
+    """Tensor t (or None) still equals its copy r (a NaN never does: a reconversion,
+    never a stale answer)."""
+    if t is None or r is None:
+        return t is None and r is None
+    return t.shape == r.shape and torch.equal(t.detach(), r)
 
 
 def _version(t):
@@ -60,7 +59,6 @@ class KerasWeights:
         versions = tuple(None if t is None else _version(t) for t in tensors)
         cacheable = None not in versions[:2] and (b_ih is None or versions[2] is not None) \
             and (b_hh is None or versions[3] is not None)
-        arrays = [None if t is None else t.detach().cpu().numpy() for t in tensors]
         if cacheable:
             with cls._lock:
                 hit = cls._cache.get(id(w_hh))
@@ -68,9 +66,10 @@ class KerasWeights:
                     and hit.layout == (keras_layout, reset_after)
                     and all((r is None and t is None) or (r is not None and r() is t)
                             for r, t in zip(hit.refs, tensors))
-                    and all(_same_bits(a, r) for a, r in zip(arrays, hit.raw))):
+                    and all(_same_values(t, r) for t, r in zip(tensors, hit.raw))):
                 return hit
         self = cls.__new__(cls)
+        arrays = [None if t is None else t.detach().cpu().numpy() for t in tensors]
         dtype = np.float64 if arrays[0].dtype == np.float64 else np.float32
         if keras_layout:
             self.W, self.U, self.b = (None if a is None else np.array(a, dtype, order="C")
@@ -81,7 +80,8 @@ class KerasWeights:
         self.backend = backend
         self.packed = backend.pack(cell, self.U, reset_after, self.W)
         self.versions = versions
-        self.raw = tuple(None if a is None else a.copy() for a in arrays) if cacheable else ()
+        self.raw = tuple(None if t is None else t.detach().clone() for t in tensors) \
+            if cacheable else ()
         key = id(w_hh)
         self.refs = tuple(None if t is None else weakref.ref(t) for t in tensors)
         with cls._lock:

@@ -152,7 +152,7 @@ class RNNBase(nn.Module):
                 k = layer * d + direction
                 w = params[k * per:(k + 1) * per]
                 b_ih, b_hh = (w[2], w[3]) if self.bias else (None, None)
-                y, h, c, _ = _ops.rnn_forward(
+                y, h, c = _ops.run(
                     inp, w[0], w[1], b_ih, b_hh, h0[k], c0[k] if lstm else None, mask,
                     self._cell, self._activation, direction == 1, need_grad, self.backend)
                 if direction == 1:
@@ -166,7 +166,8 @@ class RNNBase(nn.Module):
                 inp = nn.functional.dropout(inp, self.dropout, training=True)
         if mask is not None:   # torch.nn's padded positions are zeros
             inp = inp * mask.unsqueeze(-1).to(inp.dtype)
-        return inp, torch.stack(hs), (torch.stack(cs) if lstm else None)
+        stack = (lambda ts: ts[0].unsqueeze(0)) if len(hs) == 1 else torch.stack
+        return inp, stack(hs), (stack(cs) if lstm else None)
 
     def forward(self, input, hx=None):
         lstm = self._cell == "lstm"
