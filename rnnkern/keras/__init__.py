@@ -12,7 +12,7 @@ reset_after True and False. Anything else -- another Keras backend, dropout or
 recurrent_dropout while training, another activation, another dtype -- runs
 Keras' own loop, with a warning (once per layer class and reason) saying why.
 
-Needs Keras 3 and PyTorch (``pip install rnnkern[torch] keras``).
+Needs Keras 3 and PyTorch (``pip install "rnnkern[keras]"``).
 """
 try:
     import keras  # noqa: F401
