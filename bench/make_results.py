@@ -214,11 +214,12 @@ GEMM blocking tuned for operands that come from memory (larger KC, C blocks kept
 and 7-row tiles were tried and lost 2-7%), and bf16 weight panels as an option for the
 bandwidth-bound batch-1 and large-H cases.
 """
-    doc += dropout_section() + fit_section()
+    doc += dropout_section() + fit_section() + adapters_section()
     with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
         f.write(doc)
     update_readme(r1, r2)
     replace_between(os.path.join(HERE, "..", "README.md"), "fit-table", fit_table())
+    replace_between(os.path.join(HERE, "..", "README.md"), "adapter-table", adapter_summary())
 
 
 def _json(name):
@@ -260,6 +261,84 @@ to its step-by-step loop with recurrent dropout; cuDNN refuses it.)
 {m['cpu']}, {m['date'][:16].replace('T', ' ')} UTC. Command:
 `{d['command']}` ([results/dropout.txt](results/dropout.txt)).
 """
+
+
+ANAME = {"T100N1C32H128": "S1", "T100N32C64H256": "S2", "T50N64C256H512": "S3"}
+
+
+def _adapter_rows():
+    """(shape, cell, mode, raw, rnnkern.torch, torch, rnnkern.keras, keras) medians
+    from results/adapters.json; raw = the widest rnnkern ISA's row."""
+    d = _json("adapters.json")
+    r = {(x["shape"], x["cell"], x["mode"], x["impl"]): x["median_ms"] for x in d["results"]
+         if x["status"] == "ok"}
+    raw = next(i for i in ("rnnkern-avx512", "rnnkern-avx2", "rnnkern-scalar")
+               if any(k[3] == i for k in r))
+    rows = []
+    for sh in ANAME:
+        for cell in ("simple_rnn", "lstm", "gru"):
+            for mode in ("inference", "training"):
+                k = (sh, cell, mode)
+                if (*k, raw) in r:
+                    rows.append((ANAME[sh], cell, mode, r[(*k, raw)],
+                                 r.get((*k, "rnnkern.torch")), r.get((*k, "torch")),
+                                 r.get((*k, "rnnkern.keras")), r.get((*k, "keras"))))
+    return d, raw, rows
+
+
+def adapters_section():
+    """Issue #11's figures: what rnnkern.torch and rnnkern.keras cost over the raw
+    kernels at S1-S3 (target under 10 % at S2), and rnnkern.torch against torch.nn
+    (target: ahead for GRU and SimpleRNN training at S2-S3)."""
+    d, raw, rows = _adapter_rows()
+
+    def pct(a, b):
+        return "" if a is None else f"{100 * (a / b - 1):+.0f}%"
+
+    def x(a, b):
+        return "" if a is None or b is None else f"{b / a:.2f}x"
+    table = ["| shape | cell | mode | kernels ms | rnnkern.torch ms | over kernels | torch.nn ms "
+             "| rnnkern.torch vs torch.nn | rnnkern.keras ms | over kernels | keras ms |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for sh, cell, mode, k, rt, tn, rk, ke in rows:
+        table.append(f"| {sh} | {cell} | {mode} | {fmt(k)} | {fmt(rt) if rt else ''} | "
+                     f"{pct(rt, k)} | {fmt(tn) if tn else ''} | {x(rt, tn)} | "
+                     f"{fmt(rk) if rk else ''} | {pct(rk, k)} | {fmt(ke) if ke else ''} |")
+    s2 = [(r[4] / r[3] - 1) for r in rows if r[0] == "S2" and r[4]]
+    s2k = [(r[6] / r[3] - 1) for r in rows if r[0] == "S2" and r[6]]
+    beat = [r[5] / r[4] for r in rows if r[0] in ("S2", "S3") and r[2] == "training"
+            and r[1] in ("gru", "simple_rnn") and r[4] and r[5]]
+    m = d["machine"]
+    return f"""
+## The adapters: rnnkern.torch and rnnkern.keras (issue #11)
+
+The same problems through `rnnkern.torch`'s modules (torch autograd: forward, then
+`out.sum().backward()`) and `rnnkern.keras`' layers (Keras 3 on the torch backend, a
+layer call and its backward as in a training step), next to the raw kernels ({raw},
+the function API) and to torch.nn / keras.layers, interleaved in one run, 1 thread.
+Targets: overhead over the kernels under 10 % at S2 -- rnnkern.torch
+**{"met" if max(s2) < 0.10 else "missed"}, {100 * min(s2):+.1f}% to {100 * max(s2):+.1f}%**,
+rnnkern.keras {100 * min(s2k):+.1f}% to {100 * max(s2k):+.1f}%; rnnkern.torch ahead of
+torch.nn for GRU and SimpleRNN training at S2-S3 --
+**{"met" if min(beat) > 1 else "missed"}, {min(beat):.2f}-{max(beat):.2f}x**.
+
+{chr(10).join(table)}
+
+{m['cpu']}, {m['date'][:16].replace('T', ' ')} UTC. Command:
+`{d['command']}` ([results/adapters.txt](results/adapters.txt)).
+"""
+
+
+def adapter_summary():
+    d, raw, rows = _adapter_rows()
+    out = ["| shape | cell | mode | rnnkern.torch over the kernels | rnnkern.torch vs torch.nn "
+           "| rnnkern.keras over the kernels |", "|---|---|---|---|---|---|"]
+    for sh, cell, mode, k, rt, tn, rk, ke in rows:
+        if sh != "S2":
+            continue
+        out.append(f"| {sh} | {cell} | {mode} | {100 * (rt / k - 1):+.0f}% | "
+                   f"{tn / rt:.2f}x | {100 * (rk / k - 1):+.0f}% |")
+    return "\n".join(out) + f"\n\n({d['machine']['cpu']}; S1-S3 in bench/RESULTS.md.)"
 
 
 def fit_rows(f):
