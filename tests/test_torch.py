@@ -245,6 +245,11 @@ def test_conversion_once_per_weight_change():
     ref.load_state_dict(m.state_dict())
     assert_close(y.detach().numpy(), ref(x)[0].detach().numpy(), "torch_f32",
                  "after a write through .data")
+    m.weight_hh_l0.data = torch.randn(28, 7)   # new memory, same tensor object
+    y = m(x)[0]
+    ref.load_state_dict(m.state_dict())
+    assert_close(y.detach().numpy(), ref(x)[0].detach().numpy(), "torch_f32",
+                 "after .data = another tensor")
 
 
 def test_workspace_freed_without_backward():

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <utility>
@@ -553,6 +554,25 @@ PYBIND11_MODULE(_core, m) {
       });
   m.def("embedding_grad", &embedding_grad, py::arg("ids"), py::arg("dy"), py::arg("vocab"),
         "dE[vocab, dim]: the rows of dy summed by id (float32, ids in range).");
+  m.def("same_bytes", [](py::buffer a, py::buffer b) {
+    // Whether two C-contiguous buffers hold the same bytes: a memcmp, without the
+    // GIL (rnnkern.torch's check that cached weights are still current).
+    py::buffer_info x = a.request(), y = b.request();
+    const auto contiguous = [](const py::buffer_info& i) {
+      py::ssize_t step = i.itemsize;
+      for (py::ssize_t d = i.ndim - 1; d >= 0; --d) {
+        if (i.shape[d] != 1 && i.strides[d] != step) return false;
+        step *= i.shape[d];
+      }
+      return true;
+    };
+    if (!contiguous(x) || !contiguous(y))
+      throw py::value_error("same_bytes: a and b must be C-contiguous buffers");
+    const size_t n = (size_t)(x.size * x.itemsize);
+    if (n != (size_t)(y.size * y.itemsize)) return false;
+    py::gil_scoped_release nogil;
+    return n == 0 || std::memcmp(x.ptr, y.ptr, n) == 0;
+  }, py::arg("a"), py::arg("b"), "Whether two C-contiguous buffers hold the same bytes.");
   m.def("cpu_isas", &cpu_isas, "CPU ISAs compiled in and supported here, widest first.");
   m.def("forward", &forward, py::arg("isa"), py::arg("cell"), py::arg("activation"),
         py::arg("recurrent_activation"), py::arg("reset_after"), py::arg("go_backwards"),

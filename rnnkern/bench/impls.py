@@ -292,13 +292,14 @@ def _torch_prepare(cell, mode, inp, device="cpu", lib=None):
 
     xt = xt.clone().requires_grad_(True)
     params = list(mod.parameters())
+    dy = torch.from_numpy(inp.dy).to(device)   # d sum(y) / dy: the raw rows' dy
 
     def fn():
         for p in params:
             p.grad = None
         xt.grad = None
         out = mod(xt)[0]
-        out.sum().backward()
+        out.backward(dy)
         sync()
         return out
 
@@ -404,13 +405,14 @@ def _keras_prepare(cell, mode, inp, rnnkern_layers=False):
     xt = xt.clone().requires_grad_(True)
     # get_weights() order: kernel, recurrent_kernel, bias
     params = [v.value for v in layer.weights]
+    dy = torch.from_numpy(inp.dy)   # d sum(y) / dy, as the raw rows and torch's take it
 
     def fn():
         for p in params:
             p.grad = None
         xt.grad = None
         out = layer(xt, training=True)
-        out.sum().backward()
+        out.backward(dy)
         return out
 
     def collect(out):

@@ -8,8 +8,8 @@ is cached against the parameter tensors themselves and their version counters
 bumps the counter), together with the backend's packed weights. Writes through
 ``.data`` (``p.data -= lr * p.grad``, and gradcheck's perturbations) bypass the
 counter, so a hit is also checked bit for bit against a copy of the values it
-was made from (``torch.equal`` against a copy): several times cheaper than
-converting and packing again, and never a stale answer.
+was made from (the same memory, and a memcmp against a copy): several times
+cheaper than converting and packing again, and never a stale answer.
 """
 from __future__ import annotations
 
@@ -23,12 +23,37 @@ from .._torch_layout import (  # noqa: F401  (re-exported)
     TORCH_GATE_PERM, grads_to_torch, keras_to_torch_cols, to_keras, to_torch,
     torch_to_keras_cols)
 
-def _same_values(t, r):
-    """Tensor t (or None) still equals its copy r (a NaN never does: a reconversion,
-    never a stale answer)."""
-    if t is None or r is None:
-        return t is None and r is None
-    return t.shape == r.shape and torch.equal(t.detach(), r)
+_core_mod = None
+
+
+def _same_bytes(a, b):
+    """Two C-contiguous arrays hold the same bytes (a memcmp in the extension)."""
+    global _core_mod
+    if _core_mod is None:
+        try:
+            from .. import _core
+            _core_mod = _core
+        except ImportError:   # no compiled extension: the reference backend only
+            return a.tobytes() == b.tobytes()
+    return _core_mod.same_bytes(a, b)
+
+
+def _view(t):
+    """(NumPy view, data pointer) of a CPU tensor's memory, or None where the check
+    has to go through torch (a CUDA or non-contiguous tensor)."""
+    if t is None or t.device.type != "cpu" or not t.is_contiguous():
+        return None
+    return t.detach().numpy(), t.data_ptr()
+
+
+def _still(t, view, raw):
+    """Tensor t (or None) still holds the values its conversion was made from: the
+    same memory (``p.data = other`` moves it) holding the same bytes."""
+    if t is None or raw is None:
+        return t is None and raw is None
+    if view is None:
+        return torch.equal(t.detach().cpu(), torch.from_numpy(raw))
+    return t.data_ptr() == view[1] and _same_bytes(view[0], raw)
 
 
 def _version(t):
@@ -41,8 +66,8 @@ def _version(t):
 class KerasWeights:
     """The Keras-layout (W, U, b) and the backend's packed weights of one set of
     torch parameter tensors, valid while those tensors' versions are unchanged."""
-    __slots__ = ("refs", "versions", "backend", "W", "U", "b", "packed", "raw", "layout",
-                 "__weakref__")
+    __slots__ = ("refs", "versions", "backend", "W", "U", "b", "packed", "raw", "views",
+                 "layout", "__weakref__")
 
     _cache = {}                            # id(weight_hh) -> KerasWeights (a tensor's
                                            # == is elementwise: no WeakKeyDictionary)
@@ -66,7 +91,7 @@ class KerasWeights:
                     and hit.layout == (keras_layout, reset_after)
                     and all((r is None and t is None) or (r is not None and r() is t)
                             for r, t in zip(hit.refs, tensors))
-                    and all(_same_values(t, r) for t, r in zip(tensors, hit.raw))):
+                    and all(_still(t, v, r) for t, v, r in zip(tensors, hit.views, hit.raw))):
                 return hit
         self = cls.__new__(cls)
         arrays = [None if t is None else t.detach().cpu().numpy() for t in tensors]
@@ -80,8 +105,9 @@ class KerasWeights:
         self.backend = backend
         self.packed = backend.pack(cell, self.U, reset_after, self.W)
         self.versions = versions
-        self.raw = tuple(None if t is None else t.detach().clone() for t in tensors) \
-            if cacheable else ()
+        self.raw = tuple(None if t is None else t.detach().cpu().numpy().copy()
+                         for t in tensors) if cacheable else ()
+        self.views = tuple(_view(t) for t in tensors) if cacheable else ()
         key = id(w_hh)
         self.refs = tuple(None if t is None else weakref.ref(t) for t in tensors)
         with cls._lock:

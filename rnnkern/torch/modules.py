@@ -95,7 +95,9 @@ class RNNBase(nn.Module):
 
     @property
     def _flat_weights(self):
-        return [getattr(self, n) for n in self._flat_weights_names]
+        params = self._parameters   # (getattr through Module.__getattr__ is slow)
+        return [params[n] if n in params else getattr(self, n)
+                for n in self._flat_weights_names]
 
     def flatten_parameters(self):
         """A no-op (torch.nn's compacts the weights for cuDNN; rnnkern converts
