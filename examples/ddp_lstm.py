@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 import rnnkern
 import rnnkern.torch as rt
 
-T, HIDDEN, GLOBAL_BATCH = 50, 32, 64
+T, HIDDEN, GLOBAL_BATCH = 20, 32, 64
 
 
 def adding_batch(n, gen):
@@ -89,7 +89,7 @@ def train(rank, world, args):
     if args.check:
         return check(rank, world, model)
     ddp = DDP(model)
-    opt = torch.optim.Adam(ddp.parameters(), lr=3e-3)
+    opt = torch.optim.Adam(ddp.parameters(), lr=1e-2)
     gen = torch.Generator().manual_seed(100)       # the same global batches everywhere
     steps = 60 if args.quick else args.steps
     t0 = time.perf_counter()
@@ -133,7 +133,7 @@ def free_port():
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--nproc", type=int, default=2, help="processes (without torchrun)")
-    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--check", action="store_true",
                    help="compare one step's DDP gradients with a single process, then exit")
     p.add_argument("--quick", action="store_true", help="a short run (the tests')")
