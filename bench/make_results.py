@@ -143,7 +143,7 @@ against the float64 reference at the benchmark shape before it was timed (all pa
   `% peak` column: {p1['avx512']:.0f} / {p1['avx2']:.0f} (1-thread run), {p2['avx512']:.0f} / {p2['avx2']:.0f} (2-thread run).
   No kernel that loads its operands reaches that register-only peak: the same command times
   a 1024^3 SGEMM on one thread at {gemm_txt}, which is the practical ceiling.
-- **Date**: 2026-11-22, {t1} UTC (1 thread) and {t2} UTC (2 threads).
+- **Date**: {d1["machine"]["date"][:10]}, {t1} UTC (1 thread) and {t2} UTC (2 threads).
 - **Commands** (after `pip install ".[bench]"`, run from /tmp):
 
   ```bash
