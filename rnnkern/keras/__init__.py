@@ -8,8 +8,9 @@ loading all work as with Keras' own layers.
 Served: the torch backend (``KERAS_BACKEND=torch``), float32 or float64, the
 activations rnnkern's kernels implement (tanh, relu, sigmoid, hard_sigmoid,
 linear), masks, go_backwards, initial and stateful states, use_bias, GRU
-reset_after True and False. Anything else -- another Keras backend, dropout or
-recurrent_dropout while training, another activation, another dtype -- runs
+reset_after True and False, dropout and recurrent_dropout (Keras' own masks, applied
+inside the kernels). Anything else -- another Keras backend, another activation,
+another dtype -- runs
 Keras' own loop, with a warning (once per layer class and reason) saying why.
 
 Needs Keras 3 and PyTorch (``pip install "rnnkern[keras]"``).

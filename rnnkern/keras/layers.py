@@ -39,9 +39,6 @@ def unsupported_reason(layer, sequences, training):
     if ract is not None and _activation_name(ract) is None:
         return (f"recurrent_activation {ract!r} is not one of rnnkern's "
                 f"{list(ACTIVATIONS)}")
-    if training and (getattr(cell, "dropout", 0) or getattr(cell, "recurrent_dropout", 0)):
-        return ("dropout / recurrent_dropout while training: the masks are Keras' cell's "
-                "(rnnkern.layers runs them inside its kernels)")
     dtype = str(getattr(sequences, "dtype", ""))
     if dtype not in ("torch.float32", "torch.float64"):
         return f"dtype {dtype}: rnnkern's kernels run float32 (and float64 on the reference)"
@@ -85,16 +82,42 @@ class _RnnkernLoop:
         need_grad = torch.is_grad_enabled() and any(
             t is not None and t.requires_grad for t in (x, kernel, recurrent, bias, h0, c0))
         ract = _activation_name(getattr(cell, "recurrent_activation", keras.activations.sigmoid))
+        im, rm = self._rnnkern_dropout_masks(x, h0, training)
         y, h, c = _ops.run(
             x, kernel, recurrent, bias, None, h0, c0, m, cell_name,
             _activation_name(cell.activation), bool(self.go_backwards), need_grad,
-            self.rnnkern_backend, ract, reset_after, True)
+            self.rnnkern_backend, ract, reset_after, True, im, rm)
         if self.zero_output_for_mask and m is not None:
             # Keras: masked steps output zeros (in processing order)
             mp = m.flip(1) if self.go_backwards else m
             y = y * mp.unsqueeze(-1).to(y.dtype)
         last = y[:, -1]
         return last, y, ([h, c] if lstm else [h])
+
+    def _rnnkern_dropout_masks(self, x, h0, training):
+        """Keras' own dropout masks of this call, as the kernels take them: [G, N, C]
+        and [G, N, H] (None: no dropout). Keras' RNN.call drew them before the loop
+        (the cell caches them for every step); they are read back here, exactly
+        where Keras' cell would apply them."""
+        import torch
+        if not training:
+            return None, None
+        cell = self.cell
+        G = {"simple_rnn": 1, "lstm": 4, "gru": 3}[self._rnnkern_cell]
+
+        def per_gate(m):
+            if m is None:
+                return None
+            if isinstance(m, (list, tuple)):   # implementation 1: a mask per gate
+                return torch.stack([t.to(x.dtype) for t in m]).contiguous()
+            return m.to(x.dtype).unsqueeze(0).expand(G, *m.shape).contiguous()
+
+        def applies(rate):   # Keras' cells: SimpleRNN whenever a mask exists
+            return self._rnnkern_cell == "simple_rnn" or 0.0 < rate < 1.0
+        im = per_gate(cell.get_dropout_mask(x[:, 0, :])) if applies(cell.dropout) else None
+        rm = (per_gate(cell.get_recurrent_dropout_mask(h0))
+              if applies(cell.recurrent_dropout) else None)
+        return im, rm
 
 
 def _register(cls):

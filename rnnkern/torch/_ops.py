@@ -125,7 +125,8 @@ def _backend_for(name, dtype, device):
 
 
 def _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation, go_backwards,
-                  need_grad, backend, recurrent_activation, reset_after, keras_layout):
+                  need_grad, backend, recurrent_activation, reset_after, keras_layout,
+                  input_masks=None, recurrent_masks=None):
     """The forward of both paths: (y, h_T, c_T or an empty tensor, cache or None)."""
     be = _backend_for(backend, x.dtype, x.device)
     kw = _weights.KerasWeights.of(cell, be, w_ih, w_hh, b_ih, b_hh, keras_layout=keras_layout,
@@ -134,7 +135,8 @@ def _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation, go_
         cell, _np(x), kw.W, kw.U, kw.b, _np(h0), _np(c0) if cell == "lstm" else None,
         _np(mask), kw.packed, activation=activation,
         recurrent_activation=recurrent_activation, reset_after=reset_after,
-        go_backwards=go_backwards, return_sequences=True, training=need_grad)
+        go_backwards=go_backwards, return_sequences=True, training=need_grad,
+        input_masks=_np(input_masks), recurrent_masks=_np(recurrent_masks))
     c_t = _out(c, x) if cell == "lstm" else x.new_empty((0,))
     return _out(y, x), _out(h, x), c_t, cache
 
@@ -164,24 +166,27 @@ def rnn_forward(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
                 h0: torch.Tensor, c0: Optional[torch.Tensor], mask: Optional[torch.Tensor],
                 cell: str, activation: str, go_backwards: bool, need_grad: bool,
                 backend: str, recurrent_activation: str = "sigmoid", reset_after: bool = True,
-                keras_layout: bool = False
+                keras_layout: bool = False, input_masks: Optional[torch.Tensor] = None,
+                recurrent_masks: Optional[torch.Tensor] = None
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One layer, one direction: x [N, T, C] -> (y [N, T, H] in processing order,
     h_T [N, H], c_T [N, H] (LSTM; else empty), handle); mask None or [N, T] bool
     (Keras' mask semantics). Weights in torch's layout (w_ih [G*H, C], w_hh
     [G*H, H], b_ih, b_hh [G*H]; torch's GRU is reset_after=True), or with
     ``keras_layout`` Keras' (w_ih = kernel [C, G*H], w_hh = recurrent_kernel,
-    b_ih = bias [G*H] or [2, G*H], b_hh None)."""
+    b_ih = bias [G*H] or [2, G*H], b_hh None). ``input_masks`` [G, N, C] and
+    ``recurrent_masks`` [G, N, H]: Keras' per-gate dropout masks (rnnkern.ops)."""
     y, h, c, cache = _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation,
                                    go_backwards, need_grad, backend, recurrent_activation,
-                                   reset_after, keras_layout)
+                                   reset_after, keras_layout, input_masks, recurrent_masks)
     handle = _store(cache) if need_grad else torch.zeros(1, dtype=torch.int64)
     return y, h, c, handle
 
 
 @rnn_forward.register_fake
 def _(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation, go_backwards, need_grad,
-      backend, recurrent_activation="sigmoid", reset_after=True, keras_layout=False):
+      backend, recurrent_activation="sigmoid", reset_after=True, keras_layout=False,
+      input_masks=None, recurrent_masks=None):
     N, T = x.shape[0], x.shape[1]
     H = w_hh.shape[0] if keras_layout else w_hh.shape[1]
     c = x.new_empty((N, H)) if cell == "lstm" else x.new_empty((0,))
@@ -222,7 +227,8 @@ def _(handle, dy, dh, dc, x, w_ih, w_hh, cell, has_bias, keras_layout=False,
 def _setup_context(ctx, inputs, output):
     x, w_ih, w_hh, b_ih = inputs[:4]
     cell, need_grad = inputs[8], inputs[11]
-    rest = tuple(inputs[13:]) + ("sigmoid", True, False)[len(inputs) - 13:]  # defaults
+    defaults = ("sigmoid", True, False, None, None)
+    rest = tuple(inputs[13:]) + defaults[len(inputs) - 13:]
     ctx.reset_after, ctx.keras_layout = bool(rest[1]), bool(rest[2])
     ctx.cell = cell
     ctx.has_bias = b_ih is not None
@@ -250,7 +256,7 @@ def _backward(ctx, dy, dh, dc, _dhandle):
     torch_bias = ctx.has_bias and not ctx.keras_layout
     return (dx, d_ih, d_hh, db_ih if ctx.has_bias else None,
             db_hh if torch_bias else None, dh0, dc0 if lstm else None,
-            None, None, None, None, None, None, None, None, None)
+            None, None, None, None, None, None, None, None, None, None, None)
 
 
 torch.library.register_autograd("rnnkern::rnn_forward", _backward, setup_context=_setup_context)
@@ -260,8 +266,10 @@ class _EagerFn(torch.autograd.Function):
     """The eager path: the same bodies as the operators, the workspace on ctx."""
 
     @staticmethod
-    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cfg):
-        y, h, c, cache = _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, *cfg)
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, input_masks, recurrent_masks,
+                cfg):
+        y, h, c, cache = _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, *cfg,
+                                       input_masks, recurrent_masks)
         ctx.cache, ctx.cfg = cache, cfg
         if cache is not None:
             _eager_live.add(cache)
@@ -281,18 +289,20 @@ class _EagerFn(torch.autograd.Function):
         x = torch.empty(0, dtype=dtype, device=device)   # dtype and device only
         dx, d_ih, d_hh, db_ih, db_hh, dh0, dc0 = _backward_impl(
             cache, dy, dh, dc if cell == "lstm" else None, x, cell, ctx.has_bias, keras_layout)
-        return (dx, d_ih, d_hh, db_ih, db_hh, dh0, dc0, None, None)
+        return (dx, d_ih, d_hh, db_ih, db_hh, dh0, dc0, None, None, None, None)
 
 
 def run(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation, go_backwards, need_grad,
-        backend, recurrent_activation="sigmoid", reset_after=True, keras_layout=False):
+        backend, recurrent_activation="sigmoid", reset_after=True, keras_layout=False,
+        input_masks=None, recurrent_masks=None):
     """One layer, one direction (``rnn_forward``'s arguments) -> (y, h_T, c_T): the
     custom operator while torch.compile / torch.export trace, else the eager path."""
     if torch.compiler.is_compiling():
         y, h, c, _ = rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation,
                                  go_backwards, need_grad, backend, recurrent_activation,
-                                 reset_after, keras_layout)
+                                 reset_after, keras_layout, input_masks, recurrent_masks)
         return y, h, c
     cfg = (cell, activation, go_backwards, need_grad, backend, recurrent_activation,
            reset_after, keras_layout)
-    return _EagerFn.apply(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cfg)
+    return _EagerFn.apply(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, input_masks,
+                          recurrent_masks, cfg)
