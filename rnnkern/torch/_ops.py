@@ -304,5 +304,8 @@ def run(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation, go_backwards,
         return y, h, c
     cfg = (cell, activation, go_backwards, need_grad, backend, recurrent_activation,
            reset_after, keras_layout)
+    if not need_grad:   # nothing to differentiate: no autograd node (~25 us less a call)
+        return _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, *cfg, input_masks,
+                             recurrent_masks)[:3]
     return _EagerFn.apply(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, input_masks,
                           recurrent_masks, cfg)
