@@ -283,6 +283,17 @@ def test_workspace_freed_without_backward():
     assert rt.live_workspaces() == base
 
 
+def test_double_backward_raises():
+    """BPTT is not differentiable again: a second-order gradient is an error, never a
+    silently wrong zero."""
+    m = rt.GRU(5, 7, batch_first=True)
+    x = torch.randn(2, 4, 5, requires_grad=True)
+    with pytest.raises(RuntimeError, match="not differentiable again"):
+        torch.autograd.grad(m(x)[0].sum(), x, create_graph=True)
+    (gx,) = torch.autograd.grad(m(x)[0].sum(), x)    # first order as usual
+    assert gx.shape == x.shape
+
+
 def test_bad_input_messages():
     m = rt.LSTM(5, 7)
     with pytest.raises(RuntimeError, match="input_size. Expected 5, got 4"):

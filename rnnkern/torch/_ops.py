@@ -281,6 +281,10 @@ class _EagerFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, dh, dc):
+        if torch.is_grad_enabled():   # create_graph=True: a graph of the backward wanted
+            raise RuntimeError("rnnkern.torch: the BPTT kernels are not differentiable "
+                               "again (create_graph=True / double backward); use torch.nn "
+                               "for higher-order gradients")
         cache, cfg = ctx.cache, ctx.cfg
         if cache is None:
             raise RuntimeError("rnnkern.torch: this forward ran with need_grad=False")
