@@ -105,8 +105,7 @@ class KerasWeights:
         self.backend = backend
         self.packed = backend.pack(cell, self.U, reset_after, self.W)
         self.versions = versions
-        self.raw = tuple(None if t is None else t.detach().cpu().numpy().copy()
-                         for t in tensors) if cacheable else ()
+        self.raw = tuple(None if a is None else a.copy() for a in arrays) if cacheable else ()
         self.views = tuple(_view(t) for t in tensors) if cacheable else ()
         key = id(w_hh)
         self.refs = tuple(None if t is None else weakref.ref(t) for t in tensors)

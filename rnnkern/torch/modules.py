@@ -213,8 +213,8 @@ class RNNBase(nn.Module):
                                            f"2-D but got ({t.dim()}-D) tensor")
                 h0 = h0.unsqueeze(1)
                 c0 = c0.unsqueeze(1) if c0 is not None else None
-            elif packed:   # states come in the caller's batch order, as torch.nn takes them
-                pass
+            # (with a PackedSequence the states come in the caller's batch order, as
+            # torch.nn takes them: the padded batch below is in that order too)
             self._check_state(h0, n, "hidden")
             if c0 is not None:
                 self._check_state(c0, n, "cell")
