@@ -93,6 +93,9 @@ struct Runtime {
   static void to_host(void* h, const void* d, size_t n) {
     check(cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost), "cudaMemcpy to the host");
   }
+  static void copy(void* d, const void* s, size_t n) {
+    check(cudaMemcpy(d, s, n, cudaMemcpyDeviceToDevice), "cudaMemcpy on the device");
+  }
   static void zero(void* d, size_t n) { check(cudaMemset(d, 0, n), "cudaMemset"); }
   // Blocks of `kernel` the device holds at once (0 where cooperative launches are
   // not supported), after allowing it `smem` bytes of dynamic shared memory.
@@ -110,6 +113,47 @@ struct Runtime {
   }
 };
 
+// The stream this thread's launches go to: the legacy default stream, except
+// while a Graph captures (its own stream, which the default one waits for).
+thread_local cudaStream_t launch_stream = nullptr;
+
+// A CUDA graph of the launches this thread makes between begin_capture and
+// end_capture, replayed on the stream it was captured from.
+class Graph {
+ public:
+  Graph() = default;
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+  void begin_capture() {
+    // a blocking stream: it waits for the default stream's earlier work, and the
+    // default stream's later work waits for it
+    check(cudaStreamCreate(&stream_), "cudaStreamCreate");
+    check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal),
+          "cudaStreamBeginCapture");
+    launch_stream = stream_;
+  }
+  void end_capture() {
+    launch_stream = nullptr;
+    check(cudaStreamEndCapture(stream_, &graph_), "cudaStreamEndCapture");
+    check(cudaGraphInstantiate(&exec_, graph_, 0), "cudaGraphInstantiate");
+  }
+  void replay() const {
+    check(cudaGraphLaunch(exec_, stream_), "cudaGraphLaunch");
+    check(cudaStreamSynchronize(stream_), "the graph's replay");
+  }
+  ~Graph() {
+    launch_stream = nullptr;
+    if (exec_) cudaGraphExecDestroy(exec_);
+    if (graph_) cudaGraphDestroy(graph_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+};
+
 void require_device() {
   int count = 0;
   check(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
@@ -125,7 +169,7 @@ void free_pool() { pool().free_all(); }
 #define RK_LAUNCH(kind, gx, gy, bx, by, smem, kernel, ...)                              \
   do {                                                                                  \
     kernel<<<dim3((unsigned)(gx), (unsigned)(gy)), dim3((unsigned)(bx), (unsigned)(by)), \
-             (smem)>>>(__VA_ARGS__);                                                    \
+             (smem), ::rnnkern::gpu_cuda::launch_stream>>>(__VA_ARGS__);                \
     ::rnnkern::gpu_cuda::check(cudaGetLastError(), "launch " #kernel);                  \
   } while (0)
 
@@ -156,6 +200,44 @@ void gpu_backward(const GpuWorkspace& ws, const GpuBackwardIn& in, const GpuBack
   require_device();
   run_backward(ws, in, out);
   check(cudaDeviceSynchronize(), "backward");
+}
+
+void* device_alloc(size_t bytes) {
+  require_device();
+  return Runtime::alloc(bytes ? bytes : 1);
+}
+void device_free(void* p) { Runtime::release(p); }
+void device_copy(void* dst, const void* src, size_t bytes, int kind) {
+  const cudaMemcpyKind k = kind == kToDevice ? cudaMemcpyHostToDevice
+                           : kind == kToHost ? cudaMemcpyDeviceToHost
+                                             : cudaMemcpyDeviceToDevice;
+  check(cudaMemcpy(dst, src, bytes, k), "cudaMemcpy of a device array");
+}
+void stream_synchronize(uintptr_t stream) {
+  check(cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(stream)), "cudaStreamSynchronize");
+}
+
+int device_ordinal() {
+  int dev = 0;
+  check(cudaGetDevice(&dev), "cudaGetDevice");
+  return dev;
+}
+
+bool device_accessible(const void* p, size_t bytes) {
+  if (!p) return false;
+  int dev = 0;
+  check(cudaGetDevice(&dev), "cudaGetDevice");
+  const char* last = static_cast<const char*>(p) + (bytes ? bytes - 1 : 0);
+  for (const void* q : {p, static_cast<const void*>(last)}) {
+    cudaPointerAttributes a{};
+    if (cudaPointerGetAttributes(&a, q) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    if (a.type != cudaMemoryTypeManaged && !(a.type == cudaMemoryTypeDevice && a.device == dev))
+      return false;
+  }
+  return true;
 }
 
 }  // namespace gpu_cuda

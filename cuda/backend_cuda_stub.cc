@@ -23,6 +23,15 @@ void gpu_backward(const GpuWorkspace&, const GpuBackwardIn&, const GpuBackwardOu
 size_t pool_bytes() { return 0; }
 long persistent_count() { return 0; }
 void free_pool() {}
+void stream_synchronize(uintptr_t) { unavailable(); }
+void set_graphs(bool) {}
+bool graphs() { return false; }
+long graph_count() { return 0; }
+void* device_alloc(size_t) { unavailable(); }
+void device_free(void*) {}
+void device_copy(void*, const void*, size_t, int) { unavailable(); }
+bool device_accessible(const void*, size_t) { return false; }
+int device_ordinal() { return 0; }
 
 }  // namespace gpu_cuda
 }  // namespace rnnkern

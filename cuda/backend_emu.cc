@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <new>
 
 #include "emu_runtime.h"
@@ -13,19 +15,55 @@
 namespace rnnkern {
 namespace gpu_emu {
 
-struct Runtime {
-  static void* alloc(size_t bytes) {
-    void* p = std::malloc(bytes);
+// The live allocations of the emulated device, so that device_accessible can
+// tell its memory from any other pointer a caller hands in.
+class Allocations {
+ public:
+  void* add(size_t bytes) {
+    void* p = std::malloc(bytes ? bytes : 1);
     if (!p) throw std::bad_alloc();
+    std::lock_guard<std::mutex> g(m_);
+    live_[static_cast<const char*>(p)] = bytes;
     return p;
   }
-  static void release(void* p) { std::free(p); }
+  void remove(void* p) {
+    {
+      std::lock_guard<std::mutex> g(m_);
+      live_.erase(static_cast<const char*>(p));
+    }
+    std::free(p);
+  }
+  bool contains(const void* p, size_t bytes) {
+    const char* c = static_cast<const char*>(p);
+    std::lock_guard<std::mutex> g(m_);
+    auto it = live_.upper_bound(c);
+    if (it == live_.begin()) return false;
+    --it;
+    return c >= it->first && c + bytes <= it->first + it->second;
+  }
+
+ private:
+  std::mutex m_;
+  std::map<const char*, size_t> live_;
+};
+
+Allocations& allocations() {
+  static Allocations a;
+  return a;
+}
+
+struct Runtime {
+  static void* alloc(size_t bytes) { return allocations().add(bytes); }
+  static void release(void* p) { allocations().remove(p); }
   static void to_device(void* d, const void* h, size_t n) { std::memcpy(d, h, n); }
   static void to_host(void* h, const void* d, size_t n) { std::memcpy(h, d, n); }
+  static void copy(void* d, const void* s, size_t n) { std::memcpy(d, s, n); }
   static void zero(void* d, size_t n) { std::memset(d, 0, n); }
   // A grid launch runs one std::thread per CUDA thread: 16 blocks (1024 threads).
   static int coresident_blocks(const void*, int, size_t) { return 16; }
 };
+
+using Graph = emu::Graph;
 
 }  // namespace gpu_emu
 }  // namespace rnnkern
@@ -33,7 +71,8 @@ struct Runtime {
 #define RK_LAUNCH(kind, gx, gy, bx, by, smem, kernel, ...)                              \
   ::rnnkern::emu::launch(::rnnkern::emu::Launch::kind, ::rnnkern::emu::Dim{(gx), (gy)},  \
                          ::rnnkern::emu::Dim{(bx), (by)}, (smem),                        \
-                         [&] { kernel(__VA_ARGS__); })
+                         ::rnnkern::emu::bind_kernel(                            \
+                             [](auto... rk_a) { kernel(rk_a...); }, __VA_ARGS__))
 
 #define RK_LAUNCH_GRID(gx, gy, bx, by, smem, kernel, arg) \
   RK_LAUNCH(Grid, gx, gy, bx, by, smem, kernel, arg)
@@ -51,6 +90,12 @@ std::unique_ptr<GpuWorkspace> gpu_forward(const RnnConfig& cfg, const GpuForward
 void gpu_backward(const GpuWorkspace& ws, const GpuBackwardIn& in, const GpuBackwardOut& out) {
   run_backward(ws, in, out);
 }
+
+void* device_alloc(size_t bytes) { return Runtime::alloc(bytes); }
+void device_free(void* p) { Runtime::release(p); }
+void device_copy(void* dst, const void* src, size_t bytes, int) { std::memcpy(dst, src, bytes); }
+bool device_accessible(const void* p, size_t bytes) { return allocations().contains(p, bytes); }
+int device_ordinal() { return 0; }
 
 }  // namespace gpu_emu
 }  // namespace rnnkern

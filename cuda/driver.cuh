@@ -4,7 +4,11 @@
 //   struct Runtime { static void* alloc(size_t); static void release(void*);
 //                    static void to_device(void*, const void*, size_t);
 //                    static void to_host(void*, const void*, size_t);
-//                    static void zero(void*, size_t); static void copy(void*, const void*, size_t); };
+//                    static void copy(void*, const void*, size_t);   // device to device
+//                    static void zero(void*, size_t); };
+//   class Graph { void begin_capture(); void end_capture(); void replay(); }
+//                  (the launches this thread makes between the first two are
+//                  recorded, not run; replay runs them: a CUDA graph, or its emulation)
 //   RK_LAUNCH(kind, grid_x, grid_y, block_x, block_y, smem_bytes, kernel, args...)
 //   RK_LAUNCH_GRID(grid_x, grid_y, block_x, block_y, smem_bytes, kernel, arg)
 //                  (a grid-cooperative launch: the whole grid resident at once)
@@ -46,11 +50,21 @@ class Buf {
   }
   T* get() const { return p_; }
   size_t size() const { return n_; }
-  void upload(const T* host) {
-    if (n_) Runtime::to_device(p_, host, n_ * sizeof(T));
+  // from / to the caller's array: host memory, or this backend's device memory
+  // where the call says on_device
+  void upload(const T* src, bool on_device = false) {
+    if (!n_ || !src) return;
+    if (on_device)
+      Runtime::copy(p_, src, n_ * sizeof(T));
+    else
+      Runtime::to_device(p_, src, n_ * sizeof(T));
   }
-  void download(T* host) const {
-    if (n_) Runtime::to_host(host, p_, n_ * sizeof(T));
+  void download(T* dst, bool on_device = false) const {
+    if (!n_ || !dst) return;
+    if (on_device)
+      Runtime::copy(dst, p_, n_ * sizeof(T));
+    else
+      Runtime::to_host(dst, p_, n_ * sizeof(T));
   }
   void zero() {
     if (n_) Runtime::zero(p_, n_ * sizeof(T));
@@ -61,9 +75,30 @@ class Buf {
   size_t n_ = 0;
 };
 
-// Forwards that took the small-batch persistent path (for the tests).
-inline std::atomic<long> persistent_launches{0};
+// Forwards that took the small-batch persistent path, and time loops run as a
+// captured graph (for the tests).
+inline std::atomic<long> persistent_launches{0}, graph_replays{0};
 long persistent_count() { return persistent_launches.load(); }
+long graph_count() { return graph_replays.load(); }
+
+// Whether the per-step loops are captured as a graph and replayed (set_graphs).
+inline std::atomic<bool> graphs_on{false};
+void set_graphs(bool on) { graphs_on.store(on); }
+bool graphs() { return graphs_on.load(); }
+
+// Copies a state between the caller's array and the device (see Buf::upload).
+inline void state_in(float* d, const float* src, size_t n, bool on_device) {
+  if (on_device)
+    Runtime::copy(d, src, n * sizeof(float));
+  else
+    Runtime::to_device(d, src, n * sizeof(float));
+}
+inline void state_out(float* dst, const float* d, size_t n, bool on_device) {
+  if (on_device)
+    Runtime::copy(dst, d, n * sizeof(float));
+  else
+    Runtime::to_host(dst, d, n * sizeof(float));
+}
 
 inline Mode forward_mode(const RnnConfig& c) {
   return c.cell == Cell::SimpleRNN ? Mode::Simple : c.cell == Cell::LSTM ? Mode::Lstm
@@ -91,6 +126,28 @@ inline int linear_blocks(int64_t n) {
 }
 
 inline int cdiv(int64_t a, int64_t b) { return (int)((a + b - 1) / b); }
+
+// Runs a time loop's launches (`loop`): as they are, or, with graphs on and more
+// than one step, captured once into a graph and the graph replayed (one launch of
+// the whole loop instead of T host round trips for its kernels).
+template <class F>
+void time_loop(int64_t T, F&& loop) {
+  if (!graphs_on.load() || T < 2) {
+    loop();
+    return;
+  }
+  Graph g;
+  g.begin_capture();
+  try {
+    loop();
+  } catch (...) {
+    g.end_capture();
+    throw;
+  }
+  g.end_capture();
+  g.replay();
+  graph_replays.fetch_add(1, std::memory_order_relaxed);
+}
 
 void gemm(const GemmArgs& g) {
   if (g.M == 0 || g.N == 0) return;
@@ -154,27 +211,28 @@ std::unique_ptr<GpuWorkspace> run_forward(const RnnConfig& cfg, const GpuForward
   ws->cfg = cfg;
   ws->has_bias = in.b != nullptr;
 
-  Buf<float> x(N * T * C), b(in.b ? (ra ? 2 * GH : GH) : 0), P(TN * GH);
+  const bool dev = in.on_device;  // the caller's arrays are device memory: no host copies
+  Buf<float> x(dev ? 0 : N * T * C), b(in.b ? (ra ? 2 * GH : GH) : 0), P(TN * GH);
   x.upload(in.x);
-  b.upload(in.b);
+  b.upload(in.b, dev);
   ws->xs = Buf<float>(TN * C);
   ws->W = Buf<float>(C * GH);
   ws->U = Buf<float>(H * GH);
-  ws->W.upload(in.W);
-  ws->U.upload(in.U);
+  ws->W.upload(in.W, dev);
+  ws->U.upload(in.U, dev);
   if (in.input_masks) {
     ws->imask = Buf<float>(G * N * C);
-    ws->imask.upload(in.input_masks);
+    ws->imask.upload(in.input_masks, dev);
   }
   if (in.recurrent_masks) {
     ws->rmask = Buf<float>(G * NH);
-    ws->rmask.upload(in.recurrent_masks);
+    ws->rmask.upload(in.recurrent_masks, dev);
   }
-  RK_LAUNCH(Independent, linear_blocks(TN * C), 1, kLinear, 1, 0, to_time_major, x.get(),
-            ws->xs.get(), N, T, C, cfg.go_backwards);
+  RK_LAUNCH(Independent, linear_blocks(TN * C), 1, kLinear, 1, 0, to_time_major,
+            dev ? in.x : x.get(), ws->xs.get(), N, T, C, cfg.go_backwards);
   if (in.mask) {
     ws->mask = Buf<uint8_t>(N * T);
-    ws->mask.upload(in.mask);
+    ws->mask.upload(in.mask, dev);
     ws->seen = Buf<uint8_t>(TN);
     RK_LAUNCH(Independent, linear_blocks(N), 1, kLinear, 1, 0, seen_flags, ws->mask.get(),
               ws->seen.get(), N, T, cfg.go_backwards);
@@ -209,10 +267,10 @@ std::unique_ptr<GpuWorkspace> run_forward(const RnnConfig& cfg, const GpuForward
   // states: every step's kept in training, a ring of two otherwise
   const int64_t nstates = cfg.training ? T + 1 : 2;
   ws->states = Buf<float>(nstates * NH);
-  Runtime::to_device(ws->states.get(), in.h0, NH * sizeof(float));
+  state_in(ws->states.get(), in.h0, NH, dev);
   if (cfg.cell == Cell::LSTM) {
     ws->cstates = Buf<float>(nstates * NH);
-    Runtime::to_device(ws->cstates.get(), in.c0, NH * sizeof(float));
+    state_in(ws->cstates.get(), in.c0, NH, dev);
   }
   const bool need_slots = cfg.training || rb;
   ws->slot_stride = cfg.training ? TN * H : NH;
@@ -243,29 +301,31 @@ std::unique_ptr<GpuWorkspace> run_forward(const RnnConfig& cfg, const GpuForward
   q.slots = need_slots ? ws->slots.get() : nullptr;
   q.lstm = cfg.cell == Cell::LSTM;
   if (!persistent_forward_if_fits(q, mode)) {
-    for (int64_t s = 0; s < T; ++s) {
-      const StepArgs a = forward_step_args(q, s);
-      switch (mode) {
-        case Mode::Simple: launch_step<Mode::Simple>(a); break;
-        case Mode::Lstm: launch_step<Mode::Lstm>(a); break;
-        case Mode::GruRA: launch_step<Mode::GruRA>(a); break;
-        default:
-          launch_step<Mode::GruRB1>(a);
-          launch_step<Mode::GruRB2>(second_phase(a));
+    time_loop(T, [&] {
+      for (int64_t s = 0; s < T; ++s) {
+        const StepArgs a = forward_step_args(q, s);
+        switch (mode) {
+          case Mode::Simple: launch_step<Mode::Simple>(a); break;
+          case Mode::Lstm: launch_step<Mode::Lstm>(a); break;
+          case Mode::GruRA: launch_step<Mode::GruRA>(a); break;
+          default:
+            launch_step<Mode::GruRB1>(a);
+            launch_step<Mode::GruRB2>(second_phase(a));
+        }
       }
-    }
+    });
   }
   if (cfg.return_sequences) {
-    Buf<float> y(N * T * H);
+    Buf<float> y(dev ? 0 : N * T * H);
     RK_LAUNCH(Independent, linear_blocks(TN * H), 1, kLinear, 1, 0, from_time_major, ytm.get(),
-              y.get(), N, T, H, false);
+              dev ? out.y : y.get(), N, T, H, false);
     y.download(out.y);
   } else {
-    ylast.download(out.y);
+    ylast.download(out.y, dev);
   }
   const int64_t last = (cfg.training ? T : T % 2) * NH;
-  Runtime::to_host(out.hT, ws->states.get() + last, NH * sizeof(float));
-  if (cfg.cell == Cell::LSTM) Runtime::to_host(out.cT, ws->cstates.get() + last, NH * sizeof(float));
+  state_out(out.hT, ws->states.get() + last, NH, dev);
+  if (cfg.cell == Cell::LSTM) state_out(out.cT, ws->cstates.get() + last, NH, dev);
   if (!cfg.training) return nullptr;
   return ws;
 }
@@ -279,102 +339,107 @@ void run_backward(const GpuWorkspace& base, const GpuBackwardIn& in, const GpuBa
   const bool rb = mode == Mode::GruRB1, ra = mode == Mode::GruRA;
   const int64_t ss = ws.slot_stride;
 
-  Buf<float> dy(cfg.return_sequences ? TN * H : NH), dytm(cfg.return_sequences ? TN * H : 0);
+  const bool dev = in.on_device;  // the caller's arrays are device memory: no host copies
+  Buf<float> dy(dev ? 0 : (cfg.return_sequences ? TN * H : NH));
+  Buf<float> dytm(cfg.return_sequences ? TN * H : 0);
   dy.upload(in.dy);
+  const float* dy_dev = dev ? in.dy : dy.get();
   if (cfg.return_sequences)
-    RK_LAUNCH(Independent, linear_blocks(TN * H), 1, kLinear, 1, 0, to_time_major, dy.get(),
+    RK_LAUNCH(Independent, linear_blocks(TN * H), 1, kLinear, 1, 0, to_time_major, dy_dev,
               dytm.get(), N, T, H, false);
   Buf<float> dgx(TN * GH), dgr(ra ? TN * GH : 0), dh[2] = {Buf<float>(NH), Buf<float>(NH)};
   Buf<float> dc[2], drh(rb ? NH : 0);
-  dh[0].upload(in.dhT);
+  dh[0].upload(in.dhT, dev);
   if (cfg.cell == Cell::LSTM) {
     dc[0] = Buf<float>(NH);
     dc[1] = Buf<float>(NH);
-    dc[0].upload(in.dcT);
+    dc[0].upload(in.dcT, dev);
   }
   float* dgr_base = ra ? dgr.get() : dgx.get();
   const int ng_rec = rb ? 2 : (int)G;   // gates whose U^T product reaches h_prev directly
 
   int cur = 0;
-  for (int64_t s = T - 1; s >= 0; --s) {
-    const int64_t t = cfg.go_backwards ? T - 1 - s : s;
-    BackArgs b;
-    b.N = N;
-    b.H = H;
-    b.GH = GH;
-    b.act = cfg.act;
-    b.ract = cfg.ract;
-    b.dh_in = dh[cur].get();
-    b.dy = cfg.return_sequences ? dytm.get() + s * NH : (s == T - 1 ? dy.get() : nullptr);
-    b.seen = ws.seen.get() ? ws.seen.get() + s * N : nullptr;
-    b.mask = ws.mask.get() ? ws.mask.get() + t : nullptr;
-    b.mask_stride = T;
-    b.slots = ws.slots.get() + s * NH;
-    b.slot_stride = ss;
-    b.hprev = ws.states.get() + s * NH;
-    if (cfg.cell == Cell::LSTM) {
-      b.cprev = ws.cstates.get() + s * NH;
-      b.dc_in = dc[cur].get();
-      b.dc_out = dc[1 - cur].get();
-    }
-    b.dgx = dgx.get() + s * N * GH;
-    b.dgr = dgr_base + s * N * GH;
-    b.dh_out = dh[1 - cur].get();
-    b.rmask = ws.rmask.get();
-    switch (mode) {
-      case Mode::Simple: launch_back<Mode::Simple>(b); break;
-      case Mode::Lstm: launch_back<Mode::Lstm>(b); break;
-      case Mode::GruRA: launch_back<Mode::GruRA>(b); break;
-      default: {
-        launch_back<Mode::GruRB1>(b);
-        GemmArgs q;                      // d(rh) = dah U_h^T
-        q.M = N;
-        q.N = H;
-        q.K = H;
-        q.a = b.dgx + 2 * H;
-        q.lda = GH;
-        q.b = ws.U.get() + 2 * H;
-        q.ldb = GH;
-        q.tb = true;
-        q.c = drh.get();
-        q.ldc = H;
+  time_loop(T, [&] {
+    for (int64_t s = T - 1; s >= 0; --s) {
+      const int64_t t = cfg.go_backwards ? T - 1 - s : s;
+      BackArgs b;
+      b.N = N;
+      b.H = H;
+      b.GH = GH;
+      b.act = cfg.act;
+      b.ract = cfg.ract;
+      b.dh_in = dh[cur].get();
+      b.dy = cfg.return_sequences ? dytm.get() + s * NH : (s == T - 1 ? dy_dev : nullptr);
+      b.seen = ws.seen.get() ? ws.seen.get() + s * N : nullptr;
+      b.mask = ws.mask.get() ? ws.mask.get() + t : nullptr;
+      b.mask_stride = T;
+      b.slots = ws.slots.get() + s * NH;
+      b.slot_stride = ss;
+      b.hprev = ws.states.get() + s * NH;
+      if (cfg.cell == Cell::LSTM) {
+        b.cprev = ws.cstates.get() + s * NH;
+        b.dc_in = dc[cur].get();
+        b.dc_out = dc[1 - cur].get();
+      }
+      b.dgx = dgx.get() + s * N * GH;
+      b.dgr = dgr_base + s * N * GH;
+      b.dh_out = dh[1 - cur].get();
+      b.rmask = ws.rmask.get();
+      switch (mode) {
+        case Mode::Simple: launch_back<Mode::Simple>(b); break;
+        case Mode::Lstm: launch_back<Mode::Lstm>(b); break;
+        case Mode::GruRA: launch_back<Mode::GruRA>(b); break;
+        default: {
+          launch_back<Mode::GruRB1>(b);
+          GemmArgs q;                      // d(rh) = dah U_h^T
+          q.M = N;
+          q.N = H;
+          q.K = H;
+          q.a = b.dgx + 2 * H;
+          q.lda = GH;
+          q.b = ws.U.get() + 2 * H;
+          q.ldb = GH;
+          q.tb = true;
+          q.c = drh.get();
+          q.ldc = H;
+          gemm(q);
+          BackArgs b2 = b;
+          b2.drh = drh.get();
+          launch_back<Mode::GruRB2>(b2);
+        }
+      }
+      // d h_prev += sum over gates of (dG_g U_g^T) ⊙ m_g
+      GemmArgs q;
+      q.M = N;
+      q.N = H;
+      q.a = b.dgr;
+      q.lda = GH;
+      q.b = ws.U.get();
+      q.ldb = GH;
+      q.tb = true;
+      q.c = b.dh_out;
+      q.ldc = H;
+      q.beta = 1.0f;
+      if (!ws.rmask.get()) {
+        q.K = ng_rec * H;
         gemm(q);
-        BackArgs b2 = b;
-        b2.drh = drh.get();
-        launch_back<Mode::GruRB2>(b2);
+      } else {
+        q.K = H;
+        q.cmask_rows = N;
+        q.cmask_ld = H;
+        for (int g = 0; g < ng_rec; ++g) {
+          GemmArgs qg = q;
+          qg.a = q.a + g * H;
+          qg.b = q.b + g * H;
+          qg.cmask = ws.rmask.get() + g * NH;
+          gemm(qg);
+        }
       }
+      cur = 1 - cur;
     }
-    // d h_prev += sum over gates of (dG_g U_g^T) ⊙ m_g
-    GemmArgs q;
-    q.M = N;
-    q.N = H;
-    q.a = b.dgr;
-    q.lda = GH;
-    q.b = ws.U.get();
-    q.ldb = GH;
-    q.tb = true;
-    q.c = b.dh_out;
-    q.ldc = H;
-    q.beta = 1.0f;
-    if (!ws.rmask.get()) {
-      q.K = ng_rec * H;
-      gemm(q);
-    } else {
-      q.K = H;
-      q.cmask_rows = N;
-      q.cmask_ld = H;
-      for (int g = 0; g < ng_rec; ++g) {
-        GemmArgs qg = q;
-        qg.a = q.a + g * H;
-        qg.b = q.b + g * H;
-        qg.cmask = ws.rmask.get() + g * NH;
-        gemm(qg);
-      }
-    }
-    cur = 1 - cur;
-  }
-  dh[cur].download(out.dh0);
-  if (cfg.cell == Cell::LSTM) dc[cur].download(out.dc0);
+  });
+  dh[cur].download(out.dh0, dev);
+  if (cfg.cell == Cell::LSTM) dc[cur].download(out.dc0, dev);
 
   // weight gradients over all steps at once
   Buf<float> dW(C * GH), dU(H * GH);
@@ -431,10 +496,10 @@ void run_backward(const GpuWorkspace& base, const GpuBackwardIn& in, const GpuBa
     q.amask = nullptr;
     gemm(q);
   }
-  dW.download(out.dW);
-  dU.download(out.dU);
+  dW.download(out.dW, dev);
+  dU.download(out.dU, dev);
 
-  Buf<float> dxtm(TN * C), dx(N * T * C);  // dX = dGx W^T (⊙ input masks per gate)
+  Buf<float> dxtm(TN * C), dx(dev ? 0 : N * T * C);  // dX = dGx W^T (⊙ input masks per gate)
   GemmArgs xg;
   xg.M = TN;
   xg.N = C;
@@ -462,7 +527,7 @@ void run_backward(const GpuWorkspace& base, const GpuBackwardIn& in, const GpuBa
     }
   }
   RK_LAUNCH(Independent, linear_blocks(TN * C), 1, kLinear, 1, 0, from_time_major, dxtm.get(),
-            dx.get(), N, T, C, cfg.go_backwards);
+            dev ? out.dx : dx.get(), N, T, C, cfg.go_backwards);
   dx.download(out.dx);
 
   if (ws.has_bias && out.db) {
@@ -472,7 +537,7 @@ void run_backward(const GpuWorkspace& base, const GpuBackwardIn& in, const GpuBa
     if (ra)
       RK_LAUNCH(Independent, linear_blocks(GH), 1, kLinear, 1, 0, column_sums, dgr.get(), TN, GH,
                 GH, db.get() + GH);
-    db.download(out.db);
+    db.download(out.db, dev);
   }
 }
 

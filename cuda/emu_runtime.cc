@@ -119,8 +119,30 @@ void set_ids(ThreadState& s, Dim grid, Dim block, int b, int t) {
 
 }  // namespace
 
-void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes,
-            const std::function<void()>& body) {
+namespace {
+thread_local Graph* capturing = nullptr;
+}
+
+void Graph::begin_capture() {
+  if (capturing) throw std::logic_error("rnnkern cuda-emu: a graph capture is already under way");
+  launches_.clear();
+  capturing = this;
+}
+
+void Graph::end_capture() {
+  if (capturing != this) throw std::logic_error("rnnkern cuda-emu: end_capture without begin");
+  capturing = nullptr;
+}
+
+void Graph::replay() const {
+  for (const Recorded& r : launches_) launch(r.kind, r.grid, r.block, r.smem, r.body);
+}
+
+void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes, std::function<void()> body) {
+  if (capturing) {
+    capturing->launches_.push_back({kind, grid, block, smem_bytes, std::move(body)});
+    return;
+  }
   const int nb = grid.x * grid.y, nt = block.x * block.y;
   if (nb <= 0 || nt <= 0) return;
   const ThreadState saved = tls;

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <vector>
 
 namespace rnnkern {
 namespace emu {
@@ -65,9 +66,36 @@ extern thread_local ThreadState tls;
 void sync_block();
 void sync_grid();
 
-// Runs body once per CUDA thread of the grid (body reads its ids from tls).
-void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes,
-            const std::function<void()>& body);
+// Runs body once per CUDA thread of the grid (body reads its ids from tls), or,
+// while this thread captures a Graph, records the launch for the graph's replay.
+void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes, std::function<void()> body);
+
+// A kernel and its arguments, copied now, for launch(): what a launch records
+// must outlive the arguments of the call that made it.
+template <class F, class... A>
+std::function<void()> bind_kernel(F f, A... args) {
+  return [f, args...] { f(args...); };
+}
+
+// The emulation of a CUDA graph: the launches this thread makes between
+// begin_capture and end_capture are recorded, not run; replay runs them in order.
+class Graph {
+ public:
+  void begin_capture();
+  void end_capture();
+  void replay() const;
+  size_t size() const { return launches_.size(); }
+
+ private:
+  friend void launch(Launch, Dim, Dim, size_t, std::function<void()>);
+  struct Recorded {
+    Launch kind;
+    Dim grid, block;
+    size_t smem;
+    std::function<void()> body;
+  };
+  std::vector<Recorded> launches_;
+};
 
 }  // namespace emu
 }  // namespace rnnkern

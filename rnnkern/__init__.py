@@ -6,6 +6,7 @@ import types as _types
 
 from . import activations, initializers, layers, models, utils  # noqa: F401
 from . import backends as _backends_module
+from ._device import device_array, is_device_array
 from .backends import get_num_threads, set_num_threads
 from .layers import GRU, LSTM, Input, SimpleRNN
 from .models import Model, Sequential
@@ -25,4 +26,5 @@ _backends_module.__class__ = _CallableModule
 backends = _backends_module
 
 __all__ = ["SimpleRNN", "LSTM", "GRU", "Sequential", "Model", "Input", "backends",
-           "set_num_threads", "get_num_threads", "__version__"]
+           "set_num_threads", "get_num_threads", "device_array", "is_device_array",
+           "__version__"]

@@ -19,6 +19,7 @@ import threading
 
 import numpy as np
 
+from . import _device
 from . import reference as _reference
 from ._common import GATES, Grads
 
@@ -111,7 +112,10 @@ class CpuBackend:
 class GpuBackend:
     """The GPU kernels of cuda/: ``cuda`` on a device, ``cuda-emu`` the same kernel
     source compiled for the CPU (a grid run by host threads; slow, for testing).
-    NumPy arrays are copied to the device and back; nothing is packed ahead."""
+    NumPy arrays are copied to the device and back; arrays already on the device
+    (``__cuda_array_interface__`` or DLPack: PyTorch CUDA tensors, CuPy,
+    ``rnnkern.DeviceArray``) are used in place and the results come back there
+    (``rnnkern._device``). Nothing is packed ahead."""
 
     def __init__(self, name):
         self.name = name
@@ -125,6 +129,14 @@ class GpuBackend:
         if packed is not None:
             raise ValueError("packed was made for another isa, cell, reset_after or units: "
                              f"{self.name} packs nothing (pass packed=None)")
+        arrays = (x, W, U, b, h0, c0, mask, input_masks, recurrent_masks)
+        if any(_device.is_device_array(a) for a in arrays):
+            y, h, c, dc = _device.forward(
+                self.name, cell, x, W, U, b, h0, c0, mask, input_masks, recurrent_masks,
+                activation=activation, recurrent_activation=recurrent_activation,
+                reset_after=reset_after, go_backwards=go_backwards,
+                return_sequences=return_sequences, training=training)
+            return y, h, c, (Cache(self, dc) if training else None)
         y, h, c, ws = _core().gpu_forward(
             self.name, cell, activation, recurrent_activation, bool(reset_after),
             bool(go_backwards), bool(return_sequences), bool(training),
@@ -133,8 +145,29 @@ class GpuBackend:
 
     def backward(self, cache, dy, dh_T=None, dc_T=None):
         ws = cache.inner
+        if isinstance(ws, _device.DeviceCache):
+            return Grads(*_device.backward(ws, dy, dh_T, dc_T))
+        for name, a in (("dy", dy), ("dh_T", dh_T), ("dc_T", dc_T)):
+            if _device.is_device_array(a):
+                raise ValueError(f"{name} is a device array but the forward ran on host "
+                                 "arrays: pass the gradients as host arrays too")
         dh_T, dc_T = _final_state_grads(ws, dh_T, dc_T)
         return Grads(*_core().gpu_backward(ws, dy, dh_T, dc_T))
+
+
+def set_cuda_graphs(on):
+    """Run each per-step loop of the GPU backends captured once as a CUDA graph and
+    replayed (one graph launch instead of a launch per kernel per step), or not (the
+    default; RNNKERN_CUDA_GRAPHS=1 makes it on). On cuda-emu the capture and replay
+    are emulated, for the tests."""
+    if not isinstance(on, (bool, np.bool_)):
+        raise ValueError(f"set_cuda_graphs: on must be a bool, got {on!r}")
+    _core().gpu_set_graphs(bool(on))
+
+
+def cuda_graphs():
+    """Whether the GPU backends' per-step loops run as captured graphs."""
+    return bool(_core().gpu_graphs())
 
 
 def cuda_status():
@@ -267,6 +300,9 @@ def get_backend(name="auto"):
     if backend is None:
         backend = (ReferenceBackend() if name == "reference" else
                    GpuBackend(name) if name in ("cuda", "cuda-emu") else CpuBackend(name))
+        if isinstance(backend, GpuBackend) and os.environ.get("RNNKERN_CUDA_GRAPHS") == "1" \
+                and not any(isinstance(b, GpuBackend) for b in _INSTANCES.values()):
+            set_cuda_graphs(True)   # the environment's default, once
         _INSTANCES[name] = backend
     return backend
 

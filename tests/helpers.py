@@ -1,6 +1,18 @@
 """Small helpers shared by test files."""
 import threading
 
+# The units of the tail-size tests: around the CPU vectors (4, 8 and 16 floats)
+# and the GPU tiles (16 units a step block, 32 a GEMM tile edge).
+TAIL_UNITS = (1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 48)
+# cuda-emu runs a grid on host threads (~1 s a case): the GPU tiles' edges only
+EMU_TAIL_UNITS = (1, 5, 15, 16, 17, 33)
+
+
+def tail_cases(backends):
+    """(backend, units) pairs of the tail-size tests."""
+    return [(b, h) for b in backends for h in TAIL_UNITS
+            if b != "cuda-emu" or h in EMU_TAIL_UNITS]
+
 
 def run_in_threads(fn, n, timeout=120):
     """fn(k) for k = 0..n-1 in n Python threads at once; their results in order,

@@ -21,6 +21,7 @@ from rnnkern import backends as bk
 from rnnkern import ops, reference
 from rnnkern._common import GATES
 
+from helpers import tail_cases
 from tolerances import assert_close
 from test_kernels import check, f64, make_case, make_mask
 
@@ -104,10 +105,9 @@ def test_option_grid(backend, cell, act, ract, reset_after, go_backwards, mask_k
 
 
 @needs_compiled
-@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("backend,h", tail_cases(COMPILED))
 @pytest.mark.parametrize("cell,reset_after", [("simple_rnn", True), ("lstm", True),
                                               ("gru", True), ("gru", False)])
-@pytest.mark.parametrize("h", [1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 48])
 def test_tail_sizes(backend, cell, reset_after, h):
     rng = np.random.default_rng(seed_of(cell, reset_after, h))
     # (1, 1), (3, 2): one row block; (5, 17), (13, 3): batch around the row blocks

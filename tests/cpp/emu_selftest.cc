@@ -2,8 +2,9 @@
 // of CI (ThreadSanitizer over the block-cooperative kernels, whose emulated
 // threads share memory and meet at barriers; AddressSanitizer over the
 // indexing). No Python: every cell and GRU variant, with masks, go_backwards
-// and dropout masks, forward and BPTT, twice, at sizes spanning several tiles;
-// the two runs must agree bitwise and every value be finite. The numerical
+// and dropout masks, forward and BPTT, twice (the second with the time loops
+// captured as a graph and replayed), at sizes spanning several tiles; the two
+// runs must agree bitwise and every value be finite. The numerical
 // comparison with the reference is the Python tests' job (test_cuda.py).
 //
 //   g++ -std=c++20 -O1 -g -fsanitize=thread -Icsrc/include -Icuda
@@ -108,7 +109,11 @@ int main() {
       char what[96];
       std::snprintf(what, sizeof what, "cell %d reset_after %d variant %d", (int)cfg.cell,
                     (int)cfg.reset_after, variant);
-      const Run a = run(cfg, masked, dropout, 7u + ci), b = run(cfg, masked, dropout, 7u + ci);
+      // the second run with the time loops captured as a graph and replayed
+      const Run a = run(cfg, masked, dropout, 7u + ci);
+      gpu_emu::set_graphs(true);
+      const Run b = run(cfg, masked, dropout, 7u + ci);
+      gpu_emu::set_graphs(false);
       const bool ok = same(a.y, b.y, what, "y") && same(a.hT, b.hT, what, "h_T") &&
                       same(a.dx, b.dx, what, "dx") && same(a.dW, b.dW, what, "dW") &&
                       same(a.dU, b.dU, what, "dU") && same(a.db, b.db, what, "db") &&
@@ -118,6 +123,10 @@ int main() {
       failures += !ok;
       ++cases;
     }
+  }
+  if (gpu_emu::graph_count() == 0) {
+    std::printf("FAIL: no time loop ran as a graph\n");
+    ++failures;
   }
   std::printf("cuda-emu selftest: %d cases, %d failed\n", cases, failures);
   return failures ? 1 : 0;

@@ -1,0 +1,283 @@
+"""Arrays already on a GPU backend's device, used in place.
+
+An argument is a device array when it exposes ``__cuda_array_interface__``
+(PyTorch CUDA tensors, CuPy, Numba, rnnkern's ``DeviceArray``) or DLPack
+(``__dlpack__`` with ``__dlpack_device__`` on a CUDA device). A call whose x is
+a device array takes every array argument from the device (no host copies) and
+returns its results there: PyTorch tensors for PyTorch inputs, CuPy arrays for
+CuPy inputs, ``rnnkern.DeviceArray`` otherwise (which both interfaces export).
+
+On ``cuda`` a device array must be device (or managed) memory of the current
+device; on ``cuda-emu``, whose device is the host, memory the emulation
+allocated itself (``device_array(a, "cuda-emu")``): anything else is refused
+with a message, never read.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._common import GATES
+
+_KDL_CPU, _KDL_CUDA, _KDL_CUDA_MANAGED = 1, 2, 13
+_FLOAT32 = "<f4"
+_BYTE = ("|u1", "|b1")
+
+
+def _core():
+    from . import _core as core
+    return core
+
+
+def device_array(a, backend="cuda"):
+    """A copy of host array ``a`` on ``backend``'s device ('cuda' or 'cuda-emu'):
+    a ``DeviceArray`` (float32; bool and uint8 arrays stay one byte an element)."""
+    if backend not in ("cuda", "cuda-emu"):
+        raise ValueError(f"backend must be 'cuda' or 'cuda-emu', got {backend!r}")
+    return _core().device_array(backend, np.asarray(a))
+
+
+def is_device_array(a):
+    """Whether ``a`` is an array on a CUDA device (or rnnkern's emulated one)."""
+    if a is None or isinstance(a, np.ndarray):
+        return False
+    if type(a).__module__.split(".")[0] == "torch":
+        return bool(getattr(a, "is_cuda", False))
+    try:   # a property that may raise (for host memory) rather than be absent
+        if getattr(a, "__cuda_array_interface__", None) is not None:
+            return True
+    except Exception:
+        pass
+    dev = getattr(a, "__dlpack_device__", None)
+    if dev is None or not hasattr(a, "__dlpack__"):
+        return False
+    try:
+        return int(dev()[0]) in (_KDL_CUDA, _KDL_CUDA_MANAGED)
+    except Exception:
+        return False
+
+
+class _View:
+    """One device argument: its address, shape and typestr, and what keeps its
+    memory alive for the call."""
+    __slots__ = ("address", "shape", "typestr", "keep")
+
+    def __init__(self, address, shape, typestr, keep):
+        self.address, self.shape, self.typestr, self.keep = address, shape, typestr, keep
+
+    @property
+    def nbytes(self):
+        return math.prod(self.shape) * (4 if self.typestr == _FLOAT32 else 1)
+
+
+def _contiguous(shape, strides, itemsize, in_bytes):
+    if strides is None:
+        return True
+    want, step = [], 1 if not in_bytes else itemsize
+    for d in reversed(shape):
+        want.append(step)
+        step *= d
+    want.reverse()
+    return all(s == w or d == 1 for s, w, d in zip(strides, want, shape))
+
+
+def _sync_stream(stream, backend):
+    """CUDA Array Interface v3: the producer's work on ``stream`` must be done
+    before the consumer reads (None: nothing to wait for; 1, 2: the legacy and
+    per-thread default streams, which the kernels' own stream follows)."""
+    if backend == "cuda" and stream not in (None, 1, 2):
+        _core().cuda_stream_synchronize(int(stream))
+
+
+def _typestr_of_dl(code_bits_lanes):
+    code, bits, lanes = code_bits_lanes
+    if lanes == 1 and code == 2 and bits == 32:
+        return _FLOAT32
+    if lanes == 1 and bits == 8 and code in (1, 6):
+        return "|u1"
+    return f"dlpack(code={code}, bits={bits}, lanes={lanes})"
+
+
+def view(a, name, backend):
+    """The _View of device array ``a`` (argument ``name``), checked: C-contiguous,
+    and memory ``backend``'s kernels may use, kept alive by the view for the call.
+    TypeError / ValueError otherwise."""
+    cai = getattr(a, "__cuda_array_interface__", None)
+    if cai is not None:
+        shape = tuple(int(d) for d in cai["shape"])
+        typestr = str(cai["typestr"])
+        address = int(cai["data"][0]) if cai.get("data") else 0
+        strides = cai.get("strides")
+        itemsize = int(typestr[2:]) if typestr[2:].isdigit() else 1
+        if cai.get("mask") is not None:
+            raise ValueError(f"{name}: masked __cuda_array_interface__ arrays are not supported")
+        if not _contiguous(shape, strides, itemsize, True):
+            raise ValueError(f"{name} must be C-contiguous on the device, got strides {strides} "
+                             f"for shape {shape}")
+        _sync_stream(cai.get("stream"), backend)
+        v = _View(address, shape, typestr, a)
+    else:
+        try:
+            cap = a.__dlpack__(stream=1) if backend == "cuda" else a.__dlpack__()
+        except TypeError:
+            cap = a.__dlpack__()
+        address, shape, strides, dtype, _dev = _core().dlpack_view(cap)
+        typestr = _typestr_of_dl(dtype)
+        if not _contiguous(shape, strides, 1, False):
+            raise ValueError(f"{name} must be C-contiguous on the device, got strides {strides} "
+                             f"(elements) for shape {shape}")
+        v = _View(address, tuple(shape), typestr, (a, cap))
+    if v.nbytes and not _core().device_accessible(backend, v.address, v.nbytes):
+        where = ("cuda-emu runs on the host: it uses in place only memory it allocated "
+                 "(rnnkern.device_array(a, 'cuda-emu')); pass a NumPy array, or use the "
+                 "'cuda' backend for arrays on a GPU" if backend == "cuda-emu" else
+                 "it must be device or managed memory of the current CUDA device")
+        raise ValueError(f"{name} is not memory the {backend} backend can use: {where}")
+    return v
+
+
+def _shape_str(s):
+    return "(" + ", ".join(str(d) for d in s) + ("," if len(s) == 1 else "") + ")"
+
+
+def _expect(v, shape, name, legend=""):
+    if v.typestr != _FLOAT32:
+        raise TypeError(f"{name} must be float32 on the device, got typestr {v.typestr!r}")
+    if v.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {legend}{_shape_str(shape)}, got "
+                         f"{_shape_str(v.shape)}")
+
+
+def _empty_like(like, shape, backend):
+    """Uninitialised float32 device memory for a result, of x's kind."""
+    mod = type(like).__module__.split(".")[0]
+    if backend == "cuda" and mod == "torch":
+        import torch
+        return torch.empty(shape, dtype=torch.float32, device=like.device)
+    if backend == "cuda" and mod == "cupy":
+        import cupy
+        with cupy.cuda.Device(like.device.id):
+            return cupy.empty(shape, dtype=cupy.float32)
+    return _core().device_empty(backend, list(shape), "float32")
+
+
+def _zeros_like(like, shape, backend):
+    mod = type(like).__module__.split(".")[0]
+    if backend == "cuda" and mod in ("torch", "cupy"):
+        z = _empty_like(like, shape, backend)
+        z.fill(0) if mod == "cupy" else z.zero_()
+        return z
+    return _core().device_array(backend, np.zeros(shape, np.float32))
+
+
+def _addr(v):
+    return 0 if v is None else v.address
+
+
+class DeviceCache:
+    """A device forward's workspace and how to make its backward's results."""
+    __slots__ = ("ws", "like", "cell", "N", "T", "C", "H", "G", "bias_shape",
+                 "return_sequences", "backend")
+
+
+def forward(backend, cell, x, W, U, b, h0, c0, mask, input_masks, recurrent_masks, *,
+            activation, recurrent_activation, reset_after, go_backwards, return_sequences,
+            training):
+    """The GPU forward on device arrays: (y, h_T, c_T or None, DeviceCache or None)."""
+    args = {"x": x, "kernel": W, "recurrent_kernel": U, "bias": b, "h0": h0, "c0": c0,
+            "mask": mask, "input_masks": input_masks, "recurrent_masks": recurrent_masks}
+    for name, a in args.items():
+        if a is not None and not is_device_array(a):
+            raise ValueError(f"x is on the device but {name} is not ({type(a).__name__}): "
+                             "pass every array of a call on the device, or every one on the host")
+    if cell not in GATES:
+        raise ValueError(f"cell must be 'simple_rnn', 'lstm' or 'gru', got {cell!r}")
+    if cell == "lstm" and c0 is None:
+        raise ValueError("c0 is required for lstm")
+    v = {name: (None if a is None else view(a, name, backend)) for name, a in args.items()}
+    vx = v["x"]
+    if len(vx.shape) != 3:
+        raise ValueError(f"x must be 3-D (batch, timesteps, features), got ndim {len(vx.shape)}")
+    _expect(vx, vx.shape, "x")
+    N, T, C = vx.shape
+    if T < 1:
+        raise ValueError("x must have at least one timestep")
+    if len(v["recurrent_kernel"].shape) != 2:
+        raise ValueError("recurrent_kernel must be 2-D (units, gates*units)")
+    H = v["recurrent_kernel"].shape[0]
+    G = GATES[cell]
+    _expect(v["kernel"], (C, G * H), "kernel", "(C, G*H) = ")
+    _expect(v["recurrent_kernel"], (H, G * H), "recurrent_kernel", "(H, G*H) = ")
+    _expect(v["h0"], (N, H), "h0", "(N, H) = ")
+    bias_shape = None
+    if b is not None:
+        bias_shape = (2, G * H) if cell == "gru" and reset_after else (G * H,)
+        _expect(v["bias"], bias_shape, "bias")
+    if cell == "lstm":
+        _expect(v["c0"], (N, H), "c0", "(N, H) = ")
+    if mask is not None:
+        if v["mask"].typestr not in _BYTE:
+            raise TypeError("mask must be a boolean (or uint8) array on the device, got typestr "
+                            f"{v['mask'].typestr!r}")
+        if v["mask"].shape != (N, T):
+            raise ValueError(f"mask must have shape (N, T) = {_shape_str((N, T))}, got "
+                             f"{_shape_str(v['mask'].shape)}")
+    if input_masks is not None:
+        _expect(v["input_masks"], (G, N, C), "input_masks", "(G, N, C) = ")
+    if recurrent_masks is not None:
+        _expect(v["recurrent_masks"], (G, N, H), "recurrent_masks", "(G, N, H) = ")
+
+    y = _empty_like(x, (N, T, H) if return_sequences else (N, H), backend)
+    hT = _empty_like(x, (N, H), backend)
+    cT = _empty_like(x, (N, H), backend) if cell == "lstm" else None
+    out = {n: view(a, n, backend) for n, a in (("y", y), ("h_T", hT), ("c_T", cT))
+           if a is not None}
+    ws = _core().gpu_forward_device(
+        backend, cell, activation, recurrent_activation, bool(reset_after), bool(go_backwards),
+        bool(return_sequences), bool(training), T, N, C, H, vx.address,
+        v["kernel"].address, v["recurrent_kernel"].address, _addr(v["bias"]), v["h0"].address,
+        _addr(v["c0"]), _addr(v["mask"]), _addr(v["input_masks"]),
+        _addr(v["recurrent_masks"]), out["y"].address, out["h_T"].address,
+        _addr(out.get("c_T")))
+    cache = None
+    if training:
+        cache = DeviceCache()
+        cache.ws, cache.like, cache.cell, cache.backend = ws, x, cell, backend
+        cache.N, cache.T, cache.C, cache.H, cache.G = N, T, C, H, G
+        cache.bias_shape, cache.return_sequences = bias_shape, bool(return_sequences)
+    return y, hT, cT, cache
+
+
+def backward(cache, dy, dh_T, dc_T):
+    """BPTT of a device forward: (dx, dW, dU, db or None, dh0, dc0 or None) on the device."""
+    be, like, N, T, C, H, G = (cache.backend, cache.like, cache.N, cache.T, cache.C, cache.H,
+                               cache.G)
+    lstm = cache.cell == "lstm"
+    if dh_T is None:
+        dh_T = _zeros_like(like, (N, H), be)
+    if lstm and dc_T is None:
+        dc_T = _zeros_like(like, (N, H), be)
+    for name, a in (("dy", dy), ("dh_T", dh_T), ("dc_T", dc_T if lstm else None)):
+        if a is not None and not is_device_array(a):
+            raise ValueError(f"the forward ran on device arrays but {name} is not "
+                             f"({type(a).__name__}): pass the gradients on the device")
+    vdy = view(dy, "dy", be)
+    _expect(vdy, (N, T, H) if cache.return_sequences else (N, H), "dy")
+    vdh = view(dh_T, "dh_T", be)
+    _expect(vdh, (N, H), "dh_T")
+    vdc = None
+    if lstm:
+        vdc = view(dc_T, "dc_T", be)
+        _expect(vdc, (N, H), "dc_T")
+    shapes = {"dx": (N, T, C), "dW": (C, G * H), "dU": (H, G * H), "dh0": (N, H)}
+    if cache.bias_shape is not None:
+        shapes["db"] = cache.bias_shape
+    if lstm:
+        shapes["dc0"] = (N, H)
+    res = {n: _empty_like(like, s, be) for n, s in shapes.items()}
+    rv = {n: view(a, n, be) for n, a in res.items()}
+    _core().gpu_backward_device(
+        cache.ws, vdy.address, vdh.address, _addr(vdc), rv["dx"].address, rv["dW"].address,
+        rv["dU"].address, _addr(rv.get("db")), rv["dh0"].address, _addr(rv.get("dc0")))
+    return (res["dx"], res["dW"], res["dU"], res.get("db"), res["dh0"], res.get("dc0"))
