@@ -188,19 +188,23 @@ void free_pool() { pool().free_all(); }
 namespace rnnkern {
 namespace gpu_cuda {
 
-std::unique_ptr<GpuWorkspace> gpu_forward(const RnnConfig& cfg, const GpuForwardIn& in,
-                                          const GpuForwardOut& out) {
+namespace {
+std::unique_ptr<Workspace> forward(const Backend&, const RnnConfig& cfg, const LayerArgs& a,
+                                   const Packed*) {
   require_device();
-  auto ws = run_forward(cfg, in, out);
+  auto ws = run_forward(cfg, a);
   check(cudaDeviceSynchronize(), "forward");
   return ws;
 }
-
-void gpu_backward(const GpuWorkspace& ws, const GpuBackwardIn& in, const GpuBackwardOut& out) {
+void backward(const Backend&, const Workspace& ws, int, const GradArgs& g, const Packed*) {
   require_device();
-  run_backward(ws, in, out);
+  run_backward(ws, g);
   check(cudaDeviceSynchronize(), "backward");
 }
+const Backend kBackend = {"cuda", true, forward, backward, nullptr, nullptr};
+}  // namespace
+
+const Backend& backend() { return kBackend; }
 
 void* device_alloc(size_t bytes) {
   require_device();

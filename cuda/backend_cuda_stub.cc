@@ -11,15 +11,18 @@ namespace {
   throw std::runtime_error(
       "rnnkern cuda: built without CUDA (nvcc not found or RNNKERN_CUDA=OFF)");
 }
+
+std::unique_ptr<Workspace> forward(const Backend&, const RnnConfig&, const LayerArgs&,
+                                   const Packed*) {
+  unavailable();
+}
+void backward(const Backend&, const Workspace&, int, const GradArgs&, const Packed*) {
+  unavailable();
+}
+const Backend kBackend = {"cuda", true, forward, backward, nullptr, nullptr};
 }  // namespace
 
-std::unique_ptr<GpuWorkspace> gpu_forward(const RnnConfig&, const GpuForwardIn&,
-                                          const GpuForwardOut&) {
-  unavailable();
-}
-void gpu_backward(const GpuWorkspace&, const GpuBackwardIn&, const GpuBackwardOut&) {
-  unavailable();
-}
+const Backend& backend() { return kBackend; }
 size_t pool_bytes() { return 0; }
 long persistent_count() { return 0; }
 void free_pool() {}

@@ -82,14 +82,18 @@ using Graph = emu::Graph;
 namespace rnnkern {
 namespace gpu_emu {
 
-std::unique_ptr<GpuWorkspace> gpu_forward(const RnnConfig& cfg, const GpuForwardIn& in,
-                                          const GpuForwardOut& out) {
-  return run_forward(cfg, in, out);
+namespace {
+std::unique_ptr<Workspace> forward(const Backend&, const RnnConfig& cfg, const LayerArgs& a,
+                                   const Packed*) {
+  return run_forward(cfg, a);
 }
+void backward(const Backend&, const Workspace& ws, int, const GradArgs& g, const Packed*) {
+  run_backward(ws, g);
+}
+const Backend kBackend = {"cuda-emu", true, forward, backward, nullptr, nullptr};
+}  // namespace
 
-void gpu_backward(const GpuWorkspace& ws, const GpuBackwardIn& in, const GpuBackwardOut& out) {
-  run_backward(ws, in, out);
-}
+const Backend& backend() { return kBackend; }
 
 void* device_alloc(size_t bytes) { return Runtime::alloc(bytes); }
 void device_free(void* p) { Runtime::release(p); }

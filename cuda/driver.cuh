@@ -14,8 +14,8 @@
 //                  (a grid-cooperative launch: the whole grid resident at once)
 //   Runtime::coresident_blocks(kernel, threads, smem): how many blocks of that
 //                  kernel the device runs at once
-// and it defines run_forward / run_backward, which the build's gpu_forward /
-// gpu_backward (gpu_api.h) call.
+// and it defines run_forward / run_backward and the backend's kernel-table entry
+// (backend(), rnnkern/backend.h) calling them.
 // No allocation inside the time loops: every buffer is made before them.
 #pragma once
 
@@ -107,12 +107,17 @@ inline Mode forward_mode(const RnnConfig& c) {
 inline int gpu_slots(Cell c) { return c == Cell::SimpleRNN ? 1 : c == Cell::LSTM ? 5 : 4; }
 
 // What a training forward keeps on the device for its backward.
-struct GpuWorkspaceImpl final : GpuWorkspace {
-  RnnConfig cfg;
+struct GpuWorkspaceImpl final : Workspace {
   bool has_bias = false;
   Buf<float> xs, W, U, imask, rmask, states, cstates, slots;
   Buf<uint8_t> mask, seen;
   int64_t slot_stride = 0;
+  size_t nbytes() const override {
+    size_t n = 0;
+    for (const Buf<float>* b : {&xs, &W, &U, &imask, &rmask, &states, &cstates, &slots})
+      n += b->size() * sizeof(float);
+    return n + mask.size() + seen.size();
+  }
 };
 
 namespace {
@@ -200,8 +205,8 @@ bool persistent_forward_if_fits(const SeqArgs& q, Mode mode) {
 
 }  // namespace
 
-std::unique_ptr<GpuWorkspace> run_forward(const RnnConfig& cfg, const GpuForwardIn& in,
-                                          const GpuForwardOut& out) {
+std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in) {
+  const LayerArgs& out = in;
   const int64_t T = cfg.T, N = cfg.N, C = cfg.C, H = cfg.H, G = num_gates(cfg.cell);
   const int64_t GH = G * H, NH = N * H, TN = T * N;
   const Mode mode = forward_mode(cfg);
@@ -330,7 +335,8 @@ std::unique_ptr<GpuWorkspace> run_forward(const RnnConfig& cfg, const GpuForward
   return ws;
 }
 
-void run_backward(const GpuWorkspace& base, const GpuBackwardIn& in, const GpuBackwardOut& out) {
+void run_backward(const Workspace& base, const GradArgs& in) {
+  const GradArgs& out = in;
   const auto& ws = static_cast<const GpuWorkspaceImpl&>(base);
   const RnnConfig& cfg = ws.cfg;
   const int64_t T = cfg.T, N = cfg.N, C = cfg.C, H = cfg.H, G = num_gates(cfg.cell);

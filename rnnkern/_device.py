@@ -233,7 +233,7 @@ def forward(backend, cell, x, W, U, b, h0, c0, mask, input_masks, recurrent_mask
     cT = _empty_like(x, (N, H), backend) if cell == "lstm" else None
     out = {n: view(a, n, backend) for n, a in (("y", y), ("h_T", hT), ("c_T", cT))
            if a is not None}
-    ws = _core().gpu_forward_device(
+    ws = _core().forward_device(
         backend, cell, activation, recurrent_activation, bool(reset_after), bool(go_backwards),
         bool(return_sequences), bool(training), T, N, C, H, vx.address,
         v["kernel"].address, v["recurrent_kernel"].address, _addr(v["bias"]), v["h0"].address,
@@ -277,7 +277,7 @@ def backward(cache, dy, dh_T, dc_T):
         shapes["dc0"] = (N, H)
     res = {n: _empty_like(like, s, be) for n, s in shapes.items()}
     rv = {n: view(a, n, be) for n, a in res.items()}
-    _core().gpu_backward_device(
+    _core().backward_device(
         cache.ws, vdy.address, vdh.address, _addr(vdc), rv["dx"].address, rv["dW"].address,
         rv["dU"].address, _addr(rv.get("db")), rv["dh0"].address, _addr(rv.get("dc0")))
     return (res["dx"], res["dW"], res["dU"], res.get("db"), res["dh0"], res.get("dc0"))

@@ -137,10 +137,10 @@ class GpuBackend:
                 reset_after=reset_after, go_backwards=go_backwards,
                 return_sequences=return_sequences, training=training)
             return y, h, c, (Cache(self, dc) if training else None)
-        y, h, c, ws = _core().gpu_forward(
+        y, h, c, ws = _core().forward(
             self.name, cell, activation, recurrent_activation, bool(reset_after),
             bool(go_backwards), bool(return_sequences), bool(training),
-            x, W, U, b, h0, c0, mask, input_masks, recurrent_masks)
+            x, W, U, b, h0, c0, mask, 1, None, input_masks, recurrent_masks)
         return y, h, c, (Cache(self, ws) if training else None)
 
     def backward(self, cache, dy, dh_T=None, dc_T=None):
@@ -152,7 +152,7 @@ class GpuBackend:
                 raise ValueError(f"{name} is a device array but the forward ran on host "
                                  "arrays: pass the gradients as host arrays too")
         dh_T, dc_T = _final_state_grads(ws, dh_T, dc_T)
-        return Grads(*_core().gpu_backward(ws, dy, dh_T, dc_T))
+        return Grads(*_core().backward(ws, dy, dh_T, dc_T, 1))
 
 
 def set_cuda_graphs(on):

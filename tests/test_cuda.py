@@ -41,11 +41,11 @@ def test_cuda_unavailable_is_a_clear_error():
     rng = np.random.default_rng(0)
     x, W, U, b, h0, c0 = make_case("gru", 2, 3, 4, 5, True, True, rng)
     with pytest.raises(RuntimeError, match="rnnkern cuda: "):
-        _core.gpu_forward("cuda", "gru", "tanh", "sigmoid", True, False, True, True,
-                          x, W, U, b, h0, None, None)
-    with pytest.raises(ValueError, match="device must be"):
-        _core.gpu_forward("tpu", "gru", "tanh", "sigmoid", True, False, True, True,
-                          x, W, U, b, h0, None, None)
+        _core.forward("cuda", "gru", "tanh", "sigmoid", True, False, True, True,
+                      x, W, U, b, h0, None, None, 1)
+    with pytest.raises(ValueError, match="backend 'tpu' is not available here"):
+        _core.forward("tpu", "gru", "tanh", "sigmoid", True, False, True, True,
+                      x, W, U, b, h0, None, None, 1)
 
 
 @pytest.mark.parametrize("backend", GPU)

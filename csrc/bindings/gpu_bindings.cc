@@ -1,11 +1,10 @@
-// rnnkern._core — bindings of the GPU backends: "cuda-emu" (the CUDA kernels
-// run on the CPU) and "cuda" (a real device, where the build has CUDA and a
-// driver and device exist). Same checks and contract as the CPU forward /
-// backward (rnnkern/ops.py); NumPy arrays are copied to and from the device.
-// Arrays already on the device (rnnkern/_device.py reads their
-// __cuda_array_interface__ or DLPack, checks them, and passes their addresses)
-// are used in place; DeviceArray is device memory rnnkern allocated, exported
-// through both interfaces.
+// rnnkern._core — what the GPU backends ("cuda-emu": the CUDA kernels run on the
+// CPU; "cuda": a real device, where the build has CUDA and a driver and device
+// exist) offer beyond the kernel table, whose forward / backward module.cc binds
+// for every backend: DeviceArray (device memory rnnkern allocated, exported
+// through __cuda_array_interface__ and DLPack), reading DLPack capsules (for
+// rnnkern/_device.py, which passes device arrays' addresses to
+// forward_device / backward_device), the graph switch, the pool, counters.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -30,93 +29,6 @@ Device parse_device(const std::string& d) {
   if (d == "cuda-emu") return Device::Emu;
   if (d == "cuda") return Device::Cuda;
   throw py::value_error("device must be 'cuda-emu' or 'cuda', got '" + d + "'");
-}
-
-// A training forward's device state, for the backward.
-struct GpuCache {
-  Device device = Device::Emu;
-  RnnConfig cfg;
-  std::vector<py::ssize_t> bias_shape;
-  std::unique_ptr<GpuWorkspace> ws;
-  bool used = false;
-};
-
-py::tuple gpu_forward(const std::string& device, const std::string& cell, const std::string& act,
-                      const std::string& ract, bool reset_after, bool go_backwards,
-                      bool return_sequences, bool training, FArr x, FArr W, FArr U,
-                      py::object b, FArr h0, py::object c0, py::object mask,
-                      py::object input_masks, py::object recurrent_masks) {
-  const Device dev = parse_device(device);
-  CheckedForward in = check_forward(cell, act, ract, reset_after, go_backwards,
-                                    return_sequences, training, x, W, U, b, h0, c0, mask,
-                                    input_masks, recurrent_masks);
-  const RnnConfig& cfg = in.cfg;
-  const py::ssize_t N = cfg.N, T = cfg.T, H = cfg.H;
-  const bool lstm = cfg.cell == Cell::LSTM;
-  FArr y = return_sequences ? FArr({N, T, H}) : FArr({N, H});
-  FArr hT({N, H});
-  FArr cT = lstm ? FArr({N, H}) : FArr(std::vector<py::ssize_t>{0});
-  GpuForwardIn a;
-  a.x = x.data();
-  a.W = W.data();
-  a.U = U.data();
-  a.b = in.bshape.empty() ? nullptr : in.barr.data();
-  a.h0 = h0.data();
-  a.c0 = lstm ? in.carr.data() : nullptr;
-  a.mask = mask.is_none() ? nullptr : in.marr.data();
-  a.input_masks = mask_ptr(in.im);
-  a.recurrent_masks = mask_ptr(in.rm);
-  GpuForwardOut o;
-  o.y = y.mutable_data();
-  o.hT = hT.mutable_data();
-  o.cT = lstm ? cT.mutable_data() : nullptr;
-  std::unique_ptr<GpuWorkspace> ws;
-  {
-    py::gil_scoped_release nogil;
-    ws = dev == Device::Emu ? gpu_emu::gpu_forward(cfg, a, o) : gpu_cuda::gpu_forward(cfg, a, o);
-  }
-  py::object cache = py::none();
-  if (training) {
-    auto c = std::make_unique<GpuCache>();
-    c->device = dev;
-    c->cfg = cfg;
-    c->bias_shape = in.bshape;
-    c->ws = std::move(ws);
-    cache = py::cast(c.release(), py::return_value_policy::take_ownership);
-  }
-  return py::make_tuple(y, hT, lstm ? py::object(cT) : py::object(py::none()), cache);
-}
-
-py::tuple gpu_backward(GpuCache& c, FArr dy, FArr dhT, py::object dcT) {
-  const RnnConfig& cfg = c.cfg;
-  const py::ssize_t N = cfg.N, T = cfg.T, C = cfg.C, H = cfg.H;
-  const py::ssize_t GH = num_gates(cfg.cell) * H;
-  const bool lstm = cfg.cell == Cell::LSTM;
-  FArr dcarr = check_backward(cfg, dy, dhT, dcT);
-  FArr dx({N, T, C}), dW({C, GH}), dU({H, GH}), dh0({N, H});
-  FArr dc0 = lstm ? FArr({N, H}) : FArr(std::vector<py::ssize_t>{0});
-  FArr db = c.bias_shape.empty() ? FArr(std::vector<py::ssize_t>{0}) : FArr(c.bias_shape);
-  GpuBackwardIn a;
-  a.dy = dy.data();
-  a.dhT = dhT.data();
-  a.dcT = lstm ? dcarr.data() : nullptr;
-  GpuBackwardOut o;
-  o.dx = dx.mutable_data();
-  o.dW = dW.mutable_data();
-  o.dU = dU.mutable_data();
-  o.db = c.bias_shape.empty() ? nullptr : db.mutable_data();
-  o.dh0 = dh0.mutable_data();
-  o.dc0 = lstm ? dc0.mutable_data() : nullptr;
-  {
-    py::gil_scoped_release nogil;
-    if (c.device == Device::Emu)
-      gpu_emu::gpu_backward(*c.ws, a, o);
-    else
-      gpu_cuda::gpu_backward(*c.ws, a, o);
-  }
-  return py::make_tuple(dx, dW, dU,
-                        c.bias_shape.empty() ? py::object(py::none()) : py::object(db), dh0,
-                        lstm ? py::object(dc0) : py::object(py::none()));
 }
 
 // ---- arrays on the device ----
@@ -279,123 +191,9 @@ py::tuple dlpack_view(const py::object& cap) {
                         py::make_tuple(t.device.device_type, t.device.device_id));
 }
 
-template <class T>
-T* ptr_of(uintptr_t p) {
-  return reinterpret_cast<T*>(p);
-}
-
-// Forward on arrays already on the device: every address is the backend's
-// device memory, checked by rnnkern/_device.py (shapes, dtypes, contiguity,
-// device); 0 = absent. Returns the workspace (training) or None.
-py::object gpu_forward_device(const std::string& device, const std::string& cell,
-                              const std::string& act, const std::string& ract, bool reset_after,
-                              bool go_backwards, bool return_sequences, bool training,
-                              int64_t T, int64_t N, int64_t C, int64_t H, uintptr_t x,
-                              uintptr_t W, uintptr_t U, uintptr_t b, uintptr_t h0, uintptr_t c0,
-                              uintptr_t mask, uintptr_t input_masks, uintptr_t recurrent_masks,
-                              uintptr_t y, uintptr_t hT, uintptr_t cT) {
-  const Device dev = parse_device(device);
-  RnnConfig cfg;
-  cfg.cell = parse_cell(cell);
-  cfg.act = parse_act(act, "activation");
-  cfg.ract = parse_act(ract, "recurrent_activation");
-  cfg.reset_after = reset_after;
-  cfg.go_backwards = go_backwards;
-  cfg.return_sequences = return_sequences;
-  cfg.training = training;
-  cfg.T = T;
-  cfg.N = N;
-  cfg.C = C;
-  cfg.H = H;
-  if (T < 1 || N < 0 || C < 0 || H < 0) throw py::value_error("bad dimensions");
-  GpuForwardIn a;
-  a.on_device = true;
-  a.x = ptr_of<const float>(x);
-  a.W = ptr_of<const float>(W);
-  a.U = ptr_of<const float>(U);
-  a.b = ptr_of<const float>(b);
-  a.h0 = ptr_of<const float>(h0);
-  a.c0 = ptr_of<const float>(c0);
-  a.mask = ptr_of<const uint8_t>(mask);
-  a.input_masks = ptr_of<const float>(input_masks);
-  a.recurrent_masks = ptr_of<const float>(recurrent_masks);
-  GpuForwardOut o;
-  o.y = ptr_of<float>(y);
-  o.hT = ptr_of<float>(hT);
-  o.cT = ptr_of<float>(cT);
-  if (cfg.cell == Cell::LSTM && (!a.c0 || !o.cT))
-    throw py::value_error("c0 is required for lstm");
-  std::unique_ptr<GpuWorkspace> ws;
-  {
-    py::gil_scoped_release nogil;
-    ws = dev == Device::Emu ? gpu_emu::gpu_forward(cfg, a, o) : gpu_cuda::gpu_forward(cfg, a, o);
-  }
-  if (!training) return py::none();
-  auto c = std::make_unique<GpuCache>();
-  c->device = dev;
-  c->cfg = cfg;
-  if (b) {
-    const int64_t GH = num_gates(cfg.cell) * H;
-    c->bias_shape = cfg.cell == Cell::GRU && reset_after ? std::vector<py::ssize_t>{2, GH}
-                                                         : std::vector<py::ssize_t>{GH};
-  }
-  c->ws = std::move(ws);
-  return py::cast(c.release(), py::return_value_policy::take_ownership);
-}
-
-// BPTT of a device forward, on device arrays (addresses as above; db 0 without bias).
-void gpu_backward_device(GpuCache& c, uintptr_t dy, uintptr_t dhT, uintptr_t dcT, uintptr_t dx,
-                         uintptr_t dW, uintptr_t dU, uintptr_t db, uintptr_t dh0,
-                         uintptr_t dc0) {
-  GpuBackwardIn a;
-  a.on_device = true;
-  a.dy = ptr_of<const float>(dy);
-  a.dhT = ptr_of<const float>(dhT);
-  a.dcT = ptr_of<const float>(dcT);
-  GpuBackwardOut o;
-  o.dx = ptr_of<float>(dx);
-  o.dW = ptr_of<float>(dW);
-  o.dU = ptr_of<float>(dU);
-  o.db = ptr_of<float>(db);
-  o.dh0 = ptr_of<float>(dh0);
-  o.dc0 = ptr_of<float>(dc0);
-  if (c.cfg.cell == Cell::LSTM && (!a.dcT || !o.dc0))
-    throw py::value_error("dc_T is required for lstm");
-  py::gil_scoped_release nogil;
-  if (c.device == Device::Emu)
-    gpu_emu::gpu_backward(*c.ws, a, o);
-  else
-    gpu_cuda::gpu_backward(*c.ws, a, o);
-}
-
 }  // namespace
 
 void register_gpu(py::module_& m) {
-  py::class_<GpuCache>(m, "GpuWorkspace",
-                       "What a GPU training forward keeps on the device for BPTT (opaque).")
-      .def_property_readonly("device", [](const GpuCache& c) {
-        return c.device == Device::Emu ? "cuda-emu" : "cuda";
-      })
-      .def_property_readonly("batch", [](const GpuCache& c) { return c.cfg.N; })
-      .def_property_readonly("timesteps", [](const GpuCache& c) { return c.cfg.T; })
-      .def_property_readonly("input_size", [](const GpuCache& c) { return c.cfg.C; })
-      .def_property_readonly("units", [](const GpuCache& c) { return c.cfg.H; })
-      .def_property_readonly("cell", [](const GpuCache& c) {
-        return c.cfg.cell == Cell::SimpleRNN ? "simple_rnn"
-               : c.cfg.cell == Cell::LSTM    ? "lstm"
-                                             : "gru";
-      });
-  m.def("gpu_forward", &gpu_forward, py::arg("device"), py::arg("cell"), py::arg("activation"),
-        py::arg("recurrent_activation"), py::arg("reset_after"), py::arg("go_backwards"),
-        py::arg("return_sequences"), py::arg("training"), py::arg("x"), py::arg("kernel"),
-        py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"), py::arg("c0"),
-        py::arg("mask"), py::arg("input_masks") = py::none(),
-        py::arg("recurrent_masks") = py::none(),
-        "Forward of one layer on a GPU backend ('cuda-emu' or 'cuda'): "
-        "(y, h_T, c_T or None, workspace or None).");
-  m.def("gpu_backward", &gpu_backward, py::arg("workspace"), py::arg("dy"), py::arg("dh_T"),
-        py::arg("dc_T") = py::none(),
-        "BPTT of a GPU training forward: (dx, dW, dU, db or None, dh0, dc0 or None).");
   m.def("gpu_persistent_launches", [](const std::string& device) {
         return parse_device(device) == Device::Emu ? gpu_emu::persistent_count()
                                                    : gpu_cuda::persistent_count();
@@ -465,18 +263,6 @@ void register_gpu(py::module_& m) {
   m.def("dlpack_view", &dlpack_view, py::arg("capsule"),
         "(address, shape, strides, (code, bits, lanes), (device type, id)) of a dltensor "
         "capsule, which stays unconsumed.");
-  m.def("gpu_forward_device", &gpu_forward_device, py::arg("device"), py::arg("cell"),
-        py::arg("activation"), py::arg("recurrent_activation"), py::arg("reset_after"),
-        py::arg("go_backwards"), py::arg("return_sequences"), py::arg("training"),
-        py::arg("T"), py::arg("N"), py::arg("C"), py::arg("H"), py::arg("x"),
-        py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"),
-        py::arg("c0"), py::arg("mask"), py::arg("input_masks"), py::arg("recurrent_masks"),
-        py::arg("y"), py::arg("h_T"), py::arg("c_T"),
-        "Forward on device arrays given by address (checked by rnnkern._device; 0: absent).");
-  m.def("gpu_backward_device", &gpu_backward_device, py::arg("workspace"), py::arg("dy"),
-        py::arg("dh_T"), py::arg("dc_T"), py::arg("dx"), py::arg("dW"), py::arg("dU"),
-        py::arg("db"), py::arg("dh0"), py::arg("dc0"),
-        "BPTT on device arrays given by address (checked by rnnkern._device; 0: absent).");
   m.def("cuda_stream_synchronize", [](uintptr_t stream) {
         py::gil_scoped_release nogil;
         gpu_cuda::stream_synchronize(stream);

@@ -1,19 +1,21 @@
 // rnnkern._core — thin bindings. Python (rnnkern.layers) validates user input
 // and allocates nothing here but outputs; this file checks cheap invariants
-// (shapes, dtypes), fills the parameter structs, releases the GIL and runs.
+// (shapes, dtypes), fills the kernel table's argument structs, releases the GIL
+// and runs the named backend's entry (rnnkern/backend.h), for every backend.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <algorithm>
-#include <cstdlib>
+#include <cstdint>
 #include <cstring>
 #include <memory>
-#include <mutex>
+#include <stdexcept>
 #include <utility>
 #include <string>
 #include <vector>
 
+#include "rnnkern/backend.h"
 #include "rnnkern/cells.h"
 #include "../cpu/kernels.h"
 #include "checks.h"
@@ -25,311 +27,271 @@ using namespace rnnkern::bindings;
 
 namespace {
 
-int effective_threads(int threads) { return in_forked_child() ? 1 : std::max(1, threads); }
-
 const char* cell_name(Cell c) {
   return c == Cell::SimpleRNN ? "simple_rnn" : (c == Cell::LSTM ? "lstm" : "gru");
 }
 
-// Workspace memory is recycled: a training loop allocates a workspace of the
-// same size every step, and fresh pages cost a page fault each (~4 ms of a
-// 50 ms LSTM S2 training step here). Up to 4 freed blocks (1 GiB in all) are
-// kept and handed out again for requests of at least half their size.
-class BlockPool {
- public:
-  static BlockPool& get() {
-    static BlockPool* pool = new BlockPool();  // never destroyed: used at exit
-    return *pool;
+// A backend looked up by name (a ValueError naming the usable ones otherwise).
+const Backend& backend_named(const std::string& name) {
+  try {
+    return find_backend(name);
+  } catch (const std::invalid_argument&) {
+    std::string names;
+    for (const std::string& isa : cpu_isas()) names += isa + ", ";
+    throw py::value_error("backend '" + name + "' is not available here (compiled: " + names +
+                          "cuda-emu, cuda)");
   }
-  float* take(size_t n, size_t* cap) {
-    {
-      std::lock_guard<std::mutex> g(m_);
-      size_t best = free_.size();
-      for (size_t i = 0; i < free_.size(); ++i)
-        if (free_[i].second >= n && free_[i].second / 2 <= n &&
-            (best == free_.size() || free_[i].second < free_[best].second))
-          best = i;
-      if (best != free_.size()) {
-        float* p = free_[best].first;
-        *cap = free_[best].second;
-        bytes_ -= *cap * sizeof(float);
-        free_.erase(free_.begin() + best);
-        return p;
-      }
-    }
-    *cap = n;
-    return new float[std::max<size_t>(n, 1)];
-  }
-  void give(float* p, size_t cap) {
-    if (!p) return;
-    std::lock_guard<std::mutex> g(m_);
-    if (free_.size() < 4 && bytes_ + cap * sizeof(float) <= (size_t(1) << 30)) {
-      free_.emplace_back(p, cap);
-      bytes_ += cap * sizeof(float);
-    } else {
-      delete[] p;
-    }
-  }
+}
 
- private:
-  std::mutex m_;
-  std::vector<std::pair<float*, size_t>> free_;
-  size_t bytes_ = 0;
+// A CPU ISA's raw kernels (the test and benchmark entries gemm, activate, peak_gflops).
+const CpuKernels& raw_kernels(const std::string& isa) {
+  const Backend& b = backend_named(isa);
+  if (!b.cpu) throw py::value_error("'" + isa + "' is not a CPU ISA");
+  return *b.cpu;
+}
+
+// Weights packed by a backend (rnnkern._core.pack), with the arrays packed: kept
+// alive, so that their buffers are not reused, and checked against each call's.
+struct PyPacked {
+  std::unique_ptr<Packed> packed;
+  FArr U;
+  py::object W;  // FArr, or None when only U is packed
 };
 
-// A recycled float buffer (not initialised).
-struct PooledBuffer {
-  float* ptr = nullptr;
-  size_t cap = 0;
-  PooledBuffer() = default;
-  explicit PooledBuffer(size_t n) { ptr = BlockPool::get().take(n, &cap); }
-  PooledBuffer(const PooledBuffer&) = delete;
-  PooledBuffer& operator=(const PooledBuffer&) = delete;
-  ~PooledBuffer() { BlockPool::get().give(ptr, cap); }
-  float* get() const { return ptr; }
-};
-
-// A layer's kernels packed once for one ISA (recurrent_kernel, and kernel when
-// given), reused by every call while the weights are unchanged (the layers
-// drop it when a weight is assigned; their weight arrays are read-only). The
-// forward parts are packed when it is made, the backward parts on the first
-// backward that needs them (under `m`, which also guards `floats`).
-struct PackedWeights {
-  struct Free {
-    void operator()(float* p) const { std::free(p); }
-  };
-  std::string isa;
-  RnnConfig cfg;  // cell, reset_after, H (and C when W is packed)
-  FArr U;         // the arrays packed: kept alive, so their buffers are not reused
-  py::object W;   // FArr, or None when only U is packed
-  std::unique_ptr<float, Free> part[kNumPackParts];
-  int64_t floats[kNumPackParts] = {};
-  mutable std::mutex m;
-  bool backward_packed = false;
-
-  const float* get(int p) const { return floats[p] ? part[p].get() : nullptr; }
-  // Packs parts [p0, p1) of `weights` (GIL released by the caller).
-  void pack(const CpuKernels& k, const float* weights, int p0, int p1) {
-    for (int p = p0; p < p1; ++p) {
-      floats[p] = k.packed_floats(cfg, p);
-      if (!floats[p]) continue;
-      const size_t bytes = ((size_t)floats[p] * sizeof(float) + 63) / 64 * 64;
-      part[p].reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-      if (!part[p]) throw std::bad_alloc();
-      k.pack(cfg, weights, p, part[p].get());
-    }
-  }
-  void ensure_backward(const CpuKernels& k) {
-    std::lock_guard<std::mutex> g(m);
-    if (backward_packed) return;
-    pack(k, U.data(), kPackBackward, kPackBackward2 + 1);
-    backward_packed = true;
-  }
-  size_t nbytes() const {
-    std::lock_guard<std::mutex> g(m);
-    size_t n = 0;
-    for (int64_t f : floats) n += (size_t)f * sizeof(float);
-    return n;
-  }
-};
-
-py::object make_packed(const std::string& isa, const std::string& cell, bool reset_after,
+py::object make_packed(const std::string& name, const std::string& cell, bool reset_after,
                        FArr U, py::object W) {
-  const CpuKernels& k = cpu_kernels(isa);
-  std::unique_ptr<PackedWeights> pw(new PackedWeights());
-  pw->isa = isa;
-  pw->cfg.cell = parse_cell(cell);
-  pw->cfg.reset_after = reset_after;
-  if (U.ndim() != 2 || U.shape(1) != num_gates(pw->cfg.cell) * U.shape(0))
+  const Backend& be = backend_named(name);
+  RnnConfig cfg;
+  cfg.cell = parse_cell(cell);
+  cfg.reset_after = reset_after;
+  if (U.ndim() != 2 || U.shape(1) != num_gates(cfg.cell) * U.shape(0))
     throw py::value_error("recurrent_kernel must have shape (units, " +
-                          std::to_string(num_gates(pw->cfg.cell)) + " * units), got " +
+                          std::to_string(num_gates(cfg.cell)) + " * units), got " +
                           shape_str(std::vector<py::ssize_t>(U.shape(), U.shape() + U.ndim())));
-  pw->cfg.H = U.shape(0);
-  pw->U = U;
-  pw->W = py::none();
+  cfg.H = U.shape(0);
   FArr warr;
-  const bool with_w = !W.is_none();
-  if (with_w) {
+  if (!W.is_none()) {
     warr = FArr::ensure(W);
     if (!warr) throw py::type_error("kernel must be a float array");
-    const int64_t GH = num_gates(pw->cfg.cell) * pw->cfg.H;
+    const int64_t GH = num_gates(cfg.cell) * cfg.H;
     if (warr.ndim() != 2 || warr.shape(1) != GH)
       throw py::value_error("kernel must have shape (input_dim, " + std::to_string(GH) +
                             "), got " + shape_str(std::vector<py::ssize_t>(
                                             warr.shape(), warr.shape() + warr.ndim())));
-    pw->cfg.C = warr.shape(0);
-    pw->W = warr;
+    cfg.C = warr.shape(0);
   }
+  if (!be.pack) return py::none();  // this backend reads the weights as they are
+  auto pp = std::make_unique<PyPacked>();
+  pp->U = U;
+  pp->W = W.is_none() ? py::object(py::none()) : py::object(warr);
   {
     py::gil_scoped_release nogil;
-    pw->pack(k, U.data(), kPackForward, kPackBackward);
-    if (with_w) pw->pack(k, warr.data(), kPackInput, kPackInputFused + 1);
+    pp->packed = be.pack(be, cfg, U.data(), W.is_none() ? nullptr : warr.data());
   }
-  return py::cast(pw.release(), py::return_value_policy::take_ownership);
+  return py::cast(pp.release(), py::return_value_policy::take_ownership);
 }
 
 // The packed weights given to a call, checked against that call.
-PackedWeights* check_packed(const py::object& packed, const std::string& isa,
-                            const RnnConfig& cfg, const FArr& U) {
+const Packed* check_packed(const py::object& packed, const Backend& be, const RnnConfig& cfg,
+                           const FArr& U, const FArr& W) {
   if (packed.is_none()) return nullptr;
-  PackedWeights* pw;
+  PyPacked* pp;
   try {
-    pw = packed.cast<PackedWeights*>();
+    pp = packed.cast<PyPacked*>();
   } catch (const py::cast_error&) {
     throw py::type_error("packed must be a PackedWeights from rnnkern._core.pack, or None");
   }
-  if (pw->isa != isa || pw->cfg.cell != cfg.cell || pw->cfg.H != cfg.H ||
-      (cfg.cell == Cell::GRU && pw->cfg.reset_after != cfg.reset_after))
+  const Packed& p = *pp->packed;
+  if (p.backend != be.name || p.cfg.cell != cfg.cell || p.cfg.H != cfg.H ||
+      (cfg.cell == Cell::GRU && p.cfg.reset_after != cfg.reset_after))
     throw py::value_error("packed was made for another isa, cell, reset_after or units");
-  if (pw->U.data() != U.data())
+  if (pp->U.data() != U.data())
     throw py::value_error("packed was made from another recurrent_kernel array");
-  return pw;
-}
-
-// Whether `packed` holds W (checked to be this W's buffer).
-bool has_kernel(const PackedWeights* pw, const FArr& W) {
-  if (!pw || pw->W.is_none()) return false;
-  const FArr pwW = py::reinterpret_borrow<FArr>(pw->W);
-  if (pwW.data() != W.data())
+  if (p.has_kernel && py::reinterpret_borrow<FArr>(pp->W).data() != W.data())
     throw py::value_error("packed was made from another kernel array");
-  return true;
+  return &p;
 }
 
-// What a training forward keeps for its backward.
-struct Workspace {
-  RnnConfig cfg;
-  std::string isa;
-  FArr x, W, U;
-  py::object mask;  // MArr or None
-  py::object input_masks, recurrent_masks;  // FArr [G,N,C] / [G,N,H] or None
-  py::object packed;  // PackedWeights or None
+// A training forward's workspace as Python holds it: the backend's, the arrays
+// it reads again (kept alive and unchanged while it exists), the packed weights.
+struct PyWorkspace {
+  const Backend* backend = nullptr;
+  std::unique_ptr<Workspace> ws;
   std::vector<py::ssize_t> bias_shape;  // empty: no bias
-  // Written completely by the forward (masked steps included), so not
-  // zero-filled here: that memset cost ~10% of a training step at S2.
-  std::unique_ptr<PooledBuffer> hprev, slots;
-  size_t hprev_n = 0, slots_n = 0;
-  bool used = false;
+  py::object keep;    // the forward's arrays
+  py::object packed;  // PyPacked or None
+  const Packed* packed_ptr() const {
+    return packed.is_none() ? nullptr : packed.cast<PyPacked*>()->packed.get();
+  }
 };
 
-py::tuple forward(const std::string& isa, const std::string& cell, const std::string& act,
+py::object wrap_workspace(const Backend& be, std::unique_ptr<Workspace> ws,
+                          std::vector<py::ssize_t> bias_shape, py::object keep,
+                          py::object packed) {
+  auto w = std::make_unique<PyWorkspace>();
+  w->backend = &be;
+  w->ws = std::move(ws);
+  w->bias_shape = std::move(bias_shape);
+  w->keep = std::move(keep);
+  w->packed = std::move(packed);
+  return py::cast(w.release(), py::return_value_policy::take_ownership);
+}
+
+// One layer's forward on any backend, host arrays (NumPy) in and out.
+py::tuple forward(const std::string& name, const std::string& cell, const std::string& act,
                   const std::string& ract, bool reset_after, bool go_backwards,
                   bool return_sequences, bool training, FArr x, FArr W, FArr U,
                   py::object b, FArr h0, py::object c0, py::object mask, int threads,
                   py::object packed, py::object input_masks, py::object recurrent_masks) {
-  const CpuKernels& k = cpu_kernels(isa);
+  const Backend& be = backend_named(name);
   CheckedForward in = check_forward(cell, act, ract, reset_after, go_backwards, return_sequences,
                                     training, x, W, U, b, h0, c0, mask, input_masks,
                                     recurrent_masks);
   RnnConfig& cfg = in.cfg;
-  cfg.threads = effective_threads(threads);
-  const std::vector<py::ssize_t>& bshape = in.bshape;
-  FArr &barr = in.barr, &carr = in.carr;
-  MArr& marr = in.marr;
-  const py::object &im = in.im, &rm = in.rm;
-
-  PackedWeights* pw = check_packed(packed, isa, cfg, U);
-
+  cfg.threads = threads;
+  const Packed* pw = check_packed(packed, be, cfg, U, W);
+  const bool lstm = cfg.cell == Cell::LSTM;
   const py::ssize_t N = cfg.N, T = cfg.T, H = cfg.H;
   FArr y = return_sequences ? FArr({N, T, H}) : FArr({N, H});
   FArr hT({N, H});
-  FArr cT = cfg.cell == Cell::LSTM ? FArr({N, H}) : FArr(std::vector<py::ssize_t>{0});
-  std::unique_ptr<Workspace> ws;
-  if (training) {
-    ws.reset(new Workspace());
-    ws->hprev_n = (size_t)N * T * H;
-    ws->slots_n = ws->hprev_n * num_slots(cfg.cell, reset_after);
-    ws->hprev.reset(new PooledBuffer(ws->hprev_n));
-    ws->slots.reset(new PooledBuffer(ws->slots_n));
-  }
-  ForwardArgs a;
+  FArr cT = lstm ? FArr({N, H}) : FArr(std::vector<py::ssize_t>{0});
+  LayerArgs a;
   a.x = x.data();
   a.W = W.data();
   a.U = U.data();
-  a.b = bshape.empty() ? nullptr : barr.data();
+  a.b = in.bshape.empty() ? nullptr : in.barr.data();
   a.h0 = h0.data();
-  a.c0 = cfg.cell == Cell::LSTM ? carr.data() : nullptr;
-  a.mask = mask.is_none() ? nullptr : marr.data();
+  a.c0 = lstm ? in.carr.data() : nullptr;
+  a.mask = mask.is_none() ? nullptr : in.marr.data();
+  a.input_masks = mask_ptr(in.im);
+  a.recurrent_masks = mask_ptr(in.rm);
   a.y = y.mutable_data();
   a.hT = hT.mutable_data();
-  a.cT = cfg.cell == Cell::LSTM ? cT.mutable_data() : nullptr;
-  a.input_masks = mask_ptr(im);
-  a.recurrent_masks = mask_ptr(rm);
-  if (ws) {
-    a.hprev = ws->hprev->get();
-    a.slots = ws->slots->get();
-  }
-  if (pw) {
-    a.packed = pw->get(kPackForward);
-    a.packed2 = pw->get(kPackForward2);
-    if (has_kernel(pw, W)) {
-      a.packed_w = pw->get(kPackInput);
-      a.packed_wf = pw->get(kPackInputFused);
-    }
-  }
+  a.cT = lstm ? cT.mutable_data() : nullptr;
+  std::unique_ptr<Workspace> ws;
   {
     py::gil_scoped_release nogil;
-    k.forward(cfg, a);
+    ws = be.forward(be, cfg, a, pw);
   }
   py::object wso = py::none();
-  if (ws) {
-    ws->cfg = cfg;
-    ws->isa = isa;
-    ws->x = x;
-    ws->W = W;
-    ws->U = U;
-    ws->mask = mask.is_none() ? py::object(py::none()) : py::object(marr);
-    ws->input_masks = im;
-    ws->recurrent_masks = rm;
-    ws->packed = packed;
-    ws->bias_shape = bshape;
-    wso = py::cast(ws.release(), py::return_value_policy::take_ownership);
+  if (training) {
+    py::object m = mask.is_none() ? py::object(py::none()) : py::object(in.marr);
+    wso = wrap_workspace(be, std::move(ws), in.bshape, py::make_tuple(x, W, U, m, in.im, in.rm),
+                         packed);
   }
-  py::object co = cfg.cell == Cell::LSTM ? py::object(cT) : py::object(py::none());
-  return py::make_tuple(y, hT, co, wso);
+  return py::make_tuple(y, hT, lstm ? py::object(cT) : py::object(py::none()), wso);
 }
 
-py::tuple backward(Workspace& ws, FArr dy, FArr dhT, py::object dcT, int threads) {
-  const RnnConfig& c0 = ws.cfg;
-  RnnConfig cfg = c0;
-  cfg.threads = effective_threads(threads);
+// The BPTT of a host forward: host arrays in and out.
+py::tuple backward(PyWorkspace& w, FArr dy, FArr dhT, py::object dcT, int threads) {
+  const RnnConfig& cfg = w.ws->cfg;
   const py::ssize_t N = cfg.N, T = cfg.T, C = cfg.C, H = cfg.H;
   const py::ssize_t GH = num_gates(cfg.cell) * H;
+  const bool lstm = cfg.cell == Cell::LSTM;
   FArr dcarr = check_backward(cfg, dy, dhT, dcT);
-  const CpuKernels& k = cpu_kernels(ws.isa);
   FArr dx({N, T, C}), dW({C, GH}), dU({H, GH}), dh0({N, H});
-  FArr dc0 = cfg.cell == Cell::LSTM ? FArr({N, H}) : FArr(std::vector<py::ssize_t>{0});
-  FArr db = ws.bias_shape.empty() ? FArr(std::vector<py::ssize_t>{0}) : FArr(ws.bias_shape);
-  BackwardArgs a;
-  a.x = ws.x.data();
-  a.W = ws.W.data();
-  a.U = ws.U.data();
-  a.mask = ws.mask.is_none() ? nullptr : ws.mask.cast<MArr>().data();
-  a.input_masks = mask_ptr(ws.input_masks);
-  a.recurrent_masks = mask_ptr(ws.recurrent_masks);
-  a.hprev = ws.hprev->get();
-  a.slots = ws.slots->get();
-  a.dy = dy.data();
-  a.dhT = dhT.data();
-  a.dcT = cfg.cell == Cell::LSTM ? dcarr.data() : nullptr;
-  a.dx = dx.mutable_data();
-  a.dW = dW.mutable_data();
-  a.dU = dU.mutable_data();
-  a.db = ws.bias_shape.empty() ? nullptr : db.mutable_data();
-  a.dh0 = dh0.mutable_data();
-  a.dc0 = cfg.cell == Cell::LSTM ? dc0.mutable_data() : nullptr;
-  PackedWeights* pw = ws.packed.is_none() ? nullptr : ws.packed.cast<PackedWeights*>();
+  FArr dc0 = lstm ? FArr({N, H}) : FArr(std::vector<py::ssize_t>{0});
+  FArr db = w.bias_shape.empty() ? FArr(std::vector<py::ssize_t>{0}) : FArr(w.bias_shape);
+  GradArgs g;
+  g.dy = dy.data();
+  g.dhT = dhT.data();
+  g.dcT = lstm ? dcarr.data() : nullptr;
+  g.dx = dx.mutable_data();
+  g.dW = dW.mutable_data();
+  g.dU = dU.mutable_data();
+  g.db = w.bias_shape.empty() ? nullptr : db.mutable_data();
+  g.dh0 = dh0.mutable_data();
+  g.dc0 = lstm ? dc0.mutable_data() : nullptr;
+  const Packed* pw = w.packed_ptr();
   {
     py::gil_scoped_release nogil;
-    if (pw) {
-      pw->ensure_backward(k);
-      a.packed = pw->get(kPackBackward);
-      a.packed2 = pw->get(kPackBackward2);
-    }
-    k.backward(cfg, a);
+    w.backend->backward(*w.backend, *w.ws, threads, g, pw);
   }
-  py::object dbo = ws.bias_shape.empty() ? py::object(py::none()) : py::object(db);
-  py::object dco = cfg.cell == Cell::LSTM ? py::object(dc0) : py::object(py::none());
+  py::object dbo = w.bias_shape.empty() ? py::object(py::none()) : py::object(db);
+  py::object dco = lstm ? py::object(dc0) : py::object(py::none());
   return py::make_tuple(dx, dW, dU, dbo, dh0, dco);
+}
+
+template <class T>
+T* ptr_of(uintptr_t p) {
+  return reinterpret_cast<T*>(p);
+}
+
+// Forward on arrays already on a GPU backend's device, by address (0: absent),
+// checked by rnnkern/_device.py (shapes, dtypes, contiguity, whose memory).
+// Returns the workspace (training) or None.
+py::object forward_device(const std::string& name, const std::string& cell,
+                          const std::string& act, const std::string& ract, bool reset_after,
+                          bool go_backwards, bool return_sequences, bool training, int64_t T,
+                          int64_t N, int64_t C, int64_t H, uintptr_t x, uintptr_t W,
+                          uintptr_t U, uintptr_t b, uintptr_t h0, uintptr_t c0, uintptr_t mask,
+                          uintptr_t input_masks, uintptr_t recurrent_masks, uintptr_t y,
+                          uintptr_t hT, uintptr_t cT) {
+  const Backend& be = backend_named(name);
+  if (!be.device) throw py::value_error("backend '" + name + "' takes host arrays only");
+  RnnConfig cfg;
+  cfg.cell = parse_cell(cell);
+  cfg.act = parse_act(act, "activation");
+  cfg.ract = parse_act(ract, "recurrent_activation");
+  cfg.reset_after = reset_after;
+  cfg.go_backwards = go_backwards;
+  cfg.return_sequences = return_sequences;
+  cfg.training = training;
+  if (T < 1 || N < 0 || C < 0 || H < 0) throw py::value_error("bad dimensions");
+  cfg.T = T;
+  cfg.N = N;
+  cfg.C = C;
+  cfg.H = H;
+  LayerArgs a;
+  a.on_device = true;
+  a.x = ptr_of<const float>(x);
+  a.W = ptr_of<const float>(W);
+  a.U = ptr_of<const float>(U);
+  a.b = ptr_of<const float>(b);
+  a.h0 = ptr_of<const float>(h0);
+  a.c0 = ptr_of<const float>(c0);
+  a.mask = ptr_of<const uint8_t>(mask);
+  a.input_masks = ptr_of<const float>(input_masks);
+  a.recurrent_masks = ptr_of<const float>(recurrent_masks);
+  a.y = ptr_of<float>(y);
+  a.hT = ptr_of<float>(hT);
+  a.cT = ptr_of<float>(cT);
+  if (cfg.cell == Cell::LSTM && (!a.c0 || !a.cT)) throw py::value_error("c0 is required for lstm");
+  std::unique_ptr<Workspace> ws;
+  {
+    py::gil_scoped_release nogil;
+    ws = be.forward(be, cfg, a, nullptr);
+  }
+  if (!training) return py::none();
+  std::vector<py::ssize_t> bshape;
+  if (b) {
+    const int64_t GH = num_gates(cfg.cell) * H;
+    bshape = cfg.cell == Cell::GRU && reset_after ? std::vector<py::ssize_t>{2, GH}
+                                                  : std::vector<py::ssize_t>{GH};
+  }
+  // the GPU workspace holds device copies of what its backward reads
+  return wrap_workspace(be, std::move(ws), bshape, py::none(), py::none());
+}
+
+// BPTT on device arrays, by address (db 0 without bias).
+void backward_device(PyWorkspace& w, uintptr_t dy, uintptr_t dhT, uintptr_t dcT, uintptr_t dx,
+                     uintptr_t dW, uintptr_t dU, uintptr_t db, uintptr_t dh0, uintptr_t dc0) {
+  if (!w.backend->device) throw py::value_error("a host backend's workspace takes host arrays");
+  GradArgs g;
+  g.on_device = true;
+  g.dy = ptr_of<const float>(dy);
+  g.dhT = ptr_of<const float>(dhT);
+  g.dcT = ptr_of<const float>(dcT);
+  g.dx = ptr_of<float>(dx);
+  g.dW = ptr_of<float>(dW);
+  g.dU = ptr_of<float>(dU);
+  g.db = ptr_of<float>(db);
+  g.dh0 = ptr_of<float>(dh0);
+  g.dc0 = ptr_of<float>(dc0);
+  if (w.ws->cfg.cell == Cell::LSTM && (!g.dcT || !g.dc0))
+    throw py::value_error("dc_T is required for lstm");
+  py::gil_scoped_release nogil;
+  w.backend->backward(*w.backend, *w.ws, 1, g, nullptr);
 }
 
 FArr gemm(const std::string& isa, FArr a, FArr b, bool trans_a, bool trans_b, int threads) {
@@ -337,7 +299,7 @@ FArr gemm(const std::string& isa, FArr a, FArr b, bool trans_a, bool trans_b, in
   const int64_t M = trans_a ? a.shape(1) : a.shape(0), K = trans_a ? a.shape(0) : a.shape(1);
   const int64_t Kb = trans_b ? b.shape(1) : b.shape(0), N = trans_b ? b.shape(0) : b.shape(1);
   if (K != Kb) throw py::value_error("gemm: inner dimensions of a and b differ");
-  const CpuKernels& k = cpu_kernels(isa);
+  const CpuKernels& k = raw_kernels(isa);
   FArr c({(py::ssize_t)M, (py::ssize_t)N});
   const int64_t lda = a.shape(1), ldb = b.shape(1);
   const float* pa = a.data();
@@ -346,7 +308,7 @@ FArr gemm(const std::string& isa, FArr a, FArr b, bool trans_a, bool trans_b, in
   {
     py::gil_scoped_release nogil;
     k.gemm(M, N, K, pa, trans_a ? 1 : lda, trans_a ? lda : 1, pb, trans_b ? 1 : ldb,
-           trans_b ? ldb : 1, pc, N, false, effective_threads(threads));
+           trans_b ? ldb : 1, pc, N, false, cpu_threads(threads));
   }
   return c;
 }
@@ -542,16 +504,17 @@ void register_gpu(py::module_& m);  // gpu_bindings.cc
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "rnnkern compiled kernels (see rnnkern.ops for the contract)";
-  py::class_<Workspace>(m, "Workspace", "What a training forward keeps for BPTT (opaque).")
-      .def_property_readonly("batch", [](const Workspace& w) { return w.cfg.N; })
-      .def_property_readonly("timesteps", [](const Workspace& w) { return w.cfg.T; })
-      .def_property_readonly("input_size", [](const Workspace& w) { return w.cfg.C; })
-      .def_property_readonly("units", [](const Workspace& w) { return w.cfg.H; })
-      .def_property_readonly("cell", [](const Workspace& w) { return cell_name(w.cfg.cell); })
-      .def_property_readonly("isa", [](const Workspace& w) { return w.isa; })
-      .def_property_readonly("nbytes", [](const Workspace& w) {
-        return (w.hprev_n + w.slots_n) * sizeof(float);
-      });
+  py::class_<PyWorkspace>(m, "Workspace",
+                          "What a training forward keeps for BPTT (opaque).")
+      .def_property_readonly("batch", [](const PyWorkspace& w) { return w.ws->cfg.N; })
+      .def_property_readonly("timesteps", [](const PyWorkspace& w) { return w.ws->cfg.T; })
+      .def_property_readonly("input_size", [](const PyWorkspace& w) { return w.ws->cfg.C; })
+      .def_property_readonly("units", [](const PyWorkspace& w) { return w.ws->cfg.H; })
+      .def_property_readonly("cell",
+                             [](const PyWorkspace& w) { return cell_name(w.ws->cfg.cell); })
+      .def_property_readonly("backend", [](const PyWorkspace& w) { return w.backend->name; })
+      .def_property_readonly("isa", [](const PyWorkspace& w) { return w.backend->name; })
+      .def_property_readonly("nbytes", [](const PyWorkspace& w) { return w.ws->nbytes(); });
   m.def("embedding_grad", &embedding_grad, py::arg("ids"), py::arg("dy"), py::arg("vocab"),
         "dE[vocab, dim]: the rows of dy summed by id (float32, ids in range).");
   m.def("same_bytes", [](py::buffer a, py::buffer b) {
@@ -574,27 +537,44 @@ PYBIND11_MODULE(_core, m) {
     return n == 0 || std::memcmp(x.ptr, y.ptr, n) == 0;
   }, py::arg("a"), py::arg("b"), "Whether two C-contiguous buffers hold the same bytes.");
   m.def("cpu_isas", &cpu_isas, "CPU ISAs compiled in and supported here, widest first.");
-  m.def("forward", &forward, py::arg("isa"), py::arg("cell"), py::arg("activation"),
+  m.def("forward", &forward, py::arg("backend"), py::arg("cell"), py::arg("activation"),
         py::arg("recurrent_activation"), py::arg("reset_after"), py::arg("go_backwards"),
         py::arg("return_sequences"), py::arg("training"), py::arg("x"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"), py::arg("c0"),
         py::arg("mask"), py::arg("threads"), py::arg("packed") = py::none(),
         py::arg("input_masks") = py::none(), py::arg("recurrent_masks") = py::none(),
-        "One layer's forward (see rnnkern.ops.rnn_forward). input_masks (G, N, C) and\n"
-        "recurrent_masks (G, N, H): optional per-gate dropout masks, float arrays.");
-  py::class_<PackedWeights>(m, "PackedWeights",
-                            "A layer's kernels packed for one ISA (see rnnkern._core.pack).")
-      .def_property_readonly("isa", [](const PackedWeights& p) { return p.isa; })
-      .def_property_readonly("cell", [](const PackedWeights& p) { return cell_name(p.cfg.cell); })
-      .def_property_readonly("units", [](const PackedWeights& p) { return p.cfg.H; })
-      .def_property_readonly("nbytes", &PackedWeights::nbytes);
-  m.def("pack", &make_packed, py::arg("isa"), py::arg("cell"), py::arg("reset_after"),
+        "One layer's forward on a backend of the kernel table (a CPU ISA, cuda-emu, cuda;\n"
+        "see rnnkern.ops.rnn_forward): (y, h_T, c_T or None, workspace or None).\n"
+        "input_masks (G, N, C) and recurrent_masks (G, N, H): optional per-gate dropout\n"
+        "masks, float arrays. threads: the CPU ISAs'.");
+  m.def("forward_device", &forward_device, py::arg("backend"), py::arg("cell"),
+        py::arg("activation"), py::arg("recurrent_activation"), py::arg("reset_after"),
+        py::arg("go_backwards"), py::arg("return_sequences"), py::arg("training"),
+        py::arg("T"), py::arg("N"), py::arg("C"), py::arg("H"), py::arg("x"),
+        py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"),
+        py::arg("c0"), py::arg("mask"), py::arg("input_masks"), py::arg("recurrent_masks"),
+        py::arg("y"), py::arg("h_T"), py::arg("c_T"),
+        "Forward on a GPU backend's device arrays given by address (checked by\n"
+        "rnnkern._device; 0: absent): the workspace (training) or None.");
+  m.def("backward_device", &backward_device, py::arg("workspace"), py::arg("dy"),
+        py::arg("dh_T"), py::arg("dc_T"), py::arg("dx"), py::arg("dW"), py::arg("dU"),
+        py::arg("db"), py::arg("dh0"), py::arg("dc0"),
+        "BPTT on a GPU backend's device arrays given by address (0: absent).");
+  py::class_<PyPacked>(m, "PackedWeights",
+                       "A layer's kernels packed for one backend (see rnnkern._core.pack).")
+      .def_property_readonly("isa", [](const PyPacked& p) { return p.packed->backend; })
+      .def_property_readonly("cell",
+                             [](const PyPacked& p) { return cell_name(p.packed->cfg.cell); })
+      .def_property_readonly("units", [](const PyPacked& p) { return p.packed->cfg.H; })
+      .def_property_readonly("nbytes", [](const PyPacked& p) { return p.packed->nbytes(); });
+  m.def("pack", &make_packed, py::arg("backend"), py::arg("cell"), py::arg("reset_after"),
         py::arg("recurrent_kernel"), py::arg("kernel") = py::none(),
-        "Pack recurrent_kernel (and kernel, when given) once for the ISA's kernels;\n"
-        "pass the result as `packed` to forward() while the arrays are unchanged\n"
-        "(they are kept alive).");
+        "Pack recurrent_kernel (and kernel, when given) once for the backend's kernels\n"
+        "(None where it packs nothing); pass the result as `packed` to forward() while\n"
+        "the arrays are unchanged (they are kept alive).");
   m.def("backward", &backward, py::arg("workspace"), py::arg("dy"), py::arg("dh_T"),
-        py::arg("dc_T"), py::arg("threads"));
+        py::arg("dc_T"), py::arg("threads") = 1,
+        "BPTT of a forward's workspace: (dx, dW, dU, db or None, dh0, dc0 or None).");
   m.def("gemm", &gemm, py::arg("isa"), py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("threads") = 1,
         "C = op(a) op(b) with the ISA's packed SGEMM (for tests and benchmarks).");
@@ -608,7 +588,7 @@ PYBIND11_MODULE(_core, m) {
         "tests/test_cells_float.py): a dict of the step's activations, h, y and,\n"
         "with dh, dpre / dpre_rec (G, n) and dh_direct.");
   m.def("activate", [](const std::string& isa, const std::string& name, FArr x) {
-        const CpuKernels& k = cpu_kernels(isa);
+        const CpuKernels& k = raw_kernels(isa);
         const Act act = parse_act(name, "activation");
         FArr y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
         const float* px = x.data();
@@ -622,7 +602,7 @@ PYBIND11_MODULE(_core, m) {
       }, py::arg("isa"), py::arg("activation"), py::arg("x"),
       "y = activation(x) with the ISA's vectorised nonlinearity (for accuracy tests).");
   m.def("peak_gflops", [](const std::string& isa, double seconds) {
-        const CpuKernels& k = cpu_kernels(isa);
+        const CpuKernels& k = raw_kernels(isa);
         py::gil_scoped_release nogil;
         return k.peak_gflops(seconds);
       }, py::arg("isa"), py::arg("seconds") = 0.3,

@@ -65,6 +65,8 @@ const CpuKernels& cpu_kernels(const std::string& isa) {
 
 bool in_forked_child() { return g_forked_child.load(); }
 
+int cpu_threads(int requested) { return in_forked_child() ? 1 : std::max(1, requested); }
+
 namespace {
 struct ScratchBuf {
   float* ptr = nullptr;

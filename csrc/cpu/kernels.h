@@ -1,6 +1,8 @@
-// rnnkern — the CPU kernel registry: one CpuKernels entry per compiled ISA.
-// A new ISA is one translation unit defining <isa>::kKernels plus one line in
-// dispatch.cc; tests and the benchmark then pick it up through cpu_isas().
+// rnnkern — the CPU kernels' own interface: their parameter structs, one
+// CpuKernels entry per compiled ISA, the thread-local scratch. A new ISA is one
+// translation unit defining <isa>::kKernels plus one line in dispatch.cc; the
+// backend table (rnnkern/backend.h, backend_cpu.cc) and through it the tests and
+// the benchmark then pick it up.
 #pragma once
 
 #include <string>
@@ -9,6 +11,93 @@
 #include "rnnkern/shapes.h"
 
 namespace rnnkern {
+
+// The recurrent weights packed the way one ISA's step kernels read them.
+// Packing is done per call unless the caller passes parts packed earlier
+// (CpuKernels::pack) for weights that have not changed since. Parts a cell
+// does not use have 0 floats.
+enum PackPart : int {
+  kPackForward = 0,   // U panels of the forward step (GRU r.b.: its z, r gates)
+  kPackForward2 = 1,  // GRU reset_before: the U_h panels of the second phase
+  kPackBackward = 2,  // U^T panels of the backward product (GRU r.b.: z, r rows)
+  kPackBackward2 = 3, // GRU reset_before: the U_h^T panels of phase A2
+  kPackInput = 4,     // W [C,G*H] as the input projection's GEMM reads it
+  kPackInputFused = 5,  // W as the step reads it when the projection is fused
+  kNumPackParts = 6
+};
+
+struct ForwardArgs {
+  const float* x = nullptr;      // [N,T,C]
+  const float* W = nullptr;      // [C,G*H]
+  const float* U = nullptr;      // [H,G*H]
+  const float* b = nullptr;      // [G*H] or [2,G*H] (GRU reset_after); may be null
+  const float* h0 = nullptr;     // [N,H]
+  const float* c0 = nullptr;     // [N,H] LSTM
+  const uint8_t* mask = nullptr; // [N,T] or null
+  float* y = nullptr;            // [N,T,H] (return_sequences) or [N,H]
+  float* hT = nullptr;           // [N,H]
+  float* cT = nullptr;           // [N,H] LSTM
+  // training only (null otherwise):
+  float* hprev = nullptr;        // [T,N,H]   state before the step that read x[:,t]
+  float* slots = nullptr;        // [T,N,S*H] saved activations, S = num_slots()
+  // optional: U packed earlier (kPackForward, kPackForward2), W (kPackInput,
+  // kPackInputFused); null = pack now
+  const float* packed = nullptr;
+  const float* packed2 = nullptr;
+  const float* packed_w = nullptr;
+  const float* packed_wf = nullptr;
+  // optional dropout masks, one per gate, fixed over all timesteps (Keras'
+  // implementation=1 cells): gate g reads x ⊙ input_masks[g] and
+  // h_prev ⊙ recurrent_masks[g]; null = none
+  const float* input_masks = nullptr;      // [G,N,C]
+  const float* recurrent_masks = nullptr;  // [G,N,H]
+};
+
+struct BackwardArgs {
+  const float* x = nullptr;      // [N,T,C]
+  const float* W = nullptr;      // [C,G*H]
+  const float* U = nullptr;      // [H,G*H]
+  const uint8_t* mask = nullptr; // [N,T] or null
+  const float* hprev = nullptr;  // [T,N,H]
+  const float* slots = nullptr;  // [T,N,S*H]
+  const float* dy = nullptr;     // like y
+  const float* dhT = nullptr;    // [N,H]
+  const float* dcT = nullptr;    // [N,H] LSTM
+  float* dx = nullptr;           // [N,T,C]
+  float* dW = nullptr;           // [C,G*H]
+  float* dU = nullptr;           // [H,G*H]
+  float* db = nullptr;           // like b (null without bias)
+  float* dh0 = nullptr;          // [N,H]
+  float* dc0 = nullptr;          // [N,H] LSTM
+  // optional: U packed earlier (kPackBackward, kPackBackward2); null = pack now
+  const float* packed = nullptr;
+  const float* packed2 = nullptr;
+  // the forward's dropout masks (see ForwardArgs), or null
+  const float* input_masks = nullptr;      // [G,N,C]
+  const float* recurrent_masks = nullptr;  // [G,N,H]
+};
+
+// One entry of the kernel table: the forward and backward of one ISA.
+struct CpuKernels {
+  const char* isa;
+  void (*forward)(const RnnConfig&, const ForwardArgs&);
+  void (*backward)(const RnnConfig&, const BackwardArgs&);
+  // C[M,N] = A[M,K] B[K,N] (+ C when accumulate), with element strides
+  // A(i,k) = a[i*sam + k*sak], B(k,j) = b[k*sbk + j*sbn]; used by tests and bench.
+  void (*gemm)(int64_t M, int64_t N, int64_t K, const float* a, int64_t sam, int64_t sak,
+               const float* b, int64_t sbk, int64_t sbn, float* c, int64_t ldc,
+               bool accumulate, int threads);
+  // y[i] = act(x[i]) with this ISA's vectorised nonlinearity (accuracy tests).
+  void (*activate)(Act act, const float* x, float* y, int64_t n);
+  // Floats of one PackPart for this config (only cell, reset_after, H and,
+  // for the kPackInput parts, C matter), and the packing into it (64-byte
+  // aligned `out`) of U [H,G*H], or of W [C,G*H] for the kPackInput parts.
+  int64_t (*packed_floats)(const RnnConfig&, int part);
+  void (*pack)(const RnnConfig&, const float* weights, int part, float* out);
+  // fp32 FMA throughput of this ISA on one thread, GFLOP/s, measured for ~seconds.
+  double (*peak_gflops)(double seconds);
+};
+
 namespace scalar { extern const CpuKernels kKernels; }
 #if defined(RNNKERN_HAVE_X86)
 namespace avx2 { extern const CpuKernels kKernels; }
@@ -41,4 +130,7 @@ void scratch_release();  // frees every buffer of the calling thread
 // Set in a child process forked after OpenMP use: kernels then run on one
 // thread (libgomp's pool does not survive fork()).
 bool in_forked_child();
+// The threads a CPU kernel call runs on when `requested` are asked for: at least
+// one, and one in a forked child.
+int cpu_threads(int requested);
 }  // namespace rnnkern

@@ -44,7 +44,7 @@ Run run(const RnnConfig& cfg, bool masked, bool dropout, uint32_t seed) {
   std::vector<float> im(G * N * C), rm(G * N * H);
   for (float& m : im) m = (gen() % 5) ? 1.25f : 0.0f;
   for (float& m : rm) m = (gen() % 5) ? 1.25f : 0.0f;
-  GpuForwardIn in;
+  LayerArgs in;
   in.x = x.data();
   in.W = W.data();
   in.U = U.data();
@@ -58,8 +58,11 @@ Run run(const RnnConfig& cfg, bool masked, bool dropout, uint32_t seed) {
   r.y.resize(cfg.return_sequences ? N * T * H : N * H);
   r.hT.resize(N * H);
   r.cT.resize(N * H);
-  GpuForwardOut out{r.y.data(), r.hT.data(), cfg.cell == Cell::LSTM ? r.cT.data() : nullptr};
-  auto ws = gpu_emu::gpu_forward(cfg, in, out);
+  in.y = r.y.data();
+  in.hT = r.hT.data();
+  in.cT = cfg.cell == Cell::LSTM ? r.cT.data() : nullptr;
+  const Backend& be = gpu_emu::backend();
+  auto ws = be.forward(be, cfg, in, nullptr);
   std::vector<float> dy = fill(r.y.size()), dhT = fill(N * H), dcT = fill(N * H);
   r.dx.resize(N * T * C);
   r.dW.resize(C * GH);
@@ -67,10 +70,17 @@ Run run(const RnnConfig& cfg, bool masked, bool dropout, uint32_t seed) {
   r.db.resize(b.size());
   r.dh0.resize(N * H);
   r.dc0.resize(N * H);
-  GpuBackwardIn bin{dy.data(), dhT.data(), cfg.cell == Cell::LSTM ? dcT.data() : nullptr};
-  GpuBackwardOut bout{r.dx.data(), r.dW.data(), r.dU.data(), r.db.data(), r.dh0.data(),
-                      cfg.cell == Cell::LSTM ? r.dc0.data() : nullptr};
-  gpu_emu::gpu_backward(*ws, bin, bout);
+  GradArgs g;
+  g.dy = dy.data();
+  g.dhT = dhT.data();
+  g.dcT = cfg.cell == Cell::LSTM ? dcT.data() : nullptr;
+  g.dx = r.dx.data();
+  g.dW = r.dW.data();
+  g.dU = r.dU.data();
+  g.db = r.db.data();
+  g.dh0 = r.dh0.data();
+  g.dc0 = cfg.cell == Cell::LSTM ? r.dc0.data() : nullptr;
+  be.backward(be, *ws, 1, g, nullptr);
   return r;
 }
 

@@ -1,0 +1,242 @@
+// rnnkern — the CPU ISAs' entries of the kernel table (rnnkern/backend.h): a
+// layer's forward and BPTT over one ISA's CpuKernels, the workspace memory they
+// recycle, and the weights packed for them. Also find_backend, the table's lookup.
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include "kernels.h"
+#include "rnnkern/backend.h"
+
+namespace rnnkern {
+namespace {
+
+// Workspace memory is recycled: a training loop allocates a workspace of the
+// same size every step, and fresh pages cost a page fault each (~4 ms of a
+// 50 ms LSTM S2 training step here). Up to 4 freed blocks (1 GiB in all) are
+// kept and handed out again for requests of at least half their size.
+class BlockPool {
+ public:
+  static BlockPool& get() {
+    static BlockPool* pool = new BlockPool();  // never destroyed: used at exit
+    return *pool;
+  }
+  float* take(size_t n, size_t* cap) {
+    {
+      std::lock_guard<std::mutex> g(m_);
+      size_t best = free_.size();
+      for (size_t i = 0; i < free_.size(); ++i)
+        if (free_[i].second >= n && free_[i].second / 2 <= n &&
+            (best == free_.size() || free_[i].second < free_[best].second))
+          best = i;
+      if (best != free_.size()) {
+        float* p = free_[best].first;
+        *cap = free_[best].second;
+        bytes_ -= *cap * sizeof(float);
+        free_.erase(free_.begin() + best);
+        return p;
+      }
+    }
+    *cap = n;
+    return new float[std::max<size_t>(n, 1)];
+  }
+  void give(float* p, size_t cap) {
+    if (!p) return;
+    std::lock_guard<std::mutex> g(m_);
+    if (free_.size() < 4 && bytes_ + cap * sizeof(float) <= (size_t(1) << 30)) {
+      free_.emplace_back(p, cap);
+      bytes_ += cap * sizeof(float);
+    } else {
+      delete[] p;
+    }
+  }
+
+ private:
+  std::mutex m_;
+  std::vector<std::pair<float*, size_t>> free_;
+  size_t bytes_ = 0;
+};
+
+// A recycled float buffer (not initialised).
+class PooledBuffer {
+ public:
+  PooledBuffer() = default;
+  explicit PooledBuffer(size_t n) : n_(n) { p_ = BlockPool::get().take(n, &cap_); }
+  PooledBuffer(const PooledBuffer&) = delete;
+  PooledBuffer& operator=(const PooledBuffer&) = delete;
+  ~PooledBuffer() { BlockPool::get().give(p_, cap_); }
+  float* get() const { return p_; }
+  size_t size() const { return n_; }
+
+ private:
+  float* p_ = nullptr;
+  size_t n_ = 0, cap_ = 0;
+};
+
+// A layer's kernels packed once for one ISA (U, and W when given). The forward
+// parts are packed when it is made, the backward parts on the first backward
+// that needs them (under `m_`, which also guards `floats_`).
+class CpuPacked final : public Packed {
+ public:
+  const float* get(int p) const { return floats_[p] ? part_[p].get() : nullptr; }
+  // Packs parts [p0, p1) of `weights`.
+  void pack(const CpuKernels& k, const float* weights, int p0, int p1) {
+    for (int p = p0; p < p1; ++p) {
+      floats_[p] = k.packed_floats(cfg, p);
+      if (!floats_[p]) continue;
+      const size_t bytes = ((size_t)floats_[p] * sizeof(float) + 63) / 64 * 64;
+      part_[p].reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+      if (!part_[p]) throw std::bad_alloc();
+      k.pack(cfg, weights, p, part_[p].get());
+    }
+  }
+  void ensure_backward(const CpuKernels& k, const float* U) const {
+    std::lock_guard<std::mutex> g(m_);
+    if (backward_packed_) return;
+    const_cast<CpuPacked*>(this)->pack(k, U, kPackBackward, kPackBackward2 + 1);
+    backward_packed_ = true;
+  }
+  size_t nbytes() const override {
+    std::lock_guard<std::mutex> g(m_);
+    size_t n = 0;
+    for (int64_t f : floats_) n += (size_t)f * sizeof(float);
+    return n;
+  }
+
+ private:
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float, Free> part_[kNumPackParts];
+  int64_t floats_[kNumPackParts] = {};
+  mutable std::mutex m_;
+  mutable bool backward_packed_ = false;
+};
+
+// What a CPU training forward keeps: the activations its BPTT reads (written
+// completely by the forward, masked steps included, so not zero-filled: that
+// memset cost ~10% of a training step at S2) and the caller's arrays it reads again.
+struct CpuWorkspace final : Workspace {
+  LayerArgs in;  // x, W, U, mask, dropout masks: the caller's (kept alive by it)
+  PooledBuffer hprev, slots;
+  CpuWorkspace(size_t nh, size_t ns) : hprev(nh), slots(ns) {}
+  size_t nbytes() const override { return (hprev.size() + slots.size()) * sizeof(float); }
+};
+
+std::unique_ptr<Workspace> cpu_forward(const Backend& self, const RnnConfig& cfg,
+                                       const LayerArgs& in, const Packed* packed) {
+  if (in.on_device) throw std::invalid_argument("rnnkern: the CPU backends take host arrays");
+  const auto* pw = static_cast<const CpuPacked*>(packed);
+  RnnConfig c = cfg;
+  c.threads = cpu_threads(cfg.threads);
+  std::unique_ptr<CpuWorkspace> ws;
+  if (cfg.training) {
+    const size_t nh = (size_t)cfg.N * cfg.T * cfg.H;
+    ws = std::make_unique<CpuWorkspace>(nh, nh * num_slots(cfg.cell, cfg.reset_after));
+    ws->cfg = cfg;
+    ws->in = in;
+    ws->in.y = ws->in.hT = ws->in.cT = nullptr;
+  }
+  ForwardArgs a;
+  a.x = in.x;
+  a.W = in.W;
+  a.U = in.U;
+  a.b = in.b;
+  a.h0 = in.h0;
+  a.c0 = in.c0;
+  a.mask = in.mask;
+  a.y = in.y;
+  a.hT = in.hT;
+  a.cT = in.cT;
+  a.input_masks = in.input_masks;
+  a.recurrent_masks = in.recurrent_masks;
+  if (ws) {
+    a.hprev = ws->hprev.get();
+    a.slots = ws->slots.get();
+  }
+  if (pw) {
+    a.packed = pw->get(kPackForward);
+    a.packed2 = pw->get(kPackForward2);
+    if (pw->has_kernel) {
+      a.packed_w = pw->get(kPackInput);
+      a.packed_wf = pw->get(kPackInputFused);
+    }
+  }
+  self.cpu->forward(c, a);
+  return ws;
+}
+
+void cpu_backward(const Backend& self, const Workspace& base, int threads, const GradArgs& g,
+                  const Packed* packed) {
+  if (g.on_device) throw std::invalid_argument("rnnkern: the CPU backends take host arrays");
+  const auto& ws = static_cast<const CpuWorkspace&>(base);
+  RnnConfig cfg = ws.cfg;
+  cfg.threads = cpu_threads(threads);
+  BackwardArgs a;
+  a.x = ws.in.x;
+  a.W = ws.in.W;
+  a.U = ws.in.U;
+  a.mask = ws.in.mask;
+  a.input_masks = ws.in.input_masks;
+  a.recurrent_masks = ws.in.recurrent_masks;
+  a.hprev = ws.hprev.get();
+  a.slots = ws.slots.get();
+  a.dy = g.dy;
+  a.dhT = g.dhT;
+  a.dcT = g.dcT;
+  a.dx = g.dx;
+  a.dW = g.dW;
+  a.dU = g.dU;
+  a.db = g.db;
+  a.dh0 = g.dh0;
+  a.dc0 = g.dc0;
+  if (const auto* pw = static_cast<const CpuPacked*>(packed)) {
+    pw->ensure_backward(*self.cpu, ws.in.U);
+    a.packed = pw->get(kPackBackward);
+    a.packed2 = pw->get(kPackBackward2);
+  }
+  self.cpu->backward(cfg, a);
+}
+
+std::unique_ptr<Packed> cpu_pack(const Backend& self, const RnnConfig& cfg, const float* U,
+                                 const float* W) {
+  auto pw = std::make_unique<CpuPacked>();
+  pw->backend = self.name;
+  pw->cfg = cfg;
+  pw->has_kernel = W != nullptr;
+  pw->pack(*self.cpu, U, kPackForward, kPackBackward);
+  if (W) pw->pack(*self.cpu, W, kPackInput, kPackInputFused + 1);
+  return pw;
+}
+
+// One entry per ISA compiled in (whether this CPU runs it is find_cpu_backend's check).
+const Backend kCpuBackends[] = {
+#if defined(RNNKERN_HAVE_X86)
+    {"avx512", false, cpu_forward, cpu_backward, cpu_pack, &avx512::kKernels},
+    {"avx2", false, cpu_forward, cpu_backward, cpu_pack, &avx2::kKernels},
+#endif
+    {"scalar", false, cpu_forward, cpu_backward, cpu_pack, &scalar::kKernels},
+};
+
+}  // namespace
+
+const Backend* find_cpu_backend(const std::string& isa) {
+  const std::vector<std::string>& here = cpu_isas();
+  if (std::find(here.begin(), here.end(), isa) == here.end()) return nullptr;
+  for (const Backend& b : kCpuBackends)
+    if (isa == b.name) return &b;
+  return nullptr;
+}
+
+const Backend& find_backend(const std::string& name) {
+  if (name == "cuda-emu") return gpu_emu::backend();
+  if (name == "cuda") return gpu_cuda::backend();
+  if (const Backend* b = find_cpu_backend(name)) return *b;
+  throw std::invalid_argument("rnnkern: backend '" + name + "' is not available here");
+}
+
+}  // namespace rnnkern
