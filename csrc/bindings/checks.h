@@ -83,6 +83,21 @@ inline const float* mask_ptr(const py::object& m) {
 
 // A forward's arguments, checked: the config (threads not set) and the arrays
 // converted to C-contiguous float32 / uint8 (empty where absent).
+// A layer's options as the kernels take them (the dimensions are filled later).
+inline RnnConfig parse_config(const std::string& cell, const std::string& act,
+                              const std::string& ract, bool reset_after, bool go_backwards,
+                              bool return_sequences, bool training) {
+  RnnConfig cfg;
+  cfg.cell = parse_cell(cell);
+  cfg.act = parse_act(act, "activation");
+  cfg.ract = parse_act(ract, "recurrent_activation");
+  cfg.reset_after = reset_after;
+  cfg.go_backwards = go_backwards;
+  cfg.return_sequences = return_sequences;
+  cfg.training = training;
+  return cfg;
+}
+
 struct CheckedForward {
   RnnConfig cfg;
   std::vector<py::ssize_t> bshape;  // empty: no bias
@@ -99,14 +114,8 @@ inline CheckedForward check_forward(const std::string& cell, const std::string& 
                                     const py::object& mask, const py::object& input_masks,
                                     const py::object& recurrent_masks) {
   CheckedForward r;
+  r.cfg = parse_config(cell, act, ract, reset_after, go_backwards, return_sequences, training);
   RnnConfig& cfg = r.cfg;
-  cfg.cell = parse_cell(cell);
-  cfg.act = parse_act(act, "activation");
-  cfg.ract = parse_act(ract, "recurrent_activation");
-  cfg.reset_after = reset_after;
-  cfg.go_backwards = go_backwards;
-  cfg.return_sequences = return_sequences;
-  cfg.training = training;
   if (x.ndim() != 3)
     throw py::value_error("x must be 3-D (batch, timesteps, features), got ndim " +
                           std::to_string(x.ndim()));

@@ -229,14 +229,8 @@ py::object forward_device(const std::string& name, const std::string& cell,
                           uintptr_t hT, uintptr_t cT) {
   const Backend& be = backend_named(name);
   if (!be.device) throw py::value_error("backend '" + name + "' takes host arrays only");
-  RnnConfig cfg;
-  cfg.cell = parse_cell(cell);
-  cfg.act = parse_act(act, "activation");
-  cfg.ract = parse_act(ract, "recurrent_activation");
-  cfg.reset_after = reset_after;
-  cfg.go_backwards = go_backwards;
-  cfg.return_sequences = return_sequences;
-  cfg.training = training;
+  RnnConfig cfg =
+      parse_config(cell, act, ract, reset_after, go_backwards, return_sequences, training);
   if (T < 1 || N < 0 || C < 0 || H < 0) throw py::value_error("bad dimensions");
   cfg.T = T;
   cfg.N = N;
