@@ -117,39 +117,58 @@ struct Runtime {
 // while a Graph captures (its own stream, which the default one waits for).
 thread_local cudaStream_t launch_stream = nullptr;
 
+// The stream this thread captures graphs on and replays them from, made once: a
+// blocking stream, so it waits for the default stream's earlier work and the
+// default stream's later work waits for it.
+struct CaptureStream {
+  cudaStream_t s = nullptr;
+  cudaStream_t get() {
+    if (!s) check(cudaStreamCreate(&s), "cudaStreamCreate");
+    return s;
+  }
+  ~CaptureStream() {
+    if (s) cudaStreamDestroy(s);
+  }
+};
+thread_local CaptureStream capture_stream;
+
 // A CUDA graph of the launches this thread makes between begin_capture and
-// end_capture, replayed on the stream it was captured from.
+// end_capture; instantiate() makes it launchable, update() takes a later
+// capture's kernel arguments into it when that capture has the same shape
+// (cudaGraphExecUpdate: no new instantiation), replay() runs it.
 class Graph {
  public:
   Graph() = default;
   Graph(const Graph&) = delete;
   Graph& operator=(const Graph&) = delete;
   void begin_capture() {
-    // a blocking stream: it waits for the default stream's earlier work, and the
-    // default stream's later work waits for it
-    check(cudaStreamCreate(&stream_), "cudaStreamCreate");
-    check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal),
-          "cudaStreamBeginCapture");
-    launch_stream = stream_;
+    cudaStream_t st = capture_stream.get();
+    check(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+    launch_stream = st;
   }
   void end_capture() {
     launch_stream = nullptr;
-    check(cudaStreamEndCapture(stream_, &graph_), "cudaStreamEndCapture");
-    check(cudaGraphInstantiate(&exec_, graph_, 0), "cudaGraphInstantiate");
+    check(cudaStreamEndCapture(capture_stream.get(), &graph_), "cudaStreamEndCapture");
+  }
+  void instantiate() { check(cudaGraphInstantiate(&exec_, graph_, 0), "cudaGraphInstantiate"); }
+  bool update(const Graph& fresh) {
+    if (!exec_ || !fresh.graph_) return false;
+    cudaGraphExecUpdateResultInfo info;
+    if (cudaGraphExecUpdate(exec_, fresh.graph_, &info) == cudaSuccess) return true;
+    cudaGetLastError();  // a refused update is not an error: instantiate instead
+    return false;
   }
   void replay() const {
-    check(cudaGraphLaunch(exec_, stream_), "cudaGraphLaunch");
-    check(cudaStreamSynchronize(stream_), "the graph's replay");
+    cudaStream_t st = capture_stream.get();
+    check(cudaGraphLaunch(exec_, st), "cudaGraphLaunch");
+    check(cudaStreamSynchronize(st), "the graph's replay");
   }
   ~Graph() {
-    launch_stream = nullptr;
     if (exec_) cudaGraphExecDestroy(exec_);
     if (graph_) cudaGraphDestroy(graph_);
-    if (stream_) cudaStreamDestroy(stream_);
   }
 
  private:
-  cudaStream_t stream_ = nullptr;
   cudaGraph_t graph_ = nullptr;
   cudaGraphExec_t exec_ = nullptr;
 };

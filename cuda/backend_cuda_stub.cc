@@ -30,6 +30,7 @@ void stream_synchronize(uintptr_t) { unavailable(); }
 void set_graphs(bool) {}
 bool graphs() { return false; }
 long graph_count() { return 0; }
+long graph_update_count() { return 0; }
 void* device_alloc(size_t) { unavailable(); }
 void device_free(void*) {}
 void device_copy(void*, const void*, size_t, int) { unavailable(); }

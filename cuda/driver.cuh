@@ -6,9 +6,11 @@
 //                    static void to_host(void*, const void*, size_t);
 //                    static void copy(void*, const void*, size_t);   // device to device
 //                    static void zero(void*, size_t); };
-//   class Graph { void begin_capture(); void end_capture(); void replay(); }
+//   class Graph { void begin_capture(); void end_capture(); void instantiate();
+//                 bool update(Graph& fresh); void replay(); }
 //                  (the launches this thread makes between the first two are
-//                  recorded, not run; replay runs them: a CUDA graph, or its emulation)
+//                  recorded, not run; replay runs them: a CUDA graph, or its
+//                  emulation; update takes a same-shaped capture's arguments)
 //   RK_LAUNCH(kind, grid_x, grid_y, block_x, block_y, smem_bytes, kernel, args...)
 //   RK_LAUNCH_GRID(grid_x, grid_y, block_x, block_y, smem_bytes, kernel, arg)
 //                  (a grid-cooperative launch: the whole grid resident at once)
@@ -23,6 +25,7 @@
 #include <atomic>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "gpu_api.h"
 #include "kernels.cuh"
@@ -76,10 +79,12 @@ class Buf {
 };
 
 // Forwards that took the small-batch persistent path, and time loops run as a
-// captured graph (for the tests).
-inline std::atomic<long> persistent_launches{0}, graph_replays{0};
+// captured graph, and of those the ones that updated a cached graph instead of
+// instantiating one (for the tests).
+inline std::atomic<long> persistent_launches{0}, graph_replays{0}, graph_updates{0};
 long persistent_count() { return persistent_launches.load(); }
 long graph_count() { return graph_replays.load(); }
+long graph_update_count() { return graph_updates.load(); }
 
 // Whether the per-step loops are captured as a graph and replayed (set_graphs).
 inline std::atomic<bool> graphs_on{false};
@@ -132,25 +137,56 @@ inline int linear_blocks(int64_t n) {
 
 inline int cdiv(int64_t a, int64_t b) { return (int)((a + b - 1) / b); }
 
+// Which time loop a graph is of (with T, the key of this thread's graph cache).
+enum class LoopSite { Forward, Backward };
+
+// The graphs this thread has instantiated, most recently used last: one per loop
+// site and T, so a loop is instantiated once and later calls of the same shape
+// only update its kernels' arguments.
+struct CachedGraph {
+  LoopSite site;
+  int64_t T;
+  std::unique_ptr<Graph> graph;
+};
+constexpr size_t kGraphCache = 8;
+
 // Runs a time loop's launches (`loop`): as they are, or, with graphs on and more
-// than one step, captured once into a graph and the graph replayed (one launch of
-// the whole loop instead of T host round trips for its kernels).
+// than one step, captured into a graph and the graph replayed (one launch of the
+// whole loop instead of T host round trips for its kernels). The capture updates
+// the cached graph of that site and T in place when it can (same launches, other
+// arguments) and is instantiated otherwise.
 template <class F>
-void time_loop(int64_t T, F&& loop) {
+void time_loop(LoopSite site, int64_t T, F&& loop) {
   if (!graphs_on.load() || T < 2) {
     loop();
     return;
   }
-  Graph g;
-  g.begin_capture();
+  auto fresh = std::make_unique<Graph>();
+  fresh->begin_capture();
   try {
     loop();
   } catch (...) {
-    g.end_capture();
+    fresh->end_capture();
     throw;
   }
-  g.end_capture();
-  g.replay();
+  fresh->end_capture();
+  thread_local std::vector<CachedGraph> cache;
+  auto it = std::find_if(cache.begin(), cache.end(),
+                         [&](const CachedGraph& c) { return c.site == site && c.T == T; });
+  CachedGraph entry{site, T, nullptr};
+  if (it != cache.end()) {
+    entry.graph = std::move(it->graph);
+    cache.erase(it);
+  }
+  if (entry.graph && entry.graph->update(*fresh)) {
+    graph_updates.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    fresh->instantiate();
+    entry.graph = std::move(fresh);
+  }
+  if (cache.size() == kGraphCache) cache.erase(cache.begin());
+  cache.push_back(std::move(entry));
+  cache.back().graph->replay();
   graph_replays.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -306,7 +342,7 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   q.slots = need_slots ? ws->slots.get() : nullptr;
   q.lstm = cfg.cell == Cell::LSTM;
   if (!persistent_forward_if_fits(q, mode)) {
-    time_loop(T, [&] {
+    time_loop(LoopSite::Forward, T, [&] {
       for (int64_t s = 0; s < T; ++s) {
         const StepArgs a = forward_step_args(q, s);
         switch (mode) {
@@ -365,7 +401,7 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   const int ng_rec = rb ? 2 : (int)G;   // gates whose U^T product reaches h_prev directly
 
   int cur = 0;
-  time_loop(T, [&] {
+  time_loop(LoopSite::Backward, T, [&] {
     for (int64_t s = T - 1; s >= 0; --s) {
       const int64_t t = cfg.go_backwards ? T - 1 - s : s;
       BackArgs b;

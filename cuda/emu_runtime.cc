@@ -134,6 +134,14 @@ void Graph::end_capture() {
   capturing = nullptr;
 }
 
+bool Graph::update(Graph& fresh) {
+  if (fresh.launches_.size() != launches_.size()) return false;
+  for (size_t i = 0; i < launches_.size(); ++i)
+    if (fresh.launches_[i].kind != launches_[i].kind) return false;
+  launches_.swap(fresh.launches_);
+  return true;
+}
+
 void Graph::replay() const {
   for (const Recorded& r : launches_) launch(r.kind, r.grid, r.block, r.smem, r.body);
 }

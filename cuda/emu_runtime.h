@@ -79,10 +79,15 @@ std::function<void()> bind_kernel(F f, A... args) {
 
 // The emulation of a CUDA graph: the launches this thread makes between
 // begin_capture and end_capture are recorded, not run; replay runs them in order.
+// update() takes a later capture's launches in place of these when it has the
+// same shape (as many launches, of the same kinds), as cudaGraphExecUpdate
+// would; instantiate() has nothing to do here.
 class Graph {
  public:
   void begin_capture();
   void end_capture();
+  void instantiate() {}
+  bool update(Graph& fresh);
   void replay() const;
   size_t size() const { return launches_.size(); }
 

@@ -25,6 +25,8 @@ enum CopyKind : int { kToDevice = 0, kToHost = 1, kDeviceToDevice = 2 };
   void set_graphs(bool on);                                                             \
   bool graphs();                                                                        \
   long graph_count();                                                                   \
+  /* of those, the loops that updated a cached graph rather than instantiating one */  \
+  long graph_update_count();                                                            \
   /* device memory the caller keeps arrays in (DeviceArray): allocation (from the */    \
   /* pool on cuda), release, copies (kind: CopyKind), and whether [p, p+bytes) is */    \
   /* memory this backend's kernels can read and write (cuda-emu: inside one live */     \

@@ -158,8 +158,10 @@ class GpuBackend:
 def set_cuda_graphs(on):
     """Run each per-step loop of the GPU backends captured once as a CUDA graph and
     replayed (one graph launch instead of a launch per kernel per step), or not (the
-    default; RNNKERN_CUDA_GRAPHS=1 makes it on). On cuda-emu the capture and replay
-    are emulated, for the tests."""
+    default; RNNKERN_CUDA_GRAPHS=1 makes it on). Each thread keeps the graphs it
+    instantiated, by loop and length: a later call of the same shape updates one's
+    kernel arguments in place instead of instantiating another. On cuda-emu the
+    capture, update and replay are emulated, for the tests."""
     if not isinstance(on, (bool, np.bool_)):
         raise ValueError(f"set_cuda_graphs: on must be a bool, got {on!r}")
     _core().gpu_set_graphs(bool(on))

@@ -246,6 +246,41 @@ def test_graph_replay_matches_launches(backend, cell, reset_after, graphs):
             np.testing.assert_array_equal(u, v)
 
 
+@pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("cell,reset_after", [("lstm", False), ("gru", False)])
+def test_graphs_are_updated_across_calls(backend, cell, reset_after, graphs):
+    """A later call of the same loop shape updates the graph the first one
+    instantiated (its kernels' arguments: other inputs, other buffers) instead of
+    instantiating another, and still gives bitwise the plain launches' results; a
+    call of another length gets a graph of its own."""
+    n, c, h = 17, 3, 6
+    kw = dict(reset_after=reset_after)
+
+    def call(t, seed, on):
+        bk.set_cuda_graphs(on)
+        rng, a = problem(cell, reset_after, n, t, c, h, seed, drop="both")
+        dy = rng.standard_normal((n, t, h)).astype(np.float32)
+        dh = rng.standard_normal((n, h)).astype(np.float32)
+        dc = dh.copy() if cell == "lstm" else None
+        outs, g = run(backend, cell, a, False, dy, dh, dc, **kw)
+        return outs + tuple(g)
+
+    call(6, 1, True)                      # instantiates (or updates an earlier test's)
+    before = _core.gpu_graph_updates(backend)
+    replays = _core.gpu_graph_replays(backend)
+    with_graphs = call(6, 2, True)        # same shapes, other inputs: both loops update
+    assert _core.gpu_graph_updates(backend) - before == 2
+    assert _core.gpu_graph_replays(backend) - replays == 2
+    plain = call(6, 2, False)
+    for u, v in zip(plain, with_graphs):
+        assert (u is None) == (v is None)
+        if u is not None:
+            np.testing.assert_array_equal(u, v)
+    before = _core.gpu_graph_updates(backend)
+    call(29, 3, True)                     # a length not seen yet: instantiated
+    assert _core.gpu_graph_updates(backend) == before
+
+
 def test_set_cuda_graphs_checks_its_argument():
     with pytest.raises(ValueError, match="on must be a bool"):
         bk.set_cuda_graphs(1)

@@ -210,6 +210,11 @@ void register_gpu(py::module_& m) {
         return parse_device(device) == Device::Emu ? gpu_emu::graph_count()
                                                    : gpu_cuda::graph_count();
       }, py::arg("device"), "Per-step loops that GPU backend has run as a captured graph.");
+  m.def("gpu_graph_updates", [](const std::string& device) {
+        return parse_device(device) == Device::Emu ? gpu_emu::graph_update_count()
+                                                   : gpu_cuda::graph_update_count();
+      }, py::arg("device"),
+      "Of those, the loops that updated a cached graph of theirs instead of instantiating one.");
 
   py::class_<DeviceArray, std::shared_ptr<DeviceArray>>(
       m, "DeviceArray",

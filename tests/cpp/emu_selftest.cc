@@ -138,6 +138,10 @@ int main() {
     std::printf("FAIL: no time loop ran as a graph\n");
     ++failures;
   }
+  if (gpu_emu::graph_update_count() == 0) {   // the same T again: the cached graph updated
+    std::printf("FAIL: no cached graph was updated in place\n");
+    ++failures;
+  }
   std::printf("cuda-emu selftest: %d cases, %d failed\n", cases, failures);
   return failures ? 1 : 0;
 }
