@@ -117,17 +117,20 @@ struct Runtime {
 // while a Graph captures (its own stream, which the default one waits for).
 thread_local cudaStream_t launch_stream = nullptr;
 
-// The stream this thread captures graphs on and replays them from, made once: a
-// blocking stream, so it waits for the default stream's earlier work and the
-// default stream's later work waits for it.
+// The stream this thread captures graphs on and replays them from, made once
+// per device: a blocking stream, so it waits for the default stream's earlier
+// work and the default stream's later work waits for it.
 struct CaptureStream {
-  cudaStream_t s = nullptr;
+  std::map<int, cudaStream_t> by_device;
   cudaStream_t get() {
+    int dev = 0;
+    check(cudaGetDevice(&dev), "cudaGetDevice");
+    cudaStream_t& s = by_device[dev];
     if (!s) check(cudaStreamCreate(&s), "cudaStreamCreate");
     return s;
   }
   ~CaptureStream() {
-    if (s) cudaStreamDestroy(s);
+    for (auto& kv : by_device) cudaStreamDestroy(kv.second);
   }
 };
 thread_local CaptureStream capture_stream;

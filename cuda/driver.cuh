@@ -137,13 +137,15 @@ inline int linear_blocks(int64_t n) {
 
 inline int cdiv(int64_t a, int64_t b) { return (int)((a + b - 1) / b); }
 
-// Which time loop a graph is of (with T, the key of this thread's graph cache).
+// Which time loop a graph is of (with the device and T, the key of this
+// thread's graph cache).
 enum class LoopSite { Forward, Backward };
 
 // The graphs this thread has instantiated, most recently used last: one per loop
-// site and T, so a loop is instantiated once and later calls of the same shape
+// site and T on a device, so a loop is instantiated once and later calls of the same shape
 // only update its kernels' arguments.
 struct CachedGraph {
+  int device;
   LoopSite site;
   int64_t T;
   std::unique_ptr<Graph> graph;
@@ -171,9 +173,11 @@ void time_loop(LoopSite site, int64_t T, F&& loop) {
   }
   fresh->end_capture();
   thread_local std::vector<CachedGraph> cache;
-  auto it = std::find_if(cache.begin(), cache.end(),
-                         [&](const CachedGraph& c) { return c.site == site && c.T == T; });
-  CachedGraph entry{site, T, nullptr};
+  const int dev = device_ordinal();
+  auto it = std::find_if(cache.begin(), cache.end(), [&](const CachedGraph& c) {
+    return c.device == dev && c.site == site && c.T == T;
+  });
+  CachedGraph entry{dev, site, T, nullptr};
   if (it != cache.end()) {
     entry.graph = std::move(it->graph);
     cache.erase(it);
