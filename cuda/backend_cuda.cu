@@ -11,6 +11,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 
 #include "gpu_api.h"
 
@@ -98,18 +99,50 @@ struct Runtime {
   }
   static void zero(void* d, size_t n) { check(cudaMemset(d, 0, n), "cudaMemset"); }
   // Blocks of `kernel` the device holds at once (0 where cooperative launches are
-  // not supported), after allowing it `smem` bytes of dynamic shared memory.
+  // not supported), after allowing it `smem` bytes of dynamic shared memory;
+  // asked once per device, kernel, block size and shared memory, then cached.
   static int coresident_blocks(const void* kernel, int threads, size_t smem) {
-    int dev = 0, coop = 0, sms = 0, per_sm = 0;
+    const DeviceLimits lim = limits();
+    if (!lim.cooperative) return 0;
+    int dev = 0;
     check(cudaGetDevice(&dev), "cudaGetDevice");
-    check(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev), "cudaDeviceGetAttribute");
-    if (!coop) return 0;
-    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
+    static std::mutex m;
+    static std::map<std::tuple<int, const void*, int, size_t>, int> cache;
+    const auto key = std::make_tuple(dev, kernel, threads, smem);
+    {
+      std::lock_guard<std::mutex> g(m);
+      auto it = cache.find(key);
+      if (it != cache.end()) return it->second;
+    }
+    int per_sm = 0;
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
           "cudaFuncSetAttribute");
     check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem),
           "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
-    return per_sm * sms;
+    std::lock_guard<std::mutex> g(m);
+    cache[key] = per_sm * lim.sms;
+    return per_sm * lim.sms;
+  }
+  // The current device's limits, asked once per device.
+  static DeviceLimits limits() {
+    int dev = 0;
+    check(cudaGetDevice(&dev), "cudaGetDevice");
+    static std::mutex m;
+    static std::map<int, DeviceLimits> cache;
+    {
+      std::lock_guard<std::mutex> g(m);
+      auto it = cache.find(dev);
+      if (it != cache.end()) return it->second;
+    }
+    int coop = 0, sms = 0, smem = 0;
+    check(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev), "cudaDeviceGetAttribute");
+    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
+    check(cudaDeviceGetAttribute(&smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+          "cudaDeviceGetAttribute");
+    DeviceLimits lim{sms, (size_t)smem, 256, coop != 0};
+    std::lock_guard<std::mutex> g(m);
+    cache[dev] = lim;
+    return lim;
   }
 };
 

@@ -2,6 +2,7 @@
 #include <stdexcept>
 
 #include "gpu_api.h"
+#include "plan.h"
 
 namespace rnnkern {
 namespace gpu_cuda {
@@ -25,6 +26,9 @@ const Backend kBackend = {"cuda", true, forward, backward, nullptr, nullptr};
 const Backend& backend() { return kBackend; }
 size_t pool_bytes() { return 0; }
 long persistent_count() { return 0; }
+void set_plan(const std::string& plan) { parse_plan(plan); }
+std::string plan() { return "auto"; }
+long graph_reinstantiation_count() { return 0; }
 void free_pool() {}
 void stream_synchronize(uintptr_t) { unavailable(); }
 void set_graphs(bool) {}

@@ -11,6 +11,7 @@
 #include <new>
 
 #include "emu_runtime.h"
+#include "gpu_api.h"
 
 namespace rnnkern {
 namespace gpu_emu {
@@ -61,6 +62,9 @@ struct Runtime {
   static void zero(void* d, size_t n) { std::memset(d, 0, n); }
   // A grid launch runs one std::thread per CUDA thread: 16 blocks (1024 threads).
   static int coresident_blocks(const void*, int, size_t) { return 16; }
+  // The emulated device: four SMs, an H200's shared memory a block, and blocks
+  // of 32 threads for the persistent family (a grid is one OS thread each).
+  static DeviceLimits limits() { return DeviceLimits{4, 227 * 1024, 32, true}; }
 };
 
 using Graph = emu::Graph;

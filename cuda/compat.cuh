@@ -13,6 +13,9 @@
 //   RK_SMEM(T)       the block's dynamic shared memory as T* (size given at launch)
 //   RK_UNROLL        before a loop of constant trip count over register arrays
 //                    (fully unrolled, so the arrays stay in registers, not local memory)
+//   rk_ldcg(p)       a global load that bypasses the SM's L1 (ld.global.cg): for
+//                    data other blocks of a persistent launch wrote since a barrier
+//   rk_load4(p)      four floats from a 16-byte aligned address as one load (F4)
 // No warp shuffles, no atomics, no tensor-core instructions: the emulation would
 // have to implement and test them too. Each kernel says in its comment which
 // launch kind it needs: independent threads, block-cooperative, grid-cooperative.
@@ -42,6 +45,22 @@
 #define RK_SMEM(T) (reinterpret_cast<T*>(::rnnkern::emu::tls.smem))
 #define RK_UNROLL _Pragma("GCC unroll 16")
 
+#include <cstring>
+
+namespace rnnkern {
+struct alignas(16) F4 {
+  float x, y, z, w;
+};
+namespace {  // this build's own (the cuda build's are device functions)
+inline float rk_ldcg(const float* p) { return *p; }
+inline F4 rk_load4(const float* p) {
+  F4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+}  // namespace
+}  // namespace rnnkern
+
 #else  // nvcc
 
 #include <cooperative_groups.h>
@@ -63,5 +82,13 @@
 #define RK_UNROLL _Pragma("unroll")
 // One dynamic shared-memory symbol for every kernel (CUDA requires one name).
 extern __shared__ float4 rk_dynamic_smem[];
+
+namespace rnnkern {
+struct alignas(16) F4 {
+  float x, y, z, w;
+};
+__device__ __forceinline__ float rk_ldcg(const float* p) { return __ldcg(p); }
+__device__ __forceinline__ F4 rk_load4(const float* p) { return *reinterpret_cast<const F4*>(p); }
+}  // namespace rnnkern
 
 #endif

@@ -16,6 +16,7 @@
 //                  (a grid-cooperative launch: the whole grid resident at once)
 //   Runtime::coresident_blocks(kernel, threads, smem): how many blocks of that
 //                  kernel the device runs at once
+//   Runtime::limits(): the current device's DeviceLimits (below)
 // and it defines run_forward / run_backward and the backend's kernel-table entry
 // (backend(), rnnkern/backend.h) calling them.
 // No allocation inside the time loops: every buffer is made before them.
@@ -23,12 +24,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <string>
 #include <memory>
 #include <utility>
 #include <vector>
 
 #include "gpu_api.h"
 #include "kernels.cuh"
+#include "plan.h"
 
 namespace rnnkern {
 namespace RK_GPU_NS {
@@ -78,13 +84,49 @@ class Buf {
   size_t n_ = 0;
 };
 
-// Forwards that took the small-batch persistent path, and time loops run as a
-// captured graph, and of those the ones that updated a cached graph instead of
-// instantiating one (for the tests).
-inline std::atomic<long> persistent_launches{0}, graph_replays{0}, graph_updates{0};
+// Time loops (forward or backward) the persistent family ran, time loops run as a
+// captured graph, of those the ones that updated a cached graph instead of
+// instantiating one, and the ones whose update the runtime refused, so that the
+// cached graph was instantiated anew (for the tests and the benchmark).
+inline std::atomic<long> persistent_launches{0}, graph_replays{0}, graph_updates{0},
+    graph_reinstantiations{0};
 long persistent_count() { return persistent_launches.load(); }
 long graph_count() { return graph_replays.load(); }
 long graph_update_count() { return graph_updates.load(); }
+long graph_reinstantiation_count() { return graph_reinstantiations.load(); }
+
+// The time-loop family: "auto" (the persistent family where its plan fits the
+// device, else one launch a step), "steps", "persistent", or a forced persistent
+// partition "persistent:BLOCKS,THREADS[,KC]" (set_plan; RNNKERN_FORCE_PLAN at
+// first use). Graphs on: the per-step family, captured.
+inline std::mutex plan_m;
+inline bool plan_set = false;
+inline PlanChoice plan_choice;
+inline std::string plan_text = "auto";
+void set_plan(const std::string& text) {
+  PlanChoice c = parse_plan(text);
+  std::lock_guard<std::mutex> g(plan_m);
+  plan_choice = c;
+  plan_text = text.empty() ? "auto" : text;
+  plan_set = true;
+}
+inline PlanChoice current_plan() {
+  std::lock_guard<std::mutex> g(plan_m);
+  if (!plan_set) {
+    plan_set = true;
+    const char* env = std::getenv("RNNKERN_FORCE_PLAN");
+    if (env && *env) {
+      plan_choice = parse_plan(env);
+      plan_text = env;
+    }
+  }
+  return plan_choice;
+}
+std::string plan() {
+  current_plan();
+  std::lock_guard<std::mutex> g(plan_m);
+  return plan_text;
+}
 
 // Whether the per-step loops are captured as a graph and replayed (set_graphs).
 inline std::atomic<bool> graphs_on{false};
@@ -128,8 +170,6 @@ struct GpuWorkspaceImpl final : Workspace {
 namespace {
 
 constexpr int kLinear = 128;  // threads a block for the independent kernels
-// Shared memory the persistent path may take a block (the H200 allows 227 KiB).
-constexpr size_t kPersistentSmemMax = 96 * 1024;
 
 inline int linear_blocks(int64_t n) {
   return (int)std::max<int64_t>(1, std::min<int64_t>((n + kLinear - 1) / kLinear, 4096));
@@ -185,6 +225,10 @@ void time_loop(LoopSite site, int64_t T, F&& loop) {
   if (entry.graph && entry.graph->update(*fresh)) {
     graph_updates.fetch_add(1, std::memory_order_relaxed);
   } else {
+    // no cached graph, or the runtime refused the update (cudaGraphExecUpdate may
+    // refuse a same-shaped capture): the fresh capture is instantiated and
+    // replaces it, and a refusal is counted as such
+    if (entry.graph) graph_reinstantiations.fetch_add(1, std::memory_order_relaxed);
     fresh->instantiate();
     entry.graph = std::move(fresh);
   }
@@ -217,29 +261,96 @@ void launch_back(const BackArgs& b) {
   RK_LAUNCH(Independent, linear_blocks(b.N * b.H), 1, kLinear, 1, 0, step_backward<M>, b);
 }
 
-// The small-batch path: one grid-cooperative launch for the whole sequence, when
-// the batch fits one row tile, U's columns fit a block's shared memory and the
-// grid fits the device at once (Runtime::coresident_blocks). false: not taken.
+// The persistent family's partition for a loop (forward: resident U [H][ut][slots]
+// and `copies` staged copies of h; backward: U rows [GH][ut] and dG staged), or
+// blocks == 0 where it does not fit the device (or graphs are on). Auto: about
+// 32k multiply-adds a block a step, at most a block per SM, fewer units a block
+// until the resident slice, a staged chunk of >= 32 k (or all of them) and the
+// reduction fit one block's shared memory, and the grid is co-resident. A forced
+// partition that does not fit is an error, not a silent fallback.
+inline SeqPlan seq_plan(bool forward, const void* kernel, int64_t N, int64_t H, int64_t GH,
+                        int slots, int copies, int64_t width) {
+  SeqPlan none;
+  const PlanChoice choice = current_plan();
+  if (choice.kind == PlanChoice::Steps || graphs_on.load()) return none;
+  const DeviceLimits lim = Runtime::limits();
+  if (!lim.cooperative) return none;
+  const bool forced = choice.blocks > 0;
+  const int threads = forced ? choice.threads : lim.threads;
+  const int64_t G = GH / H;
+  const int64_t fma = N * G * H * H;
+  const int64_t target = forced ? choice.blocks
+                                : std::max<int64_t>(1, std::min<int64_t>((fma + 32767) / 32768, lim.sms));
+  for (int64_t ut = (H + target - 1) / target; ut >= 1; --ut) {
+    SeqPlan p;
+    p.ut = (int)ut;
+    p.blocks = cdiv(H, ut);
+    p.threads = threads;
+    const int64_t pairs = N * ut;
+    p.ks = (int)std::max<int64_t>(1, std::min<int64_t>(threads / pairs, width / 8));
+    const size_t fixed = forward ? seq_forward_smem(p, slots, 0, N, H) : seq_backward_smem(p, 0, GH);
+    const int64_t rows = forward ? copies * N : N;
+    int64_t kc = 0;
+    if (fixed < lim.smem) kc = (int64_t)((lim.smem - fixed) / sizeof(float)) / rows - 1;
+    if (choice.kc > 0) kc = std::min<int64_t>(kc, choice.kc);
+    kc = std::min<int64_t>(kc, width);
+    if (kc >= std::min<int64_t>(width, forced ? 1 : 32)) {
+      p.kc = (int)kc;
+      const size_t smem = forward ? seq_forward_smem(p, slots, copies, N, H)
+                                  : seq_backward_smem(p, N, GH);
+      if (p.blocks <= Runtime::coresident_blocks(kernel, threads, smem)) return p;
+    }
+    if (forced) break;
+  }
+  if (forced)
+    throw std::runtime_error("rnnkern: the forced plan " + plan() +
+                             " does not fit this device for this layer");
+  if (choice.kind == PlanChoice::Persistent)
+    throw std::runtime_error("rnnkern: plan 'persistent' does not fit this device for this layer");
+  return none;
+}
+
 template <Mode M>
-bool persistent_as(const SeqArgs& q) {
-  const int blocks = cdiv(q.base.H, kStepU);
-  const size_t smem = persistent_smem<M>(q.base.H);
-  if (smem > kPersistentSmemMax) return false;
-  if (blocks > Runtime::coresident_blocks((const void*)&persistent_forward<M>,
-                                          kStepU * kStepTY, smem))
-    return false;
-  RK_LAUNCH_GRID(blocks, 1, kStepU, kStepTY, smem, persistent_forward<M>, q);
+bool seq_forward_as(SeqArgs q) {
+  const StepArgs& b = q.base;
+  const int copies = b.rmask ? kStepGates<M> : 1;
+  q.plan = seq_plan(true, (const void*)&seq_forward<M>, b.N, b.H, b.GH, kSeqSlots<M>, copies, b.H);
+  if (q.plan.blocks == 0) return false;
+  RK_LAUNCH_GRID(q.plan.blocks, 1, q.plan.threads, 1,
+                 seq_forward_smem(q.plan, kSeqSlots<M>, copies, b.N, b.H), seq_forward<M>, q);
   persistent_launches.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
-bool persistent_forward_if_fits(const SeqArgs& q, Mode mode) {
-  if (q.base.N > kPersistRows || q.T == 0) return false;
+bool seq_forward_if_fits(const SeqArgs& q, Mode mode) {
+  if (q.T == 0) return false;
   switch (mode) {
-    case Mode::Simple: return persistent_as<Mode::Simple>(q);
-    case Mode::Lstm: return persistent_as<Mode::Lstm>(q);
-    case Mode::GruRA: return persistent_as<Mode::GruRA>(q);
-    default: return persistent_as<Mode::GruRB1>(q);
+    case Mode::Simple: return seq_forward_as<Mode::Simple>(q);
+    case Mode::Lstm: return seq_forward_as<Mode::Lstm>(q);
+    case Mode::GruRA: return seq_forward_as<Mode::GruRA>(q);
+    default: return seq_forward_as<Mode::GruRB1>(q);
+  }
+}
+
+template <Mode M>
+bool seq_backward_as(SeqBackArgs q) {
+  const BackArgs& b = q.base;
+  const int64_t width = M == Mode::GruRB1 ? 2 * b.H : b.GH;
+  q.plan = seq_plan(false, (const void*)&seq_backward<M>, b.N, b.H, b.GH, 1, 1, width);
+  if (q.plan.blocks == 0) return false;
+  RK_LAUNCH_GRID(q.plan.blocks, 1, q.plan.threads, 1, seq_backward_smem(q.plan, b.N, b.GH),
+                 seq_backward<M>, q);
+  persistent_launches.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+bool seq_backward_if_fits(const SeqBackArgs& q, Mode mode) {
+  if (q.T == 0) return false;
+  switch (mode) {
+    case Mode::Simple: return seq_backward_as<Mode::Simple>(q);
+    case Mode::Lstm: return seq_backward_as<Mode::Lstm>(q);
+    case Mode::GruRA: return seq_backward_as<Mode::GruRA>(q);
+    default: return seq_backward_as<Mode::GruRB1>(q);
   }
 }
 
@@ -345,7 +456,7 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   q.ylast = ylast.get();
   q.slots = need_slots ? ws->slots.get() : nullptr;
   q.lstm = cfg.cell == Cell::LSTM;
-  if (!persistent_forward_if_fits(q, mode)) {
+  if (!seq_forward_if_fits(q, mode)) {
     time_loop(LoopSite::Forward, T, [&] {
       for (int64_t s = 0; s < T; ++s) {
         const StepArgs a = forward_step_args(q, s);
@@ -404,86 +515,92 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   float* dgr_base = ra ? dgr.get() : dgx.get();
   const int ng_rec = rb ? 2 : (int)G;   // gates whose U^T product reaches h_prev directly
 
-  int cur = 0;
-  time_loop(LoopSite::Backward, T, [&] {
-    for (int64_t s = T - 1; s >= 0; --s) {
-      const int64_t t = cfg.go_backwards ? T - 1 - s : s;
-      BackArgs b;
-      b.N = N;
-      b.H = H;
-      b.GH = GH;
-      b.act = cfg.act;
-      b.ract = cfg.ract;
-      b.dh_in = dh[cur].get();
-      b.dy = cfg.return_sequences ? dytm.get() + s * NH : (s == T - 1 ? dy_dev : nullptr);
-      b.seen = ws.seen.get() ? ws.seen.get() + s * N : nullptr;
-      b.mask = ws.mask.get() ? ws.mask.get() + t : nullptr;
-      b.mask_stride = T;
-      b.slots = ws.slots.get() + s * NH;
-      b.slot_stride = ss;
-      b.hprev = ws.states.get() + s * NH;
-      if (cfg.cell == Cell::LSTM) {
-        b.cprev = ws.cstates.get() + s * NH;
-        b.dc_in = dc[cur].get();
-        b.dc_out = dc[1 - cur].get();
-      }
-      b.dgx = dgx.get() + s * N * GH;
-      b.dgr = dgr_base + s * N * GH;
-      b.dh_out = dh[1 - cur].get();
-      b.rmask = ws.rmask.get();
-      switch (mode) {
-        case Mode::Simple: launch_back<Mode::Simple>(b); break;
-        case Mode::Lstm: launch_back<Mode::Lstm>(b); break;
-        case Mode::GruRA: launch_back<Mode::GruRA>(b); break;
-        default: {
-          launch_back<Mode::GruRB1>(b);
-          GemmArgs q;                      // d(rh) = dah U_h^T
-          q.M = N;
-          q.N = H;
-          q.K = H;
-          q.a = b.dgx + 2 * H;
-          q.lda = GH;
-          q.b = ws.U.get() + 2 * H;
-          q.ldb = GH;
-          q.tb = true;
-          q.c = drh.get();
-          q.ldc = H;
-          gemm(q);
-          BackArgs b2 = b;
-          b2.drh = drh.get();
-          launch_back<Mode::GruRB2>(b2);
+  SeqBackArgs q;
+  q.base.N = N;
+  q.base.H = H;
+  q.base.GH = GH;
+  q.base.act = cfg.act;
+  q.base.ract = cfg.ract;
+  q.base.slot_stride = ss;
+  q.base.rmask = ws.rmask.get();
+  q.T = T;
+  q.go_backwards = cfg.go_backwards;
+  q.return_sequences = cfg.return_sequences;
+  q.lstm = cfg.cell == Cell::LSTM;
+  q.dytm = dytm.get();
+  q.dylast = dy_dev;
+  q.seen = ws.seen.get();
+  q.mask = ws.mask.get();
+  q.slots = ws.slots.get();
+  q.states = ws.states.get();
+  q.cstates = ws.cstates.get();
+  q.dgx = dgx.get();
+  q.dgr = dgr_base;
+  q.dh[0] = dh[0].get();
+  q.dh[1] = dh[1].get();
+  q.dc[0] = dc[0].get();
+  q.dc[1] = dc[1].get();
+  q.drh = drh.get();
+  q.u = ws.U.get();
+
+  // the carried gradient ends in dh[T % 2] (the loop flips once a step)
+  const int cur = (int)(T % 2);
+  if (!seq_backward_if_fits(q, mode)) {
+    time_loop(LoopSite::Backward, T, [&] {
+      int c = 0;
+      for (int64_t s = T - 1; s >= 0; --s, c = 1 - c) {
+        const BackArgs b = backward_step_args(q, s, c);
+        switch (mode) {
+          case Mode::Simple: launch_back<Mode::Simple>(b); break;
+          case Mode::Lstm: launch_back<Mode::Lstm>(b); break;
+          case Mode::GruRA: launch_back<Mode::GruRA>(b); break;
+          default: {
+            launch_back<Mode::GruRB1>(b);
+            GemmArgs r;                      // d(rh) = dah U_h^T
+            r.M = N;
+            r.N = H;
+            r.K = H;
+            r.a = b.dgx + 2 * H;
+            r.lda = GH;
+            r.b = ws.U.get() + 2 * H;
+            r.ldb = GH;
+            r.tb = true;
+            r.c = drh.get();
+            r.ldc = H;
+            gemm(r);
+            launch_back<Mode::GruRB2>(b);
+          }
+        }
+        // d h_prev += sum over gates of (dG_g U_g^T) ⊙ m_g
+        GemmArgs r;
+        r.M = N;
+        r.N = H;
+        r.a = b.dgr;
+        r.lda = GH;
+        r.b = ws.U.get();
+        r.ldb = GH;
+        r.tb = true;
+        r.c = b.dh_out;
+        r.ldc = H;
+        r.beta = 1.0f;
+        if (!ws.rmask.get()) {
+          r.K = ng_rec * H;
+          gemm(r);
+        } else {
+          r.K = H;
+          r.cmask_rows = N;
+          r.cmask_ld = H;
+          for (int g = 0; g < ng_rec; ++g) {
+            GemmArgs rg = r;
+            rg.a = r.a + g * H;
+            rg.b = r.b + g * H;
+            rg.cmask = ws.rmask.get() + g * NH;
+            gemm(rg);
+          }
         }
       }
-      // d h_prev += sum over gates of (dG_g U_g^T) ⊙ m_g
-      GemmArgs q;
-      q.M = N;
-      q.N = H;
-      q.a = b.dgr;
-      q.lda = GH;
-      q.b = ws.U.get();
-      q.ldb = GH;
-      q.tb = true;
-      q.c = b.dh_out;
-      q.ldc = H;
-      q.beta = 1.0f;
-      if (!ws.rmask.get()) {
-        q.K = ng_rec * H;
-        gemm(q);
-      } else {
-        q.K = H;
-        q.cmask_rows = N;
-        q.cmask_ld = H;
-        for (int g = 0; g < ng_rec; ++g) {
-          GemmArgs qg = q;
-          qg.a = q.a + g * H;
-          qg.b = q.b + g * H;
-          qg.cmask = ws.rmask.get() + g * NH;
-          gemm(qg);
-        }
-      }
-      cur = 1 - cur;
-    }
-  });
+    });
+  }
   dh[cur].download(out.dh0, dev);
   if (cfg.cell == Cell::LSTM) dc[cur].download(out.dc0, dev);
 

@@ -13,13 +13,28 @@ namespace rnnkern {
 
 enum CopyKind : int { kToDevice = 0, kToHost = 1, kDeviceToDevice = 2 };
 
+// What the persistent family's plans are made from, per device (cached by the
+// cuda runtime): SMs, the shared memory one block may take (opt-in), the
+// threads a block of the persistent kernels, cooperative launch support.
+struct DeviceLimits {
+  int sms = 0;
+  size_t smem = 0;
+  int threads = 0;
+  bool cooperative = false;
+};
+
 // What each GPU backend defines, in its namespace (gpu_emu, gpu_cuda).
 #define RNNKERN_GPU_BACKEND_API                                                          \
   /* the layer's forward and BPTT are the backend's kernel-table entry (backend(), */   \
   /* rnnkern/backend.h); the cuda one throws std::runtime_error naming the reason */    \
   /* where no CUDA build, driver or device exists */                                    \
-  /* forwards run by the small-batch persistent kernel so far */                        \
+  /* time loops (forward or backward) the persistent family has run so far */          \
   long persistent_count();                                                              \
+  /* the time-loop family: "auto", "steps", "persistent" or */                          \
+  /* "persistent:BLOCKS,THREADS[,KC]" (std::invalid_argument otherwise); */             \
+  /* RNNKERN_FORCE_PLAN sets it at first use */                                         \
+  void set_plan(const std::string& plan);                                               \
+  std::string plan();                                                                   \
   /* whether the per-step loops run captured as a graph (default off), and how */       \
   /* many loops have so far */                                                          \
   void set_graphs(bool on);                                                             \
@@ -27,6 +42,8 @@ enum CopyKind : int { kToDevice = 0, kToHost = 1, kDeviceToDevice = 2 };
   long graph_count();                                                                   \
   /* of those, the loops that updated a cached graph rather than instantiating one */  \
   long graph_update_count();                                                            \
+  /* loops whose graph update the runtime refused, instantiated anew instead */         \
+  long graph_reinstantiation_count();                                                   \
   /* device memory the caller keeps arrays in (DeviceArray): allocation (from the */    \
   /* pool on cuda), release, copies (kind: CopyKind), and whether [p, p+bytes) is */    \
   /* memory this backend's kernels can read and write (cuda-emu: inside one live */     \

@@ -166,15 +166,70 @@ struct StepArgs {
   int64_t slot_stride = 0;
 };
 
+// The pointwise forward of one step at row n, unit j, given the recurrent products
+// acc[g] of this mode's gates (kStepGates<M> of them, from kFirstGate<M>): the cell
+// math of cells.h, the mask, the saved activations, the state and the output.
+// Every time-loop family calls it, so they agree on everything but the sum order.
+template <Mode M>
+RK_DEV void step_point(const StepArgs& s, int64_t n, int64_t j, const float* acc) {
+  const int64_t NH = s.N * s.H;
+  const int64_t e = n * s.H + j;
+  const float* p = s.p + n * s.GH + j;     // gate g's projection at p[g * H]
+  const float hp = s.hprev[e];
+  float h = hp, c = 0.0f;
+  if constexpr (M == Mode::Simple) {
+    h = simple_forward(s.act, p[0] + acc[0]);
+    if (s.slots) s.slots[e] = h;
+  } else if constexpr (M == Mode::Lstm) {
+    const LstmAct<float> v = lstm_forward(s.act, s.ract, p[0] + acc[0], p[s.H] + acc[1],
+                                          p[2 * s.H] + acc[2], p[3 * s.H] + acc[3], s.cprev[e]);
+    h = v.h;
+    c = v.c;
+    if (s.slots) {
+      s.slots[e] = v.i;
+      s.slots[s.slot_stride + e] = v.f;
+      s.slots[2 * s.slot_stride + e] = v.g;
+      s.slots[3 * s.slot_stride + e] = v.o;
+      s.slots[4 * s.slot_stride + e] = v.ac;
+    }
+  } else if constexpr (M == Mode::GruRA) {
+    float inner[3];
+    RK_UNROLL
+    for (int g = 0; g < 3; ++g) inner[g] = acc[g] + (s.brec ? s.brec[g * s.H + j] : 0.0f);
+    const GruAct<float> v = gru_forward_reset_after(s.act, s.ract, p[0], p[s.H], p[2 * s.H],
+                                                    inner[0], inner[1], inner[2]);
+    h = gru_blend(v.z, hp, v.hh);
+    if (s.slots) {
+      s.slots[e] = v.z;
+      s.slots[s.slot_stride + e] = v.r;
+      s.slots[2 * s.slot_stride + e] = v.hh;
+      s.slots[3 * s.slot_stride + e] = inner[2];
+    }
+  } else if constexpr (M == Mode::GruRB1) {
+    // z and r, and rh = r ⊙ (h_prev ⊙ m_h) for the second phase; no state yet
+    const auto zr = gru_gates_reset_before(s.ract, p[0] + acc[0], p[s.H] + acc[1]);
+    s.slots[e] = zr.z;
+    s.slots[s.slot_stride + e] = zr.r;
+    s.slots[3 * s.slot_stride + e] = zr.r * hp * (s.rmask ? s.rmask[2 * NH + e] : 1.0f);
+    return;
+  } else {  // GruRB2: a = rh, this kernel's gate is U_h
+    const float hh = gru_candidate_reset_before(s.act, p[0], acc[0]);
+    s.slots[2 * s.slot_stride + e] = hh;
+    h = gru_blend(s.slots[e], hp, hh);
+  }
+  const bool m = !s.mask || s.mask[n * s.mask_stride];
+  if (!m) h = hp;
+  s.hnext[e] = h;
+  if constexpr (M == Mode::Lstm) s.cnext[e] = m ? c : s.cprev[e];
+  if (s.y) s.y[e] = (!s.seen || s.seen[n]) ? h : 0.0f;
+}
+
 // One block's tile of one step: units [u0, u0+16) of rows [n0, n0+16), every gate
 // of M: the recurrent product and the cell's pointwise forward. A thread computes
-// one unit of 4 rows: 4 x NG accumulators. U comes from `ures`, the block's U
-// columns resident in shared memory for all k ([H][NGR][16], this mode's gates at
-// GOFF..), when RESIDENT; otherwise it is loaded a k chunk at a time into `us`.
-// `as` holds the A chunk ([NG][16][kStepK]). Block-cooperative.
-template <Mode M, bool RESIDENT>
-RK_DEV void step_tile(const StepArgs& s, int64_t u0, int64_t n0, float* as, float* us,
-                      const float* ures, int NGR, int GOFF) {
+// one unit of 4 rows: 4 x NG accumulators. `as` holds the A chunk
+// ([NG][16][kStepK]), `us` the U chunk ([kStepK][NG][16]). Block-cooperative.
+template <Mode M>
+RK_DEV void step_tile(const StepArgs& s, int64_t u0, int64_t n0, float* as, float* us) {
   constexpr int NG = kStepGates<M>, G0 = kFirstGate<M>;
   const int tx = RK_TX, ty = RK_TY, tid = ty * kStepU + tx, nthr = kStepU * kStepTY;
   const int64_t NH = s.N * s.H;
@@ -195,22 +250,17 @@ RK_DEV void step_tile(const StepArgs& s, int64_t u0, int64_t n0, float* as, floa
       }
       as[e] = v;
     }
-    if constexpr (!RESIDENT) {
-      for (int e = tid; e < kStepK * NG * kStepU; e += nthr) {
-        const int kk = e / (NG * kStepU), g = (e / kStepU) % NG, uu = e % kStepU;
-        const int64_t k = k0 + kk, j = u0 + uu;
-        us[e] = (k < s.H && j < s.H) ? s.u[k * s.GH + (G0 + g) * s.H + j] : 0.0f;
-      }
+    for (int e = tid; e < kStepK * NG * kStepU; e += nthr) {
+      const int kk = e / (NG * kStepU), g = (e / kStepU) % NG, uu = e % kStepU;
+      const int64_t k = k0 + kk, j = u0 + uu;
+      us[e] = (k < s.H && j < s.H) ? s.u[k * s.GH + (G0 + g) * s.H + j] : 0.0f;
     }
     RK_SYNC();
-    // U(k0 + kk, gate g, unit tx) at ub[(kk * NGR + GOFF + g) * kStepU + tx]
-    const float* ub = RESIDENT ? ures + k0 * NGR * kStepU : us;
-    const int ngr = RESIDENT ? NGR : NG, goff = RESIDENT ? GOFF : 0;
     RK_UNROLL
     for (int kk = 0; kk < kStepK; ++kk) {
       float uv[NG];
       RK_UNROLL
-      for (int g = 0; g < NG; ++g) uv[g] = ub[(kk * ngr + goff + g) * kStepU + tx];
+      for (int g = 0; g < NG; ++g) uv[g] = us[(kk * NG + g) * kStepU + tx];
       RK_UNROLL
       for (int r = 0; r < RPT; ++r)
         RK_UNROLL
@@ -224,87 +274,24 @@ RK_DEV void step_tile(const StepArgs& s, int64_t u0, int64_t n0, float* as, floa
   RK_UNROLL
   for (int r = 0; r < RPT; ++r) {
     const int64_t n = n0 + ty + kStepTY * r;
-    if (n >= s.N) continue;
-    const int64_t e = n * s.H + j;
-    const float* p = s.p + n * s.GH + j;     // gate g's projection at p[g * H]
-    const float hp = s.hprev[e];
-    float h = hp, c = 0.0f;
-    if constexpr (M == Mode::Simple) {
-      h = simple_forward(s.act, p[0] + acc[r][0]);
-      if (s.slots) s.slots[e] = h;
-    } else if constexpr (M == Mode::Lstm) {
-      const LstmAct<float> v = lstm_forward(s.act, s.ract, p[0] + acc[r][0], p[s.H] + acc[r][1],
-                                            p[2 * s.H] + acc[r][2], p[3 * s.H] + acc[r][3],
-                                            s.cprev[e]);
-      h = v.h;
-      c = v.c;
-      if (s.slots) {
-        s.slots[e] = v.i;
-        s.slots[s.slot_stride + e] = v.f;
-        s.slots[2 * s.slot_stride + e] = v.g;
-        s.slots[3 * s.slot_stride + e] = v.o;
-        s.slots[4 * s.slot_stride + e] = v.ac;
-      }
-    } else if constexpr (M == Mode::GruRA) {
-      float inner[3];
-      RK_UNROLL
-      for (int g = 0; g < 3; ++g) inner[g] = acc[r][g] + (s.brec ? s.brec[g * s.H + j] : 0.0f);
-      const GruAct<float> v = gru_forward_reset_after(s.act, s.ract, p[0], p[s.H], p[2 * s.H],
-                                                      inner[0], inner[1], inner[2]);
-      h = gru_blend(v.z, hp, v.hh);
-      if (s.slots) {
-        s.slots[e] = v.z;
-        s.slots[s.slot_stride + e] = v.r;
-        s.slots[2 * s.slot_stride + e] = v.hh;
-        s.slots[3 * s.slot_stride + e] = inner[2];
-      }
-    } else if constexpr (M == Mode::GruRB1) {
-      // z and r, and rh = r ⊙ (h_prev ⊙ m_h) for the second phase; no state yet
-      const auto zr = gru_gates_reset_before(s.ract, p[0] + acc[r][0], p[s.H] + acc[r][1]);
-      s.slots[e] = zr.z;
-      s.slots[s.slot_stride + e] = zr.r;
-      s.slots[3 * s.slot_stride + e] = zr.r * hp * (s.rmask ? s.rmask[2 * NH + e] : 1.0f);
-      continue;
-    } else {  // GruRB2: a = rh, this kernel's gate is U_h
-      const float hh = gru_candidate_reset_before(s.act, p[0], acc[r][0]);
-      s.slots[2 * s.slot_stride + e] = hh;
-      h = gru_blend(s.slots[e], hp, hh);
-    }
-    const bool m = !s.mask || s.mask[n * s.mask_stride];
-    if (!m) h = hp;
-    s.hnext[e] = h;
-    if constexpr (M == Mode::Lstm) s.cnext[e] = m ? c : s.cprev[e];
-    if (s.y) s.y[e] = (!s.seen || s.seen[n]) ? h : 0.0f;
+    if (n < s.N) step_point<M>(s, n, j, acc[r]);
   }
 }
-
 
 // grid (ceil(H/16), ceil(N/16)), block (16, 4), step_smem<M>() bytes; block-cooperative.
 template <Mode M>
 RK_GLOBAL void step_forward(StepArgs s) {
   float* as = RK_SMEM(float);                            // [NG][kStepR][kStepK]
   float* us = as + kStepGates<M> * kStepR * kStepK;      // [kStepK][NG * kStepU]
-  step_tile<M, false>(s, (int64_t)RK_BX * kStepU, (int64_t)RK_BY * kStepR, as, us, nullptr, 0, 0);
+  step_tile<M>(s, (int64_t)RK_BX * kStepU, (int64_t)RK_BY * kStepR, as, us);
 }
 
-// ------------------------------------------------- the small-batch persistent path
-// Batch <= kStepR: one launch runs every step. Each block keeps its 16 units' U
-// columns (every gate, every k) in shared memory for the whole sequence, and the
-// grid meets at a grid-wide barrier after each step (two for GRU reset_before),
-// so U is read from memory once, not once a step, and there is one launch, not T.
-constexpr int kPersistRows = kStepR;
-
-// Rows of the resident U slice: H rounded up to the k chunk (the pad rows are 0).
-RK_HD_INLINE int64_t resident_rows(int64_t H) { return (H + kStepK - 1) / kStepK * kStepK; }
-
-template <Mode M>
-constexpr int kResidentGates = M == Mode::GruRB1 ? 3 : kStepGates<M>;
-
-template <Mode M>
-RK_HD_INLINE size_t persistent_smem(int64_t H) {
-  return ((size_t)resident_rows(H) * kResidentGates<M> * kStepU +
-          (size_t)kResidentGates<M> * kStepR * kStepK) * sizeof(float);
-}
+struct SeqPlan {
+  int blocks = 0, threads = 0;
+  int ut = 0;   // units a block owns
+  int kc = 0;   // k values (forward) or gate columns (backward) staged at once
+  int ks = 1;   // threads summing one (row, unit) pair, each over its share of k
+};
 
 // Everything the steps need; step s's StepArgs are made from it (forward_step_args).
 struct SeqArgs {
@@ -320,6 +307,7 @@ struct SeqArgs {
   float* ylast = nullptr;        // [N, H] (otherwise)
   float* slots = nullptr;        // slot k of step s at slots + k*slot_stride + (training ? s*N*H : 0)
   bool lstm = false;
+  SeqPlan plan;                  // the persistent family's partition
 };
 
 RK_HD_INLINE StepArgs forward_step_args(const SeqArgs& q, int64_t s) {
@@ -352,35 +340,6 @@ RK_HD_INLINE StepArgs second_phase(const StepArgs& a) {
   return a2;
 }
 
-// grid (ceil(H/16), 1), block (16, 4), persistent_smem<M>(H) bytes; grid-cooperative.
-// M is Simple, Lstm, GruRA, or GruRB1 for the two-phase GRU reset_before.
-template <Mode M>
-RK_GLOBAL void persistent_forward(SeqArgs q) {
-  constexpr int NGR = kResidentGates<M>;
-  const StepArgs& b = q.base;
-  const int64_t u0 = (int64_t)RK_BX * kStepU, rows = resident_rows(b.H);
-  float* ures = RK_SMEM(float);                          // [rows][NGR][16]
-  float* as = ures + rows * NGR * kStepU;                // [NGR][16][kStepK]
-  const int tid = RK_TY * kStepU + RK_TX, nthr = kStepU * kStepTY;
-  for (int64_t e = tid; e < rows * NGR * kStepU; e += nthr) {
-    const int64_t k = e / (NGR * kStepU), j = u0 + e % kStepU;
-    const int g = (int)((e / kStepU) % NGR);
-    ures[e] = (k < b.H && j < b.H) ? b.u[k * b.GH + g * b.H + j] : 0.0f;
-  }
-  RK_SYNC();
-  for (int64_t s = 0; s < q.T; ++s) {
-    const StepArgs a = forward_step_args(q, s);
-    if constexpr (M == Mode::GruRB1) {
-      step_tile<Mode::GruRB1, true>(a, u0, 0, as, nullptr, ures, NGR, 0);
-      RK_GRID_SYNC();
-      step_tile<Mode::GruRB2, true>(second_phase(a), u0, 0, as, nullptr, ures, NGR, 2);
-    } else {
-      step_tile<M, true>(a, u0, 0, as, nullptr, ures, NGR, 0);
-    }
-    RK_GRID_SYNC();
-  }
-}
-
 struct BackArgs {
   int64_t N = 0, H = 0, GH = 0;
   Act act = Act::Tanh, ract = Act::Sigmoid;
@@ -402,59 +361,404 @@ struct BackArgs {
   const float* rmask = nullptr;   // [G, N, H] or null
 };
 
+// The pointwise backward of one step at element e = n*H + j: d(pre-activations)
+// into dgx (and dgr), the direct and pass-through terms of d h_prev into dh_out,
+// d c_prev (LSTM). Every time-loop family calls it.
+template <Mode M>
+RK_DEV void back_point(const BackArgs& b, int64_t e) {
+  const int64_t NH = b.N * b.H;
+  const int64_t n = e / b.H, j = e % b.H;
+  const bool m = !b.mask || b.mask[n * b.mask_stride];
+  float* gx = b.dgx + n * b.GH + j;
+  if constexpr (M == Mode::GruRB2) {
+    const float mh = b.rmask ? b.rmask[2 * NH + e] : 1.0f;
+    const float r = b.slots[b.slot_stride + e];
+    const float dr = b.drh[e] * b.hprev[e] * mh;
+    gx[b.H] = dr * activate_grad(b.ract, r);
+    b.dh_out[e] += b.drh[e] * r * mh;
+    return;
+  }
+  float dh = b.dh_in[e];
+  if (b.dy && (!b.seen || b.seen[n])) dh += b.dy[e];
+  const float dh_cell = m ? dh : 0.0f, dh_pass = m ? 0.0f : dh;
+  if constexpr (M == Mode::Simple) {
+    gx[0] = simple_backward(b.act, dh_cell, b.slots[e]);
+    b.dh_out[e] = dh_pass;
+  } else if constexpr (M == Mode::Lstm) {
+    const float dc = b.dc_in[e];
+    const LstmGrad<float> d = lstm_backward(b.act, b.ract, dh_cell, m ? dc : 0.0f, b.slots[e],
+                                            b.slots[b.slot_stride + e], b.slots[2 * b.slot_stride + e],
+                                            b.slots[3 * b.slot_stride + e], b.cprev[e], b.slots[4 * b.slot_stride + e]);
+    gx[0] = d.di;
+    gx[b.H] = d.df;
+    gx[2 * b.H] = d.dg;
+    gx[3 * b.H] = d.do_;
+    b.dc_out[e] = m ? d.dc_prev : dc;
+    b.dh_out[e] = dh_pass;
+  } else if constexpr (M == Mode::GruRA) {
+    const float r = b.slots[b.slot_stride + e];
+    const GruGrad<float> d = gru_backward_reset_after(b.act, b.ract, dh_cell, b.slots[e], r,
+                                                      b.slots[2 * b.slot_stride + e], b.slots[3 * b.slot_stride + e],
+                                                      b.hprev[e]);
+    float* gr = b.dgr + n * b.GH + j;
+    gx[0] = gr[0] = d.dz;
+    gx[b.H] = gr[b.H] = d.dr;
+    gx[2 * b.H] = d.dhh;
+    gr[2 * b.H] = d.dhh * r;
+    b.dh_out[e] = d.dh_direct + dh_pass;
+  } else {  // GruRB1: dz and d(hh pre-activation); dr after the U_h^T product
+    const GruGrad<float> d = gru_backward_reset_before(b.act, b.ract, dh_cell, b.slots[e],
+                                                       b.slots[2 * b.slot_stride + e], b.hprev[e]);
+    gx[0] = d.dz;
+    gx[2 * b.H] = d.dhh;
+    b.dh_out[e] = d.dh_direct + dh_pass;
+  }
+}
+
 // One thread per (n, j); grid-stride; independent threads.
 template <Mode M>
 RK_GLOBAL void step_backward(BackArgs b) {
   const int64_t NH = b.N * b.H;
   const int64_t stride = (int64_t)RK_GDX * RK_GDY * RK_BDX * RK_BDY;
   int64_t e = ((int64_t)RK_BY * RK_GDX + RK_BX) * RK_BDX * RK_BDY + RK_TY * RK_BDX + RK_TX;
-  for (; e < NH; e += stride) {
-    const int64_t n = e / b.H, j = e % b.H;
-    const bool m = !b.mask || b.mask[n * b.mask_stride];
-    float* gx = b.dgx + n * b.GH + j;
-    if constexpr (M == Mode::GruRB2) {
-      const float mh = b.rmask ? b.rmask[2 * NH + e] : 1.0f;
-      const float r = b.slots[b.slot_stride + e];
-      const float dr = b.drh[e] * b.hprev[e] * mh;
-      gx[b.H] = dr * activate_grad(b.ract, r);
-      b.dh_out[e] += b.drh[e] * r * mh;
-      continue;
+  for (; e < NH; e += stride) back_point<M>(b, e);
+}
+
+// ------------------------------------------- the persistent family: one launch a sequence
+// A grid of plan.blocks blocks, all resident at once (a grid-cooperative launch),
+// runs every step of the sequence. Block b owns the hidden units
+// [b*ut, (b+1)*ut), every gate of them, so the cell's pointwise step stays inside
+// the block (step_point / back_point, the same as the per-step kernels), and it
+// keeps the slice of U those units need in shared memory for the whole sequence:
+// U is read from memory once, not once a step. A step: every block stages the
+// exchanged rows (h_{t-1} forward, dG_t backward) in shared memory, a k chunk at
+// a time where all of it does not fit; each thread sums the products of one
+// (row, unit) pair over its share of k (plan.ks threads a pair); a fixed-order
+// reduction over those shares and the pointwise step follow; the grid meets at one
+// barrier (a block barrier when the grid is one block). Fixed partition and
+// order: bitwise the same result every run.
+// U slots a unit keeps in the forward's resident slice: the gates as one
+// 16-byte vector (GRU: z r h and a zero), SimpleRNN one.
+template <Mode M>
+inline constexpr int kSeqSlots = M == Mode::Simple ? 1 : 4;
+
+// The row stride of a staged chunk: odd, so rows of one k fall in distinct banks.
+RK_HD_INLINE int64_t seq_pitch(int kc) { return kc % 2 ? kc : kc + 1; }
+
+// Shared memory of the forward: resident U [H][ut][slots], the staged rows
+// [copies][N][pitch] (a copy per gate where recurrent dropout masks them), the
+// reduction [ks][threads/ks][4].
+RK_HD_INLINE size_t seq_forward_smem(const SeqPlan& p, int slots, int copies, int64_t N,
+                                     int64_t H) {
+  return ((size_t)H * p.ut * slots + (size_t)copies * N * seq_pitch(p.kc) +
+          (p.ks > 1 ? (size_t)p.threads * 4 : 0)) * sizeof(float);
+}
+// ... of the backward: resident U rows [GH][ut], the staged dG rows [N][pitch],
+// the reduction [ks][threads/ks][4].
+RK_HD_INLINE size_t seq_backward_smem(const SeqPlan& p, int64_t N, int64_t GH) {
+  return ((size_t)GH * p.ut + (size_t)N * seq_pitch(p.kc) +
+          (p.ks > 1 ? (size_t)p.threads * 4 : 0)) * sizeof(float);
+}
+
+RK_DEV void seq_barrier() {
+  if (RK_GDX * RK_GDY == 1)
+    RK_SYNC();
+  else
+    RK_GRID_SYNC();
+}
+
+RK_DEV int seq_tid() { return RK_TY * RK_BDX + RK_TX; }
+RK_DEV int seq_nthr() { return RK_BDX * RK_BDY; }
+
+// Stages rows [0, N) x columns [c0, c0 + kn) of src (row stride ld) into
+// dst[r * pitch + cc], `copies` times, copy g scaled by scale[g * scale_stride +
+// n * scale_ld + c0 + cc] when scale is given. Four loads in flight a thread.
+RK_DEV void seq_stage(float* dst, int64_t pitch, const float* src, int64_t ld, int64_t N,
+                      int64_t c0, int kn, int copies, const float* scale, int64_t scale_stride,
+                      int64_t scale_ld) {
+  const int tid = seq_tid(), nthr = seq_nthr();
+  const int64_t per = N * kn, total = per * copies;
+  for (int64_t e0 = tid; e0 < total; e0 += 4 * (int64_t)nthr) {
+    float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    int64_t d[4];
+    RK_UNROLL
+    for (int u = 0; u < 4; ++u) {
+      const int64_t e = e0 + (int64_t)u * nthr;
+      d[u] = -1;
+      if (e < total) {
+        const int64_t g = e / per, rem = e % per, n = rem / kn, cc = rem % kn;
+        v[u] = rk_ldcg(src + n * ld + c0 + cc);
+        if (scale) v[u] *= scale[g * scale_stride + n * scale_ld + c0 + cc];
+        d[u] = (g * N + n) * pitch + cc;
+      }
     }
-    float dh = b.dh_in[e];
-    if (b.dy && (!b.seen || b.seen[n])) dh += b.dy[e];
-    const float dh_cell = m ? dh : 0.0f, dh_pass = m ? 0.0f : dh;
-    if constexpr (M == Mode::Simple) {
-      gx[0] = simple_backward(b.act, dh_cell, b.slots[e]);
-      b.dh_out[e] = dh_pass;
-    } else if constexpr (M == Mode::Lstm) {
-      const float dc = b.dc_in[e];
-      const LstmGrad<float> d = lstm_backward(b.act, b.ract, dh_cell, m ? dc : 0.0f, b.slots[e],
-                                              b.slots[b.slot_stride + e], b.slots[2 * b.slot_stride + e],
-                                              b.slots[3 * b.slot_stride + e], b.cprev[e], b.slots[4 * b.slot_stride + e]);
-      gx[0] = d.di;
-      gx[b.H] = d.df;
-      gx[2 * b.H] = d.dg;
-      gx[3 * b.H] = d.do_;
-      b.dc_out[e] = m ? d.dc_prev : dc;
-      b.dh_out[e] = dh_pass;
-    } else if constexpr (M == Mode::GruRA) {
-      const float r = b.slots[b.slot_stride + e];
-      const GruGrad<float> d = gru_backward_reset_after(b.act, b.ract, dh_cell, b.slots[e], r,
-                                                        b.slots[2 * b.slot_stride + e], b.slots[3 * b.slot_stride + e],
-                                                        b.hprev[e]);
-      float* gr = b.dgr + n * b.GH + j;
-      gx[0] = gr[0] = d.dz;
-      gx[b.H] = gr[b.H] = d.dr;
-      gx[2 * b.H] = d.dhh;
-      gr[2 * b.H] = d.dhh * r;
-      b.dh_out[e] = d.dh_direct + dh_pass;
-    } else {  // GruRB1: dz and d(hh pre-activation); dr after the U_h^T product
-      const GruGrad<float> d = gru_backward_reset_before(b.act, b.ract, dh_cell, b.slots[e],
-                                                         b.slots[2 * b.slot_stride + e], b.hprev[e]);
-      gx[0] = d.dz;
-      gx[2 * b.H] = d.dhh;
-      b.dh_out[e] = d.dh_direct + dh_pass;
+    RK_UNROLL
+    for (int u = 0; u < 4; ++u)
+      if (d[u] >= 0) dst[d[u]] = v[u];
+  }
+}
+
+// Sums this thread's share over the ks threads of its pair in a fixed order
+// (share 0 first); the sums land in share 0's acc. Every thread of the block calls it.
+template <int NG>
+RK_DEV void seq_reduce(float* red, const SeqPlan& p, int q, int pi, float* acc) {
+  if (p.ks == 1) return;
+  const int pr = p.threads / p.ks;
+  RK_SYNC();
+  if (q < p.ks) {
+    RK_UNROLL
+    for (int g = 0; g < NG; ++g) red[(q * pr + pi) * 4 + g] = acc[g];
+  }
+  RK_SYNC();
+  if (q == 0) {
+    RK_UNROLL
+    for (int g = 0; g < NG; ++g) {
+      float v = red[pi * 4 + g];
+      for (int r = 1; r < p.ks; ++r) v += red[(r * pr + pi) * 4 + g];
+      acc[g] = v;
     }
+  }
+}
+
+// One phase of a forward step in the persistent family (M: Simple, Lstm, GruRA,
+// GruRB1, GruRB2): the products of this mode's gates over a's rows for the
+// block's units, then step_point. ures is the resident slice, SLOTS its gates
+// a unit.
+template <Mode M, int SLOTS>
+RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
+                              const float* ures, float* hs, float* red) {
+  constexpr int NG = kStepGates<M>, G0 = kFirstGate<M>;
+  const int64_t N = a.N, H = a.H, NH = N * H;
+  const int copies = a.rmask ? NG : 1;
+  const int ut = p.ut, pr = p.threads / p.ks, tid = seq_tid();
+  const int q = tid / pr, pi = tid % pr;
+  const int64_t pairs = N * ut, pitch = seq_pitch(p.kc);
+  const bool one_chunk = p.kc >= H;
+  for (int64_t p0 = 0; p0 < pairs; p0 += pr) {
+    const int64_t pair = p0 + pi, n = pair / ut;
+    const int jj = (int)(pair % ut);
+    const bool active = q < p.ks && pair < pairs && j0 + jj < H;
+    float acc[NG];
+    RK_UNROLL
+    for (int g = 0; g < NG; ++g) acc[g] = 0.0f;
+    for (int64_t k0 = 0; k0 < H; k0 += p.kc) {
+      const int kn = (int)(H - k0 < p.kc ? H - k0 : p.kc);
+      if (!one_chunk || p0 == 0) {
+        RK_SYNC();
+        seq_stage(hs, pitch, a.a, H, N, k0, kn, copies,
+                  a.rmask ? a.rmask + G0 * NH : nullptr, NH, H);
+        RK_SYNC();
+      }
+      if (active) {
+        const int share = (kn + p.ks - 1) / p.ks;
+        const int kb = q * share, ke = kb + share < kn ? kb + share : kn;
+        const float* hrow = hs + n * pitch;
+        const float* ub = ures + ((k0 + kb) * ut + jj) * SLOTS;
+        if (copies == 1) {
+          for (int k = kb; k < ke; ++k, ub += ut * SLOTS) {
+            const float hv = hrow[k];
+            if constexpr (SLOTS == 4) {
+              const F4 u4 = rk_load4(ub);
+              const float uv[4] = {u4.x, u4.y, u4.z, u4.w};
+              RK_UNROLL
+              for (int g = 0; g < NG; ++g) acc[g] += hv * uv[G0 + g];
+            } else {
+              acc[0] += hv * ub[0];
+            }
+          }
+        } else {
+          for (int k = kb; k < ke; ++k, ub += ut * SLOTS) {
+            RK_UNROLL
+            for (int g = 0; g < NG; ++g) acc[g] += hrow[g * N * pitch + k] * ub[G0 + g];
+          }
+        }
+      }
+    }
+    seq_reduce<NG>(red, p, q, pi, acc);
+    if (active && q == 0) step_point<M>(a, n, j0 + jj, acc);
+  }
+}
+
+// grid (plan.blocks), block (plan.threads), seq_forward_smem(...) bytes;
+// grid-cooperative. M is Simple, Lstm, GruRA, or GruRB1 for both GRU
+// reset_before phases (z and r, then U_h over r ⊙ h: a barrier between them).
+template <Mode M>
+RK_GLOBAL void seq_forward(SeqArgs q) {
+  const SeqPlan& p = q.plan;
+  constexpr int SLOTS = kSeqSlots<M>;
+  const StepArgs& b = q.base;
+  const int64_t H = b.H, N = b.N, G = b.GH / b.H;
+  const int64_t j0 = (int64_t)RK_BX * p.ut;
+  const int copies = b.rmask ? kStepGates<M> : 1;
+  float* ures = RK_SMEM(float);                       // [H][ut][SLOTS]
+  float* hs = ures + H * p.ut * SLOTS;                // [copies][N][pitch]
+  float* red = hs + copies * N * seq_pitch(p.kc);     // [threads][4]
+  const int tid = seq_tid(), nthr = seq_nthr();
+  for (int64_t e = tid; e < H * p.ut * SLOTS; e += nthr) {
+    const int64_t k = e / (p.ut * SLOTS), j = j0 + (e / SLOTS) % p.ut;
+    const int g = (int)(e % SLOTS);
+    ures[e] = (j < H && g < G) ? b.u[k * b.GH + g * H + j] : 0.0f;
+  }
+  for (int64_t s = 0; s < q.T; ++s) {
+    const StepArgs a = forward_step_args(q, s);
+    if constexpr (M == Mode::GruRB1) {
+      seq_forward_phase<Mode::GruRB1, SLOTS>(a, p, j0, ures, hs, red);
+      seq_barrier();
+      seq_forward_phase<Mode::GruRB2, SLOTS>(second_phase(a), p, j0, ures, hs, red);
+    } else {
+      seq_forward_phase<M, SLOTS>(a, p, j0, ures, hs, red);
+    }
+    seq_barrier();
+  }
+}
+
+// Everything the backward's steps need; step s's BackArgs are made from it
+// (backward_step_args), by the per-step loop and the persistent kernel alike.
+struct SeqBackArgs {
+  BackArgs base;                  // N, H, GH, act, ract, slot_stride, rmask
+  int64_t T = 0;
+  bool go_backwards = false, return_sequences = true, lstm = false;
+  const float* dytm = nullptr;    // [T, N, H] (return_sequences), or
+  const float* dylast = nullptr;  // [N, H]
+  const uint8_t* seen = nullptr;  // [T, N] or null
+  const uint8_t* mask = nullptr;  // [N, T] or null
+  const float* slots = nullptr;   // slot k of step s at slots + k*slot_stride + s*N*H
+  const float* states = nullptr;  // [T+1, N, H]
+  const float* cstates = nullptr; // LSTM
+  float* dgx = nullptr;           // [T, N, GH]
+  float* dgr = nullptr;           // [T, N, GH] (GRU r.a.; the others: dgx)
+  float* dh[2] = {nullptr, nullptr};  // [N, H] each: the carried d h, dh[0] = d h_T
+  float* dc[2] = {nullptr, nullptr};  // LSTM, likewise
+  float* drh = nullptr;           // [N, H] GRU r.b.
+  const float* u = nullptr;       // [H, GH]
+  SeqPlan plan;                   // the persistent family's partition
+};
+
+// Step s's arguments; cur: which of the two carried buffers holds d h_{s+1}.
+RK_HD_INLINE BackArgs backward_step_args(const SeqBackArgs& q, int64_t s, int cur) {
+  const int64_t N = q.base.N, NH = N * q.base.H;
+  const int64_t t = q.go_backwards ? q.T - 1 - s : s;
+  BackArgs b = q.base;
+  b.dh_in = q.dh[cur];
+  b.dy = q.return_sequences ? q.dytm + s * NH : (s == q.T - 1 ? q.dylast : nullptr);
+  b.seen = q.seen ? q.seen + s * N : nullptr;
+  b.mask = q.mask ? q.mask + t : nullptr;
+  b.mask_stride = q.T;
+  b.slots = q.slots + s * NH;
+  b.hprev = q.states + s * NH;
+  if (q.lstm) {
+    b.cprev = q.cstates + s * NH;
+    b.dc_in = q.dc[cur];
+    b.dc_out = q.dc[1 - cur];
+  }
+  b.dgx = q.dgx + s * N * q.base.GH;
+  b.dgr = q.dgr + s * N * q.base.GH;
+  b.dh_out = q.dh[1 - cur];
+  b.drh = q.drh;
+  return b;
+}
+
+// The products of the backward for the block's units k: out[n, k] (+)= sum over
+// the gate columns c in [c_begin, c_end) of src[n, c] U[k, c], each gate's part
+// scaled by rmask[g, n, k] when given; accumulate: add to out, else store.
+RK_DEV void seq_back_product(const BackArgs& b, const SeqPlan& p, int64_t j0, const float* ur,
+                             float* ds, float* red, const float* src, int64_t c_begin,
+                             int64_t c_end, const float* rmask, float* out, bool accumulate) {
+  const int64_t N = b.N, H = b.H, NH = N * H;
+  const int ut = p.ut, pr = p.threads / p.ks, tid = seq_tid();
+  const int q = tid / pr, pi = tid % pr;
+  const int64_t pairs = N * ut, pitch = seq_pitch(p.kc), width = c_end - c_begin;
+  const bool one_chunk = p.kc >= width;
+  for (int64_t p0 = 0; p0 < pairs; p0 += pr) {
+    const int64_t pair = p0 + pi, n = pair / ut;
+    const int jj = (int)(pair % ut);
+    const bool active = q < p.ks && pair < pairs && j0 + jj < H;
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};    // per gate with rmask, else acc[0]
+    for (int64_t k0 = 0; k0 < width; k0 += p.kc) {
+      const int kn = (int)(width - k0 < p.kc ? width - k0 : p.kc);
+      if (!one_chunk || p0 == 0) {
+        RK_SYNC();
+        seq_stage(ds, pitch, src, b.GH, N, c_begin + k0, kn, 1, nullptr, 0, 0);
+        RK_SYNC();
+      }
+      if (active) {
+        const int share = (kn + p.ks - 1) / p.ks;
+        const int kb = q * share, ke = kb + share < kn ? kb + share : kn;
+        const float* drow = ds + n * pitch;
+        const float* ub = ur + (c_begin + k0) * ut + jj;
+        if (!rmask) {
+          float v = acc[0];
+          for (int k = kb; k < ke; ++k) v += drow[k] * ub[(int64_t)k * ut];
+          acc[0] = v;
+        } else {   // per gate: its columns of this chunk are [g*H - c0, (g+1)*H - c0)
+          const int64_t c0 = c_begin + k0;
+          RK_UNROLL
+          for (int g = 0; g < 4; ++g) {
+            const int64_t lo = g * H - c0 > kb ? g * H - c0 : kb;
+            const int64_t hi = (g + 1) * H - c0 < ke ? (g + 1) * H - c0 : ke;
+            float v = acc[g];
+            for (int64_t k = lo; k < hi; ++k) v += drow[k] * ub[k * ut];
+            acc[g] = v;
+          }
+        }
+      }
+    }
+    seq_reduce<4>(red, p, q, pi, acc);
+    if (active && q == 0) {
+      const int64_t e = n * H + j0 + jj;
+      float v = acc[0];
+      if (rmask) {
+        v = 0.0f;
+        RK_UNROLL
+        for (int g = 0; g < 4; ++g)
+          if (g * H >= c_begin && g * H < c_end) v += acc[g] * rmask[g * NH + e];
+      }
+      out[e] = accumulate ? out[e] + v : v;
+    }
+  }
+}
+
+// grid (plan.blocks), block (plan.threads), seq_backward_smem(...) bytes;
+// grid-cooperative. The reverse time loop of the persistent family: per step the
+// pointwise backward of the block's units, a barrier, d h_prev of those units
+// from every unit's dG (GRU reset_before: d(rh) first, a second barrier between).
+// M is Simple, Lstm, GruRA, or GruRB1 for both GRU reset_before phases.
+template <Mode M>
+RK_GLOBAL void seq_backward(SeqBackArgs q) {
+  const SeqPlan& p = q.plan;
+  const BackArgs& b0 = q.base;
+  const int64_t H = b0.H, N = b0.N, GH = b0.GH;
+  const int64_t j0 = (int64_t)RK_BX * p.ut;
+  const int ng_rec = M == Mode::GruRB1 ? 2 : (int)(GH / H);
+  float* ur = RK_SMEM(float);                  // [GH][ut]: ur[c*ut + kk] = U[j0 + kk, c]
+  float* ds = ur + GH * p.ut;                  // [N][pitch]
+  float* red = ds + N * seq_pitch(p.kc);       // [threads][4]
+  const int tid = seq_tid(), nthr = seq_nthr();
+  for (int64_t e = tid; e < GH * p.ut; e += nthr) {
+    const int64_t c = e / p.ut, k = j0 + e % p.ut;
+    ur[e] = k < H ? q.u[k * GH + c] : 0.0f;
+  }
+  RK_SYNC();
+  int cur = 0;
+  for (int64_t s = q.T - 1; s >= 0; --s) {
+    const BackArgs b = backward_step_args(q, s, cur);
+    for (int64_t pair = tid; pair < N * p.ut; pair += nthr) {
+      const int64_t n = pair / p.ut, j = j0 + pair % p.ut;
+      if (j < H) back_point<M>(b, n * H + j);
+    }
+    seq_barrier();
+    if constexpr (M == Mode::GruRB1) {   // d(rh) = dah U_h^T, then dr
+      seq_back_product(b, p, j0, ur, ds, red, b.dgx, 2 * H, 3 * H, nullptr, q.drh, false);
+      RK_SYNC();
+      for (int64_t pair = tid; pair < N * p.ut; pair += nthr) {
+        const int64_t n = pair / p.ut, j = j0 + pair % p.ut;
+        if (j < H) back_point<Mode::GruRB2>(b, n * H + j);
+      }
+      seq_barrier();
+    }
+    seq_back_product(b, p, j0, ur, ds, red, b.dgr, 0, ng_rec * H, b.rmask, b.dh_out, true);
+    RK_SYNC();
+    cur = 1 - cur;
   }
 }
 

@@ -147,31 +147,89 @@ def test_device_pool_reuse_and_free():
     assert _core.cuda_pool_bytes() == 0
 
 
+@pytest.fixture
+def plan_reset():
+    """Each test that forces a time-loop plan leaves both GPU backends on 'auto'."""
+    yield
+    for backend in GPU:
+        _core.gpu_set_plan(backend, "auto")
+
+
+# Plans of the persistent family the tests force: the automatic partition, one
+# block (a block barrier a step, no grid), three blocks with k chunks of 7 (the
+# staging loop), and 8 blocks of 64 threads on a small problem (several threads
+# summing one (row, unit) pair: the fixed-order reduction).
+PLANS = ["persistent", "persistent:1,32", "persistent:3,32,7", "persistent:8,64"]
+
+
 @pytest.mark.parametrize("backend", GPU)
 @pytest.mark.parametrize("cell,reset_after", CELLS)
-def test_small_batch_persistent_path(backend, cell, reset_after):
-    """Batch <= 16 runs every step in one grid-cooperative launch with U resident
-    (a grid-wide barrier a step); its rows equal those of the per-step path (a
-    batch of 17) bitwise, with masks, dropout and go_backwards."""
-    rng = np.random.default_rng(11 + len(cell) + reset_after)
+@pytest.mark.parametrize("plan", PLANS)
+def test_persistent_family_matches_the_reference(backend, cell, reset_after, plan, plan_reset):
+    """The persistent family (one launch a time loop, U resident in shared memory,
+    a barrier a step) against the float64 reference, forward and backward, with
+    masks, per-gate dropout masks and go_backwards, in every forced partition;
+    two runs bitwise equal; both loops counted as persistent."""
+    rng = np.random.default_rng(11 + len(cell) + reset_after + 7 * PLANS.index(plan))
+    n, t, c, h = (5, 6, 7, 40) if plan != "persistent:8,64" else (2, 5, 3, 9)
+    case = make_case(cell, n, t, c, h, reset_after, True, rng)
+    mask = make_mask("holes", n, t, rng)
+    im, rm = drop_masks("both", cell, n, c, h, rng)
+    _core.gpu_set_plan(backend, plan)
+    assert _core.gpu_plan(backend) == plan
+    for go_backwards, seq in [(True, True), (False, False)]:
+        before = _core.gpu_persistent_launches(backend)
+        outs, refs, g, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after, go_backwards,
+                                     seq, mask, case, im, rm, np.random.default_rng(3))
+        assert _core.gpu_persistent_launches(backend) == before + 2   # forward and backward
+        check(outs, refs, g, gr, f"{backend} {cell} {plan} bwd={go_backwards}")
+        again = run_both(backend, cell, "tanh", "sigmoid", reset_after, go_backwards, seq, mask,
+                         case, im, rm, np.random.default_rng(3))
+        for u, v in zip(tuple(outs) + tuple(g), tuple(again[0]) + tuple(again[2])):
+            if u is not None:
+                assert np.array_equal(u, v)
+
+
+@pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("cell,reset_after", CELLS)
+def test_steps_and_persistent_agree(backend, cell, reset_after, plan_reset):
+    """The per-step family and the persistent one give the same results to float
+    rounding (they differ only in the order of the recurrent sums)."""
+    rng = np.random.default_rng(21 + len(cell) + reset_after)
     n, t, c, h = 17, 6, 7, 40
     x, W, U, b, h0, c0 = make_case(cell, n, t, c, h, reset_after, True, rng)
     mask = make_mask("holes", n, t, rng)
     im, rm = drop_masks("both", cell, n, c, h, rng)
     be = bk.get_backend(backend)
-    kw = dict(reset_after=reset_after, go_backwards=True)
+    results = []
+    for plan in ["steps", "persistent"]:
+        _core.gpu_set_plan(backend, plan)
+        y, hT, cT, cache = be.forward(cell, x, W, U, b, h0, c0, mask, None, im, rm,
+                                      reset_after=reset_after, go_backwards=True)
+        dy = np.random.default_rng(4).standard_normal(y.shape).astype(np.float32)
+        results.append((y, hT, cT) + tuple(be.backward(cache, dy)))
+    for u, v in zip(*results):
+        if u is not None:
+            np.testing.assert_allclose(v, u, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", GPU)
+def test_plans_are_checked(backend, plan_reset):
+    """A plan is one of the documented forms (ValueError naming it otherwise), and a
+    forced partition that does not fit the device is a clear error, not a silent
+    fallback; 'steps' runs no persistent loop."""
+    for bad in ["fast", "persistent:", "persistent:0,32", "persistent:2", "persistent:2,2000",
+                "persistent:2,32,4,4", "persistent;2,32", "persistent:a,32"]:
+        with pytest.raises(ValueError, match="plan"):
+            _core.gpu_set_plan(backend, bad)
+    rng = np.random.default_rng(5)
+    x, W, U, b, h0, c0 = make_case("lstm", 2, 3, 4, 300, True, True, rng)
+    be = bk.get_backend(backend)
+    _core.gpu_set_plan(backend, "persistent:1,32")    # U of 300 units: 1.4 MiB in one block
+    with pytest.raises(RuntimeError, match="does not fit"):
+        be.forward("lstm", x, W, U, b, h0, c0, None)
+    _core.gpu_set_plan(backend, "steps")
     before = _core.gpu_persistent_launches(backend)
-    full = be.forward(cell, x, W, U, b, h0, c0, mask, None, im, rm, **kw)
-    assert _core.gpu_persistent_launches(backend) == before        # 17 rows: per step
-    k = 5
-    part = be.forward(cell, x[:k], W, U, b, h0[:k], None if c0 is None else c0[:k], mask[:k],
-                      None, im[:, :k], rm[:, :k], **kw)
-    assert _core.gpu_persistent_launches(backend) == before + 1    # 5 rows: persistent
-    for a, p in zip(full[:3], part[:3]):
-        if a is not None:
-            assert np.array_equal(a[:k], p)
-    outs, refs, g, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after, False, True,
-                                 mask[:k], (x[:k], W, U, b, h0[:k],
-                                            None if c0 is None else c0[:k]),
-                                 im[:, :k], rm[:, :k], rng)
-    check(outs, refs, g, gr, f"{backend} {cell} persistent")
+    _, _, _, cache = be.forward("lstm", x, W, U, b, h0, c0, None, training=True)
+    be.backward(cache, np.ones((2, 3, 300), np.float32))
+    assert _core.gpu_persistent_launches(backend) == before

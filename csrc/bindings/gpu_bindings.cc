@@ -198,7 +198,28 @@ void register_gpu(py::module_& m) {
         return parse_device(device) == Device::Emu ? gpu_emu::persistent_count()
                                                    : gpu_cuda::persistent_count();
       }, py::arg("device"),
-        "Forwards the small-batch persistent kernel has run on that GPU backend.");
+        "Time loops (forward or backward) the persistent family has run on that GPU backend.");
+  m.def("gpu_set_plan", [](const std::string& device, const std::string& plan) {
+        try {
+          if (parse_device(device) == Device::Emu)
+            gpu_emu::set_plan(plan);
+          else
+            gpu_cuda::set_plan(plan);
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(e.what());
+        }
+      }, py::arg("device"), py::arg("plan"),
+        "The time-loop family of that GPU backend: 'auto' (the persistent family where it "
+        "fits, else a launch a step), 'steps', 'persistent', or a forced partition "
+        "'persistent:BLOCKS,THREADS[,KC]'. RNNKERN_FORCE_PLAN sets it at first use.");
+  m.def("gpu_plan", [](const std::string& device) {
+        return parse_device(device) == Device::Emu ? gpu_emu::plan() : gpu_cuda::plan();
+      }, py::arg("device"), "That GPU backend's time-loop plan (see gpu_set_plan).");
+  m.def("gpu_graph_reinstantiations", [](const std::string& device) {
+        return parse_device(device) == Device::Emu ? gpu_emu::graph_reinstantiation_count()
+                                                   : gpu_cuda::graph_reinstantiation_count();
+      }, py::arg("device"),
+      "Loops whose cached graph the runtime refused to update, instantiated anew instead.");
   m.def("gpu_set_graphs", [](bool on) {
         gpu_emu::set_graphs(on);
         gpu_cuda::set_graphs(on);

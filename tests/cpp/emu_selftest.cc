@@ -2,10 +2,13 @@
 // of CI (ThreadSanitizer over the block-cooperative kernels, whose emulated
 // threads share memory and meet at barriers; AddressSanitizer over the
 // indexing). No Python: every cell and GRU variant, with masks, go_backwards
-// and dropout masks, forward and BPTT, twice (the second with the time loops
-// captured as a graph and replayed), at sizes spanning several tiles; the two
-// runs must agree bitwise and every value be finite. The numerical
-// comparison with the reference is the Python tests' job (test_cuda.py).
+// and dropout masks, forward and BPTT, at sizes spanning several tiles: on the
+// per-step family twice (the second with the time loops captured as a graph and
+// replayed), which must agree bitwise, and on the persistent family in two
+// partitions (three blocks with k chunks of 7; the automatic one), twice each
+// (bitwise equal), each within float rounding of the per-step result; every
+// value finite. The comparison with the reference is the Python tests' job
+// (test_cuda.py).
 //
 //   g++ -std=c++20 -O1 -g -fsanitize=thread -Icsrc/include -Icuda
 //       tests/cpp/emu_selftest.cc cuda/backend_emu.cc cuda/emu_runtime.cc -o emu_selftest
@@ -98,13 +101,37 @@ bool same(const std::vector<float>& a, const std::vector<float>& b, const char* 
   return true;
 }
 
+// a and b agree to float rounding: |a - b| <= 1e-4 (1 + |a|) everywhere
+bool near(const std::vector<float>& a, const std::vector<float>& b, const char* what,
+           const char* name) {
+  if (a.size() != b.size()) {
+    std::printf("FAIL %s: %s sizes differ\n", what, name);
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!(std::fabs(a[i] - b[i]) <= 1e-4f * (1.0f + std::fabs(a[i])))) {
+      std::printf("FAIL %s: %s[%zu] = %g on the persistent family, %g per step\n", what, name,
+                  i, (double)b[i], (double)a[i]);
+      return false;
+    }
+  return true;
+}
+
+template <class F>
+bool all_fields(const Run& a, const Run& b, const RnnConfig& cfg, const char* what, F cmp) {
+  return cmp(a.y, b.y, what, "y") && cmp(a.hT, b.hT, what, "h_T") && cmp(a.dx, b.dx, what, "dx") &&
+         cmp(a.dW, b.dW, what, "dW") && cmp(a.dU, b.dU, what, "dU") && cmp(a.db, b.db, what, "db") &&
+         cmp(a.dh0, b.dh0, what, "dh0") &&
+         (cfg.cell != Cell::LSTM || (cmp(a.cT, b.cT, what, "c_T") && cmp(a.dc0, b.dc0, what, "dc0")));
+}
+
 }  // namespace
 
 int main() {
   int failures = 0, cases = 0;
   const Cell cells[] = {Cell::SimpleRNN, Cell::LSTM, Cell::GRU, Cell::GRU};
   for (int ci = 0; ci < 4; ++ci) {
-    for (int variant = 0; variant < 4; ++variant) {   // 2, 3: the small-batch persistent path
+    for (int variant = 0; variant < 4; ++variant) {   // 2, 3: a batch of 5
       RnnConfig cfg;
       cfg.cell = cells[ci];
       cfg.reset_after = ci != 3;
@@ -119,17 +146,26 @@ int main() {
       char what[96];
       std::snprintf(what, sizeof what, "cell %d reset_after %d variant %d", (int)cfg.cell,
                     (int)cfg.reset_after, variant);
-      // the second run with the time loops captured as a graph and replayed
+      // the per-step family, then again with its time loops captured as a graph
+      gpu_emu::set_plan("steps");
       const Run a = run(cfg, masked, dropout, 7u + ci);
       gpu_emu::set_graphs(true);
       const Run b = run(cfg, masked, dropout, 7u + ci);
       gpu_emu::set_graphs(false);
-      const bool ok = same(a.y, b.y, what, "y") && same(a.hT, b.hT, what, "h_T") &&
-                      same(a.dx, b.dx, what, "dx") && same(a.dW, b.dW, what, "dW") &&
-                      same(a.dU, b.dU, what, "dU") && same(a.db, b.db, what, "db") &&
-                      same(a.dh0, b.dh0, what, "dh0") &&
-                      (cfg.cell != Cell::LSTM || (same(a.cT, b.cT, what, "c_T") &&
-                                                  same(a.dc0, b.dc0, what, "dc0")));
+      bool ok = all_fields(a, b, cfg, what, same);
+      // the persistent family: forced partition, then the automatic one
+      for (const char* plan : {"persistent:3,32,7", "persistent"}) {
+        const long before = gpu_emu::persistent_count();
+        gpu_emu::set_plan(plan);
+        const Run p = run(cfg, masked, dropout, 7u + ci);
+        const Run p2 = run(cfg, masked, dropout, 7u + ci);
+        if (gpu_emu::persistent_count() != before + 4) {
+          std::printf("FAIL %s: plan %s did not run both loops persistent\n", what, plan);
+          ok = false;
+        }
+        ok = all_fields(p, p2, cfg, what, same) && all_fields(a, p, cfg, what, near) && ok;
+      }
+      gpu_emu::set_plan("auto");
       failures += !ok;
       ++cases;
     }

@@ -1,0 +1,260 @@
+"""rnnkern's cuda backend against cuDNN (PyTorch's torch.nn RNNs), both with
+device-resident float32 tensors, a synchronize after every call, medians.
+
+    python3 bench/gpu_bench.py --out DIR          # on a GPU machine (bench/gpu.sh runs it)
+    python3 bench/gpu_bench.py --dry-run          # cuda-emu and torch on the CPU, tiny shapes:
+                                                  # checks this script's code paths anywhere
+
+Rows: the issue's shapes S1, S2, S3, B8, DB1024 x SimpleRNN, LSTM, GRU (reset_after,
+cuDNN's form) x inference and training (forward + BPTT with dx and every weight
+gradient on both sides), and at S2 and S3 the rows cuDNN cannot run fused: LSTM with
+a mask of arbitrary holes, LSTM with recurrent dropout, GRU reset_before (timed against
+the plain cuDNN row of that shape). Same precision on both sides: rnnkern fp32 against
+cuDNN with TF32 off; cuDNN's TF32 default in a column of its own for reference.
+rnnkern is timed in its automatic plan and forced onto the per-step family
+("steps", the kernels before the persistent family), and the two are checked to agree.
+Each row's ratio cuDNN / rnnkern is set against the target of issue #19 (PASS/FAIL).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+SHAPES = {  # T, N, C, H
+    "S1": (100, 1, 32, 128),
+    "S2": (100, 32, 64, 256),
+    "S3": (50, 64, 256, 512),
+    "B8": (100, 8, 256, 512),
+    "DB1024": (25, 32, 1024, 1024),
+}
+DRY_SHAPES = {"S1": (6, 1, 4, 8), "S2": (5, 3, 4, 9)}
+GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+
+
+def target(shape, cell, training, variant):
+    """Issue #19's target ratio (cuDNN / rnnkern) for a row."""
+    if variant != "plain":
+        return None  # judged against the plain row (within 1.2x of it), not cuDNN
+    if training:
+        return {"S1": 3.0, "S2": 4.0, "B8": 4.0}.get(shape, 2.5)
+    if shape == "S1":
+        return 1.3 if cell == "simple_rnn" else 2.0
+    if shape in ("S2", "B8"):
+        return 1.5 if cell == "simple_rnn" else 3.0
+    return 2.0
+
+
+def median_ms(fn, sync, budget_s, min_reps=5, max_reps=50):
+    fn()
+    sync()
+    fn()
+    sync()
+    times = []
+    start = time.perf_counter()
+    while len(times) < max_reps and (len(times) < min_reps or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def make_weights(cell, C, H, reset_after, rng):
+    G = GATES[cell]
+    W = (rng.standard_normal((C, G * H)) / np.sqrt(C)).astype(np.float32)
+    U = (rng.standard_normal((H, G * H)) / np.sqrt(H)).astype(np.float32)
+    bshape = (2, G * H) if cell == "gru" and reset_after else (G * H,)
+    b = (rng.standard_normal(bshape) * 0.1).astype(np.float32)
+    return W, U, b
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=None, help="folder for gpu_bench.json and gpu_bench.txt")
+    ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--budget", type=float, default=0.25, help="seconds of timed calls a cell")
+    ap.add_argument("--shapes", default=None, help="comma-separated subset of the shapes")
+    args = ap.parse_args()
+
+    import torch
+    import rnnkern as rk
+    from rnnkern import _core, ops
+
+    dry = args.dry_run
+    backend = "cuda-emu" if dry else "cuda"
+    dev = torch.device("cpu" if dry else "cuda")
+    shapes = DRY_SHAPES if dry else SHAPES
+    if args.shapes:
+        shapes = {k: v for k, v in shapes.items() if k in args.shapes.split(",")}
+    sync = (lambda: None) if dry else torch.cuda.synchronize
+    if not dry:
+        assert "cuda" in rk.backends(), f"the cuda backend is not available: {rk.backends()}"
+
+    def to_dev(a):
+        if a is None:
+            return None
+        if dry:
+            return rk.device_array(a, "cuda-emu")
+        return torch.from_numpy(np.ascontiguousarray(a)).to(dev)
+
+    def host(a):
+        if a is None:
+            return None
+        if hasattr(a, "numpy") and not isinstance(a, np.ndarray):
+            return a.detach().cpu().numpy() if hasattr(a, "detach") else a.numpy()
+        return np.asarray(a)
+
+    rows = []
+    info = {"date": time.strftime("%Y-%m-%d"), "python": platform.python_version(),
+            "torch": torch.__version__, "backend": backend}
+    if not dry:
+        info["gpu"] = torch.cuda.get_device_name()
+        info["cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
+    print(json.dumps(info))
+
+    variants = [("simple_rnn", "plain"), ("lstm", "plain"), ("gru", "plain"),
+                ("lstm", "masked"), ("lstm", "dropout"), ("gru", "reset_before")]
+    for sname, (T, N, C, H) in shapes.items():
+        for cell, variant in variants:
+            if variant != "plain" and sname not in ("S2", "S3"):
+                continue
+            rng = np.random.default_rng(0)
+            reset_after = variant != "reset_before"
+            W, U, b = make_weights(cell, C, H, reset_after, rng)
+            x = rng.standard_normal((N, T, C)).astype(np.float32)
+            h0 = np.zeros((N, H), np.float32)
+            c0 = h0.copy() if cell == "lstm" else None
+            mask = None
+            rmask = None
+            if variant == "masked":
+                mask = rng.random((N, T)) > 0.2
+            if variant == "dropout":
+                rmask = ((rng.random((4, N, H)) > 0.25) / 0.75).astype(np.float32)
+            d = {k: to_dev(v) for k, v in dict(x=x, W=W, U=U, b=b, h0=h0, c0=c0, mask=mask,
+                                                rm=rmask).items()}
+            dy = to_dev(rng.standard_normal((N, T, H)).astype(np.float32))
+
+            def rk_call(training, d=d, dy=dy, cell=cell, reset_after=reset_after):
+                y, hT, cT, cache = ops.rnn_forward(
+                    cell, d["x"], d["W"], d["U"], d["b"], d["h0"], d["c0"], d["mask"],
+                    reset_after=reset_after, training=training, backend=backend,
+                    recurrent_masks=d["rm"])
+                if training:
+                    return y, ops.rnn_backward(cache, dy)
+                return y, None
+
+            # cuDNN: torch.nn with the same sizes (its own random weights: speed only)
+            tmod = {"simple_rnn": torch.nn.RNN, "lstm": torch.nn.LSTM,
+                    "gru": torch.nn.GRU}[cell](C, H, batch_first=True).to(dev)
+            tx = torch.from_numpy(x).to(dev)
+            tdy = torch.from_numpy(host(dy) if dry else dy.cpu().numpy()).to(dev)
+
+            def cudnn_call(training, tmod=tmod, tx=tx, tdy=tdy):
+                if not training:
+                    with torch.no_grad():
+                        return tmod(tx)
+                xg = tx.detach().requires_grad_(True)
+                out, _ = tmod(xg)
+                out.backward(tdy)
+                return out
+
+            for training in (False, True):
+                row = dict(shape=sname, T=T, N=N, C=C, H=H, cell=cell, variant=variant,
+                           mode="training" if training else "inference")
+                _core.gpu_set_plan(backend, "auto")
+                p0 = _core.gpu_persistent_launches(backend)
+                y_auto, g_auto = rk_call(training)
+                sync()
+                row["persistent_loops"] = _core.gpu_persistent_launches(backend) - p0
+                row["rnnkern_ms"] = median_ms(lambda: rk_call(training), sync, args.budget)
+                _core.gpu_set_plan(backend, "steps")
+                y_steps, g_steps = rk_call(training)
+                sync()
+                scale = float(np.max(np.abs(host(y_steps)))) + 1e-30
+                diff = float(np.max(np.abs(host(y_auto) - host(y_steps)))) / scale
+                if training:
+                    for a, s in zip(g_auto, g_steps):
+                        if a is not None:
+                            sa, ss = host(a), host(s)
+                            diff = max(diff, float(np.max(np.abs(sa - ss)))
+                                       / (float(np.max(np.abs(ss))) + 1e-30))
+                row["auto_vs_steps"] = diff
+                row["steps_ms"] = median_ms(lambda: rk_call(training), sync,
+                                            min(args.budget, 0.15), min_reps=3)
+                _core.gpu_set_plan(backend, "auto")
+                if not dry:
+                    torch.backends.cudnn.allow_tf32 = False
+                    torch.backends.cuda.matmul.allow_tf32 = False
+                row["cudnn_fp32_ms"] = median_ms(lambda: cudnn_call(training), sync, args.budget)
+                if not dry:
+                    torch.backends.cudnn.allow_tf32 = True
+                row["cudnn_tf32_ms"] = median_ms(lambda: cudnn_call(training), sync, args.budget)
+                row["ratio_fp32"] = row["cudnn_fp32_ms"] / row["rnnkern_ms"]
+                row["ratio_vs_steps"] = row["steps_ms"] / row["rnnkern_ms"]
+                tgt = target(sname, cell, training, variant)
+                row["target"] = tgt
+                row["pass"] = None if tgt is None else row["ratio_fp32"] >= tgt
+                rows.append(row)
+                print(fmt(row), flush=True)
+
+    # the fused-only rows against their shape's plain row (target: within 1.2x)
+    plain = {(r["shape"], r["cell"], r["mode"]): r["rnnkern_ms"] for r in rows
+             if r["variant"] == "plain"}
+    for r in rows:
+        if r["variant"] != "plain":
+            base = plain.get((r["shape"], "gru" if r["cell"] == "gru" else "lstm", r["mode"]))
+            if base:
+                r["vs_plain"] = r["rnnkern_ms"] / base
+                r["pass"] = r["vs_plain"] <= 1.2
+    text = table(rows)
+    print(text)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "gpu_bench.json"), "w") as f:
+            json.dump({"info": info, "rows": rows}, f, indent=1)
+        with open(os.path.join(args.out, "gpu_bench.txt"), "w") as f:
+            f.write(json.dumps(info) + "\n" + text + "\n")
+    bad = [r for r in rows if r["auto_vs_steps"] > 1e-3]
+    if bad:
+        print(f"{len(bad)} rows where the automatic plan and the per-step family disagree")
+        return 1
+    return 0
+
+
+def fmt(r):
+    return (f"{r['shape']:7s} {r['cell']:10s} {r['variant']:12s} {r['mode']:9s} "
+            f"rnnkern {r['rnnkern_ms']:8.3f} ms (steps {r['steps_ms']:8.3f}) "
+            f"cuDNN fp32 {r['cudnn_fp32_ms']:7.3f} tf32 {r['cudnn_tf32_ms']:7.3f} "
+            f"ratio {r['ratio_fp32']:5.2f} persistent loops {r['persistent_loops']} "
+            f"agree {r['auto_vs_steps']:.1e}")
+
+
+def table(rows):
+    head = ("| shape | cell | variant | mode | rnnkern ms | steps ms | cuDNN fp32 ms | cuDNN tf32 ms"
+            " | cuDNN fp32 / rnnkern | target | |")
+    lines = [head, "|" + "---|" * 11]
+    for r in rows:
+        tgt = r["target"]
+        if tgt is not None:
+            verdict = ("PASS" if r["pass"] else "FAIL") + f" (>= {tgt:g}x)"
+        elif "vs_plain" in r:
+            verdict = ("PASS" if r["pass"] else "FAIL") + f" ({r['vs_plain']:.2f}x plain, <= 1.2x)"
+        else:
+            verdict = ""
+        lines.append(f"| {r['shape']} | {r['cell']} | {r['variant']} | {r['mode']} | "
+                     f"{r['rnnkern_ms']:.3f} | {r['steps_ms']:.3f} | {r['cudnn_fp32_ms']:.3f} | "
+                     f"{r['cudnn_tf32_ms']:.3f} | {r['ratio_fp32']:.2f} | "
+                     f"{'' if tgt is None else f'{tgt:g}x'} | {verdict} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Small cases of every GPU kernel family for compute-sanitizer (bench/gpu.sh):
+each cell and GRU form, with a mask, per-gate dropout masks and go_backwards,
+forward (training) and BPTT, on the per-step family and on the persistent family
+in its automatic and a forced partition (several blocks, k chunks: the staging
+loop and the grid barrier). NumPy arrays only (no PyTorch), T = 4.
+
+    compute-sanitizer --tool racecheck python3 bench/gpu_sanitize.py [--backend cuda]
+"""
+import argparse
+import sys
+
+import numpy as np
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backend", default="cuda")
+    args = ap.parse_args()
+    from rnnkern import _core, ops
+
+    be = args.backend
+    n, t, c, h = 3, 4, 5, 40
+    failures = 0
+    for cell, ra in [("simple_rnn", True), ("lstm", True), ("gru", True), ("gru", False)]:
+        g = {"simple_rnn": 1, "lstm": 4, "gru": 3}[cell]
+        rng = np.random.default_rng(1)
+        x = rng.standard_normal((n, t, c)).astype(np.float32)
+        W = (rng.standard_normal((c, g * h)) * 0.3).astype(np.float32)
+        U = (rng.standard_normal((h, g * h)) * 0.1).astype(np.float32)
+        b = (rng.standard_normal((2, g * h) if cell == "gru" and ra else (g * h,)) * 0.1
+             ).astype(np.float32)
+        h0 = rng.standard_normal((n, h)).astype(np.float32)
+        c0 = h0.copy() if cell == "lstm" else None
+        mask = rng.random((n, t)) > 0.3
+        rm = ((rng.random((g, n, h)) > 0.2) / 0.8).astype(np.float32)
+        for plan in ["steps", "persistent", "persistent:3,64,16"]:
+            _core.gpu_set_plan(be, plan)
+            y, hT, cT, cache = ops.rnn_forward(cell, x, W, U, b, h0, c0, mask, reset_after=ra,
+                                               go_backwards=True, training=True, backend=be,
+                                               recurrent_masks=rm)
+            grads = ops.rnn_backward(cache, np.ones_like(y))
+            ok = all(np.all(np.isfinite(a)) for a in (y, hT) + tuple(grads) if a is not None)
+            print(f"{cell} reset_after={ra} plan={plan}: {'ok' if ok else 'NON-FINITE'}")
+            failures += not ok
+    _core.gpu_set_plan(be, "auto")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

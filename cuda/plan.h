@@ -1,0 +1,50 @@
+// rnnkern — the GPU time-loop plan a caller may force (set_plan,
+// RNNKERN_FORCE_PLAN): parsed here, plain C++, for the cuda, cuda-emu and stub
+// builds alike.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace rnnkern {
+
+struct PlanChoice {
+  enum Kind { Auto, Steps, Persistent } kind = Auto;
+  int blocks = 0, threads = 0, kc = 0;   // 0: chosen
+};
+inline PlanChoice parse_plan(const std::string& text) {
+  PlanChoice c;
+  if (text.empty() || text == "auto") return c;
+  if (text == "steps") {
+    c.kind = PlanChoice::Steps;
+    return c;
+  }
+  const std::string head = "persistent";
+  if (text.compare(0, head.size(), head) != 0)
+    throw std::invalid_argument("plan must be 'auto', 'steps', 'persistent' or "
+                                "'persistent:BLOCKS,THREADS[,KC]', got '" + text + "'");
+  c.kind = PlanChoice::Persistent;
+  if (text.size() == head.size()) return c;
+  int v[3] = {0, 0, 0}, count = 0;
+  size_t i = head.size();
+  if (text[i] != ':') throw std::invalid_argument("plan: expected ':' after 'persistent' in '" + text + "'");
+  ++i;
+  for (bool done = false; !done;) {
+    size_t j = i;
+    while (j < text.size() && text[j] >= '0' && text[j] <= '9') ++j;
+    if (j == i || j - i > 6 || count == 3)
+      throw std::invalid_argument("plan: expected 'persistent:BLOCKS,THREADS[,KC]', got '" + text + "'");
+    v[count++] = std::stoi(text.substr(i, j - i));
+    done = j == text.size();
+    if (!done && text[j] != ',') throw std::invalid_argument("plan: bad separator in '" + text + "'");
+    i = j + 1;
+  }
+  if (count < 2 || v[0] < 1 || v[1] < 1 || v[1] > 1024)
+    throw std::invalid_argument("plan: 'persistent:BLOCKS,THREADS[,KC]' needs BLOCKS >= 1 and "
+                                "1 <= THREADS <= 1024, got '" + text + "'");
+  c.blocks = v[0];
+  c.threads = v[1];
+  c.kc = v[2];
+  return c;
+}
+}  // namespace rnnkern
