@@ -243,6 +243,45 @@ void gemm(const GemmArgs& g) {
   RK_LAUNCH(Block, cdiv(g.N, kTile), cdiv(g.M, kTile), kTB, kTB, kGemmSmem, gemm_kernel, g);
 }
 
+// A hoisted GEMM (the weight gradients, K = T*N; dX): where C has too few tiles to
+// fill the device and K is long, K is split into slabs computed at once into a
+// workspace and added in slab order by split_sum: bitwise the same every run, no
+// atomics. Not for the time loops (it allocates).
+void gemm_hoisted(const GemmArgs& g) {
+  if (g.M == 0 || g.N == 0) return;
+  const int64_t tiles = (int64_t)cdiv(g.M, kTile) * cdiv(g.N, kTile);
+  const int64_t want = std::max<int64_t>(1, 8 * (int64_t)Runtime::limits().sms / tiles);
+  const int S = (int)std::min<int64_t>({g.K / 256, want, 64});
+  if (S <= 1 || g.beta != 0.0f || g.cmask || g.bias) {
+    gemm(g);
+    return;
+  }
+  Buf<float> parts((size_t)S * g.M * g.N);
+  const int64_t per = (g.K + S - 1) / S;
+  for (int s = 0; s < S; ++s) {
+    GemmArgs p = g;
+    p.k_begin = s * per;
+    p.K = std::min<int64_t>(g.K, (s + 1) * per);
+    p.c = parts.get() + (int64_t)s * g.M * g.N;
+    p.ldc = g.N;
+    gemm(p);
+  }
+  RK_LAUNCH(Independent, linear_blocks(g.M * g.N), 1, kLinear, 1, 0, split_sum, parts.get(), S,
+            g.M, g.N, g.c, g.ldc);
+}
+
+// db[j] = the sum of column j of a [rows, cols] matrix: partial sums over chunks
+// of 64 rows, then their sum, both in order.
+void bias_grad(const float* src, int64_t rows, int64_t cols, float* db) {
+  constexpr int64_t chunk = 64;
+  const int64_t R = (rows + chunk - 1) / chunk;
+  Buf<float> parts(R * cols);
+  RK_LAUNCH(Independent, linear_blocks(R * cols), 1, kLinear, 1, 0, column_partial_sums, src, rows,
+            cols, cols, chunk, parts.get());
+  RK_LAUNCH(Independent, linear_blocks(cols), 1, kLinear, 1, 0, column_sums, parts.get(), R, cols,
+            cols, db);
+}
+
 // Gate g's block of columns [g*H, (g+1)*H) of a row-major [rows, GH] matrix.
 inline GemmArgs gate_cols(GemmArgs g, int gate, int64_t H, bool b_side, bool c_side) {
   if (b_side) g.b += g.tb ? gate * H * g.ldb : gate * H;
@@ -618,7 +657,7 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   w.ldc = GH;
   if (!ws.imask.get()) {
     w.N = GH;
-    gemm(w);
+    gemm_hoisted(w);
   } else {
     w.N = H;
     w.amask_rows = N;
@@ -626,7 +665,7 @@ void run_backward(const Workspace& base, const GradArgs& in) {
     for (int g = 0; g < G; ++g) {
       GemmArgs q = gate_cols(w, g, H, true, true);
       q.amask = ws.imask.get() + g * N * C;
-      gemm(q);
+      gemm_hoisted(q);
     }
   }
   GemmArgs u;                           // dU = h_prev^T dGr (states 0..T-1 are [T*N, H])
@@ -641,7 +680,7 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   u.ldc = GH;
   if (!ws.rmask.get()) {
     u.N = ng_rec * H;
-    gemm(u);
+    gemm_hoisted(u);
   } else {
     u.N = H;
     u.amask_rows = N;
@@ -649,7 +688,7 @@ void run_backward(const Workspace& base, const GradArgs& in) {
     for (int g = 0; g < ng_rec; ++g) {
       GemmArgs q = gate_cols(u, g, H, true, true);
       q.amask = ws.rmask.get() + g * NH;
-      gemm(q);
+      gemm_hoisted(q);
     }
   }
   if (rb) {                             // dU_h = rh^T dah
@@ -657,7 +696,7 @@ void run_backward(const Workspace& base, const GradArgs& in) {
     q.N = H;
     q.a = ws.slots.get() + 3 * ss;
     q.amask = nullptr;
-    gemm(q);
+    gemm_hoisted(q);
   }
   dW.download(out.dW, dev);
   dU.download(out.dU, dev);
@@ -675,7 +714,7 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   xg.ldc = C;
   if (!ws.imask.get()) {
     xg.K = GH;
-    gemm(xg);
+    gemm_hoisted(xg);
   } else {
     xg.K = H;
     xg.cmask_rows = N;
@@ -686,7 +725,7 @@ void run_backward(const Workspace& base, const GradArgs& in) {
       q.b += g * H;
       q.cmask = ws.imask.get() + g * N * C;
       q.beta = g ? 1.0f : 0.0f;
-      gemm(q);
+      gemm_hoisted(q);
     }
   }
   RK_LAUNCH(Independent, linear_blocks(TN * C), 1, kLinear, 1, 0, from_time_major, dxtm.get(),
@@ -695,11 +734,8 @@ void run_backward(const Workspace& base, const GradArgs& in) {
 
   if (ws.has_bias && out.db) {
     Buf<float> db(ra ? 2 * GH : GH);
-    RK_LAUNCH(Independent, linear_blocks(GH), 1, kLinear, 1, 0, column_sums, dgx.get(), TN, GH,
-              GH, db.get());
-    if (ra)
-      RK_LAUNCH(Independent, linear_blocks(GH), 1, kLinear, 1, 0, column_sums, dgr.get(), TN, GH,
-                GH, db.get() + GH);
+    bias_grad(dgx.get(), TN, GH, db.get());
+    if (ra) bias_grad(dgr.get(), TN, GH, db.get() + GH);
     db.download(out.db, dev);
   }
 }

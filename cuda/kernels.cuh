@@ -24,6 +24,10 @@
 //   gru_rb_dr            independent        GRU reset_before: dr from d(r h) U_h^T
 //   column_sums          independent        bias gradients, a fixed order: the
 //                                           same inputs give bitwise the same sums
+//                                           (after column_partial_sums over row chunks)
+//   split_sum            independent        a split-K GEMM's slabs added in order
+//   seq_forward<M>, seq_backward<M>  grid-cooperative  the persistent family
+//                                           (below): a launch a time loop
 //   to_time_major, from_time_major, seen_flags: independent
 #pragma once
 
@@ -43,9 +47,9 @@ constexpr size_t kGemmSmem = 2 * kKT * kTile * sizeof(float);
 // B(k,j) = tb ? b[j*ldb + k] : b[k*ldb + j]. Optional masks (dropout):
 //   amask  scales each STORED element of a, (r, c) -> amask[(r % amask_rows) * amask_ld + c]
 //   cmask  scales the product's (i, j) by cmask[(i % cmask_rows) * cmask_ld + j]
-// beta is 0 (C is not read) or 1.
+// beta is 0 (C is not read) or 1. k runs over [k_begin, K): a slab of a split K.
 struct GemmArgs {
-  int64_t M = 0, N = 0, K = 0;
+  int64_t M = 0, N = 0, K = 0, k_begin = 0;
   const float* a = nullptr;
   int64_t lda = 0;
   bool ta = false;
@@ -86,7 +90,7 @@ RK_GLOBAL void gemm_kernel(GemmArgs g) {
   for (int r = 0; r < 4; ++r)
     RK_UNROLL
     for (int q = 0; q < 4; ++q) acc[r][q] = 0.0f;
-  for (int64_t k0 = 0; k0 < g.K; k0 += kKT) {
+  for (int64_t k0 = g.k_begin; k0 < g.K; k0 += kKT) {
     // consecutive threads read consecutive addresses of each operand
     for (int e = tid; e < kKT * kTile; e += kTB * kTB) {
       const int kk_a = g.ta ? e / kTile : e % kKT, ii = g.ta ? e % kTile : e / kKT;
@@ -775,6 +779,30 @@ RK_GLOBAL void column_sums(const float* src, int64_t rows, int64_t cols, int64_t
     float acc = 0.0f;
     for (int64_t r = 0; r < rows; ++r) acc += src[r * ld + j];
     dst[j] = acc;
+  }
+}
+
+// parts[r * cols + j] = the sum of rows [r*chunk, (r+1)*chunk) of column j of src,
+// in row order (the first stage of a bias gradient: column_sums then adds the
+// parts, in order). Independent threads.
+RK_GLOBAL void column_partial_sums(const float* src, int64_t rows, int64_t cols, int64_t ld,
+                                   int64_t chunk, float* parts) {
+  const int64_t R = (rows + chunk - 1) / chunk;
+  for (int64_t e = global_id(); e < R * cols; e += grid_threads()) {
+    const int64_t r = e / cols, j = e % cols, end = (r + 1) * chunk < rows ? (r + 1) * chunk : rows;
+    float acc = 0.0f;
+    for (int64_t i = r * chunk; i < end; ++i) acc += src[i * ld + j];
+    parts[e] = acc;
+  }
+}
+
+// c[i * ldc + j] = sum over s of parts[s][i][j] (S slabs of [M, N]), in slab order.
+// Independent threads.
+RK_GLOBAL void split_sum(const float* parts, int S, int64_t M, int64_t N, float* c, int64_t ldc) {
+  for (int64_t e = global_id(); e < M * N; e += grid_threads()) {
+    float acc = parts[e];
+    for (int s = 1; s < S; ++s) acc += parts[(int64_t)s * M * N + e];
+    c[(e / N) * ldc + e % N] = acc;
   }
 }
 
