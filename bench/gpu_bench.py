@@ -81,6 +81,8 @@ def main():
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--budget", type=float, default=0.25, help="seconds of timed calls a cell")
     ap.add_argument("--shapes", default=None, help="comma-separated subset of the shapes")
+    ap.add_argument("--no-profile", dest="profile", action="store_false",
+                    help="skip the torch.profiler kernel breakdown")
     args = ap.parse_args()
 
     import torch
@@ -205,6 +207,17 @@ def main():
                 rows.append(row)
                 print(fmt(row), flush=True)
 
+    if not dry and args.profile:
+        try:
+            profile_text = profile(shapes, backend, ops, torch)
+        except Exception as e:  # the table above stands without it
+            profile_text = f"profile failed: {type(e).__name__}: {e}"
+        print(profile_text)
+        if args.out:
+            os.makedirs(args.out, exist_ok=True)
+            with open(os.path.join(args.out, "gpu_profile.txt"), "w") as f:
+                f.write(profile_text + "\n")
+
     # the fused-only rows against their shape's plain row (target: within 1.2x)
     plain = {(r["shape"], r["cell"], r["mode"]): r["rnnkern_ms"] for r in rows
              if r["variant"] == "plain"}
@@ -227,6 +240,55 @@ def main():
         print(f"{len(bad)} rows where the automatic plan and the per-step family disagree")
         return 1
     return 0
+
+
+PROFILED = [("S1", "lstm", False), ("S2", "lstm", False), ("S2", "lstm", True),
+            ("DB1024", "lstm", True)]
+
+
+def profile(shapes, backend, ops, torch):
+    """GPU-busy time per call and per kernel (torch.profiler, CUDA activity) for
+    a few rows: where a call's device time goes."""
+    from torch.profiler import ProfilerActivity, profile as tprofile
+    lines = ["# GPU time per call by kernel (torch.profiler, 5 calls each, automatic plan)"]
+    for sname, cell, training in PROFILED:
+        if sname not in shapes:
+            continue
+        T, N, C, H = shapes[sname]
+        rng = np.random.default_rng(0)
+        W, U, b = make_weights(cell, C, H, True, rng)
+        dev = torch.device("cuda")
+        t = lambda a: torch.from_numpy(a).to(dev)
+        x, W, U, b = t(rng.standard_normal((N, T, C)).astype(np.float32)), t(W), t(U), t(b)
+        h0 = torch.zeros((N, H), device=dev)
+        c0 = torch.zeros((N, H), device=dev)
+        dy = torch.ones((N, T, H), device=dev)
+
+        def call():
+            y, hT, cT, cache = ops.rnn_forward(cell, x, W, U, b, h0, c0, training=training,
+                                               backend=backend)
+            if training:
+                ops.rnn_backward(cache, dy)
+
+        call()
+        torch.cuda.synchronize()
+        calls = 5
+        with tprofile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(calls):
+                call()
+            torch.cuda.synchronize()
+        per = {}
+        for e in prof.events():
+            if e.device_type.name == "CUDA":
+                key = e.name.split("(")[0][:70]
+                n, us = per.get(key, (0, 0.0))
+                per[key] = (n + 1, us + e.time_range.elapsed_us())
+        total = sum(us for _, us in per.values()) / calls
+        lines.append(f"\n{sname} {cell} {'training' if training else 'inference'} (T={T}): "
+                     f"GPU-busy {total / 1e3:.3f} ms a call, {total / T:.2f} us a step")
+        for key, (n, us) in sorted(per.items(), key=lambda kv: -kv[1][1])[:10]:
+            lines.append(f"  {us / calls / 1e3:8.3f} ms  {n // calls:5d} launches  {key}")
+    return "\n".join(lines)
 
 
 def fmt(r):

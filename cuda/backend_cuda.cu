@@ -115,7 +115,9 @@ struct Runtime {
       if (it != cache.end()) return it->second;
     }
     int per_sm = 0;
-    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+    // the most any launch of this kernel may take, not this smem: a later call of
+    // another size must not lower what an earlier (cached) one relies on
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)lim.smem),
           "cudaFuncSetAttribute");
     check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem),
           "cudaOccupancyMaxActiveBlocksPerMultiprocessor");

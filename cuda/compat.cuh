@@ -13,6 +13,7 @@
 //   RK_SMEM(T)       the block's dynamic shared memory as T* (size given at launch)
 //   RK_UNROLL        before a loop of constant trip count over register arrays
 //                    (fully unrolled, so the arrays stay in registers, not local memory)
+//   RK_UNROLL_BY4    before a loop of run-time trip count: unrolled by four
 //   rk_ldcg(p)       a global load that bypasses the SM's L1 (ld.global.cg): for
 //                    data other blocks of a persistent launch wrote since a barrier
 //   rk_load4(p)      four floats from a 16-byte aligned address as one load (F4)
@@ -44,6 +45,7 @@
 #define RK_GRID_SYNC() ::rnnkern::emu::sync_grid()
 #define RK_SMEM(T) (reinterpret_cast<T*>(::rnnkern::emu::tls.smem))
 #define RK_UNROLL _Pragma("GCC unroll 16")
+#define RK_UNROLL_BY4 _Pragma("GCC unroll 4")
 
 #include <cstring>
 
@@ -80,6 +82,7 @@ inline F4 rk_load4(const float* p) {
 #define RK_GRID_SYNC() ::cooperative_groups::this_grid().sync()
 #define RK_SMEM(T) (reinterpret_cast<T*>(rk_dynamic_smem))
 #define RK_UNROLL _Pragma("unroll")
+#define RK_UNROLL_BY4 _Pragma("unroll 4")
 // One dynamic shared-memory symbol for every kernel (CUDA requires one name).
 extern __shared__ float4 rk_dynamic_smem[];
 

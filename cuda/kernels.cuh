@@ -476,29 +476,50 @@ RK_DEV int seq_nthr() { return RK_BDX * RK_BDY; }
 
 // Stages rows [0, N) x columns [c0, c0 + kn) of src (row stride ld) into
 // dst[r * pitch + cc], `copies` times, copy g scaled by scale[g * scale_stride +
-// n * scale_ld + c0 + cc] when scale is given. Four loads in flight a thread.
+// n * scale_ld + c0 + cc] when scale is given. A warp takes 4 rows at a time and
+// each lane keeps 4 x 8 loads in flight before it stores (no division an element).
 RK_DEV void seq_stage(float* dst, int64_t pitch, const float* src, int64_t ld, int64_t N,
                       int64_t c0, int kn, int copies, const float* scale, int64_t scale_stride,
                       int64_t scale_ld) {
+  constexpr int kLanes = 32, kRows = 4, kCols = 8;
   const int tid = seq_tid(), nthr = seq_nthr();
-  const int64_t per = N * kn, total = per * copies;
-  for (int64_t e0 = tid; e0 < total; e0 += 4 * (int64_t)nthr) {
-    float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    int64_t d[4];
+  const int lane = tid % kLanes, warps = (nthr + kLanes - 1) / kLanes;
+  const int64_t rows = (int64_t)copies * N;
+  for (int64_t r0 = (int64_t)(tid / kLanes) * kRows; r0 < rows; r0 += (int64_t)warps * kRows) {
+    const float* sp[kRows];
+    const float* mp[kRows];
     RK_UNROLL
-    for (int u = 0; u < 4; ++u) {
-      const int64_t e = e0 + (int64_t)u * nthr;
-      d[u] = -1;
-      if (e < total) {
-        const int64_t g = e / per, rem = e % per, n = rem / kn, cc = rem % kn;
-        v[u] = rk_ldcg(src + n * ld + c0 + cc);
-        if (scale) v[u] *= scale[g * scale_stride + n * scale_ld + c0 + cc];
-        d[u] = (g * N + n) * pitch + cc;
-      }
+    for (int i = 0; i < kRows; ++i) {
+      const int64_t r = r0 + i < rows ? r0 + i : r0, g = r / N, n = r - g * N;
+      sp[i] = src + n * ld + c0;
+      mp[i] = scale ? scale + g * scale_stride + n * scale_ld + c0 : nullptr;
     }
-    RK_UNROLL
-    for (int u = 0; u < 4; ++u)
-      if (d[u] >= 0) dst[d[u]] = v[u];
+    for (int c = lane; c < kn; c += kCols * kLanes) {
+      float v[kRows][kCols];
+      RK_UNROLL
+      for (int i = 0; i < kRows; ++i)
+        RK_UNROLL
+        for (int u = 0; u < kCols; ++u) {
+          const int cc = c + u * kLanes;
+          v[i][u] = (r0 + i < rows && cc < kn) ? rk_ldcg(sp[i] + cc) : 0.0f;
+        }
+      if (scale) {
+        RK_UNROLL
+        for (int i = 0; i < kRows; ++i)
+          RK_UNROLL
+          for (int u = 0; u < kCols; ++u) {
+            const int cc = c + u * kLanes;
+            if (r0 + i < rows && cc < kn) v[i][u] *= mp[i][cc];
+          }
+      }
+      RK_UNROLL
+      for (int i = 0; i < kRows; ++i)
+        RK_UNROLL
+        for (int u = 0; u < kCols; ++u) {
+          const int cc = c + u * kLanes;
+          if (r0 + i < rows && cc < kn) dst[(r0 + i) * pitch + cc] = v[i][u];
+        }
+    }
   }
 }
 
@@ -559,6 +580,7 @@ RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
         const float* hrow = hs + n * pitch;
         const float* ub = ures + ((k0 + kb) * ut + jj) * SLOTS;
         if (copies == 1) {
+          RK_UNROLL_BY4
           for (int k = kb; k < ke; ++k, ub += ut * SLOTS) {
             const float hv = hrow[k];
             if constexpr (SLOTS == 4) {
@@ -692,7 +714,8 @@ RK_DEV void seq_back_product(const BackArgs& b, const SeqPlan& p, int64_t j0, co
         const float* ub = ur + (c_begin + k0) * ut + jj;
         if (!rmask) {
           float v = acc[0];
-          for (int k = kb; k < ke; ++k) v += drow[k] * ub[(int64_t)k * ut];
+          RK_UNROLL_BY4
+          for (int k = kb; k < ke; ++k) v += drow[k] * ub[k * ut];
           acc[0] = v;
         } else {   // per gate: its columns of this chunk are [g*H - c0, (g+1)*H - c0)
           const int64_t c0 = c_begin + k0;
