@@ -85,6 +85,10 @@ Pool& pool() {
   return p;
 }
 
+// The stream this thread's launches go to: the legacy default stream, except
+// while a Graph captures (its own stream, which the default one waits for).
+thread_local cudaStream_t launch_stream = nullptr;
+
 struct Runtime {
   static void* alloc(size_t bytes) { return pool().get(bytes); }
   static void release(void* p) { pool().put(p); }
@@ -94,10 +98,15 @@ struct Runtime {
   static void to_host(void* h, const void* d, size_t n) {
     check(cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost), "cudaMemcpy to the host");
   }
+  // device-to-device copies and memsets are queued on the launch stream, in order
+  // with the kernels (the call's synchronize, or a copy to the host, waits for them)
   static void copy(void* d, const void* s, size_t n) {
-    check(cudaMemcpy(d, s, n, cudaMemcpyDeviceToDevice), "cudaMemcpy on the device");
+    check(cudaMemcpyAsync(d, s, n, cudaMemcpyDeviceToDevice, launch_stream),
+          "cudaMemcpyAsync on the device");
   }
-  static void zero(void* d, size_t n) { check(cudaMemset(d, 0, n), "cudaMemset"); }
+  static void zero(void* d, size_t n) {
+    check(cudaMemsetAsync(d, 0, n, launch_stream), "cudaMemsetAsync");
+  }
   // Blocks of `kernel` the device holds at once (0 where cooperative launches are
   // not supported), after allowing it `smem` bytes of dynamic shared memory;
   // asked once per device, kernel, block size and shared memory, then cached.
@@ -148,9 +157,6 @@ struct Runtime {
   }
 };
 
-// The stream this thread's launches go to: the legacy default stream, except
-// while a Graph captures (its own stream, which the default one waits for).
-thread_local cudaStream_t launch_stream = nullptr;
 
 // The stream this thread captures graphs on and replays them from, made once
 // per device: a blocking stream, so it waits for the default stream's earlier

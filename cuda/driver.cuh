@@ -302,10 +302,11 @@ void launch_back(const BackArgs& b) {
 
 // The persistent family's partition for a loop (forward: resident U [H][ut][slots]
 // and `copies` staged copies of h; backward: U rows [GH][ut] and dG staged), or
-// blocks == 0 where it does not fit the device (or graphs are on). Auto: about
-// 32k multiply-adds a block a step, at most a block per SM, fewer units a block
-// until the resident slice, a staged chunk of >= 32 k (or all of them) and the
-// reduction fit one block's shared memory, and the grid is co-resident. A forced
+// blocks == 0 where it does not fit the device (or graphs are on). Auto: one
+// block while a step is at most 128k multiply-adds, else about 32k a block, at
+// most a block per SM; more blocks (fewer units each) until the resident slice, a
+// staged chunk of >= 32 k (or all of them) and the reduction fit one block's
+// shared memory and the grid is co-resident. A forced
 // partition that does not fit is an error, not a silent fallback.
 inline SeqPlan seq_plan(bool forward, const void* kernel, int64_t N, int64_t H, int64_t GH,
                         int slots, int copies, int64_t width) {
@@ -318,28 +319,34 @@ inline SeqPlan seq_plan(bool forward, const void* kernel, int64_t N, int64_t H, 
   const int threads = forced ? choice.threads : lim.threads;
   const int64_t G = GH / H;
   const int64_t fma = N * G * H * H;
+  // one block (a block barrier a step, no grid one) while its work is small;
+  // else about 32k multiply-adds a block a step, at most a block per SM
   const int64_t target = forced ? choice.blocks
-                                : std::max<int64_t>(1, std::min<int64_t>((fma + 32767) / 32768, lim.sms));
-  for (int64_t ut = (H + target - 1) / target; ut >= 1; --ut) {
+                       : fma <= 131072 ? 1
+                       : std::max<int64_t>(1, std::min<int64_t>((fma + 32767) / 32768, lim.sms));
+  for (int64_t blocks = target; blocks <= (forced ? target : std::max<int64_t>(target, lim.sms));
+       ++blocks) {
     SeqPlan p;
-    p.ut = (int)ut;
-    p.blocks = cdiv(H, ut);
+    p.ut = cdiv(H, blocks);
+    p.blocks = cdiv(H, p.ut);
+    if (p.blocks != blocks && !forced) continue;   // the same partition as a smaller count
     p.threads = threads;
-    const int64_t pairs = N * ut;
+    const int64_t pairs = N * p.ut;
     p.ks = (int)std::max<int64_t>(1, std::min<int64_t>(threads / pairs, width / 8));
     const size_t fixed = forward ? seq_forward_smem(p, slots, 0, N, H) : seq_backward_smem(p, 0, GH);
     const int64_t rows = forward ? copies * N : N;
     int64_t kc = 0;
-    if (fixed < lim.smem) kc = (int64_t)((lim.smem - fixed) / sizeof(float)) / rows - 1;
+    if (fixed < lim.smem) kc = (int64_t)((lim.smem - fixed) / sizeof(float)) / rows - (forward ? 1 : 36);
     if (choice.kc > 0) kc = std::min<int64_t>(kc, choice.kc);
     kc = std::min<int64_t>(kc, width);
+    if (!forward && kc < width && kc > 4) kc = kc / 4 * 4;   // the backward's 16-byte loads
     if (kc >= std::min<int64_t>(width, forced ? 1 : 32)) {
       p.kc = (int)kc;
       const size_t smem = forward ? seq_forward_smem(p, slots, copies, N, H)
                                   : seq_backward_smem(p, N, GH);
-      if (p.blocks <= Runtime::coresident_blocks(kernel, threads, smem)) return p;
+      if (smem <= lim.smem && p.blocks <= Runtime::coresident_blocks(kernel, threads, smem))
+        return p;
     }
-    if (forced) break;
   }
   if (forced)
     throw std::runtime_error("rnnkern: the forced plan " + plan() +
@@ -407,14 +414,21 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   ws->has_bias = in.b != nullptr;
 
   const bool dev = in.on_device;  // the caller's arrays are device memory: no host copies
-  Buf<float> x(dev ? 0 : N * T * C), b(in.b ? (ra ? 2 * GH : GH) : 0), P(TN * GH);
+  // weights already on the device are read in place by an inference; a training
+  // forward keeps its own copy for the backward (the caller may assign new
+  // weights in between)
+  const bool in_place = dev && !cfg.training;
+  Buf<float> x(dev ? 0 : N * T * C), b(in.b && !in_place ? (ra ? 2 * GH : GH) : 0), P(TN * GH);
   x.upload(in.x);
   b.upload(in.b, dev);
+  const float* bias = in_place ? in.b : b.get();
   ws->xs = Buf<float>(TN * C);
-  ws->W = Buf<float>(C * GH);
-  ws->U = Buf<float>(H * GH);
+  ws->W = Buf<float>(in_place ? 0 : C * GH);
+  ws->U = Buf<float>(in_place ? 0 : H * GH);
   ws->W.upload(in.W, dev);
   ws->U.upload(in.U, dev);
+  const float* Wd = in_place ? in.W : ws->W.get();
+  const float* Ud = in_place ? in.U : ws->U.get();
   if (in.input_masks) {
     ws->imask = Buf<float>(G * N * C);
     ws->imask.upload(in.input_masks, dev);
@@ -439,13 +453,13 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   pg.K = C;
   pg.a = ws->xs.get();
   pg.lda = C;
-  pg.b = ws->W.get();
+  pg.b = Wd;
   pg.ldb = GH;
   pg.c = P.get();
   pg.ldc = GH;
   if (!in.input_masks) {
     pg.N = GH;
-    pg.bias = b.get();
+    pg.bias = bias;
     gemm(pg);
   } else {
     pg.N = H;
@@ -453,7 +467,7 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
     pg.amask_ld = C;
     for (int g = 0; g < G; ++g) {
       GemmArgs q = gate_cols(pg, g, H, true, true);
-      q.bias = b.get() ? b.get() + g * H : nullptr;
+      q.bias = bias ? bias + g * H : nullptr;
       q.amask = ws->imask.get() + g * N * C;
       gemm(q);
     }
@@ -479,8 +493,8 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   q.base.act = cfg.act;
   q.base.ract = cfg.ract;
   q.base.rmask = ws->rmask.get();
-  q.base.u = ws->U.get();
-  q.base.brec = ra && b.get() ? b.get() + GH : nullptr;
+  q.base.u = Ud;
+  q.base.brec = ra && bias ? bias + GH : nullptr;
   q.base.slot_stride = ws->slot_stride;
   q.T = T;
   q.go_backwards = cfg.go_backwards;

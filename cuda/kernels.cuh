@@ -16,8 +16,9 @@
 //   dGx, dGr [T, N, G*H] d(pre-activation) on the input side and on the
 //                        recurrent side (they differ only for GRU r.a.'s h block)
 // Kernels, and the launch kind each needs (see emu_runtime.h):
-//   gemm_kernel          block-cooperative  tiled GEMM, 32x32 C tiles in shared
-//                                           memory, 4x4 register blocks a thread
+//   gemm_kernel          block-cooperative  tiled GEMM, 64x64 C tiles (32x32 on
+//                                           cuda-emu), 4x4 register blocks a thread,
+//                                           the next k chunk loaded during this one
 //   step_forward<M>      block-cooperative  recurrent product of one step fused
 //                                           with the cell's pointwise forward
 //   step_backward<M>     independent        the cell's pointwise backward
@@ -38,9 +39,14 @@ namespace rnnkern {
 namespace RK_GPU_NS {
 
 // ------------------------------------------------------------------ GEMM
-constexpr int kTile = 32;   // C tile edge
-constexpr int kKT = 16;     // k chunk held in shared memory
-constexpr int kTB = 8;      // threads per tile edge: 8x8 threads, 4x4 C entries each
+#if defined(RNNKERN_GPU_EMU)
+constexpr int kTB = 8;      // the emulation runs one OS thread a CUDA thread: 8x8 threads
+#else
+constexpr int kTB = 16;     // threads per tile edge: 16x16 threads, 4x4 C entries each
+#endif
+constexpr int kTile = 4 * kTB;   // C tile edge
+constexpr int kKT = 16;          // k chunk held in shared memory
+constexpr int kStage = kKT * kTile / (kTB * kTB);   // elements of each operand a thread stages
 constexpr size_t kGemmSmem = 2 * kKT * kTile * sizeof(float);
 
 // C[M,N] = beta * C + cmask ⊙ (A B) + bias, A(i,k) = ta ? a[k*lda + i] : a[i*lda + k],
@@ -79,7 +85,20 @@ RK_DEV float gemm_load_b(const GemmArgs& g, int64_t k, int64_t j) {
   return g.tb ? g.b[j * g.ldb + k] : g.b[k * g.ldb + j];
 }
 
-// grid (ceil(N/32), ceil(M/32)), block (8, 8), kGemmSmem bytes; block-cooperative.
+// Where thread tid's u-th staged element of a chunk lies in the A and B tiles.
+RK_DEV void gemm_a_pos(const GemmArgs& g, int e, int& kk, int& ii) {
+  kk = g.ta ? e / kTile : e % kKT;   // consecutive threads read consecutive addresses
+  ii = g.ta ? e % kTile : e / kKT;
+}
+RK_DEV void gemm_b_pos(const GemmArgs& g, int e, int& kk, int& jj) {
+  kk = g.tb ? e % kKT : e / kTile;
+  jj = g.tb ? e / kKT : e % kTile;
+}
+
+// grid (ceil(N/kTile), ceil(M/kTile)), block (kTB, kTB), kGemmSmem bytes; block-cooperative.
+// A thread loads its share of the next k chunk into registers while the block
+// multiplies the current one from shared memory, so the loads' latency hides
+// behind the arithmetic. Each C entry sums k in order: bitwise reproducible.
 RK_GLOBAL void gemm_kernel(GemmArgs g) {
   float* as = RK_SMEM(float);    // [kKT][kTile]: as[kk*kTile + ii] = A(i0+ii, k0+kk)
   float* bs = as + kKT * kTile;  // [kKT][kTile]: bs[kk*kTile + jj] = B(k0+kk, j0+jj)
@@ -90,15 +109,29 @@ RK_GLOBAL void gemm_kernel(GemmArgs g) {
   for (int r = 0; r < 4; ++r)
     RK_UNROLL
     for (int q = 0; q < 4; ++q) acc[r][q] = 0.0f;
+  float ra[kStage], rb[kStage];
+  auto fetch = [&](int64_t k0) {
+    RK_UNROLL
+    for (int u = 0; u < kStage; ++u) {
+      int kk, ii, jj;
+      gemm_a_pos(g, tid + u * kTB * kTB, kk, ii);
+      ra[u] = gemm_load_a(g, i0 + ii, k0 + kk);
+      gemm_b_pos(g, tid + u * kTB * kTB, kk, jj);
+      rb[u] = gemm_load_b(g, k0 + kk, j0 + jj);
+    }
+  };
+  if (g.k_begin < g.K) fetch(g.k_begin);
   for (int64_t k0 = g.k_begin; k0 < g.K; k0 += kKT) {
-    // consecutive threads read consecutive addresses of each operand
-    for (int e = tid; e < kKT * kTile; e += kTB * kTB) {
-      const int kk_a = g.ta ? e / kTile : e % kKT, ii = g.ta ? e % kTile : e / kKT;
-      as[kk_a * kTile + ii] = gemm_load_a(g, i0 + ii, k0 + kk_a);
-      const int kk_b = g.tb ? e % kKT : e / kTile, jj = g.tb ? e / kKT : e % kTile;
-      bs[kk_b * kTile + jj] = gemm_load_b(g, k0 + kk_b, j0 + jj);
+    RK_UNROLL
+    for (int u = 0; u < kStage; ++u) {
+      int kk, ii, jj;
+      gemm_a_pos(g, tid + u * kTB * kTB, kk, ii);
+      as[kk * kTile + ii] = ra[u];
+      gemm_b_pos(g, tid + u * kTB * kTB, kk, jj);
+      bs[kk * kTile + jj] = rb[u];
     }
     RK_SYNC();
+    if (k0 + kKT < g.K) fetch(k0 + kKT);
     RK_UNROLL
     for (int kk = 0; kk < kKT; ++kk) {
       float av[4], bv[4];
@@ -457,10 +490,13 @@ RK_HD_INLINE size_t seq_forward_smem(const SeqPlan& p, int slots, int copies, in
   return ((size_t)H * p.ut * slots + (size_t)copies * N * seq_pitch(p.kc) +
           (p.ks > 1 ? (size_t)p.threads * 4 : 0)) * sizeof(float);
 }
-// ... of the backward: resident U rows [GH][ut], the staged dG rows [N][pitch],
-// the reduction [ks][threads/ks][4].
+// The backward's row strides, 4 more than a multiple of 32 floats: 16-byte
+// aligned, and the rows of 8 lanes' 16-byte loads fall in distinct banks.
+RK_HD_INLINE int64_t seq_pitch4(int64_t w) { return (w + 31) / 32 * 32 + 4; }
+// ... of the backward: resident U rows [ut][pitch4(GH)], the staged dG rows
+// [N][pitch4(kc)], the reduction [ks][threads/ks][4].
 RK_HD_INLINE size_t seq_backward_smem(const SeqPlan& p, int64_t N, int64_t GH) {
-  return ((size_t)GH * p.ut + (size_t)N * seq_pitch(p.kc) +
+  return ((size_t)seq_pitch4(GH) * p.ut + (size_t)N * seq_pitch4(p.kc) +
           (p.ks > 1 ? (size_t)p.threads * 4 : 0)) * sizeof(float);
 }
 
@@ -684,17 +720,41 @@ RK_HD_INLINE BackArgs backward_step_args(const SeqBackArgs& q, int64_t s, int cu
   return b;
 }
 
+// sum over k in [lo, hi) of d[k] u[k]: four accumulators over 16-byte loads when
+// vec (lo, hi, d and u multiples of 4), added in a fixed order.
+RK_DEV float seq_dot(const float* d, const float* u, int lo, int hi, bool vec) {
+  if (vec) {
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    RK_UNROLL_BY4
+    for (int k = lo; k < hi; k += 4) {
+      const F4 x = rk_load4(d + k), y = rk_load4(u + k);
+      a0 += x.x * y.x;
+      a1 += x.y * y.y;
+      a2 += x.z * y.z;
+      a3 += x.w * y.w;
+    }
+    return (a0 + a1) + (a2 + a3);
+  }
+  float a = 0.0f;
+  RK_UNROLL_BY4
+  for (int k = lo; k < hi; ++k) a += d[k] * u[k];
+  return a;
+}
+
 // The products of the backward for the block's units k: out[n, k] (+)= sum over
 // the gate columns c in [c_begin, c_end) of src[n, c] U[k, c], each gate's part
-// scaled by rmask[g, n, k] when given; accumulate: add to out, else store.
+// scaled by rmask[g, n, k] when given; accumulate: add to out, else store. ur
+// holds U's rows of the block's units ([ut][pitch4(GH)]).
 RK_DEV void seq_back_product(const BackArgs& b, const SeqPlan& p, int64_t j0, const float* ur,
                              float* ds, float* red, const float* src, int64_t c_begin,
                              int64_t c_end, const float* rmask, float* out, bool accumulate) {
   const int64_t N = b.N, H = b.H, NH = N * H;
   const int ut = p.ut, pr = p.threads / p.ks, tid = seq_tid();
   const int q = tid / pr, pi = tid % pr;
-  const int64_t pairs = N * ut, pitch = seq_pitch(p.kc), width = c_end - c_begin;
+  const int64_t pairs = N * ut, pitch = seq_pitch4(p.kc), upitch = seq_pitch4(b.GH);
+  const int64_t width = c_end - c_begin;
   const bool one_chunk = p.kc >= width;
+  const bool vec = H % 4 == 0 && p.kc % 4 == 0;   // every bound below a multiple of 4
   for (int64_t p0 = 0; p0 < pairs; p0 += pr) {
     const int64_t pair = p0 + pi, n = pair / ut;
     const int jj = (int)(pair % ut);
@@ -708,24 +768,21 @@ RK_DEV void seq_back_product(const BackArgs& b, const SeqPlan& p, int64_t j0, co
         RK_SYNC();
       }
       if (active) {
-        const int share = (kn + p.ks - 1) / p.ks;
-        const int kb = q * share, ke = kb + share < kn ? kb + share : kn;
+        int share = (kn + p.ks - 1) / p.ks;
+        if (vec) share = (share + 3) / 4 * 4;
+        const int kb = q * share < kn ? q * share : kn;
+        const int ke = kb + share < kn ? kb + share : kn;
         const float* drow = ds + n * pitch;
-        const float* ub = ur + (c_begin + k0) * ut + jj;
+        const float* urow = ur + jj * upitch + c_begin + k0;
         if (!rmask) {
-          float v = acc[0];
-          RK_UNROLL_BY4
-          for (int k = kb; k < ke; ++k) v += drow[k] * ub[k * ut];
-          acc[0] = v;
+          acc[0] += seq_dot(drow, urow, kb, ke, vec);
         } else {   // per gate: its columns of this chunk are [g*H - c0, (g+1)*H - c0)
           const int64_t c0 = c_begin + k0;
           RK_UNROLL
           for (int g = 0; g < 4; ++g) {
             const int64_t lo = g * H - c0 > kb ? g * H - c0 : kb;
             const int64_t hi = (g + 1) * H - c0 < ke ? (g + 1) * H - c0 : ke;
-            float v = acc[g];
-            for (int64_t k = lo; k < hi; ++k) v += drow[k] * ub[k * ut];
-            acc[g] = v;
+            if (lo < hi) acc[g] += seq_dot(drow, urow, (int)lo, (int)hi, vec);
           }
         }
       }
@@ -757,14 +814,14 @@ RK_GLOBAL void seq_backward(SeqBackArgs q) {
   const int64_t H = b0.H, N = b0.N, GH = b0.GH;
   const int64_t j0 = (int64_t)RK_BX * p.ut;
   const int ng_rec = M == Mode::GruRB1 ? 2 : (int)(GH / H);
-  float* ur = RK_SMEM(float);                  // [GH][ut]: ur[c*ut + kk] = U[j0 + kk, c]
-  float* ds = ur + GH * p.ut;                  // [N][pitch]
-  float* red = ds + N * seq_pitch(p.kc);       // [threads][4]
+  const int64_t upitch = seq_pitch4(GH);
+  float* ur = RK_SMEM(float);                  // [ut][upitch]: ur[kk*upitch + c] = U[j0 + kk, c]
+  float* ds = ur + upitch * p.ut;              // [N][pitch4(kc)]
+  float* red = ds + N * seq_pitch4(p.kc);      // [threads][4]
   const int tid = seq_tid(), nthr = seq_nthr();
-  for (int64_t e = tid; e < GH * p.ut; e += nthr) {
-    const int64_t c = e / p.ut, k = j0 + e % p.ut;
-    ur[e] = k < H ? q.u[k * GH + c] : 0.0f;
-  }
+  for (int64_t kk = 0; kk < p.ut; ++kk)
+    for (int64_t c = tid; c < upitch; c += nthr)
+      ur[kk * upitch + c] = (j0 + kk < H && c < GH) ? q.u[(j0 + kk) * GH + c] : 0.0f;
   RK_SYNC();
   int cur = 0;
   for (int64_t s = q.T - 1; s >= 0; --s) {

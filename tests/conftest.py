@@ -1,6 +1,8 @@
 """Shared fixtures: a seeded generator and the backends usable on this machine."""
 import os
+import random
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for `import tolerances`
 
 import rnnkern  # noqa: E402
+from rnnkern.layers.base import set_global_seed  # noqa: E402
 
 # "reference" always; the compiled ISAs (and cuda-emu / cuda) when built and usable here.
 BACKENDS = rnnkern.backends()
@@ -40,3 +43,22 @@ def backend_name(request):
 def compiled_backend(request):
     """Every compiled backend (skipped when none is built)."""
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def _stable_global_seeds(request):
+    """Every test starts from global generators seeded by its own id, so a test
+    draws the same values in every process, alone or in the whole suite, whatever
+    ran before it: Python's ``random``, NumPy's global generator, torch's (when a
+    test module imported torch) and rnnkern's (layers without a seed of their own).
+    The seed is a CRC of the test id, never ``hash()``, whose value for a str
+    changes with each process (PYTHONHASHSEED)."""
+    seed = zlib.crc32(request.node.nodeid.encode())
+    random.seed(seed)
+    np.random.seed(seed)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)
+    set_global_seed(seed)
+    yield
+    set_global_seed(None)
