@@ -14,7 +14,9 @@
 #            bench/gpu_sanitize.py (every family, one small case each).
 # Every step runs whatever an earlier one showed (a failing test does not stop the
 # benchmark); each has a time limit; the exit status is non-zero if any failed.
-# RNNKERN_GPU_STEPS="build bench tests sanitize" (the default) picks steps.
+#   probe    bench/gpu_probe.py: the persistent loops' device time a step across
+#            forced partitions (T = 1 against T = 100);
+# RNNKERN_GPU_STEPS="build bench probe tests sanitize" (the default) picks steps.
 # No package registry is needed: the machine's nvcc, CUDA PyTorch, pybind11,
 # scikit-build-core, cmake and ninja are used (pip --no-build-isolation).
 # Results go to $OUT (default bench/results/gpu), which the device tool brings back.
@@ -25,7 +27,7 @@ out=${OUT:-bench/results/gpu}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 archs=${RNNKERN_CUDA_ARCHS:-90}
-steps=${RNNKERN_GPU_STEPS:-build bench tests sanitize}
+steps=${RNNKERN_GPU_STEPS:-build bench probe tests sanitize}
 start=$(date +%s)
 status=0
 step() { echo; echo "== [$(( $(date +%s) - start ))s] $*"; }
@@ -55,6 +57,13 @@ if want bench; then
   step "benchmark: cuda vs cuDNN, device-resident"
   (cd /tmp && timeout 240 python3 "$repo/bench/gpu_bench.py" --out "$out") 2>&1 | tee "$out/bench.log" \
     || fail "benchmark"
+fi
+
+if want probe; then
+  step "probe: the persistent loops' time a step across partitions"
+  (cd /tmp && timeout 120 python3 "$repo/bench/gpu_probe.py" --out "$out") > "$out/probe.log" 2>&1 \
+    || fail "probe"
+  tail -30 "$out/probe.log"
 fi
 
 if want tests; then

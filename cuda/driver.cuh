@@ -324,22 +324,26 @@ inline SeqPlan seq_plan(bool forward, const void* kernel, int64_t N, int64_t H, 
   const int64_t target = forced ? choice.blocks
                        : fma <= 131072 ? 1
                        : std::max<int64_t>(1, std::min<int64_t>((fma + 32767) / 32768, lim.sms));
+  int last_ut = 0;
   for (int64_t blocks = target; blocks <= (forced ? target : std::max<int64_t>(target, lim.sms));
        ++blocks) {
     SeqPlan p;
     p.ut = cdiv(H, blocks);
-    p.blocks = cdiv(H, p.ut);
-    if (p.blocks != blocks && !forced) continue;   // the same partition as a smaller count
+    p.blocks = cdiv(H, p.ut);                       // <= blocks: the units spread evenly
+    if (p.ut == last_ut) continue;                  // the partition already tried
+    last_ut = p.ut;
     p.threads = threads;
     const int64_t pairs = N * p.ut;
     p.ks = (int)std::max<int64_t>(1, std::min<int64_t>(threads / pairs, width / 8));
     const size_t fixed = forward ? seq_forward_smem(p, slots, 0, N, H) : seq_backward_smem(p, 0, GH);
     const int64_t rows = forward ? copies * N : N;
-    int64_t kc = 0;
-    if (fixed < lim.smem) kc = (int64_t)((lim.smem - fixed) / sizeof(float)) / rows - (forward ? 1 : 36);
+    // the widest chunk whose rows fit: forward pitch kc (+1), backward pitch a
+    // multiple of 32 plus 4 (seq_pitch4), the backward's chunks multiples of 4
+    const int64_t per_row = fixed < lim.smem ? (int64_t)((lim.smem - fixed) / sizeof(float)) / rows : 0;
+    int64_t kc = forward ? per_row - 1 : (per_row - 4) / 32 * 32;
     if (choice.kc > 0) kc = std::min<int64_t>(kc, choice.kc);
     kc = std::min<int64_t>(kc, width);
-    if (!forward && kc < width && kc > 4) kc = kc / 4 * 4;   // the backward's 16-byte loads
+    if (!forward && kc < width && kc > 4) kc = kc / 4 * 4;
     if (kc >= std::min<int64_t>(width, forced ? 1 : 32)) {
       p.kc = (int)kc;
       const size_t smem = forward ? seq_forward_smem(p, slots, copies, N, H)

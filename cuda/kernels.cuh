@@ -656,10 +656,18 @@ RK_GLOBAL void seq_forward(SeqArgs q) {
   float* hs = ures + H * p.ut * SLOTS;                // [copies][N][pitch]
   float* red = hs + copies * N * seq_pitch(p.kc);     // [threads][4]
   const int tid = seq_tid(), nthr = seq_nthr();
-  for (int64_t e = tid; e < H * p.ut * SLOTS; e += nthr) {
-    const int64_t k = e / (p.ut * SLOTS), j = j0 + (e / SLOTS) % p.ut;
-    const int g = (int)(e % SLOTS);
-    ures[e] = (j < H && g < G) ? b.u[k * b.GH + g * H + j] : 0.0f;
+  for (int64_t e0 = tid; e0 < H * p.ut * SLOTS; e0 += 8 * (int64_t)nthr) {
+    float v[8];   // eight loads in flight before the stores
+    RK_UNROLL
+    for (int u = 0; u < 8; ++u) {
+      const int64_t e = e0 + (int64_t)u * nthr;
+      const int64_t k = e / (p.ut * SLOTS), j = j0 + (e / SLOTS) % p.ut;
+      const int g = (int)(e % SLOTS);
+      v[u] = (e < H * p.ut * SLOTS && j < H && g < G) ? b.u[k * b.GH + g * H + j] : 0.0f;
+    }
+    RK_UNROLL
+    for (int u = 0; u < 8; ++u)
+      if (e0 + (int64_t)u * nthr < H * p.ut * SLOTS) ures[e0 + (int64_t)u * nthr] = v[u];
   }
   for (int64_t s = 0; s < q.T; ++s) {
     const StepArgs a = forward_step_args(q, s);
@@ -820,8 +828,17 @@ RK_GLOBAL void seq_backward(SeqBackArgs q) {
   float* red = ds + N * seq_pitch4(p.kc);      // [threads][4]
   const int tid = seq_tid(), nthr = seq_nthr();
   for (int64_t kk = 0; kk < p.ut; ++kk)
-    for (int64_t c = tid; c < upitch; c += nthr)
-      ur[kk * upitch + c] = (j0 + kk < H && c < GH) ? q.u[(j0 + kk) * GH + c] : 0.0f;
+    for (int64_t c0 = tid; c0 < upitch; c0 += 8 * (int64_t)nthr) {
+      float v[8];   // eight loads in flight before the stores
+      RK_UNROLL
+      for (int u = 0; u < 8; ++u) {
+        const int64_t c = c0 + (int64_t)u * nthr;
+        v[u] = (j0 + kk < H && c < GH) ? q.u[(j0 + kk) * GH + c] : 0.0f;
+      }
+      RK_UNROLL
+      for (int u = 0; u < 8; ++u)
+        if (c0 + (int64_t)u * nthr < upitch) ur[kk * upitch + c0 + (int64_t)u * nthr] = v[u];
+    }
   RK_SYNC();
   int cur = 0;
   for (int64_t s = q.T - 1; s >= 0; --s) {

@@ -254,3 +254,21 @@ def test_split_k_weight_gradients(backend, cell, reset_after):
         for u, v in zip(g, again):
             if u is not None:
                 assert np.array_equal(u, v)
+
+
+@pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("n,h", [(3, 40), (1400, 5), (64, 33)])
+def test_auto_plan_takes_the_persistent_family(backend, n, h, plan_reset):
+    """The automatic plan runs both time loops persistent wherever a partition fits,
+    also where the units do not split evenly over the preferred block count (a
+    batch of 1400 and 5 units: 3 blocks of 2 units, not 4), and matches the
+    reference there."""
+    rng = np.random.default_rng(n + h)
+    t, c = 3, 4
+    case = make_case("lstm", n, t, c, h, True, True, rng)
+    _core.gpu_set_plan(backend, "auto")
+    before = _core.gpu_persistent_launches(backend)
+    outs, refs, g, gr = run_both(backend, "lstm", "tanh", "sigmoid", True, False, True, None,
+                                 case, None, None, np.random.default_rng(2))
+    assert _core.gpu_persistent_launches(backend) == before + 2
+    check(outs, refs, g, gr, f"{backend} auto plan n={n} h={h}")

@@ -1,0 +1,86 @@
+"""Where a persistent-family step's time goes, on a GPU: the device time of the
+forward and backward time-loop kernels (torch.profiler) at T = 1 and T = 100
+(their difference / 99 = the time a step, T = 1 ~ the launch and loading U),
+across forced partitions (blocks x threads) at S1 and S2, for SimpleRNN and LSTM.
+
+    python3 bench/gpu_probe.py [--out DIR]       (bench/gpu.sh runs it)
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+
+def kernel_us(torch, fn, names):
+    from torch.profiler import ProfilerActivity, profile
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    out = {n: 0.0 for n in names}
+    for e in prof.events():
+        if e.device_type.name == "CUDA":
+            for n in names:
+                if n in e.name:
+                    out[n] += e.time_range.elapsed_us()
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    import torch
+    from rnnkern import _core, ops
+
+    dev = torch.device("cuda")
+    lines = ["| shape | cell | plan | fwd T=1 us | fwd T=100 us | fwd us/step | "
+             "bwd T=1 us | bwd T=100 us | bwd us/step |", "|" + "---|" * 9]
+    for sname, (N, C, H) in {"S1": (1, 32, 128), "S2": (32, 64, 256)}.items():
+        for cell in ["simple_rnn", "lstm"]:
+            g = 4 if cell == "lstm" else 1
+            plans = ["persistent", "persistent:1,256", "persistent:1,64", "persistent:2,256",
+                     "persistent:8,256", "persistent:8,64", "persistent:32,256"]
+            for plan in plans:
+                rng = np.random.default_rng(0)
+                t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(dev)
+                W = t(rng.standard_normal((C, g * H)) * 0.1)
+                U = t(rng.standard_normal((H, g * H)) * 0.05)
+                b = t(np.zeros(g * H))
+                res = {}
+                try:
+                    _core.gpu_set_plan("cuda", plan)
+                    for T in (1, 100):
+                        x = t(rng.standard_normal((N, T, C)))
+                        h0 = torch.zeros((N, H), device=dev)
+                        c0 = torch.zeros((N, H), device=dev) if cell == "lstm" else None
+                        dy = torch.ones((N, T, H), device=dev)
+
+                        def call():
+                            y, hT, cT, cache = ops.rnn_forward(cell, x, W, U, b, h0, c0,
+                                                               training=True, backend="cuda")
+                            ops.rnn_backward(cache, dy)
+
+                        res[T] = kernel_us(torch, call, ["seq_forward", "seq_backward"])
+                except RuntimeError as e:
+                    lines.append(f"| {sname} | {cell} | {plan} | {str(e)[:60]} |")
+                    continue
+                f1, f100 = res[1]["seq_forward"], res[100]["seq_forward"]
+                b1, b100 = res[1]["seq_backward"], res[100]["seq_backward"]
+                lines.append(f"| {sname} | {cell} | {plan} | {f1:.1f} | {f100:.1f} | "
+                             f"{(f100 - f1) / 99:.2f} | {b1:.1f} | {b100:.1f} | "
+                             f"{(b100 - b1) / 99:.2f} |")
+                print(lines[-1], flush=True)
+    _core.gpu_set_plan("cuda", "auto")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        with open(os.path.join(args.out, "gpu_probe.txt"), "w") as f:
+            f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
