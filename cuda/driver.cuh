@@ -340,10 +340,11 @@ inline SeqPlan seq_plan(bool forward, const void* kernel, int64_t N, int64_t H, 
     // the widest chunk whose rows fit: forward pitch kc (+1), backward pitch a
     // multiple of 32 plus 4 (seq_pitch4), the backward's chunks multiples of 4
     const int64_t per_row = fixed < lim.smem ? (int64_t)((lim.smem - fixed) / sizeof(float)) / rows : 0;
-    int64_t kc = forward ? per_row - 1 : (per_row - 4) / 32 * 32;
+    const bool by4 = !forward || seq_vec(H);   // pitch seq_pitch4, chunks multiples of 4
+    int64_t kc = by4 ? (per_row - 4) / 32 * 32 : per_row - 1;
     if (choice.kc > 0) kc = std::min<int64_t>(kc, choice.kc);
     kc = std::min<int64_t>(kc, width);
-    if (!forward && kc < width && kc > 4) kc = kc / 4 * 4;
+    if (by4 && kc < width && kc > 4) kc = kc / 4 * 4;
     if (kc >= std::min<int64_t>(width, forced ? 1 : 32)) {
       p.kc = (int)kc;
       const size_t smem = forward ? seq_forward_smem(p, slots, copies, N, H)

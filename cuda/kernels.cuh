@@ -481,18 +481,24 @@ inline constexpr int kSeqSlots = M == Mode::Simple ? 1 : 4;
 
 // The row stride of a staged chunk: odd, so rows of one k fall in distinct banks.
 RK_HD_INLINE int64_t seq_pitch(int kc) { return kc % 2 ? kc : kc + 1; }
+// The backward's row strides, 4 more than a multiple of 32 floats: 16-byte
+// aligned, and the rows of 8 lanes' 16-byte loads fall in distinct banks.
+RK_HD_INLINE int64_t seq_pitch4(int64_t w) { return (w + 31) / 32 * 32 + 4; }
+// Whether the forward reads h four k at a time (16-byte loads): H a multiple of 4.
+RK_HD_INLINE bool seq_vec(int64_t H) { return H % 4 == 0; }
+// The forward's staged row stride: seq_pitch4 when it reads 16 bytes at a time.
+RK_HD_INLINE int64_t seq_fwd_pitch(int kc, int64_t H) {
+  return seq_vec(H) ? seq_pitch4(kc) : seq_pitch(kc);
+}
 
 // Shared memory of the forward: resident U [H][ut][slots], the staged rows
 // [copies][N][pitch] (a copy per gate where recurrent dropout masks them), the
 // reduction [ks][threads/ks][4].
 RK_HD_INLINE size_t seq_forward_smem(const SeqPlan& p, int slots, int copies, int64_t N,
                                      int64_t H) {
-  return ((size_t)H * p.ut * slots + (size_t)copies * N * seq_pitch(p.kc) +
+  return ((size_t)H * p.ut * slots + (size_t)copies * N * seq_fwd_pitch(p.kc, H) +
           (p.ks > 1 ? (size_t)p.threads * 4 : 0)) * sizeof(float);
 }
-// The backward's row strides, 4 more than a multiple of 32 floats: 16-byte
-// aligned, and the rows of 8 lanes' 16-byte loads fall in distinct banks.
-RK_HD_INLINE int64_t seq_pitch4(int64_t w) { return (w + 31) / 32 * 32 + 4; }
 // ... of the backward: resident U rows [ut][pitch4(GH)], the staged dG rows
 // [N][pitch4(kc)], the reduction [ks][threads/ks][4].
 RK_HD_INLINE size_t seq_backward_smem(const SeqPlan& p, int64_t N, int64_t GH) {
@@ -593,8 +599,10 @@ RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
   const int copies = a.rmask ? NG : 1;
   const int ut = p.ut, pr = p.threads / p.ks, tid = seq_tid();
   const int q = tid / pr, pi = tid % pr;
-  const int64_t pairs = N * ut, pitch = seq_pitch(p.kc);
+  const int64_t pairs = N * ut, pitch = seq_fwd_pitch(p.kc, H);
   const bool one_chunk = p.kc >= H;
+  // four k at a time: h as 16-byte loads, an accumulator a gate and k offset
+  const bool vec = copies == 1 && seq_vec(H) && p.kc % 4 == 0;
   for (int64_t p0 = 0; p0 < pairs; p0 += pr) {
     const int64_t pair = p0 + pi, n = pair / ut;
     const int jj = (int)(pair % ut);
@@ -611,11 +619,36 @@ RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
         RK_SYNC();
       }
       if (active) {
-        const int share = (kn + p.ks - 1) / p.ks;
-        const int kb = q * share, ke = kb + share < kn ? kb + share : kn;
+        int share = (kn + p.ks - 1) / p.ks;
+        if (vec) share = (share + 3) / 4 * 4;
+        const int kb = q * share < kn ? q * share : kn;
+        const int ke = kb + share < kn ? kb + share : kn;
         const float* hrow = hs + n * pitch;
         const float* ub = ures + ((k0 + kb) * ut + jj) * SLOTS;
-        if (copies == 1) {
+        if (vec) {
+          float a4[4][NG];
+          RK_UNROLL
+          for (int i = 0; i < 4; ++i)
+            RK_UNROLL
+            for (int g = 0; g < NG; ++g) a4[i][g] = 0.0f;
+          for (int k = kb; k < ke; k += 4, ub += 4 * ut * SLOTS) {
+            const F4 h4 = rk_load4(hrow + k);
+            const float hv[4] = {h4.x, h4.y, h4.z, h4.w};
+            RK_UNROLL
+            for (int i = 0; i < 4; ++i) {
+              if constexpr (SLOTS == 4) {
+                const F4 u4 = rk_load4(ub + i * ut * SLOTS);
+                const float uv[4] = {u4.x, u4.y, u4.z, u4.w};
+                RK_UNROLL
+                for (int g = 0; g < NG; ++g) a4[i][g] += hv[i] * uv[G0 + g];
+              } else {
+                a4[i][0] += hv[i] * ub[i * ut];
+              }
+            }
+          }
+          RK_UNROLL
+          for (int g = 0; g < NG; ++g) acc[g] += (a4[0][g] + a4[1][g]) + (a4[2][g] + a4[3][g]);
+        } else if (copies == 1) {
           RK_UNROLL_BY4
           for (int k = kb; k < ke; ++k, ub += ut * SLOTS) {
             const float hv = hrow[k];
@@ -654,7 +687,7 @@ RK_GLOBAL void seq_forward(SeqArgs q) {
   const int copies = b.rmask ? kStepGates<M> : 1;
   float* ures = RK_SMEM(float);                       // [H][ut][SLOTS]
   float* hs = ures + H * p.ut * SLOTS;                // [copies][N][pitch]
-  float* red = hs + copies * N * seq_pitch(p.kc);     // [threads][4]
+  float* red = hs + copies * N * seq_fwd_pitch(p.kc, H);   // [threads][4]
   const int tid = seq_tid(), nthr = seq_nthr();
   for (int64_t e0 = tid; e0 < H * p.ut * SLOTS; e0 += 8 * (int64_t)nthr) {
     float v[8];   // eight loads in flight before the stores
