@@ -214,9 +214,10 @@ GEMM blocking tuned for operands that come from memory (larger KC, C blocks kept
 and 7-row tiles were tried and lost 2-7%), and bf16 weight panels as an option for the
 bandwidth-bound batch-1 and large-H cases.
 """
-    doc += dropout_section() + fit_section() + adapters_section()
+    doc += dropout_section() + fit_section() + adapters_section() + gpu_section()
     with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
         f.write(doc)
+    replace_between(os.path.join(HERE, "..", "README.md"), "gpu-table", gpu_summary())
     update_readme(r1, r2)
     replace_between(os.path.join(HERE, "..", "README.md"), "fit-table", fit_table())
     replace_between(os.path.join(HERE, "..", "README.md"), "adapter-table", adapter_summary())
@@ -462,6 +463,79 @@ remaining time goes."""
     i, j = readme.index(a) + len(a), readme.index(b)
     with open(path, "w") as f:
         f.write(readme[:i] + "\n" + text + "\n" + readme[j:])
+
+
+
+
+# The GPU runs of bench/gpu.sh on an H200 (issue #19): the first run of the
+# persistent family and the latest, each a gpu_bench.json.
+GPU_DIR = "gpu-h200-2026-12-04"
+GPU_FIRST, GPU_LATEST = "run1", "run5"
+
+
+def _gpu(run):
+    with open(os.path.join(HERE, "results", GPU_DIR, run, "gpu_bench.json")) as f:
+        return json.load(f)
+
+
+def gpu_section():
+    latest, first = _gpu(GPU_LATEST), _gpu(GPU_FIRST)
+    info = latest["info"]
+    before = {(r["shape"], r["cell"], r["variant"], r["mode"]): r for r in first["rows"]}
+    rows = ["| shape | cell | variant | mode | rnnkern ms | cuDNN fp32 ms | cuDNN tf32 ms | "
+            "cuDNN fp32 / rnnkern | per-step kernels ms | first persistent run ms | target |",
+            "|" + "---|" * 11]
+    for r in latest["rows"]:
+        b = before.get((r["shape"], r["cell"], r["variant"], r["mode"]))
+        if r["target"] is not None:
+            verdict = f"{'met' if r['pass'] else 'missed'} (>= {r['target']:g}x)"
+        elif "vs_plain" in r:
+            verdict = (f"{'met' if r['pass'] else 'missed'} ({r['vs_plain']:.2f}x the plain row,"
+                       " <= 1.2x)")
+        else:
+            verdict = ""
+        rows.append(f"| {r['shape']} | {r['cell']} | {r['variant']} | {r['mode']} | "
+                    f"{r['rnnkern_ms']:.3f} | {r['cudnn_fp32_ms']:.3f} | {r['cudnn_tf32_ms']:.3f} | "
+                    f"**{r['ratio_fp32']:.2f}x** | {r['steps_ms']:.3f} | "
+                    f"{b['rnnkern_ms'] if b else float('nan'):.3f} | {verdict} |")
+    plain = [r for r in latest["rows"] if r["variant"] == "plain"]
+    ahead = sum(r["ratio_fp32"] > 1 for r in plain)
+    return f"""
+
+## On the GPU: the cuda backend against cuDNN (issue #19)
+
+`bash bench/gpu.sh` on an {info['gpu']} (CUDA {info['cuda']}, PyTorch {info['torch']},
+cuDNN {info['cudnn']}), {info['date']}; this table is its `bench/gpu_bench.py` step
+([results/{GPU_DIR}/{GPU_LATEST}/](results/{GPU_DIR}/{GPU_LATEST}/), with the kernel profile and
+the partition probe beside it; every run of the day in that folder). Device-resident float32
+tensors on both sides, a synchronize after every call, medians; rnnkern fp32 (its only mode)
+against cuDNN with TF32 off, cuDNN's TF32 default beside it. "per-step kernels" is rnnkern
+forced onto the per-step family (`gpu_set_plan("cuda", "steps")`, the kernels before this
+issue); "first persistent run" the same row in the day's first run. Training = forward +
+BPTT with dx and every weight gradient on both sides. Masked, dropout and GRU reset_before
+rows are judged against their shape's plain row (cuDNN cannot run them fused).
+
+rnnkern is ahead of cuDNN (fp32) in {ahead} of {len(plain)} plain rows; no issue target is met
+at S1, S3 or DB1024 (bench/GPU.md says why and what would close each gap).
+
+{chr(10).join(rows)}
+"""
+
+
+def gpu_summary():
+    latest = _gpu(GPU_LATEST)
+    info = latest["info"]
+    out = ["| shape (T, N, C, H) | cell | inference: cuDNN fp32 / rnnkern | training |",
+           "|---|---|---|---|"]
+    by = {(r["shape"], r["cell"], r["variant"], r["mode"]): r for r in latest["rows"]}
+    for r in latest["rows"]:
+        if r["variant"] != "plain" or r["mode"] != "inference":
+            continue
+        t = by[(r["shape"], r["cell"], "plain", "training")]
+        out.append(f"| {r['shape']} ({r['T']}, {r['N']}, {r['C']}, {r['H']}) | {r['cell']} | "
+                   f"{r['ratio_fp32']:.2f}x | {t['ratio_fp32']:.2f}x |")
+    return "\n".join(out) + (f"\n\n({info['gpu']}, cuDNN {info['cudnn']}, {info['date']}; "
+                             "above 1 = rnnkern faster; bench/RESULTS.md has every row.)")
 
 
 if __name__ == "__main__":

@@ -128,6 +128,11 @@ std::string plan() {
   return plan_text;
 }
 
+// Dropping the graphs every thread has cached (each thread drops its own at its
+// next loop): clear_graphs bumps the epoch.
+inline std::atomic<long> graph_epoch{0};
+void clear_graphs() { graph_epoch.fetch_add(1); }
+
 // Whether the per-step loops are captured as a graph and replayed (set_graphs).
 inline std::atomic<bool> graphs_on{false};
 void set_graphs(bool on) { graphs_on.store(on); }
@@ -213,6 +218,11 @@ void time_loop(LoopSite site, int64_t T, F&& loop) {
   }
   fresh->end_capture();
   thread_local std::vector<CachedGraph> cache;
+  thread_local long epoch = 0;
+  if (epoch != graph_epoch.load()) {
+    cache.clear();
+    epoch = graph_epoch.load();
+  }
   const int dev = device_ordinal();
   auto it = std::find_if(cache.begin(), cache.end(), [&](const CachedGraph& c) {
     return c.device == dev && c.site == site && c.T == T;

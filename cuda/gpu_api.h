@@ -42,6 +42,8 @@ struct DeviceLimits {
   long graph_count();                                                                   \
   /* of those, the loops that updated a cached graph rather than instantiating one */  \
   long graph_update_count();                                                            \
+  /* drop every thread's cached graphs (the next loop of each length instantiates) */  \
+  void clear_graphs();                                                                  \
   /* loops whose graph update the runtime refused, instantiated anew instead */         \
   long graph_reinstantiation_count();                                                   \
   /* device memory the caller keeps arrays in (DeviceArray): allocation (from the */    \

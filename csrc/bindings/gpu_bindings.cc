@@ -215,6 +215,10 @@ void register_gpu(py::module_& m) {
   m.def("gpu_plan", [](const std::string& device) {
         return parse_device(device) == Device::Emu ? gpu_emu::plan() : gpu_cuda::plan();
       }, py::arg("device"), "That GPU backend's time-loop plan (see gpu_set_plan).");
+  m.def("gpu_clear_graphs", []() {
+        gpu_emu::clear_graphs();
+        gpu_cuda::clear_graphs();
+      }, "Drop the GPU backends' cached time-loop graphs (each thread's, at its next loop).");
   m.def("gpu_graph_reinstantiations", [](const std::string& device) {
         return parse_device(device) == Device::Emu ? gpu_emu::graph_reinstantiation_count()
                                                    : gpu_cuda::graph_reinstantiation_count();
