@@ -337,7 +337,7 @@ def adapter_summary():
     d, raw, rows = _adapter_rows()
     out = ["| shape | cell | mode | rnnkern.torch over the kernels | rnnkern.torch vs torch.nn "
            "| rnnkern.keras over the kernels |", "|---|---|---|---|---|---|"]
-    for sh, cell, mode, k, rt, tn, rk, ke in rows:
+    for sh, cell, mode, k, rt, tn, rk, _ke in rows:
         if sh != "S2":
             continue
         out.append(f"| {sh} | {cell} | {mode} | {100 * (rt / k - 1):+.0f}% | "
@@ -348,7 +348,7 @@ def adapter_summary():
 def fit_rows(f):
     rows = []
     for name, w in f["workloads"].items():
-        for i, label in enumerate(("rnnkern", "keras-torch", "keras-tensorflow", "torch-loop")):
+        for label in ("rnnkern", "keras-torch", "keras-tensorflow", "torch-loop"):
             if label not in w["median_s"]:
                 continue
             ms = 1e3 * w["median_s"][label]

@@ -292,6 +292,25 @@ void bias_grad(const float* src, int64_t rows, int64_t cols, float* db) {
             cols, db);
 }
 
+// C[M, N] (+)= A B with A(i, k) = ta ? a[k*lda + i] : a[i*lda + k] and B likewise
+// (GemmArgs' convention); the masks, bias and beta are set on the result.
+inline GemmArgs gemm_args(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool ta,
+                          const float* b, int64_t ldb, bool tb, float* c, int64_t ldc) {
+  GemmArgs g;
+  g.M = M;
+  g.N = N;
+  g.K = K;
+  g.a = a;
+  g.lda = lda;
+  g.ta = ta;
+  g.b = b;
+  g.ldb = ldb;
+  g.tb = tb;
+  g.c = c;
+  g.ldc = ldc;
+  return g;
+}
+
 // Gate g's block of columns [g*H, (g+1)*H) of a row-major [rows, GH] matrix.
 inline GemmArgs gate_cols(GemmArgs g, int gate, int64_t H, bool b_side, bool c_side) {
   if (b_side) g.b += g.tb ? gate * H * g.ldb : gate * H;
@@ -463,17 +482,8 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   }
 
   // the input projection for every step at once
-  GemmArgs pg;
-  pg.M = TN;
-  pg.K = C;
-  pg.a = ws->xs.get();
-  pg.lda = C;
-  pg.b = Wd;
-  pg.ldb = GH;
-  pg.c = P.get();
-  pg.ldc = GH;
+  GemmArgs pg = gemm_args(TN, GH, C, ws->xs.get(), C, false, Wd, GH, false, P.get(), GH);
   if (!in.input_masks) {
-    pg.N = GH;
     pg.bias = bias;
     gemm(pg);
   } else {
@@ -624,35 +634,17 @@ void run_backward(const Workspace& base, const GradArgs& in) {
           case Mode::GruRA: launch_back<Mode::GruRA>(b); break;
           default: {
             launch_back<Mode::GruRB1>(b);
-            GemmArgs r;                      // d(rh) = dah U_h^T
-            r.M = N;
-            r.N = H;
-            r.K = H;
-            r.a = b.dgx + 2 * H;
-            r.lda = GH;
-            r.b = ws.U.get() + 2 * H;
-            r.ldb = GH;
-            r.tb = true;
-            r.c = drh.get();
-            r.ldc = H;
-            gemm(r);
+            // d(rh) = dah U_h^T
+            gemm(gemm_args(N, H, H, b.dgx + 2 * H, GH, false, ws.U.get() + 2 * H, GH, true,
+                           drh.get(), H));
             launch_back<Mode::GruRB2>(b);
           }
         }
         // d h_prev += sum over gates of (dG_g U_g^T) ⊙ m_g
-        GemmArgs r;
-        r.M = N;
-        r.N = H;
-        r.a = b.dgr;
-        r.lda = GH;
-        r.b = ws.U.get();
-        r.ldb = GH;
-        r.tb = true;
-        r.c = b.dh_out;
-        r.ldc = H;
+        GemmArgs r = gemm_args(N, H, ng_rec * H, b.dgr, GH, false, ws.U.get(), GH, true,
+                               b.dh_out, H);
         r.beta = 1.0f;
         if (!ws.rmask.get()) {
-          r.K = ng_rec * H;
           gemm(r);
         } else {
           r.K = H;
@@ -674,18 +666,9 @@ void run_backward(const Workspace& base, const GradArgs& in) {
 
   // weight gradients over all steps at once
   Buf<float> dW(C * GH), dU(H * GH);
-  GemmArgs w;                           // dW = xs^T dGx (per gate with input masks)
-  w.M = C;
-  w.K = TN;
-  w.a = ws.xs.get();
-  w.lda = C;
-  w.ta = true;
-  w.b = dgx.get();
-  w.ldb = GH;
-  w.c = dW.get();
-  w.ldc = GH;
+  // dW = xs^T dGx (per gate with input masks)
+  GemmArgs w = gemm_args(C, GH, TN, ws.xs.get(), C, true, dgx.get(), GH, false, dW.get(), GH);
   if (!ws.imask.get()) {
-    w.N = GH;
     gemm_hoisted(w);
   } else {
     w.N = H;
@@ -697,18 +680,10 @@ void run_backward(const Workspace& base, const GradArgs& in) {
       gemm_hoisted(q);
     }
   }
-  GemmArgs u;                           // dU = h_prev^T dGr (states 0..T-1 are [T*N, H])
-  u.M = H;
-  u.K = TN;
-  u.a = ws.states.get();
-  u.lda = H;
-  u.ta = true;
-  u.b = dgr_base;
-  u.ldb = GH;
-  u.c = dU.get();
-  u.ldc = GH;
+  // dU = h_prev^T dGr (states 0..T-1 are [T*N, H]), per gate with recurrent masks
+  GemmArgs u = gemm_args(H, ng_rec * H, TN, ws.states.get(), H, true, dgr_base, GH, false,
+                         dU.get(), GH);
   if (!ws.rmask.get()) {
-    u.N = ng_rec * H;
     gemm_hoisted(u);
   } else {
     u.N = H;
@@ -731,18 +706,8 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   dU.download(out.dU, dev);
 
   Buf<float> dxtm(TN * C), dx(dev ? 0 : N * T * C);  // dX = dGx W^T (⊙ input masks per gate)
-  GemmArgs xg;
-  xg.M = TN;
-  xg.N = C;
-  xg.a = dgx.get();
-  xg.lda = GH;
-  xg.b = ws.W.get();
-  xg.ldb = GH;
-  xg.tb = true;
-  xg.c = dxtm.get();
-  xg.ldc = C;
+  GemmArgs xg = gemm_args(TN, C, GH, dgx.get(), GH, false, ws.W.get(), GH, true, dxtm.get(), C);
   if (!ws.imask.get()) {
-    xg.K = GH;
     gemm_hoisted(xg);
   } else {
     xg.K = H;

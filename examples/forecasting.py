@@ -107,7 +107,7 @@ def main():
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
         t = time_steps[split_time:]
         ax1.plot(t, x_valid, color="0.6", lw=1, label="series")
-        for name, (hist, forecast, mae) in results.items():
+        for name, (_hist, forecast, mae) in results.items():
             ax1.plot(t, forecast, lw=1, label=f"{name} (MAE {mae:.2f})")
         ax1.set(title="Forecast of the validation period", xlabel="time")
         ax1.legend()

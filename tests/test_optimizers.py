@@ -45,7 +45,7 @@ def run_ours(opt, ws, gs_list):
     for gs in gs_list:
         gs = [None if g is None else _readonly(g) for g in gs]
         new = opt.apply(gs, ws)
-        for w, n in zip(ws, new):
+        for n in new:
             assert isinstance(n, np.ndarray) and n.dtype == np.float32
             assert n.flags.c_contiguous
         ws = new

@@ -3,7 +3,7 @@
 //
 // Everything inside is time-major: x is copied to [T,N,C] once, and P, the
 // saved activations and dG are [T,N,.], so a step's rows are one block.
-// Forward (DESIGN.md "The kernel algorithm"):
+// Forward (the design card's "The kernel algorithm", shared/DESIGN.md):
 //   1. P = X W + b: one GEMM over the [T*N, C] rows of x per chunk of steps
 //      (<= 1 MiB of P, so P is still in L2 when the steps read it). In
 //      training P is written straight into the saved-activation rows

@@ -73,8 +73,8 @@ def resolve_backend(name, dtype, device):
 
     float32 on the CPU: ``name`` ("auto": the widest CPU ISA); float64: the
     float64 NumPy reference (the compiled kernels are float32; "auto" or
-    "reference" only); CUDA tensors: the ``cuda`` backend (inputs copied through
-    the host: DLPack in place is not built yet)."""
+    "reference" only); CUDA tensors: the ``cuda`` backend (which takes device
+    arrays in place; this adapter still stages them through the host, issue #20)."""
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"rnnkern.torch: input must be float32 or float64, got {dtype}")
     if device.type == "cuda":

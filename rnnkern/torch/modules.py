@@ -207,7 +207,7 @@ class RNNBase(nn.Module):
                                        "not a tuple")
                 h0, c0 = hx, None
             if not batched:
-                for t, what in ((h0, "hidden"), (c0, "cell")):
+                for t in (h0, c0):
                     if t is not None and t.dim() != 2:
                         raise RuntimeError(f"For unbatched 2-D input, hx and cx should also be "
                                            f"2-D but got ({t.dim()}-D) tensor")

@@ -27,12 +27,16 @@ RNNKERN_HD constexpr int num_gates(Cell c) {
   return c == Cell::SimpleRNN ? 1 : (c == Cell::LSTM ? 4 : 3);
 }
 
-// Floats of saved activations per (n, t, unit) in training mode ("slots"):
+// Floats of saved activations per (n, t, unit) in training mode ("slots") on the
+// CPU backends:
 //   SimpleRNN  h                          1
 //   LSTM       i f g o c_prev act(c)      6
 //   GRU r.a.   z r hh (h_prev U_h + b_rh)  4
 //   GRU r.b.   z r hh                     3
-// (which slot holds which: rnnkern::Slots in cells.h)
+// (which slot holds which: rnnkern::Slots in cells.h). The GPU backends keep
+// their own layout, slot-major [S, T, N, H] (cuda/kernels.cuh's header): SimpleRNN
+// a | LSTM i f g o act(c) (c_prev is the kept state) | GRU r.a. z r hh inner_h |
+// GRU r.b. z r hh rh (rh = r ⊙ h_prev ⊙ m_h, what multiplies U_h).
 RNNKERN_HD constexpr int num_slots(Cell c, bool reset_after) {
   switch (c) {
     case Cell::SimpleRNN: return 1;
