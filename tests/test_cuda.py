@@ -13,6 +13,7 @@ from rnnkern import backends as bk
 from rnnkern import _core
 
 from helpers import run_in_threads
+from tolerances import assert_close
 from test_kernels import check, make_case, make_mask
 from test_recurrent_dropout import drop_masks, run_both
 
@@ -104,12 +105,12 @@ def test_layers_on_the_gpu_backends(backend):
         y0, y1 = cpu(x), gpu(x)
         gpu.set_weights(cpu.get_weights())
         y0, y1 = cpu(x), gpu(x)
-        np.testing.assert_allclose(y1, y0, atol=2e-5, rtol=2e-4)
+        assert_close(y1, y0, "forward_f32", f"{backend} {cls.__name__} y")
         dy = rng.standard_normal(y0.shape).astype(np.float32)
         d0, d1 = cpu.backward(dy), gpu.backward(dy)
-        np.testing.assert_allclose(d1, d0, atol=1e-4, rtol=1e-3)
+        assert_close(d1, d0, "backward_f32", f"{backend} {cls.__name__} dx")
         for g0, g1 in zip(cpu.grads, gpu.grads):
-            np.testing.assert_allclose(g1, g0, atol=1e-4, rtol=1e-3)
+            assert_close(g1, g0, "backward_f32", f"{backend} {cls.__name__} grads")
 
 
 @pytest.mark.parametrize("backend", GPU)
@@ -136,7 +137,7 @@ def test_device_matches_emulation(cell, reset_after):
     b = _train_once("cuda-emu", cell, reset_after, 9)
     for u, v in zip(a, b):
         if u is not None:
-            np.testing.assert_allclose(u, v, atol=1e-4, rtol=1e-3)
+            assert_close(u, v, "backward_f32", f"cuda vs cuda-emu {cell}")
 
 
 @needs_cuda
@@ -210,7 +211,7 @@ def test_steps_and_persistent_agree(backend, cell, reset_after, plan_reset):
         results.append((y, hT, cT) + tuple(be.backward(cache, dy)))
     for u, v in zip(*results):
         if u is not None:
-            np.testing.assert_allclose(v, u, rtol=1e-4, atol=1e-5)
+            assert_close(v, u, "gpu_families_f32", f"{backend} {cell} persistent vs steps")
 
 
 @pytest.mark.parametrize("backend", GPU)

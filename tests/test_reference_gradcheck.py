@@ -156,6 +156,24 @@ OPTIONS = [
 # gradient check
 # ---------------------------------------------------------------------------
 
+def _case_away_from_kinks(monkeypatch, cell, H, use_bias, reset_after, scale, uses_hs,
+                          uses_kink, mask, kw):
+    """The first of 50 seeded cases whose forward keeps every relu / hard_sigmoid
+    argument KINK_MARGIN away from a kink (and, for hard_sigmoid, visits both its
+    clipped and its linear part), so finite differences see a smooth function; the
+    case and its forward."""
+    rec = KinkRecorder(monkeypatch)
+    for seed in range(50):
+        case = make_case(cell, H, use_bias, reset_after, seed=seed, scale=scale)
+        rec.min_dist, rec.saturated, rec.linear = np.inf, False, False
+        out = forward(cell, case, mask, **kw)
+        if not uses_kink:
+            return case, out
+        if rec.min_dist > KINK_MARGIN and (not uses_hs or (rec.saturated and rec.linear)):
+            return case, out
+    pytest.fail("could not draw a case away from the activation kinks")
+
+
 @pytest.mark.parametrize("mask_name", list(MASKS))
 @pytest.mark.parametrize("opts", OPTIONS)
 @pytest.mark.parametrize("cfg", CELL_CONFIGS)
@@ -173,17 +191,9 @@ def test_gradcheck(cfg, opts, mask_name, monkeypatch):
     # hard_sigmoid: wide pre-activations so the clipped region is exercised too
     scale = 2.5 if uses_hs else 1.0
 
-    rec = KinkRecorder(monkeypatch)
-    for seed in range(50):
-        case = make_case(cell, H, use_bias, reset_after, seed=seed, scale=scale)
-        rec.min_dist, rec.saturated, rec.linear = np.inf, False, False
-        y, hT, cT, cache = forward(cell, case, mask, **kw)
-        if not uses_kink:
-            break
-        if rec.min_dist > KINK_MARGIN and (not uses_hs or (rec.saturated and rec.linear)):
-            break
-    else:
-        pytest.fail("could not draw a case away from the activation kinks")
+    case, (y, hT, cT, cache) = _case_away_from_kinks(monkeypatch, cell, H, use_bias,
+                                                     reset_after, scale, uses_hs, uses_kink,
+                                                     mask, kw)
 
     rng = np.random.default_rng(1234)
     R1 = rng.normal(size=y.shape)
@@ -503,17 +513,9 @@ def test_gradcheck_dropout_masks(cfg, opts, mask_name, drop, monkeypatch):
     im, rm = _drop_masks(drop, cell, H, seed=zlib.crc32(f"{drop}/{mask_name}".encode()))
     kw.update(input_masks=im, recurrent_masks=rm)
 
-    rec = KinkRecorder(monkeypatch)
-    for seed in range(50):
-        case = make_case(cell, H, use_bias, reset_after, seed=seed, scale=scale)
-        rec.min_dist, rec.saturated, rec.linear = np.inf, False, False
-        y, hT, cT, cache = forward(cell, case, mask, **kw)
-        if not uses_kink:
-            break
-        if rec.min_dist > KINK_MARGIN and (not uses_hs or (rec.saturated and rec.linear)):
-            break
-    else:
-        pytest.fail("could not draw a case away from the activation kinks")
+    case, (y, hT, cT, cache) = _case_away_from_kinks(monkeypatch, cell, H, use_bias,
+                                                     reset_after, scale, uses_hs, uses_kink,
+                                                     mask, kw)
 
     rng = np.random.default_rng(99)
     R1 = rng.normal(size=y.shape)

@@ -40,6 +40,10 @@ TOL = {
     "loss_grad_f32": dict(atol=1e-7, rtol=1e-5),
     # metric results, rnnkern against Keras (float32 running totals, same order of updates)
     "metric_f32": dict(atol=1e-7, rtol=1e-6),
+    # the GPU's two time-loop families (persistent, per step) against each other: the
+    # same float32 math, the recurrent sums in other orders (measured <= 2e-6 relative
+    # on the H200 at S1-DB1024, bench/results/gpu-h200-2026-12-04)
+    "gpu_families_f32": dict(atol=1e-5, rtol=1e-4),
 }
 
 
