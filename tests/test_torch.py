@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 rt = pytest.importorskip("rnnkern.torch")
 
 from rnnkern import backends as bk  # noqa: E402
-from tolerances import assert_close  # noqa: E402
+from tolerances import TOL, assert_close  # noqa: E402
 
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
@@ -199,7 +199,7 @@ def test_gradcheck_float64_reference(kind, extra):
         out, state = torch.func.functional_call(m, dict(zip(names, ps)), (x, hx))
         return (out, *state) if lstm else (out, state)
     ps = tuple(p.detach().clone().requires_grad_(True) for p in m.parameters())
-    assert torch.autograd.gradcheck(f, (x, h0, *ps), eps=1e-6, atol=1e-7, rtol=1e-5)
+    assert torch.autograd.gradcheck(f, (x, h0, *ps), eps=1e-6, **TOL["gradcheck_f64"])
 
 
 def test_state_dict_round_trip():
