@@ -19,6 +19,7 @@ On many machines, run the same script on each with torchrun's rendezvous:
 import argparse
 import os
 import socket
+import sys
 import time
 
 import torch
@@ -122,6 +123,17 @@ def worker(rank, world, args):
         train(rank, world, args)
     finally:
         dist.destroy_process_group()
+    # Leave without the interpreter's teardown. After a DDP step the gloo process group
+    # -- and its worker threads -- outlive destroy_process_group (torch 2.13), and a gloo
+    # worker may still be releasing its last finished collective, whose saved thread
+    # state holds a Python object. Should that release wait for the GIL while the
+    # interpreter finalises, Python ends the thread from under a C++ destructor and
+    # the process aborts ("terminate called without an active exception", SIGABRT;
+    # torch's thread, not rnnkern's, seen on a loaded machine). Nothing is left to
+    # clean up here, so flush and exit at once.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def free_port():
