@@ -1,0 +1,180 @@
+// rnnkern — the GPU BPTT of one layer, in order: dy to time-major, the reverse
+// time loop (persistent where its plan fits, else a pointwise kernel and the
+// dh_prev GEMM a step), then the weight gradients (dW, dU: split-K GEMMs), dX and
+// the bias gradients, each deterministic. Part of driver.cuh.
+#pragma once
+
+#include "launch.cuh"
+
+namespace rnnkern {
+namespace RK_GPU_NS {
+
+void run_backward(const Workspace& base, const GradArgs& in) {
+  const GradArgs& out = in;
+  const auto& ws = static_cast<const GpuWorkspaceImpl&>(base);
+  const RnnConfig& cfg = ws.cfg;
+  const int64_t T = cfg.T, N = cfg.N, C = cfg.C, H = cfg.H, G = num_gates(cfg.cell);
+  const int64_t GH = G * H, NH = N * H, TN = T * N;
+  const bool rb = cfg.cell == Cell::GRU && !cfg.reset_after;
+  const bool ra = cfg.cell == Cell::GRU && cfg.reset_after;
+  const int64_t ss = ws.slot_stride;
+
+  const bool dev = in.on_device;  // the caller's arrays are device memory: no host copies
+  Buf<float> dy(dev ? 0 : (cfg.return_sequences ? TN * H : NH));
+  Buf<float> dytm(cfg.return_sequences ? TN * H : 0);
+  dy.upload(in.dy);
+  const float* dy_dev = dev ? in.dy : dy.get();
+  if (cfg.return_sequences)
+    RK_LAUNCH(Independent, linear_blocks(TN * H), 1, kLinear, 1, 0, to_time_major, dy_dev,
+              dytm.get(), N, T, H, false);
+  Buf<float> dgx(TN * GH), dgr(ra ? TN * GH : 0), dh[2] = {Buf<float>(NH), Buf<float>(NH)};
+  Buf<float> dc[2], drh(rb ? NH : 0);
+  dh[0].upload(in.dhT, dev);
+  if (cfg.cell == Cell::LSTM) {
+    dc[0] = Buf<float>(NH);
+    dc[1] = Buf<float>(NH);
+    dc[0].upload(in.dcT, dev);
+  }
+  float* dgr_base = ra ? dgr.get() : dgx.get();
+  const int ng_rec = rb ? 2 : (int)G;   // gates whose U^T product reaches h_prev directly
+
+  SeqBackArgs q;
+  q.base.N = N;
+  q.base.H = H;
+  q.base.GH = GH;
+  q.base.act = cfg.act;
+  q.base.ract = cfg.ract;
+  q.base.slot_stride = ss;
+  q.base.rmask = ws.rmask.get();
+  q.T = T;
+  q.go_backwards = cfg.go_backwards;
+  q.return_sequences = cfg.return_sequences;
+  q.lstm = cfg.cell == Cell::LSTM;
+  q.dytm = dytm.get();
+  q.dylast = dy_dev;
+  q.seen = ws.seen.get();
+  q.mask = ws.mask.get();
+  q.slots = ws.slots.get();
+  q.states = ws.states.get();
+  q.cstates = ws.cstates.get();
+  q.dgx = dgx.get();
+  q.dgr = dgr_base;
+  q.dh[0] = dh[0].get();
+  q.dh[1] = dh[1].get();
+  q.dc[0] = dc[0].get();
+  q.dc[1] = dc[1].get();
+  q.drh = drh.get();
+  q.u = ws.U.get();
+
+  // the carried gradient ends in dh[T % 2] (the loop flips once a step)
+  const int cur = (int)(T % 2);
+  with_cell(cfg.cell, cfg.reset_after, [&](auto k) {
+    constexpr Mode M = kMode<decltype(k)>;
+    if (seq_backward_as<M>(q)) return;
+    time_loop(LoopSite::Backward, T, [&] {
+      int c = 0;
+      for (int64_t s = T - 1; s >= 0; --s, c = 1 - c) {
+        const BackArgs b = backward_step_args(q, s, c);
+        launch_back<M>(b);
+        if constexpr (M == Mode::GruRB1) {
+          // d(rh) = dah U_h^T, then dr
+          gemm(gemm_args(N, H, H, b.dgx + 2 * H, GH, false, ws.U.get() + 2 * H, GH, true,
+                         drh.get(), H));
+          launch_back<Mode::GruRB2>(b);
+        }
+        // d h_prev += sum over gates of (dG_g U_g^T) ⊙ m_g
+        GemmArgs r = gemm_args(N, H, ng_rec * H, b.dgr, GH, false, ws.U.get(), GH, true,
+                               b.dh_out, H);
+        r.beta = 1.0f;
+        if (!ws.rmask.get()) {
+          gemm(r);
+        } else {
+          r.K = H;
+          r.cmask_rows = N;
+          r.cmask_ld = H;
+          for (int g = 0; g < ng_rec; ++g) {
+            GemmArgs rg = r;
+            rg.a = r.a + g * H;
+            rg.b = r.b + g * H;
+            rg.cmask = ws.rmask.get() + g * NH;
+            gemm(rg);
+          }
+        }
+      }
+    });
+  });
+  dh[cur].download(out.dh0, dev);
+  if (cfg.cell == Cell::LSTM) dc[cur].download(out.dc0, dev);
+
+  // weight gradients over all steps at once
+  Buf<float> dW(C * GH), dU(H * GH);
+  // dW = xs^T dGx (per gate with input masks)
+  GemmArgs w = gemm_args(C, GH, TN, ws.xs.get(), C, true, dgx.get(), GH, false, dW.get(), GH);
+  if (!ws.imask.get()) {
+    gemm_hoisted(w);
+  } else {
+    w.N = H;
+    w.amask_rows = N;
+    w.amask_ld = C;
+    for (int g = 0; g < G; ++g) {
+      GemmArgs q = gate_cols(w, g, H, true, true);
+      q.amask = ws.imask.get() + g * N * C;
+      gemm_hoisted(q);
+    }
+  }
+  // dU = h_prev^T dGr (states 0..T-1 are [T*N, H]), per gate with recurrent masks
+  GemmArgs u = gemm_args(H, ng_rec * H, TN, ws.states.get(), H, true, dgr_base, GH, false,
+                         dU.get(), GH);
+  if (!ws.rmask.get()) {
+    gemm_hoisted(u);
+  } else {
+    u.N = H;
+    u.amask_rows = N;
+    u.amask_ld = H;
+    for (int g = 0; g < ng_rec; ++g) {
+      GemmArgs q = gate_cols(u, g, H, true, true);
+      q.amask = ws.rmask.get() + g * NH;
+      gemm_hoisted(q);
+    }
+  }
+  if (rb) {                             // dU_h = rh^T dah
+    GemmArgs q = gate_cols(u, 2, H, true, true);
+    q.N = H;
+    q.a = ws.slots.get() + 3 * ss;
+    q.amask = nullptr;
+    gemm_hoisted(q);
+  }
+  dW.download(out.dW, dev);
+  dU.download(out.dU, dev);
+
+  Buf<float> dxtm(TN * C), dx(dev ? 0 : N * T * C);  // dX = dGx W^T (⊙ input masks per gate)
+  GemmArgs xg = gemm_args(TN, C, GH, dgx.get(), GH, false, ws.W.get(), GH, true, dxtm.get(), C);
+  if (!ws.imask.get()) {
+    gemm_hoisted(xg);
+  } else {
+    xg.K = H;
+    xg.cmask_rows = N;
+    xg.cmask_ld = C;
+    for (int g = 0; g < G; ++g) {
+      GemmArgs q = xg;
+      q.a += g * H;
+      q.b += g * H;
+      q.cmask = ws.imask.get() + g * N * C;
+      q.beta = g ? 1.0f : 0.0f;
+      gemm_hoisted(q);
+    }
+  }
+  RK_LAUNCH(Independent, linear_blocks(TN * C), 1, kLinear, 1, 0, from_time_major, dxtm.get(),
+            dev ? out.dx : dx.get(), N, T, C, cfg.go_backwards);
+  dx.download(out.dx);
+
+  if (ws.has_bias && out.db) {
+    Buf<float> db(ra ? 2 * GH : GH);
+    bias_grad(dgx.get(), TN, GH, db.get());
+    if (ra) bias_grad(dgr.get(), TN, GH, db.get() + GH);
+    db.download(out.db, dev);
+  }
+}
+
+}  // namespace RK_GPU_NS
+}  // namespace rnnkern

@@ -1,0 +1,137 @@
+// rnnkern — the GPU forward of one layer, in order: inputs to time-major, the
+// input projection (one GEMM, per gate with input dropout), the time loop (the
+// persistent family where its plan fits, else a launch a step), outputs back.
+// Part of driver.cuh.
+#pragma once
+
+#include "launch.cuh"
+
+namespace rnnkern {
+namespace RK_GPU_NS {
+
+std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in) {
+  const LayerArgs& out = in;
+  const int64_t T = cfg.T, N = cfg.N, C = cfg.C, H = cfg.H, G = num_gates(cfg.cell);
+  const int64_t GH = G * H, NH = N * H, TN = T * N;
+  const bool rb = cfg.cell == Cell::GRU && !cfg.reset_after;
+  const bool ra = cfg.cell == Cell::GRU && cfg.reset_after;
+  const int S = gpu_slots(cfg.cell);
+  auto ws = std::make_unique<GpuWorkspaceImpl>();
+  ws->cfg = cfg;
+  ws->has_bias = in.b != nullptr;
+
+  const bool dev = in.on_device;  // the caller's arrays are device memory: no host copies
+  // weights already on the device are read in place by an inference; a training
+  // forward keeps its own copy for the backward (the caller may assign new
+  // weights in between)
+  const bool in_place = dev && !cfg.training;
+  Buf<float> x(dev ? 0 : N * T * C), b(in.b && !in_place ? (ra ? 2 * GH : GH) : 0), P(TN * GH);
+  x.upload(in.x);
+  b.upload(in.b, dev);
+  const float* bias = in_place ? in.b : b.get();
+  ws->xs = Buf<float>(TN * C);
+  ws->W = Buf<float>(in_place ? 0 : C * GH);
+  ws->U = Buf<float>(in_place ? 0 : H * GH);
+  ws->W.upload(in.W, dev);
+  ws->U.upload(in.U, dev);
+  const float* Wd = in_place ? in.W : ws->W.get();
+  const float* Ud = in_place ? in.U : ws->U.get();
+  if (in.input_masks) {
+    ws->imask = Buf<float>(G * N * C);
+    ws->imask.upload(in.input_masks, dev);
+  }
+  if (in.recurrent_masks) {
+    ws->rmask = Buf<float>(G * NH);
+    ws->rmask.upload(in.recurrent_masks, dev);
+  }
+  RK_LAUNCH(Independent, linear_blocks(TN * C), 1, kLinear, 1, 0, to_time_major,
+            dev ? in.x : x.get(), ws->xs.get(), N, T, C, cfg.go_backwards);
+  if (in.mask) {
+    ws->mask = Buf<uint8_t>(N * T);
+    ws->mask.upload(in.mask, dev);
+    ws->seen = Buf<uint8_t>(TN);
+    RK_LAUNCH(Independent, linear_blocks(N), 1, kLinear, 1, 0, seen_flags, ws->mask.get(),
+              ws->seen.get(), N, T, cfg.go_backwards);
+  }
+
+  // the input projection for every step at once
+  GemmArgs pg = gemm_args(TN, GH, C, ws->xs.get(), C, false, Wd, GH, false, P.get(), GH);
+  if (!in.input_masks) {
+    pg.bias = bias;
+    gemm(pg);
+  } else {
+    pg.N = H;
+    pg.amask_rows = N;
+    pg.amask_ld = C;
+    for (int g = 0; g < G; ++g) {
+      GemmArgs q = gate_cols(pg, g, H, true, true);
+      q.bias = bias ? bias + g * H : nullptr;
+      q.amask = ws->imask.get() + g * N * C;
+      gemm(q);
+    }
+  }
+
+  // states: every step's kept in training, a ring of two otherwise
+  const int64_t nstates = cfg.training ? T + 1 : 2;
+  ws->states = Buf<float>(nstates * NH);
+  state_in(ws->states.get(), in.h0, NH, dev);
+  if (cfg.cell == Cell::LSTM) {
+    ws->cstates = Buf<float>(nstates * NH);
+    state_in(ws->cstates.get(), in.c0, NH, dev);
+  }
+  const bool need_slots = cfg.training || rb;
+  ws->slot_stride = cfg.training ? TN * H : NH;
+  if (need_slots) ws->slots = Buf<float>(S * ws->slot_stride);
+  Buf<float> ytm(cfg.return_sequences ? TN * H : 0), ylast(cfg.return_sequences ? 0 : NH);
+
+  SeqArgs q;
+  q.base.N = N;
+  q.base.H = H;
+  q.base.GH = GH;
+  q.base.act = cfg.act;
+  q.base.ract = cfg.ract;
+  q.base.rmask = ws->rmask.get();
+  q.base.u = Ud;
+  q.base.brec = ra && bias ? bias + GH : nullptr;
+  q.base.slot_stride = ws->slot_stride;
+  q.T = T;
+  q.go_backwards = cfg.go_backwards;
+  q.training = cfg.training;
+  q.return_sequences = cfg.return_sequences;
+  q.p = P.get();
+  q.states = ws->states.get();
+  q.cstates = ws->cstates.get();
+  q.mask = ws->mask.get();
+  q.seen = ws->seen.get();
+  q.ytm = ytm.get();
+  q.ylast = ylast.get();
+  q.slots = need_slots ? ws->slots.get() : nullptr;
+  q.lstm = cfg.cell == Cell::LSTM;
+  with_cell(cfg.cell, cfg.reset_after, [&](auto k) {
+    constexpr Mode M = kMode<decltype(k)>;
+    if (seq_forward_as<M>(q)) return;
+    time_loop(LoopSite::Forward, T, [&] {
+      for (int64_t s = 0; s < T; ++s) {
+        const StepArgs a = forward_step_args(q, s);
+        launch_step<M>(a);
+        if constexpr (M == Mode::GruRB1) launch_step<Mode::GruRB2>(second_phase(a));
+      }
+    });
+  });
+  if (cfg.return_sequences) {
+    Buf<float> y(dev ? 0 : N * T * H);
+    RK_LAUNCH(Independent, linear_blocks(TN * H), 1, kLinear, 1, 0, from_time_major, ytm.get(),
+              dev ? out.y : y.get(), N, T, H, false);
+    y.download(out.y);
+  } else {
+    ylast.download(out.y, dev);
+  }
+  const int64_t last = (cfg.training ? T : T % 2) * NH;
+  state_out(out.hT, ws->states.get() + last, NH, dev);
+  if (cfg.cell == Cell::LSTM) state_out(out.cT, ws->cstates.get() + last, NH, dev);
+  if (!cfg.training) return nullptr;
+  return ws;
+}
+
+}  // namespace RK_GPU_NS
+}  // namespace rnnkern

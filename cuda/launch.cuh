@@ -1,0 +1,403 @@
+// rnnkern — the GPU host side's launch layer: device buffers (Buf), the counters
+// and the plan the tests and the benchmark read, the graph cache of the per-step
+// loops (time_loop), GEMM arguments (gemm_args) and launches (gemm, gemm_hoisted,
+// bias_grad), and the persistent family's partition (seq_plan) and launches.
+// Part of driver.cuh (see its header for what the including build defines).
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "gpu_api.h"
+#include "kernels.cuh"
+#include "persistent.cuh"
+#include "plan.h"
+#include "rnnkern/dispatch.h"
+
+namespace rnnkern {
+namespace RK_GPU_NS {
+
+template <class T>
+class Buf {
+ public:
+  Buf() = default;
+  explicit Buf(size_t n) : n_(n) {
+    if (n) p_ = static_cast<T*>(Runtime::alloc(n * sizeof(T)));
+  }
+  Buf(const Buf&) = delete;
+  Buf& operator=(const Buf&) = delete;
+  Buf(Buf&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+  Buf& operator=(Buf&& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(n_, o.n_);
+    return *this;
+  }
+  ~Buf() {
+    if (p_) Runtime::release(p_);
+  }
+  T* get() const { return p_; }
+  size_t size() const { return n_; }
+  // from / to the caller's array: host memory, or this backend's device memory
+  // where the call says on_device
+  void upload(const T* src, bool on_device = false) {
+    if (!n_ || !src) return;
+    if (on_device)
+      Runtime::copy(p_, src, n_ * sizeof(T));
+    else
+      Runtime::to_device(p_, src, n_ * sizeof(T));
+  }
+  void download(T* dst, bool on_device = false) const {
+    if (!n_ || !dst) return;
+    if (on_device)
+      Runtime::copy(dst, p_, n_ * sizeof(T));
+    else
+      Runtime::to_host(dst, p_, n_ * sizeof(T));
+  }
+  void zero() {
+    if (n_) Runtime::zero(p_, n_ * sizeof(T));
+  }
+
+ private:
+  T* p_ = nullptr;
+  size_t n_ = 0;
+};
+
+// Time loops (forward or backward) the persistent family ran, time loops run as a
+// captured graph, of those the ones that updated a cached graph instead of
+// instantiating one, and the ones whose update the runtime refused, so that the
+// cached graph was instantiated anew (for the tests and the benchmark).
+inline std::atomic<long> persistent_launches{0}, graph_replays{0}, graph_updates{0},
+    graph_reinstantiations{0};
+long persistent_count() { return persistent_launches.load(); }
+long graph_count() { return graph_replays.load(); }
+long graph_update_count() { return graph_updates.load(); }
+long graph_reinstantiation_count() { return graph_reinstantiations.load(); }
+
+// The time-loop family: "auto" (the persistent family where its plan fits the
+// device, else one launch a step), "steps", "persistent", or a forced persistent
+// partition "persistent:BLOCKS,THREADS[,KC]" (set_plan; RNNKERN_FORCE_PLAN at
+// first use). Graphs on: the per-step family, captured.
+inline std::mutex plan_m;
+inline bool plan_set = false;
+inline PlanChoice plan_choice;
+inline std::string plan_text = "auto";
+void set_plan(const std::string& text) {
+  PlanChoice c = parse_plan(text);
+  std::lock_guard<std::mutex> g(plan_m);
+  plan_choice = c;
+  plan_text = text.empty() ? "auto" : text;
+  plan_set = true;
+}
+inline PlanChoice current_plan() {
+  std::lock_guard<std::mutex> g(plan_m);
+  if (!plan_set) {
+    plan_set = true;
+    const char* env = std::getenv("RNNKERN_FORCE_PLAN");
+    if (env && *env) {
+      plan_choice = parse_plan(env);
+      plan_text = env;
+    }
+  }
+  return plan_choice;
+}
+std::string plan() {
+  current_plan();
+  std::lock_guard<std::mutex> g(plan_m);
+  return plan_text;
+}
+
+// Dropping the graphs every thread has cached (each thread drops its own at its
+// next loop): clear_graphs bumps the epoch.
+inline std::atomic<long> graph_epoch{0};
+void clear_graphs() { graph_epoch.fetch_add(1); }
+
+// Whether the per-step loops are captured as a graph and replayed (set_graphs).
+inline std::atomic<bool> graphs_on{false};
+void set_graphs(bool on) { graphs_on.store(on); }
+bool graphs() { return graphs_on.load(); }
+
+// Copies a state between the caller's array and the device (see Buf::upload).
+inline void state_in(float* d, const float* src, size_t n, bool on_device) {
+  if (on_device)
+    Runtime::copy(d, src, n * sizeof(float));
+  else
+    Runtime::to_device(d, src, n * sizeof(float));
+}
+inline void state_out(float* dst, const float* d, size_t n, bool on_device) {
+  if (on_device)
+    Runtime::copy(dst, d, n * sizeof(float));
+  else
+    Runtime::to_host(dst, d, n * sizeof(float));
+}
+
+inline int gpu_slots(Cell c) { return c == Cell::SimpleRNN ? 1 : c == Cell::LSTM ? 5 : 4; }
+
+// What a training forward keeps on the device for its backward.
+struct GpuWorkspaceImpl final : Workspace {
+  bool has_bias = false;
+  Buf<float> xs, W, U, imask, rmask, states, cstates, slots;
+  Buf<uint8_t> mask, seen;
+  int64_t slot_stride = 0;
+  size_t nbytes() const override {
+    size_t n = 0;
+    for (const Buf<float>* b : {&xs, &W, &U, &imask, &rmask, &states, &cstates, &slots})
+      n += b->size() * sizeof(float);
+    return n + mask.size() + seen.size();
+  }
+};
+
+namespace {
+
+constexpr int kLinear = 128;  // threads a block for the independent kernels
+
+inline int linear_blocks(int64_t n) {
+  return (int)std::max<int64_t>(1, std::min<int64_t>((n + kLinear - 1) / kLinear, 4096));
+}
+
+inline int cdiv(int64_t a, int64_t b) { return (int)((a + b - 1) / b); }
+
+// Which time loop a graph is of (with the device and T, the key of this
+// thread's graph cache).
+enum class LoopSite { Forward, Backward };
+
+// The graphs this thread has instantiated, most recently used last: one per loop
+// site and T on a device, so a loop is instantiated once and later calls of the same shape
+// only update its kernels' arguments.
+struct CachedGraph {
+  int device;
+  LoopSite site;
+  int64_t T;
+  std::unique_ptr<Graph> graph;
+};
+constexpr size_t kGraphCache = 8;
+
+// Runs a time loop's launches (`loop`): as they are, or, with graphs on and more
+// than one step, captured into a graph and the graph replayed (one launch of the
+// whole loop instead of T host round trips for its kernels). The capture updates
+// the cached graph of that site and T in place when it can (same launches, other
+// arguments) and is instantiated otherwise.
+template <class F>
+void time_loop(LoopSite site, int64_t T, F&& loop) {
+  if (!graphs_on.load() || T < 2) {
+    loop();
+    return;
+  }
+  auto fresh = std::make_unique<Graph>();
+  fresh->begin_capture();
+  try {
+    loop();
+  } catch (...) {
+    fresh->end_capture();
+    throw;
+  }
+  fresh->end_capture();
+  thread_local std::vector<CachedGraph> cache;
+  thread_local long epoch = 0;
+  if (epoch != graph_epoch.load()) {
+    cache.clear();
+    epoch = graph_epoch.load();
+  }
+  const int dev = device_ordinal();
+  auto it = std::find_if(cache.begin(), cache.end(), [&](const CachedGraph& c) {
+    return c.device == dev && c.site == site && c.T == T;
+  });
+  CachedGraph entry{dev, site, T, nullptr};
+  if (it != cache.end()) {
+    entry.graph = std::move(it->graph);
+    cache.erase(it);
+  }
+  if (entry.graph && entry.graph->update(*fresh)) {
+    graph_updates.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    // no cached graph, or the runtime refused the update (cudaGraphExecUpdate may
+    // refuse a same-shaped capture): the fresh capture is instantiated and
+    // replaces it, and a refusal is counted as such
+    if (entry.graph) graph_reinstantiations.fetch_add(1, std::memory_order_relaxed);
+    fresh->instantiate();
+    entry.graph = std::move(fresh);
+  }
+  if (cache.size() == kGraphCache) cache.erase(cache.begin());
+  cache.push_back(std::move(entry));
+  cache.back().graph->replay();
+  graph_replays.fetch_add(1, std::memory_order_relaxed);
+}
+
+void gemm(const GemmArgs& g) {
+  if (g.M == 0 || g.N == 0) return;
+  RK_LAUNCH(Block, cdiv(g.N, kTile), cdiv(g.M, kTile), kTB, kTB, kGemmSmem, gemm_kernel, g);
+}
+
+// A hoisted GEMM (the weight gradients, K = T*N; dX): where C has too few tiles to
+// fill the device and K is long, K is split into slabs computed at once into a
+// workspace and added in slab order by split_sum: bitwise the same every run, no
+// atomics. Not for the time loops (it allocates).
+void gemm_hoisted(const GemmArgs& g) {
+  if (g.M == 0 || g.N == 0) return;
+  const int64_t tiles = (int64_t)cdiv(g.M, kTile) * cdiv(g.N, kTile);
+  const int64_t want = std::max<int64_t>(1, 8 * (int64_t)Runtime::limits().sms / tiles);
+  const int S = (int)std::min<int64_t>({g.K / 256, want, 64});
+  if (S <= 1 || g.beta != 0.0f || g.cmask || g.bias) {
+    gemm(g);
+    return;
+  }
+  Buf<float> parts((size_t)S * g.M * g.N);
+  const int64_t per = (g.K + S - 1) / S;
+  for (int s = 0; s < S; ++s) {
+    GemmArgs p = g;
+    p.k_begin = s * per;
+    p.K = std::min<int64_t>(g.K, (s + 1) * per);
+    p.c = parts.get() + (int64_t)s * g.M * g.N;
+    p.ldc = g.N;
+    gemm(p);
+  }
+  RK_LAUNCH(Independent, linear_blocks(g.M * g.N), 1, kLinear, 1, 0, split_sum, parts.get(), S,
+            g.M, g.N, g.c, g.ldc);
+}
+
+// db[j] = the sum of column j of a [rows, cols] matrix: partial sums over chunks
+// of 64 rows, then their sum, both in order.
+void bias_grad(const float* src, int64_t rows, int64_t cols, float* db) {
+  constexpr int64_t chunk = 64;
+  const int64_t R = (rows + chunk - 1) / chunk;
+  Buf<float> parts(R * cols);
+  RK_LAUNCH(Independent, linear_blocks(R * cols), 1, kLinear, 1, 0, column_partial_sums, src, rows,
+            cols, cols, chunk, parts.get());
+  RK_LAUNCH(Independent, linear_blocks(cols), 1, kLinear, 1, 0, column_sums, parts.get(), R, cols,
+            cols, db);
+}
+
+// C[M, N] (+)= A B with A(i, k) = ta ? a[k*lda + i] : a[i*lda + k] and B likewise
+// (GemmArgs' convention); the masks, bias and beta are set on the result.
+inline GemmArgs gemm_args(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool ta,
+                          const float* b, int64_t ldb, bool tb, float* c, int64_t ldc) {
+  GemmArgs g;
+  g.M = M;
+  g.N = N;
+  g.K = K;
+  g.a = a;
+  g.lda = lda;
+  g.ta = ta;
+  g.b = b;
+  g.ldb = ldb;
+  g.tb = tb;
+  g.c = c;
+  g.ldc = ldc;
+  return g;
+}
+
+// Gate g's block of columns [g*H, (g+1)*H) of a row-major [rows, GH] matrix.
+inline GemmArgs gate_cols(GemmArgs g, int gate, int64_t H, bool b_side, bool c_side) {
+  if (b_side) g.b += g.tb ? gate * H * g.ldb : gate * H;
+  if (c_side) g.c += gate * H;
+  return g;
+}
+
+template <Mode M>
+void launch_step(const StepArgs& s) {
+  RK_LAUNCH(Block, cdiv(s.H, kStepU), cdiv(s.N, kStepR), kStepU, kStepTY, step_smem<M>(),
+            step_forward<M>, s);
+}
+
+template <Mode M>
+void launch_back(const BackArgs& b) {
+  RK_LAUNCH(Independent, linear_blocks(b.N * b.H), 1, kLinear, 1, 0, step_backward<M>, b);
+}
+
+// The persistent family's partition for a loop (forward: resident U [H][ut][slots]
+// and `copies` staged copies of h; backward: U rows [GH][ut] and dG staged), or
+// blocks == 0 where it does not fit the device (or graphs are on). Auto: one
+// block while a step is at most 128k multiply-adds, else about 32k a block, at
+// most a block per SM; more blocks (fewer units each) until the resident slice, a
+// staged chunk of >= 32 k (or all of them) and the reduction fit one block's
+// shared memory and the grid is co-resident. A forced
+// partition that does not fit is an error, not a silent fallback.
+inline SeqPlan seq_plan(bool forward, const void* kernel, int64_t N, int64_t H, int64_t GH,
+                        int slots, int copies, int64_t width) {
+  SeqPlan none;
+  const PlanChoice choice = current_plan();
+  if (choice.kind == PlanChoice::Steps || graphs_on.load()) return none;
+  const DeviceLimits lim = Runtime::limits();
+  if (!lim.cooperative) return none;
+  const bool forced = choice.blocks > 0;
+  const int threads = forced ? choice.threads : lim.threads;
+  const int64_t G = GH / H;
+  const int64_t fma = N * G * H * H;
+  // one block (a block barrier a step, no grid one) while its work is small;
+  // else about 32k multiply-adds a block a step, at most a block per SM
+  const int64_t target = forced ? choice.blocks
+                       : fma <= 131072 ? 1
+                       : std::max<int64_t>(1, std::min<int64_t>((fma + 32767) / 32768, lim.sms));
+  int last_ut = 0;
+  for (int64_t blocks = target; blocks <= (forced ? target : std::max<int64_t>(target, lim.sms));
+       ++blocks) {
+    SeqPlan p;
+    p.ut = cdiv(H, blocks);
+    p.blocks = cdiv(H, p.ut);                       // <= blocks: the units spread evenly
+    if (p.ut == last_ut) continue;                  // the partition already tried
+    last_ut = p.ut;
+    p.threads = threads;
+    const int64_t pairs = N * p.ut;
+    p.ks = (int)std::max<int64_t>(1, std::min<int64_t>(threads / pairs, width / 8));
+    const size_t fixed = forward ? seq_forward_smem(p, slots, 0, N, H) : seq_backward_smem(p, 0, GH);
+    const int64_t rows = forward ? copies * N : N;
+    // the widest chunk whose rows fit: forward pitch kc (+1), backward pitch a
+    // multiple of 32 plus 4 (seq_pitch4), the backward's chunks multiples of 4
+    const int64_t per_row = fixed < lim.smem ? (int64_t)((lim.smem - fixed) / sizeof(float)) / rows : 0;
+    const bool by4 = !forward || seq_vec(H);   // pitch seq_pitch4, chunks multiples of 4
+    int64_t kc = by4 ? (per_row - 4) / 32 * 32 : per_row - 1;
+    if (choice.kc > 0) kc = std::min<int64_t>(kc, choice.kc);
+    kc = std::min<int64_t>(kc, width);
+    if (by4 && kc < width && kc > 4) kc = kc / 4 * 4;
+    if (kc >= std::min<int64_t>(width, forced ? 1 : 32)) {
+      p.kc = (int)kc;
+      const size_t smem = forward ? seq_forward_smem(p, slots, copies, N, H)
+                                  : seq_backward_smem(p, N, GH);
+      if (smem <= lim.smem && p.blocks <= Runtime::coresident_blocks(kernel, threads, smem))
+        return p;
+    }
+  }
+  if (forced)
+    throw std::runtime_error("rnnkern: the forced plan " + plan() +
+                             " does not fit this device for this layer");
+  if (choice.kind == PlanChoice::Persistent)
+    throw std::runtime_error("rnnkern: plan 'persistent' does not fit this device for this layer");
+  return none;
+}
+
+template <Mode M>
+bool seq_forward_as(SeqArgs q) {
+  if (q.T == 0) return false;
+  const StepArgs& b = q.base;
+  const int copies = b.rmask ? kStepGates<M> : 1;
+  q.plan = seq_plan(true, (const void*)&seq_forward<M>, b.N, b.H, b.GH, kSeqSlots<M>, copies, b.H);
+  if (q.plan.blocks == 0) return false;
+  RK_LAUNCH_GRID(q.plan.blocks, 1, q.plan.threads, 1,
+                 seq_forward_smem(q.plan, kSeqSlots<M>, copies, b.N, b.H), seq_forward<M>, q);
+  persistent_launches.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+template <Mode M>
+bool seq_backward_as(SeqBackArgs q) {
+  if (q.T == 0) return false;
+  const BackArgs& b = q.base;
+  const int64_t width = M == Mode::GruRB1 ? 2 * b.H : b.GH;
+  q.plan = seq_plan(false, (const void*)&seq_backward<M>, b.N, b.H, b.GH, 1, 1, width);
+  if (q.plan.blocks == 0) return false;
+  RK_LAUNCH_GRID(q.plan.blocks, 1, q.plan.threads, 1, seq_backward_smem(q.plan, b.N, b.GH),
+                 seq_backward<M>, q);
+  persistent_launches.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+}  // namespace
+
+}  // namespace RK_GPU_NS
+}  // namespace rnnkern

@@ -1,0 +1,447 @@
+// rnnkern — the persistent time-loop family of the GPU backends (seq_forward,
+// seq_backward and their shared pieces), written against compat.cuh like
+// kernels.cuh, whose step math (step_point, back_point) it calls.
+#pragma once
+
+#include "kernels.cuh"
+
+namespace rnnkern {
+namespace RK_GPU_NS {
+
+// ------------------------------------------- the persistent family: one launch a sequence
+// A grid of plan.blocks blocks, all resident at once (a grid-cooperative launch),
+// runs every step of the sequence. Block b owns the hidden units
+// [b*ut, (b+1)*ut), every gate of them, so the cell's pointwise step stays inside
+// the block (step_point / back_point, the same as the per-step kernels), and it
+// keeps the slice of U those units need in shared memory for the whole sequence:
+// U is read from memory once, not once a step. A step: every block stages the
+// exchanged rows (h_{t-1} forward, dG_t backward) in shared memory, a k chunk at
+// a time where all of it does not fit; each thread sums the products of one
+// (row, unit) pair over its share of k (plan.ks threads a pair); a fixed-order
+// reduction over those shares and the pointwise step follow; the grid meets at one
+// barrier (a block barrier when the grid is one block). Fixed partition and
+// order: bitwise the same result every run.
+// U slots a unit keeps in the forward's resident slice: the gates as one
+// 16-byte vector (GRU: z r h and a zero), SimpleRNN one.
+template <Mode M>
+inline constexpr int kSeqSlots = M == Mode::Simple ? 1 : 4;
+
+// The row stride of a staged chunk: odd, so rows of one k fall in distinct banks.
+RK_HD_INLINE int64_t seq_pitch(int kc) { return kc % 2 ? kc : kc + 1; }
+// The backward's row strides, 4 more than a multiple of 32 floats: 16-byte
+// aligned, and the rows of 8 lanes' 16-byte loads fall in distinct banks.
+RK_HD_INLINE int64_t seq_pitch4(int64_t w) { return (w + 31) / 32 * 32 + 4; }
+// Whether the forward reads h four k at a time (16-byte loads): H a multiple of 4.
+RK_HD_INLINE bool seq_vec(int64_t H) { return H % 4 == 0; }
+// The forward's staged row stride: seq_pitch4 when it reads 16 bytes at a time.
+RK_HD_INLINE int64_t seq_fwd_pitch(int kc, int64_t H) {
+  return seq_vec(H) ? seq_pitch4(kc) : seq_pitch(kc);
+}
+
+// Shared memory of the forward: resident U [H][ut][slots], the staged rows
+// [copies][N][pitch] (a copy per gate where recurrent dropout masks them), the
+// reduction [ks][threads/ks][4].
+RK_HD_INLINE size_t seq_forward_smem(const SeqPlan& p, int slots, int copies, int64_t N,
+                                     int64_t H) {
+  return ((size_t)H * p.ut * slots + (size_t)copies * N * seq_fwd_pitch(p.kc, H) +
+          (p.ks > 1 ? (size_t)p.threads * 4 : 0)) * sizeof(float);
+}
+// ... of the backward: resident U rows [ut][pitch4(GH)], the staged dG rows
+// [N][pitch4(kc)], the reduction [ks][threads/ks][4].
+RK_HD_INLINE size_t seq_backward_smem(const SeqPlan& p, int64_t N, int64_t GH) {
+  return ((size_t)seq_pitch4(GH) * p.ut + (size_t)N * seq_pitch4(p.kc) +
+          (p.ks > 1 ? (size_t)p.threads * 4 : 0)) * sizeof(float);
+}
+
+RK_DEV void seq_barrier() {
+  if (RK_GDX * RK_GDY == 1)
+    RK_SYNC();
+  else
+    RK_GRID_SYNC();
+}
+
+RK_DEV int seq_tid() { return RK_TY * RK_BDX + RK_TX; }
+RK_DEV int seq_nthr() { return RK_BDX * RK_BDY; }
+
+// Stages rows [0, N) x columns [c0, c0 + kn) of src (row stride ld) into
+// dst[r * pitch + cc], `copies` times, copy g scaled by scale[g * scale_stride +
+// n * scale_ld + c0 + cc] when scale is given. A warp takes 4 rows at a time and
+// each lane keeps 4 x 8 loads in flight before it stores (no division an element).
+RK_DEV void seq_stage(float* dst, int64_t pitch, const float* src, int64_t ld, int64_t N,
+                      int64_t c0, int kn, int copies, const float* scale, int64_t scale_stride,
+                      int64_t scale_ld) {
+  constexpr int kLanes = 32, kRows = 4, kCols = 8;
+  const int tid = seq_tid(), nthr = seq_nthr();
+  const int lane = tid % kLanes, warps = (nthr + kLanes - 1) / kLanes;
+  const int64_t rows = (int64_t)copies * N;
+  for (int64_t r0 = (int64_t)(tid / kLanes) * kRows; r0 < rows; r0 += (int64_t)warps * kRows) {
+    const float* sp[kRows];
+    const float* mp[kRows];
+    RK_UNROLL
+    for (int i = 0; i < kRows; ++i) {
+      const int64_t r = r0 + i < rows ? r0 + i : r0, g = r / N, n = r - g * N;
+      sp[i] = src + n * ld + c0;
+      mp[i] = scale ? scale + g * scale_stride + n * scale_ld + c0 : nullptr;
+    }
+    for (int c = lane; c < kn; c += kCols * kLanes) {
+      float v[kRows][kCols];
+      RK_UNROLL
+      for (int i = 0; i < kRows; ++i)
+        RK_UNROLL
+        for (int u = 0; u < kCols; ++u) {
+          const int cc = c + u * kLanes;
+          v[i][u] = (r0 + i < rows && cc < kn) ? rk_ldcg(sp[i] + cc) : 0.0f;
+        }
+      if (scale) {
+        RK_UNROLL
+        for (int i = 0; i < kRows; ++i)
+          RK_UNROLL
+          for (int u = 0; u < kCols; ++u) {
+            const int cc = c + u * kLanes;
+            if (r0 + i < rows && cc < kn) v[i][u] *= mp[i][cc];
+          }
+      }
+      RK_UNROLL
+      for (int i = 0; i < kRows; ++i)
+        RK_UNROLL
+        for (int u = 0; u < kCols; ++u) {
+          const int cc = c + u * kLanes;
+          if (r0 + i < rows && cc < kn) dst[(r0 + i) * pitch + cc] = v[i][u];
+        }
+    }
+  }
+}
+
+// Sums this thread's share over the ks threads of its pair in a fixed order
+// (share 0 first); the sums land in share 0's acc. Every thread of the block calls it.
+template <int NG>
+RK_DEV void seq_reduce(float* red, const SeqPlan& p, int q, int pi, float* acc) {
+  if (p.ks == 1) return;
+  const int pr = p.threads / p.ks;
+  RK_SYNC();
+  if (q < p.ks) {
+    RK_UNROLL
+    for (int g = 0; g < NG; ++g) red[(q * pr + pi) * 4 + g] = acc[g];
+  }
+  RK_SYNC();
+  if (q == 0) {
+    RK_UNROLL
+    for (int g = 0; g < NG; ++g) {
+      float v = red[pi * 4 + g];
+      for (int r = 1; r < p.ks; ++r) v += red[(r * pr + pi) * 4 + g];
+      acc[g] = v;
+    }
+  }
+}
+
+// One phase of a forward step in the persistent family (M: Simple, Lstm, GruRA,
+// GruRB1, GruRB2): the products of this mode's gates over a's rows for the
+// block's units, then step_point. ures is the resident slice, SLOTS its gates
+// a unit.
+template <Mode M, int SLOTS>
+RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
+                              const float* ures, float* hs, float* red) {
+  constexpr int NG = kStepGates<M>, G0 = kFirstGate<M>;
+  const int64_t N = a.N, H = a.H, NH = N * H;
+  const int copies = a.rmask ? NG : 1;
+  const int ut = p.ut, pr = p.threads / p.ks, tid = seq_tid();
+  const int q = tid / pr, pi = tid % pr;
+  const int64_t pairs = N * ut, pitch = seq_fwd_pitch(p.kc, H);
+  const bool one_chunk = p.kc >= H;
+  // four k at a time: h as 16-byte loads, an accumulator a gate and k offset
+  const bool vec = copies == 1 && seq_vec(H) && p.kc % 4 == 0;
+  for (int64_t p0 = 0; p0 < pairs; p0 += pr) {
+    const int64_t pair = p0 + pi, n = pair / ut;
+    const int jj = (int)(pair % ut);
+    const bool active = q < p.ks && pair < pairs && j0 + jj < H;
+    float acc[NG];
+    RK_UNROLL
+    for (int g = 0; g < NG; ++g) acc[g] = 0.0f;
+    for (int64_t k0 = 0; k0 < H; k0 += p.kc) {
+      const int kn = (int)(H - k0 < p.kc ? H - k0 : p.kc);
+      if (!one_chunk || p0 == 0) {
+        RK_SYNC();
+        seq_stage(hs, pitch, a.a, H, N, k0, kn, copies,
+                  a.rmask ? a.rmask + G0 * NH : nullptr, NH, H);
+        RK_SYNC();
+      }
+      if (active) {
+        int share = (kn + p.ks - 1) / p.ks;
+        if (vec) share = (share + 3) / 4 * 4;
+        const int kb = q * share < kn ? q * share : kn;
+        const int ke = kb + share < kn ? kb + share : kn;
+        const float* hrow = hs + n * pitch;
+        const float* ub = ures + ((k0 + kb) * ut + jj) * SLOTS;
+        if (vec) {
+          float a4[4][NG];
+          RK_UNROLL
+          for (int i = 0; i < 4; ++i)
+            RK_UNROLL
+            for (int g = 0; g < NG; ++g) a4[i][g] = 0.0f;
+          for (int k = kb; k < ke; k += 4, ub += 4 * ut * SLOTS) {
+            const F4 h4 = rk_load4(hrow + k);
+            const float hv[4] = {h4.x, h4.y, h4.z, h4.w};
+            RK_UNROLL
+            for (int i = 0; i < 4; ++i) {
+              if constexpr (SLOTS == 4) {
+                const F4 u4 = rk_load4(ub + i * ut * SLOTS);
+                const float uv[4] = {u4.x, u4.y, u4.z, u4.w};
+                RK_UNROLL
+                for (int g = 0; g < NG; ++g) a4[i][g] += hv[i] * uv[G0 + g];
+              } else {
+                a4[i][0] += hv[i] * ub[i * ut];
+              }
+            }
+          }
+          RK_UNROLL
+          for (int g = 0; g < NG; ++g) acc[g] += (a4[0][g] + a4[1][g]) + (a4[2][g] + a4[3][g]);
+        } else if (copies == 1) {
+          RK_UNROLL_BY4
+          for (int k = kb; k < ke; ++k, ub += ut * SLOTS) {
+            const float hv = hrow[k];
+            if constexpr (SLOTS == 4) {
+              const F4 u4 = rk_load4(ub);
+              const float uv[4] = {u4.x, u4.y, u4.z, u4.w};
+              RK_UNROLL
+              for (int g = 0; g < NG; ++g) acc[g] += hv * uv[G0 + g];
+            } else {
+              acc[0] += hv * ub[0];
+            }
+          }
+        } else {
+          for (int k = kb; k < ke; ++k, ub += ut * SLOTS) {
+            RK_UNROLL
+            for (int g = 0; g < NG; ++g) acc[g] += hrow[g * N * pitch + k] * ub[G0 + g];
+          }
+        }
+      }
+    }
+    seq_reduce<NG>(red, p, q, pi, acc);
+    if (active && q == 0) step_point<M>(a, n, j0 + jj, acc);
+  }
+}
+
+// grid (plan.blocks), block (plan.threads), seq_forward_smem(...) bytes;
+// grid-cooperative. M is Simple, Lstm, GruRA, or GruRB1 for both GRU
+// reset_before phases (z and r, then U_h over r ⊙ h: a barrier between them).
+template <Mode M>
+RK_GLOBAL void seq_forward(SeqArgs q) {
+  const SeqPlan& p = q.plan;
+  constexpr int SLOTS = kSeqSlots<M>;
+  const StepArgs& b = q.base;
+  const int64_t H = b.H, N = b.N, G = b.GH / b.H;
+  const int64_t j0 = (int64_t)RK_BX * p.ut;
+  const int copies = b.rmask ? kStepGates<M> : 1;
+  float* ures = RK_SMEM(float);                       // [H][ut][SLOTS]
+  float* hs = ures + H * p.ut * SLOTS;                // [copies][N][pitch]
+  float* red = hs + copies * N * seq_fwd_pitch(p.kc, H);   // [threads][4]
+  const int tid = seq_tid(), nthr = seq_nthr();
+  for (int64_t e0 = tid; e0 < H * p.ut * SLOTS; e0 += 8 * (int64_t)nthr) {
+    float v[8];   // eight loads in flight before the stores
+    RK_UNROLL
+    for (int u = 0; u < 8; ++u) {
+      const int64_t e = e0 + (int64_t)u * nthr;
+      const int64_t k = e / (p.ut * SLOTS), j = j0 + (e / SLOTS) % p.ut;
+      const int g = (int)(e % SLOTS);
+      v[u] = (e < H * p.ut * SLOTS && j < H && g < G) ? b.u[k * b.GH + g * H + j] : 0.0f;
+    }
+    RK_UNROLL
+    for (int u = 0; u < 8; ++u)
+      if (e0 + (int64_t)u * nthr < H * p.ut * SLOTS) ures[e0 + (int64_t)u * nthr] = v[u];
+  }
+  for (int64_t s = 0; s < q.T; ++s) {
+    const StepArgs a = forward_step_args(q, s);
+    if constexpr (M == Mode::GruRB1) {
+      seq_forward_phase<Mode::GruRB1, SLOTS>(a, p, j0, ures, hs, red);
+      seq_barrier();
+      seq_forward_phase<Mode::GruRB2, SLOTS>(second_phase(a), p, j0, ures, hs, red);
+    } else {
+      seq_forward_phase<M, SLOTS>(a, p, j0, ures, hs, red);
+    }
+    seq_barrier();
+  }
+}
+
+// Everything the backward's steps need; step s's BackArgs are made from it
+// (backward_step_args), by the per-step loop and the persistent kernel alike.
+struct SeqBackArgs {
+  BackArgs base;                  // N, H, GH, act, ract, slot_stride, rmask
+  int64_t T = 0;
+  bool go_backwards = false, return_sequences = true, lstm = false;
+  const float* dytm = nullptr;    // [T, N, H] (return_sequences), or
+  const float* dylast = nullptr;  // [N, H]
+  const uint8_t* seen = nullptr;  // [T, N] or null
+  const uint8_t* mask = nullptr;  // [N, T] or null
+  const float* slots = nullptr;   // slot k of step s at slots + k*slot_stride + s*N*H
+  const float* states = nullptr;  // [T+1, N, H]
+  const float* cstates = nullptr; // LSTM
+  float* dgx = nullptr;           // [T, N, GH]
+  float* dgr = nullptr;           // [T, N, GH] (GRU r.a.; the others: dgx)
+  float* dh[2] = {nullptr, nullptr};  // [N, H] each: the carried d h, dh[0] = d h_T
+  float* dc[2] = {nullptr, nullptr};  // LSTM, likewise
+  float* drh = nullptr;           // [N, H] GRU r.b.
+  const float* u = nullptr;       // [H, GH]
+  SeqPlan plan;                   // the persistent family's partition
+};
+
+// Step s's arguments; cur: which of the two carried buffers holds d h_{s+1}.
+RK_HD_INLINE BackArgs backward_step_args(const SeqBackArgs& q, int64_t s, int cur) {
+  const int64_t N = q.base.N, NH = N * q.base.H;
+  const int64_t t = q.go_backwards ? q.T - 1 - s : s;
+  BackArgs b = q.base;
+  b.dh_in = q.dh[cur];
+  b.dy = q.return_sequences ? q.dytm + s * NH : (s == q.T - 1 ? q.dylast : nullptr);
+  b.seen = q.seen ? q.seen + s * N : nullptr;
+  b.mask = q.mask ? q.mask + t : nullptr;
+  b.mask_stride = q.T;
+  b.slots = q.slots + s * NH;
+  b.hprev = q.states + s * NH;
+  if (q.lstm) {
+    b.cprev = q.cstates + s * NH;
+    b.dc_in = q.dc[cur];
+    b.dc_out = q.dc[1 - cur];
+  }
+  b.dgx = q.dgx + s * N * q.base.GH;
+  b.dgr = q.dgr + s * N * q.base.GH;
+  b.dh_out = q.dh[1 - cur];
+  b.drh = q.drh;
+  return b;
+}
+
+// sum over k in [lo, hi) of d[k] u[k]: four accumulators over 16-byte loads when
+// vec (lo, hi, d and u multiples of 4), added in a fixed order.
+RK_DEV float seq_dot(const float* d, const float* u, int lo, int hi, bool vec) {
+  if (vec) {
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    RK_UNROLL_BY4
+    for (int k = lo; k < hi; k += 4) {
+      const F4 x = rk_load4(d + k), y = rk_load4(u + k);
+      a0 += x.x * y.x;
+      a1 += x.y * y.y;
+      a2 += x.z * y.z;
+      a3 += x.w * y.w;
+    }
+    return (a0 + a1) + (a2 + a3);
+  }
+  float a = 0.0f;
+  RK_UNROLL_BY4
+  for (int k = lo; k < hi; ++k) a += d[k] * u[k];
+  return a;
+}
+
+// The products of the backward for the block's units k: out[n, k] (+)= sum over
+// the gate columns c in [c_begin, c_end) of src[n, c] U[k, c], each gate's part
+// scaled by rmask[g, n, k] when given; accumulate: add to out, else store. ur
+// holds U's rows of the block's units ([ut][pitch4(GH)]).
+RK_DEV void seq_back_product(const BackArgs& b, const SeqPlan& p, int64_t j0, const float* ur,
+                             float* ds, float* red, const float* src, int64_t c_begin,
+                             int64_t c_end, const float* rmask, float* out, bool accumulate) {
+  const int64_t N = b.N, H = b.H, NH = N * H;
+  const int ut = p.ut, pr = p.threads / p.ks, tid = seq_tid();
+  const int q = tid / pr, pi = tid % pr;
+  const int64_t pairs = N * ut, pitch = seq_pitch4(p.kc), upitch = seq_pitch4(b.GH);
+  const int64_t width = c_end - c_begin;
+  const bool one_chunk = p.kc >= width;
+  const bool vec = H % 4 == 0 && p.kc % 4 == 0;   // every bound below a multiple of 4
+  for (int64_t p0 = 0; p0 < pairs; p0 += pr) {
+    const int64_t pair = p0 + pi, n = pair / ut;
+    const int jj = (int)(pair % ut);
+    const bool active = q < p.ks && pair < pairs && j0 + jj < H;
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};    // per gate with rmask, else acc[0]
+    for (int64_t k0 = 0; k0 < width; k0 += p.kc) {
+      const int kn = (int)(width - k0 < p.kc ? width - k0 : p.kc);
+      if (!one_chunk || p0 == 0) {
+        RK_SYNC();
+        seq_stage(ds, pitch, src, b.GH, N, c_begin + k0, kn, 1, nullptr, 0, 0);
+        RK_SYNC();
+      }
+      if (active) {
+        int share = (kn + p.ks - 1) / p.ks;
+        if (vec) share = (share + 3) / 4 * 4;
+        const int kb = q * share < kn ? q * share : kn;
+        const int ke = kb + share < kn ? kb + share : kn;
+        const float* drow = ds + n * pitch;
+        const float* urow = ur + jj * upitch + c_begin + k0;
+        if (!rmask) {
+          acc[0] += seq_dot(drow, urow, kb, ke, vec);
+        } else {   // per gate: its columns of this chunk are [g*H - c0, (g+1)*H - c0)
+          const int64_t c0 = c_begin + k0;
+          RK_UNROLL
+          for (int g = 0; g < 4; ++g) {
+            const int64_t lo = g * H - c0 > kb ? g * H - c0 : kb;
+            const int64_t hi = (g + 1) * H - c0 < ke ? (g + 1) * H - c0 : ke;
+            if (lo < hi) acc[g] += seq_dot(drow, urow, (int)lo, (int)hi, vec);
+          }
+        }
+      }
+    }
+    seq_reduce<4>(red, p, q, pi, acc);
+    if (active && q == 0) {
+      const int64_t e = n * H + j0 + jj;
+      float v = acc[0];
+      if (rmask) {
+        v = 0.0f;
+        RK_UNROLL
+        for (int g = 0; g < 4; ++g)
+          if (g * H >= c_begin && g * H < c_end) v += acc[g] * rmask[g * NH + e];
+      }
+      out[e] = accumulate ? out[e] + v : v;
+    }
+  }
+}
+
+// grid (plan.blocks), block (plan.threads), seq_backward_smem(...) bytes;
+// grid-cooperative. The reverse time loop of the persistent family: per step the
+// pointwise backward of the block's units, a barrier, d h_prev of those units
+// from every unit's dG (GRU reset_before: d(rh) first, a second barrier between).
+// M is Simple, Lstm, GruRA, or GruRB1 for both GRU reset_before phases.
+template <Mode M>
+RK_GLOBAL void seq_backward(SeqBackArgs q) {
+  const SeqPlan& p = q.plan;
+  const BackArgs& b0 = q.base;
+  const int64_t H = b0.H, N = b0.N, GH = b0.GH;
+  const int64_t j0 = (int64_t)RK_BX * p.ut;
+  const int ng_rec = M == Mode::GruRB1 ? 2 : (int)(GH / H);
+  const int64_t upitch = seq_pitch4(GH);
+  float* ur = RK_SMEM(float);                  // [ut][upitch]: ur[kk*upitch + c] = U[j0 + kk, c]
+  float* ds = ur + upitch * p.ut;              // [N][pitch4(kc)]
+  float* red = ds + N * seq_pitch4(p.kc);      // [threads][4]
+  const int tid = seq_tid(), nthr = seq_nthr();
+  for (int64_t kk = 0; kk < p.ut; ++kk)
+    for (int64_t c0 = tid; c0 < upitch; c0 += 8 * (int64_t)nthr) {
+      float v[8];   // eight loads in flight before the stores
+      RK_UNROLL
+      for (int u = 0; u < 8; ++u) {
+        const int64_t c = c0 + (int64_t)u * nthr;
+        v[u] = (j0 + kk < H && c < GH) ? q.u[(j0 + kk) * GH + c] : 0.0f;
+      }
+      RK_UNROLL
+      for (int u = 0; u < 8; ++u)
+        if (c0 + (int64_t)u * nthr < upitch) ur[kk * upitch + c0 + (int64_t)u * nthr] = v[u];
+    }
+  RK_SYNC();
+  int cur = 0;
+  for (int64_t s = q.T - 1; s >= 0; --s) {
+    const BackArgs b = backward_step_args(q, s, cur);
+    for (int64_t pair = tid; pair < N * p.ut; pair += nthr) {
+      const int64_t n = pair / p.ut, j = j0 + pair % p.ut;
+      if (j < H) back_point<M>(b, n * H + j);
+    }
+    seq_barrier();
+    if constexpr (M == Mode::GruRB1) {   // d(rh) = dah U_h^T, then dr
+      seq_back_product(b, p, j0, ur, ds, red, b.dgx, 2 * H, 3 * H, nullptr, q.drh, false);
+      RK_SYNC();
+      for (int64_t pair = tid; pair < N * p.ut; pair += nthr) {
+        const int64_t n = pair / p.ut, j = j0 + pair % p.ut;
+        if (j < H) back_point<Mode::GruRB2>(b, n * H + j);
+      }
+      seq_barrier();
+    }
+    seq_back_product(b, p, j0, ur, ds, red, b.dgr, 0, ng_rec * H, b.rmask, b.dh_out, true);
+    RK_SYNC();
+    cur = 1 - cur;
+  }
+}
+
+}  // namespace RK_GPU_NS
+}  // namespace rnnkern
