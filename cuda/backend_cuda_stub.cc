@@ -30,6 +30,7 @@ void set_plan(const std::string& plan) { parse_plan(plan); }
 std::string plan() { return "auto"; }
 long graph_reinstantiation_count() { return 0; }
 void clear_graphs() {}
+void mma_probe_run(const float*, const float*, const float*, float*, float*) { unavailable(); }
 void free_pool() {}
 void stream_synchronize(uintptr_t) { unavailable(); }
 void set_graphs(bool) {}

@@ -17,9 +17,21 @@
 //   rk_ldcg(p)       a global load that bypasses the SM's L1 (ld.global.cg): for
 //                    data other blocks of a persistent launch wrote since a barrier
 //   rk_load4(p)      four floats from a 16-byte aligned address as one load (F4)
-// No warp shuffles, no atomics, no tensor-core instructions: the emulation would
-// have to implement and test them too. Each kernel says in its comment which
-// launch kind it needs: independent threads, block-cooperative, grid-cooperative.
+// Warp level (block-cooperative or grid-cooperative launches, whole warps of 32;
+// a thread's lane is its linear id in the block mod 32):
+//   rk_lane()        this thread's lane
+//   rk_warp_sync()   __syncwarp(): the warp's threads meet
+//   rk_shfl_xor(v, m) the value v of lane (lane ^ m)
+//   rk_to_tf32(x)    x rounded to TF32 (cvt.rna.tf32.f32: 10 mantissa bits,
+//                    ties away from zero; the emulation does the same bit arithmetic)
+//   rk_mma_tf32(d, a, b)  d[4] += A B, one mma.sync.aligned.m16n8k8.row.col.f32.
+//                    tf32.tf32.f32 of the warp: for lane l, g = l/4, t = l%4,
+//                    a[r] = A(g + 8*(r%2), t + 4*(r/2)), b[r] = B(t + 4*r, g),
+//                    d[r] = D(g + 8*(r/2), 2*t + r%2) (A 16x8, B 8x8, D 16x8);
+//                    A and B enter as TF32 (their low 13 bits ignored)
+// No atomics yet: the emulation would have to implement and test them too. Each
+// kernel says in its comment which launch kind it needs: independent threads,
+// block-cooperative, grid-cooperative.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +66,13 @@ struct alignas(16) F4 {
   float x, y, z, w;
 };
 namespace {  // this build's own (the cuda build's are device functions)
+inline int rk_lane() { return ::rnnkern::emu::lane(); }
+inline void rk_warp_sync() { ::rnnkern::emu::warp_sync(); }
+inline float rk_shfl_xor(float v, int mask) { return ::rnnkern::emu::shfl_xor(v, mask); }
+inline float rk_to_tf32(float x) { return ::rnnkern::emu::to_tf32(x); }
+inline void rk_mma_tf32(float* d, const float* a, const float* b) {
+  ::rnnkern::emu::mma_tf32(d, a, b);
+}
 inline float rk_ldcg(const float* p) { return *p; }
 inline F4 rk_load4(const float* p) {
   F4 v;
@@ -91,6 +110,26 @@ struct alignas(16) F4 {
   float x, y, z, w;
 };
 __device__ __forceinline__ float rk_ldcg(const float* p) { return __ldcg(p); }
+__device__ __forceinline__ int rk_lane() {
+  return (int)((threadIdx.y * blockDim.x + threadIdx.x) % 32u);
+}
+__device__ __forceinline__ void rk_warp_sync() { __syncwarp(); }
+__device__ __forceinline__ float rk_shfl_xor(float v, int mask) {
+  return __shfl_xor_sync(0xffffffffu, v, mask);
+}
+__device__ __forceinline__ float rk_to_tf32(float x) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return __uint_as_float(r);
+}
+__device__ __forceinline__ void rk_mma_tf32(float* d, const float* a, const float* b) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(__float_as_uint(a[0])), "r"(__float_as_uint(a[1])), "r"(__float_as_uint(a[2])),
+        "r"(__float_as_uint(a[3])), "r"(__float_as_uint(b[0])), "r"(__float_as_uint(b[1])));
+}
 __device__ __forceinline__ F4 rk_load4(const float* p) { return *reinterpret_cast<const F4*>(p); }
 }  // namespace rnnkern
 

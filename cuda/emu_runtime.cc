@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <thread>
@@ -21,6 +23,82 @@ void sync_block() {
 void sync_grid() {
   if (!tls.grid) throw std::logic_error("rnnkern cuda-emu: RK_GRID_SYNC outside a grid launch");
   tls.grid->arrive_and_wait();
+}
+
+int lane() { return (tls.ty * tls.bdx + tls.tx) % 32; }
+
+namespace {
+Warp& my_warp(bool full) {
+  if (!tls.warp) throw std::logic_error("rnnkern cuda-emu: a warp operation outside a cooperative launch");
+  if (full && tls.warp->size != 32)
+    throw std::logic_error("rnnkern cuda-emu: mma.sync needs a whole warp of 32 threads");
+  return *tls.warp;
+}
+
+uint32_t bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  return u;
+}
+float from_bits(uint32_t u) {
+  float x;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
+// what the tensor core reads of a TF32 operand: the top 19 bits
+float tf32_operand(float x) { return from_bits(bits(x) & 0xffffe000u); }
+}  // namespace
+
+void warp_sync() { my_warp(false).bar.arrive_and_wait(); }
+
+float shfl_xor(float v, int mask) {
+  Warp& w = my_warp(false);
+  const int l = lane();
+  w.buf[l] = v;
+  w.bar.arrive_and_wait();
+  const int src = l ^ mask;
+  const float r = src < w.size ? w.buf[src] : v;
+  w.bar.arrive_and_wait();   // every lane has read before the buffer is reused
+  return r;
+}
+
+// cvt.rna.tf32.f32: keep 10 mantissa bits, rounding to nearest with ties away from
+// zero (adding half the dropped range to the magnitude bits does exactly that);
+// Inf and NaN unchanged.
+float to_tf32(float x) {
+  const uint32_t u = bits(x);
+  if ((u & 0x7f800000u) == 0x7f800000u) return x;
+  return from_bits((u + 0x1000u) & 0xffffe000u);
+}
+
+// One m16n8k8 TF32 mma of the warp: every lane posts its fragments, then computes
+// its four outputs from the whole tile, k in order, in float32 (products of TF32
+// operands are exact in float32; the device's order of the eight additions is
+// its own, so device and emulation agree to rounding, not bitwise).
+void mma_tf32(float* d, const float* a, const float* b) {
+  Warp& w = my_warp(true);
+  const int l = lane();
+  float* mine = w.buf + l * 8;
+  for (int r = 0; r < 4; ++r) mine[r] = a[r];
+  mine[4] = b[0];
+  mine[5] = b[1];
+  w.bar.arrive_and_wait();
+  auto A = [&](int row, int k) {   // a[r] of lane (row%8)*4 + k%4, r = row/8 + 2*(k/4)
+    return tf32_operand(w.buf[((row % 8) * 4 + k % 4) * 8 + row / 8 + 2 * (k / 4)]);
+  };
+  auto B = [&](int k, int col) {   // b[r] of lane col*4 + k%4, r = k/4
+    return tf32_operand(w.buf[(col * 4 + k % 4) * 8 + 4 + k / 4]);
+  };
+  const int g = l / 4, t = l % 4;
+  float out[4];
+  for (int r = 0; r < 4; ++r) {
+    const int row = g + 8 * (r / 2), col = 2 * t + r % 2;
+    float acc = d[r];
+    for (int k = 0; k < 8; ++k) acc += A(row, k) * B(k, col);
+    out[r] = acc;
+  }
+  w.bar.arrive_and_wait();   // every lane has read before the buffer is reused
+  for (int r = 0; r < 4; ++r) d[r] = out[r];
 }
 
 namespace {
@@ -162,6 +240,7 @@ void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes, std::function<v
         tls.smem = smem.get();
         tls.block = nullptr;
         tls.grid = nullptr;
+        tls.warp = nullptr;
         body();
       }
     }
@@ -171,12 +250,15 @@ void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes, std::function<v
   if (kind == Launch::Block) {
     auto smem = smem_buffer(smem_bytes);
     Barrier bar(nt);
+    std::vector<std::unique_ptr<Warp>> warps;
+    for (int w = 0; w * 32 < nt; ++w) warps.emplace_back(new Warp(std::min(32, nt - w * 32)));
     pool().run(nt, [&](int t) {
       for (int b = 0; b < nb; ++b) {
         set_ids(tls, grid, block, b, t);
         tls.smem = smem.get();
         tls.block = &bar;
         tls.grid = nullptr;
+        tls.warp = warps[t / 32].get();
         body();
         bar.arrive_and_wait();  // the block is done before the next reuses smem
       }
@@ -186,9 +268,12 @@ void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes, std::function<v
   // Grid: everything alive at once.
   std::vector<std::unique_ptr<float[]>> smem;
   std::vector<std::unique_ptr<Barrier>> bars;
+  std::vector<std::unique_ptr<Warp>> warps;   // block b's warp w at b * wpb + w
+  const int wpb = (nt + 31) / 32;
   for (int b = 0; b < nb; ++b) {
     smem.push_back(smem_buffer(smem_bytes));
     bars.emplace_back(new Barrier(nt));
+    for (int w = 0; w < wpb; ++w) warps.emplace_back(new Warp(std::min(32, nt - w * 32)));
   }
   Barrier grid_bar(nb * nt);
   pool().run(nb * nt, [&](int i) {
@@ -197,6 +282,7 @@ void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes, std::function<v
     tls.smem = smem[b].get();
     tls.block = bars[b].get();
     tls.grid = &grid_bar;
+    tls.warp = warps[b * wpb + t / 32].get();
     body();
   });
 }

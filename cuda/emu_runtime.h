@@ -54,17 +54,34 @@ class Barrier {
   uint64_t gen_ = 0;
 };
 
+// A warp of a cooperative launch: its barrier (rk_warp_sync, and the two meetings
+// of every exchange) and the buffer its lanes exchange values through.
+struct Warp {
+  explicit Warp(int n) : bar(n), size(n) {}
+  Barrier bar;
+  int size;
+  float buf[32 * 8] = {};
+};
+
 // What a kernel body reads through RK_TX and friends: this OS thread's CUDA thread.
 struct ThreadState {
   int tx = 0, ty = 0, bx = 0, by = 0, bdx = 1, bdy = 1, gdx = 1, gdy = 1;
   void* smem = nullptr;
   Barrier* block = nullptr;
   Barrier* grid = nullptr;
+  Warp* warp = nullptr;   // cooperative launches: this thread's warp
 };
 extern thread_local ThreadState tls;
 
 void sync_block();
 void sync_grid();
+
+// The warp-level operations of compat.cuh (see there for their contracts).
+int lane();
+void warp_sync();
+float shfl_xor(float v, int mask);
+float to_tf32(float x);
+void mma_tf32(float* d, const float* a, const float* b);
 
 // Runs body once per CUDA thread of the grid (body reads its ids from tls), or,
 // while this thread captures a Graph, records the launch for the graph's replay.

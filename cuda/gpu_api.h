@@ -54,6 +54,11 @@ struct DeviceLimits {
   void device_free(void* p);                                                            \
   void device_copy(void* dst, const void* src, size_t bytes, int kind);                 \
   bool device_accessible(const void* p, size_t bytes);                                  \
+  /* the tensor-core fragment API's probe (cuda/kernels.cuh mma_probe): one TF32 */    \
+  /* m16n8k8 mma D = C + A B (A [16,8], B [8,8], C, D [16,8]) and two warp shuffles */  \
+  /* into shfl [32], on host arrays */                                                  \
+  void mma_probe_run(const float* A, const float* B, const float* C, float* D,          \
+                     float* shfl);                                                      \
   /* the device this thread's calls run on (cuda-emu: 0) */                             \
   int device_ordinal();
 

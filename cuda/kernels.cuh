@@ -469,6 +469,29 @@ RK_GLOBAL void step_backward(BackArgs b) {
   for (; e < NH; e += stride) back_point<M>(b, e);
 }
 
+// ------------------------------------------------------- the fragment API's probe
+// One warp: D = C + A B as one m16n8k8 TF32 mma (A 16x8, B 8x8, C and D 16x8, all
+// row-major), operands rounded to TF32 first and placed by compat.cuh's lane
+// ownership; and shfl[l] = (l ^ 1) + 100 (l ^ 16) through two rk_shfl_xor. What the
+// tests check the fragment API with, on cuda-emu and on a device.
+// grid (1), block (32), block-cooperative.
+RK_GLOBAL void mma_probe(const float* A, const float* B, const float* C, float* D, float* shfl) {
+  const int l = rk_lane(), g = l / 4, t = l % 4;
+  float a[4], b[2], d[4];
+  RK_UNROLL
+  for (int r = 0; r < 4; ++r) {
+    a[r] = rk_to_tf32(A[(g + 8 * (r % 2)) * 8 + t + 4 * (r / 2)]);
+    d[r] = C[(g + 8 * (r / 2)) * 8 + 2 * t + r % 2];
+  }
+  RK_UNROLL
+  for (int r = 0; r < 2; ++r) b[r] = rk_to_tf32(B[(t + 4 * r) * 8 + g]);
+  rk_mma_tf32(d, a, b);
+  RK_UNROLL
+  for (int r = 0; r < 4; ++r) D[(g + 8 * (r / 2)) * 8 + 2 * t + r % 2] = d[r];
+  shfl[l] = rk_shfl_xor((float)l, 1) + 100.0f * rk_shfl_xor((float)l, 16);
+  rk_warp_sync();
+}
+
 // ---------------------------------------------------------------- small kernels
 RK_DEV int64_t global_id() {
   return ((int64_t)RK_BY * RK_GDX + RK_BX) * RK_BDX * RK_BDY + RK_TY * RK_BDX + RK_TX;

@@ -399,5 +399,18 @@ bool seq_backward_as(SeqBackArgs q) {
 
 }  // namespace
 
+// The fragment API's probe (kernels.cuh mma_probe) on host arrays: A [16, 8],
+// B [8, 8], C and D [16, 8], shfl [32].
+void mma_probe_run(const float* A, const float* B, const float* C, float* D, float* shfl) {
+  Buf<float> a(16 * 8), b(8 * 8), c(16 * 8), d(16 * 8), s(32);
+  a.upload(A);
+  b.upload(B);
+  c.upload(C);
+  RK_LAUNCH(Block, 1, 1, 32, 1, 0, mma_probe, (const float*)a.get(), (const float*)b.get(),
+            (const float*)c.get(), d.get(), s.get());
+  d.download(D);
+  s.download(shfl);
+}
+
 }  // namespace RK_GPU_NS
 }  // namespace rnnkern

@@ -13,12 +13,14 @@
 //   g++ -std=c++20 -O1 -g -fsanitize=thread -Icsrc/include -Icuda
 //       tests/cpp/emu_selftest.cc cuda/backend_emu.cc cuda/emu_runtime.cc -o emu_selftest
 // (one line; .ci/run builds it this way)
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <random>
 #include <vector>
 
+#include "emu_runtime.h"
 #include "gpu_api.h"
 
 using namespace rnnkern;
@@ -177,6 +179,41 @@ int main() {
   if (gpu_emu::graph_update_count() == 0) {   // the same T again: the cached graph updated
     std::printf("FAIL: no cached graph was updated in place\n");
     ++failures;
+  }
+  // the fragment API: TF32 rounding (ties away from zero, Inf/NaN kept), one m16n8k8
+  // mma against a double-precision product of the rounded operands, two shuffles
+  {
+    const float one = 1.0f, tie = 1.0f + std::ldexp(1.0f, -11), below = 1.0f + std::ldexp(1.0f, -12);
+    const float up = 1.0f + std::ldexp(1.0f, -10), inf = INFINITY;
+    const bool ok = emu::to_tf32(tie) == up && emu::to_tf32(-tie) == -up &&
+                    emu::to_tf32(below) == one && emu::to_tf32(one) == one &&
+                    emu::to_tf32(inf) == inf && std::isnan(emu::to_tf32(NAN));
+    if (!ok) {
+      std::printf("FAIL: TF32 rounding\n");
+      ++failures;
+    }
+    std::mt19937 gen(3);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    std::vector<float> A(128), B(64), C(128), D(128), S(32);
+    for (float& v : A) v = u(gen);
+    for (float& v : B) v = u(gen);
+    for (float& v : C) v = u(gen);
+    gpu_emu::mma_probe_run(A.data(), B.data(), C.data(), D.data(), S.data());
+    double worst = 0.0;
+    for (int i = 0; i < 16; ++i)
+      for (int j = 0; j < 8; ++j) {
+        double ref = C[i * 8 + j];
+        for (int k = 0; k < 8; ++k)
+          ref += (double)emu::to_tf32(A[i * 8 + k]) * (double)emu::to_tf32(B[k * 8 + j]);
+        worst = std::max(worst, std::fabs(ref - D[i * 8 + j]));
+      }
+    bool shfl_ok = true;
+    for (int l = 0; l < 32; ++l) shfl_ok = shfl_ok && S[l] == (float)(l ^ 1) + 100.0f * (float)(l ^ 16);
+    if (!(worst < 1e-5) || !shfl_ok) {
+      std::printf("FAIL: mma probe (max error %g), shuffles %s\n", worst, shfl_ok ? "ok" : "wrong");
+      ++failures;
+    }
+    ++cases;
   }
   std::printf("cuda-emu selftest: %d cases, %d failed\n", cases, failures);
   return failures ? 1 : 0;
