@@ -211,23 +211,60 @@ struct StepArgs {
   int64_t slot_stride = 0;
 };
 
-// The pointwise forward of one step at row n, unit j, given the recurrent products
-// acc[g] of this mode's gates (kStepGates<M> of them, from kFirstGate<M>): the cell
-// math of cells.h, the mask, the saved activations, the state and the output.
-// Every time-loop family calls it, so they agree on everything but the sum order.
+// What the pointwise forward of (n, j) reads besides the recurrent products: the
+// projections, h_prev, c_prev, GRU reset_before's m_h and z, the mask and seen
+// flags. step_in loads them; a family that calls it before its product hides
+// their latency behind the product instead of adding it to the step.
+struct StepIn {
+  float p[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  float hp = 0.0f, cp = 0.0f, mh = 1.0f, z = 0.0f, brec[3] = {0.0f, 0.0f, 0.0f};
+  bool m = true, seen = true;
+};
+
 template <Mode M>
-RK_DEV void step_point(const StepArgs& s, int64_t n, int64_t j, const float* acc) {
-  const int64_t NH = s.N * s.H;
+RK_DEV StepIn step_in(const StepArgs& s, int64_t n, int64_t j) {
+  constexpr int NP = M == Mode::Simple ? 1 : M == Mode::Lstm ? 4 : M == Mode::GruRA ? 3
+                   : M == Mode::GruRB1 ? 2 : 1;    // the projections the mode adds
   const int64_t e = n * s.H + j;
-  const float* p = s.p + n * s.GH + j;     // gate g's projection at p[g * H]
-  const float hp = s.hprev[e];
+  const float* p = s.p + n * s.GH + j;             // gate g's projection at p[g * H]
+  StepIn in;
+  RK_UNROLL
+  for (int g = 0; g < NP; ++g) in.p[g] = p[g * s.H];
+  in.hp = s.hprev[e];
+  if constexpr (M == Mode::Lstm) in.cp = s.cprev[e];
+  if constexpr (M == Mode::GruRA) {
+    if (s.brec) {
+      RK_UNROLL
+      for (int g = 0; g < 3; ++g) in.brec[g] = s.brec[g * s.H + j];
+    }
+  }
+  if constexpr (M == Mode::GruRB1) {
+    if (s.rmask) in.mh = s.rmask[2 * s.N * s.H + e];
+  }
+  if constexpr (M == Mode::GruRB2) in.z = s.slots[e];
+  in.m = !s.mask || s.mask[n * s.mask_stride];
+  in.seen = !s.seen || s.seen[n];
+  return in;
+}
+
+// The pointwise forward of one step at row n, unit j, given the recurrent products
+// acc[g] of this mode's gates (kStepGates<M> of them, from kFirstGate<M>) and what
+// step_in loaded: the cell math of cells.h, the mask, the saved activations, the
+// state and the output. Every time-loop family calls it, so they agree on
+// everything but the sum order.
+template <Mode M>
+RK_DEV void step_point(const StepArgs& s, int64_t n, int64_t j, const float* acc,
+                       const StepIn& in) {
+  const int64_t e = n * s.H + j;
+  const float* p = in.p;
+  const float hp = in.hp;
   float h = hp, c = 0.0f;
   if constexpr (M == Mode::Simple) {
     h = simple_forward(s.act, p[0] + acc[0]);
     if (s.slots) s.slots[e] = h;
   } else if constexpr (M == Mode::Lstm) {
-    const LstmAct<float> v = lstm_forward(s.act, s.ract, p[0] + acc[0], p[s.H] + acc[1],
-                                          p[2 * s.H] + acc[2], p[3 * s.H] + acc[3], s.cprev[e]);
+    const LstmAct<float> v = lstm_forward(s.act, s.ract, p[0] + acc[0], p[1] + acc[1],
+                                          p[2] + acc[2], p[3] + acc[3], in.cp);
     h = v.h;
     c = v.c;
     if (s.slots) {
@@ -240,8 +277,8 @@ RK_DEV void step_point(const StepArgs& s, int64_t n, int64_t j, const float* acc
   } else if constexpr (M == Mode::GruRA) {
     float inner[3];
     RK_UNROLL
-    for (int g = 0; g < 3; ++g) inner[g] = acc[g] + (s.brec ? s.brec[g * s.H + j] : 0.0f);
-    const GruAct<float> v = gru_forward_reset_after(s.act, s.ract, p[0], p[s.H], p[2 * s.H],
+    for (int g = 0; g < 3; ++g) inner[g] = acc[g] + in.brec[g];
+    const GruAct<float> v = gru_forward_reset_after(s.act, s.ract, p[0], p[1], p[2],
                                                     inner[0], inner[1], inner[2]);
     h = gru_blend(v.z, hp, v.hh);
     if (s.slots) {
@@ -252,21 +289,20 @@ RK_DEV void step_point(const StepArgs& s, int64_t n, int64_t j, const float* acc
     }
   } else if constexpr (M == Mode::GruRB1) {
     // z and r, and rh = r ⊙ (h_prev ⊙ m_h) for the second phase; no state yet
-    const auto zr = gru_gates_reset_before(s.ract, p[0] + acc[0], p[s.H] + acc[1]);
+    const auto zr = gru_gates_reset_before(s.ract, p[0] + acc[0], p[1] + acc[1]);
     s.slots[e] = zr.z;
     s.slots[s.slot_stride + e] = zr.r;
-    s.slots[3 * s.slot_stride + e] = zr.r * hp * (s.rmask ? s.rmask[2 * NH + e] : 1.0f);
+    s.slots[3 * s.slot_stride + e] = zr.r * hp * in.mh;
     return;
   } else {  // GruRB2: a = rh, this kernel's gate is U_h
     const float hh = gru_candidate_reset_before(s.act, p[0], acc[0]);
     s.slots[2 * s.slot_stride + e] = hh;
-    h = gru_blend(s.slots[e], hp, hh);
+    h = gru_blend(in.z, hp, hh);
   }
-  const bool m = !s.mask || s.mask[n * s.mask_stride];
-  if (!m) h = hp;
+  if (!in.m) h = hp;
   s.hnext[e] = h;
-  if constexpr (M == Mode::Lstm) s.cnext[e] = m ? c : s.cprev[e];
-  if (s.y) s.y[e] = (!s.seen || s.seen[n]) ? h : 0.0f;
+  if constexpr (M == Mode::Lstm) s.cnext[e] = in.m ? c : in.cp;
+  if (s.y) s.y[e] = in.seen ? h : 0.0f;
 }
 
 // One block's tile of one step: units [u0, u0+16) of rows [n0, n0+16), every gate
@@ -319,7 +355,7 @@ RK_DEV void step_tile(const StepArgs& s, int64_t u0, int64_t n0, float* as, floa
   RK_UNROLL
   for (int r = 0; r < RPT; ++r) {
     const int64_t n = n0 + ty + kStepTY * r;
-    if (n < s.N) step_point<M>(s, n, j, acc[r]);
+    if (n < s.N) step_point<M>(s, n, j, acc[r], step_in<M>(s, n, j));
   }
 }
 

@@ -149,11 +149,15 @@ RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
   const int64_t pairs = N * ut, pitch = seq_fwd_pitch(p.kc, H);
   const bool one_chunk = p.kc >= H;
   // four k at a time: h as 16-byte loads, an accumulator a gate and k offset
-  const bool vec = copies == 1 && seq_vec(H) && p.kc % 4 == 0;
+  // (with recurrent dropout, one masked copy of h a gate, each read 16 bytes at a time)
+  const bool vec = seq_vec(H) && p.kc % 4 == 0;
   for (int64_t p0 = 0; p0 < pairs; p0 += pr) {
     const int64_t pair = p0 + pi, n = pair / ut;
     const int jj = (int)(pair % ut);
     const bool active = q < p.ks && pair < pairs && j0 + jj < H;
+    // the pointwise step's inputs, loaded now: their latency hides behind the product
+    StepIn in;
+    if (active && q == 0) in = step_in<M>(a, n, j0 + jj);
     float acc[NG];
     RK_UNROLL
     for (int g = 0; g < NG; ++g) acc[g] = 0.0f;
@@ -178,18 +182,43 @@ RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
           for (int i = 0; i < 4; ++i)
             RK_UNROLL
             for (int g = 0; g < NG; ++g) a4[i][g] = 0.0f;
-          for (int k = kb; k < ke; k += 4, ub += 4 * ut * SLOTS) {
-            const F4 h4 = rk_load4(hrow + k);
-            const float hv[4] = {h4.x, h4.y, h4.z, h4.w};
-            RK_UNROLL
-            for (int i = 0; i < 4; ++i) {
-              if constexpr (SLOTS == 4) {
-                const F4 u4 = rk_load4(ub + i * ut * SLOTS);
-                const float uv[4] = {u4.x, u4.y, u4.z, u4.w};
-                RK_UNROLL
-                for (int g = 0; g < NG; ++g) a4[i][g] += hv[i] * uv[G0 + g];
-              } else {
-                a4[i][0] += hv[i] * ub[i * ut];
+          if (copies == 1) {
+            for (int k = kb; k < ke; k += 4, ub += 4 * ut * SLOTS) {
+              const F4 h4 = rk_load4(hrow + k);
+              const float hv[4] = {h4.x, h4.y, h4.z, h4.w};
+              RK_UNROLL
+              for (int i = 0; i < 4; ++i) {
+                if constexpr (SLOTS == 4) {
+                  const F4 u4 = rk_load4(ub + i * ut * SLOTS);
+                  const float uv[4] = {u4.x, u4.y, u4.z, u4.w};
+                  RK_UNROLL
+                  for (int g = 0; g < NG; ++g) a4[i][g] += hv[i] * uv[G0 + g];
+                } else {
+                  a4[i][0] += hv[i] * ub[i * ut];
+                }
+              }
+            }
+          } else {   // recurrent dropout: gate g's masked copy of h
+            for (int k = kb; k < ke; k += 4, ub += 4 * ut * SLOTS) {
+              float hv[NG][4];
+              RK_UNROLL
+              for (int g = 0; g < NG; ++g) {
+                const F4 h4 = rk_load4(hrow + g * N * pitch + k);
+                hv[g][0] = h4.x;
+                hv[g][1] = h4.y;
+                hv[g][2] = h4.z;
+                hv[g][3] = h4.w;
+              }
+              RK_UNROLL
+              for (int i = 0; i < 4; ++i) {
+                if constexpr (SLOTS == 4) {
+                  const F4 u4 = rk_load4(ub + i * ut * SLOTS);
+                  const float uv[4] = {u4.x, u4.y, u4.z, u4.w};
+                  RK_UNROLL
+                  for (int g = 0; g < NG; ++g) a4[i][g] += hv[g][i] * uv[G0 + g];
+                } else {
+                  a4[i][0] += hv[0][i] * ub[i * ut];
+                }
               }
             }
           }
@@ -217,7 +246,7 @@ RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
       }
     }
     seq_reduce<NG>(red, p, q, pi, acc);
-    if (active && q == 0) step_point<M>(a, n, j0 + jj, acc);
+    if (active && q == 0) step_point<M>(a, n, j0 + jj, acc, in);
   }
 }
 
