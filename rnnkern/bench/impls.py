@@ -189,17 +189,40 @@ def dropout_impl_name(name, rate):
     return f"{name}{DROPOUT_SUFFIX}{rate:g}"
 
 
+GPU_BACKENDS = ("cuda", "cuda-emu")
+
+
+def _host(a):
+    """A result as a NumPy array (device arrays copied back; host arrays as they are)."""
+    if a is None or isinstance(a, np.ndarray):
+        return a
+    return a.numpy()
+
+
 def rnnkern_impl(backend_name, dropout=None):
     """rnnkern's kernels on one backend; with ``dropout`` (training only), Keras'
-    per-gate dropout masks of that rate (see dropout_masks) in the fused kernels."""
+    per-gate dropout masks of that rate (see dropout_masks) in the fused kernels.
+    On the GPU backends every array is put on the device once, before timing, and
+    the calls take and return device arrays (as cuDNN's rows keep torch tensors on
+    the device): a timed call is the kernels and a synchronize, no host copies."""
     def prepare(cell, mode, inp):
         from ..backends import get_backend
         be = get_backend(backend_name)
-        args = (cell, inp.x, inp.W, inp.U, inp.b, inp.h0, inp.c0, None)
+        on_gpu = backend_name in GPU_BACKENDS
+        if on_gpu:
+            from .._device import device_array
+
+            def up(a):
+                return None if a is None else device_array(a, backend_name)
+        else:
+            def up(a):
+                return a
+        args = (cell, up(inp.x), up(inp.W), up(inp.U), up(inp.b), up(inp.h0), up(inp.c0), None)
+        dy = up(inp.dy)
         masks = {}
         if dropout:
             im, rm = dropout_masks(inp, dropout)
-            masks = dict(input_masks=im, recurrent_masks=rm)
+            masks = dict(input_masks=up(im), recurrent_masks=up(rm))
         core = _rnnkern_core() if backend_name != "reference" else None
 
         def scratch():
@@ -208,25 +231,25 @@ def rnnkern_impl(backend_name, dropout=None):
         if mode == "inference":
             # as a layer predicts: U and W packed once, reused while the weights stay
             # (training repacks every call: the weights change every step)
-            packed = be.pack(cell, inp.U, True, inp.W)
+            packed = None if on_gpu else be.pack(cell, inp.U, True, inp.W)
 
             def fn():
                 y = be.forward(*args, packed, return_sequences=True, training=False)[0]
                 return y, scratch()
 
-            return Prepared(fn, lambda r: {"y": r[0]}, temp_bytes=lambda r: r[1])
+            return Prepared(fn, lambda r: {"y": _host(r[0])}, temp_bytes=lambda r: r[1])
 
         def fn():
             y, _, _, cache = be.forward(*args, return_sequences=True, training=True, **masks)
             s_fwd = scratch()
-            g = be.backward(cache, inp.dy)
+            g = be.backward(cache, dy)
             s_bwd = scratch()
             return y, g, cache, (None if s_fwd is None else max(s_fwd, s_bwd))
 
         def collect(r):
             y, g = r[0], r[1]
-            return {"y": y, "dx": g.dx, "dkernel": g.dkernel,
-                    "drecurrent_kernel": g.drecurrent_kernel, "dbias": g.dbias}
+            return {"y": _host(y), "dx": _host(g.dx), "dkernel": _host(g.dkernel),
+                    "drecurrent_kernel": _host(g.drecurrent_kernel), "dbias": _host(g.dbias)}
 
         def workspace(r):
             return getattr(r[2].inner, "nbytes", None)
