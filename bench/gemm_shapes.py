@@ -33,7 +33,7 @@ def main(reps=15):
         A, B = (a.T if ta else a), (b.T if tb else b)
         tA, tB = torch.from_numpy(a), torch.from_numpy(b)
         tA, tB = (tA.t() if ta else tA), (tB.t() if tb else tB)
-        fns = {"ours": lambda: _core.gemm(isa, a, b, bool(ta), bool(tb), 1),
+        fns = {"ours": lambda: _core.testing.gemm(isa, a, b, bool(ta), bool(tb), 1),
                "numpy": lambda: A @ B, "torch": lambda: torch.mm(tA, tB)}
         with ThreadControl(1):
             res = time_interleaved(fns, reps=reps, warmup=2)

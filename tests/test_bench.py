@@ -301,7 +301,7 @@ def test_plot(tmp_path, capsys):
 
 def test_peak(monkeypatch, capsys):
     from rnnkern import _core
-    if hasattr(_core, "peak_gflops") and set(_core.cpu_isas()) & {"avx2", "avx512"}:
+    if hasattr(_core.testing, "peak_gflops") and set(_core.cpu_isas()) & {"avx2", "avx512"}:
         peak, note = timing.measure_peak(0.05)
         assert peak and all(v > 0 for v in peak.values()) and note == ""
         assert main(["--peak", "--peak-seconds", "0.05", "--peak-gemm", "96"]) == 0
@@ -313,7 +313,7 @@ def test_peak(monkeypatch, capsys):
         assert any(r[0].startswith("rnnkern-") for r in rows) and any(r[0] == "numpy" for r in rows)
         assert all(float(r[-3]) > 0 for r in rows)
     # without the kernel: n/a, and % of peak left blank
-    monkeypatch.delattr(_core, "peak_gflops", raising=False)
+    monkeypatch.delattr(_core.testing, "peak_gflops", raising=False)
     peak, note = timing.measure_peak(0.05)
     assert peak == {} and note.startswith("n/a")
     assert main(["--peak"]) == 0

@@ -3,7 +3,7 @@ float — the value type of the CUDA thread bodies and of nothing else on the
 CPU, whose kernels use the SIMD types — against the float64 NumPy reference.
 
 One step of every cell, every activation and recurrent activation, both GRU
-variants, forward and backward, through _core._cell_step_float (elementwise over
+variants, forward and backward, through _core.testing.cell_step_float (elementwise over
 the N*H units of the step). The reference runs the same step as a layer of one
 timestep whose kernel is the identity (C = G*H), so its x IS the input part of
 the pre-activations and its dx IS d(pre-activation) as x W + b sees it.
@@ -100,7 +100,7 @@ def test_cell_step_float_forward_backward(case, rng):
         # d(r h_prev) = dhh U_h^T, the product between the two backward phases
         bw["drh"] = f32(flat(dpre_ref[:, 2 * H:] @ U[:, 2 * H:].T))
 
-    out = _core._cell_step_float(cell, act, ract, rst, **st["inputs"], **bw)
+    out = _core.testing.cell_step_float(cell, act, ract, rst, **st["inputs"], **bw)
 
     # forward: the activations kept for BPTT and the new state
     names = {"simple_rnn": {"h_new": "a"},
@@ -134,7 +134,7 @@ def test_cell_step_float_masked_carry(cell, reset_after, rng):
     mask = np.array([[True], [False], [True]])
     st = step(cell, "tanh", "sigmoid", reset_after, rng, mask=mask)
     m = flat(np.repeat(mask, H, axis=1))
-    out = _core._cell_step_float(cell, "tanh", "sigmoid", reset_after, **st["inputs"],
+    out = _core.testing.cell_step_float(cell, "tanh", "sigmoid", reset_after, **st["inputs"],
                                  mask=m, seen=m)
     assert_close(out["h"], flat(st["hT"]), "cell_step_f32", "h carried")
     assert_close(out["y"], flat(st["y"]), "cell_step_f32", "y")
@@ -143,7 +143,7 @@ def test_cell_step_float_masked_carry(cell, reset_after, rng):
         assert np.array_equal(out["c"], np.where(m, out["c_new"], st["inputs"]["c_prev"]))
 
     seen = rng.random(N * H) > 0.5
-    out = _core._cell_step_float(cell, "tanh", "sigmoid", reset_after, **st["inputs"],
+    out = _core.testing.cell_step_float(cell, "tanh", "sigmoid", reset_after, **st["inputs"],
                                  mask=m, seen=seen)
     h = np.where(m, out["h_new"], st["inputs"]["h_prev"])
     assert np.array_equal(out["h"], h)
@@ -153,9 +153,9 @@ def test_cell_step_float_masked_carry(cell, reset_after, rng):
 def test_cell_step_float_checks_its_arguments():
     z = np.zeros((4, 5), np.float32)
     with pytest.raises(ValueError, match="c_prev"):
-        _core._cell_step_float("lstm", "tanh", "sigmoid", False, z, np.zeros(5, np.float32))
+        _core.testing.cell_step_float("lstm", "tanh", "sigmoid", False, z, np.zeros(5, np.float32))
     with pytest.raises(ValueError, match="pre must have shape"):
-        _core._cell_step_float("gru", "tanh", "sigmoid", True, z, np.zeros(5, np.float32))
+        _core.testing.cell_step_float("gru", "tanh", "sigmoid", True, z, np.zeros(5, np.float32))
     with pytest.raises(ValueError, match="activation"):
-        _core._cell_step_float("simple_rnn", "softplus", "sigmoid", False, z[:1],
+        _core.testing.cell_step_float("simple_rnn", "softplus", "sigmoid", False, z[:1],
                                np.zeros(5, np.float32))

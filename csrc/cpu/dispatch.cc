@@ -114,12 +114,4 @@ void scratch_trim() {
 
 size_t scratch_last_call_bytes() { return t_scratch.last_call; }
 
-void scratch_release() {
-  for (ScratchBuf& b : t_scratch.buf) {
-    std::free(b.ptr);
-    b.ptr = nullptr;
-    b.cap = 0;
-  }
-}
-
 }  // namespace rnnkern

@@ -125,7 +125,6 @@ void scratch_trim();  // also ends the call's accounting (scratch_last_call_byte
 // at its largest request), bytes: what a call needs beyond its inputs, outputs
 // and workspace.
 size_t scratch_last_call_bytes();
-void scratch_release();  // frees every buffer of the calling thread
 
 // Set in a child process forked after OpenMP use: kernels then run on one
 // thread (libgomp's pool does not survive fork()).

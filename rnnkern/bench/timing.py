@@ -137,7 +137,7 @@ PEAK_ISAS = ("avx512", "avx2")
 
 
 def measure_peak(seconds=0.3, samples=3):
-    """-> ({isa: GFLOP/s per core}, note). Uses ``rnnkern._core.peak_gflops(isa,
+    """-> ({isa: GFLOP/s per core}, note). Uses ``rnnkern._core.testing.peak_gflops(isa,
     seconds / samples)`` (one thread, many independent FMA chains) for each ISA
     this CPU and build have, keeping the best of ``samples`` (on a shared machine
     interference only ever lowers a peak measurement); an empty dict and a note
@@ -146,7 +146,7 @@ def measure_peak(seconds=0.3, samples=3):
         from .. import _core
     except ImportError as e:
         return {}, f"n/a (compiled extension not importable: {e})"
-    fn = getattr(_core, "peak_gflops", None)
+    fn = getattr(getattr(_core, "testing", None), "peak_gflops", None)
     if fn is None:
         return {}, "n/a (this build of rnnkern._core has no peak_gflops kernel)"
     have = set(_core.cpu_isas())
@@ -174,7 +174,7 @@ def measure_gemm_ceiling(n=1024, threads=1, budget_s=1.0):
         from .. import _core
         for isa in PEAK_ISAS:
             if isa in _core.cpu_isas():
-                fns[f"rnnkern-{isa}"] = (lambda i=isa: _core.gemm(i, a, b, False, False, threads))
+                fns[f"rnnkern-{isa}"] = (lambda i=isa: _core.testing.gemm(i, a, b, False, False, threads))
     except ImportError:
         pass
     fns["numpy (BLAS)"] = lambda: a @ b

@@ -25,10 +25,3 @@
 #define RNNKERN_INLINE inline
 #define RNNKERN_LAMBDA_INLINE
 #endif
-
-// A cheap invariant check in host code; the Python layer validates user input
-// first, so a failure here is a bug or a direct misuse of the extension.
-#define RNNKERN_CHECK(cond, msg)                                                  \
-  do {                                                                            \
-    if (!(cond)) throw std::invalid_argument(std::string("rnnkern: ") + (msg));   \
-  } while (0)

@@ -1,0 +1,352 @@
+// rnnkern._core — the kernel table's bindings, thin: Python (rnnkern.layers)
+// validates user input and allocates nothing here but outputs; this file checks
+// cheap invariants (shapes, dtypes), fills the kernel table's argument structs,
+// releases the GIL and runs the backend's entry (rnnkern/backend.h), for every
+// backend: forward, backward, pack, the workspace, and the backends' lists.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "rnnkern/backend.h"
+#include "../cpu/kernels.h"
+#include "bindings.h"
+#include "checks.h"
+#include "../../cuda/cuda_info.h"
+
+namespace py = pybind11;
+
+namespace rnnkern {
+namespace bindings {
+
+const Backend& backend_named(const std::string& name) {
+  try {
+    return find_backend(name);
+  } catch (const std::invalid_argument&) {
+    std::string names;
+    for (const std::string& isa : cpu_isas()) names += isa + ", ";
+    throw py::value_error("backend '" + name + "' is not available here (compiled: " + names +
+                          "cuda-emu, cuda)");
+  }
+}
+
+const CpuKernels& raw_kernels(const std::string& isa) {
+  const Backend& b = backend_named(isa);
+  if (!b.cpu) throw py::value_error("'" + isa + "' is not a CPU ISA");
+  return *b.cpu;
+}
+
+namespace {
+
+const char* cell_name(Cell c) {
+  return c == Cell::SimpleRNN ? "simple_rnn" : (c == Cell::LSTM ? "lstm" : "gru");
+}
+
+// Weights packed by a backend (rnnkern._core.pack), with the arrays packed: kept
+// alive, so that their buffers are not reused, and checked against each call's.
+struct PyPacked {
+  std::unique_ptr<Packed> packed;
+  FArr U;
+  py::object W;  // FArr, or None when only U is packed
+};
+
+py::object make_packed(const std::string& name, const std::string& cell, bool reset_after,
+                       FArr U, py::object W) {
+  const Backend& be = backend_named(name);
+  RnnConfig cfg;
+  cfg.cell = parse_cell(cell);
+  cfg.reset_after = reset_after;
+  if (U.ndim() != 2 || U.shape(1) != num_gates(cfg.cell) * U.shape(0))
+    throw py::value_error("recurrent_kernel must have shape (units, " +
+                          std::to_string(num_gates(cfg.cell)) + " * units), got " +
+                          shape_str(std::vector<py::ssize_t>(U.shape(), U.shape() + U.ndim())));
+  cfg.H = U.shape(0);
+  FArr warr;
+  if (!W.is_none()) {
+    warr = FArr::ensure(W);
+    if (!warr) throw py::type_error("kernel must be a float array");
+    const int64_t GH = num_gates(cfg.cell) * cfg.H;
+    if (warr.ndim() != 2 || warr.shape(1) != GH)
+      throw py::value_error("kernel must have shape (input_dim, " + std::to_string(GH) +
+                            "), got " + shape_str(std::vector<py::ssize_t>(
+                                            warr.shape(), warr.shape() + warr.ndim())));
+    cfg.C = warr.shape(0);
+  }
+  if (!be.pack) return py::none();  // this backend reads the weights as they are
+  auto pp = std::make_unique<PyPacked>();
+  pp->U = U;
+  pp->W = W.is_none() ? py::object(py::none()) : py::object(warr);
+  {
+    py::gil_scoped_release nogil;
+    pp->packed = be.pack(be, cfg, U.data(), W.is_none() ? nullptr : warr.data());
+  }
+  return py::cast(pp.release(), py::return_value_policy::take_ownership);
+}
+
+// The packed weights given to a call, checked against that call.
+const Packed* check_packed(const py::object& packed, const Backend& be, const RnnConfig& cfg,
+                           const FArr& U, const FArr& W) {
+  if (packed.is_none()) return nullptr;
+  PyPacked* pp;
+  try {
+    pp = packed.cast<PyPacked*>();
+  } catch (const py::cast_error&) {
+    throw py::type_error("packed must be a PackedWeights from rnnkern._core.pack, or None");
+  }
+  const Packed& p = *pp->packed;
+  if (p.backend != be.name || p.cfg.cell != cfg.cell || p.cfg.H != cfg.H ||
+      (cfg.cell == Cell::GRU && p.cfg.reset_after != cfg.reset_after))
+    throw py::value_error("packed was made for another isa, cell, reset_after or units");
+  if (pp->U.data() != U.data())
+    throw py::value_error("packed was made from another recurrent_kernel array");
+  if (p.has_kernel && py::reinterpret_borrow<FArr>(pp->W).data() != W.data())
+    throw py::value_error("packed was made from another kernel array");
+  return &p;
+}
+
+// A training forward's workspace as Python holds it: the backend's, the arrays
+// it reads again (kept alive and unchanged while it exists), the packed weights.
+struct PyWorkspace {
+  const Backend* backend = nullptr;
+  std::unique_ptr<Workspace> ws;
+  std::vector<py::ssize_t> bias_shape;  // empty: no bias
+  py::object keep;    // the forward's arrays
+  py::object packed;  // PyPacked or None
+  const Packed* packed_ptr() const {
+    return packed.is_none() ? nullptr : packed.cast<PyPacked*>()->packed.get();
+  }
+};
+
+py::object wrap_workspace(const Backend& be, std::unique_ptr<Workspace> ws,
+                          std::vector<py::ssize_t> bias_shape, py::object keep,
+                          py::object packed) {
+  auto w = std::make_unique<PyWorkspace>();
+  w->backend = &be;
+  w->ws = std::move(ws);
+  w->bias_shape = std::move(bias_shape);
+  w->keep = std::move(keep);
+  w->packed = std::move(packed);
+  return py::cast(w.release(), py::return_value_policy::take_ownership);
+}
+
+// One layer's forward on any backend, host arrays (NumPy) in and out.
+py::tuple forward(const std::string& name, const std::string& cell, const std::string& act,
+                  const std::string& ract, bool reset_after, bool go_backwards,
+                  bool return_sequences, bool training, FArr x, FArr W, FArr U,
+                  py::object b, FArr h0, py::object c0, py::object mask, int threads,
+                  py::object packed, py::object input_masks, py::object recurrent_masks) {
+  const Backend& be = backend_named(name);
+  CheckedForward in = check_forward(cell, act, ract, reset_after, go_backwards, return_sequences,
+                                    training, x, W, U, b, h0, c0, mask, input_masks,
+                                    recurrent_masks);
+  RnnConfig& cfg = in.cfg;
+  cfg.threads = threads;
+  const Packed* pw = check_packed(packed, be, cfg, U, W);
+  const bool lstm = cfg.cell == Cell::LSTM;
+  const py::ssize_t N = cfg.N, T = cfg.T, H = cfg.H;
+  FArr y = return_sequences ? FArr({N, T, H}) : FArr({N, H});
+  FArr hT({N, H});
+  FArr cT = lstm ? FArr({N, H}) : FArr(std::vector<py::ssize_t>{0});
+  LayerArgs a;
+  a.x = x.data();
+  a.W = W.data();
+  a.U = U.data();
+  a.b = in.bshape.empty() ? nullptr : in.barr.data();
+  a.h0 = h0.data();
+  a.c0 = lstm ? in.carr.data() : nullptr;
+  a.mask = mask.is_none() ? nullptr : in.marr.data();
+  a.input_masks = mask_ptr(in.im);
+  a.recurrent_masks = mask_ptr(in.rm);
+  a.y = y.mutable_data();
+  a.hT = hT.mutable_data();
+  a.cT = lstm ? cT.mutable_data() : nullptr;
+  std::unique_ptr<Workspace> ws;
+  {
+    py::gil_scoped_release nogil;
+    ws = be.forward(be, cfg, a, pw);
+  }
+  py::object wso = py::none();
+  if (training) {
+    py::object m = mask.is_none() ? py::object(py::none()) : py::object(in.marr);
+    wso = wrap_workspace(be, std::move(ws), in.bshape, py::make_tuple(x, W, U, m, in.im, in.rm),
+                         packed);
+  }
+  return py::make_tuple(y, hT, lstm ? py::object(cT) : py::object(py::none()), wso);
+}
+
+// The BPTT of a host forward: host arrays in and out.
+py::tuple backward(PyWorkspace& w, FArr dy, FArr dhT, py::object dcT, int threads) {
+  const RnnConfig& cfg = w.ws->cfg;
+  const py::ssize_t N = cfg.N, T = cfg.T, C = cfg.C, H = cfg.H;
+  const py::ssize_t GH = num_gates(cfg.cell) * H;
+  const bool lstm = cfg.cell == Cell::LSTM;
+  FArr dcarr = check_backward(cfg, dy, dhT, dcT);
+  FArr dx({N, T, C}), dW({C, GH}), dU({H, GH}), dh0({N, H});
+  FArr dc0 = lstm ? FArr({N, H}) : FArr(std::vector<py::ssize_t>{0});
+  FArr db = w.bias_shape.empty() ? FArr(std::vector<py::ssize_t>{0}) : FArr(w.bias_shape);
+  GradArgs g;
+  g.dy = dy.data();
+  g.dhT = dhT.data();
+  g.dcT = lstm ? dcarr.data() : nullptr;
+  g.dx = dx.mutable_data();
+  g.dW = dW.mutable_data();
+  g.dU = dU.mutable_data();
+  g.db = w.bias_shape.empty() ? nullptr : db.mutable_data();
+  g.dh0 = dh0.mutable_data();
+  g.dc0 = lstm ? dc0.mutable_data() : nullptr;
+  const Packed* pw = w.packed_ptr();
+  {
+    py::gil_scoped_release nogil;
+    w.backend->backward(*w.backend, *w.ws, threads, g, pw);
+  }
+  py::object dbo = w.bias_shape.empty() ? py::object(py::none()) : py::object(db);
+  py::object dco = lstm ? py::object(dc0) : py::object(py::none());
+  return py::make_tuple(dx, dW, dU, dbo, dh0, dco);
+}
+
+template <class T>
+T* ptr_of(uintptr_t p) {
+  return reinterpret_cast<T*>(p);
+}
+
+// Forward on arrays already on a GPU backend's device, by address (0: absent),
+// checked by rnnkern/_device.py (shapes, dtypes, contiguity, whose memory).
+// Returns the workspace (training) or None.
+py::object forward_device(const std::string& name, const std::string& cell,
+                          const std::string& act, const std::string& ract, bool reset_after,
+                          bool go_backwards, bool return_sequences, bool training, int64_t T,
+                          int64_t N, int64_t C, int64_t H, uintptr_t x, uintptr_t W,
+                          uintptr_t U, uintptr_t b, uintptr_t h0, uintptr_t c0, uintptr_t mask,
+                          uintptr_t input_masks, uintptr_t recurrent_masks, uintptr_t y,
+                          uintptr_t hT, uintptr_t cT) {
+  const Backend& be = backend_named(name);
+  if (!be.device) throw py::value_error("backend '" + name + "' takes host arrays only");
+  RnnConfig cfg =
+      parse_config(cell, act, ract, reset_after, go_backwards, return_sequences, training);
+  if (T < 1 || N < 0 || C < 0 || H < 0) throw py::value_error("bad dimensions");
+  cfg.T = T;
+  cfg.N = N;
+  cfg.C = C;
+  cfg.H = H;
+  LayerArgs a;
+  a.on_device = true;
+  a.x = ptr_of<const float>(x);
+  a.W = ptr_of<const float>(W);
+  a.U = ptr_of<const float>(U);
+  a.b = ptr_of<const float>(b);
+  a.h0 = ptr_of<const float>(h0);
+  a.c0 = ptr_of<const float>(c0);
+  a.mask = ptr_of<const uint8_t>(mask);
+  a.input_masks = ptr_of<const float>(input_masks);
+  a.recurrent_masks = ptr_of<const float>(recurrent_masks);
+  a.y = ptr_of<float>(y);
+  a.hT = ptr_of<float>(hT);
+  a.cT = ptr_of<float>(cT);
+  if (cfg.cell == Cell::LSTM && (!a.c0 || !a.cT)) throw py::value_error("c0 is required for lstm");
+  std::unique_ptr<Workspace> ws;
+  {
+    py::gil_scoped_release nogil;
+    ws = be.forward(be, cfg, a, nullptr);
+  }
+  if (!training) return py::none();
+  std::vector<py::ssize_t> bshape;
+  if (b) {
+    const int64_t GH = num_gates(cfg.cell) * H;
+    bshape = cfg.cell == Cell::GRU && reset_after ? std::vector<py::ssize_t>{2, GH}
+                                                  : std::vector<py::ssize_t>{GH};
+  }
+  // the GPU workspace holds device copies of what its backward reads
+  return wrap_workspace(be, std::move(ws), bshape, py::none(), py::none());
+}
+
+// BPTT on device arrays, by address (db 0 without bias).
+void backward_device(PyWorkspace& w, uintptr_t dy, uintptr_t dhT, uintptr_t dcT, uintptr_t dx,
+                     uintptr_t dW, uintptr_t dU, uintptr_t db, uintptr_t dh0, uintptr_t dc0) {
+  if (!w.backend->device) throw py::value_error("a host backend's workspace takes host arrays");
+  GradArgs g;
+  g.on_device = true;
+  g.dy = ptr_of<const float>(dy);
+  g.dhT = ptr_of<const float>(dhT);
+  g.dcT = ptr_of<const float>(dcT);
+  g.dx = ptr_of<float>(dx);
+  g.dW = ptr_of<float>(dW);
+  g.dU = ptr_of<float>(dU);
+  g.db = ptr_of<float>(db);
+  g.dh0 = ptr_of<float>(dh0);
+  g.dc0 = ptr_of<float>(dc0);
+  if (w.ws->cfg.cell == Cell::LSTM && (!g.dcT || !g.dc0))
+    throw py::value_error("dc_T is required for lstm");
+  py::gil_scoped_release nogil;
+  w.backend->backward(*w.backend, *w.ws, 1, g, nullptr);
+}
+
+}  // namespace
+
+void init_layer(py::module_& m) {
+  m.def("cpu_isas", &cpu_isas, "CPU ISAs compiled in and supported here, widest first.");
+  m.def("cuda_status", []() {
+        CudaStatus s = cuda_query();
+        return py::make_tuple(s.built, s.available, s.reason);
+      },
+        "(built, available, reason): whether the CUDA backend was compiled and a device is usable.");
+  py::class_<PyWorkspace>(m, "Workspace",
+                          "What a training forward keeps for BPTT (opaque).")
+      .def_property_readonly("batch", [](const PyWorkspace& w) { return w.ws->cfg.N; })
+      .def_property_readonly("timesteps", [](const PyWorkspace& w) { return w.ws->cfg.T; })
+      .def_property_readonly("input_size", [](const PyWorkspace& w) { return w.ws->cfg.C; })
+      .def_property_readonly("units", [](const PyWorkspace& w) { return w.ws->cfg.H; })
+      .def_property_readonly("cell",
+                             [](const PyWorkspace& w) { return cell_name(w.ws->cfg.cell); })
+      .def_property_readonly("backend", [](const PyWorkspace& w) { return w.backend->name; })
+      .def_property_readonly("nbytes", [](const PyWorkspace& w) { return w.ws->nbytes(); });
+  m.def("forward", &forward, py::arg("backend"), py::arg("cell"), py::arg("activation"),
+        py::arg("recurrent_activation"), py::arg("reset_after"), py::arg("go_backwards"),
+        py::arg("return_sequences"), py::arg("training"), py::arg("x"), py::arg("kernel"),
+        py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"), py::arg("c0"),
+        py::arg("mask"), py::arg("threads"), py::arg("packed") = py::none(),
+        py::arg("input_masks") = py::none(), py::arg("recurrent_masks") = py::none(),
+        "One layer's forward on a backend of the kernel table (a CPU ISA, cuda-emu, cuda;\n"
+        "see rnnkern.ops.rnn_forward): (y, h_T, c_T or None, workspace or None).\n"
+        "input_masks (G, N, C) and recurrent_masks (G, N, H): optional per-gate dropout\n"
+        "masks, float arrays. threads: the CPU ISAs'.");
+  m.def("forward_device", &forward_device, py::arg("backend"), py::arg("cell"),
+        py::arg("activation"), py::arg("recurrent_activation"), py::arg("reset_after"),
+        py::arg("go_backwards"), py::arg("return_sequences"), py::arg("training"),
+        py::arg("T"), py::arg("N"), py::arg("C"), py::arg("H"), py::arg("x"),
+        py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"),
+        py::arg("c0"), py::arg("mask"), py::arg("input_masks"), py::arg("recurrent_masks"),
+        py::arg("y"), py::arg("h_T"), py::arg("c_T"),
+        "Forward on a GPU backend's device arrays given by address (checked by\n"
+        "rnnkern._device; 0: absent): the workspace (training) or None.");
+  m.def("backward_device", &backward_device, py::arg("workspace"), py::arg("dy"),
+        py::arg("dh_T"), py::arg("dc_T"), py::arg("dx"), py::arg("dW"), py::arg("dU"),
+        py::arg("db"), py::arg("dh0"), py::arg("dc0"),
+        "BPTT on a GPU backend's device arrays given by address (0: absent).");
+  py::class_<PyPacked>(m, "PackedWeights",
+                       "A layer's kernels packed for one backend (see rnnkern._core.pack).")
+      .def_property_readonly("isa", [](const PyPacked& p) { return p.packed->backend; })
+      .def_property_readonly("cell",
+                             [](const PyPacked& p) { return cell_name(p.packed->cfg.cell); })
+      .def_property_readonly("units", [](const PyPacked& p) { return p.packed->cfg.H; })
+      .def_property_readonly("nbytes", [](const PyPacked& p) { return p.packed->nbytes(); });
+  m.def("pack", &make_packed, py::arg("backend"), py::arg("cell"), py::arg("reset_after"),
+        py::arg("recurrent_kernel"), py::arg("kernel") = py::none(),
+        "Pack recurrent_kernel (and kernel, when given) once for the backend's kernels\n"
+        "(None where it packs nothing); pass the result as `packed` to forward() while\n"
+        "the arrays are unchanged (they are kept alive).");
+  m.def("backward", &backward, py::arg("workspace"), py::arg("dy"), py::arg("dh_T"),
+        py::arg("dc_T"), py::arg("threads") = 1,
+        "BPTT of a forward's workspace: (dx, dW, dU, db or None, dh0, dc0 or None).");
+  m.def("last_call_scratch_bytes", &scratch_last_call_bytes,
+        "Temporary memory (bytes) the calling thread's last forward or backward used\n"
+        "beyond its inputs, outputs and workspace.");
+}
+
+}  // namespace bindings
+}  // namespace rnnkern

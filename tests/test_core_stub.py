@@ -1,0 +1,43 @@
+"""rnnkern/_core.pyi names exactly what the compiled module defines: every public
+function and class of _core and of its testing submodule, and each class's
+public attributes (a binding added or removed without the stub fails here)."""
+import ast
+import inspect
+import pathlib
+
+import pytest
+
+_core = pytest.importorskip("rnnkern._core", reason="compiled extension not built")
+
+STUB = pathlib.Path(__file__).resolve().parents[1] / "rnnkern" / "_core.pyi"
+
+
+def _public(names):
+    return {n for n in names if not n.startswith("_")}
+
+
+def _stub():
+    tree = ast.parse(STUB.read_text())
+    defs, classes = set(), {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            defs.add(node.name)
+        elif isinstance(node, ast.ClassDef):
+            classes[node.name] = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+        elif isinstance(node, ast.AnnAssign):
+            defs.add(node.target.id)
+    return defs, classes
+
+
+def test_stub_names_the_module():
+    defs, classes = _stub()
+    runtime = _public(n for n in dir(_core) if not inspect.ismodule(getattr(_core, n)))
+    assert _public(defs) | _public(classes) == runtime | {"testing"}
+    assert set(classes["_Testing"]) == _public(dir(_core.testing))
+
+
+@pytest.mark.parametrize("cls", ["Workspace", "PackedWeights", "DeviceArray"])
+def test_stub_names_each_class(cls):
+    _, classes = _stub()
+    runtime = {n for n in vars(getattr(_core, cls)) if not n.startswith("_")}
+    assert _public(classes[cls]) == runtime
