@@ -5,7 +5,7 @@ N batch, C input features, H units, G gates. Arrays are converted to C-contiguou
 float32 (masks: uint8) where a NumPy array is taken. tests/test_core_stub.py
 checks that this file names exactly what the module defines."""
 import types
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +15,14 @@ _ArrayLike = npt.ArrayLike
 
 # ----------------------------------------------------------------- the kernel table
 # (bind_layer.cc)
+
+class Backend:
+    """One backend of the kernel table (a CPU ISA, cuda-emu, cuda), resolved once by
+    backend(name); forward and pack take it in place of the name."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def device(self) -> bool: ...
 
 class Workspace:
     """What a training forward keeps for BPTT (opaque)."""
@@ -44,13 +52,19 @@ class PackedWeights:
     @property
     def nbytes(self) -> int: ...
 
+def backend(name: str) -> Backend:
+    """The kernel table's backend of that name (ValueError if it is not available here)."""
+
 def cpu_isas() -> list[str]:
     """CPU ISAs compiled in and supported here, widest first."""
+
+def cpu_isa_order() -> list[str]:
+    """CPU ISAs compiled into this build, widest first (csrc/cpu/dispatch.cc's table)."""
 
 def cuda_status() -> tuple[bool, bool, str]:
     """(built, available, reason)."""
 
-def forward(backend: str, cell: str, activation: str,
+def forward(backend: Union[str, Backend], cell: str, activation: str,
             recurrent_activation: str, reset_after: bool, go_backwards: bool,
             return_sequences: bool, training: bool, x: _ArrayLike, kernel: _ArrayLike,
             recurrent_kernel: _ArrayLike, bias: Optional[_ArrayLike], h0: _ArrayLike,
@@ -66,7 +80,7 @@ def backward(workspace: Workspace, dy: _ArrayLike, dh_T: _ArrayLike,
              ) -> tuple[_F32, _F32, _F32, Optional[_F32], _F32, Optional[_F32]]:
     """BPTT of a forward's workspace: (dx, dW, dU, db or None, dh0, dc0 or None)."""
 
-def pack(backend: str, cell: str, reset_after: bool,
+def pack(backend: Union[str, Backend], cell: str, reset_after: bool,
          recurrent_kernel: _ArrayLike, kernel: Optional[_ArrayLike] = None,
          ) -> Optional[PackedWeights]:
     """U (and W) packed once for the backend's kernels; None where it packs nothing."""

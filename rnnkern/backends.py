@@ -6,7 +6,8 @@ Names (only those usable on this machine are listed by ``backends()``):
 backends copy to the device and back: a choice to make explicitly).
 
 This is the one registry of backends: the compiled ones are those ``_core``
-reports (``_core.cpu_isas()``: compiled in and supported by this CPU), capped by
+reports (``_core.cpu_isas()``: compiled in and supported by this CPU, in the order
+of the C++ table of CPU ISAs, ``_core.cpu_isa_order()``), capped by
 ``RNNKERN_ISA``. Every backend object has the same three methods, the contract
 of ``rnnkern.ops`` (which is what the layers call): ``pack``, ``forward``
 (with the optional per-gate dropout masks ``input_masks`` [G,N,C] and
@@ -22,9 +23,6 @@ import numpy as np
 from . import _device
 from . import reference as _reference
 from ._common import GATES, Grads
-
-_CPU_ORDER = ("avx512", "avx2", "scalar")
-
 
 class Cache:
     """What a training forward keeps for its backward (opaque to callers)."""
@@ -75,17 +73,33 @@ def _core():
     return core
 
 
-class CpuBackend:
-    """One compiled CPU ISA (scalar, avx2 or avx512) of ``_core``."""
+class _CompiledBackend:
+    """A backend of ``_core``'s kernel table, resolved once by name (``_core.Backend``,
+    which ``_core.forward`` and ``_core.pack`` take in place of the name). Pickled
+    by name, resolved again when loaded."""
 
-    def __init__(self, isa):
-        self.name = isa
+    def __init__(self, name):
+        self.name = name
+        try:
+            self._be = _core().backend(name)
+        except ValueError:  # not available here: the calls then name it in their error
+            self._be = name
+
+    def __getstate__(self):
+        return {"name": self.name}
+
+    def __setstate__(self, state):
+        self.__init__(state["name"])
+
+
+class CpuBackend(_CompiledBackend):
+    """One compiled CPU ISA (scalar, avx2 or avx512) of ``_core``."""
 
     def pack(self, cell, U, reset_after=True, W=None):
         """U (and W, when given) packed for this ISA's kernels, for
         ``forward(..., packed=)`` with the same arrays while they are unchanged
         (float32 C-contiguous arrays, or the check against them fails)."""
-        return _core().pack(self.name, cell, bool(reset_after), U, W)
+        return _core().pack(self._be, cell, bool(reset_after), U, W)
 
     def forward(self, cell, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
                 recurrent_masks=None, *, activation="tanh", recurrent_activation="sigmoid",
@@ -94,7 +108,7 @@ class CpuBackend:
             input_masks = _own_copy(input_masks)
             recurrent_masks = _own_copy(recurrent_masks)
         y, h, c, ws = _core().forward(
-            self.name, cell, activation, recurrent_activation, bool(reset_after),
+            self._be, cell, activation, recurrent_activation, bool(reset_after),
             bool(go_backwards), bool(return_sequences), bool(training),
             x, W, U, b, h0, c0, mask, _threads_for(cell, x.shape[0], x.shape[-1], U.shape[0]),
             packed, input_masks, recurrent_masks)
@@ -109,16 +123,13 @@ class CpuBackend:
         return Grads(dx, dW, dU, db, dh0, dc0 if ws.cell == "lstm" else None)
 
 
-class GpuBackend:
+class GpuBackend(_CompiledBackend):
     """The GPU kernels of cuda/: ``cuda`` on a device, ``cuda-emu`` the same kernel
     source compiled for the CPU (a grid run by host threads; slow, for testing).
     NumPy arrays are copied to the device and back; arrays already on the device
     (``__cuda_array_interface__`` or DLPack: PyTorch CUDA tensors, CuPy,
     ``rnnkern.DeviceArray``) are used in place and the results come back there
     (``rnnkern._device``). Nothing is packed ahead."""
-
-    def __init__(self, name):
-        self.name = name
 
     def pack(self, cell, U, reset_after=True, W=None):
         return None  # the GPU kernels read U as it is
@@ -138,7 +149,7 @@ class GpuBackend:
                 return_sequences=return_sequences, training=training)
             return y, h, c, (Cache(self, dc) if training else None)
         y, h, c, ws = _core().forward(
-            self.name, cell, activation, recurrent_activation, bool(reset_after),
+            self._be, cell, activation, recurrent_activation, bool(reset_after),
             bool(go_backwards), bool(return_sequences), bool(training),
             x, W, U, b, h0, c0, mask, 1, None, input_masks, recurrent_masks)
         return y, h, c, (Cache(self, ws) if training else None)
@@ -251,17 +262,19 @@ def _threads_for(cell, batch, input_size, units):
 
 def _compiled_isas():
     """CPU ISAs compiled in AND supported by this CPU, widest first,
-    capped by RNNKERN_ISA=scalar|avx2|avx512 when set."""
+    capped by RNNKERN_ISA=scalar|avx2|avx512 (one of ``_core.cpu_isa_order()``)
+    when set."""
     try:
         core = _core()
     except ImportError:
         return []
-    isas = [i for i in _CPU_ORDER if i in core.cpu_isas()]
+    order = list(core.cpu_isa_order())  # the C++ table's ISAs, widest first
+    isas = list(core.cpu_isas())        # those this CPU runs, in that order
     cap = os.environ.get("RNNKERN_ISA")
     if cap:
-        if cap not in _CPU_ORDER:
-            raise ValueError(f"RNNKERN_ISA must be one of {list(_CPU_ORDER)}, got {cap!r}")
-        isas = [i for i in isas if _CPU_ORDER.index(i) >= _CPU_ORDER.index(cap)]
+        if cap not in order:
+            raise ValueError(f"RNNKERN_ISA must be one of {order}, got {cap!r}")
+        isas = [i for i in isas if order.index(i) >= order.index(cap)]
     return isas
 
 

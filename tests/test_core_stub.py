@@ -36,7 +36,7 @@ def test_stub_names_the_module():
     assert set(classes["_Testing"]) == _public(dir(_core.testing))
 
 
-@pytest.mark.parametrize("cls", ["Workspace", "PackedWeights", "DeviceArray"])
+@pytest.mark.parametrize("cls", ["Backend", "Workspace", "PackedWeights", "DeviceArray"])
 def test_stub_names_each_class(cls):
     _, classes = _stub()
     runtime = {n for n in vars(getattr(_core, cls)) if not n.startswith("_")}

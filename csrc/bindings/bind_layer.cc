@@ -2,7 +2,8 @@
 // validates user input and allocates nothing here but outputs; this file checks
 // cheap invariants (shapes, dtypes), fills the kernel table's argument structs,
 // releases the GIL and runs the backend's entry (rnnkern/backend.h), for every
-// backend: forward, backward, pack, the workspace, and the backends' lists.
+// backend: forward, backward, pack, the workspace, and the backends themselves
+// (by name or resolved once as a _core.Backend).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -48,6 +49,16 @@ const char* cell_name(Cell c) {
   return c == Cell::SimpleRNN ? "simple_rnn" : (c == Cell::LSTM ? "lstm" : "gru");
 }
 
+// The backend argument of forward and pack: a _core.Backend (resolved once by
+// _core.backend) or a backend's name, looked up here.
+const Backend& backend_arg(const py::handle& h) {
+  if (py::isinstance<Backend>(h)) return *h.cast<const Backend*>();
+  if (!py::isinstance<py::str>(h))
+    throw py::type_error("backend must be a name or a _core.Backend, got " +
+                         std::string(Py_TYPE(h.ptr())->tp_name));
+  return backend_named(h.cast<std::string>());
+}
+
 // Weights packed by a backend (rnnkern._core.pack), with the arrays packed: kept
 // alive, so that their buffers are not reused, and checked against each call's.
 struct PyPacked {
@@ -56,9 +67,9 @@ struct PyPacked {
   py::object W;  // FArr, or None when only U is packed
 };
 
-py::object make_packed(const std::string& name, const std::string& cell, bool reset_after,
+py::object make_packed(const py::object& backend, const std::string& cell, bool reset_after,
                        FArr U, py::object W) {
-  const Backend& be = backend_named(name);
+  const Backend& be = backend_arg(backend);
   RnnConfig cfg;
   cfg.cell = parse_cell(cell);
   cfg.reset_after = reset_after;
@@ -136,12 +147,12 @@ py::object wrap_workspace(const Backend& be, std::unique_ptr<Workspace> ws,
 }
 
 // One layer's forward on any backend, host arrays (NumPy) in and out.
-py::tuple forward(const std::string& name, const std::string& cell, const std::string& act,
+py::tuple forward(const py::object& backend, const std::string& cell, const std::string& act,
                   const std::string& ract, bool reset_after, bool go_backwards,
                   bool return_sequences, bool training, FArr x, FArr W, FArr U,
                   py::object b, FArr h0, py::object c0, py::object mask, int threads,
                   py::object packed, py::object input_masks, py::object recurrent_masks) {
-  const Backend& be = backend_named(name);
+  const Backend& be = backend_arg(backend);
   CheckedForward in = check_forward(cell, act, ract, reset_after, go_backwards, return_sequences,
                                     training, x, W, U, b, h0, c0, mask, input_masks,
                                     recurrent_masks);
@@ -289,7 +300,19 @@ void backward_device(PyWorkspace& w, uintptr_t dy, uintptr_t dhT, uintptr_t dcT,
 }  // namespace
 
 void init_layer(py::module_& m) {
+  py::class_<Backend>(m, "Backend",
+                      "One backend of the kernel table (a CPU ISA, cuda-emu, cuda), resolved\n"
+                      "once by _core.backend(name); forward and pack take it in place of the name.")
+      .def_property_readonly("name", [](const Backend& b) { return b.name; })
+      .def_property_readonly("device", [](const Backend& b) { return b.device; })
+      .def("__repr__",
+           [](const Backend& b) { return "<rnnkern._core.Backend '" + std::string(b.name) + "'>"; });
+  m.def("backend", &backend_named, py::arg("name"), py::return_value_policy::reference,
+        "The kernel table's backend of that name (ValueError if it is not available here).");
   m.def("cpu_isas", &cpu_isas, "CPU ISAs compiled in and supported here, widest first.");
+  m.def("cpu_isa_order", &compiled_cpu_isas,
+        "CPU ISAs compiled into this build, widest first: the order of the kernel table's\n"
+        "CPU rows (csrc/cpu/dispatch.cc), which rnnkern.backends and RNNKERN_ISA follow.");
   m.def("cuda_status", []() {
         CudaStatus s = cuda_query();
         return py::make_tuple(s.built, s.available, s.reason);

@@ -1,6 +1,7 @@
 // rnnkern — the CPU ISAs' entries of the kernel table (rnnkern/backend.h): a
 // layer's forward and BPTT over one ISA's CpuKernels, the workspace memory they
-// recycle, and the weights packed for them. Also find_backend, the table's lookup.
+// recycle, and the weights packed for them; one row per ISA of dispatch.cc's
+// kCpuIsas that this CPU runs (find_backend, csrc/backend.cc, looks them up).
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
@@ -213,30 +214,19 @@ std::unique_ptr<Packed> cpu_pack(const Backend& self, const RnnConfig& cfg, cons
   return pw;
 }
 
-// One entry per ISA compiled in (whether this CPU runs it is find_cpu_backend's check).
-const Backend kCpuBackends[] = {
-#if defined(RNNKERN_HAVE_X86)
-    {"avx512", false, cpu_forward, cpu_backward, cpu_pack, &avx512::kKernels},
-    {"avx2", false, cpu_forward, cpu_backward, cpu_pack, &avx2::kKernels},
-#endif
-    {"scalar", false, cpu_forward, cpu_backward, cpu_pack, &scalar::kKernels},
-};
-
 }  // namespace
 
 const Backend* find_cpu_backend(const std::string& isa) {
-  const std::vector<std::string>& here = cpu_isas();
-  if (std::find(here.begin(), here.end(), isa) == here.end()) return nullptr;
-  for (const Backend& b : kCpuBackends)
+  // Built once from the ISA table, never resized: the rows' addresses stay valid.
+  static const std::vector<Backend> rows = [] {
+    std::vector<Backend> r;
+    for (const CpuKernels* k : cpu_isa_kernels())
+      r.push_back({k->isa, false, cpu_forward, cpu_backward, cpu_pack, k});
+    return r;
+  }();
+  for (const Backend& b : rows)
     if (isa == b.name) return &b;
   return nullptr;
-}
-
-const Backend& find_backend(const std::string& name) {
-  if (name == "cuda-emu") return gpu_emu::backend();
-  if (name == "cuda") return gpu_cuda::backend();
-  if (const Backend* b = find_cpu_backend(name)) return *b;
-  throw std::invalid_argument("rnnkern: backend '" + name + "' is not available here");
 }
 
 }  // namespace rnnkern

@@ -1,4 +1,5 @@
-// rnnkern — ISA detection (once, cpuid) and the kernel table.
+// rnnkern — the CPU ISAs' table (kCpuIsas), their detection (once, cpuid), the
+// fork guard and the thread-local scratch.
 #include <pthread.h>
 
 #include <atomic>
@@ -16,11 +17,6 @@ std::atomic<bool> g_forked_child{false};
 
 void on_fork_child() { g_forked_child.store(true); }
 
-struct Entry {
-  const CpuKernels* kernels;
-  bool (*supported)();
-};
-
 bool always() { return true; }
 #if defined(RNNKERN_HAVE_X86)
 bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
@@ -30,8 +26,16 @@ bool has_avx512() {
 }
 #endif
 
-// Widest first.
-const Entry kTable[] = {
+// The one list of CPU ISAs: each compiled into this build, widest first, with
+// its kernels (defined in its own translation unit, rnn_cpu_<isa>.cc) and its
+// run-time check. Everything else that names them reads this table: cpu_isas(),
+// the backend table's CPU rows (backend_cpu.cc), _core.cpu_isa_order() and
+// through it rnnkern.backends, the tests and the benchmark.
+struct CpuIsa {
+  const CpuKernels* kernels;
+  bool (*supported)();
+};
+const CpuIsa kCpuIsas[] = {
 #if defined(RNNKERN_HAVE_X86)
     {&avx512::kKernels, has_avx512},
     {&avx2::kKernels, has_avx2},
@@ -39,29 +43,36 @@ const Entry kTable[] = {
     {&scalar::kKernels, always},
 };
 
-std::vector<std::string> detect() {
+struct Detected {
+  std::vector<std::string> compiled, names;
+  std::vector<const CpuKernels*> kernels;
+};
+
+Detected detect() {
 #if defined(RNNKERN_HAVE_X86)
   __builtin_cpu_init();
 #endif
   pthread_atfork(nullptr, nullptr, on_fork_child);
-  std::vector<std::string> out;
-  for (const Entry& e : kTable)
-    if (e.supported()) out.push_back(e.kernels->isa);
-  return out;
+  Detected d;
+  for (const CpuIsa& e : kCpuIsas) {
+    d.compiled.push_back(e.kernels->isa);
+    if (!e.supported()) continue;
+    d.names.push_back(e.kernels->isa);
+    d.kernels.push_back(e.kernels);
+  }
+  return d;
+}
+
+const Detected& detected() {
+  static const Detected d = detect();
+  return d;
 }
 
 }  // namespace
 
-const std::vector<std::string>& cpu_isas() {
-  static const std::vector<std::string> isas = detect();
-  return isas;
-}
-
-const CpuKernels& cpu_kernels(const std::string& isa) {
-  for (const Entry& e : kTable)
-    if (isa == e.kernels->isa && e.supported()) return *e.kernels;
-  throw std::invalid_argument("rnnkern: CPU ISA '" + isa + "' is not available here");
-}
+const std::vector<std::string>& compiled_cpu_isas() { return detected().compiled; }
+const std::vector<std::string>& cpu_isas() { return detected().names; }
+const std::vector<const CpuKernels*>& cpu_isa_kernels() { return detected().kernels; }
 
 bool in_forked_child() { return g_forked_child.load(); }
 

@@ -1,8 +1,10 @@
 // rnnkern — the CPU kernels' own interface: their parameter structs, one
 // CpuKernels entry per compiled ISA, the thread-local scratch. A new ISA is one
-// translation unit defining <isa>::kKernels plus one line in dispatch.cc; the
-// backend table (rnnkern/backend.h, backend_cpu.cc) and through it the tests and
-// the benchmark then pick it up.
+// translation unit rnn_cpu_<isa>.cc defining <isa>::kKernels (built with its own
+// flags: one line in CMakeLists.txt), its declaration below, and one row of
+// kCpuIsas in dispatch.cc with its cpuid check. That table is the only list of
+// the ISAs: the backend table's CPU rows (backend_cpu.cc), _core.cpu_isa_order()
+// and through it rnnkern.backends, the tests and the benchmark follow from it.
 #pragma once
 
 #include <string>
@@ -98,16 +100,20 @@ struct CpuKernels {
   double (*peak_gflops)(double seconds);
 };
 
+// Each ISA's entry, defined in its translation unit (declared here so that the
+// definitions have external linkage), listed in dispatch.cc's kCpuIsas.
 namespace scalar { extern const CpuKernels kKernels; }
 #if defined(RNNKERN_HAVE_X86)
 namespace avx2 { extern const CpuKernels kKernels; }
 namespace avx512 { extern const CpuKernels kKernels; }
 #endif
 
-// ISAs compiled into this build AND supported by this CPU, widest first.
+// ISAs compiled into this build, widest first (kCpuIsas' order).
+const std::vector<std::string>& compiled_cpu_isas();
+// Of those, the ones this CPU supports (cpuid, checked once), widest first, and
+// their kernels in the same order.
 const std::vector<std::string>& cpu_isas();
-// The kernels of a listed ISA; throws std::invalid_argument otherwise.
-const CpuKernels& cpu_kernels(const std::string& isa);
+const std::vector<const CpuKernels*>& cpu_isa_kernels();
 // Scratch memory reused across kernel calls on the same thread, so a call does
 // not page-fault and zero fresh memory for its temporaries (that cost 5-10% of
 // a call here). Uninitialised, 64-byte aligned; one buffer per slot. Buffers

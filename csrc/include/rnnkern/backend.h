@@ -84,10 +84,11 @@ struct Backend {
 // The backend of that name: a CPU ISA compiled in and supported here, "cuda-emu",
 // or "cuda" (always found: where no CUDA build, driver or device exists its
 // entries throw std::runtime_error saying which). std::invalid_argument otherwise.
+// (csrc/backend.cc)
 const Backend& find_backend(const std::string& name);
 
 // The table's CPU and GPU halves, for find_backend: a compiled, supported CPU ISA
-// (else null), and the GPU backends' entries (backend_emu.cc, backend_cuda.cu or
+// (else null; backend_cpu.cc, its rows made from dispatch.cc's kCpuIsas), and the GPU backends' entries (backend_emu.cc, backend_cuda.cu or
 // its stub).
 const Backend* find_cpu_backend(const std::string& isa);
 namespace gpu_emu { const Backend& backend(); }
