@@ -323,6 +323,7 @@ inline SeqPlan seq_plan(bool forward, const void* kernel, int64_t N, int64_t H, 
   SeqPlan none;
   const PlanChoice choice = current_plan();
   if (choice.kind == PlanChoice::Steps || graphs_on.load()) return none;
+  if (N == 0 || H == 0) return none;   // nothing to partition (a batch of 0: no steps run)
   const DeviceLimits lim = Runtime::limits();
   if (!lim.cooperative) return none;
   const bool forced = choice.blocks > 0;

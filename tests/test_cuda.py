@@ -299,3 +299,25 @@ def test_benchmark_gpu_rows_are_device_resident(monkeypatch):
     y, _, _, cache = ref.forward("lstm", inp.x, inp.W, inp.U, inp.b, inp.h0, inp.c0, None)
     assert_close(out["y"], y, "forward_f32", "bench cuda-emu y")
     assert_close(out["dx"], ref.backward(cache, inp.dy).dx, "backward_f32", "bench cuda-emu dx")
+
+
+@pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("plan", ["auto", "persistent", "persistent:2,32", "steps"])
+def test_empty_batch_and_tiny_sizes(backend, plan, plan_reset):
+    """A batch of 0 returns empty outputs of the right shape (forward and BPTT) in
+    every plan, never a crash; one unit, one row and one step still match the
+    reference."""
+    _core.gpu_set_plan(backend, plan)
+    be = bk.get_backend(backend)
+    for cell, reset_after in CELLS:
+        rng = np.random.default_rng(7)
+        x, W, U, b, h0, c0 = make_case(cell, 0, 5, 3, 4, reset_after, True, rng)
+        y, hT, cT, cache = be.forward(cell, x, W, U, b, h0, c0, None, reset_after=reset_after)
+        assert y.shape == (0, 5, 4) and hT.shape == (0, 4)
+        g = be.backward(cache, np.zeros((0, 5, 4), np.float32))
+        assert g.dx.shape == (0, 5, 3) and g.drecurrent_kernel.shape == U.shape
+        assert not np.any(g.drecurrent_kernel)
+        case = make_case(cell, 1, 1, 1, 1, reset_after, True, rng)
+        outs, refs, gg, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after, False, True,
+                                      None, case, None, None, np.random.default_rng(1))
+        check(outs, refs, gg, gr, f"{backend} {cell} {plan} one unit")
