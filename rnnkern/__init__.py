@@ -7,11 +7,10 @@ import types as _types
 from . import activations, initializers, layers, models, utils  # noqa: F401
 from . import backends as _backends_module
 from ._device import device_array, is_device_array
+from ._version import __version__
 from .backends import get_num_threads, set_num_threads
 from .layers import GRU, LSTM, Input, SimpleRNN
 from .models import Model, Sequential
-
-__version__ = "0.1.0"
 
 
 class _CallableModule(_types.ModuleType):

@@ -52,6 +52,9 @@ import warnings
 
 import numpy as np
 
+from .config import floatx
+from .utils.naming import auto_name, to_snake_case
+
 __all__ = ["Loss", "LossFunctionWrapper", "MeanSquaredError", "MeanAbsoluteError",
            "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "Huber", "LogCosh",
            "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
@@ -68,7 +71,6 @@ _REDUCTIONS = ("sum_over_batch_size", "sum", None, "none", "mean", "mean_with_sa
 # ------------------------------------------------------------------ helpers
 
 def _floatx():
-    from .layers.base import floatx
     return np.dtype(floatx())
 
 
@@ -665,11 +667,6 @@ def _reduce(values, sample_weight, mask, reduction, dtype, want_grad):
 
 # ----------------------------------------------------------------- classes
 
-def _auto_name(cls_name):
-    from .layers.base import auto_name
-    return auto_name(cls_name)
-
-
 class Loss:
     """Base class of the losses (Keras' ``keras.losses.Loss``).
 
@@ -692,7 +689,7 @@ class Loss:
     """
 
     def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
-        self.name = name or _auto_name(type(self).__name__)
+        self.name = name or auto_name(type(self).__name__)
         self.reduction = _standardize_reduction(reduction)
         self._dtype = None if dtype is None else np.dtype(getattr(dtype, "name", dtype))
 
@@ -1181,7 +1178,6 @@ def get(identifier):
         if isinstance(identifier, str):
             name = identifier
         else:
-            from .layers.base import to_snake_case
             name = to_snake_case(getattr(obj, "__name__", type(obj).__name__))
         if obj not in _IMPLS and getattr(obj, "__module__", "").startswith("keras"):
             # a Keras loss function: ours of the same name

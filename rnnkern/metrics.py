@@ -45,6 +45,7 @@ from .losses import (binary_crossentropy, categorical_crossentropy, huber, log_c
                      mean_absolute_error, mean_absolute_percentage_error, mean_squared_error,
                      mean_squared_logarithmic_error, sparse_categorical_crossentropy,
                      squeeze_or_expand_to_same_rank)
+from .utils.naming import auto_name, to_snake_case
 
 __all__ = ["Metric", "Mean", "Sum", "MeanMetricWrapper", "MeanSquaredError",
            "MeanAbsoluteError", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError",
@@ -58,16 +59,6 @@ __all__ = ["Metric", "Mean", "Sum", "MeanMetricWrapper", "MeanSquaredError",
            "deserialize"]
 
 _F32 = np.dtype(np.float32)
-
-
-def _auto_name(cls_name):
-    from .layers.base import auto_name
-    return auto_name(cls_name)
-
-
-def _to_snake_case(name):
-    from .layers.base import to_snake_case
-    return to_snake_case(name)
 
 
 def _array(x, what, dtype=None):
@@ -101,7 +92,7 @@ class Metric:
     """
 
     def __init__(self, dtype=None, name=None):
-        self.name = name or _auto_name(type(self).__name__)
+        self.name = name or auto_name(type(self).__name__)
         self._dtype = np.dtype(getattr(dtype, "name", dtype) or "float32")
         self._state = {}
 
@@ -575,7 +566,7 @@ _CLASSES = (Metric, Mean, Sum, MeanMetricWrapper, MeanSquaredError, RootMeanSqua
             SparseCategoricalCrossentropy, Accuracy, BinaryAccuracy, CategoricalAccuracy,
             SparseCategoricalAccuracy)
 ALL_OBJECTS_DICT = {c.__name__: c for c in _CLASSES}
-ALL_OBJECTS_DICT.update({_to_snake_case(c.__name__): c for c in _CLASSES})
+ALL_OBJECTS_DICT.update({to_snake_case(c.__name__): c for c in _CLASSES})
 ALL_OBJECTS_DICT.update({"bce": BinaryCrossentropy, "BCE": BinaryCrossentropy,
                          "mse": MeanSquaredError, "MSE": MeanSquaredError,
                          "mae": MeanAbsoluteError, "MAE": MeanAbsoluteError,
@@ -592,7 +583,7 @@ _KERAS_ONLY = ("AUC", "FalseNegatives", "FalsePositives", "Precision", "Precisio
                "CategoricalHinge", "KLDivergence", "Poisson", "TopKCategoricalAccuracy",
                "SparseTopKCategoricalAccuracy", "F1Score", "FBetaScore", "IoU", "BinaryIoU",
                "MeanIoU", "OneHotIoU", "OneHotMeanIoU", "CosineSimilarity", "R2Score")
-_KERAS_ONLY = _KERAS_ONLY + tuple(_to_snake_case(n) for n in _KERAS_ONLY)
+_KERAS_ONLY = _KERAS_ONLY + tuple(to_snake_case(n) for n in _KERAS_ONLY)
 
 
 def _valid_names():
@@ -688,8 +679,8 @@ def _object_name(obj):
     if hasattr(obj, "name"):
         return obj.name
     if hasattr(obj, "__name__"):
-        return _to_snake_case(obj.__name__)
-    return _to_snake_case(type(obj).__name__)
+        return to_snake_case(obj.__name__)
+    return to_snake_case(type(obj).__name__)
 
 
 def get(identifier, y_true=None, y_pred=None, loss=None):

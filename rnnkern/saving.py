@@ -23,16 +23,33 @@ config of a functional model (its layers' configs and the graph's nodes).
 """
 from __future__ import annotations
 
+import datetime
+import io
+import json
 import os
 import tempfile
+import zipfile
 
 import numpy as np
 
-from .layers.base import (KerasTensor, Layer, deserialize_layer, flatten, map_structure,
-                          serialize_layer, to_snake_case)
+from . import losses, optimizers
+from ._version import __version__
+from .layers.base import KerasTensor, Layer
+from .layers.recurrent import _RNN
+from .layers.wrappers import Bidirectional, TimeDistributed
+from .utils.naming import to_snake_case
+from .utils.registry import deserialize_layer, registered_class, serialize_layer
+from .utils.tree import flatten, map_structure
 
 __all__ = ["save_weights", "load_weights", "save_model", "load_model", "functional_config",
            "functional_from_config"]
+
+
+def _models():
+    """(Model, Sequential), found through the class registry rather than
+    imported: rnnkern.models imports this module (load_model, Model.save,
+    Model.get_config), so importing it here would tie the two into a circle."""
+    return registered_class("Model"), registered_class("Sequential")
 
 
 def _is_h5(path):
@@ -79,9 +96,7 @@ def _check_built(obj):
 def _h5_slots(obj, prefix=""):
     """(dataset path, index into obj.weights) of every weight, in Keras'
     .weights.h5 layout."""
-    from .layers.recurrent import _RNN
-    from .layers.wrappers import Bidirectional, TimeDistributed
-    from .models import Model, Sequential
+    Model, Sequential = _models()
     slots = []
 
     def walk(layer, prefix, base):
@@ -250,7 +265,7 @@ def functional_config(model):
 
 def functional_from_config(config, custom_objects=None):
     """A functional model from Keras 3's config (its layers are created anew)."""
-    from .models import Model
+    Model, _ = _models()
     created, outputs_of = {}, {}   # layer name -> layer; (name, node) -> outputs
     pending = []
     for entry in config["layers"]:
@@ -322,7 +337,7 @@ _KERAS_FORMAT_VERSION = "3.0.0"
 
 
 def _model_class_name(model):
-    from .models import Sequential
+    _, Sequential = _models()
     return "Sequential" if isinstance(model, Sequential) else "Functional"
 
 
@@ -341,7 +356,6 @@ def _jsonable(v):
 
 def compile_config(model):
     """Keras' compile_config of a compiled model (optimizer serialized)."""
-    from . import losses, optimizers
     cfg = dict(model._compile_config)
     cfg["optimizer"] = optimizers.serialize(model.optimizer)
     loss = cfg.get("loss")
@@ -395,11 +409,6 @@ def _model_config(model):
 
 def save_model(model, filepath, overwrite=True):
     """Write ``model`` to ``filepath`` (``.keras`` or ``.rnnkern``), atomically."""
-    import datetime
-    import io
-    import json
-    import zipfile
-    from . import __version__
     path = os.fspath(filepath)
     if not path.endswith((".keras", ".rnnkern")):
         raise ValueError(f"model.save: the file name must end in .keras (Keras' format) or "
@@ -447,10 +456,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     file: architecture, weights, and (with ``compile=True``) the compile
     configuration and optimizer state. Keras is not needed; a layer rnnkern
     does not have is a clear error naming it."""
-    import io
-    import json
-    import zipfile
-    from .models import Model, Sequential
+    Model, Sequential = _models()
     path = os.fspath(filepath)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load_model: no such file {path!r}")

@@ -42,131 +42,35 @@ Masks flow as Keras 3's do: a layer whose call takes a ``mask`` receives the
 mask of its input when it has a single tensor argument; a layer that
 ``supports_masking`` passes ``compute_mask(inputs, mask)`` on to the next
 layers; any other layer drops it (with Keras' warning).
+
+This file is the Layer contract only. The helpers layers share live where
+Keras keeps them, below the layers, so that losses, metrics, optimizers and
+the trainer import them without importing the layers: ``rnnkern.config``
+(``floatx``, the global seed, ``make_rng``), ``rnnkern.utils.naming``
+(automatic names), ``rnnkern.utils.tree`` (nested structures) and
+``rnnkern.utils.registry`` (the classes a config may name, which register
+themselves here in ``Layer.__init_subclass__``). They are re-exported here
+for code that imports them from this module.
 """
 from __future__ import annotations
 
 import collections
-import contextlib
-import re
 import threading
 import warnings
 
 import numpy as np
 
+from .. import initializers
+# The helpers below live where a Keras user looks for them; they stay importable
+# from here (``from rnnkern.layers.base import floatx`` keeps working).
+from ..config import _float64_for_tests, floatx, make_rng, set_global_seed  # noqa: F401
+from ..utils.naming import auto_name, clear_session, to_snake_case, uniquify  # noqa: F401
+from ..utils.registry import (deserialize_layer, register_builtin, register_class,  # noqa: F401
+                              serialize_layer)
+from ..utils.tree import flatten, map_structure, pack_as  # noqa: F401
+
 __all__ = ["Layer", "KerasTensor", "Node", "KerasHistory", "clear_session", "auto_name",
            "to_snake_case", "flatten", "map_structure", "pack_as", "floatx", "make_rng"]
-
-
-# --------------------------------------------------------------- structures
-# Nested lists / tuples / dicts of leaves (dict leaves in sorted key order, as
-# Keras' tree utilities).
-
-def flatten(s):
-    """The leaves of a nested structure, in order (None is a leaf)."""
-    if isinstance(s, (list, tuple)):
-        return [leaf for x in s for leaf in flatten(x)]
-    if isinstance(s, dict):
-        return [leaf for k in sorted(s) for leaf in flatten(s[k])]
-    return [s]
-
-
-def map_structure(fn, s):
-    """The structure with ``fn`` applied to every leaf."""
-    if isinstance(s, list):
-        return [map_structure(fn, x) for x in s]
-    if isinstance(s, tuple):
-        return tuple(map_structure(fn, x) for x in s)
-    if isinstance(s, dict):
-        return {k: map_structure(fn, v) for k, v in s.items()}
-    return fn(s)
-
-
-def pack_as(s, flat):
-    """``flat`` (a list of leaves) in the structure of ``s``."""
-    it = iter(flat)
-    out = map_structure(lambda _: next(it), s)
-    rest = list(it)
-    if rest:
-        raise ValueError(f"pack_as: {len(rest)} leaves left over")
-    return out
-
-
-# ------------------------------------------------------------------- naming
-
-_UIDS = collections.defaultdict(int)
-_UID_LOCK = threading.Lock()
-
-
-def to_snake_case(name):
-    """Keras' snake case of a class name: ``SimpleRNN`` -> ``simple_rnn``."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def uniquify(name):
-    """``name`` the first time, then ``name_1``, ``name_2``, ... (Keras' rule)."""
-    with _UID_LOCK:
-        n = _UIDS[name]
-        _UIDS[name] += 1
-    return name if n == 0 else f"{name}_{n}"
-
-
-def auto_name(prefix):
-    return uniquify(to_snake_case(prefix))
-
-
-def clear_session():
-    """Restart Keras' automatic names (the next Dense is ``dense`` again)."""
-    with _UID_LOCK:
-        _UIDS.clear()
-
-
-# ----------------------------------------------------- the computed dtype
-# float32 everywhere. The tests switch it to float64 to check every layer's
-# backward against central finite differences of its own forward.
-
-_FLOATX = [np.float32]
-
-
-def floatx():
-    """The dtype layers compute and store weights in (float32)."""
-    return _FLOATX[0]
-
-
-@contextlib.contextmanager
-def _float64_for_tests():
-    """Layers built, assigned and called inside compute in float64 (tests only;
-    recurrent layers need ``backend="reference"`` there)."""
-    _FLOATX[0] = np.float64
-    try:
-        yield
-    finally:
-        _FLOATX[0] = np.float32
-
-
-# -------------------------------------------------------------- seeding
-# rnnkern.utils.set_random_seed(seed) makes every generator drawn afterwards by
-# a layer without a seed of its own (weight initialisation, dropout) a
-# deterministic child of that seed, as Keras' set_random_seed does.
-
-_GLOBAL_SEED = [None]
-_SEED_LOCK = threading.Lock()
-
-
-def set_global_seed(seed):
-    _GLOBAL_SEED[0] = None if seed is None else np.random.SeedSequence(int(seed))
-
-
-def make_rng(seed=None, stream=0):
-    """A generator: from the layer's ``seed`` (and a stream number) when given,
-    else a child of the global seed when one is set, else fresh entropy."""
-    if seed is not None:
-        return np.random.default_rng([int(seed), stream])
-    with _SEED_LOCK:
-        ss = _GLOBAL_SEED[0]
-        child = ss.spawn(1)[0] if ss is not None else None
-    return np.random.default_rng(child)
 
 
 # --------------------------------------------------------- symbolic tensors
@@ -367,6 +271,10 @@ class Layer:
     #: whether forward takes the mask of its input (Keras: "mask" in call())
     _call_has_mask_arg = False
     _supports_masking = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        register_builtin(cls)  # configs name the public classes (utils/registry.py)
 
     def __init__(self, *, name=None, trainable=True, dtype=None, input_shape=None,
                  input_dim=None, batch_input_shape=None, batch_size=None, autocast=True,
@@ -569,7 +477,6 @@ class Layer:
 
     def add_weight(self, name, shape, initializer, rng=None):
         """Create (or replace) an own weight from an initializer."""
-        from .. import initializers
         value = initializers.call(initializers.get(initializer), shape, rng)
         self._store_weights({name: value})
         return self._params[name]
@@ -579,6 +486,21 @@ class Layer:
         for n, a in named.items():
             self._params[n] = frozen_copy(a)
         self._weights_changed()
+
+    def _adopt_weights(self, named):
+        """Take the given arrays (name -> array of an existing weight) as the
+        weights themselves, without a copy: the trainer hands over the
+        optimizer's fresh results, which nobody else holds. They are made
+        read-only; arrays that already are the weight are skipped."""
+        changed = False
+        for n, a in named.items():
+            if a is self._params[n]:
+                continue
+            a.flags.writeable = False
+            self._params[n] = a
+            changed = True
+        if changed:
+            self._weights_changed()
 
     def _weights_changed(self):
         """Hook: a weight was replaced (layers that cache derived data drop it)."""
@@ -719,6 +641,10 @@ class Layer:
         return outputs
 
     # ------------------------------------------------------------- files
+    # The one deliberate upward tie of the Layer contract: rnnkern.saving knows
+    # the layer classes (Keras' .weights.h5 layout follows the wrappers and the
+    # recurrent cells), so it imports this module and is imported here only
+    # when a file is written or read. tests/test_imports.py allows exactly this.
     def save_weights(self, filepath, overwrite=True):
         """Write the weights to ``filepath``: rnnkern's .npz, or Keras'
         .weights.h5 for a name ending in .h5 (atomically; see rnnkern.saving)."""
@@ -737,6 +663,9 @@ class Layer:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+register_class(Layer)  # a config may name the base class itself, as before
 
 
 def _shape_tuple(shape, what):
@@ -788,24 +717,3 @@ def warn_mask_dropped(layer):
         "mask attached to it. However, this layer does not support masking and will "
         "therefore destroy the mask information. Downstream layers will not see the mask.",
         stacklevel=3)
-
-
-# ------------------------------------------------------------ serialization
-
-def serialize_layer(layer):
-    """Keras' serialized form of a layer: class name and ``get_config()``."""
-    return {"module": "keras.layers", "class_name": type(layer).__name__,
-            "config": layer.get_config(), "registered_name": None}
-
-
-def deserialize_layer(config, custom_objects=None):
-    """The layer of ``serialize_layer``'s dict (a class of ``rnnkern.layers``
-    or ``rnnkern.models``, or of ``custom_objects``)."""
-    from .. import layers, models  # the registries: their public classes
-    name = config.get("class_name") if isinstance(config, dict) else None
-    cls = (custom_objects or {}).get(name) or getattr(layers, name or "", None) \
-        or getattr(models, name or "", None)
-    if not (isinstance(cls, type) and issubclass(cls, Layer)):
-        raise ValueError(f"unknown layer class {name!r}: rnnkern has "
-                         f"{sorted(n for n in layers.__all__ if n[0].isupper())}")
-    return cls.from_config(dict(config.get("config") or {}))

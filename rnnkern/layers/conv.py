@@ -18,8 +18,9 @@ import numpy as np
 
 from .. import activations as _activations
 from .. import initializers as _inits
+from ..config import make_rng
 from .base import (Layer, check_bool, check_positive_int, float_array, format_shape,
-                   grad_or_zeros, make_rng, weight_property)
+                   grad_or_zeros, weight_property)
 from .core import _act_backward, _keep, _no_regularizers
 
 __all__ = ["Conv2D", "MaxPooling2D"]

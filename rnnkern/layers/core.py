@@ -17,9 +17,10 @@ import numpy as np
 from .. import activations as _activations
 from .. import initializers as _inits
 from ..backends import core_available as _core_available
+from ..config import floatx, make_rng
+from ..utils.tree import flatten
 from .base import (KerasTensor, Layer, Node, _shape_tuple, check_bool, check_positive_int,
-                   flatten, float_array, floatx, format_shape, grad_or_zeros, make_rng,
-                   weight_property)
+                   float_array, format_shape, grad_or_zeros, weight_property)
 
 __all__ = ["InputLayer", "Input", "Dense", "Activation", "Dropout", "Embedding", "Reshape",
            "Flatten", "RepeatVector", "Rescaling", "Lambda", "Concatenate", "Add"]

@@ -69,8 +69,9 @@ from .. import initializers as _inits
 from .. import ops
 from .._common import ACTIVATIONS, GATES, N_STATES
 from ..backends import get_backend
-from .base import (Layer, check_bool, check_positive_int, check_training,
-                   float_array, floatx, make_rng, weight_property)
+from ..config import floatx, make_rng
+from .base import (Layer, check_bool, check_positive_int, check_training, float_array,
+                   weight_property)
 
 __all__ = ["SimpleRNN", "LSTM", "GRU"]
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (Layer, check_training, deserialize_layer, format_shape, grad_or_zeros,
-                   serialize_layer)
+from ..utils.registry import deserialize_layer, serialize_layer
+from .base import Layer, check_training, format_shape, grad_or_zeros
 
 __all__ = ["TimeDistributed", "Bidirectional"]
 

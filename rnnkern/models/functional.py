@@ -22,8 +22,12 @@ import collections
 
 import numpy as np
 
-from ..layers.base import (KerasTensor, Layer, auto_name, check_training, flatten,
-                           format_shape, map_structure, pack_as, warn_mask_dropped)
+from .. import saving
+from ..layers.base import KerasTensor, Layer, check_training, format_shape, warn_mask_dropped
+from ..utils.naming import auto_name
+from ..utils.registry import register_class
+from ..utils.tree import flatten, map_structure, pack_as
+from .summary import print_summary
 from .training import Trainer
 
 __all__ = ["Model", "Functional"]
@@ -399,20 +403,18 @@ class Model(Trainer, Layer):
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
         """Print Keras 3's summary table (see ``rnnkern.models.summary``)."""
-        from .summary import print_summary
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
                       expand_nested=expand_nested, show_trainable=show_trainable,
                       layer_range=layer_range)
 
     def get_config(self):
-        from .. import saving
         return saving.functional_config(self)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from .. import saving
         return saving.functional_from_config(config, custom_objects)
 
 
 Functional = Model
+register_class(Model, "Functional")  # Keras' class name in a functional model's config
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers.base import KerasTensor, Layer, _shape_tuple, auto_name
+from ..layers.base import KerasTensor, Layer, _shape_tuple
 from ..layers.core import InputLayer
+from ..utils.naming import auto_name
+from ..utils.registry import deserialize_layer, serialize_layer
 from .functional import Model, find_layer
+from .summary import print_summary
 from .training import Trainer
 
 __all__ = ["Sequential"]
@@ -239,14 +242,12 @@ class Sequential(Trainer, Layer):
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
         """Print Keras 3's summary table; ValueError before the model is built."""
-        from .summary import print_summary
         self._require_built("summary")
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
                       expand_nested=expand_nested, show_trainable=show_trainable,
                       layer_range=layer_range)
 
     def get_config(self):
-        from ..layers.base import serialize_layer
         cfg = {"name": self.name, "trainable": self.trainable, "dtype": None,
                "layers": [serialize_layer(l) for l in self._layers]}
         if self._functional is not None:
@@ -255,7 +256,6 @@ class Sequential(Trainer, Layer):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from ..layers.base import deserialize_layer
         model = cls(name=config.get("name"), trainable=config.get("trainable", True))
         for lc in config.get("layers", []):
             model.add(deserialize_layer(lc, custom_objects), rebuild=False)

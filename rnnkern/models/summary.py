@@ -18,6 +18,7 @@ import shutil
 import sys
 
 from ..layers.base import format_shape
+from ..utils.registry import registered_class
 
 __all__ = ["print_summary", "summary_text"]
 
@@ -135,8 +136,8 @@ def _count(weights):
 
 
 def _is_sequential_like(model):
-    from .sequential import Sequential
-    if isinstance(model, Sequential):
+    # Sequential by the registry: sequential.py imports this module
+    if isinstance(model, registered_class("Sequential")):
         return True, model.layers, []
     nodes = [n for v in model._nodes_by_depth.values() for n in v]
     for v in model._nodes_by_depth.values():

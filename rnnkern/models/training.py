@@ -24,15 +24,15 @@ import warnings
 import numpy as np
 
 from .. import callbacks as callbacks_module
-from ..layers.base import flatten, make_rng, pack_as
+from .. import losses as losses_module
+from .. import metrics as metrics_module
+from .. import optimizers as optimizers_module
+from .. import saving
+from ..config import make_rng
 from ..utils.progbar import resolve_verbose
+from ..utils.tree import flatten, pack_as
 
 __all__ = ["Trainer"]
-
-
-def _lazy(name):
-    import importlib
-    return importlib.import_module(f"rnnkern.{name}")
 
 
 # ----------------------------------------------------------------- data
@@ -253,7 +253,6 @@ class _Compiled:
         self.loss_tracker = _RunningMean("loss")
 
     def build(self, names, y_true, y_pred):
-        losses = _lazy("losses")
         self.names = names
         specs = _per_output(self.loss_spec, names, "loss")
         self.losses = []
@@ -263,11 +262,11 @@ class _Compiled:
             elif isinstance(s, str) and s.lower() in ("crossentropy", "ce"):
                 binary = yp.shape[-1] == 1
                 sparse = yt.ndim < yp.ndim or (yt.shape[-1] == 1 and yp.shape[-1] > 1)
-                self.losses.append(losses.get("binary_crossentropy" if binary else
-                                              "sparse_categorical_crossentropy" if sparse else
-                                              "categorical_crossentropy"))
+                self.losses.append(losses_module.get(
+                    "binary_crossentropy" if binary else
+                    "sparse_categorical_crossentropy" if sparse else "categorical_crossentropy"))
             else:
-                self.losses.append(losses.get(s))
+                self.losses.append(losses_module.get(s))
         w = self.loss_weights_spec
         self.weights = [1.0] * len(names) if w is None else \
             [1.0 if v is None else float(v) for v in _per_output(w, names, "loss_weights")]
@@ -285,7 +284,7 @@ class _Compiled:
             per = _per_output(spec, names, "metrics") if len(names) > 1 else [spec]
             for i, (s, yt, yp) in enumerate(zip(per, y_true, y_pred)):
                 for m in ([] if s is None else s if isinstance(s, (list, tuple)) else [s]):
-                    obj = _lazy("metrics").get(m, y_true=yt, y_pred=yp, loss=self.losses[i])
+                    obj = metrics_module.get(m, y_true=yt, y_pred=yp, loss=self.losses[i])
                     label = f"{names[i]}_{obj.name}" if len(names) > 1 else obj.name
                     into.append((i, obj, label))
         self.built = True
@@ -390,7 +389,7 @@ class Trainer:
         """Configure training, as Keras: ``optimizer`` (a name or an
         rnnkern.optimizers object), ``loss`` (a name, function or object; per
         output as a list or dict), ``metrics`` (names or objects)."""
-        self.optimizer = _lazy("optimizers").get(optimizer)
+        self.optimizer = optimizers_module.get(optimizer)
         self.loss = loss
         self._compiled = _Compiled(loss, loss_weights, metrics, weighted_metrics)
         self._compile_config = dict(optimizer=optimizer, loss=loss, loss_weights=loss_weights,
@@ -556,15 +555,11 @@ class Trainer:
     @staticmethod
     def _assign(slots, arrays):
         """Hand new weight arrays to their layers, without a copy."""
-        changed = {}
+        per_layer = {}
         for (layer, name), w in zip(slots, arrays):
-            if w is layer._params[name]:
-                continue
-            w.flags.writeable = False
-            layer._params[name] = w
-            changed[id(layer)] = layer
-        for layer in changed.values():
-            layer._weights_changed()
+            per_layer.setdefault(id(layer), (layer, {}))[1][name] = w
+        for layer, named in per_layer.values():
+            layer._adopt_weights(named)
 
     # ------------------------------------------------------------- fit
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
@@ -789,13 +784,10 @@ class Trainer:
         """Save the whole model: ``.keras`` (Keras 3's file, readable by Keras),
         ``.rnnkern`` (NumPy only) — architecture, weights, compile
         configuration and optimizer state (see rnnkern.saving)."""
-        from .. import saving
         saving.save_model(self, filepath, overwrite=overwrite)
 
     def get_compile_config(self):
-        from .. import saving
         return saving.compile_config(self) if self.compiled else {}
 
     def compile_from_config(self, config):
-        from .. import saving
         saving.compile_from_config(self, config)

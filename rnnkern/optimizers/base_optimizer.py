@@ -35,14 +35,10 @@ import warnings
 
 import numpy as np
 
+from ..utils.naming import auto_name
 from . import schedules as _schedules
 
 __all__ = ["Optimizer"]
-
-
-def _auto_name(cls_name):
-    from ..layers.base import auto_name
-    return auto_name(cls_name)
 
 
 class Optimizer:
@@ -82,7 +78,7 @@ class Optimizer:
                           stacklevel=3)
         if kwargs:
             raise ValueError(f"Argument(s) not recognized: {kwargs}")
-        self.name = name if name is not None else _auto_name(type(self).__name__)
+        self.name = name if name is not None else auto_name(type(self).__name__)
         self.weight_decay = weight_decay
         self.clipnorm = clipnorm
         self.global_clipnorm = global_clipnorm

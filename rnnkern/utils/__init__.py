@@ -7,9 +7,9 @@ import random
 
 import numpy as np
 
-from ..layers.base import clear_session as _clear_names
-from ..layers.base import set_global_seed as _set_global_seed
+from ..config import set_global_seed as _set_global_seed
 from .data import TimeseriesDataset, pad_sequences, timeseries_dataset_from_array, to_categorical
+from .naming import clear_session as _clear_names
 from .progbar import Progbar
 
 __all__ = ["clear_session", "set_random_seed", "timeseries_dataset_from_array",
