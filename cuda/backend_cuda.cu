@@ -145,12 +145,14 @@ struct Runtime {
       auto it = cache.find(dev);
       if (it != cache.end()) return it->second;
     }
-    int coop = 0, sms = 0, smem = 0;
+    int coop = 0, sms = 0, smem = 0, major = 0;
+    check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev),
+          "cudaDeviceGetAttribute");
     check(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev), "cudaDeviceGetAttribute");
     check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
     check(cudaDeviceGetAttribute(&smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
           "cudaDeviceGetAttribute");
-    DeviceLimits lim{sms, (size_t)smem, 256, coop != 0};
+    DeviceLimits lim{sms, (size_t)smem, 256, coop != 0, major >= 8};
     std::lock_guard<std::mutex> g(m);
     cache[dev] = lim;
     return lim;

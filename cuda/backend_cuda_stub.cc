@@ -30,6 +30,12 @@ void set_plan(const std::string& plan) { parse_plan(plan); }
 std::string plan() { return "auto"; }
 long graph_reinstantiation_count() { return 0; }
 void clear_graphs() {}
+void set_gemm(const std::string& kind) {
+  if (kind != "auto" && kind != "simt" && kind != "mma")
+    throw std::invalid_argument("gemm must be 'auto', 'simt' or 'mma', got '" + kind + "'");
+}
+std::string gemm_kind() { return "auto"; }
+long mma_gemm_count() { return 0; }
 void mma_probe_run(const float*, const float*, const float*, float*, float*) { unavailable(); }
 void free_pool() {}
 void stream_synchronize(uintptr_t) { unavailable(); }

@@ -64,7 +64,9 @@ struct Runtime {
   static int coresident_blocks(const void*, int, size_t) { return 16; }
   // The emulated device: four SMs, an H200's shared memory a block, and blocks
   // of 32 threads for the persistent family (a grid is one OS thread each).
-  static DeviceLimits limits() { return DeviceLimits{4, 227 * 1024, 32, true}; }
+  // No tensor cores: the hoisted GEMMs run on the SIMT kernel unless a test forces
+  // the mma one (set_gemm("mma")), which the emulation runs lane by lane.
+  static DeviceLimits limits() { return DeviceLimits{4, 227 * 1024, 32, true, false}; }
 };
 
 using Graph = emu::Graph;

@@ -58,7 +58,7 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   GemmArgs pg = gemm_args(TN, GH, C, ws->xs.get(), C, false, Wd, GH, false, P.get(), GH);
   if (!in.input_masks) {
     pg.bias = bias;
-    gemm(pg);
+    gemm_hoisted(pg);
   } else {
     pg.N = H;
     pg.amask_rows = N;
@@ -67,7 +67,7 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
       GemmArgs q = gate_cols(pg, g, H, true, true);
       q.bias = bias ? bias + g * H : nullptr;
       q.amask = ws->imask.get() + g * N * C;
-      gemm(q);
+      gemm_hoisted(q);
     }
   }
 

@@ -21,6 +21,7 @@ struct DeviceLimits {
   size_t smem = 0;
   int threads = 0;
   bool cooperative = false;
+  bool tensor_cores = false;   // mma.sync m16n8k8 TF32 (compute capability 8.0 and up)
 };
 
 // What each GPU backend defines, in its namespace (gpu_emu, gpu_cuda).
@@ -44,6 +45,13 @@ struct DeviceLimits {
   long graph_update_count();                                                            \
   /* drop every thread's cached graphs (the next loop of each length instantiates) */  \
   void clear_graphs();                                                                  \
+  /* the hoisted GEMMs' kernel: "auto" (tensor cores in fp32 accuracy, 3xTF32, on a */ \
+  /* device whose fragment API passes its probe; else the SIMT kernel), "simt", */      \
+  /* "mma" (std::invalid_argument otherwise); RNNKERN_GEMM sets it at first use; and */  \
+  /* how many GEMMs ran on the tensor cores */                                         \
+  void set_gemm(const std::string& kind);                                               \
+  std::string gemm_kind();                                                              \
+  long mma_gemm_count();                                                                \
   /* loops whose graph update the runtime refused, instantiated anew instead */         \
   long graph_reinstantiation_count();                                                   \
   /* device memory the caller keeps arrays in (DeviceArray): allocation (from the */    \

@@ -85,6 +85,14 @@ RK_DEV float gemm_load_b(const GemmArgs& g, int64_t k, int64_t j) {
   return g.tb ? g.b[j * g.ldb + k] : g.b[k * g.ldb + j];
 }
 
+// C(i, j) = beta C + cmask ⊙ v + bias: a GEMM's epilogue for one entry.
+RK_DEV void gemm_store(const GemmArgs& g, int64_t i, int64_t j, float v) {
+  if (g.cmask) v *= g.cmask[(i % g.cmask_rows) * g.cmask_ld + j];
+  if (g.bias) v += g.bias[j];
+  float* cp = g.c + i * g.ldc + j;
+  *cp = g.beta != 0.0f ? *cp + v : v;
+}
+
 // Where thread tid's u-th staged element of a chunk lies in the A and B tiles.
 RK_DEV void gemm_a_pos(const GemmArgs& g, int e, int& kk, int& ii) {
   kk = g.ta ? e / kTile : e % kKT;   // consecutive threads read consecutive addresses
@@ -154,13 +162,107 @@ RK_GLOBAL void gemm_kernel(GemmArgs g) {
     for (int q = 0; q < 4; ++q) {
       const int64_t j = j0 + tx + kTB * q;
       if (j >= g.N) continue;
-      float v = acc[r][q];
-      if (g.cmask) v *= g.cmask[(i % g.cmask_rows) * g.cmask_ld + j];
-      if (g.bias) v += g.bias[j];
-      float* cp = g.c + i * g.ldc + j;
-      *cp = g.beta != 0.0f ? *cp + v : v;
+      gemm_store(g, i, j, acc[r][q]);
     }
   }
+}
+
+// The same GEMM on the tensor cores in fp32 accuracy: each operand split into
+// TF32 hi + lo parts and A B = hi hi + hi lo + lo hi (the lo lo term, ~2^-22 of
+// the product, dropped), three m16n8k8 mma a pair of fragments. A 64x64 C tile,
+// 8 warps of 32x16 (2 x 2 mma tiles), the next k chunk loaded to registers during
+// this one, A and B staged at a row stride of 68 floats (no bank conflicts for the
+// fragment loads). Fixed order: bitwise reproducible run to run on one device.
+// grid (ceil(N/64), ceil(M/64)), block (256), kGemmMmaSmem bytes; block-cooperative.
+constexpr int kMmaTile = 64, kMmaPitch = kMmaTile + 4, kMmaThreads = 256;
+constexpr int kMmaStage = kKT * kMmaTile / kMmaThreads;
+constexpr size_t kGemmMmaSmem = 2 * kKT * kMmaPitch * sizeof(float);
+
+RK_DEV void tf32_split(float v, float& hi, float& lo) {
+  hi = rk_to_tf32(v);
+  lo = rk_to_tf32(v - hi);
+}
+
+RK_GLOBAL void gemm_mma_kernel(GemmArgs g) {
+  float* as = RK_SMEM(float);          // [kKT][kMmaPitch]: A(i0+ii, k0+kk) at kk*pitch + ii
+  float* bs = as + kKT * kMmaPitch;    // [kKT][kMmaPitch]: B(k0+kk, j0+jj) at kk*pitch + jj
+  const int tid = RK_TY * RK_BDX + RK_TX, warp = tid / 32, l = rk_lane();
+  const int gq = l / 4, tq = l % 4;
+  const int wm = (warp / 4) * 32, wn = (warp % 4) * 16;   // the warp's 32x16 sub-tile
+  const int64_t i0 = (int64_t)RK_BY * kMmaTile, j0 = (int64_t)RK_BX * kMmaTile;
+  float d[2][2][4];
+  RK_UNROLL
+  for (int mt = 0; mt < 2; ++mt)
+    RK_UNROLL
+    for (int nt = 0; nt < 2; ++nt)
+      RK_UNROLL
+      for (int r = 0; r < 4; ++r) d[mt][nt][r] = 0.0f;
+  float ra[kMmaStage], rb[kMmaStage];
+  auto pos_a = [&](int e, int& kk, int& ii) {
+    kk = g.ta ? e / kMmaTile : e % kKT;
+    ii = g.ta ? e % kMmaTile : e / kKT;
+  };
+  auto pos_b = [&](int e, int& kk, int& jj) {
+    kk = g.tb ? e % kKT : e / kMmaTile;
+    jj = g.tb ? e / kKT : e % kMmaTile;
+  };
+  auto fetch = [&](int64_t k0) {
+    RK_UNROLL
+    for (int u = 0; u < kMmaStage; ++u) {
+      int kk, ii, jj;
+      pos_a(tid + u * kMmaThreads, kk, ii);
+      ra[u] = gemm_load_a(g, i0 + ii, k0 + kk);
+      pos_b(tid + u * kMmaThreads, kk, jj);
+      rb[u] = gemm_load_b(g, k0 + kk, j0 + jj);
+    }
+  };
+  if (g.k_begin < g.K) fetch(g.k_begin);
+  for (int64_t k0 = g.k_begin; k0 < g.K; k0 += kKT) {
+    RK_UNROLL
+    for (int u = 0; u < kMmaStage; ++u) {
+      int kk, ii, jj;
+      pos_a(tid + u * kMmaThreads, kk, ii);
+      as[kk * kMmaPitch + ii] = ra[u];
+      pos_b(tid + u * kMmaThreads, kk, jj);
+      bs[kk * kMmaPitch + jj] = rb[u];
+    }
+    RK_SYNC();
+    if (k0 + kKT < g.K) fetch(k0 + kKT);
+    RK_UNROLL
+    for (int k8 = 0; k8 < kKT; k8 += 8) {
+      float ah[2][4], al[2][4], bh[2][2], bl[2][2];
+      RK_UNROLL
+      for (int mt = 0; mt < 2; ++mt)
+        RK_UNROLL
+        for (int r = 0; r < 4; ++r)   // A(row g + 8 (r%2), k t + 4 (r/2))
+          tf32_split(as[(k8 + tq + 4 * (r / 2)) * kMmaPitch + wm + mt * 16 + gq + 8 * (r % 2)],
+                     ah[mt][r], al[mt][r]);
+      RK_UNROLL
+      for (int nt = 0; nt < 2; ++nt)
+        RK_UNROLL
+        for (int r = 0; r < 2; ++r)   // B(k t + 4 r, col g)
+          tf32_split(bs[(k8 + tq + 4 * r) * kMmaPitch + wn + nt * 8 + gq], bh[nt][r], bl[nt][r]);
+      RK_UNROLL
+      for (int mt = 0; mt < 2; ++mt)
+        RK_UNROLL
+        for (int nt = 0; nt < 2; ++nt) {
+          rk_mma_tf32(d[mt][nt], ah[mt], bl[nt]);
+          rk_mma_tf32(d[mt][nt], al[mt], bh[nt]);
+          rk_mma_tf32(d[mt][nt], ah[mt], bh[nt]);
+        }
+    }
+    RK_SYNC();
+  }
+  RK_UNROLL
+  for (int mt = 0; mt < 2; ++mt)
+    RK_UNROLL
+    for (int nt = 0; nt < 2; ++nt)
+      RK_UNROLL
+      for (int r = 0; r < 4; ++r) {   // D(row g + 8 (r/2), col 2t + r%2)
+        const int64_t i = i0 + wm + mt * 16 + gq + 8 * (r / 2);
+        const int64_t j = j0 + wn + nt * 8 + 2 * tq + r % 2;
+        if (i < g.M && j < g.N) gemm_store(g, i, j, d[mt][nt][r]);
+      }
 }
 
 // ------------------------------------------------------------ the step kernels

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
@@ -234,17 +236,116 @@ void gemm(const GemmArgs& g) {
   RK_LAUNCH(Block, cdiv(g.N, kTile), cdiv(g.M, kTile), kTB, kTB, kGemmSmem, gemm_kernel, g);
 }
 
+}  // namespace
+
+// The hoisted GEMMs' kernel (set_gemm; RNNKERN_GEMM at first use).
+enum class GemmKind : int { Auto, Simt, Mma };
+inline std::atomic<int> gemm_choice{-1};   // -1: not read from the environment yet
+inline std::atomic<long> mma_gemms{0};
+inline GemmKind parse_gemm(const std::string& kind) {
+  if (kind == "auto") return GemmKind::Auto;
+  if (kind == "simt") return GemmKind::Simt;
+  if (kind == "mma") return GemmKind::Mma;
+  throw std::invalid_argument("gemm must be 'auto', 'simt' or 'mma', got '" + kind + "'");
+}
+void set_gemm(const std::string& kind) { gemm_choice.store((int)parse_gemm(kind)); }
+inline GemmKind current_gemm() {
+  int c = gemm_choice.load();
+  if (c < 0) {
+    const char* env = std::getenv("RNNKERN_GEMM");
+    c = (int)(env && *env ? parse_gemm(env) : GemmKind::Auto);
+    int expected = -1;
+    gemm_choice.compare_exchange_strong(expected, c);
+    c = gemm_choice.load();
+  }
+  return (GemmKind)c;
+}
+std::string gemm_kind() {
+  const GemmKind k = current_gemm();
+  return k == GemmKind::Auto ? "auto" : k == GemmKind::Simt ? "simt" : "mma";
+}
+long mma_gemm_count() { return mma_gemms.load(); }
+void mma_probe_run(const float* A, const float* B, const float* C, float* D, float* shfl);
+
+namespace {
+
+// x rounded to TF32 on the host (cvt.rna.tf32.f32's rule: see compat.cuh).
+inline float tf32_host(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  if ((u & 0x7f800000u) == 0x7f800000u) return x;
+  u = (u + 0x1000u) & 0xffffe000u;
+  float r;
+  std::memcpy(&r, &u, sizeof r);
+  return r;
+}
+
+// Whether this device's tensor cores give what the fragment API promises: the
+// probe's one mma against a double product of its TF32 operands and its
+// shuffles, once per device. A device (or a toolchain) that disagrees keeps the
+// SIMT GEMM instead of giving wrong gradients.
+inline bool tensor_cores_verified() {
+  if (!Runtime::limits().tensor_cores) return false;
+  static std::mutex m;
+  static std::vector<std::pair<int, bool>> seen;
+  const int dev = device_ordinal();
+  {
+    std::lock_guard<std::mutex> g(m);
+    for (auto& kv : seen)
+      if (kv.first == dev) return kv.second;
+  }
+  float A[128], B[64], C[128], D[128], S[32];
+  for (int i = 0; i < 128; ++i) {
+    A[i] = (float)((i * 37) % 19 - 9) / 8.0f + 1.0f / 3.0f;   // not TF32: rounding matters
+    C[i] = (float)((i * 11) % 7 - 3) / 4.0f;
+  }
+  for (int i = 0; i < 64; ++i) B[i] = (float)((i * 23) % 13 - 6) / 5.0f;
+  mma_probe_run(A, B, C, D, S);
+  bool ok = true;
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 8; ++j) {
+      double ref = C[i * 8 + j];
+      for (int k = 0; k < 8; ++k) ref += (double)tf32_host(A[i * 8 + k]) * tf32_host(B[k * 8 + j]);
+      ok = ok && std::fabs(ref - D[i * 8 + j]) <= 1e-5 * (1.0 + std::fabs(ref));
+    }
+  for (int l = 0; l < 32; ++l) ok = ok && S[l] == (float)(l ^ 1) + 100.0f * (float)(l ^ 16);
+  std::lock_guard<std::mutex> g(m);
+  seen.emplace_back(dev, ok);
+  return ok;
+}
+
+inline bool use_mma() {
+  const GemmKind k = current_gemm();
+  if (k == GemmKind::Simt) return false;
+  if (k == GemmKind::Mma) return true;
+  return tensor_cores_verified();
+}
+
+// A hoisted GEMM's slab on the chosen kernel.
+void gemm_any(const GemmArgs& g, bool mma) {
+  if (g.M == 0 || g.N == 0) return;
+  if (!mma) {
+    gemm(g);
+    return;
+  }
+  RK_LAUNCH(Block, cdiv(g.N, kMmaTile), cdiv(g.M, kMmaTile), kMmaThreads, 1, kGemmMmaSmem,
+            gemm_mma_kernel, g);
+  mma_gemms.fetch_add(1, std::memory_order_relaxed);
+}
+
 // A hoisted GEMM (the weight gradients, K = T*N; dX): where C has too few tiles to
 // fill the device and K is long, K is split into slabs computed at once into a
 // workspace and added in slab order by split_sum: bitwise the same every run, no
 // atomics. Not for the time loops (it allocates).
 void gemm_hoisted(const GemmArgs& g) {
   if (g.M == 0 || g.N == 0) return;
-  const int64_t tiles = (int64_t)cdiv(g.M, kTile) * cdiv(g.N, kTile);
+  const bool mma = use_mma();
+  const int tile = mma ? kMmaTile : kTile;
+  const int64_t tiles = (int64_t)cdiv(g.M, tile) * cdiv(g.N, tile);
   const int64_t want = std::max<int64_t>(1, 8 * (int64_t)Runtime::limits().sms / tiles);
   const int S = (int)std::min<int64_t>({g.K / 256, want, 64});
   if (S <= 1 || g.beta != 0.0f || g.cmask || g.bias) {
-    gemm(g);
+    gemm_any(g, mma);
     return;
   }
   Buf<float> parts((size_t)S * g.M * g.N);
@@ -255,7 +356,7 @@ void gemm_hoisted(const GemmArgs& g) {
     p.K = std::min<int64_t>(g.K, (s + 1) * per);
     p.c = parts.get() + (int64_t)s * g.M * g.N;
     p.ldc = g.N;
-    gemm(p);
+    gemm_any(p, mma);
   }
   RK_LAUNCH(Independent, linear_blocks(g.M * g.N), 1, kLinear, 1, 0, split_sum, parts.get(), S,
             g.M, g.N, g.c, g.ldc);

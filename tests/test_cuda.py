@@ -321,3 +321,66 @@ def test_empty_batch_and_tiny_sizes(backend, plan, plan_reset):
         outs, refs, gg, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after, False, True,
                                       None, case, None, None, np.random.default_rng(1))
         check(outs, refs, gg, gr, f"{backend} {cell} {plan} one unit")
+
+
+def _tf32(a):
+    """float32 values rounded to TF32 as cvt.rna.tf32.f32 does (ties away from zero)."""
+    u = np.asarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    return (((u + 0x1000) & 0xFFFFE000).astype(np.uint32)).view(np.float32)
+
+
+@pytest.mark.parametrize("backend", GPU)
+def test_fragment_api_probe(backend):
+    """compat.cuh's tensor-core fragments: one TF32 m16n8k8 mma against a float64
+    product of the TF32-rounded operands, and two warp shuffles exactly; on a
+    device this checks the PTX lane ownership the emulation assumes."""
+    rng = np.random.default_rng(8)
+    A = rng.standard_normal((16, 8)).astype(np.float32)
+    B = rng.standard_normal((8, 8)).astype(np.float32)
+    C = rng.standard_normal((16, 8)).astype(np.float32)
+    D, S = _core.gpu_mma_probe(backend, A, B, C)
+    ref = C.astype(np.float64) + _tf32(A).astype(np.float64) @ _tf32(B).astype(np.float64)
+    np.testing.assert_allclose(D, ref, rtol=0, atol=1e-5)
+    lanes = np.arange(32)
+    np.testing.assert_array_equal(S, (lanes ^ 1) + 100.0 * (lanes ^ 16))
+    assert _tf32(np.float32(1 + 2.0 ** -11)) == np.float32(1 + 2.0 ** -10)   # a tie: away
+
+
+@pytest.fixture
+def gemm_reset():
+    yield
+    for backend in GPU:
+        _core.gpu_set_gemm(backend, "auto")
+
+
+@pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("cell,reset_after", CELLS)
+def test_tensor_core_gemms_match_the_reference(backend, cell, reset_after, gemm_reset):
+    """The hoisted GEMMs on the tensor-core kernel (3xTF32: fp32 accuracy) give the
+    reference's forward and gradients within the fp32 tolerances, with input and
+    recurrent dropout (the per-gate, masked GEMMs) and split K (T*N >= 512, for one
+    cell: the emulated warps are slow), bitwise the same twice; 'auto' on cuda-emu
+    (no tensor cores) keeps the SIMT kernel."""
+    rng = np.random.default_rng(41 + len(cell) + reset_after)
+    n, t, c, h = (8, 66, 6, 5) if cell == "simple_rnn" else (8, 6, 6, 5)
+    case = make_case(cell, n, t, c, h, reset_after, True, rng)
+    im, rm = drop_masks("both", cell, n, c, h, rng)
+    with pytest.raises(ValueError, match="gemm must be"):
+        _core.gpu_set_gemm(backend, "fast")
+    _core.gpu_set_gemm(backend, "mma")
+    before = _core.gpu_mma_gemms(backend)
+    outs, refs, g, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after, False, True, None,
+                                 case, im, rm, np.random.default_rng(1))
+    assert _core.gpu_mma_gemms(backend) > before
+    check(outs, refs, g, gr, f"{backend} {cell} mma GEMMs")
+    again = run_both(backend, cell, "tanh", "sigmoid", reset_after, False, True, None, case, im,
+                     rm, np.random.default_rng(1))[2]
+    for u, v in zip(g, again):
+        if u is not None:
+            assert np.array_equal(u, v)
+    if backend == "cuda-emu":
+        _core.gpu_set_gemm(backend, "auto")
+        before = _core.gpu_mma_gemms(backend)
+        run_both(backend, cell, "tanh", "sigmoid", reset_after, False, True, None, case, im, rm,
+                 np.random.default_rng(1))
+        assert _core.gpu_mma_gemms(backend) == before

@@ -215,6 +215,44 @@ void register_gpu(py::module_& m) {
   m.def("gpu_plan", [](const std::string& device) {
         return parse_device(device) == Device::Emu ? gpu_emu::plan() : gpu_cuda::plan();
       }, py::arg("device"), "That GPU backend's time-loop plan (see gpu_set_plan).");
+  m.def("gpu_set_gemm", [](const std::string& device, const std::string& kind) {
+        try {
+          if (parse_device(device) == Device::Emu)
+            gpu_emu::set_gemm(kind);
+          else
+            gpu_cuda::set_gemm(kind);
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(e.what());
+        }
+      }, py::arg("device"), py::arg("kind"),
+        "The hoisted GEMMs' kernel of that GPU backend: 'auto' (tensor cores in fp32 accuracy "
+        "where the device's fragment API passes its probe), 'simt' or 'mma'. RNNKERN_GEMM sets "
+        "it at first use.");
+  m.def("gpu_gemm", [](const std::string& device) {
+        return parse_device(device) == Device::Emu ? gpu_emu::gemm_kind() : gpu_cuda::gemm_kind();
+      }, py::arg("device"), "That GPU backend's GEMM kernel choice (see gpu_set_gemm).");
+  m.def("gpu_mma_gemms", [](const std::string& device) {
+        return parse_device(device) == Device::Emu ? gpu_emu::mma_gemm_count()
+                                                   : gpu_cuda::mma_gemm_count();
+      }, py::arg("device"), "GEMMs that GPU backend has run on the tensor-core kernel.");
+  m.def("gpu_mma_probe", [](const std::string& device, py::array_t<float, py::array::c_style | py::array::forcecast> A,
+                            py::array_t<float, py::array::c_style | py::array::forcecast> B,
+                            py::array_t<float, py::array::c_style | py::array::forcecast> C) {
+        if (A.size() != 128 || B.size() != 64 || C.size() != 128)
+          throw py::value_error("gpu_mma_probe: A must have 16x8, B 8x8 and C 16x8 elements");
+        py::array_t<float> D({16, 8}), S(32);
+        const bool emu = parse_device(device) == Device::Emu;
+        {
+          py::gil_scoped_release nogil;
+          if (emu)
+            gpu_emu::mma_probe_run(A.data(), B.data(), C.data(), D.mutable_data(), S.mutable_data());
+          else
+            gpu_cuda::mma_probe_run(A.data(), B.data(), C.data(), D.mutable_data(), S.mutable_data());
+        }
+        return py::make_tuple(D, S);
+      }, py::arg("device"), py::arg("A"), py::arg("B"), py::arg("C"),
+        "The tensor-core fragment API's probe: one TF32 m16n8k8 mma D = C + A B (A 16x8, "
+        "B 8x8, C 16x8) and two warp shuffles (shfl[l] = (l ^ 1) + 100 (l ^ 16)).");
   m.def("gpu_clear_graphs", []() {
         gpu_emu::clear_graphs();
         gpu_cuda::clear_graphs();

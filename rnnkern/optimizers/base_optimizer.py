@@ -241,7 +241,7 @@ class Optimizer:
         single = isinstance(names, str)
         names = [names] if single else list(names)
         out = []
-        for nm in names:
+        for _nm in names:
             if self._flat:
                 flat = np.full(self._size, initial, dtype=self._dtype)
                 out.append(_Slot(self._views(flat), flat))
@@ -529,13 +529,13 @@ class Optimizer:
                 raise ValueError(f"variables[1] (the learning rate) must be a scalar, got "
                                  f"shape {lr.shape}")
             k = 2
-        for j, (nm, a) in enumerate(self._slots):
+        for j, (_nm, a) in enumerate(self._slots):
             src = np.asarray(arrays[k + j])
             if src.shape != a.shape:
                 raise ValueError(f"Optimizer variable {self.variable_names[k + j]} has shape "
                                  f"{a.shape} not compatible with provided weight shape "
                                  f"{src.shape}.")
-        for j, (nm, a) in enumerate(self._slots):
+        for j, (_nm, a) in enumerate(self._slots):
             a[...] = arrays[k + j]
         self._iterations = int(it.reshape(()))
         if lr is not None:

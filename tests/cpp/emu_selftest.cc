@@ -168,6 +168,21 @@ int main() {
         ok = all_fields(p, p2, cfg, what, same) && all_fields(a, p, cfg, what, near) && ok;
       }
       gpu_emu::set_plan("auto");
+      // the hoisted GEMMs on the tensor-core kernel (3xTF32, run lane by lane here):
+      // fp32 accuracy, so within float rounding of the SIMT kernel's results; with
+      // dropout (every per-gate, masked GEMM form), once a cell (the emulated warps
+      // are slow, under ThreadSanitizer most of all)
+      if (variant == 1) {
+        const long before = gpu_emu::mma_gemm_count();
+        gpu_emu::set_gemm("mma");
+        const Run m = run(cfg, masked, dropout, 7u + ci);
+        gpu_emu::set_gemm("auto");
+        if (gpu_emu::mma_gemm_count() == before) {
+          std::printf("FAIL %s: no GEMM ran on the mma kernel\n", what);
+          ok = false;
+        }
+        ok = all_fields(a, m, cfg, what, near) && ok;
+      }
       failures += !ok;
       ++cases;
     }
