@@ -94,13 +94,16 @@ RK_DEV void gemm_store(const GemmArgs& g, int64_t i, int64_t j, float v) {
 }
 
 // Where thread tid's u-th staged element of a chunk lies in the A and B tiles.
+// TILE: the C tile edge of the kernel staging it.
+template <int TILE = kTile>
 RK_DEV void gemm_a_pos(const GemmArgs& g, int e, int& kk, int& ii) {
-  kk = g.ta ? e / kTile : e % kKT;   // consecutive threads read consecutive addresses
-  ii = g.ta ? e % kTile : e / kKT;
+  kk = g.ta ? e / TILE : e % kKT;   // consecutive threads read consecutive addresses
+  ii = g.ta ? e % TILE : e / kKT;
 }
+template <int TILE = kTile>
 RK_DEV void gemm_b_pos(const GemmArgs& g, int e, int& kk, int& jj) {
-  kk = g.tb ? e % kKT : e / kTile;
-  jj = g.tb ? e / kKT : e % kTile;
+  kk = g.tb ? e % kKT : e / TILE;
+  jj = g.tb ? e / kKT : e % TILE;
 }
 
 // grid (ceil(N/kTile), ceil(M/kTile)), block (kTB, kTB), kGemmSmem bytes; block-cooperative.
@@ -198,14 +201,8 @@ RK_GLOBAL void gemm_mma_kernel(GemmArgs g) {
       RK_UNROLL
       for (int r = 0; r < 4; ++r) d[mt][nt][r] = 0.0f;
   float ra[kMmaStage], rb[kMmaStage];
-  auto pos_a = [&](int e, int& kk, int& ii) {
-    kk = g.ta ? e / kMmaTile : e % kKT;
-    ii = g.ta ? e % kMmaTile : e / kKT;
-  };
-  auto pos_b = [&](int e, int& kk, int& jj) {
-    kk = g.tb ? e % kKT : e / kMmaTile;
-    jj = g.tb ? e / kKT : e % kMmaTile;
-  };
+  auto pos_a = [&](int e, int& kk, int& ii) { gemm_a_pos<kMmaTile>(g, e, kk, ii); };
+  auto pos_b = [&](int e, int& kk, int& jj) { gemm_b_pos<kMmaTile>(g, e, kk, jj); };
   auto fetch = [&](int64_t k0) {
     RK_UNROLL
     for (int u = 0; u < kMmaStage; ++u) {

@@ -53,6 +53,15 @@ RK_HD_INLINE size_t seq_backward_smem(const SeqPlan& p, int64_t N, int64_t GH) {
           (p.ks > 1 ? (size_t)p.threads * 4 : 0)) * sizeof(float);
 }
 
+// Share q of a chunk of kn values split over ks threads: [kb, ke), its bounds
+// multiples of 4 when vec (16-byte loads).
+RK_DEV void seq_share(int kn, int ks, int q, bool vec, int& kb, int& ke) {
+  int share = (kn + ks - 1) / ks;
+  if (vec) share = (share + 3) / 4 * 4;
+  kb = q * share < kn ? q * share : kn;
+  ke = kb + share < kn ? kb + share : kn;
+}
+
 RK_DEV void seq_barrier() {
   if (RK_GDX * RK_GDY == 1)
     RK_SYNC();
@@ -170,10 +179,8 @@ RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
         RK_SYNC();
       }
       if (active) {
-        int share = (kn + p.ks - 1) / p.ks;
-        if (vec) share = (share + 3) / 4 * 4;
-        const int kb = q * share < kn ? q * share : kn;
-        const int ke = kb + share < kn ? kb + share : kn;
+        int kb, ke;
+        seq_share(kn, p.ks, q, vec, kb, ke);
         const float* hrow = hs + n * pitch;
         const float* ub = ures + ((k0 + kb) * ut + jj) * SLOTS;
         if (vec) {
@@ -385,10 +392,8 @@ RK_DEV void seq_back_product(const BackArgs& b, const SeqPlan& p, int64_t j0, co
         RK_SYNC();
       }
       if (active) {
-        int share = (kn + p.ks - 1) / p.ks;
-        if (vec) share = (share + 3) / 4 * 4;
-        const int kb = q * share < kn ? q * share : kn;
-        const int ke = kb + share < kn ? kb + share : kn;
+        int kb, ke;
+        seq_share(kn, p.ks, q, vec, kb, ke);
         const float* drow = ds + n * pitch;
         const float* urow = ur + jj * upitch + c_begin + k0;
         if (!rmask) {
