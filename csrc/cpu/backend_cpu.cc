@@ -143,18 +143,7 @@ std::unique_ptr<Workspace> cpu_forward(const Backend& self, const RnnConfig& cfg
     ws->in.y = ws->in.hT = ws->in.cT = nullptr;
   }
   ForwardArgs a;
-  a.x = in.x;
-  a.W = in.W;
-  a.U = in.U;
-  a.b = in.b;
-  a.h0 = in.h0;
-  a.c0 = in.c0;
-  a.mask = in.mask;
-  a.y = in.y;
-  a.hT = in.hT;
-  a.cT = in.cT;
-  a.input_masks = in.input_masks;
-  a.recurrent_masks = in.recurrent_masks;
+  static_cast<LayerArgs&>(a) = in;   // the layer's arrays, as the caller gave them
   if (ws) {
     a.hprev = ws->hprev.get();
     a.slots = ws->slots.get();
@@ -178,6 +167,7 @@ void cpu_backward(const Backend& self, const Workspace& base, int threads, const
   RnnConfig cfg = ws.cfg;
   cfg.threads = cpu_threads(threads);
   BackwardArgs a;
+  static_cast<GradArgs&>(a) = g;     // the gradients, as the caller gave them
   a.x = ws.in.x;
   a.W = ws.in.W;
   a.U = ws.in.U;
@@ -186,15 +176,6 @@ void cpu_backward(const Backend& self, const Workspace& base, int threads, const
   a.recurrent_masks = ws.in.recurrent_masks;
   a.hprev = ws.hprev.get();
   a.slots = ws.slots.get();
-  a.dy = g.dy;
-  a.dhT = g.dhT;
-  a.dcT = g.dcT;
-  a.dx = g.dx;
-  a.dW = g.dW;
-  a.dU = g.dU;
-  a.db = g.db;
-  a.dh0 = g.dh0;
-  a.dc0 = g.dc0;
   if (const auto* pw = static_cast<const CpuPacked*>(packed)) {
     pw->ensure_backward(*self.cpu, ws.in.U);
     a.packed = pw->get(kPackBackward);

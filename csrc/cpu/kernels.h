@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "rnnkern/backend.h"
 #include "rnnkern/shapes.h"
 
 namespace rnnkern {
@@ -28,17 +29,10 @@ enum PackPart : int {
   kNumPackParts = 6
 };
 
-struct ForwardArgs {
-  const float* x = nullptr;      // [N,T,C]
-  const float* W = nullptr;      // [C,G*H]
-  const float* U = nullptr;      // [H,G*H]
-  const float* b = nullptr;      // [G*H] or [2,G*H] (GRU reset_after); may be null
-  const float* h0 = nullptr;     // [N,H]
-  const float* c0 = nullptr;     // [N,H] LSTM
-  const uint8_t* mask = nullptr; // [N,T] or null
-  float* y = nullptr;            // [N,T,H] (return_sequences) or [N,H]
-  float* hT = nullptr;           // [N,H]
-  float* cT = nullptr;           // [N,H] LSTM
+// A forward's arguments: the layer's arrays as every backend takes them
+// (LayerArgs, rnnkern/backend.h: x, W, U, b, h0, c0, mask, the dropout masks, y,
+// hT, cT) and what the CPU kernels add.
+struct ForwardArgs : LayerArgs {
   // training only (null otherwise):
   float* hprev = nullptr;        // [T,N,H]   state before the step that read x[:,t]
   float* slots = nullptr;        // [T,N,S*H] saved activations, S = num_slots()
@@ -48,29 +42,21 @@ struct ForwardArgs {
   const float* packed2 = nullptr;
   const float* packed_w = nullptr;
   const float* packed_wf = nullptr;
-  // optional dropout masks, one per gate, fixed over all timesteps (Keras'
-  // implementation=1 cells): gate g reads x ⊙ input_masks[g] and
-  // h_prev ⊙ recurrent_masks[g]; null = none
-  const float* input_masks = nullptr;      // [G,N,C]
-  const float* recurrent_masks = nullptr;  // [G,N,H]
+  // the dropout masks (LayerArgs' input_masks, recurrent_masks) are one per gate,
+  // fixed over all timesteps (Keras' implementation=1 cells): gate g reads
+  // x ⊙ input_masks[g] and h_prev ⊙ recurrent_masks[g]; null = none
 };
 
-struct BackwardArgs {
+// A backward's arguments: the gradients as every backend takes them (GradArgs:
+// dy, dhT, dcT in; dx, dW, dU, db, dh0, dc0 out) and what the CPU kernels read
+// again of the forward.
+struct BackwardArgs : GradArgs {
   const float* x = nullptr;      // [N,T,C]
   const float* W = nullptr;      // [C,G*H]
   const float* U = nullptr;      // [H,G*H]
   const uint8_t* mask = nullptr; // [N,T] or null
   const float* hprev = nullptr;  // [T,N,H]
   const float* slots = nullptr;  // [T,N,S*H]
-  const float* dy = nullptr;     // like y
-  const float* dhT = nullptr;    // [N,H]
-  const float* dcT = nullptr;    // [N,H] LSTM
-  float* dx = nullptr;           // [N,T,C]
-  float* dW = nullptr;           // [C,G*H]
-  float* dU = nullptr;           // [H,G*H]
-  float* db = nullptr;           // like b (null without bias)
-  float* dh0 = nullptr;          // [N,H]
-  float* dc0 = nullptr;          // [N,H] LSTM
   // optional: U packed earlier (kPackBackward, kPackBackward2); null = pack now
   const float* packed = nullptr;
   const float* packed2 = nullptr;
