@@ -95,15 +95,44 @@ RK_DEV void gemm_store(const GemmArgs& g, int64_t i, int64_t j, float v) {
 
 // Where thread tid's u-th staged element of a chunk lies in the A and B tiles.
 // TILE: the C tile edge of the kernel staging it.
-template <int TILE = kTile>
+template <int TILE>
 RK_DEV void gemm_a_pos(const GemmArgs& g, int e, int& kk, int& ii) {
   kk = g.ta ? e / TILE : e % kKT;   // consecutive threads read consecutive addresses
   ii = g.ta ? e % TILE : e / kKT;
 }
-template <int TILE = kTile>
+template <int TILE>
 RK_DEV void gemm_b_pos(const GemmArgs& g, int e, int& kk, int& jj) {
   kk = g.tb ? e % kKT : e / TILE;
   jj = g.tb ? e / kKT : e % TILE;
+}
+
+// A block's share of one k chunk of a GEMM's operands, staged through registers:
+// gemm_fetch loads the STAGE elements of A and of B that thread tid stages (the
+// next chunk's, while the block multiplies this one), gemm_stash stores them to
+// the A and B tiles (row stride PITCH). TILE: the C tile edge; THREADS: the block's.
+template <int TILE, int THREADS, int STAGE>
+RK_DEV void gemm_fetch(const GemmArgs& g, int tid, int64_t i0, int64_t j0, int64_t k0,
+                       float (&ra)[STAGE], float (&rb)[STAGE]) {
+  RK_UNROLL
+  for (int u = 0; u < STAGE; ++u) {
+    int kk, ii, jj;
+    gemm_a_pos<TILE>(g, tid + u * THREADS, kk, ii);
+    ra[u] = gemm_load_a(g, i0 + ii, k0 + kk);
+    gemm_b_pos<TILE>(g, tid + u * THREADS, kk, jj);
+    rb[u] = gemm_load_b(g, k0 + kk, j0 + jj);
+  }
+}
+template <int TILE, int PITCH, int THREADS, int STAGE>
+RK_DEV void gemm_stash(const GemmArgs& g, int tid, const float (&ra)[STAGE],
+                       const float (&rb)[STAGE], float* as, float* bs) {
+  RK_UNROLL
+  for (int u = 0; u < STAGE; ++u) {
+    int kk, ii, jj;
+    gemm_a_pos<TILE>(g, tid + u * THREADS, kk, ii);
+    as[kk * PITCH + ii] = ra[u];
+    gemm_b_pos<TILE>(g, tid + u * THREADS, kk, jj);
+    bs[kk * PITCH + jj] = rb[u];
+  }
 }
 
 // grid (ceil(N/kTile), ceil(M/kTile)), block (kTB, kTB), kGemmSmem bytes; block-cooperative.
@@ -121,28 +150,12 @@ RK_GLOBAL void gemm_kernel(GemmArgs g) {
     RK_UNROLL
     for (int q = 0; q < 4; ++q) acc[r][q] = 0.0f;
   float ra[kStage], rb[kStage];
-  auto fetch = [&](int64_t k0) {
-    RK_UNROLL
-    for (int u = 0; u < kStage; ++u) {
-      int kk, ii, jj;
-      gemm_a_pos(g, tid + u * kTB * kTB, kk, ii);
-      ra[u] = gemm_load_a(g, i0 + ii, k0 + kk);
-      gemm_b_pos(g, tid + u * kTB * kTB, kk, jj);
-      rb[u] = gemm_load_b(g, k0 + kk, j0 + jj);
-    }
-  };
-  if (g.k_begin < g.K) fetch(g.k_begin);
+  constexpr int kThreads = kTB * kTB;
+  if (g.k_begin < g.K) gemm_fetch<kTile, kThreads>(g, tid, i0, j0, g.k_begin, ra, rb);
   for (int64_t k0 = g.k_begin; k0 < g.K; k0 += kKT) {
-    RK_UNROLL
-    for (int u = 0; u < kStage; ++u) {
-      int kk, ii, jj;
-      gemm_a_pos(g, tid + u * kTB * kTB, kk, ii);
-      as[kk * kTile + ii] = ra[u];
-      gemm_b_pos(g, tid + u * kTB * kTB, kk, jj);
-      bs[kk * kTile + jj] = rb[u];
-    }
+    gemm_stash<kTile, kTile, kThreads>(g, tid, ra, rb, as, bs);
     RK_SYNC();
-    if (k0 + kKT < g.K) fetch(k0 + kKT);
+    if (k0 + kKT < g.K) gemm_fetch<kTile, kThreads>(g, tid, i0, j0, k0 + kKT, ra, rb);
     RK_UNROLL
     for (int kk = 0; kk < kKT; ++kk) {
       float av[4], bv[4];
@@ -201,30 +214,11 @@ RK_GLOBAL void gemm_mma_kernel(GemmArgs g) {
       RK_UNROLL
       for (int r = 0; r < 4; ++r) d[mt][nt][r] = 0.0f;
   float ra[kMmaStage], rb[kMmaStage];
-  auto pos_a = [&](int e, int& kk, int& ii) { gemm_a_pos<kMmaTile>(g, e, kk, ii); };
-  auto pos_b = [&](int e, int& kk, int& jj) { gemm_b_pos<kMmaTile>(g, e, kk, jj); };
-  auto fetch = [&](int64_t k0) {
-    RK_UNROLL
-    for (int u = 0; u < kMmaStage; ++u) {
-      int kk, ii, jj;
-      pos_a(tid + u * kMmaThreads, kk, ii);
-      ra[u] = gemm_load_a(g, i0 + ii, k0 + kk);
-      pos_b(tid + u * kMmaThreads, kk, jj);
-      rb[u] = gemm_load_b(g, k0 + kk, j0 + jj);
-    }
-  };
-  if (g.k_begin < g.K) fetch(g.k_begin);
+  if (g.k_begin < g.K) gemm_fetch<kMmaTile, kMmaThreads>(g, tid, i0, j0, g.k_begin, ra, rb);
   for (int64_t k0 = g.k_begin; k0 < g.K; k0 += kKT) {
-    RK_UNROLL
-    for (int u = 0; u < kMmaStage; ++u) {
-      int kk, ii, jj;
-      pos_a(tid + u * kMmaThreads, kk, ii);
-      as[kk * kMmaPitch + ii] = ra[u];
-      pos_b(tid + u * kMmaThreads, kk, jj);
-      bs[kk * kMmaPitch + jj] = rb[u];
-    }
+    gemm_stash<kMmaTile, kMmaPitch, kMmaThreads>(g, tid, ra, rb, as, bs);
     RK_SYNC();
-    if (k0 + kKT < g.K) fetch(k0 + kKT);
+    if (k0 + kKT < g.K) gemm_fetch<kMmaTile, kMmaThreads>(g, tid, i0, j0, k0 + kKT, ra, rb);
     RK_UNROLL
     for (int k8 = 0; k8 < kKT; k8 += 8) {
       float ah[2][4], al[2][4], bh[2][2], bl[2][2];

@@ -143,6 +143,39 @@ RK_DEV void seq_reduce(float* red, const SeqPlan& p, int q, int pi, float* acc) 
   }
 }
 
+// The forward product's 16-byte path over k in [kb, ke) (multiples of 4): a4[i][g]
+// += h(k + i) U(k + i, gate G0 + g), h read four k at a time and U a unit's
+// gates at a time (ub at k = kb, a row of ut * SLOTS floats a k). MASKED: gate g
+// reads its own copy of h at hrow + g * gate_stride (recurrent dropout), else
+// every gate reads hrow.
+template <int NG, int G0, int SLOTS, bool MASKED>
+RK_DEV void seq_quads(const float* hrow, int64_t gate_stride, const float* ub, int ut, int kb,
+                      int ke, float (&a4)[4][NG]) {
+  constexpr int NH = MASKED ? NG : 1;   // copies of h read
+  for (int k = kb; k < ke; k += 4, ub += 4 * ut * SLOTS) {
+    float hv[NH][4];
+    RK_UNROLL
+    for (int c = 0; c < NH; ++c) {
+      const F4 h4 = rk_load4(hrow + c * gate_stride + k);
+      hv[c][0] = h4.x;
+      hv[c][1] = h4.y;
+      hv[c][2] = h4.z;
+      hv[c][3] = h4.w;
+    }
+    RK_UNROLL
+    for (int i = 0; i < 4; ++i) {
+      if constexpr (SLOTS == 4) {
+        const F4 u4 = rk_load4(ub + i * ut * SLOTS);
+        const float uv[4] = {u4.x, u4.y, u4.z, u4.w};
+        RK_UNROLL
+        for (int g = 0; g < NG; ++g) a4[i][g] += hv[MASKED ? g : 0][i] * uv[G0 + g];
+      } else {
+        a4[i][0] += hv[0][i] * ub[i * ut];
+      }
+    }
+  }
+}
+
 // One phase of a forward step in the persistent family (M: Simple, Lstm, GruRA,
 // GruRB1, GruRB2): the products of this mode's gates over a's rows for the
 // block's units, then step_point. ures is the resident slice, SLOTS its gates
@@ -189,46 +222,10 @@ RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
           for (int i = 0; i < 4; ++i)
             RK_UNROLL
             for (int g = 0; g < NG; ++g) a4[i][g] = 0.0f;
-          if (copies == 1) {
-            for (int k = kb; k < ke; k += 4, ub += 4 * ut * SLOTS) {
-              const F4 h4 = rk_load4(hrow + k);
-              const float hv[4] = {h4.x, h4.y, h4.z, h4.w};
-              RK_UNROLL
-              for (int i = 0; i < 4; ++i) {
-                if constexpr (SLOTS == 4) {
-                  const F4 u4 = rk_load4(ub + i * ut * SLOTS);
-                  const float uv[4] = {u4.x, u4.y, u4.z, u4.w};
-                  RK_UNROLL
-                  for (int g = 0; g < NG; ++g) a4[i][g] += hv[i] * uv[G0 + g];
-                } else {
-                  a4[i][0] += hv[i] * ub[i * ut];
-                }
-              }
-            }
-          } else {   // recurrent dropout: gate g's masked copy of h
-            for (int k = kb; k < ke; k += 4, ub += 4 * ut * SLOTS) {
-              float hv[NG][4];
-              RK_UNROLL
-              for (int g = 0; g < NG; ++g) {
-                const F4 h4 = rk_load4(hrow + g * N * pitch + k);
-                hv[g][0] = h4.x;
-                hv[g][1] = h4.y;
-                hv[g][2] = h4.z;
-                hv[g][3] = h4.w;
-              }
-              RK_UNROLL
-              for (int i = 0; i < 4; ++i) {
-                if constexpr (SLOTS == 4) {
-                  const F4 u4 = rk_load4(ub + i * ut * SLOTS);
-                  const float uv[4] = {u4.x, u4.y, u4.z, u4.w};
-                  RK_UNROLL
-                  for (int g = 0; g < NG; ++g) a4[i][g] += hv[g][i] * uv[G0 + g];
-                } else {
-                  a4[i][0] += hv[0][i] * ub[i * ut];
-                }
-              }
-            }
-          }
+          if (copies == 1)
+            seq_quads<NG, G0, SLOTS, false>(hrow, 0, ub, ut, kb, ke, a4);
+          else   // recurrent dropout: gate g's masked copy of h, N rows of pitch apart
+            seq_quads<NG, G0, SLOTS, true>(hrow, N * pitch, ub, ut, kb, ke, a4);
           RK_UNROLL
           for (int g = 0; g < NG; ++g) acc[g] += (a4[0][g] + a4[1][g]) + (a4[2][g] + a4[3][g]);
         } else if (copies == 1) {
