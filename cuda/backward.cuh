@@ -86,20 +86,7 @@ void run_backward(const Workspace& base, const GradArgs& in) {
         GemmArgs r = gemm_args(N, H, ng_rec * H, b.dgr, GH, false, ws.U.get(), GH, true,
                                b.dh_out, H);
         r.beta = 1.0f;
-        if (!ws.rmask.get()) {
-          gemm(r);
-        } else {
-          r.K = H;
-          r.cmask_rows = N;
-          r.cmask_ld = H;
-          for (int g = 0; g < ng_rec; ++g) {
-            GemmArgs rg = r;
-            rg.a = r.a + g * H;
-            rg.b = r.b + g * H;
-            rg.cmask = ws.rmask.get() + g * NH;
-            gemm(rg);
-          }
-        }
+        gemm_gates_cmask(r, ng_rec, H, ws.rmask.get(), NH, N, H, false);
       }
     });
   });
@@ -110,33 +97,11 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   Buf<float> dW(C * GH), dU(H * GH);
   // dW = xs^T dGx (per gate with input masks)
   GemmArgs w = gemm_args(C, GH, TN, ws.xs.get(), C, true, dgx.get(), GH, false, dW.get(), GH);
-  if (!ws.imask.get()) {
-    gemm_hoisted(w);
-  } else {
-    w.N = H;
-    w.amask_rows = N;
-    w.amask_ld = C;
-    for (int g = 0; g < G; ++g) {
-      GemmArgs q = gate_cols(w, g, H, true, true);
-      q.amask = ws.imask.get() + g * N * C;
-      gemm_hoisted(q);
-    }
-  }
+  gemm_gates_amask(w, (int)G, H, ws.imask.get(), N * C, N, C);
   // dU = h_prev^T dGr (states 0..T-1 are [T*N, H]), per gate with recurrent masks
   GemmArgs u = gemm_args(H, ng_rec * H, TN, ws.states.get(), H, true, dgr_base, GH, false,
                          dU.get(), GH);
-  if (!ws.rmask.get()) {
-    gemm_hoisted(u);
-  } else {
-    u.N = H;
-    u.amask_rows = N;
-    u.amask_ld = H;
-    for (int g = 0; g < ng_rec; ++g) {
-      GemmArgs q = gate_cols(u, g, H, true, true);
-      q.amask = ws.rmask.get() + g * NH;
-      gemm_hoisted(q);
-    }
-  }
+  gemm_gates_amask(u, ng_rec, H, ws.rmask.get(), NH, N, H);
   if (rb) {                             // dU_h = rh^T dah
     GemmArgs q = gate_cols(u, 2, H, true, true);
     q.N = H;
@@ -149,21 +114,7 @@ void run_backward(const Workspace& base, const GradArgs& in) {
 
   Buf<float> dxtm(TN * C), dx(dev ? 0 : N * T * C);  // dX = dGx W^T (⊙ input masks per gate)
   GemmArgs xg = gemm_args(TN, C, GH, dgx.get(), GH, false, ws.W.get(), GH, true, dxtm.get(), C);
-  if (!ws.imask.get()) {
-    gemm_hoisted(xg);
-  } else {
-    xg.K = H;
-    xg.cmask_rows = N;
-    xg.cmask_ld = C;
-    for (int g = 0; g < G; ++g) {
-      GemmArgs q = xg;
-      q.a += g * H;
-      q.b += g * H;
-      q.cmask = ws.imask.get() + g * N * C;
-      q.beta = g ? 1.0f : 0.0f;
-      gemm_hoisted(q);
-    }
-  }
+  gemm_gates_cmask(xg, (int)G, H, ws.imask.get(), N * C, N, C, true);
   RK_LAUNCH(Independent, linear_blocks(TN * C), 1, kLinear, 1, 0, from_time_major, dxtm.get(),
             dev ? out.dx : dx.get(), N, T, C, cfg.go_backwards);
   dx.download(out.dx);

@@ -56,20 +56,8 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
 
   // the input projection for every step at once
   GemmArgs pg = gemm_args(TN, GH, C, ws->xs.get(), C, false, Wd, GH, false, P.get(), GH);
-  if (!in.input_masks) {
-    pg.bias = bias;
-    gemm_hoisted(pg);
-  } else {
-    pg.N = H;
-    pg.amask_rows = N;
-    pg.amask_ld = C;
-    for (int g = 0; g < G; ++g) {
-      GemmArgs q = gate_cols(pg, g, H, true, true);
-      q.bias = bias ? bias + g * H : nullptr;
-      q.amask = ws->imask.get() + g * N * C;
-      gemm_hoisted(q);
-    }
-  }
+  pg.bias = bias;
+  gemm_gates_amask(pg, (int)G, H, ws->imask.get(), N * C, N, C);
 
   // states: every step's kept in training, a ring of two otherwise
   const int64_t nstates = cfg.training ? T + 1 : 2;

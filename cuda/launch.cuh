@@ -400,6 +400,52 @@ inline GemmArgs gate_cols(GemmArgs g, int gate, int64_t H, bool b_side, bool c_s
   return g;
 }
 
+// The per-gate forms of two GEMMs whose dropout masks differ by gate (Keras'
+// per-gate masks; no masks: the single GEMM g as given).
+// gemm_gates_amask: C's gate blocks of H columns, block j from A scaled by gate
+//   j's mask (A's stored element (r, c) by masks[j*stride + (r % rows)*ld + c]),
+//   the bias (if any) offset with it; the hoisted GEMMs (projection, dW, dU).
+void gemm_gates_amask(GemmArgs g, int gates, int64_t H, const float* masks, int64_t stride,
+                      int64_t rows, int64_t ld) {
+  if (!masks) {
+    gemm_hoisted(g);
+    return;
+  }
+  g.N = H;
+  g.amask_rows = rows;
+  g.amask_ld = ld;
+  for (int j = 0; j < gates; ++j) {
+    GemmArgs q = gate_cols(g, j, H, true, true);
+    q.amask = masks + j * stride;
+    if (g.bias) q.bias = g.bias + j * H;
+    gemm_hoisted(q);
+  }
+}
+// gemm_gates_cmask: C (+)= sum over gates j of (A_j B_j) ⊙ mask_j, A_j and B_j the
+//   gate-j blocks of H along K, the mask on C (masks[j*stride + (i % rows)*ld +
+//   col]); the first gate with g's beta, the others added; hoisted or (inside a
+//   time loop: no allocation) the plain GEMM.
+void gemm_gates_cmask(GemmArgs g, int gates, int64_t H, const float* masks, int64_t stride,
+                      int64_t rows, int64_t ld, bool hoisted) {
+  auto run = [&](const GemmArgs& q) { hoisted ? gemm_hoisted(q) : gemm(q); };
+  if (!masks) {
+    run(g);
+    return;
+  }
+  g.K = H;
+  g.cmask_rows = rows;
+  g.cmask_ld = ld;
+  for (int j = 0; j < gates; ++j) {
+    GemmArgs q = g;
+    q.a += j * H;
+    q.b += j * H;
+    q.cmask = masks + j * stride;
+    if (j) q.beta = 1.0f;
+    run(q);
+  }
+}
+
+
 template <Mode M>
 void launch_step(const StepArgs& s) {
   RK_LAUNCH(Block, cdiv(s.H, kStepU), cdiv(s.N, kStepR), kStepU, kStepTY, step_smem<M>(),
