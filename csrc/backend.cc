@@ -14,4 +14,11 @@ const Backend& find_backend(const std::string& name) {
   throw std::invalid_argument("rnnkern: backend '" + name + "' is not available here");
 }
 
+const char* precision_refusal(const Backend& b, Precision p) {
+  if (p != Precision::BF16) return nullptr;
+  return b.cpu ? "precision='bf16' is not available on the CPU backends yet; use 'fp32'"
+               : "precision='bf16' is not available on the GPU backends yet; use 'fp32' or "
+                 "'tf32'";
+}
+
 }  // namespace rnnkern

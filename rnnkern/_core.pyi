@@ -5,7 +5,7 @@ N batch, C input features, H units, G gates. Arrays are converted to C-contiguou
 float32 (masks: uint8) where a NumPy array is taken. tests/test_core_stub.py
 checks that this file names exactly what the module defines."""
 import types
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -64,9 +64,29 @@ def cpu_isa_order() -> list[str]:
 def cuda_status() -> tuple[bool, bool, str]:
     """(built, available, reason)."""
 
-def forward(backend: Union[str, Backend], cell: str, activation: str,
-            recurrent_activation: str, reset_after: bool, go_backwards: bool,
-            return_sequences: bool, training: bool, x: _ArrayLike, kernel: _ArrayLike,
+class Options:
+    """A layer call's options parsed once for the kernels (rnnkern.options.RnnOptions.core)."""
+    def __init__(self, cell: str, activation: str, recurrent_activation: str,
+                 reset_after: bool, go_backwards: bool, return_sequences: bool,
+                 training: bool, precision: str) -> None: ...
+    @property
+    def cell(self) -> str: ...
+    @property
+    def activation(self) -> str: ...
+    @property
+    def recurrent_activation(self) -> str: ...
+    @property
+    def reset_after(self) -> bool: ...
+    @property
+    def go_backwards(self) -> bool: ...
+    @property
+    def return_sequences(self) -> bool: ...
+    @property
+    def training(self) -> bool: ...
+    @property
+    def precision(self) -> str: ...
+
+def forward(backend: Union[str, Backend], options: Options, x: _ArrayLike, kernel: _ArrayLike,
             recurrent_kernel: _ArrayLike, bias: Optional[_ArrayLike], h0: _ArrayLike,
             c0: Optional[_ArrayLike], mask: Optional[_ArrayLike], threads: int,
             packed: Optional[PackedWeights] = None, input_masks: Optional[_ArrayLike] = None,
@@ -85,17 +105,22 @@ def pack(backend: Union[str, Backend], cell: str, reset_after: bool,
          ) -> Optional[PackedWeights]:
     """U (and W) packed once for the backend's kernels; None where it packs nothing."""
 
-def forward_device(backend: str, cell: str, activation: str, recurrent_activation: str,
-                   reset_after: bool, go_backwards: bool, return_sequences: bool,
-                   training: bool, T: int, N: int, C: int, H: int, x: int, kernel: int,
-                   recurrent_kernel: int, bias: int, h0: int, c0: int, mask: int,
-                   input_masks: int, recurrent_masks: int, y: int, h_T: int, c_T: int,
-                   ) -> Optional[Workspace]:
-    """Forward on a GPU backend's device arrays given by address (0: absent)."""
+# a device argument: (address, shape, typestr) of C-contiguous device memory, or None
+_DeviceArg = Optional[tuple[int, tuple[int, ...], str]]
 
-def backward_device(workspace: Workspace, dy: int, dh_T: int, dc_T: int, dx: int, dW: int,
-                    dU: int, db: int, dh0: int, dc0: int) -> None:
-    """BPTT on a GPU backend's device arrays given by address (0: absent)."""
+def device_forward_dims(options: Options, args: Sequence[_DeviceArg]) -> tuple[int, int, int, int]:
+    """(N, T, C, H) of a device forward's 9 arguments (x, kernel, recurrent_kernel, bias,
+    h0, c0, mask, input_masks, recurrent_masks), checked by the host forward's rules."""
+
+def forward_device(backend: str, options: Options, args: Sequence[_DeviceArg], y: int,
+                   h_T: int, c_T: int) -> Optional[Workspace]:
+    """Forward on a GPU backend's device arrays (outputs by address, c_T 0 but for lstm)."""
+
+def backward_device(workspace: Workspace, dy: _DeviceArg, dh_T: _DeviceArg,
+                    dc_T: _DeviceArg, dx: int, dW: int, dU: int, db: int, dh0: int,
+                    dc0: int) -> None:
+    """BPTT on a GPU backend's device arrays: the gradients in as device arguments, the
+    results by address (0: absent)."""
 
 def last_call_scratch_bytes() -> int:
     """Temporary memory (bytes) the calling thread's last forward or backward used."""

@@ -22,7 +22,6 @@ from ._common import GATES
 
 _KDL_CPU, _KDL_CUDA, _KDL_CUDA_MANAGED = 1, 2, 13
 _FLOAT32 = "<f4"
-_BYTE = ("|u1", "|b1")
 
 
 def _core():
@@ -137,18 +136,6 @@ def view(a, name, backend):
     return v
 
 
-def _shape_str(s):
-    return "(" + ", ".join(str(d) for d in s) + ("," if len(s) == 1 else "") + ")"
-
-
-def _expect(v, shape, name, legend=""):
-    if v.typestr != _FLOAT32:
-        raise TypeError(f"{name} must be float32 on the device, got typestr {v.typestr!r}")
-    if v.shape != tuple(shape):
-        raise ValueError(f"{name} must have shape {legend}{_shape_str(shape)}, got "
-                         f"{_shape_str(v.shape)}")
-
-
 def _empty_like(like, shape, backend):
     """Uninitialised float32 device memory for a result, of x's kind."""
     mod = type(like).__module__.split(".")[0]
@@ -181,76 +168,51 @@ class DeviceCache:
                  "return_sequences", "backend")
 
 
-def forward(backend, cell, x, W, U, b, h0, c0, mask, input_masks, recurrent_masks, *,
-            activation, recurrent_activation, reset_after, go_backwards, return_sequences,
-            training):
-    """The GPU forward on device arrays: (y, h_T, c_T or None, DeviceCache or None)."""
+def _arg(v):
+    """A view as the bindings' checker takes it: (address, shape, typestr), or None."""
+    return None if v is None else (v.address, v.shape, v.typestr)
+
+
+def forward(backend, options, x, W, U, b, h0, c0, mask, input_masks, recurrent_masks):
+    """The GPU forward on device arrays, ``options`` an ``RnnOptions``: (y, h_T, c_T
+    or None, DeviceCache or None). The arrays' shapes and dtypes are checked by the
+    bindings, by the same rules as host arrays'; here, that each is device memory
+    the backend may use."""
     args = {"x": x, "kernel": W, "recurrent_kernel": U, "bias": b, "h0": h0, "c0": c0,
             "mask": mask, "input_masks": input_masks, "recurrent_masks": recurrent_masks}
     for name, a in args.items():
         if a is not None and not is_device_array(a):
             raise ValueError(f"x is on the device but {name} is not ({type(a).__name__}): "
                              "pass every array of a call on the device, or every one on the host")
-    if cell not in GATES:
-        raise ValueError(f"cell must be 'simple_rnn', 'lstm' or 'gru', got {cell!r}")
-    if cell == "lstm" and c0 is None:
-        raise ValueError("c0 is required for lstm")
-    v = {name: (None if a is None else view(a, name, backend)) for name, a in args.items()}
-    vx = v["x"]
-    if len(vx.shape) != 3:
-        raise ValueError(f"x must be 3-D (batch, timesteps, features), got ndim {len(vx.shape)}")
-    _expect(vx, vx.shape, "x")
-    N, T, C = vx.shape
-    if T < 1:
-        raise ValueError("x must have at least one timestep")
-    if len(v["recurrent_kernel"].shape) != 2:
-        raise ValueError("recurrent_kernel must be 2-D (units, gates*units)")
-    H = v["recurrent_kernel"].shape[0]
-    G = GATES[cell]
-    _expect(v["kernel"], (C, G * H), "kernel", "(C, G*H) = ")
-    _expect(v["recurrent_kernel"], (H, G * H), "recurrent_kernel", "(H, G*H) = ")
-    _expect(v["h0"], (N, H), "h0", "(N, H) = ")
-    bias_shape = None
-    if b is not None:
-        bias_shape = (2, G * H) if cell == "gru" and reset_after else (G * H,)
-        _expect(v["bias"], bias_shape, "bias")
-    if cell == "lstm":
-        _expect(v["c0"], (N, H), "c0", "(N, H) = ")
-    if mask is not None:
-        if v["mask"].typestr not in _BYTE:
-            raise TypeError("mask must be a boolean (or uint8) array on the device, got typestr "
-                            f"{v['mask'].typestr!r}")
-        if v["mask"].shape != (N, T):
-            raise ValueError(f"mask must have shape (N, T) = {_shape_str((N, T))}, got "
-                             f"{_shape_str(v['mask'].shape)}")
-    if input_masks is not None:
-        _expect(v["input_masks"], (G, N, C), "input_masks", "(G, N, C) = ")
-    if recurrent_masks is not None:
-        _expect(v["recurrent_masks"], (G, N, H), "recurrent_masks", "(G, N, H) = ")
-
-    y = _empty_like(x, (N, T, H) if return_sequences else (N, H), backend)
+    cell = options.cell
+    lstm = cell == "lstm"
+    if not lstm:
+        args["c0"] = None   # read by LSTM only, as on the host
+    views = tuple(_arg(None if a is None else view(a, name, backend))
+                  for name, a in args.items())
+    core = options.core
+    N, T, C, H = _core().device_forward_dims(core, views)
+    y = _empty_like(x, (N, T, H) if options.return_sequences else (N, H), backend)
     hT = _empty_like(x, (N, H), backend)
-    cT = _empty_like(x, (N, H), backend) if cell == "lstm" else None
-    out = {n: view(a, n, backend) for n, a in (("y", y), ("h_T", hT), ("c_T", cT))
-           if a is not None}
-    ws = _core().forward_device(
-        backend, cell, activation, recurrent_activation, bool(reset_after), bool(go_backwards),
-        bool(return_sequences), bool(training), T, N, C, H, vx.address,
-        v["kernel"].address, v["recurrent_kernel"].address, _addr(v["bias"]), v["h0"].address,
-        _addr(v["c0"]), _addr(v["mask"]), _addr(v["input_masks"]),
-        _addr(v["recurrent_masks"]), out["y"].address, out["h_T"].address,
-        _addr(out.get("c_T")))
+    cT = _empty_like(x, (N, H), backend) if lstm else None
+    ws = _core().forward_device(backend, core, views, view(y, "y", backend).address,
+                                view(hT, "h_T", backend).address,
+                                0 if cT is None else view(cT, "c_T", backend).address)
     cache = None
-    if training:
+    if options.training:
+        G = GATES[cell]
         cache = DeviceCache()
         cache.ws, cache.like, cache.cell, cache.backend = ws, x, cell, backend
         cache.N, cache.T, cache.C, cache.H, cache.G = N, T, C, H, G
-        cache.bias_shape, cache.return_sequences = bias_shape, bool(return_sequences)
+        cache.bias_shape = None if b is None else (
+            (2, G * H) if cell == "gru" and options.reset_after else (G * H,))
+        cache.return_sequences = options.return_sequences
     return y, hT, cT, cache
 
 
 def backward(cache, dy, dh_T, dc_T):
-    """BPTT of a device forward: (dx, dW, dU, db or None, dh0, dc0 or None) on the device."""
+    """BPTT of a device forward: (dx, dW, dU, db or None, dh0, dc0 or None) on the
+    device (the gradients' shapes checked by the bindings, as on the host)."""
     be, like, N, T, C, H, G = (cache.backend, cache.like, cache.N, cache.T, cache.C, cache.H,
                                cache.G)
     lstm = cache.cell == "lstm"
@@ -258,18 +220,12 @@ def backward(cache, dy, dh_T, dc_T):
         dh_T = _zeros_like(like, (N, H), be)
     if lstm and dc_T is None:
         dc_T = _zeros_like(like, (N, H), be)
-    for name, a in (("dy", dy), ("dh_T", dh_T), ("dc_T", dc_T if lstm else None)):
+    grads = {"dy": dy, "dh_T": dh_T, "dc_T": dc_T if lstm else None}
+    for name, a in grads.items():
         if a is not None and not is_device_array(a):
             raise ValueError(f"the forward ran on device arrays but {name} is not "
                              f"({type(a).__name__}): pass the gradients on the device")
-    vdy = view(dy, "dy", be)
-    _expect(vdy, (N, T, H) if cache.return_sequences else (N, H), "dy")
-    vdh = view(dh_T, "dh_T", be)
-    _expect(vdh, (N, H), "dh_T")
-    vdc = None
-    if lstm:
-        vdc = view(dc_T, "dc_T", be)
-        _expect(vdc, (N, H), "dc_T")
+    gv = {n: _arg(None if a is None else view(a, n, be)) for n, a in grads.items()}
     shapes = {"dx": (N, T, C), "dW": (C, G * H), "dU": (H, G * H), "dh0": (N, H)}
     if cache.bias_shape is not None:
         shapes["db"] = cache.bias_shape
@@ -278,6 +234,6 @@ def backward(cache, dy, dh_T, dc_T):
     res = {n: _empty_like(like, s, be) for n, s in shapes.items()}
     rv = {n: view(a, n, be) for n, a in res.items()}
     _core().backward_device(
-        cache.ws, vdy.address, vdh.address, _addr(vdc), rv["dx"].address, rv["dW"].address,
+        cache.ws, gv["dy"], gv["dh_T"], gv["dc_T"], rv["dx"].address, rv["dW"].address,
         rv["dU"].address, _addr(rv.get("db")), rv["dh0"].address, _addr(rv.get("dc0")))
     return (res["dx"], res["dW"], res["dU"], res.get("db"), res["dh0"], res.get("dc0"))

@@ -11,7 +11,9 @@ of the C++ table of CPU ISAs, ``_core.cpu_isa_order()``), capped by
 ``RNNKERN_ISA``. Every backend object has the same three methods, the contract
 of ``rnnkern.ops`` (which is what the layers call): ``pack``, ``forward``
 (with the optional per-gate dropout masks ``input_masks`` [G,N,C] and
-``recurrent_masks`` [G,N,H]), ``backward``.
+``recurrent_masks`` [G,N,H]), ``backward``. ``forward`` takes the call's options as
+its first argument, one ``rnnkern.options.RnnOptions`` (or, for convenience, a
+cell name with the options as keywords: ``forward("lstm", ..., training=False)``).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import numpy as np
 from . import _device
 from . import reference as _reference
 from ._common import GATES, Grads
+from .options import RnnOptions
 
 class Cache:
     """What a training forward keeps for its backward (opaque to callers)."""
@@ -39,11 +42,17 @@ class ReferenceBackend:
     def pack(self, cell, U, reset_after=True, W=None):
         return None  # nothing to pack
 
-    def forward(self, cell, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
+    def forward(self, options, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
                 recurrent_masks=None, **kw):
-        y, h, c, cache = _reference.rnn_forward(cell, x, W, U, b, h0, c0, mask,
-                                                input_masks=input_masks,
-                                                recurrent_masks=recurrent_masks, **kw)
+        o = RnnOptions.of(options, **kw)
+        if o.precision == "bf16":
+            raise ValueError("rnnkern reference: precision='bf16' is not available on the "
+                             "reference backend yet; use 'fp32'")
+        y, h, c, cache = _reference.rnn_forward(
+            o.cell, x, W, U, b, h0, c0, mask, activation=o.activation,
+            recurrent_activation=o.recurrent_activation, reset_after=o.reset_after,
+            go_backwards=o.go_backwards, return_sequences=o.return_sequences,
+            training=o.training, input_masks=input_masks, recurrent_masks=recurrent_masks)
         return y, h, c, (Cache(self, cache) if cache is not None else None)
 
     def backward(self, cache, dy, dh_T=None, dc_T=None):
@@ -101,18 +110,17 @@ class CpuBackend(_CompiledBackend):
         (float32 C-contiguous arrays, or the check against them fails)."""
         return _core().pack(self._be, cell, bool(reset_after), U, W)
 
-    def forward(self, cell, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
-                recurrent_masks=None, *, activation="tanh", recurrent_activation="sigmoid",
-                reset_after=True, go_backwards=False, return_sequences=True, training=True):
-        if training:   # the workspace keeps the masks: a copy, as the caller may reuse theirs
+    def forward(self, options, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
+                recurrent_masks=None, **kw):
+        o = RnnOptions.of(options, **kw)
+        if o.training:   # the workspace keeps the masks: a copy, as the caller may reuse theirs
             input_masks = _own_copy(input_masks)
             recurrent_masks = _own_copy(recurrent_masks)
         y, h, c, ws = _core().forward(
-            self._be, cell, activation, recurrent_activation, bool(reset_after),
-            bool(go_backwards), bool(return_sequences), bool(training),
-            x, W, U, b, h0, c0, mask, _threads_for(cell, x.shape[0], x.shape[-1], U.shape[0]),
-            packed, input_masks, recurrent_masks)
-        return y, h, (c if cell == "lstm" else None), (Cache(self, ws) if training else None)
+            self._be, o.core, x, W, U, b, h0, c0, mask,
+            _threads_for(o.cell, x.shape[0], x.shape[-1], U.shape[0]), packed, input_masks,
+            recurrent_masks)
+        return y, h, c, (Cache(self, ws) if o.training else None)
 
     def backward(self, cache, dy, dh_T=None, dc_T=None):
         ws = cache.inner
@@ -134,25 +142,19 @@ class GpuBackend(_CompiledBackend):
     def pack(self, cell, U, reset_after=True, W=None):
         return None  # the GPU kernels read U as it is
 
-    def forward(self, cell, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
-                recurrent_masks=None, *, activation="tanh", recurrent_activation="sigmoid",
-                reset_after=True, go_backwards=False, return_sequences=True, training=True):
+    def forward(self, options, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
+                recurrent_masks=None, **kw):
+        o = RnnOptions.of(options, **kw)
         if packed is not None:
             raise ValueError("packed was made for another isa, cell, reset_after or units: "
                              f"{self.name} packs nothing (pass packed=None)")
         arrays = (x, W, U, b, h0, c0, mask, input_masks, recurrent_masks)
         if any(_device.is_device_array(a) for a in arrays):
-            y, h, c, dc = _device.forward(
-                self.name, cell, x, W, U, b, h0, c0, mask, input_masks, recurrent_masks,
-                activation=activation, recurrent_activation=recurrent_activation,
-                reset_after=reset_after, go_backwards=go_backwards,
-                return_sequences=return_sequences, training=training)
-            return y, h, c, (Cache(self, dc) if training else None)
-        y, h, c, ws = _core().forward(
-            self._be, cell, activation, recurrent_activation, bool(reset_after),
-            bool(go_backwards), bool(return_sequences), bool(training),
-            x, W, U, b, h0, c0, mask, 1, None, input_masks, recurrent_masks)
-        return y, h, c, (Cache(self, ws) if training else None)
+            y, h, c, dc = _device.forward(self.name, o, *arrays)
+            return y, h, c, (Cache(self, dc) if o.training else None)
+        y, h, c, ws = _core().forward(self._be, o.core, *arrays[:7], 1, None, input_masks,
+                                      recurrent_masks)
+        return y, h, c, (Cache(self, ws) if o.training else None)
 
     def backward(self, cache, dy, dh_T=None, dc_T=None):
         ws = cache.inner

@@ -16,9 +16,14 @@ Weights are Keras' layout (``get_weights()`` order):
     bias              b  [G*H], or [2, G*H] for GRU reset_after=True
                          (row 0 input bias, row 1 recurrent bias), or None
 
-``rnn_forward(cell, x, W, U, b, h0, c0, mask, *, activation, recurrent_activation,
-reset_after, go_backwards, return_sequences, training, backend, packed,
-input_masks, recurrent_masks)``
+``rnn_forward(cell, x, W, U, b, h0, c0, mask, *, backend, packed, input_masks,
+recurrent_masks, activation, recurrent_activation, reset_after, go_backwards,
+return_sequences, training, precision)``
+
+    The options (cell and the keywords from activation on; defaults: tanh, sigmoid,
+    True, False, True, True, "fp32") may come as one ``rnnkern.options.RnnOptions``
+    in place of the cell (made and checked once; what the layers and adapters pass):
+    ``rnn_forward(RnnOptions("lstm", training=False), x, ...)``.
 
     cell        "simple_rnn" | "lstm" | "gru"
     x           [N, T, C]
@@ -29,6 +34,9 @@ input_masks, recurrent_masks)``
                   (Keras: y[:, s] is the output of the s-th processed step)
     training    True: keep what BPTT needs and return it as the cache;
                 False: keep nothing (cache is None)
+    precision   "fp32" (default), "tf32" (opt-in; backends without a TF32
+                product run fp32), "bf16" (refused where not implemented:
+                every backend today)
     packed      None, or ``pack(...)`` of these same W and U arrays (see below)
     input_masks      None, or [G, N, C] float: one input dropout mask per gate
     recurrent_masks  None, or [G, N, H] float: one recurrent dropout mask per gate
@@ -71,19 +79,18 @@ from __future__ import annotations
 
 from ._common import ACTIVATIONS, CELLS, GATES, Grads  # noqa: F401  (re-exported)
 from .backends import get_backend
+from .options import PRECISIONS, RnnOptions  # noqa: F401  (re-exported)
 
 
 def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None, *,
-                activation="tanh", recurrent_activation="sigmoid", reset_after=True,
-                go_backwards=False, return_sequences=True, training=True,
-                backend="auto", packed=None, input_masks=None, recurrent_masks=None):
-    """Forward of one layer on the named backend; see the module docstring."""
-    return get_backend(backend).forward(
-        cell, x, kernel, recurrent_kernel, bias, h0, c0, mask, packed,
-        input_masks=input_masks, recurrent_masks=recurrent_masks,
-        activation=activation, recurrent_activation=recurrent_activation,
-        reset_after=reset_after, go_backwards=go_backwards,
-        return_sequences=return_sequences, training=training)
+                backend="auto", packed=None, input_masks=None, recurrent_masks=None,
+                **options):
+    """Forward of one layer on the named backend; see the module docstring. ``cell``
+    is a cell name with the options as keywords, or an ``RnnOptions`` (with
+    keywords, those fields changed)."""
+    return get_backend(backend).forward(RnnOptions.of(cell, **options), x, kernel,
+                                        recurrent_kernel, bias, h0, c0, mask, packed,
+                                        input_masks, recurrent_masks)
 
 
 def pack(cell, recurrent_kernel, reset_after=True, backend="auto", kernel=None):

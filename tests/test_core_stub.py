@@ -36,7 +36,8 @@ def test_stub_names_the_module():
     assert set(classes["_Testing"]) == _public(dir(_core.testing))
 
 
-@pytest.mark.parametrize("cls", ["Backend", "Workspace", "PackedWeights", "DeviceArray"])
+@pytest.mark.parametrize("cls", ["Backend", "Workspace", "PackedWeights", "DeviceArray",
+                                 "Options"])
 def test_stub_names_each_class(cls):
     _, classes = _stub()
     runtime = {n for n in vars(getattr(_core, cls)) if not n.startswith("_")}

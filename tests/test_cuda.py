@@ -11,6 +11,7 @@ import pytest
 import rnnkern as rk
 from rnnkern import backends as bk
 from rnnkern import _core
+from rnnkern.options import RnnOptions
 
 from helpers import run_in_threads
 from tolerances import assert_close
@@ -42,11 +43,9 @@ def test_cuda_unavailable_is_a_clear_error():
     rng = np.random.default_rng(0)
     x, W, U, b, h0, c0 = make_case("gru", 2, 3, 4, 5, True, True, rng)
     with pytest.raises(RuntimeError, match="rnnkern cuda: "):
-        _core.forward("cuda", "gru", "tanh", "sigmoid", True, False, True, True,
-                      x, W, U, b, h0, None, None, 1)
+        _core.forward("cuda", RnnOptions("gru").core, x, W, U, b, h0, None, None, 1)
     with pytest.raises(ValueError, match="backend 'tpu' is not available here"):
-        _core.forward("tpu", "gru", "tanh", "sigmoid", True, False, True, True,
-                      x, W, U, b, h0, None, None, 1)
+        _core.forward("tpu", RnnOptions("gru").core, x, W, U, b, h0, None, None, 1)
 
 
 @pytest.mark.parametrize("backend", GPU)
@@ -118,7 +117,7 @@ def test_bad_input_is_checked_like_the_cpu(backend):
     rng = np.random.default_rng(0)
     x, W, U, b, h0, c0 = make_case("lstm", 2, 3, 4, 5, True, True, rng)
     be = bk.get_backend(backend)
-    with pytest.raises(ValueError, match=r"kernel must have shape \(4, 20\)"):
+    with pytest.raises(ValueError, match=r"kernel must have shape \(C, G\*H\) = \(4, 20\)"):
         be.forward("lstm", x, W[:3], U, b, h0, c0, None)
     with pytest.raises(ValueError, match="c0 is required"):
         be.forward("lstm", x, W, U, b, h0, None, None)

@@ -146,34 +146,29 @@ py::object wrap_workspace(const Backend& be, std::unique_ptr<Workspace> ws,
   return py::cast(w.release(), py::return_value_policy::take_ownership);
 }
 
+// Refuses a precision the backend does not run (never runs it as another).
+void check_precision(const Backend& be, const RnnConfig& cfg) {
+  if (const char* why = precision_refusal(be, cfg.precision))
+    throw py::value_error(std::string("rnnkern ") + be.name + ": " + why);
+}
+
 // One layer's forward on any backend, host arrays (NumPy) in and out.
-py::tuple forward(const py::object& backend, const std::string& cell, const std::string& act,
-                  const std::string& ract, bool reset_after, bool go_backwards,
-                  bool return_sequences, bool training, FArr x, FArr W, FArr U,
+py::tuple forward(const py::object& backend, const RnnConfig& options, FArr x, FArr W, FArr U,
                   py::object b, FArr h0, py::object c0, py::object mask, int threads,
                   py::object packed, py::object input_masks, py::object recurrent_masks) {
   const Backend& be = backend_arg(backend);
-  CheckedForward in = check_forward(cell, act, ract, reset_after, go_backwards, return_sequences,
-                                    training, x, W, U, b, h0, c0, mask, input_masks,
-                                    recurrent_masks);
+  CheckedForward in =
+      check_forward(options, x, W, U, b, h0, c0, mask, input_masks, recurrent_masks);
   RnnConfig& cfg = in.cfg;
+  check_precision(be, cfg);
   cfg.threads = threads;
   const Packed* pw = check_packed(packed, be, cfg, U, W);
   const bool lstm = cfg.cell == Cell::LSTM;
   const py::ssize_t N = cfg.N, T = cfg.T, H = cfg.H;
-  FArr y = return_sequences ? FArr({N, T, H}) : FArr({N, H});
+  FArr y = cfg.return_sequences ? FArr({N, T, H}) : FArr({N, H});
   FArr hT({N, H});
   FArr cT = lstm ? FArr({N, H}) : FArr(std::vector<py::ssize_t>{0});
-  LayerArgs a;
-  a.x = x.data();
-  a.W = W.data();
-  a.U = U.data();
-  a.b = in.bshape.empty() ? nullptr : in.barr.data();
-  a.h0 = h0.data();
-  a.c0 = lstm ? in.carr.data() : nullptr;
-  a.mask = mask.is_none() ? nullptr : in.marr.data();
-  a.input_masks = mask_ptr(in.im);
-  a.recurrent_masks = mask_ptr(in.rm);
+  LayerArgs a = layer_inputs(in.args, false);
   a.y = y.mutable_data();
   a.hT = hT.mutable_data();
   a.cT = lstm ? cT.mutable_data() : nullptr;
@@ -183,7 +178,7 @@ py::tuple forward(const py::object& backend, const std::string& cell, const std:
     ws = be.forward(be, cfg, a, pw);
   }
   py::object wso = py::none();
-  if (training) {
+  if (cfg.training) {
     py::object m = mask.is_none() ? py::object(py::none()) : py::object(in.marr);
     wso = wrap_workspace(be, std::move(ws), in.bshape, py::make_tuple(x, W, U, m, in.im, in.rm),
                          packed);
@@ -221,80 +216,144 @@ py::tuple backward(PyWorkspace& w, FArr dy, FArr dhT, py::object dcT, int thread
   return py::make_tuple(dx, dW, dU, dbo, dh0, dco);
 }
 
-template <class T>
-T* ptr_of(uintptr_t p) {
-  return reinterpret_cast<T*>(p);
+// A device argument as rnnkern/_device.py describes it: None, or (address, shape,
+// typestr) of C-contiguous memory the backend may use (checked there).
+struct DeviceArg {
+  Dims dims;
+  std::string typestr;
+};
+
+DeviceArg device_arg(const py::handle& h) {
+  DeviceArg r;
+  if (h.is_none()) return r;
+  py::tuple t = py::reinterpret_borrow<py::tuple>(h);
+  r.dims.data = reinterpret_cast<const void*>(t[0].cast<uintptr_t>());
+  r.dims.present = true;
+  for (auto e : t[1]) r.dims.shape.push_back(e.cast<py::ssize_t>());
+  r.typestr = t[2].cast<std::string>();
+  return r;
 }
 
-// Forward on arrays already on a GPU backend's device, by address (0: absent),
-// checked by rnnkern/_device.py (shapes, dtypes, contiguity, whose memory).
+void expect_float32(const DeviceArg& a, const char* name) {
+  if (a.dims.present && a.typestr != "<f4")
+    throw py::type_error(std::string(name) + " must be float32 on the device, got typestr '" +
+                         a.typestr + "'");
+}
+
+template <class T>
+T* ptr_of(const DeviceArg& a) {
+  return static_cast<T*>(const_cast<void*>(a.dims.data));
+}
+
+// The device forward's arguments, checked by the same rules as the host's (dtypes
+// first: the device holds no converted copies); cfg gets the dimensions.
+struct DeviceForward {
+  RnnConfig cfg;
+  DeviceArg x, W, U, b, h0, c0, mask, im, rm;
+  ForwardDims args;
+  std::vector<py::ssize_t> bshape;
+};
+
+DeviceForward check_device_forward(const RnnConfig& options, const py::sequence& args) {
+  if (py::len(args) != 9)
+    throw py::value_error("the device forward takes 9 arguments (x, kernel, recurrent_kernel, "
+                          "bias, h0, c0, mask, input_masks, recurrent_masks)");
+  DeviceForward f;
+  f.cfg = options;
+  DeviceArg* all[] = {&f.x, &f.W, &f.U, &f.b, &f.h0, &f.c0, &f.mask, &f.im, &f.rm};
+  const char* names[] = {"x",  "kernel", "recurrent_kernel", "bias",           "h0",
+                         "c0", "mask",   "input_masks",      "recurrent_masks"};
+  for (int i = 0; i < 9; ++i) {
+    *all[i] = device_arg(args[i]);
+    if (i == 6) {
+      if (f.mask.dims.present && f.mask.typestr != "|u1" && f.mask.typestr != "|b1")
+        throw py::type_error("mask must be a boolean (or uint8) array on the device, got "
+                             "typestr '" + f.mask.typestr + "'");
+    } else {
+      expect_float32(*all[i], names[i]);
+    }
+  }
+  if (!f.x.dims.present || !f.W.dims.present || !f.U.dims.present || !f.h0.dims.present)
+    throw py::value_error("x, kernel, recurrent_kernel and h0 are required");
+  f.args = ForwardDims{f.x.dims, f.W.dims, f.U.dims, f.b.dims, f.h0.dims,
+                       f.c0.dims, f.mask.dims, f.im.dims, f.rm.dims};
+  f.bshape = check_dims(f.cfg, f.args);
+  return f;
+}
+
+// The dimensions (N, T, C, H) of a device forward's arguments, or the error the
+// forward would raise: what rnnkern/_device.py asks before allocating the outputs.
+py::tuple device_forward_dims(const RnnConfig& options, const py::sequence& args) {
+  DeviceForward f = check_device_forward(options, args);
+  return py::make_tuple(f.cfg.N, f.cfg.T, f.cfg.C, f.cfg.H);
+}
+
+// Forward on arrays already on a GPU backend's device: args as for
+// device_forward_dims (checked again here), y, h_T, c_T by address (0: absent).
 // Returns the workspace (training) or None.
-py::object forward_device(const std::string& name, const std::string& cell,
-                          const std::string& act, const std::string& ract, bool reset_after,
-                          bool go_backwards, bool return_sequences, bool training, int64_t T,
-                          int64_t N, int64_t C, int64_t H, uintptr_t x, uintptr_t W,
-                          uintptr_t U, uintptr_t b, uintptr_t h0, uintptr_t c0, uintptr_t mask,
-                          uintptr_t input_masks, uintptr_t recurrent_masks, uintptr_t y,
-                          uintptr_t hT, uintptr_t cT) {
+py::object forward_device(const std::string& name, const RnnConfig& options,
+                          const py::sequence& args, uintptr_t y, uintptr_t hT, uintptr_t cT) {
   const Backend& be = backend_named(name);
   if (!be.device) throw py::value_error("backend '" + name + "' takes host arrays only");
-  RnnConfig cfg =
-      parse_config(cell, act, ract, reset_after, go_backwards, return_sequences, training);
-  if (T < 1 || N < 0 || C < 0 || H < 0) throw py::value_error("bad dimensions");
-  cfg.T = T;
-  cfg.N = N;
-  cfg.C = C;
-  cfg.H = H;
-  LayerArgs a;
-  a.on_device = true;
-  a.x = ptr_of<const float>(x);
-  a.W = ptr_of<const float>(W);
-  a.U = ptr_of<const float>(U);
-  a.b = ptr_of<const float>(b);
-  a.h0 = ptr_of<const float>(h0);
-  a.c0 = ptr_of<const float>(c0);
-  a.mask = ptr_of<const uint8_t>(mask);
-  a.input_masks = ptr_of<const float>(input_masks);
-  a.recurrent_masks = ptr_of<const float>(recurrent_masks);
-  a.y = ptr_of<float>(y);
-  a.hT = ptr_of<float>(hT);
-  a.cT = ptr_of<float>(cT);
-  if (cfg.cell == Cell::LSTM && (!a.c0 || !a.cT)) throw py::value_error("c0 is required for lstm");
+  DeviceForward f = check_device_forward(options, args);
+  const RnnConfig& cfg = f.cfg;
+  check_precision(be, cfg);
+  LayerArgs a = layer_inputs(f.args, true);
+  a.y = reinterpret_cast<float*>(y);
+  a.hT = reinterpret_cast<float*>(hT);
+  a.cT = reinterpret_cast<float*>(cT);
+  if (!a.y || !a.hT || (cfg.cell == Cell::LSTM && !a.cT))
+    throw py::value_error("the device forward's outputs are required");
   std::unique_ptr<Workspace> ws;
   {
     py::gil_scoped_release nogil;
     ws = be.forward(be, cfg, a, nullptr);
   }
-  if (!training) return py::none();
-  std::vector<py::ssize_t> bshape;
-  if (b) {
-    const int64_t GH = num_gates(cfg.cell) * H;
-    bshape = cfg.cell == Cell::GRU && reset_after ? std::vector<py::ssize_t>{2, GH}
-                                                  : std::vector<py::ssize_t>{GH};
-  }
+  if (!cfg.training) return py::none();
   // the GPU workspace holds device copies of what its backward reads
-  return wrap_workspace(be, std::move(ws), bshape, py::none(), py::none());
+  return wrap_workspace(be, std::move(ws), f.bshape, py::none(), py::none());
 }
 
-// BPTT on device arrays, by address (db 0 without bias).
-void backward_device(PyWorkspace& w, uintptr_t dy, uintptr_t dhT, uintptr_t dcT, uintptr_t dx,
-                     uintptr_t dW, uintptr_t dU, uintptr_t db, uintptr_t dh0, uintptr_t dc0) {
+// BPTT on device arrays: dy, dh_T, dc_T as the forward's arguments (checked by
+// the host backward's rules), the results by address (db 0 without bias).
+void backward_device(PyWorkspace& w, const py::handle& dy, const py::handle& dhT,
+                     const py::handle& dcT, uintptr_t dx, uintptr_t dW, uintptr_t dU,
+                     uintptr_t db, uintptr_t dh0, uintptr_t dc0) {
   if (!w.backend->device) throw py::value_error("a host backend's workspace takes host arrays");
+  const RnnConfig& cfg = w.ws->cfg;
+  const DeviceArg gy = device_arg(dy), gh = device_arg(dhT), gc = device_arg(dcT);
+  expect_float32(gy, "dy");
+  expect_float32(gh, "dh_T");
+  expect_float32(gc, "dc_T");
+  check_grad_dims(cfg, gy.dims, gh.dims, gc.dims);
   GradArgs g;
   g.on_device = true;
-  g.dy = ptr_of<const float>(dy);
-  g.dhT = ptr_of<const float>(dhT);
-  g.dcT = ptr_of<const float>(dcT);
-  g.dx = ptr_of<float>(dx);
-  g.dW = ptr_of<float>(dW);
-  g.dU = ptr_of<float>(dU);
-  g.db = ptr_of<float>(db);
-  g.dh0 = ptr_of<float>(dh0);
-  g.dc0 = ptr_of<float>(dc0);
-  if (w.ws->cfg.cell == Cell::LSTM && (!g.dcT || !g.dc0))
-    throw py::value_error("dc_T is required for lstm");
+  g.dy = ptr_of<const float>(gy);
+  g.dhT = ptr_of<const float>(gh);
+  g.dcT = ptr_of<const float>(gc);
+  g.dx = reinterpret_cast<float*>(dx);
+  g.dW = reinterpret_cast<float*>(dW);
+  g.dU = reinterpret_cast<float*>(dU);
+  g.db = reinterpret_cast<float*>(db);
+  g.dh0 = reinterpret_cast<float*>(dh0);
+  g.dc0 = reinterpret_cast<float*>(dc0);
+  if (cfg.cell == Cell::LSTM && !g.dc0) throw py::value_error("dc0 is required for lstm");
   py::gil_scoped_release nogil;
   w.backend->backward(*w.backend, *w.ws, 1, g, nullptr);
+}
+
+const char* act_name(Act a) {
+  switch (a) {
+    case Act::Tanh: return "tanh";
+    case Act::Relu: return "relu";
+    case Act::Sigmoid: return "sigmoid";
+    case Act::HardSigmoid: return "hard_sigmoid";
+    default: return "linear";
+  }
+}
+
+const char* precision_name(Precision p) {
+  return p == Precision::FP32 ? "fp32" : (p == Precision::TF32 ? "tf32" : "bf16");
 }
 
 }  // namespace
@@ -328,9 +387,26 @@ void init_layer(py::module_& m) {
                              [](const PyWorkspace& w) { return cell_name(w.ws->cfg.cell); })
       .def_property_readonly("backend", [](const PyWorkspace& w) { return w.backend->name; })
       .def_property_readonly("nbytes", [](const PyWorkspace& w) { return w.ws->nbytes(); });
-  m.def("forward", &forward, py::arg("backend"), py::arg("cell"), py::arg("activation"),
-        py::arg("recurrent_activation"), py::arg("reset_after"), py::arg("go_backwards"),
-        py::arg("return_sequences"), py::arg("training"), py::arg("x"), py::arg("kernel"),
+  py::class_<RnnConfig>(m, "Options",
+                        "A layer call's options parsed once for the kernels (what\n"
+                        "rnnkern.options.RnnOptions holds; the forward bindings take it).")
+      .def(py::init(&parse_config), py::arg("cell"), py::arg("activation"),
+           py::arg("recurrent_activation"), py::arg("reset_after"), py::arg("go_backwards"),
+           py::arg("return_sequences"), py::arg("training"), py::arg("precision"))
+      .def_property_readonly("cell", [](const RnnConfig& c) { return cell_name(c.cell); })
+      .def_property_readonly("activation", [](const RnnConfig& c) { return act_name(c.act); })
+      .def_property_readonly("recurrent_activation",
+                             [](const RnnConfig& c) { return act_name(c.ract); })
+      .def_readonly("reset_after", &RnnConfig::reset_after)
+      .def_readonly("go_backwards", &RnnConfig::go_backwards)
+      .def_readonly("return_sequences", &RnnConfig::return_sequences)
+      .def_readonly("training", &RnnConfig::training)
+      .def_property_readonly("precision",
+                             [](const RnnConfig& c) { return precision_name(c.precision); })
+      .def("__repr__", [](const RnnConfig& c) {
+        return std::string("<rnnkern._core.Options ") + cell_name(c.cell) + ">";
+      });
+  m.def("forward", &forward, py::arg("backend"), py::arg("options"), py::arg("x"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"), py::arg("c0"),
         py::arg("mask"), py::arg("threads"), py::arg("packed") = py::none(),
         py::arg("input_masks") = py::none(), py::arg("recurrent_masks") = py::none(),
@@ -338,19 +414,19 @@ void init_layer(py::module_& m) {
         "see rnnkern.ops.rnn_forward): (y, h_T, c_T or None, workspace or None).\n"
         "input_masks (G, N, C) and recurrent_masks (G, N, H): optional per-gate dropout\n"
         "masks, float arrays. threads: the CPU ISAs'.");
-  m.def("forward_device", &forward_device, py::arg("backend"), py::arg("cell"),
-        py::arg("activation"), py::arg("recurrent_activation"), py::arg("reset_after"),
-        py::arg("go_backwards"), py::arg("return_sequences"), py::arg("training"),
-        py::arg("T"), py::arg("N"), py::arg("C"), py::arg("H"), py::arg("x"),
-        py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"),
-        py::arg("c0"), py::arg("mask"), py::arg("input_masks"), py::arg("recurrent_masks"),
-        py::arg("y"), py::arg("h_T"), py::arg("c_T"),
-        "Forward on a GPU backend's device arrays given by address (checked by\n"
-        "rnnkern._device; 0: absent): the workspace (training) or None.");
+  m.def("device_forward_dims", &device_forward_dims, py::arg("options"), py::arg("args"),
+        "(N, T, C, H) of a device forward's arguments (x, kernel, recurrent_kernel, bias,\n"
+        "h0, c0, mask, input_masks, recurrent_masks: each None or (address, shape,\n"
+        "typestr)), checked by the host forward's rules; the error the forward would raise.");
+  m.def("forward_device", &forward_device, py::arg("backend"), py::arg("options"),
+        py::arg("args"), py::arg("y"), py::arg("h_T"), py::arg("c_T"),
+        "Forward on a GPU backend's device arrays (args as for device_forward_dims; the\n"
+        "outputs by address, c_T 0 but for lstm): the workspace (training) or None.");
   m.def("backward_device", &backward_device, py::arg("workspace"), py::arg("dy"),
         py::arg("dh_T"), py::arg("dc_T"), py::arg("dx"), py::arg("dW"), py::arg("dU"),
         py::arg("db"), py::arg("dh0"), py::arg("dc0"),
-        "BPTT on a GPU backend's device arrays given by address (0: absent).");
+        "BPTT on a GPU backend's device arrays: dy, dh_T, dc_T as (address, shape,\n"
+        "typestr) or None, the results by address (0: absent).");
   py::class_<PyPacked>(m, "PackedWeights",
                        "A layer's kernels packed for one backend (see rnnkern._core.pack).")
       .def_property_readonly("isa", [](const PyPacked& p) { return p.packed->backend; })

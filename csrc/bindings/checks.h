@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "rnnkern/backend.h"
 #include "rnnkern/shapes.h"
 
 namespace rnnkern {
@@ -52,41 +53,19 @@ inline void expect_shape(const py::array& a, std::vector<py::ssize_t> want, cons
                           shape_str(got));
 }
 
-// An optional per-gate dropout mask argument: None, or a real floating array
-// of shape (G, N, D) (converted to C-contiguous float32).
-inline py::object gate_masks(const py::object& m, int64_t G, int64_t N, int64_t D, const char* name,
-                      const char* dname) {
-  if (m.is_none()) return py::none();
-  const std::string want = std::string(" of shape (G, N, ") + dname + ") = (" +
-                           std::to_string(G) + ", " + std::to_string(N) + ", " +
-                           std::to_string(D) + ")";
-  if (!py::isinstance<py::array>(m) || py::cast<py::array>(m).dtype().kind() != 'f')
-    throw py::type_error(std::string(name) + " must be a float array" + want + ", got " +
-                         std::string(py::str(py::type::of(m).attr("__name__"))) +
-                         (py::isinstance<py::array>(m)
-                              ? std::string(" of dtype ") +
-                                    std::string(py::str(py::cast<py::array>(m).dtype()))
-                              : std::string()));
-  FArr a = FArr::ensure(m);
-  if (!a) throw py::type_error(std::string(name) + " must be a float array" + want);
-  std::vector<py::ssize_t> got(a.shape(), a.shape() + a.ndim());
-  if (got != std::vector<py::ssize_t>{(py::ssize_t)G, (py::ssize_t)N, (py::ssize_t)D})
-    throw py::value_error(std::string(name) + " must have shape (G, N, " + dname + ") = (" +
-                          std::to_string(G) + ", " + std::to_string(N) + ", " +
-                          std::to_string(D) + "), got " + shape_str(got));
-  return a;
+inline Precision parse_precision(const std::string& s) {
+  if (s == "fp32") return Precision::FP32;
+  if (s == "tf32") return Precision::TF32;
+  if (s == "bf16") return Precision::BF16;
+  throw py::value_error("precision must be 'fp32', 'tf32' or 'bf16', got '" + s + "'");
 }
 
-inline const float* mask_ptr(const py::object& m) {
-  return m.is_none() ? nullptr : py::reinterpret_borrow<FArr>(m).data();
-}
-
-// A forward's arguments, checked: the config (threads not set) and the arrays
-// converted to C-contiguous float32 / uint8 (empty where absent).
-// A layer's options as the kernels take them (the dimensions are filled later).
+// A layer's options as the kernels take them, parsed once (rnnkern.options.RnnOptions
+// builds one _core.Options per distinct value); the dimensions are filled per call.
 inline RnnConfig parse_config(const std::string& cell, const std::string& act,
                               const std::string& ract, bool reset_after, bool go_backwards,
-                              bool return_sequences, bool training) {
+                              bool return_sequences, bool training,
+                              const std::string& precision) {
   RnnConfig cfg;
   cfg.cell = parse_cell(cell);
   cfg.act = parse_act(act, "activation");
@@ -95,87 +74,187 @@ inline RnnConfig parse_config(const std::string& cell, const std::string& act,
   cfg.go_backwards = go_backwards;
   cfg.return_sequences = return_sequences;
   cfg.training = training;
+  cfg.precision = parse_precision(precision);
   return cfg;
 }
 
+// One array argument as the checker and the kernel's arguments see it, host or
+// device alike: absent, or its shape and its memory (C-contiguous, in the
+// dtype the kernels read: float32, the mask uint8).
+struct Dims {
+  bool present = false;
+  std::vector<py::ssize_t> shape;
+  const void* data = nullptr;
+};
+
+inline Dims dims_of(const py::array& a) {
+  return Dims{true, std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()), a.data()};
+}
+
+// A forward's array arguments (rnnkern.ops.rnn_forward's order).
+struct ForwardDims {
+  Dims x, W, U, b, h0, c0, mask, im, rm;
+};
+
+// The kernels' input arguments of checked ForwardDims (outputs not set).
+inline LayerArgs layer_inputs(const ForwardDims& d, bool on_device) {
+  LayerArgs a;
+  a.on_device = on_device;
+  a.x = static_cast<const float*>(d.x.data);
+  a.W = static_cast<const float*>(d.W.data);
+  a.U = static_cast<const float*>(d.U.data);
+  a.b = static_cast<const float*>(d.b.data);
+  a.h0 = static_cast<const float*>(d.h0.data);
+  a.c0 = static_cast<const float*>(d.c0.data);
+  a.mask = static_cast<const uint8_t*>(d.mask.data);
+  a.input_masks = static_cast<const float*>(d.im.data);
+  a.recurrent_masks = static_cast<const float*>(d.rm.data);
+  return a;
+}
+
+inline void expect_dims(const Dims& d, std::vector<py::ssize_t> want, const char* name,
+                        const char* legend) {
+  if (d.shape != want)
+    throw py::value_error(std::string(name) + " must have shape " + legend + shape_str(want) +
+                          ", got " + shape_str(d.shape));
+}
+
+// THE forward check, for host and device arrays alike: cfg's dimensions from x and
+// the recurrent kernel, every other argument's shape against them. Returns the
+// bias' shape (empty: no bias). Each failure a ValueError naming the argument and
+// the shape it must have (shapes.h's legend).
+inline std::vector<py::ssize_t> check_dims(RnnConfig& cfg, const ForwardDims& d) {
+  if (d.x.shape.size() != 3)
+    throw py::value_error("x must be 3-D (batch, timesteps, features), got ndim " +
+                          std::to_string(d.x.shape.size()));
+  const py::ssize_t N = d.x.shape[0], T = d.x.shape[1], C = d.x.shape[2];
+  if (T < 1) throw py::value_error("x must have at least one timestep");
+  if (d.U.shape.size() != 2)
+    throw py::value_error("recurrent_kernel must be 2-D (units, gates*units), got ndim " +
+                          std::to_string(d.U.shape.size()));
+  const py::ssize_t H = d.U.shape[0], G = num_gates(cfg.cell), GH = G * H;
+  cfg.N = N;
+  cfg.T = T;
+  cfg.C = C;
+  cfg.H = H;
+  expect_dims(d.W, {C, GH}, "kernel", "(C, G*H) = ");
+  expect_dims(d.U, {H, GH}, "recurrent_kernel", "(H, G*H) = ");
+  expect_dims(d.h0, {N, H}, "h0", "(N, H) = ");
+  std::vector<py::ssize_t> bshape;
+  if (d.b.present) {
+    const bool two = cfg.cell == Cell::GRU && cfg.reset_after;
+    bshape = two ? std::vector<py::ssize_t>{2, GH} : std::vector<py::ssize_t>{GH};
+    expect_dims(d.b, bshape, "bias", two ? "(2, G*H) = " : "(G*H,) = ");
+  }
+  if (cfg.cell == Cell::LSTM) {
+    if (!d.c0.present) throw py::value_error("c0 is required for lstm");
+    expect_dims(d.c0, {N, H}, "c0", "(N, H) = ");
+  }
+  if (d.mask.present) expect_dims(d.mask, {N, T}, "mask", "(N, T) = ");
+  if (d.im.present) expect_dims(d.im, {G, N, C}, "input_masks", "(G, N, C) = ");
+  if (d.rm.present) expect_dims(d.rm, {G, N, H}, "recurrent_masks", "(G, N, H) = ");
+  return bshape;
+}
+
+// A backward's output gradients by shape against the forward's config (host and
+// device alike); dc_T is required for LSTM.
+inline void check_grad_dims(const RnnConfig& cfg, const Dims& dy, const Dims& dhT,
+                            const Dims& dcT) {
+  const py::ssize_t N = cfg.N, T = cfg.T, H = cfg.H;
+  if (cfg.return_sequences)
+    expect_dims(dy, {N, T, H}, "dy", "");
+  else
+    expect_dims(dy, {N, H}, "dy", "");
+  expect_dims(dhT, {N, H}, "dh_T", "");
+  if (cfg.cell == Cell::LSTM) {
+    if (!dcT.present) throw py::value_error("dc_T is required for lstm");
+    expect_dims(dcT, {N, H}, "dc_T", "");
+  }
+}
+
+// A host forward's arguments, checked: the config with its dimensions (threads
+// not set) and the arrays converted to C-contiguous float32 / uint8 (empty where
+// absent).
 struct CheckedForward {
   RnnConfig cfg;
+  ForwardDims args;                 // every input, converted
   std::vector<py::ssize_t> bshape;  // empty: no bias
   FArr barr, carr;
   MArr marr;
   py::object im, rm;                // FArr or None
 };
 
-inline CheckedForward check_forward(const std::string& cell, const std::string& act,
-                                    const std::string& ract, bool reset_after,
-                                    bool go_backwards, bool return_sequences, bool training,
-                                    const FArr& x, const FArr& W, const FArr& U,
-                                    const py::object& b, const FArr& h0, const py::object& c0,
-                                    const py::object& mask, const py::object& input_masks,
-                                    const py::object& recurrent_masks) {
-  CheckedForward r;
-  r.cfg = parse_config(cell, act, ract, reset_after, go_backwards, return_sequences, training);
-  RnnConfig& cfg = r.cfg;
-  if (x.ndim() != 3)
-    throw py::value_error("x must be 3-D (batch, timesteps, features), got ndim " +
-                          std::to_string(x.ndim()));
-  cfg.N = x.shape(0);
-  cfg.T = x.shape(1);
-  cfg.C = x.shape(2);
-  if (cfg.T < 1) throw py::value_error("x must have at least one timestep");
-  if (U.ndim() != 2) throw py::value_error("recurrent_kernel must be 2-D (units, gates*units)");
-  cfg.H = U.shape(0);
-  const int64_t G = num_gates(cfg.cell), GH = G * cfg.H;
-  expect_shape(W, {(py::ssize_t)cfg.C, (py::ssize_t)GH}, "kernel");
-  expect_shape(U, {(py::ssize_t)cfg.H, (py::ssize_t)GH}, "recurrent_kernel");
-  expect_shape(h0, {(py::ssize_t)cfg.N, (py::ssize_t)cfg.H}, "h0");
-  std::vector<py::ssize_t>& bshape = r.bshape;
-  FArr& barr = r.barr;
-  if (!b.is_none()) {
-    barr = FArr::ensure(b);
-    if (!barr) throw py::type_error("bias must be a float array");
-    const bool two = cfg.cell == Cell::GRU && reset_after;
-    bshape = two ? std::vector<py::ssize_t>{2, (py::ssize_t)GH}
-                 : std::vector<py::ssize_t>{(py::ssize_t)GH};
-    expect_shape(barr, bshape, "bias");
-  }
-  FArr& carr = r.carr;
-  if (cfg.cell == Cell::LSTM) {
-    if (c0.is_none()) throw py::value_error("c0 is required for lstm");
-    carr = FArr::ensure(c0);
-    if (!carr) throw py::type_error("c0 must be a float array");
-    expect_shape(carr, {(py::ssize_t)cfg.N, (py::ssize_t)cfg.H}, "c0");
-  }
-  MArr& marr = r.marr;
-  if (!mask.is_none()) {
-    marr = MArr::ensure(mask);
-    if (!marr) throw py::type_error("mask must be a boolean array");
-    expect_shape(marr, {(py::ssize_t)cfg.N, (py::ssize_t)cfg.T}, "mask");
-  }
-
-  r.im = gate_masks(input_masks, G, cfg.N, cfg.C, "input_masks", "C");
-  r.rm = gate_masks(recurrent_masks, G, cfg.N, cfg.H, "recurrent_masks", "H");
-  return r;
-
+// An optional per-gate dropout mask: None, or a real floating array (converted
+// to C-contiguous float32). Anything else is a TypeError naming the shape it
+// must have (shape: its dimensions, checked already).
+inline py::object gate_masks(const py::object& m, const std::vector<py::ssize_t>& shape,
+                             const char* name, const char* dname) {
+  if (m.is_none()) return py::none();
+  const std::string want = std::string(" of shape (G, N, ") + dname + ") = " + shape_str(shape);
+  const bool arr = py::isinstance<py::array>(m);
+  if (!arr || py::cast<py::array>(m).dtype().kind() != 'f')
+    throw py::type_error(std::string(name) + " must be a float array" + want + ", got " +
+                         std::string(py::str(py::type::of(m).attr("__name__"))) +
+                         (arr ? std::string(" of dtype ") +
+                                    std::string(py::str(py::cast<py::array>(m).dtype()))
+                              : std::string()));
+  FArr a = FArr::ensure(m);
+  if (!a) throw py::type_error(std::string(name) + " must be a float array" + want);
+  return a;
 }
 
-// A backward's output gradients checked against the forward's config; returns
-// dc_T as float32 (empty unless LSTM).
+inline CheckedForward check_forward(const RnnConfig& options, const FArr& x, const FArr& W,
+                                    const FArr& U, const py::object& b, const FArr& h0,
+                                    const py::object& c0, const py::object& mask,
+                                    const py::object& input_masks,
+                                    const py::object& recurrent_masks) {
+  CheckedForward r;
+  r.cfg = options;
+  ForwardDims& d = r.args;
+  d.x = dims_of(x);
+  d.W = dims_of(W);
+  d.U = dims_of(U);
+  d.h0 = dims_of(h0);
+  if (!b.is_none()) {
+    r.barr = FArr::ensure(b);
+    if (!r.barr) throw py::type_error("bias must be a float array");
+    d.b = dims_of(r.barr);
+  }
+  if (options.cell == Cell::LSTM && !c0.is_none()) {
+    r.carr = FArr::ensure(c0);
+    if (!r.carr) throw py::type_error("c0 must be a float array");
+    d.c0 = dims_of(r.carr);
+  }
+  if (!mask.is_none()) {
+    r.marr = MArr::ensure(mask);
+    if (!r.marr) throw py::type_error("mask must be a boolean array");
+    d.mask = dims_of(r.marr);
+  }
+  // the dropout masks' dtypes are checked after their shapes (the message names it)
+  if (py::isinstance<py::array>(input_masks)) d.im = dims_of(py::cast<py::array>(input_masks));
+  if (py::isinstance<py::array>(recurrent_masks))
+    d.rm = dims_of(py::cast<py::array>(recurrent_masks));
+  r.bshape = check_dims(r.cfg, d);
+  const py::ssize_t G = num_gates(r.cfg.cell), N = r.cfg.N;
+  r.im = gate_masks(input_masks, {G, N, (py::ssize_t)r.cfg.C}, "input_masks", "C");
+  r.rm = gate_masks(recurrent_masks, {G, N, (py::ssize_t)r.cfg.H}, "recurrent_masks", "H");
+  if (d.im.present) d.im = dims_of(py::reinterpret_borrow<py::array>(r.im));  // converted
+  if (d.rm.present) d.rm = dims_of(py::reinterpret_borrow<py::array>(r.rm));
+  return r;
+}
+
+// A host backward's output gradients checked against the forward's config;
+// returns dc_T as float32 (empty unless LSTM).
 inline FArr check_backward(const RnnConfig& cfg, const FArr& dy, const FArr& dhT,
                            const py::object& dcT) {
-  const py::ssize_t N = cfg.N, T = cfg.T, H = cfg.H;
-  if (cfg.return_sequences)
-    expect_shape(dy, {N, T, H}, "dy");
-  else
-    expect_shape(dy, {N, H}, "dy");
-  expect_shape(dhT, {N, H}, "dh_T");
   FArr dcarr;
-  if (cfg.cell == Cell::LSTM) {
-    if (dcT.is_none()) throw py::value_error("dc_T is required for lstm");
+  Dims dc;
+  if (cfg.cell == Cell::LSTM && !dcT.is_none()) {
     dcarr = FArr::ensure(dcT);
     if (!dcarr) throw py::type_error("dc_T must be a float array");
-    expect_shape(dcarr, {N, H}, "dc_T");
+    dc = dims_of(dcarr);
   }
+  check_grad_dims(cfg, dims_of(dy), dims_of(dhT), dc);
   return dcarr;
 }
 

@@ -14,6 +14,7 @@ import warnings
 import keras
 
 from .._common import ACTIVATIONS
+from ..options import RnnOptions
 
 _warned = set()
 
@@ -83,10 +84,10 @@ class _RnnkernLoop:
             t is not None and t.requires_grad for t in (x, kernel, recurrent, bias, h0, c0))
         ract = _activation_name(getattr(cell, "recurrent_activation", keras.activations.sigmoid))
         im, rm = self._rnnkern_dropout_masks(x, h0, training)
-        y, h, c = _ops.run(
-            x, kernel, recurrent, bias, None, h0, c0, m, cell_name,
-            _activation_name(cell.activation), bool(self.go_backwards), need_grad,
-            self.rnnkern_backend, ract, reset_after, True, im, rm)
+        options = RnnOptions(cell_name, _activation_name(cell.activation), ract, reset_after,
+                             bool(self.go_backwards), True, need_grad)
+        y, h, c = _ops.run(x, kernel, recurrent, bias, None, h0, c0, m, options,
+                           self.rnnkern_backend, True, im, rm)
         if self.zero_output_for_mask and m is not None:
             # Keras: masked steps output zeros (in processing order)
             mp = m.flip(1) if self.go_backwards else m

@@ -69,6 +69,7 @@ from .. import initializers as _inits
 from .. import ops
 from .._common import ACTIVATIONS, GATES, N_STATES
 from ..backends import get_backend
+from ..options import RnnOptions
 from ..config import floatx, make_rng
 from .base import (Layer, check_bool, check_positive_int, check_training, float_array,
                    weight_property)
@@ -442,11 +443,11 @@ class _RNN(Layer):
             if self._packed is None and self._pack_worth_keeping():
                 self._packed = ops.pack(self._cell, self.recurrent_kernel, reset_after,
                                         self._backend, self.kernel)
+            # one checked options value (RnnOptions interns: made once per process)
+            options = RnnOptions(self._cell, self.activation, self.recurrent_activation,
+                                 reset_after, self.go_backwards, self.return_sequences, keep)
             y, h, cT, cache = ops.rnn_forward(
-                self._cell, x, self.kernel, self.recurrent_kernel, self.bias, h0, c0, mask,
-                activation=self.activation, recurrent_activation=self.recurrent_activation,
-                reset_after=reset_after, go_backwards=self.go_backwards,
-                return_sequences=self.return_sequences, training=keep,
+                options, x, self.kernel, self.recurrent_kernel, self.bias, h0, c0, mask,
                 backend=self._backend, packed=self._packed, input_masks=input_masks,
                 recurrent_masks=recurrent_masks)
             y = np.asarray(y, dtype=x.dtype)

@@ -27,12 +27,14 @@ from __future__ import annotations
 import itertools
 import threading
 import weakref
+from collections import namedtuple
 from typing import Optional, Tuple
 
 import numpy as np
 import torch
 
 from .. import backends as _bk
+from ..options import RnnOptions
 from . import _weights
 
 _registry = {}                  # handle key -> backend cache of a training forward
@@ -124,19 +126,17 @@ def _backend_for(name, dtype, device):
     return be
 
 
-def _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation, go_backwards,
-                  need_grad, backend, recurrent_activation, reset_after, keras_layout,
+def _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, options, backend, keras_layout,
                   input_masks=None, recurrent_masks=None):
-    """The forward of both paths: (y, h_T, c_T or an empty tensor, cache or None)."""
+    """The forward of both paths (``options`` an ``RnnOptions``, its ``training``
+    whether a backward will follow): (y, h_T, c_T or an empty tensor, cache or None)."""
     be = _backend_for(backend, x.dtype, x.device)
+    cell = options.cell
     kw = _weights.KerasWeights.of(cell, be, w_ih, w_hh, b_ih, b_hh, keras_layout=keras_layout,
-                                  reset_after=reset_after)
+                                  reset_after=options.reset_after)
     y, h, c, cache = be.forward(
-        cell, _np(x), kw.W, kw.U, kw.b, _np(h0), _np(c0) if cell == "lstm" else None,
-        _np(mask), kw.packed, activation=activation,
-        recurrent_activation=recurrent_activation, reset_after=reset_after,
-        go_backwards=go_backwards, return_sequences=True, training=need_grad,
-        input_masks=_np(input_masks), recurrent_masks=_np(recurrent_masks))
+        options, _np(x), kw.W, kw.U, kw.b, _np(h0), _np(c0) if cell == "lstm" else None,
+        _np(mask), kw.packed, _np(input_masks), _np(recurrent_masks))
     c_t = _out(c, x) if cell == "lstm" else x.new_empty((0,))
     return _out(y, x), _out(h, x), c_t, cache
 
@@ -160,6 +160,22 @@ def _backward_impl(cache, dy, dh, dc, x, cell, has_bias, keras_layout):
             as_t(gr.dc0 if cell == "lstm" else None))
 
 
+# rnn_forward's parameters by name, with its defaults: how its autograd formula
+# reads the operator's inputs (never by position)
+_ForwardInputs = namedtuple(
+    "_ForwardInputs",
+    ["x", "w_ih", "w_hh", "b_ih", "b_hh", "h0", "c0", "mask", "cell", "activation",
+     "go_backwards", "need_grad", "backend", "recurrent_activation", "reset_after",
+     "keras_layout", "input_masks", "recurrent_masks", "precision"],
+    defaults=("sigmoid", True, False, None, None, "fp32"))
+
+
+def _op_options(a):
+    """The RnnOptions of rnn_forward's loose options (outputs are sequences)."""
+    return RnnOptions(a.cell, a.activation, a.recurrent_activation, a.reset_after,
+                      a.go_backwards, True, a.need_grad, a.precision)
+
+
 @torch.library.custom_op("rnnkern::rnn_forward", mutates_args=())
 def rnn_forward(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
                 b_ih: Optional[torch.Tensor], b_hh: Optional[torch.Tensor],
@@ -167,7 +183,7 @@ def rnn_forward(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
                 cell: str, activation: str, go_backwards: bool, need_grad: bool,
                 backend: str, recurrent_activation: str = "sigmoid", reset_after: bool = True,
                 keras_layout: bool = False, input_masks: Optional[torch.Tensor] = None,
-                recurrent_masks: Optional[torch.Tensor] = None
+                recurrent_masks: Optional[torch.Tensor] = None, precision: str = "fp32"
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One layer, one direction: x [N, T, C] -> (y [N, T, H] in processing order,
     h_T [N, H], c_T [N, H] (LSTM; else empty), handle); mask None or [N, T] bool
@@ -175,10 +191,15 @@ def rnn_forward(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
     [G*H, H], b_ih, b_hh [G*H]; torch's GRU is reset_after=True), or with
     ``keras_layout`` Keras' (w_ih = kernel [C, G*H], w_hh = recurrent_kernel,
     b_ih = bias [G*H] or [2, G*H], b_hh None). ``input_masks`` [G, N, C] and
-    ``recurrent_masks`` [G, N, H]: Keras' per-gate dropout masks (rnnkern.ops)."""
-    y, h, c, cache = _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation,
-                                   go_backwards, need_grad, backend, recurrent_activation,
-                                   reset_after, keras_layout, input_masks, recurrent_masks)
+    ``recurrent_masks`` [G, N, H]: Keras' per-gate dropout masks (rnnkern.ops). The
+    options are loose here (an operator's schema takes primitives): they make one
+    ``RnnOptions`` (``_op_options``)."""
+    options = _op_options(_ForwardInputs(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell,
+                                         activation, go_backwards, need_grad, backend,
+                                         recurrent_activation, reset_after, keras_layout,
+                                         input_masks, recurrent_masks, precision))
+    y, h, c, cache = _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, options, backend,
+                                   keras_layout, input_masks, recurrent_masks)
     handle = _store(cache) if need_grad else torch.zeros(1, dtype=torch.int64)
     return y, h, c, handle
 
@@ -186,7 +207,7 @@ def rnn_forward(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
 @rnn_forward.register_fake
 def _(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation, go_backwards, need_grad,
       backend, recurrent_activation="sigmoid", reset_after=True, keras_layout=False,
-      input_masks=None, recurrent_masks=None):
+      input_masks=None, recurrent_masks=None, precision="fp32"):
     N, T = x.shape[0], x.shape[1]
     H = w_hh.shape[0] if keras_layout else w_hh.shape[1]
     c = x.new_empty((N, H)) if cell == "lstm" else x.new_empty((0,))
@@ -225,15 +246,12 @@ def _(handle, dy, dh, dc, x, w_ih, w_hh, cell, has_bias, keras_layout=False,
 
 
 def _setup_context(ctx, inputs, output):
-    x, w_ih, w_hh, b_ih = inputs[:4]
-    cell, need_grad = inputs[8], inputs[11]
-    defaults = ("sigmoid", True, False, None, None)
-    rest = tuple(inputs[13:]) + defaults[len(inputs) - 13:]
-    ctx.reset_after, ctx.keras_layout = bool(rest[1]), bool(rest[2])
-    ctx.cell = cell
-    ctx.has_bias = b_ih is not None
-    ctx.need_grad = need_grad
-    ctx.save_for_backward(output[3], x, w_ih, w_hh)
+    a = _ForwardInputs(*inputs)   # by name: the defaults fill what was not passed
+    ctx.reset_after, ctx.keras_layout = bool(a.reset_after), bool(a.keras_layout)
+    ctx.cell = a.cell
+    ctx.has_bias = a.b_ih is not None
+    ctx.need_grad = a.need_grad
+    ctx.save_for_backward(output[3], a.x, a.w_ih, a.w_hh)
 
 
 def _backward(ctx, dy, dh, dc, _dhandle):
@@ -256,7 +274,7 @@ def _backward(ctx, dy, dh, dc, _dhandle):
     torch_bias = ctx.has_bias and not ctx.keras_layout
     return (dx, d_ih, d_hh, db_ih if ctx.has_bias else None,
             db_hh if torch_bias else None, dh0, dc0 if lstm else None,
-            None, None, None, None, None, None, None, None, None, None, None)
+            *(None,) * (len(_ForwardInputs._fields) - 7))
 
 
 torch.library.register_autograd("rnnkern::rnn_forward", _backward, setup_context=_setup_context)
@@ -267,15 +285,15 @@ class _EagerFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, input_masks, recurrent_masks,
-                cfg):
-        y, h, c, cache = _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, *cfg,
-                                       input_masks, recurrent_masks)
-        ctx.cache, ctx.cfg = cache, cfg
+                options, backend, keras_layout):
+        y, h, c, cache = _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, options,
+                                       backend, keras_layout, input_masks, recurrent_masks)
+        ctx.cache, ctx.cell, ctx.keras_layout = cache, options.cell, keras_layout
         if cache is not None:
             _eager_live.add(cache)
         ctx.x_meta = (x.shape, x.dtype, x.device)
         ctx.has_bias = b_ih is not None
-        if cfg[0] != "lstm":
+        if options.cell != "lstm":
             ctx.mark_non_differentiable(c)
         return y, h, c
 
@@ -285,31 +303,32 @@ class _EagerFn(torch.autograd.Function):
             raise RuntimeError("rnnkern.torch: the BPTT kernels are not differentiable "
                                "again (create_graph=True / double backward); use torch.nn "
                                "for higher-order gradients")
-        cache, cfg = ctx.cache, ctx.cfg
+        cache, cell = ctx.cache, ctx.cell
         if cache is None:
             raise RuntimeError("rnnkern.torch: this forward ran with need_grad=False")
-        cell, keras_layout = cfg[0], cfg[-1]
         shape, dtype, device = ctx.x_meta
         x = torch.empty(0, dtype=dtype, device=device)   # dtype and device only
         dx, d_ih, d_hh, db_ih, db_hh, dh0, dc0 = _backward_impl(
-            cache, dy, dh, dc if cell == "lstm" else None, x, cell, ctx.has_bias, keras_layout)
-        return (dx, d_ih, d_hh, db_ih, db_hh, dh0, dc0, None, None, None, None)
+            cache, dy, dh, dc if cell == "lstm" else None, x, cell, ctx.has_bias,
+            ctx.keras_layout)
+        return (dx, d_ih, d_hh, db_ih, db_hh, dh0, dc0, None, None, None, None, None, None)
 
 
-def run(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation, go_backwards, need_grad,
-        backend, recurrent_activation="sigmoid", reset_after=True, keras_layout=False,
+def run(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, options, backend, keras_layout=False,
         input_masks=None, recurrent_masks=None):
-    """One layer, one direction (``rnn_forward``'s arguments) -> (y, h_T, c_T): the
-    custom operator while torch.compile / torch.export trace, else the eager path."""
+    """One layer, one direction -> (y, h_T, c_T): ``options`` an ``RnnOptions`` (its
+    ``training`` is rnn_forward's need_grad; outputs are always sequences), the rest
+    ``rnn_forward``'s arguments. The custom operator while torch.compile /
+    torch.export trace, else the eager path."""
     if torch.compiler.is_compiling():
-        y, h, c, _ = rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, cell, activation,
-                                 go_backwards, need_grad, backend, recurrent_activation,
-                                 reset_after, keras_layout, input_masks, recurrent_masks)
+        o = options
+        y, h, c, _ = rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, o.cell, o.activation,
+                                 o.go_backwards, o.training, backend, o.recurrent_activation,
+                                 o.reset_after, keras_layout, input_masks, recurrent_masks,
+                                 o.precision)
         return y, h, c
-    cfg = (cell, activation, go_backwards, need_grad, backend, recurrent_activation,
-           reset_after, keras_layout)
-    if not need_grad:   # nothing to differentiate: no autograd node (~25 us less a call)
-        return _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, *cfg, input_masks,
-                             recurrent_masks)[:3]
+    if not options.training:   # nothing to differentiate: no autograd node (~25 us less a call)
+        return _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, options, backend,
+                             keras_layout, input_masks, recurrent_masks)[:3]
     return _EagerFn.apply(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, input_masks,
-                          recurrent_masks, cfg)
+                          recurrent_masks, options, backend, keras_layout)

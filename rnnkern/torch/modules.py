@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
+from ..options import RnnOptions
 from . import _ops
 
 _CELL = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "simple_rnn", "RNN_RELU": "simple_rnn"}
@@ -148,6 +149,9 @@ class RNNBase(nn.Module):
         per = 4 if self.bias else 2
         hs, cs = [], []
         inp = x
+        # one options value a direction (made once per process: RnnOptions interns)
+        options = [RnnOptions(self._cell, self._activation, go_backwards=direction == 1,
+                              training=need_grad) for direction in range(d)]
         for layer in range(self.num_layers):
             outs = []
             for direction in range(d):
@@ -156,7 +160,7 @@ class RNNBase(nn.Module):
                 b_ih, b_hh = (w[2], w[3]) if self.bias else (None, None)
                 y, h, c = _ops.run(
                     inp, w[0], w[1], b_ih, b_hh, h0[k], c0[k] if lstm else None, mask,
-                    self._cell, self._activation, direction == 1, need_grad, self.backend)
+                    options[direction], self.backend)
                 if direction == 1:
                     y = y.flip(1)   # the kernels return outputs in processing order
                 outs.append(y)

@@ -87,6 +87,13 @@ struct Backend {
 // (csrc/backend.cc)
 const Backend& find_backend(const std::string& name);
 
+// Why backend b cannot run precision p, or null where it can. Every backend runs
+// FP32, and TF32 as FP32 (a CPU has no TF32, and the GPU kernels have no
+// one-product path yet: the call gets at least the precision it asked for);
+// BF16 runs nowhere yet, and is refused rather than run silently as FP32.
+// (csrc/backend.cc)
+const char* precision_refusal(const Backend& b, Precision p);
+
 // The table's CPU and GPU halves, for find_backend: a compiled, supported CPU ISA
 // (else null; backend_cpu.cc, its rows made from dispatch.cc's kCpuIsas), and the GPU backends' entries (backend_emu.cc, backend_cuda.cu or
 // its stub).

@@ -22,6 +22,11 @@ namespace rnnkern {
 
 enum class Cell : int { SimpleRNN = 0, LSTM = 1, GRU = 2 };
 enum class Act : int { Tanh = 0, Relu = 1, Sigmoid = 2, HardSigmoid = 3, Linear = 4 };
+// The arithmetic a call asks for (a layer's `precision`): FP32 the default (FFMA,
+// or an exact 3xTF32 split on tensor cores); TF32 opt-in (one TF32 product, as
+// PyTorch's cuDNN default); BF16 bf16 weights, fp32 accumulation and states.
+// Which backend runs which: precision_refusal (backend.h).
+enum class Precision : int { FP32 = 0, TF32 = 1, BF16 = 2 };
 
 RNNKERN_HD constexpr int num_gates(Cell c) {
   return c == Cell::SimpleRNN ? 1 : (c == Cell::LSTM ? 4 : 3);
@@ -53,6 +58,7 @@ struct RnnConfig {
   bool go_backwards = false;
   bool return_sequences = true;
   bool training = true;
+  Precision precision = Precision::FP32;
   int64_t T = 0, N = 0, C = 0, H = 0;
   int threads = 1;
 };
