@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from rnnkern import _core
+from rnnkern.options import RnnOptions
 from rnnkern.bench.shapes import DEFAULT, GATES, case_flops
 
 
@@ -63,9 +64,11 @@ def main(argv=None):
         im = ((rng.random((G, N, C)) < keep) / keep).astype(np.float32)
         rm = ((rng.random((G, N, H)) < keep) / keep).astype(np.float32)
 
+    options = RnnOptions(args.cell, training=train).core
+
     def call():
-        y, _, _, ws = _core.forward(isa, args.cell, "tanh", "sigmoid", True, False, True, train,
-                                    x, W, U, b, h0, c0, None, args.threads, packed, im, rm)
+        y, _, _, ws = _core.forward(isa, options, x, W, U, b, h0, c0, None, args.threads,
+                                    packed, im, rm)
         if train:
             _core.backward(ws, dy, h0, h0 if args.cell == "lstm" else None, args.threads)
 

@@ -44,7 +44,7 @@ class ReferenceBackend:
 
     def forward(self, options, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
                 recurrent_masks=None, **kw):
-        o = RnnOptions.of(options, **kw)
+        o = options if type(options) is RnnOptions and not kw else RnnOptions.of(options, **kw)
         if o.precision == "bf16":
             raise ValueError("rnnkern reference: precision='bf16' is not available on the "
                              "reference backend yet; use 'fp32'")
@@ -112,7 +112,7 @@ class CpuBackend(_CompiledBackend):
 
     def forward(self, options, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
                 recurrent_masks=None, **kw):
-        o = RnnOptions.of(options, **kw)
+        o = options if type(options) is RnnOptions and not kw else RnnOptions.of(options, **kw)
         if o.training:   # the workspace keeps the masks: a copy, as the caller may reuse theirs
             input_masks = _own_copy(input_masks)
             recurrent_masks = _own_copy(recurrent_masks)
@@ -144,7 +144,7 @@ class GpuBackend(_CompiledBackend):
 
     def forward(self, options, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
                 recurrent_masks=None, **kw):
-        o = RnnOptions.of(options, **kw)
+        o = options if type(options) is RnnOptions and not kw else RnnOptions.of(options, **kw)
         if packed is not None:
             raise ValueError("packed was made for another isa, cell, reset_after or units: "
                              f"{self.name} packs nothing (pass packed=None)")

@@ -88,9 +88,9 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None,
     """Forward of one layer on the named backend; see the module docstring. ``cell``
     is a cell name with the options as keywords, or an ``RnnOptions`` (with
     keywords, those fields changed)."""
-    return get_backend(backend).forward(RnnOptions.of(cell, **options), x, kernel,
-                                        recurrent_kernel, bias, h0, c0, mask, packed,
-                                        input_masks, recurrent_masks)
+    o = cell if type(cell) is RnnOptions and not options else RnnOptions.of(cell, **options)
+    return get_backend(backend).forward(o, x, kernel, recurrent_kernel, bias, h0, c0, mask,
+                                        packed, input_masks, recurrent_masks)
 
 
 def pack(cell, recurrent_kernel, reset_after=True, backend="auto", kernel=None):

@@ -14,9 +14,9 @@
 It is made once per distinct value (``RnnOptions(...)`` returns the same object
 for the same options: equal options are identical), checked when made, and
 immutable. The compiled backends read it as one ``_core.Options``, parsed once
-(``.core``). It travels as one argument from the layers and adapters through
-``rnnkern.ops.forward`` and the backends to the kernels' ``RnnConfig``
-(csrc/include/rnnkern/shapes.h).
+when it is made (``.core``; None where the extension is not built). It travels
+as one argument from the layers and adapters through ``rnnkern.ops.rnn_forward``
+and the backends to the kernels' ``RnnConfig`` (csrc/include/rnnkern/shapes.h).
 """
 from __future__ import annotations
 
@@ -53,21 +53,31 @@ def _known(changes):
 
 class RnnOptions:
     """One recurrent layer call's options (see the module docstring), frozen."""
-    __slots__ = FIELDS + ("_core",)
+    __slots__ = FIELDS + ("core",)
 
     def __new__(cls, cell, activation="tanh", recurrent_activation="sigmoid", reset_after=True,
                 go_backwards=False, return_sequences=True, training=True, precision="fp32"):
-        key = (cell, activation, recurrent_activation, bool(reset_after), bool(go_backwards),
-               bool(return_sequences), bool(training), precision)
-        try:
+        key = (cell, activation, recurrent_activation, reset_after, go_backwards,
+               return_sequences, training, precision)
+        try:   # equal keys find the one object (True == 1 == np.True_, as dict keys too)
             return _memo[key]
         except (KeyError, TypeError):   # new, or not hashable (then _check says why)
             pass
+        key = (cell, activation, recurrent_activation, bool(reset_after), bool(go_backwards),
+               bool(return_sequences), bool(training), precision)
+        hit = _memo.get(key) if isinstance(cell, str) else None
+        if hit is not None:
+            return hit
         _check(cell, activation, recurrent_activation, precision)
         self = object.__new__(cls)
         for name, v in zip(FIELDS, key):
             object.__setattr__(self, name, v)
-        object.__setattr__(self, "_core", None)
+        try:   # the compiled kernels' form, parsed once (None without the extension)
+            from . import _core
+            core = _core.Options(*key)
+        except ImportError:
+            core = None
+        object.__setattr__(self, "core", core)
         with _memo_lock:
             return _memo.setdefault(key, self)
 
@@ -76,10 +86,13 @@ class RnnOptions:
         """``options`` itself (an RnnOptions), with ``changes`` applied when given;
         or, for a cell name, ``RnnOptions(cell, **changes)``: what the backends'
         ``forward`` takes as its first argument."""
-        if isinstance(options, cls):
+        if type(options) is cls:
             return options.replace(**changes) if changes else options
-        _known(changes)
-        return cls(options, **changes)
+        try:
+            return cls(options, **changes)
+        except TypeError:
+            _known(changes)   # an unknown option: say which
+            raise
 
     def replace(self, **changes):
         """These options with some fields changed (a ValueError names a bad value)."""
@@ -88,16 +101,6 @@ class RnnOptions:
 
     def as_dict(self):
         return {name: getattr(self, name) for name in FIELDS}
-
-    @property
-    def core(self):
-        """The compiled kernels' ``_core.Options`` of these options, parsed once."""
-        c = self._core
-        if c is None:
-            from . import _core
-            c = _core.Options(*(getattr(self, name) for name in FIELDS))
-            object.__setattr__(self, "_core", c)
-        return c
 
     def __setattr__(self, name, value):
         raise AttributeError("RnnOptions is frozen: use .replace(...) for other options")
