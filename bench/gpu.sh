@@ -16,7 +16,9 @@
 # benchmark); each has a time limit; the exit status is non-zero if any failed.
 #   probe    bench/gpu_probe.py: the persistent loops' device time a step across
 #            forced partitions (T = 1 against T = 100);
-# RNNKERN_GPU_STEPS="build bench probe tests sanitize" (the default) picks steps.
+#   precision bench/precision_error.py: each precision mode's normwise error
+#            against float64, per cell, forward and gradients (seconds);
+# RNNKERN_GPU_STEPS="build bench probe precision tests sanitize" (the default) picks steps.
 # No package registry is needed: the machine's nvcc, CUDA PyTorch, pybind11,
 # scikit-build-core, cmake and ninja are used (pip --no-build-isolation).
 # Results go to $OUT (default bench/results/gpu), which the device tool brings back.
@@ -27,7 +29,7 @@ out=${OUT:-bench/results/gpu}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 archs=${RNNKERN_CUDA_ARCHS:-90}
-steps=${RNNKERN_GPU_STEPS:-build bench probe tests sanitize}
+steps=${RNNKERN_GPU_STEPS:-build bench probe precision tests sanitize}
 start=$(date +%s)
 status=0
 step() { echo; echo "== [$(( $(date +%s) - start ))s] $*"; }
@@ -64,6 +66,13 @@ if want probe; then
   (cd /tmp && timeout 120 python3 "$repo/bench/gpu_probe.py" --out "$out") > "$out/probe.log" 2>&1 \
     || fail "probe"
   tail -30 "$out/probe.log"
+fi
+
+if want precision; then
+  step "precision modes: error against float64"
+  (cd /tmp && timeout 60 python3 "$repo/bench/precision_error.py" --backend cuda \
+     --dims 16,20,128,48 --seed 1) > "$out/precision.txt" 2>&1 || fail "precision"
+  cat "$out/precision.txt"
 fi
 
 if want tests; then

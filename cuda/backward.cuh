@@ -96,11 +96,14 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   // weight gradients over all steps at once
   Buf<float> dW(C * GH), dU(H * GH);
   // dW = xs^T dGx (per gate with input masks)
+  const bool tf32 = cfg.precision == Precision::TF32;   // the hoisted GEMMs' precision
   GemmArgs w = gemm_args(C, GH, TN, ws.xs.get(), C, true, dgx.get(), GH, false, dW.get(), GH);
+  w.tf32 = tf32;
   gemm_gates_amask(w, (int)G, H, ws.imask.get(), N * C, N, C);
   // dU = h_prev^T dGr (states 0..T-1 are [T*N, H]), per gate with recurrent masks
   GemmArgs u = gemm_args(H, ng_rec * H, TN, ws.states.get(), H, true, dgr_base, GH, false,
                          dU.get(), GH);
+  u.tf32 = tf32;
   gemm_gates_amask(u, ng_rec, H, ws.rmask.get(), NH, N, H);
   if (rb) {                             // dU_h = rh^T dah
     GemmArgs q = gate_cols(u, 2, H, true, true);
@@ -114,6 +117,7 @@ void run_backward(const Workspace& base, const GradArgs& in) {
 
   Buf<float> dxtm(TN * C), dx(dev ? 0 : N * T * C);  // dX = dGx W^T (⊙ input masks per gate)
   GemmArgs xg = gemm_args(TN, C, GH, dgx.get(), GH, false, ws.W.get(), GH, true, dxtm.get(), C);
+  xg.tf32 = tf32;
   gemm_gates_cmask(xg, (int)G, H, ws.imask.get(), N * C, N, C, true);
   RK_LAUNCH(Independent, linear_blocks(TN * C), 1, kLinear, 1, 0, from_time_major, dxtm.get(),
             dev ? out.dx : dx.get(), N, T, C, cfg.go_backwards);

@@ -57,6 +57,7 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   // the input projection for every step at once
   GemmArgs pg = gemm_args(TN, GH, C, ws->xs.get(), C, false, Wd, GH, false, P.get(), GH);
   pg.bias = bias;
+  pg.tf32 = cfg.precision == Precision::TF32;
   gemm_gates_amask(pg, (int)G, H, ws->imask.get(), N * C, N, C);
 
   // states: every step's kept in training, a ring of two otherwise

@@ -70,6 +70,10 @@ struct GemmArgs {
   int64_t amask_rows = 1, amask_ld = 0;
   const float* cmask = nullptr;
   int64_t cmask_rows = 1, cmask_ld = 0;
+  // precision tf32: where the tensor-core GEMM runs, one TF32 product (hi hi)
+  // instead of the fp32-accurate three; the SIMT GEMM ignores it (fp32 is at least
+  // the precision asked for)
+  bool tf32 = false;
 };
 
 RK_DEV float gemm_load_a(const GemmArgs& g, int64_t i, int64_t k) {
@@ -185,7 +189,8 @@ RK_GLOBAL void gemm_kernel(GemmArgs g) {
 
 // The same GEMM on the tensor cores in fp32 accuracy: each operand split into
 // TF32 hi + lo parts and A B = hi hi + hi lo + lo hi (the lo lo term, ~2^-22 of
-// the product, dropped), three m16n8k8 mma a pair of fragments. A 64x64 C tile,
+// the product, dropped), three m16n8k8 mma a pair of fragments; with g.tf32
+// (precision tf32) the hi hi product alone. A 64x64 C tile,
 // 8 warps of 32x16 (2 x 2 mma tiles), the next k chunk loaded to registers during
 // this one, A and B staged at a row stride of 68 floats (no bank conflicts for the
 // fragment loads). Fixed order: bitwise reproducible run to run on one device.
@@ -237,8 +242,10 @@ RK_GLOBAL void gemm_mma_kernel(GemmArgs g) {
       for (int mt = 0; mt < 2; ++mt)
         RK_UNROLL
         for (int nt = 0; nt < 2; ++nt) {
-          rk_mma_tf32(d[mt][nt], ah[mt], bl[nt]);
-          rk_mma_tf32(d[mt][nt], al[mt], bh[nt]);
+          if (!g.tf32) {
+            rk_mma_tf32(d[mt][nt], ah[mt], bl[nt]);
+            rk_mma_tf32(d[mt][nt], al[mt], bh[nt]);
+          }
           rk_mma_tf32(d[mt][nt], ah[mt], bh[nt]);
         }
     }

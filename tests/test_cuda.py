@@ -10,12 +10,13 @@ import pytest
 
 import rnnkern as rk
 from rnnkern import backends as bk
-from rnnkern import _core
+from rnnkern import _core, reference
+from rnnkern.ops import Grads
 from rnnkern.options import RnnOptions
 
 from helpers import run_in_threads
 from tolerances import assert_close
-from test_kernels import check, make_case, make_mask
+from test_kernels import check, f64, make_case, make_mask
 from test_recurrent_dropout import drop_masks, run_both
 
 HAVE_CUDA = bk.cuda_status()[0]
@@ -383,3 +384,57 @@ def test_tensor_core_gemms_match_the_reference(backend, cell, reset_after, gemm_
         run_both(backend, cell, "tanh", "sigmoid", reset_after, False, True, None, case, im, rm,
                  np.random.default_rng(1))
         assert _core.gpu_mma_gemms(backend) == before
+
+
+@pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("cell,reset_after", CELLS)
+def test_tf32_takes_one_product_on_the_tensor_cores(backend, cell, reset_after, gemm_reset):
+    """precision='tf32' on the tensor-core GEMMs: the hoisted GEMMs (projection, dW,
+    dU, dX) take one TF32 product, so the results are TF32's (within the tf32
+    tolerances of the float64 reference, with dropout masks on every masked GEMM)
+    and not fp32's (3xTF32: their error is orders of magnitude smaller), bitwise
+    the same twice; with the SIMT GEMM, tf32 is fp32 bitwise."""
+    rng = np.random.default_rng(61 + len(cell) + reset_after)
+    n, t, c, h = 8, 5, 40, 12
+    case = make_case(cell, n, t, c, h, reset_after, True, rng)
+    im, rm = drop_masks("both", cell, n, c, h, rng)
+    x, W, U, b, h0, c0 = case
+    be = bk.get_backend(backend)
+
+    def run(precision):
+        y, hT, cT, cache = be.forward(cell, x, W, U, b, h0, c0, None, None, im, rm,
+                                      reset_after=reset_after, precision=precision)
+        dy = np.random.default_rng(3).standard_normal(y.shape).astype(np.float32)
+        return (y, hT, cT), tuple(be.backward(cache, dy)), dy
+
+    _core.gpu_set_gemm(backend, "mma")
+    outs32, g32, dy = run("fp32")
+    before = _core.gpu_mma_gemms(backend)
+    outs, g, _ = run("tf32")
+    assert _core.gpu_mma_gemms(backend) > before
+    kw = dict(reset_after=reset_after, input_masks=f64(im), recurrent_masks=f64(rm))
+    yr, hr, cr, kr = reference.rnn_forward(cell, f64(x), f64(W), f64(U), f64(b), f64(h0),
+                                           f64(c0), **kw)
+    gr = reference.rnn_backward(kr, f64(dy))
+
+    def normwise(v, r):
+        return np.linalg.norm(np.asarray(v, np.float64) - r) / np.linalg.norm(r)
+    for name, a, r in zip(("y", "h_T", "c_T"), outs, (yr, hr, cr)):
+        if r is not None:
+            assert_close(a, r, "forward_tf32", f"{backend} {cell} tf32 {name}")
+    for name, a, r in zip(Grads._fields, g, gr):
+        if r is not None:
+            assert_close(a, r, "backward_tf32", f"{backend} {cell} tf32 {name}")
+    # one product, not three: TF32's error, far above the fp32 split's
+    assert normwise(outs[0], yr) > 10 * normwise(outs32[0], yr)
+    assert normwise(g[1], gr[1]) > 10 * normwise(g32[1], gr[1])
+    again, g_again, _ = run("tf32")
+    for u, v in zip(outs + g, again + g_again):
+        if u is not None:
+            assert np.array_equal(u, v)
+    _core.gpu_set_gemm(backend, "simt")
+    o_simt, g_simt, _ = run("fp32")
+    o_t, g_t, _ = run("tf32")
+    for u, v in zip(o_simt + g_simt, o_t + g_t):
+        if u is not None:
+            assert np.array_equal(u, v)

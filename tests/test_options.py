@@ -91,9 +91,11 @@ def test_options_value_equals_keywords(backend):
 
 @pytest.mark.parametrize("backend", ALL)
 def test_tf32_runs_at_least_fp32_and_bf16_is_refused(backend):
-    """Every backend runs precision='tf32' as fp32 today (none has a TF32 product on
-    this path; the call gets at least the precision it asked for): bitwise the fp32
-    result. 'bf16' is implemented nowhere yet: a clear error, never a silent fp32."""
+    """The CPU backends and the reference run precision='tf32' as fp32 (no TF32
+    product: the call gets at least the precision it asked for), and so does
+    cuda-emu's default SIMT GEMM: bitwise the fp32 result (a device's tensor-core
+    GEMMs take one TF32 product: test_cuda's tf32 test). 'bf16' is implemented
+    nowhere yet: a clear error, never a silent fp32."""
     x, W, U, b, h0, c0 = _case("lstm", 2)
     out = {}
     for p in ("fp32", "tf32"):
@@ -101,8 +103,9 @@ def test_tf32_runs_at_least_fp32_and_bf16_is_refused(backend):
                                          precision=p)
         g = ops.rnn_backward(cache, np.ones_like(y))
         out[p] = (y, h, c) + tuple(a for a in g if a is not None)
-    for a, b_ in zip(out["fp32"], out["tf32"]):
-        np.testing.assert_array_equal(a, b_)
+    if backend != "cuda":
+        for a, b_ in zip(out["fp32"], out["tf32"]):
+            np.testing.assert_array_equal(a, b_)
     with pytest.raises(ValueError, match=r"rnnkern [a-z0-9-]+: precision='bf16' is not "
                                          r"available on the .* backends? yet"):
         ops.rnn_forward("lstm", x, W, U, b, h0, c0, backend=backend, precision="bf16")
@@ -171,3 +174,33 @@ def test_backward_gradients_have_one_checker():
     assert errors[:3] == errors[3:]
     assert errors[0] == "dy must have shape (3, 4, 6), got (3, 6)"
     assert errors[2].startswith("dh_T must have shape (3, 6)")
+
+
+@pytest.mark.parametrize("backend", CPU_AND_REF)
+def test_layers_and_adapters_take_precision(backend):
+    """rnnkern's layers take precision= (checked when made, in get_config only when
+    given, round-tripped by from_config); bf16 is refused at the call, tf32 runs."""
+    x = np.random.default_rng(5).standard_normal((2, 3, 4)).astype(np.float32)
+    layer = rk.layers.GRU(3, precision="tf32", backend=backend, seed=1)
+    ref = rk.layers.GRU(3, backend=backend, seed=1)
+    np.testing.assert_array_equal(layer(x), ref(x))
+    assert layer.get_config()["precision"] == "tf32" and "precision" not in ref.get_config()
+    assert rk.layers.GRU.from_config(layer.get_config()).precision == "tf32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        rk.layers.LSTM(3, precision="fp16")
+    with pytest.raises(ValueError, match="precision='bf16' is not available"):
+        rk.layers.SimpleRNN(3, precision="bf16", backend=backend)(x)
+
+
+def test_torch_modules_take_precision():
+    torch = pytest.importorskip("torch")
+    from rnnkern import torch as rt
+    m = rt.LSTM(4, 3, batch_first=True, precision="tf32")
+    x = torch.randn(2, 5, 4)
+    ref = rt.LSTM(4, 3, batch_first=True)
+    ref.load_state_dict(m.state_dict())
+    assert torch.equal(m(x)[0], ref(x)[0])   # the CPU runs tf32 as fp32
+    with pytest.raises(ValueError, match="precision must be one of"):
+        rt.GRU(4, 3, precision="half")
+    with pytest.raises(ValueError, match="precision='bf16' is not available"):
+        rt.GRU(4, 3, precision="bf16")(x)

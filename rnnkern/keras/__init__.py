@@ -13,6 +13,10 @@ inside the kernels). Anything else -- another Keras backend, another activation,
 another dtype -- runs
 Keras' own loop, with a warning (once per layer class and reason) saying why.
 
+Two attributes of each layer pick how rnnkern runs it: ``rnnkern_backend`` (a name
+of ``rnnkern.backends()``, default "auto") and ``rnnkern_precision`` ("fp32", the
+default; "tf32"; "bf16" -- ``rnnkern.options.PRECISIONS``).
+
 Needs Keras 3 and PyTorch (``pip install "rnnkern[keras]"``).
 """
 try:

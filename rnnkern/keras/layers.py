@@ -53,6 +53,7 @@ class _RnnkernLoop:
 
     _rnnkern_cell = None    # "simple_rnn" | "lstm" | "gru"
     rnnkern_backend = "auto"
+    rnnkern_precision = "fp32"   # rnnkern.options.PRECISIONS
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         import torch
@@ -85,7 +86,7 @@ class _RnnkernLoop:
         ract = _activation_name(getattr(cell, "recurrent_activation", keras.activations.sigmoid))
         im, rm = self._rnnkern_dropout_masks(x, h0, training)
         options = RnnOptions(cell_name, _activation_name(cell.activation), ract, reset_after,
-                             bool(self.go_backwards), True, need_grad)
+                             bool(self.go_backwards), True, need_grad, self.rnnkern_precision)
         y, h, c = _ops.run(x, kernel, recurrent, bias, None, h0, c0, m, options,
                            self.rnnkern_backend, True, im, rm)
         if self.zero_output_for_mask and m is not None:

@@ -15,7 +15,11 @@ A layer holds Keras' weights, in Keras' layout and ``get_weights()`` order:
 
 and calls ``rnnkern.ops`` (forward and BPTT) on one backend
 (``rnnkern.backends``). Everything is computed in float32: inputs of any real
-floating dtype are converted; the weights are stored as float32.
+floating dtype are converted; the weights are stored as float32. ``precision``
+(rnnkern's own argument, in ``get_config`` only when not the default) picks the
+arithmetic: "fp32" (default); "tf32" (opt-in: the GPU backends' tensor-core
+GEMMs take one TF32 product, about 5e-4 normwise; the CPU runs fp32); "bf16"
+(refused by every backend today, never run as fp32).
 
 Calling: ``layer(x, initial_state=None, mask=None, training=None)`` with x
 [N, T, C]; returns y ([N, T, H] with return_sequences, else [N, H]) or, with
@@ -136,7 +140,7 @@ class _RNN(Layer):
                  stateful=False, seed=None, backend="auto", unroll=False,
                  kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
-                 zero_output_for_mask=False, use_cudnn="auto", **kwargs):
+                 zero_output_for_mask=False, use_cudnn="auto", precision="fp32", **kwargs):
         self.units = check_positive_int("units", units)
         self.activation = self._check_activation("activation", activation)
         self.recurrent_activation = self._check_activation("recurrent_activation",
@@ -176,6 +180,8 @@ class _RNN(Layer):
         self._init_rng = make_rng(self.seed, 0)
         self._dropout_rng = make_rng(self.seed, 1)
         self._backend = get_backend(backend)
+        # rnnkern's own: the arithmetic (rnnkern.options.PRECISIONS), checked here
+        self.precision = RnnOptions(self._cell, precision=precision).precision
         super().__init__(**kwargs)
         if self._batch_input_shape is not None and len(self._batch_input_shape) != 3:
             raise ValueError(f"input_shape must be (timesteps, features), got "
@@ -252,6 +258,8 @@ class _RNN(Layer):
                    return_sequences=self.return_sequences, return_state=self.return_state,
                    go_backwards=self.go_backwards, stateful=self.stateful, seed=self.seed,
                    unroll=self.unroll, zero_output_for_mask=self.zero_output_for_mask)
+        if self.precision != "fp32":   # rnnkern's own argument: only where it was given
+            cfg["precision"] = self.precision
         return cfg
 
     def __repr__(self):
@@ -445,7 +453,8 @@ class _RNN(Layer):
                                         self._backend, self.kernel)
             # one checked options value (RnnOptions interns: made once per process)
             options = RnnOptions(self._cell, self.activation, self.recurrent_activation,
-                                 reset_after, self.go_backwards, self.return_sequences, keep)
+                                 reset_after, self.go_backwards, self.return_sequences, keep,
+                                 self.precision)
             y, h, cT, cache = ops.rnn_forward(
                 options, x, self.kernel, self.recurrent_kernel, self.bias, h0, c0, mask,
                 backend=self._backend, packed=self._packed, input_masks=input_masks,
@@ -604,8 +613,8 @@ class SimpleRNN(_RNN):
     training=True whenever the rate is > 0, Keras' SimpleRNNCell),
     return_sequences=False, return_state=False, go_backwards=False,
     stateful=False, seed=None (seeds the weight initialisation and the
-    dropout masks), plus backend="auto"
-    (any name of ``rnnkern.backends()``). See the module docstring for calling,
+    dropout masks), plus backend="auto" (any name of ``rnnkern.backends()``) and
+    precision="fp32" (see the module docstring). See the module docstring for calling,
     ``backward`` and the weight layout.
 
     >>> model = rnnkern.models.Sequential([rnnkern.layers.Input((5, 3)),
@@ -644,8 +653,8 @@ class LSTM(_RNN):
     (with recurrent_dropout > 0, one independent mask per gate i, f, c, o for
     each, as Keras' implementation=1; c_prev is never dropped),
     return_sequences=False, return_state=False (states [h, c]),
-    go_backwards=False, stateful=False, seed=None, plus backend="auto". See
-    the module docstring ("Dropout").
+    go_backwards=False, stateful=False, seed=None, plus backend="auto" and
+    precision="fp32". See the module docstring ("Dropout").
     """
 
     _cell = "lstm"
@@ -700,7 +709,7 @@ class GRU(_RNN):
     is never dropped), reset_after=True (bias [2, 3H]: input and recurrent
     bias rows; [3H] when False), return_sequences=False, return_state=False
     (states [h]), go_backwards=False, stateful=False, seed=None, plus
-    backend="auto". See the module docstring ("Dropout").
+    backend="auto" and precision="fp32". See the module docstring ("Dropout").
     """
 
     _cell = "gru"

@@ -27,11 +27,14 @@ _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
 class RNNBase(nn.Module):
     """torch.nn.RNNBase's interface on rnnkern's kernels; ``backend`` (keyword only)
-    names the rnnkern backend for float32 CPU tensors (default "auto")."""
+    names the rnnkern backend for float32 CPU tensors (default "auto"), and
+    ``precision`` (keyword only) the arithmetic: "fp32" (default), "tf32" (the
+    GPU backends' tensor-core GEMMs take one TF32 product; the CPU runs fp32) or
+    "bf16" (refused where not implemented) -- rnnkern.options.PRECISIONS."""
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, proj_size=0,
-                 device=None, dtype=None, *, backend="auto"):
+                 device=None, dtype=None, *, backend="auto", precision="fp32"):
         super().__init__()
         if mode not in _CELL:
             raise ValueError(f"Unrecognized RNN mode: {mode}")
@@ -52,6 +55,7 @@ class RNNBase(nn.Module):
                              "no output projection); use torch.nn.LSTM for proj_size > 0")
         from .. import backends as _bk
         _bk.get_backend(backend)   # a bad name fails here, listing the usable ones
+        RnnOptions(_CELL[mode], precision=precision)   # and a bad precision here
         self.mode = mode
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -62,6 +66,7 @@ class RNNBase(nn.Module):
         self.bidirectional = bidirectional
         self.proj_size = 0
         self.backend = backend
+        self.precision = precision
         self._cell = _CELL[mode]
         self._activation = "relu" if mode == "RNN_RELU" else "tanh"
         num_directions = 2 if bidirectional else 1
@@ -151,7 +156,8 @@ class RNNBase(nn.Module):
         inp = x
         # one options value a direction (made once per process: RnnOptions interns)
         options = [RnnOptions(self._cell, self._activation, go_backwards=direction == 1,
-                              training=need_grad) for direction in range(d)]
+                              training=need_grad, precision=self.precision)
+                   for direction in range(d)]
         for layer in range(self.num_layers):
             outs = []
             for direction in range(d):
@@ -242,7 +248,7 @@ class RNNBase(nn.Module):
 class RNN(RNNBase):
     """torch.nn.RNN on rnnkern's kernels: ``RNN(input_size, hidden_size, num_layers=1,
     nonlinearity='tanh', bias=True, batch_first=False, dropout=0.0,
-    bidirectional=False, device=None, dtype=None, *, backend='auto')``."""
+    bidirectional=False, device=None, dtype=None, *, backend='auto', precision='fp32')``."""
 
     def __init__(self, *args, **kwargs):
         if "proj_size" in kwargs:
@@ -267,7 +273,8 @@ class RNN(RNNBase):
 class LSTM(RNNBase):
     """torch.nn.LSTM on rnnkern's kernels: ``LSTM(input_size, hidden_size,
     num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False,
-    proj_size=0, device=None, dtype=None, *, backend='auto')``; proj_size must be 0."""
+    proj_size=0, device=None, dtype=None, *, backend='auto', precision='fp32')``;
+    proj_size must be 0."""
 
     def __init__(self, *args, **kwargs):
         super().__init__("LSTM", *args, **kwargs)
@@ -276,7 +283,7 @@ class LSTM(RNNBase):
 class GRU(RNNBase):
     """torch.nn.GRU on rnnkern's kernels: ``GRU(input_size, hidden_size, num_layers=1,
     bias=True, batch_first=False, dropout=0.0, bidirectional=False, device=None,
-    dtype=None, *, backend='auto')``."""
+    dtype=None, *, backend='auto', precision='fp32')``."""
 
     def __init__(self, *args, **kwargs):
         if "proj_size" in kwargs:

@@ -88,9 +88,10 @@ struct Backend {
 const Backend& find_backend(const std::string& name);
 
 // Why backend b cannot run precision p, or null where it can. Every backend runs
-// FP32, and TF32 as FP32 (a CPU has no TF32, and the GPU kernels have no
-// one-product path yet: the call gets at least the precision it asked for);
-// BF16 runs nowhere yet, and is refused rather than run silently as FP32.
+// FP32 and TF32: the GPU backends' hoisted GEMMs take one TF32 product where they
+// run on tensor cores (the recurrence stays FP32); the CPU ISAs, which have no
+// TF32, run it as FP32 (at least the precision asked for). BF16 runs nowhere
+// yet, and is refused rather than run silently as FP32.
 // (csrc/backend.cc)
 const char* precision_refusal(const Backend& b, Precision p);
 
