@@ -74,6 +74,31 @@ namespace gpu_emu {
 RNNKERN_GPU_BACKEND_API
 }  // namespace gpu_emu
 
+// The same API as one table of functions per GPU backend (gpu_runtime), as the
+// kernel table is for the layer calls: the bindings look a backend's up by name
+// instead of choosing between the two namespaces at every call.
+struct GpuRuntime {
+  const char* name;   // "cuda-emu" or "cuda"
+  long (*persistent_count)();
+  void (*set_plan)(const std::string& plan);
+  std::string (*plan)();
+  void (*set_graphs)(bool on);
+  bool (*graphs)();
+  long (*graph_count)();
+  long (*graph_update_count)();
+  void (*clear_graphs)();
+  void (*set_gemm)(const std::string& kind);
+  std::string (*gemm_kind)();
+  long (*mma_gemm_count)();
+  long (*graph_reinstantiation_count)();
+  void* (*device_alloc)(size_t bytes);
+  void (*device_free)(void* p);
+  void (*device_copy)(void* dst, const void* src, size_t bytes, int kind);
+  bool (*device_accessible)(const void* p, size_t bytes);
+  void (*mma_probe_run)(const float* A, const float* B, const float* C, float* D, float* shfl);
+  int (*device_ordinal)();
+};
+
 namespace gpu_cuda {
 RNNKERN_GPU_BACKEND_API
 // Wait for the work queued on a stream (a cudaStream_t as an integer).
@@ -82,5 +107,8 @@ void stream_synchronize(uintptr_t stream);
 size_t pool_bytes();
 void free_pool();
 }  // namespace gpu_cuda
+
+// The table of "cuda-emu" (emu true) or "cuda" (csrc/bindings/gpu_bindings.cc).
+const GpuRuntime& gpu_runtime(bool emu);
 
 }  // namespace rnnkern

@@ -60,16 +60,8 @@ struct DLManagedTensor {
 constexpr int32_t kDLCPU = 1, kDLCUDA = 2;
 constexpr uint8_t kDLInt = 0, kDLUInt = 1, kDLFloat = 2, kDLBool = 6;
 
-void* gpu_alloc(Device d, size_t n) {
-  return d == Device::Emu ? gpu_emu::device_alloc(n) : gpu_cuda::device_alloc(n);
-}
-void gpu_free(Device d, void* p) {
-  if (d == Device::Emu) gpu_emu::device_free(p); else gpu_cuda::device_free(p);
-}
-void gpu_copy(Device d, void* dst, const void* src, size_t n, int kind) {
-  if (d == Device::Emu) gpu_emu::device_copy(dst, src, n, kind);
-  else gpu_cuda::device_copy(dst, src, n, kind);
-}
+const GpuRuntime& rt(Device d) { return gpu_runtime(d == Device::Emu); }
+const GpuRuntime& rt(const std::string& device) { return rt(parse_device(device)); }
 
 // Device memory rnnkern allocated: float32 or uint8, C-contiguous.
 struct DeviceArray {
@@ -87,13 +79,13 @@ struct DeviceArray {
       n *= (size_t)e;
     }
     nbytes = n * (dtype == "float32" ? 4 : 1);
-    ptr = gpu_alloc(device, nbytes);
-    ordinal = device == Device::Emu ? 0 : gpu_cuda::device_ordinal();
+    ptr = rt(device).device_alloc(nbytes);
+    ordinal = rt(device).device_ordinal();
   }
   DeviceArray(const DeviceArray&) = delete;
   DeviceArray& operator=(const DeviceArray&) = delete;
   ~DeviceArray() {
-    if (ptr) gpu_free(device, ptr);
+    if (ptr) rt(device).device_free(ptr);
   }
   std::string typestr() const { return dtype == "float32" ? "<f4" : "|u1"; }
 };
@@ -119,7 +111,7 @@ std::shared_ptr<DeviceArray> device_from_host(const std::string& device, const p
   if (!c) throw py::type_error("array must be convertible to float32 or uint8");
   std::vector<int64_t> shape(c.shape(), c.shape() + c.ndim());
   auto d = std::make_shared<DeviceArray>(parse_device(device), shape, u8 ? "uint8" : "float32");
-  if (d->nbytes) gpu_copy(d->device, d->ptr, c.data(), d->nbytes, kToDevice);
+  if (d->nbytes) rt(d->device).device_copy(d->ptr, c.data(), d->nbytes, kToDevice);
   return d;
 }
 
@@ -128,7 +120,7 @@ py::array device_to_host(const DeviceArray& d) {
   py::array r = d.dtype == "float32" ? py::array(FArr(shape)) : py::array(MArr(shape));
   if (d.nbytes) {
     py::gil_scoped_release nogil;
-    gpu_copy(d.device, r.mutable_data(), d.ptr, d.nbytes, kToHost);
+    rt(d.device).device_copy(r.mutable_data(), d.ptr, d.nbytes, kToHost);
   }
   return r;
 }
@@ -193,18 +185,33 @@ py::tuple dlpack_view(const py::object& cap) {
 
 }  // namespace
 
+namespace rnnkern {
+
+#define RNNKERN_GPU_RUNTIME(ns, label)                                                     \
+  GpuRuntime {                                                                             \
+    label, &ns::persistent_count, &ns::set_plan, &ns::plan, &ns::set_graphs, &ns::graphs,  \
+        &ns::graph_count, &ns::graph_update_count, &ns::clear_graphs, &ns::set_gemm,       \
+        &ns::gemm_kind, &ns::mma_gemm_count, &ns::graph_reinstantiation_count,             \
+        &ns::device_alloc, &ns::device_free, &ns::device_copy, &ns::device_accessible,     \
+        &ns::mma_probe_run, &ns::device_ordinal                                            \
+  }
+
+const GpuRuntime& gpu_runtime(bool emu) {
+  static const GpuRuntime kEmu = RNNKERN_GPU_RUNTIME(gpu_emu, "cuda-emu");
+  static const GpuRuntime kCuda = RNNKERN_GPU_RUNTIME(gpu_cuda, "cuda");
+  return emu ? kEmu : kCuda;
+}
+
+}  // namespace rnnkern
+
 void register_gpu(py::module_& m) {
   m.def("gpu_persistent_launches", [](const std::string& device) {
-        return parse_device(device) == Device::Emu ? gpu_emu::persistent_count()
-                                                   : gpu_cuda::persistent_count();
+        return rt(device).persistent_count();
       }, py::arg("device"),
         "Time loops (forward or backward) the persistent family has run on that GPU backend.");
   m.def("gpu_set_plan", [](const std::string& device, const std::string& plan) {
         try {
-          if (parse_device(device) == Device::Emu)
-            gpu_emu::set_plan(plan);
-          else
-            gpu_cuda::set_plan(plan);
+          rt(device).set_plan(plan);
         } catch (const std::invalid_argument& e) {
           throw py::value_error(e.what());
         }
@@ -213,14 +220,11 @@ void register_gpu(py::module_& m) {
         "fits, else a launch a step), 'steps', 'persistent', or a forced partition "
         "'persistent:BLOCKS,THREADS[,KC]'. RNNKERN_FORCE_PLAN sets it at first use.");
   m.def("gpu_plan", [](const std::string& device) {
-        return parse_device(device) == Device::Emu ? gpu_emu::plan() : gpu_cuda::plan();
+        return rt(device).plan();
       }, py::arg("device"), "That GPU backend's time-loop plan (see gpu_set_plan).");
   m.def("gpu_set_gemm", [](const std::string& device, const std::string& kind) {
         try {
-          if (parse_device(device) == Device::Emu)
-            gpu_emu::set_gemm(kind);
-          else
-            gpu_cuda::set_gemm(kind);
+          rt(device).set_gemm(kind);
         } catch (const std::invalid_argument& e) {
           throw py::value_error(e.what());
         }
@@ -229,11 +233,10 @@ void register_gpu(py::module_& m) {
         "where the device's fragment API passes its probe), 'simt' or 'mma'. RNNKERN_GEMM sets "
         "it at first use.");
   m.def("gpu_gemm", [](const std::string& device) {
-        return parse_device(device) == Device::Emu ? gpu_emu::gemm_kind() : gpu_cuda::gemm_kind();
+        return rt(device).gemm_kind();
       }, py::arg("device"), "That GPU backend's GEMM kernel choice (see gpu_set_gemm).");
   m.def("gpu_mma_gemms", [](const std::string& device) {
-        return parse_device(device) == Device::Emu ? gpu_emu::mma_gemm_count()
-                                                   : gpu_cuda::mma_gemm_count();
+        return rt(device).mma_gemm_count();
       }, py::arg("device"), "GEMMs that GPU backend has run on the tensor-core kernel.");
   m.def("gpu_mma_probe", [](const std::string& device, py::array_t<float, py::array::c_style | py::array::forcecast> A,
                             py::array_t<float, py::array::c_style | py::array::forcecast> B,
@@ -241,41 +244,33 @@ void register_gpu(py::module_& m) {
         if (A.size() != 128 || B.size() != 64 || C.size() != 128)
           throw py::value_error("gpu_mma_probe: A must have 16x8, B 8x8 and C 16x8 elements");
         py::array_t<float> D({16, 8}), S(32);
-        const bool emu = parse_device(device) == Device::Emu;
+        const GpuRuntime& r = rt(device);
         {
           py::gil_scoped_release nogil;
-          if (emu)
-            gpu_emu::mma_probe_run(A.data(), B.data(), C.data(), D.mutable_data(), S.mutable_data());
-          else
-            gpu_cuda::mma_probe_run(A.data(), B.data(), C.data(), D.mutable_data(), S.mutable_data());
+          r.mma_probe_run(A.data(), B.data(), C.data(), D.mutable_data(), S.mutable_data());
         }
         return py::make_tuple(D, S);
       }, py::arg("device"), py::arg("A"), py::arg("B"), py::arg("C"),
         "The tensor-core fragment API's probe: one TF32 m16n8k8 mma D = C + A B (A 16x8, "
         "B 8x8, C 16x8) and two warp shuffles (shfl[l] = (l ^ 1) + 100 (l ^ 16)).");
   m.def("gpu_clear_graphs", []() {
-        gpu_emu::clear_graphs();
-        gpu_cuda::clear_graphs();
+        for (bool emu : {true, false}) gpu_runtime(emu).clear_graphs();
       }, "Drop the GPU backends' cached time-loop graphs (each thread's, at its next loop).");
   m.def("gpu_graph_reinstantiations", [](const std::string& device) {
-        return parse_device(device) == Device::Emu ? gpu_emu::graph_reinstantiation_count()
-                                                   : gpu_cuda::graph_reinstantiation_count();
+        return rt(device).graph_reinstantiation_count();
       }, py::arg("device"),
       "Loops whose cached graph the runtime refused to update, instantiated anew instead.");
   m.def("gpu_set_graphs", [](bool on) {
-        gpu_emu::set_graphs(on);
-        gpu_cuda::set_graphs(on);
+        for (bool emu : {true, false}) gpu_runtime(emu).set_graphs(on);
       }, py::arg("on"),
         "Capture each per-step loop of the GPU backends as a graph and replay it (or not).");
-  m.def("gpu_graphs", []() { return gpu_emu::graphs(); },
+  m.def("gpu_graphs", []() { return gpu_runtime(true).graphs(); },
         "Whether the GPU backends' per-step loops run as captured graphs.");
   m.def("gpu_graph_replays", [](const std::string& device) {
-        return parse_device(device) == Device::Emu ? gpu_emu::graph_count()
-                                                   : gpu_cuda::graph_count();
+        return rt(device).graph_count();
       }, py::arg("device"), "Per-step loops that GPU backend has run as a captured graph.");
   m.def("gpu_graph_updates", [](const std::string& device) {
-        return parse_device(device) == Device::Emu ? gpu_emu::graph_update_count()
-                                                   : gpu_cuda::graph_update_count();
+        return rt(device).graph_update_count();
       }, py::arg("device"),
       "Of those, the loops that updated a cached graph of theirs instead of instantiating one.");
 
@@ -292,7 +287,7 @@ void register_gpu(py::module_& m) {
         return py::module_::import("numpy").attr("dtype")(d.dtype);
       })
       .def_property_readonly("device", [](const DeviceArray& d) {
-        return d.device == Device::Emu ? "cuda-emu" : "cuda";
+        return rt(d.device).name;
       })
       .def_property_readonly("nbytes", [](const DeviceArray& d) { return d.nbytes; })
       .def_property_readonly("__cuda_array_interface__", [](const DeviceArray& d) {
@@ -315,7 +310,7 @@ void register_gpu(py::module_& m) {
       .def("numpy", &device_to_host, "A host copy (a NumPy array).")
       .def("__repr__", [](const DeviceArray& d) {
         std::vector<py::ssize_t> s(d.shape.begin(), d.shape.end());
-        return "DeviceArray(device='" + std::string(d.device == Device::Emu ? "cuda-emu" : "cuda") +
+        return "DeviceArray(device='" + std::string(rt(d.device).name) +
                "', shape=" + shape_str(s) + ", dtype=" + d.dtype + ")";
       });
   m.def("device_empty", &device_empty, py::arg("device"), py::arg("shape"),
@@ -323,9 +318,7 @@ void register_gpu(py::module_& m) {
   m.def("device_array", &device_from_host, py::arg("device"), py::arg("array"),
         "A host array copied to the device (bool and uint8 stay uint8; others float32).");
   m.def("device_accessible", [](const std::string& device, uintptr_t p, size_t n) {
-        return parse_device(device) == Device::Emu
-                   ? gpu_emu::device_accessible(reinterpret_cast<const void*>(p), n)
-                   : gpu_cuda::device_accessible(reinterpret_cast<const void*>(p), n);
+        return rt(device).device_accessible(reinterpret_cast<const void*>(p), n);
       }, py::arg("device"), py::arg("address"), py::arg("nbytes"),
         "Whether that memory is the GPU backend's to read and write.");
   m.def("dlpack_view", &dlpack_view, py::arg("capsule"),
