@@ -6,8 +6,9 @@ gradient of one forward + BPTT on a GPU backend.
 
 On cuda-emu the hoisted GEMMs are forced onto the tensor-core kernel (which the
 emulation runs with TF32 rounding bit-exact), so 'tf32' takes its one-product
-path there as on a device; 'fp32' is then the 3xTF32 split. 'bf16' is listed
-while a backend refuses it (the refusal is printed)."""
+path there as on a device; 'fp32' is then the 3xTF32 split. 'bf16' rounds the
+kernel and recurrent kernel to bfloat16 (all else as fp32); a backend that
+refuses a mode prints its refusal."""
 import argparse
 import sys
 

@@ -15,10 +15,9 @@ const Backend& find_backend(const std::string& name) {
 }
 
 const char* precision_refusal(const Backend& b, Precision p) {
-  if (p != Precision::BF16) return nullptr;
-  return b.cpu ? "precision='bf16' is not available on the CPU backends yet; use 'fp32'"
-               : "precision='bf16' is not available on the GPU backends yet; use 'fp32' or "
-                 "'tf32'";
+  if (p != Precision::BF16 || !b.cpu) return nullptr;
+  return "precision='bf16' is not available on the CPU backends yet; use 'fp32' (or a GPU "
+         "backend)";
 }
 
 }  // namespace rnnkern

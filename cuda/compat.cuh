@@ -29,6 +29,9 @@
 //                    a[r] = A(g + 8*(r%2), t + 4*(r/2)), b[r] = B(t + 4*r, g),
 //                    d[r] = D(g + 8*(r/2), 2*t + r%2) (A 16x8, B 8x8, D 16x8);
 //                    A and B enter as TF32 (their low 13 bits ignored)
+//   rk_to_bf16(x)    x rounded to bfloat16 (8 mantissa bits, to nearest, ties to
+//                    even; Inf and NaN returned as they are), as a float: the
+//                    weights of precision bf16 (the same bit arithmetic both sides)
 // No atomics yet: the emulation would have to implement and test them too. Each
 // kernel says in its comment which launch kind it needs: independent threads,
 // block-cooperative, grid-cooperative.
@@ -70,6 +73,7 @@ inline int rk_lane() { return ::rnnkern::emu::lane(); }
 inline void rk_warp_sync() { ::rnnkern::emu::warp_sync(); }
 inline float rk_shfl_xor(float v, int mask) { return ::rnnkern::emu::shfl_xor(v, mask); }
 inline float rk_to_tf32(float x) { return ::rnnkern::emu::to_tf32(x); }
+inline float rk_to_bf16(float x) { return ::rnnkern::emu::to_bf16(x); }
 inline void rk_mma_tf32(float* d, const float* a, const float* b) {
   ::rnnkern::emu::mma_tf32(d, a, b);
 }
@@ -121,6 +125,11 @@ __device__ __forceinline__ float rk_to_tf32(float x) {
   uint32_t r;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
   return __uint_as_float(r);
+}
+__device__ __forceinline__ float rk_to_bf16(float x) {
+  const uint32_t u = __float_as_uint(x);
+  if ((u & 0x7f800000u) == 0x7f800000u) return x;
+  return __uint_as_float((u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u);
 }
 __device__ __forceinline__ void rk_mma_tf32(float* d, const float* a, const float* b) {
   asm volatile(

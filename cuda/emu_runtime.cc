@@ -71,6 +71,12 @@ float to_tf32(float x) {
   return from_bits((u + 0x1000u) & 0xffffe000u);
 }
 
+float to_bf16(float x) {
+  const uint32_t u = bits(x);
+  if ((u & 0x7f800000u) == 0x7f800000u) return x;
+  return from_bits((u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u);
+}
+
 // One m16n8k8 TF32 mma of the warp: every lane posts its fragments, then computes
 // its four outputs from the whole tile, k in order, in float32 (products of TF32
 // operands are exact in float32; the device's order of the eight additions is

@@ -81,6 +81,8 @@ int lane();
 void warp_sync();
 float shfl_xor(float v, int mask);
 float to_tf32(float x);
+// x rounded to bfloat16 (to nearest, ties to even; Inf and NaN as they are)
+float to_bf16(float x);
 void mma_tf32(float* d, const float* a, const float* b);
 
 // Runs body once per CUDA thread of the grid (body reads its ids from tls), or,

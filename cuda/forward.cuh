@@ -23,8 +23,9 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   const bool dev = in.on_device;  // the caller's arrays are device memory: no host copies
   // weights already on the device are read in place by an inference; a training
   // forward keeps its own copy for the backward (the caller may assign new
-  // weights in between)
-  const bool in_place = dev && !cfg.training;
+  // weights in between), and so does precision bf16, which rounds its copy
+  const bool bf16 = cfg.precision == Precision::BF16;
+  const bool in_place = dev && !cfg.training && !bf16;
   Buf<float> x(dev ? 0 : N * T * C), b(in.b && !in_place ? (ra ? 2 * GH : GH) : 0), P(TN * GH);
   x.upload(in.x);
   b.upload(in.b, dev);
@@ -34,6 +35,12 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   ws->U = Buf<float>(in_place ? 0 : H * GH);
   ws->W.upload(in.W, dev);
   ws->U.upload(in.U, dev);
+  if (bf16) {   // bf16 weights (the backward reads the same), fp32 everything else
+    RK_LAUNCH(Independent, linear_blocks(C * GH), 1, kLinear, 1, 0, round_bf16, ws->W.get(),
+              C * GH);
+    RK_LAUNCH(Independent, linear_blocks(H * GH), 1, kLinear, 1, 0, round_bf16, ws->U.get(),
+              H * GH);
+  }
   const float* Wd = in_place ? in.W : ws->W.get();
   const float* Ud = in_place ? in.U : ws->U.get();
   if (in.input_masks) {

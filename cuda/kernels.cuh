@@ -668,6 +668,11 @@ RK_GLOBAL void split_sum(const float* parts, int S, int64_t M, int64_t N, float*
   }
 }
 
+// p[0..n) rounded to bfloat16 in place (precision bf16's weights). Independent threads.
+RK_GLOBAL void round_bf16(float* p, int64_t n) {
+  for (int64_t e = global_id(); e < n; e += grid_threads()) p[e] = rk_to_bf16(p[e]);
+}
+
 // dst[s, n, :] = src[n, t(s), :], t(s) = reverse ? T-1-s : s. Independent threads.
 RK_GLOBAL void to_time_major(const float* src, float* dst, int64_t N, int64_t T, int64_t C,
                              bool reverse) {

@@ -35,8 +35,9 @@ return_sequences, training, precision)``
     training    True: keep what BPTT needs and return it as the cache;
                 False: keep nothing (cache is None)
     precision   "fp32" (default), "tf32" (opt-in; backends without a TF32
-                product run fp32), "bf16" (refused where not implemented:
-                every backend today)
+                product run fp32), "bf16" (the kernel and recurrent kernel
+                rounded to bfloat16, all else fp32; the GPU backends only:
+                the others refuse it)
     packed      None, or ``pack(...)`` of these same W and U arrays (see below)
     input_masks      None, or [G, N, C] float: one input dropout mask per gate
     recurrent_masks  None, or [G, N, H] float: one recurrent dropout mask per gate

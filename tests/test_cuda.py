@@ -10,7 +10,7 @@ import pytest
 
 import rnnkern as rk
 from rnnkern import backends as bk
-from rnnkern import _core, reference
+from rnnkern import _core, ops, reference
 from rnnkern.ops import Grads
 from rnnkern.options import RnnOptions
 
@@ -438,3 +438,53 @@ def test_tf32_takes_one_product_on_the_tensor_cores(backend, cell, reset_after, 
     for u, v in zip(o_simt + g_simt, o_t + g_t):
         if u is not None:
             assert np.array_equal(u, v)
+
+
+def _bf16(a):
+    """a rounded to bfloat16 (to nearest, ties to even), in NumPy: the test's own."""
+    u = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)
+    return r.view(np.float32)
+
+
+@pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("cell,reset_after", CELLS)
+@pytest.mark.parametrize("on_device", [False, True], ids=["host", "device"])
+def test_bf16_is_the_reference_with_bfloat16_weights(backend, cell, reset_after, on_device):
+    """precision='bf16': the kernel and recurrent kernel rounded to bfloat16 once a
+    call (ties to even: the test puts exact ties in the kernel), everything else
+    fp32. So the forward and gradients are the float64 reference's with the
+    rounded weights (within the fp32 tolerances), with masks, go_backwards and
+    dropout masks, training and inference (on device arrays an inference would
+    read the weights in place: bf16 rounds its own copy), and their error
+    against the unrounded weights is bf16's (normwise <= 1e-2, far above fp32)."""
+    rng = np.random.default_rng(71 + len(cell) + reset_after)
+    n, t, c, h = 5, 4, 7, 6
+    x, W, U, b, h0, c0 = make_case(cell, n, t, c, h, reset_after, True, rng)
+    W[0, :4] = np.float32(1 + 2.0 ** -8), np.float32(1 + 3 * 2.0 ** -8), \
+        np.float32(-(1 + 2.0 ** -8)), np.float32(2.0 ** -20 * (1 + 2.0 ** -8))  # ties
+    mask = make_mask("holes", n, t, rng)
+    im, rm = drop_masks("both", cell, n, c, h, rng)
+    kw = dict(reset_after=reset_after, go_backwards=True)
+    d = (lambda v: None if v is None else rk.device_array(v, backend)) if on_device \
+        else (lambda v: v)
+    host = (lambda v: None if v is None else np.asarray(v.numpy() if on_device else v))
+    dy = rng.standard_normal((n, t, h)).astype(np.float32)
+    y, hT, cT, cache = ops.rnn_forward(cell, d(x), d(W), d(U), d(b), d(h0), d(c0), d(mask),
+                                       backend=backend, precision="bf16", input_masks=d(im),
+                                       recurrent_masks=d(rm), **kw)
+    g = ops.rnn_backward(cache, d(dy))
+    yi = ops.rnn_forward(cell, d(x), d(W), d(U), d(b), d(h0), d(c0), d(mask), backend=backend,
+                         precision="bf16", training=False, input_masks=d(im),
+                         recurrent_masks=d(rm), **kw)[0]
+    rk_kw = dict(kw, input_masks=f64(im), recurrent_masks=f64(rm))
+    yr, hr, cr, kr = reference.rnn_forward(cell, f64(x), f64(_bf16(W)), f64(_bf16(U)), f64(b),
+                                           f64(h0), f64(c0), mask, **rk_kw)
+    gr = reference.rnn_backward(kr, f64(dy))
+    check((host(y), host(hT), host(cT)), (yr, hr, cr), tuple(host(a) for a in g), gr,
+          f"{backend} {cell} bf16")
+    assert_close(host(yi), yr, "forward_f32", f"{backend} {cell} bf16 inference")
+    y32 = reference.rnn_forward(cell, f64(x), f64(W), f64(U), f64(b), f64(h0), f64(c0), mask,
+                                **rk_kw)[0]
+    err = np.linalg.norm(host(y) - y32) / np.linalg.norm(y32)
+    assert 1e-5 < err <= 1e-2

@@ -30,7 +30,8 @@ class RNNBase(nn.Module):
     names the rnnkern backend for float32 CPU tensors (default "auto"), and
     ``precision`` (keyword only) the arithmetic: "fp32" (default), "tf32" (the
     GPU backends' tensor-core GEMMs take one TF32 product; the CPU runs fp32) or
-    "bf16" (refused where not implemented) -- rnnkern.options.PRECISIONS."""
+    "bf16" (bfloat16 weights on the GPU backends; the CPU refuses it) --
+    rnnkern.options.PRECISIONS."""
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, proj_size=0,
