@@ -450,14 +450,18 @@ def _bf16(a):
 @pytest.mark.parametrize("backend", GPU)
 @pytest.mark.parametrize("cell,reset_after", CELLS)
 @pytest.mark.parametrize("on_device", [False, True], ids=["host", "device"])
-def test_bf16_is_the_reference_with_bfloat16_weights(backend, cell, reset_after, on_device):
+@pytest.mark.parametrize("plan", ["auto", "steps", "persistent:3,32,7"])
+def test_bf16_is_the_reference_with_bfloat16_weights(backend, cell, reset_after, on_device,
+                                                     plan, plan_reset):
     """precision='bf16': the kernel and recurrent kernel rounded to bfloat16 once a
     call (ties to even: the test puts exact ties in the kernel), everything else
     fp32. So the forward and gradients are the float64 reference's with the
     rounded weights (within the fp32 tolerances), with masks, go_backwards and
     dropout masks, training and inference (on device arrays an inference would
     read the weights in place: bf16 rounds its own copy), and their error
-    against the unrounded weights is bf16's (normwise <= 1e-2, far above fp32)."""
+    against the unrounded weights is bf16's (normwise <= 1e-2, far above fp32);
+    in both time-loop families (the persistent one keeps the rounded U resident)."""
+    _core.gpu_set_plan(backend, plan)
     rng = np.random.default_rng(71 + len(cell) + reset_after)
     n, t, c, h = 5, 4, 7, 6
     x, W, U, b, h0, c0 = make_case(cell, n, t, c, h, reset_after, True, rng)
