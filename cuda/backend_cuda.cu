@@ -157,6 +157,8 @@ struct Runtime {
     cache[dev] = lim;
     return lim;
   }
+  // Wait for this thread's launches (the plan tuner's timings).
+  static void synchronize() { check(cudaDeviceSynchronize(), "cudaDeviceSynchronize"); }
 };
 
 

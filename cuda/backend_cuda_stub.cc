@@ -28,6 +28,11 @@ size_t pool_bytes() { return 0; }
 long persistent_count() { return 0; }
 void set_plan(const std::string& plan) { parse_plan(plan); }
 std::string plan() { return "auto"; }
+void set_tune(const std::string& mode) { parse_tune(mode); }
+std::string tune() { return "off"; }
+long tuning_count() { return 0; }
+std::vector<std::string> tuned_plans() { return {}; }
+void clear_tuned() {}
 long graph_reinstantiation_count() { return 0; }
 void clear_graphs() {}
 void set_gemm(const std::string& kind) {

@@ -67,6 +67,7 @@ struct Runtime {
   // No tensor cores: the hoisted GEMMs run on the SIMT kernel unless a test forces
   // the mma one (set_gemm("mma")), which the emulation runs lane by lane.
   static DeviceLimits limits() { return DeviceLimits{4, 227 * 1024, 32, true, false}; }
+  static void synchronize() {}   // launches run to completion before they return
 };
 
 using Graph = emu::Graph;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "rnnkern/backend.h"
 
@@ -52,6 +53,14 @@ struct DeviceLimits {
   void set_gemm(const std::string& kind);                                               \
   std::string gemm_kind();                                                              \
   long mma_gemm_count();                                                                \
+  /* plan tuning: "off" (default), "quick" or "full" (RNNKERN_TUNE at first use; */    \
+  /* std::invalid_argument otherwise); time loops tuned so far; the tuned plans, */    \
+  /* "KEY -> persistent:BLOCKS,THREADS,KC" each; forgetting them */                     \
+  void set_tune(const std::string& mode);                                               \
+  std::string tune();                                                                   \
+  long tuning_count();                                                                  \
+  std::vector<std::string> tuned_plans();                                               \
+  void clear_tuned();                                                                   \
   /* loops whose graph update the runtime refused, instantiated anew instead */         \
   long graph_reinstantiation_count();                                                   \
   /* device memory the caller keeps arrays in (DeviceArray): allocation (from the */    \
@@ -91,6 +100,11 @@ struct GpuRuntime {
   std::string (*gemm_kind)();
   long (*mma_gemm_count)();
   long (*graph_reinstantiation_count)();
+  void (*set_tune)(const std::string& mode);
+  std::string (*tune)();
+  long (*tuning_count)();
+  std::vector<std::string> (*tuned_plans)();
+  void (*clear_tuned)();
   void* (*device_alloc)(size_t bytes);
   void (*device_free)(void* p);
   void (*device_copy)(void* dst, const void* src, size_t bytes, int kind);

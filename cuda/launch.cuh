@@ -6,7 +6,10 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <map>
 #include <cstring>
 #include <atomic>
 #include <cstdlib>
@@ -465,10 +468,12 @@ void launch_back(const BackArgs& b) {
 // staged chunk of >= 32 k (or all of them) and the reduction fit one block's
 // shared memory and the grid is co-resident. A forced
 // partition that does not fit is an error, not a silent fallback.
-inline SeqPlan seq_plan(bool forward, const void* kernel, int64_t N, int64_t H, int64_t GH,
-                        int slots, int copies, int64_t width) {
+// seq_plan for a given choice; strict: a forced choice that does not fit is an
+// error (else: blocks == 0, as the tuner's candidates want).
+inline SeqPlan seq_plan_with(const PlanChoice& choice, bool strict, bool forward,
+                             const void* kernel, int64_t N, int64_t H, int64_t GH, int slots,
+                             int copies, int64_t width) {
   SeqPlan none;
-  const PlanChoice choice = current_plan();
   if (choice.kind == PlanChoice::Steps || graphs_on.load()) return none;
   if (N == 0 || H == 0) return none;   // nothing to partition (a batch of 0: no steps run)
   const DeviceLimits lim = Runtime::limits();
@@ -511,12 +516,146 @@ inline SeqPlan seq_plan(bool forward, const void* kernel, int64_t N, int64_t H, 
         return p;
     }
   }
-  if (forced)
+  if (strict && forced)
     throw std::runtime_error("rnnkern: the forced plan " + plan() +
                              " does not fit this device for this layer");
-  if (choice.kind == PlanChoice::Persistent)
+  if (strict && choice.kind == PlanChoice::Persistent)
     throw std::runtime_error("rnnkern: plan 'persistent' does not fit this device for this layer");
   return none;
+}
+
+inline SeqPlan seq_plan(bool forward, const void* kernel, int64_t N, int64_t H, int64_t GH,
+                        int slots, int copies, int64_t width) {
+  return seq_plan_with(current_plan(), true, forward, kernel, N, H, GH, slots, copies, width);
+}
+
+// ---- plan tuning (set_tune, RNNKERN_TUNE): the automatic partition of a time
+// loop timed against its neighbours on first use, per layer shape, the fastest
+// kept for the process. Each candidate runs the loop's first few steps on scratch
+// copies of what the loop writes (the call's own buffers are untouched), so the
+// call's results are those of the chosen plan forced (tuned_plans names it).
+inline std::mutex tune_m;
+inline bool tune_set = false;
+inline TuneMode tune_mode = TuneMode::Off;
+inline std::map<std::string, SeqPlan> tuned;
+inline std::atomic<long> tunings{0};
+
+inline TuneMode current_tune() {
+  std::lock_guard<std::mutex> g(tune_m);
+  if (!tune_set) {
+    tune_set = true;
+    const char* env = std::getenv("RNNKERN_TUNE");
+    if (env && *env) tune_mode = parse_tune(env);
+  }
+  return tune_mode;
+}
+}  // namespace
+
+// the tuning API (gpu_api.h)
+void set_tune(const std::string& mode) {
+  const TuneMode m = parse_tune(mode);
+  std::lock_guard<std::mutex> g(tune_m);
+  tune_mode = m;
+  tune_set = true;
+}
+std::string tune() { return tune_name(current_tune()); }
+long tuning_count() { return tunings.load(); }
+inline std::string plan_text_of(const SeqPlan& p) {
+  return "persistent:" + std::to_string(p.blocks) + "," + std::to_string(p.threads) + "," +
+         std::to_string(p.kc);
+}
+std::vector<std::string> tuned_plans() {
+  std::lock_guard<std::mutex> g(tune_m);
+  std::vector<std::string> r;
+  for (const auto& kv : tuned) r.push_back(kv.first + " -> " + plan_text_of(kv.second));
+  return r;
+}
+void clear_tuned() {
+  std::lock_guard<std::mutex> g(tune_m);
+  tuned.clear();
+}
+
+namespace {
+
+// Tuning applies to the automatic plan only (a forced one is the caller's).
+inline TuneMode tuning_for_this_loop() {
+  if (current_plan().kind != PlanChoice::Auto || graphs_on.load()) return TuneMode::Off;
+  return current_tune();
+}
+
+// The steps a candidate runs: a few, the same for every candidate.
+inline int64_t tune_steps(TuneMode mode, int64_t T) {
+  return std::min<int64_t>(T, mode == TuneMode::Full ? 16 : 4);
+}
+
+// The loop's tuned partition for key: the kept one, or the fastest of the
+// candidates (base, the automatic partition, first) timed now with run(plan).
+// plan_for(choice) is the partition of a choice, or blocks == 0 where it does not fit.
+template <class PlanFor, class Run>
+SeqPlan tuned_plan(const std::string& key, TuneMode mode, const SeqPlan& base,
+                   PlanFor plan_for, Run run) {
+  {
+    std::lock_guard<std::mutex> g(tune_m);
+    auto it = tuned.find(key);
+    if (it != tuned.end()) return it->second;
+  }
+  const DeviceLimits lim = Runtime::limits();
+  std::vector<int64_t> blocks{base.blocks, base.blocks * 2, base.blocks / 2};
+  std::vector<int> threads{base.threads, base.threads * 2};
+  if (mode == TuneMode::Full) {
+    for (int64_t b = 1; b <= 2 * (int64_t)lim.sms; b *= 2) blocks.push_back(b);
+    threads.push_back(base.threads / 2);
+    threads.push_back(base.threads * 4);
+  }
+  std::vector<SeqPlan> cands{base};
+  for (int64_t b : blocks)
+    for (int t : threads) {
+      if (b < 1 || t < 32 || t > 1024 || t % 32) continue;
+      PlanChoice c;
+      c.kind = PlanChoice::Persistent;
+      c.blocks = (int)b;
+      c.threads = t;
+      const SeqPlan p = plan_for(c);
+      if (p.blocks == 0) continue;
+      bool seen = false;
+      for (const SeqPlan& q : cands)
+        seen = seen || (q.blocks == p.blocks && q.threads == p.threads && q.kc == p.kc);
+      if (!seen) cands.push_back(p);
+    }
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  const double budget = mode == TuneMode::Full ? 1.0 : 0.05;   // seconds
+  const int reps = mode == TuneMode::Full ? 3 : 1;
+  SeqPlan best = base;
+  double best_t = 1e300;
+  for (const SeqPlan& p : cands) {
+    run(p);   // warm: the first launch of a configuration pays for its setup
+    Runtime::synchronize();
+    double t = 1e300;
+    for (int r = 0; r < reps; ++r) {
+      const auto t0 = clock::now();
+      run(p);
+      Runtime::synchronize();
+      t = std::min(t, std::chrono::duration<double>(clock::now() - t0).count());
+    }
+    if (t < best_t) {
+      best_t = t;
+      best = p;
+    }
+    if (std::chrono::duration<double>(clock::now() - start).count() > budget) break;
+  }
+  tunings.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> g(tune_m);
+  return tuned.emplace(key, best).first->second;   // another thread's, if it was first
+}
+
+inline std::string loop_key(const char* dir, int mode, int64_t N, int64_t H, int64_t GH,
+                            int copies, bool training, bool sequences) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "dev%d %s mode%d N%lld H%lld GH%lld copies%d train%d seq%d",
+                device_ordinal(), dir, mode, (long long)N, (long long)H, (long long)GH, copies,
+                (int)training, (int)sequences);
+  return buf;
 }
 
 template <Mode M>
@@ -524,10 +663,43 @@ bool seq_forward_as(SeqArgs q) {
   if (q.T == 0) return false;
   const StepArgs& b = q.base;
   const int copies = b.rmask ? kStepGates<M> : 1;
-  q.plan = seq_plan(true, (const void*)&seq_forward<M>, b.N, b.H, b.GH, kSeqSlots<M>, copies, b.H);
+  const void* kernel = (const void*)&seq_forward<M>;
+  q.plan = seq_plan(true, kernel, b.N, b.H, b.GH, kSeqSlots<M>, copies, b.H);
   if (q.plan.blocks == 0) return false;
-  RK_LAUNCH_GRID(q.plan.blocks, 1, q.plan.threads, 1,
-                 seq_forward_smem(q.plan, kSeqSlots<M>, copies, b.N, b.H), seq_forward<M>, q);
+  auto launch = [&](const SeqArgs& r) {
+    RK_LAUNCH_GRID(r.plan.blocks, 1, r.plan.threads, 1,
+                   seq_forward_smem(r.plan, kSeqSlots<M>, copies, b.N, b.H), seq_forward<M>, r);
+  };
+  if (const TuneMode mode = tuning_for_this_loop(); mode != TuneMode::Off) {
+    // scratch for what the loop writes over its first `steps` steps
+    const int64_t steps = tune_steps(mode, q.T), NH = b.N * b.H;
+    const int64_t nstates = q.training ? steps + 1 : 2;
+    const int64_t stride = q.training ? steps * NH : b.slot_stride;
+    Buf<float> st(nstates * NH), cst(q.cstates ? nstates * NH : 0), sl(q.slots ? 5 * stride : 0),
+        yt(q.ytm ? steps * NH : 0), yl(q.ylast ? NH : 0);
+    Runtime::copy(st.get(), q.states, NH * sizeof(float));          // h0
+    if (q.cstates) Runtime::copy(cst.get(), q.cstates, NH * sizeof(float));
+    SeqArgs r = q;
+    r.T = steps;
+    r.states = st.get();
+    r.cstates = q.cstates ? cst.get() : nullptr;
+    r.slots = q.slots ? sl.get() : nullptr;
+    r.base.slot_stride = stride;
+    r.ytm = q.ytm ? yt.get() : nullptr;
+    r.ylast = q.ylast ? yl.get() : nullptr;
+    const std::string key =
+        loop_key("forward", (int)M, b.N, b.H, b.GH, copies, q.training, q.return_sequences);
+    q.plan = tuned_plan(key, mode, q.plan,
+                        [&](const PlanChoice& c) {
+                          return seq_plan_with(c, false, true, kernel, b.N, b.H, b.GH,
+                                               kSeqSlots<M>, copies, b.H);
+                        },
+                        [&](const SeqPlan& p) {
+                          r.plan = p;
+                          launch(r);
+                        });
+  }
+  launch(q);
   persistent_launches.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
@@ -537,10 +709,46 @@ bool seq_backward_as(SeqBackArgs q) {
   if (q.T == 0) return false;
   const BackArgs& b = q.base;
   const int64_t width = M == Mode::GruRB1 ? 2 * b.H : b.GH;
-  q.plan = seq_plan(false, (const void*)&seq_backward<M>, b.N, b.H, b.GH, 1, 1, width);
+  const void* kernel = (const void*)&seq_backward<M>;
+  q.plan = seq_plan(false, kernel, b.N, b.H, b.GH, 1, 1, width);
   if (q.plan.blocks == 0) return false;
-  RK_LAUNCH_GRID(q.plan.blocks, 1, q.plan.threads, 1, seq_backward_smem(q.plan, b.N, b.GH),
-                 seq_backward<M>, q);
+  auto launch = [&](const SeqBackArgs& r) {
+    RK_LAUNCH_GRID(r.plan.blocks, 1, r.plan.threads, 1, seq_backward_smem(r.plan, b.N, b.GH),
+                   seq_backward<M>, r);
+  };
+  if (const TuneMode mode = tuning_for_this_loop(); mode != TuneMode::Off) {
+    // scratch for what the loop writes: the gate gradients of its first steps,
+    // the carried gradients (starting from the call's d h_T, d c_T), d(rh)
+    const int64_t steps = tune_steps(mode, q.T), NH = b.N * b.H;
+    const bool own_dgr = q.dgr != q.dgx;
+    Buf<float> gx(steps * b.N * b.GH), gr(own_dgr ? steps * b.N * b.GH : 0), dh(2 * NH),
+        dc(q.lstm ? 2 * NH : 0), rh(q.drh ? NH : 0);
+    Runtime::copy(dh.get(), q.dh[0], NH * sizeof(float));
+    if (q.lstm) Runtime::copy(dc.get(), q.dc[0], NH * sizeof(float));
+    SeqBackArgs r = q;
+    r.T = steps;
+    r.dgx = gx.get();
+    r.dgr = own_dgr ? gr.get() : gx.get();
+    r.dh[0] = dh.get();
+    r.dh[1] = dh.get() + NH;
+    if (q.lstm) {
+      r.dc[0] = dc.get();
+      r.dc[1] = dc.get() + NH;
+    }
+    r.drh = q.drh ? rh.get() : nullptr;
+    const std::string key =
+        loop_key("backward", (int)M, b.N, b.H, b.GH, 1, true, q.return_sequences);
+    q.plan = tuned_plan(key, mode, q.plan,
+                        [&](const PlanChoice& c) {
+                          return seq_plan_with(c, false, false, kernel, b.N, b.H, b.GH, 1, 1,
+                                               width);
+                        },
+                        [&](const SeqPlan& p) {
+                          r.plan = p;
+                          launch(r);
+                        });
+  }
+  launch(q);
   persistent_launches.fetch_add(1, std::memory_order_relaxed);
   return true;
 }

@@ -47,4 +47,19 @@ inline PlanChoice parse_plan(const std::string& text) {
   c.kc = v[2];
   return c;
 }
+
+// Whether the automatic plan is timed on first use (set_tune, RNNKERN_TUNE): off
+// (the default: the analytic partition, the same in every process), quick (the
+// analytic partition and its neighbours, a few steps each, within ~50 ms), full
+// (a wider sweep of blocks and threads, more steps, best of three).
+enum class TuneMode : int { Off = 0, Quick = 1, Full = 2 };
+inline TuneMode parse_tune(const std::string& text) {
+  if (text.empty() || text == "off") return TuneMode::Off;
+  if (text == "quick") return TuneMode::Quick;
+  if (text == "full") return TuneMode::Full;
+  throw std::invalid_argument("tune must be 'off', 'quick' or 'full', got '" + text + "'");
+}
+inline const char* tune_name(TuneMode m) {
+  return m == TuneMode::Off ? "off" : m == TuneMode::Quick ? "quick" : "full";
+}
 }  // namespace rnnkern

@@ -492,3 +492,73 @@ def test_bf16_is_the_reference_with_bfloat16_weights(backend, cell, reset_after,
                                 **rk_kw)[0]
     err = np.linalg.norm(host(y) - y32) / np.linalg.norm(y32)
     assert 1e-5 < err <= 1e-2
+
+
+@pytest.fixture
+def tune_reset():
+    """Each test that tunes leaves both GPU backends untuned, their plans forgotten."""
+    yield
+    for backend in GPU:
+        _core.gpu_set_tune(backend, "off")
+        _core.gpu_clear_tuned(backend)
+
+
+@pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("cell,reset_after", CELLS)
+@pytest.mark.parametrize("mode", ["quick", "full"])
+def test_tuned_plans(backend, cell, reset_after, mode, tune_reset, plan_reset):
+    """gpu_set_tune / RNNKERN_TUNE: the automatic plan of each time loop timed on
+    first use against its neighbours and kept: both loops tuned once (a second call
+    tunes nothing and gives the same bits), the candidates' runs leave the call's
+    results alone (forward and BPTT match the reference, with masks, dropout masks
+    and go_backwards; an inference equals its tuned plan forced, bitwise)."""
+    with pytest.raises(ValueError, match="tune must be 'off', 'quick' or 'full'"):
+        _core.gpu_set_tune(backend, "fast")
+    _core.gpu_clear_tuned(backend)
+    _core.gpu_set_tune(backend, mode)
+    assert _core.gpu_tune(backend) == mode
+    rng = np.random.default_rng(81 + len(cell) + reset_after)
+    n, t, c, h = 5, 9, 7, 40
+    case = make_case(cell, n, t, c, h, reset_after, True, rng)
+    mask = make_mask("holes", n, t, rng)
+    im, rm = drop_masks("both", cell, n, c, h, rng)
+    before = _core.gpu_tunings(backend)
+    outs, refs, g, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after, True, True, mask,
+                                 case, im, rm, np.random.default_rng(3))
+    check(outs, refs, g, gr, f"{backend} {cell} tuned ({mode})")
+    assert _core.gpu_tunings(backend) == before + 2   # the forward loop and the backward one
+    plans = dict(line.split(" -> ") for line in _core.gpu_tuned_plans(backend))
+    assert len(plans) == 2 and all(p.startswith("persistent:") for p in plans.values())
+    again = run_both(backend, cell, "tanh", "sigmoid", reset_after, True, True, mask, case, im,
+                     rm, np.random.default_rng(3))
+    assert _core.gpu_tunings(backend) == before + 2
+    for u, v in zip(tuple(outs) + tuple(g), tuple(again[0]) + tuple(again[2])):
+        if u is not None:
+            assert np.array_equal(u, v)
+    x, W, U, b, h0, c0 = case
+    be = bk.get_backend(backend)
+    kw = dict(reset_after=reset_after, training=False)
+    y_tuned = be.forward(cell, x, W, U, b, h0, c0, mask, None, None, rm, **kw)[0]
+    plans = dict(line.split(" -> ") for line in _core.gpu_tuned_plans(backend))
+    (inference,) = [p for k, p in plans.items() if "forward" in k and "train0" in k]
+    _core.gpu_set_tune(backend, "off")
+    _core.gpu_set_plan(backend, inference)
+    y_forced = be.forward(cell, x, W, U, b, h0, c0, mask, None, None, rm, **kw)[0]
+    assert np.array_equal(y_tuned, y_forced)
+
+
+def test_tune_from_the_environment():
+    """RNNKERN_TUNE sets the mode at first use; a bad value is a clear error there."""
+    import subprocess
+    import sys
+    code = ("from rnnkern import _core; import sys; "
+            "print(_core.gpu_tune('cuda-emu'))")
+    for value, want in (("quick", "quick"), ("full", "full"), ("", "off")):
+        env = dict(__import__("os").environ, RNNKERN_TUNE=value)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0 and out.stdout.strip() == want, out.stderr
+    env = dict(__import__("os").environ, RNNKERN_TUNE="always")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode != 0 and "tune must be 'off', 'quick' or 'full'" in out.stderr

@@ -7,6 +7,7 @@
 // forward_device / backward_device), the graph switch, the pool, counters.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstdint>
 #include <memory>
@@ -192,6 +193,7 @@ namespace rnnkern {
     label, &ns::persistent_count, &ns::set_plan, &ns::plan, &ns::set_graphs, &ns::graphs,  \
         &ns::graph_count, &ns::graph_update_count, &ns::clear_graphs, &ns::set_gemm,       \
         &ns::gemm_kind, &ns::mma_gemm_count, &ns::graph_reinstantiation_count,             \
+        &ns::set_tune, &ns::tune, &ns::tuning_count, &ns::tuned_plans, &ns::clear_tuned,   \
         &ns::device_alloc, &ns::device_free, &ns::device_copy, &ns::device_accessible,     \
         &ns::mma_probe_run, &ns::device_ordinal                                            \
   }
@@ -219,6 +221,27 @@ void register_gpu(py::module_& m) {
         "The time-loop family of that GPU backend: 'auto' (the persistent family where it "
         "fits, else a launch a step), 'steps', 'persistent', or a forced partition "
         "'persistent:BLOCKS,THREADS[,KC]'. RNNKERN_FORCE_PLAN sets it at first use.");
+  m.def("gpu_set_tune", [](const std::string& device, const std::string& mode) {
+        try {
+          rt(device).set_tune(mode);
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(e.what());
+        }
+      }, py::arg("device"), py::arg("mode"),
+        "Whether that GPU backend times its automatic plan on first use: 'off' (the default: "
+        "the analytic partition), 'quick' (it and its neighbours, a few steps each, ~50 ms) "
+        "or 'full' (a wider sweep). RNNKERN_TUNE sets it at first use. A tuned plan is kept "
+        "per layer shape for the process.");
+  m.def("gpu_tune", [](const std::string& device) { return rt(device).tune(); },
+        py::arg("device"), "That GPU backend's tuning mode (see gpu_set_tune).");
+  m.def("gpu_tunings", [](const std::string& device) { return rt(device).tuning_count(); },
+        py::arg("device"), "Time loops that GPU backend has tuned so far.");
+  m.def("gpu_tuned_plans", [](const std::string& device) { return rt(device).tuned_plans(); },
+        py::arg("device"),
+        "The plans that GPU backend has tuned: 'KEY -> persistent:BLOCKS,THREADS,KC' each "
+        "(the forced plan that reproduces it).");
+  m.def("gpu_clear_tuned", [](const std::string& device) { rt(device).clear_tuned(); },
+        py::arg("device"), "Forget that GPU backend's tuned plans (the next loops tune again).");
   m.def("gpu_plan", [](const std::string& device) {
         return rt(device).plan();
       }, py::arg("device"), "That GPU backend's time-loop plan (see gpu_set_plan).");
