@@ -5,6 +5,7 @@
 // released by free_pool() and at exit.
 #define RK_GPU_NS gpu_cuda
 
+#include <cctype>
 #include <cuda_runtime.h>
 
 #include <map>
@@ -292,6 +293,19 @@ int device_ordinal() {
   int dev = 0;
   check(cudaGetDevice(&dev), "cudaGetDevice");
   return dev;
+}
+
+std::string device_key() {
+  const int dev = device_ordinal();
+  cudaDeviceProp prop;
+  check(cudaGetDeviceProperties(&prop, dev), "cudaGetDeviceProperties");
+  int driver = 0;
+  check(cudaDriverGetVersion(&driver), "cudaDriverGetVersion");
+  std::string name;
+  for (const char* c = prop.name; *c; ++c)
+    name += (std::isalnum((unsigned char)*c) || *c == '-' || *c == '.') ? *c : '_';
+  return name + "-sm" + std::to_string(prop.major) + std::to_string(prop.minor) + "-driver" +
+         std::to_string(driver);
 }
 
 bool device_accessible(const void* p, size_t bytes) {

@@ -33,6 +33,8 @@ std::string tune() { return "off"; }
 long tuning_count() { return 0; }
 std::vector<std::string> tuned_plans() { return {}; }
 void clear_tuned() {}
+void load_tuned(const std::vector<std::string>&, const std::string&) {}
+std::string device_key() { unavailable(); }
 long graph_reinstantiation_count() { return 0; }
 void clear_graphs() {}
 void set_gemm(const std::string& kind) {

@@ -107,6 +107,7 @@ void device_free(void* p) { Runtime::release(p); }
 void device_copy(void* dst, const void* src, size_t bytes, int) { std::memcpy(dst, src, bytes); }
 bool device_accessible(const void* p, size_t bytes) { return allocations().contains(p, bytes); }
 int device_ordinal() { return 0; }
+std::string device_key() { return "cuda-emu"; }
 
 }  // namespace gpu_emu
 }  // namespace rnnkern

@@ -61,6 +61,13 @@ struct DeviceLimits {
   long tuning_count();                                                                  \
   std::vector<std::string> tuned_plans();                                               \
   void clear_tuned();                                                                   \
+  /* plans tuned earlier (a cache file's lines, "KEY -> persistent:B,T,KC"; blank */    \
+  /* and '#' lines skipped): used for their keys instead of tuning, where they still */ \
+  /* fit; std::invalid_argument naming source and line for anything else */           \
+  void load_tuned(const std::vector<std::string>& lines, const std::string& source);   \
+  /* what tuned plans are valid for: the device's name, compute capability and */      \
+  /* driver ("cuda-emu" on the emulation) */                                           \
+  std::string device_key();                                                             \
   /* loops whose graph update the runtime refused, instantiated anew instead */         \
   long graph_reinstantiation_count();                                                   \
   /* device memory the caller keeps arrays in (DeviceArray): allocation (from the */    \
@@ -105,6 +112,8 @@ struct GpuRuntime {
   long (*tuning_count)();
   std::vector<std::string> (*tuned_plans)();
   void (*clear_tuned)();
+  void (*load_tuned)(const std::vector<std::string>& lines, const std::string& source);
+  std::string (*device_key)();
   void* (*device_alloc)(size_t bytes);
   void (*device_free)(void* p);
   void (*device_copy)(void* dst, const void* src, size_t bytes, int kind);

@@ -538,6 +538,7 @@ inline std::mutex tune_m;
 inline bool tune_set = false;
 inline TuneMode tune_mode = TuneMode::Off;
 inline std::map<std::string, SeqPlan> tuned;
+inline std::map<std::string, PlanChoice> loaded;   // load_tuned's, checked at use
 inline std::atomic<long> tunings{0};
 
 inline TuneMode current_tune() {
@@ -573,6 +574,32 @@ std::vector<std::string> tuned_plans() {
 void clear_tuned() {
   std::lock_guard<std::mutex> g(tune_m);
   tuned.clear();
+  loaded.clear();
+}
+void load_tuned(const std::vector<std::string>& lines, const std::string& source) {
+  std::map<std::string, PlanChoice> got;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    std::string line = lines[i];
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r' || line.back() == ' '))
+      line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    const size_t arrow = line.find(" -> ");
+    const std::string where = "rnnkern: plan cache " + source + ", line " + std::to_string(i + 1);
+    if (arrow == std::string::npos || arrow == 0 || line.size() > 512)
+      throw std::invalid_argument(where + ": expected 'KEY -> persistent:BLOCKS,THREADS,KC'");
+    PlanChoice c;
+    try {
+      c = parse_plan(line.substr(arrow + 4));
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(where + ": " + e.what());
+    }
+    if (c.kind != PlanChoice::Persistent || c.blocks == 0)
+      throw std::invalid_argument(where + ": expected a persistent partition, got '" +
+                                  line.substr(arrow + 4) + "'");
+    got[line.substr(0, arrow)] = c;
+  }
+  std::lock_guard<std::mutex> g(tune_m);
+  for (auto& kv : got) loaded[kv.first] = kv.second;
 }
 
 namespace {
@@ -594,10 +621,20 @@ inline int64_t tune_steps(TuneMode mode, int64_t T) {
 template <class PlanFor, class Run>
 SeqPlan tuned_plan(const std::string& key, TuneMode mode, const SeqPlan& base,
                    PlanFor plan_for, Run run) {
+  PlanChoice earlier;
   {
     std::lock_guard<std::mutex> g(tune_m);
     auto it = tuned.find(key);
     if (it != tuned.end()) return it->second;
+    auto l = loaded.find(key);
+    if (l != loaded.end()) earlier = l->second;
+  }
+  if (earlier.blocks > 0) {   // a cache file's plan: kept where it still fits this loop
+    const SeqPlan p = plan_for(earlier);
+    if (p.blocks > 0) {
+      std::lock_guard<std::mutex> g(tune_m);
+      return tuned.emplace(key, p).first->second;
+    }
   }
   const DeviceLimits lim = Runtime::limits();
   std::vector<int64_t> blocks{base.blocks, base.blocks * 2, base.blocks / 2};

@@ -17,14 +17,19 @@ cell name with the options as keywords: ``forward("lstm", ..., training=False)``
 """
 from __future__ import annotations
 
+import atexit
 import os
+import re
+import tempfile
 import threading
+import warnings
 
 import numpy as np
 
 from . import _device
 from . import reference as _reference
 from ._common import GATES, Grads
+from ._version import __version__
 from .options import RnnOptions
 
 class Cache:
@@ -166,6 +171,108 @@ class GpuBackend(_CompiledBackend):
                                  "arrays: pass the gradients as host arrays too")
         dh_T, dc_T = _final_state_grads(ws, dh_T, dc_T)
         return Grads(*_core().backward(ws, dy, dh_T, dc_T, 1))
+
+
+TUNE_MODES = ("off", "quick", "full")
+_MAX_PLAN_CACHE = 1 << 20   # bytes: a plan cache is a few lines a layer shape
+_save_registered = set()
+
+
+def plan_cache_path(backend="cuda"):
+    """Where the tuned plans of ``backend`` ('cuda' or 'cuda-emu') for this device,
+    driver and rnnkern version are kept: RNNKERN_CACHE_DIR, else
+    $XDG_CACHE_HOME/rnnkern, else ~/.cache/rnnkern."""
+    root = os.environ.get("RNNKERN_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "rnnkern")
+    key = re.sub(r"[^A-Za-z0-9._-]", "_", _core().gpu_device_key(backend))
+    return os.path.join(root, f"plans-{key}-rnnkern{__version__}.txt")
+
+
+def load_tuned_plans(backend="cuda"):
+    """Give ``backend`` the plans tuned in earlier processes (its plan cache file, if
+    any): loops of those shapes then skip tuning. A file that is not a plan cache
+    is a ValueError naming it (delete it to tune again)."""
+    path = plan_cache_path(backend)
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return   # none yet
+    if size > _MAX_PLAN_CACHE:
+        raise ValueError(f"{path}: {size} bytes is not an rnnkern plan cache (at most "
+                         f"{_MAX_PLAN_CACHE}); delete it to tune again")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not an rnnkern plan cache (not UTF-8 text); delete it to "
+                         "tune again") from None
+    _core().gpu_load_tuned(backend, lines, path)
+
+
+def save_tuned_plans(backend="cuda"):
+    """Write ``backend``'s tuned plans to its plan cache file (atomically: a
+    temporary file renamed over it); nothing where none were tuned. A directory
+    that cannot be written is a warning, not an error (the plans are only lost)."""
+    plans = list(_core().gpu_tuned_plans(backend))
+    if not plans:
+        return None
+    path = plan_cache_path(backend)
+    text = (f"# rnnkern {__version__} tuned plans for {_core().gpu_device_key(backend)}: "
+            "KEY -> persistent:BLOCKS,THREADS,KC\n" + "\n".join(plans) + "\n")
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".plans-", dir=os.path.dirname(path))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as e:
+        warnings.warn(f"rnnkern: the tuned plans could not be saved to {path}: {e}",
+                      stacklevel=2)
+        return None
+    return path
+
+
+def _save_at_exit(backend):
+    try:
+        save_tuned_plans(backend)
+    except Exception:   # at exit nothing can be done about it; the plans are only lost
+        pass
+
+
+def _tuning_started(backend):
+    """The tuned plans of earlier processes loaded, and this one's saved at exit."""
+    load_tuned_plans(backend)
+    if backend not in _save_registered:
+        _save_registered.add(backend)
+        atexit.register(_save_at_exit, backend)
+
+
+def set_cuda_tune(mode, backend=None):
+    """Whether the GPU backends time each time loop's automatic plan on first use
+    and keep the fastest: "off" (the default: the analytic plan, the same in every
+    process), "quick" (it and its neighbours, a few steps each, ~50 ms once per
+    layer shape) or "full" (a wider sweep). RNNKERN_TUNE sets it at first use.
+    Tuned plans are kept for the process, loaded from and saved to a plan cache
+    per device, driver and rnnkern version (``plan_cache_path``). A tuned plan may
+    sum in another order than the analytic one: results agree to rounding, and are
+    bitwise the same from call to call. ``backend``: one of 'cuda', 'cuda-emu'
+    (default: every GPU backend usable here)."""
+    if mode not in TUNE_MODES:
+        raise ValueError(f"set_cuda_tune: mode must be one of {list(TUNE_MODES)}, got {mode!r}")
+    for name in ([backend] if backend is not None else _gpu_backends()):
+        _core().gpu_set_tune(name, mode)
+        if mode != "off":
+            _tuning_started(name)
+
+
+def cuda_tune(backend="cuda-emu"):
+    """The GPU backend's tuning mode (see set_cuda_tune)."""
+    return str(_core().gpu_tune(backend))
 
 
 def set_cuda_graphs(on):
@@ -320,6 +427,8 @@ def get_backend(name="auto"):
         if isinstance(backend, GpuBackend) and os.environ.get("RNNKERN_CUDA_GRAPHS") == "1" \
                 and not any(isinstance(b, GpuBackend) for b in _INSTANCES.values()):
             set_cuda_graphs(True)   # the environment's default, once
+        if isinstance(backend, GpuBackend) and _core().gpu_tune(name) != "off":
+            _tuning_started(name)   # RNNKERN_TUNE: the plan cache, as set_cuda_tune does
         _INSTANCES[name] = backend
     return backend
 

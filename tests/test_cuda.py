@@ -562,3 +562,59 @@ def test_tune_from_the_environment():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode != 0 and "tune must be 'off', 'quick' or 'full'" in out.stderr
+
+
+def test_tuned_plans_are_cached_on_disk(tmp_path, monkeypatch, tune_reset, plan_reset):
+    """set_cuda_tune loads the plan cache of this device, driver and version and the
+    plans are saved to it (atomically): a later process (here: after forgetting
+    them) reuses them instead of tuning, bitwise the same results; a cached plan
+    that no longer fits is tuned anew; a file that is not a plan cache is a clear
+    error naming it and the line."""
+    monkeypatch.setenv("RNNKERN_CACHE_DIR", str(tmp_path))
+    backend = "cuda-emu"
+    path = bk.plan_cache_path(backend)
+    assert path.startswith(str(tmp_path)) and "cuda-emu" in path
+    with pytest.raises(ValueError, match="mode must be one of"):
+        bk.set_cuda_tune("sometimes")
+    _core.gpu_clear_tuned(backend)
+    bk.set_cuda_tune("quick", backend)
+    assert bk.cuda_tune(backend) == "quick"
+    rng = np.random.default_rng(91)
+    x, W, U, b, h0, c0 = make_case("lstm", 4, 6, 5, 24, True, True, rng)
+    be = bk.get_backend(backend)
+
+    def forward():
+        return be.forward("lstm", x, W, U, b, h0, c0, None, training=False)[0]
+    n0 = _core.gpu_tunings(backend)
+    y0 = forward()
+    assert _core.gpu_tunings(backend) == n0 + 1
+    assert bk.save_tuned_plans(backend) == path
+    lines = open(path, encoding="utf-8").read().splitlines()
+    assert lines[0].startswith("# rnnkern") and len(lines) == 2 and " -> persistent:" in lines[1]
+    _core.gpu_clear_tuned(backend)        # as a new process would start
+    bk.set_cuda_tune("quick", backend)    # loads the file
+    y1 = forward()
+    assert _core.gpu_tunings(backend) == n0 + 1   # reused, not tuned again
+    assert np.array_equal(y0, y1)
+    # a plan that cannot fit this loop any more: tuned anew, not an error
+    key = lines[1].split(" -> ")[0]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"{key} -> persistent:500,1024,1\n")
+    _core.gpu_clear_tuned(backend)
+    bk.set_cuda_tune("quick", backend)
+    forward()
+    assert _core.gpu_tunings(backend) == n0 + 2
+    for bad, msg in (("no arrow here\n", "line 1: expected 'KEY -> persistent"),
+                     ("# ok\nkey -> steps\n", "line 2: expected a persistent partition"),
+                     ("key -> persistent:x\n", "line 1: plan: expected"),
+                     (b"\xff\xfe", "not UTF-8")):
+        with open(path, "wb") as f:
+            f.write(bad if isinstance(bad, bytes) else bad.encode())
+        with pytest.raises(ValueError, match=msg) as e:
+            bk.set_cuda_tune("quick", backend)
+        assert path in str(e.value)
+    with open(path, "wb") as f:
+        f.write(b"#" * (2 << 20))
+    with pytest.raises(ValueError, match="is not an rnnkern plan cache"):
+        bk.load_tuned_plans(backend)
+    bk.set_cuda_tune("off")

@@ -194,6 +194,7 @@ namespace rnnkern {
         &ns::graph_count, &ns::graph_update_count, &ns::clear_graphs, &ns::set_gemm,       \
         &ns::gemm_kind, &ns::mma_gemm_count, &ns::graph_reinstantiation_count,             \
         &ns::set_tune, &ns::tune, &ns::tuning_count, &ns::tuned_plans, &ns::clear_tuned,   \
+        &ns::load_tuned, &ns::device_key,                                                  \
         &ns::device_alloc, &ns::device_free, &ns::device_copy, &ns::device_accessible,     \
         &ns::mma_probe_run, &ns::device_ordinal                                            \
   }
@@ -241,7 +242,22 @@ void register_gpu(py::module_& m) {
         "The plans that GPU backend has tuned: 'KEY -> persistent:BLOCKS,THREADS,KC' each "
         "(the forced plan that reproduces it).");
   m.def("gpu_clear_tuned", [](const std::string& device) { rt(device).clear_tuned(); },
-        py::arg("device"), "Forget that GPU backend's tuned plans (the next loops tune again).");
+        py::arg("device"),
+        "Forget that GPU backend's tuned and loaded plans (the next loops tune again).");
+  m.def("gpu_load_tuned", [](const std::string& device, const std::vector<std::string>& lines,
+                             const std::string& source) {
+        try {
+          rt(device).load_tuned(lines, source);
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(e.what());
+        }
+      }, py::arg("device"), py::arg("lines"), py::arg("source"),
+        "Plans tuned earlier ('KEY -> persistent:B,T,KC' lines of a cache file named by "
+        "source): used for their keys instead of tuning, where they still fit.");
+  m.def("gpu_device_key", [](const std::string& device) { return rt(device).device_key(); },
+        py::arg("device"),
+        "What that GPU backend's tuned plans are valid for: device name, compute capability "
+        "and driver ('cuda-emu' on the emulation).");
   m.def("gpu_plan", [](const std::string& device) {
         return rt(device).plan();
       }, py::arg("device"), "That GPU backend's time-loop plan (see gpu_set_plan).");
