@@ -250,6 +250,9 @@ def main():
             json.dump({"info": info, "rows": rows}, f, indent=1)
         with open(os.path.join(args.out, "gpu_bench.txt"), "w") as f:
             f.write(json.dumps(info) + "\n" + text + "\n")
+        # the plans quick tuning chose for every benchmark shape (a plan cache's lines)
+        with open(os.path.join(args.out, "tuned_plans.txt"), "w") as f:
+            f.write("\n".join(_core.gpu_tuned_plans(backend)) + "\n")
     bad = [r for r in rows if r["auto_vs_steps"] > 1e-3]
     if bad:
         print(f"{len(bad)} rows where the automatic plan and the per-step family disagree")
