@@ -207,27 +207,21 @@ const GpuRuntime& gpu_runtime(bool emu) {
 
 }  // namespace rnnkern
 
+// (std::invalid_argument, which the setters throw for a bad name, reaches Python
+// as ValueError: pybind11's own translation.)
 void register_gpu(py::module_& m) {
   m.def("gpu_persistent_launches", [](const std::string& device) {
         return rt(device).persistent_count();
       }, py::arg("device"),
         "Time loops (forward or backward) the persistent family has run on that GPU backend.");
   m.def("gpu_set_plan", [](const std::string& device, const std::string& plan) {
-        try {
-          rt(device).set_plan(plan);
-        } catch (const std::invalid_argument& e) {
-          throw py::value_error(e.what());
-        }
+        rt(device).set_plan(plan);
       }, py::arg("device"), py::arg("plan"),
         "The time-loop family of that GPU backend: 'auto' (the persistent family where it "
         "fits, else a launch a step), 'steps', 'persistent', or a forced partition "
         "'persistent:BLOCKS,THREADS[,KC]'. RNNKERN_FORCE_PLAN sets it at first use.");
   m.def("gpu_set_tune", [](const std::string& device, const std::string& mode) {
-        try {
-          rt(device).set_tune(mode);
-        } catch (const std::invalid_argument& e) {
-          throw py::value_error(e.what());
-        }
+        rt(device).set_tune(mode);
       }, py::arg("device"), py::arg("mode"),
         "Whether that GPU backend times its automatic plan on first use: 'off' (the default: "
         "the analytic partition), 'quick' (it and its neighbours, a few steps each, ~50 ms) "
@@ -246,11 +240,7 @@ void register_gpu(py::module_& m) {
         "Forget that GPU backend's tuned and loaded plans (the next loops tune again).");
   m.def("gpu_load_tuned", [](const std::string& device, const std::vector<std::string>& lines,
                              const std::string& source) {
-        try {
-          rt(device).load_tuned(lines, source);
-        } catch (const std::invalid_argument& e) {
-          throw py::value_error(e.what());
-        }
+        rt(device).load_tuned(lines, source);
       }, py::arg("device"), py::arg("lines"), py::arg("source"),
         "Plans tuned earlier ('KEY -> persistent:B,T,KC' lines of a cache file named by "
         "source): used for their keys instead of tuning, where they still fit.");
@@ -262,11 +252,7 @@ void register_gpu(py::module_& m) {
         return rt(device).plan();
       }, py::arg("device"), "That GPU backend's time-loop plan (see gpu_set_plan).");
   m.def("gpu_set_gemm", [](const std::string& device, const std::string& kind) {
-        try {
-          rt(device).set_gemm(kind);
-        } catch (const std::invalid_argument& e) {
-          throw py::value_error(e.what());
-        }
+        rt(device).set_gemm(kind);
       }, py::arg("device"), py::arg("kind"),
         "The hoisted GEMMs' kernel of that GPU backend: 'auto' (tensor cores in fp32 accuracy "
         "where the device's fragment API passes its probe), 'simt' or 'mma'. RNNKERN_GEMM sets "
