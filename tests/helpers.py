@@ -1,4 +1,5 @@
 """Small helpers shared by test files."""
+import os
 import threading
 
 # The units of the tail-size tests: around the CPU vectors (4, 8 and 16 floats)
@@ -56,3 +57,15 @@ def capture_stdout(fn):
     with contextlib.redirect_stdout(buf):
         fn()
     return buf.getvalue()
+
+
+def child_env(**extra):
+    """os.environ for a child Python process that imports the rnnkern these tests
+    import: the installed package (README's `pip install .`) or the in-place build,
+    never a source tree without its compiled kernels that happens to come first on
+    the child's path (a checkout's `rnnkern/` beside the current directory)."""
+    import rnnkern
+    here = os.path.dirname(os.path.dirname(os.path.abspath(rnnkern.__file__)))
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = here + os.pathsep + os.environ.get("PYTHONPATH", "")
+    return env

@@ -14,7 +14,7 @@ from rnnkern import _core, ops, reference
 from rnnkern.ops import Grads
 from rnnkern.options import RnnOptions
 
-from helpers import run_in_threads
+from helpers import child_env, run_in_threads
 from tolerances import assert_close
 from test_kernels import check, f64, make_case, make_mask
 from test_recurrent_dropout import drop_masks, run_both
@@ -547,20 +547,22 @@ def test_tuned_plans(backend, cell, reset_after, mode, tune_reset, plan_reset):
     assert np.array_equal(y_tuned, y_forced)
 
 
-def test_tune_from_the_environment():
+def test_tune_from_the_environment(tmp_path):
     """RNNKERN_TUNE sets the mode at first use; a bad value is a clear error there."""
     import subprocess
     import sys
+    base = child_env(RNNKERN_CACHE_DIR=str(tmp_path))
     code = ("from rnnkern import _core; import sys; "
             "print(_core.gpu_tune('cuda-emu'))")
+
+    def child(value):
+        return subprocess.run([sys.executable, "-c", code], env=dict(base, RNNKERN_TUNE=value),
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+
     for value, want in (("quick", "quick"), ("full", "full"), ("", "off")):
-        env = dict(__import__("os").environ, RNNKERN_TUNE=value)
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, timeout=120)
+        out = child(value)
         assert out.returncode == 0 and out.stdout.strip() == want, out.stderr
-    env = dict(__import__("os").environ, RNNKERN_TUNE="always")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120)
+    out = child("always")
     assert out.returncode != 0 and "tune must be 'off', 'quick' or 'full'" in out.stderr
 
 

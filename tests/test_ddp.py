@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from helpers import child_env
+
 torch = pytest.importorskip("torch")
 if not torch.distributed.is_available():   # pragma: no cover
     pytest.skip("torch.distributed is not available", allow_module_level=True)
@@ -18,7 +20,7 @@ SCRIPT = os.path.join(ROOT, "examples", "ddp_lstm.py")
 
 
 def env():
-    e = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    e = child_env()
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         e.pop(k, None)
     return e

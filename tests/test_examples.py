@@ -10,6 +10,8 @@ import sys  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from helpers import child_env  # noqa: E402
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,8 +26,7 @@ EXAMPLES = {
 
 @pytest.mark.parametrize("script", sorted(EXAMPLES))
 def test_example_runs(script, tmp_path):
-    env = dict(os.environ, RNNKERN_EXAMPLES_OUT=str(tmp_path), RNNKERN_EXAMPLES_QUICK="1",
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = child_env(RNNKERN_EXAMPLES_OUT=str(tmp_path), RNNKERN_EXAMPLES_QUICK="1")
     out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", script), "--quick"],
                          capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
