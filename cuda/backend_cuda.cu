@@ -5,6 +5,7 @@
 // released by free_pool() and at exit.
 #define RK_GPU_NS gpu_cuda
 
+#include <atomic>
 #include <cctype>
 #include <cuda_runtime.h>
 
@@ -13,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include "gpu_api.h"
 
@@ -26,12 +28,23 @@ inline void check(cudaError_t e, const char* what) {
   }
 }
 
+// The stream this thread's launches, copies and pool traffic go to: the caller's
+// (LayerArgs::stream, set by a StreamScope for the call; the legacy default stream
+// otherwise), or a Graph's capture stream while it captures.
+thread_local cudaStream_t launch_stream = nullptr;
+
+// Device memory blocks kept for reuse, by the stream they were released on and
+// their size. A block released on stream S is handed out again only on S: the
+// work still queued there that used it runs before anything queued later on S,
+// so no call waits on the host for it (what lets a call on device arrays return
+// before its kernels finish). free_all synchronizes the device first.
 class Pool {
  public:
   void* get(size_t bytes) {
+    const auto key = std::make_pair(stream_key(), bytes);
     {
       std::lock_guard<std::mutex> g(m_);
-      auto it = free_.find(bytes);
+      auto it = free_.find(key);
       if (it != free_.end()) {
         void* p = it->second;
         free_.erase(it);
@@ -43,6 +56,7 @@ class Pool {
     void* p = nullptr;
     cudaError_t e = cudaMalloc(&p, bytes);
     if (e == cudaErrorMemoryAllocation) {  // give the kept blocks back and try once more
+      cudaGetLastError();
       free_all();
       e = cudaMalloc(&p, bytes);
     }
@@ -56,7 +70,7 @@ class Pool {
     auto it = sizes_.find(p);
     const size_t bytes = it == sizes_.end() ? 0 : it->second;
     if (it != sizes_.end()) sizes_.erase(it);
-    free_.emplace(bytes, p);
+    free_.emplace(std::make_pair(stream_key(), bytes), p);
     kept_ += bytes;
   }
   size_t kept() {
@@ -64,19 +78,22 @@ class Pool {
     return kept_;
   }
   void free_all() {
-    std::multimap<size_t, void*> blocks;
+    std::multimap<std::pair<uintptr_t, size_t>, void*> blocks;
     {
       std::lock_guard<std::mutex> g(m_);
       blocks.swap(free_);
       kept_ = 0;
     }
+    if (blocks.empty()) return;
+    cudaDeviceSynchronize();   // no queued work may still use a block
     for (auto& kv : blocks) cudaFree(kv.second);
   }
   ~Pool() { free_all(); }
 
  private:
+  static uintptr_t stream_key() { return reinterpret_cast<uintptr_t>(launch_stream); }
   std::mutex m_;
-  std::multimap<size_t, void*> free_;
+  std::multimap<std::pair<uintptr_t, size_t>, void*> free_;
   std::map<void*, size_t> sizes_;
   size_t kept_ = 0;
 };
@@ -86,17 +103,31 @@ Pool& pool() {
   return p;
 }
 
-// The stream this thread's launches go to: the legacy default stream, except
-// while a Graph captures (its own stream, which the default one waits for).
-thread_local cudaStream_t launch_stream = nullptr;
+// This thread's calls go to `stream` while one lives (LayerArgs::stream).
+struct StreamScope {
+  explicit StreamScope(uintptr_t stream) : prev_(launch_stream) {
+    launch_stream = reinterpret_cast<cudaStream_t>(stream);
+  }
+  ~StreamScope() { launch_stream = prev_; }
+  StreamScope(const StreamScope&) = delete;
+  StreamScope& operator=(const StreamScope&) = delete;
+
+ private:
+  cudaStream_t prev_;
+};
+
+// Host <-> device copies so far (the device paths make none: the tests check).
+std::atomic<long> host_transfers{0};
 
 struct Runtime {
   static void* alloc(size_t bytes) { return pool().get(bytes); }
   static void release(void* p) { pool().put(p); }
   static void to_device(void* d, const void* h, size_t n) {
+    host_transfers.fetch_add(1, std::memory_order_relaxed);
     check(cudaMemcpy(d, h, n, cudaMemcpyHostToDevice), "cudaMemcpy to the device");
   }
   static void to_host(void* h, const void* d, size_t n) {
+    host_transfers.fetch_add(1, std::memory_order_relaxed);
     check(cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost), "cudaMemcpy to the host");
   }
   // device-to-device copies and memsets are queued on the launch stream, in order
@@ -164,19 +195,31 @@ struct Runtime {
 
 
 // The stream this thread captures graphs on and replays them from, made once
-// per device: a blocking stream, so it waits for the default stream's earlier
-// work and the default stream's later work waits for it.
+// per device, with two events that order a replay between the caller's stream's
+// earlier and later work (no host synchronize).
 struct CaptureStream {
-  std::map<int, cudaStream_t> by_device;
-  cudaStream_t get() {
+  struct PerDevice {
+    cudaStream_t stream = nullptr;
+    cudaEvent_t before = nullptr, after = nullptr;
+  };
+  std::map<int, PerDevice> by_device;
+  PerDevice& get() {
     int dev = 0;
     check(cudaGetDevice(&dev), "cudaGetDevice");
-    cudaStream_t& s = by_device[dev];
-    if (!s) check(cudaStreamCreate(&s), "cudaStreamCreate");
-    return s;
+    PerDevice& d = by_device[dev];
+    if (!d.stream) {
+      check(cudaStreamCreateWithFlags(&d.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+      check(cudaEventCreateWithFlags(&d.before, cudaEventDisableTiming), "cudaEventCreate");
+      check(cudaEventCreateWithFlags(&d.after, cudaEventDisableTiming), "cudaEventCreate");
+    }
+    return d;
   }
   ~CaptureStream() {
-    for (auto& kv : by_device) cudaStreamDestroy(kv.second);
+    for (auto& kv : by_device) {
+      cudaEventDestroy(kv.second.before);
+      cudaEventDestroy(kv.second.after);
+      cudaStreamDestroy(kv.second.stream);
+    }
   }
 };
 thread_local CaptureStream capture_stream;
@@ -191,13 +234,14 @@ class Graph {
   Graph(const Graph&) = delete;
   Graph& operator=(const Graph&) = delete;
   void begin_capture() {
-    cudaStream_t st = capture_stream.get();
+    cudaStream_t st = capture_stream.get().stream;
     check(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+    caller_ = launch_stream;
     launch_stream = st;
   }
   void end_capture() {
-    launch_stream = nullptr;
-    check(cudaStreamEndCapture(capture_stream.get(), &graph_), "cudaStreamEndCapture");
+    launch_stream = caller_;
+    check(cudaStreamEndCapture(capture_stream.get().stream, &graph_), "cudaStreamEndCapture");
   }
   void instantiate() { check(cudaGraphInstantiate(&exec_, graph_, 0), "cudaGraphInstantiate"); }
   bool update(const Graph& fresh) {
@@ -207,10 +251,15 @@ class Graph {
     cudaGetLastError();  // a refused update is not an error: instantiate instead
     return false;
   }
+  // on the capture stream, after the caller's stream's earlier work and before
+  // its later work
   void replay() const {
-    cudaStream_t st = capture_stream.get();
-    check(cudaGraphLaunch(exec_, st), "cudaGraphLaunch");
-    check(cudaStreamSynchronize(st), "the graph's replay");
+    CaptureStream::PerDevice& d = capture_stream.get();
+    check(cudaEventRecord(d.before, launch_stream), "cudaEventRecord");
+    check(cudaStreamWaitEvent(d.stream, d.before, 0), "cudaStreamWaitEvent");
+    check(cudaGraphLaunch(exec_, d.stream), "cudaGraphLaunch");
+    check(cudaEventRecord(d.after, d.stream), "cudaEventRecord");
+    check(cudaStreamWaitEvent(launch_stream, d.after, 0), "cudaStreamWaitEvent");
   }
   ~Graph() {
     if (exec_) cudaGraphExecDestroy(exec_);
@@ -220,6 +269,7 @@ class Graph {
  private:
   cudaGraph_t graph_ = nullptr;
   cudaGraphExec_t exec_ = nullptr;
+  cudaStream_t caller_ = nullptr;
 };
 
 void require_device() {
@@ -247,7 +297,8 @@ void free_pool() { pool().free_all(); }
     void* rk_args[] = {&rk_arg};                                                        \
     ::rnnkern::gpu_cuda::check(                                                         \
         cudaLaunchCooperativeKernel((const void*)&kernel, dim3((unsigned)(gx), (unsigned)(gy)), \
-                                    dim3((unsigned)(bx), (unsigned)(by)), rk_args, (smem), 0), \
+                                    dim3((unsigned)(bx), (unsigned)(by)), rk_args, (smem), \
+                                    ::rnnkern::gpu_cuda::launch_stream),                 \
         "cudaLaunchCooperativeKernel " #kernel);                                        \
   } while (0)
 
@@ -257,17 +308,28 @@ namespace rnnkern {
 namespace gpu_cuda {
 
 namespace {
+// A call on host arrays returns when its results are on the host (a synchronize);
+// one on device arrays queues its work on the caller's stream and returns (its
+// results are ready in that stream's order, as a PyTorch operation's are).
 std::unique_ptr<Workspace> forward(const Backend&, const RnnConfig& cfg, const LayerArgs& a,
                                    const Packed*) {
   require_device();
+  StreamScope scope(a.on_device ? a.stream : 0);
   auto ws = run_forward(cfg, a);
-  check(cudaDeviceSynchronize(), "forward");
+  if (!a.on_device) check(cudaDeviceSynchronize(), "forward");
   return ws;
 }
 void backward(const Backend&, const Workspace& ws, int, const GradArgs& g, const Packed*) {
   require_device();
+  const uintptr_t stream = g.on_device ? g.stream : 0;
+  const auto& gw = static_cast<const GpuWorkspaceImpl&>(ws);
+  if (gw.stream != stream)   // the forward's work, queued on another stream, first
+    check(cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(gw.stream)),
+          "cudaStreamSynchronize (the forward's stream)");
+  gw.stream = stream;
+  StreamScope scope(stream);
   run_backward(ws, g);
-  check(cudaDeviceSynchronize(), "backward");
+  if (!g.on_device) check(cudaDeviceSynchronize(), "backward");
 }
 const Backend kBackend = {"cuda", true, forward, backward, nullptr, nullptr};
 }  // namespace
@@ -279,7 +341,9 @@ void* device_alloc(size_t bytes) {
   return Runtime::alloc(bytes ? bytes : 1);
 }
 void device_free(void* p) { Runtime::release(p); }
+long host_transfer_count() { return host_transfers.load(); }
 void device_copy(void* dst, const void* src, size_t bytes, int kind) {
+  if (kind != kDeviceToDevice) host_transfers.fetch_add(1, std::memory_order_relaxed);
   const cudaMemcpyKind k = kind == kToDevice ? cudaMemcpyHostToDevice
                            : kind == kToHost ? cudaMemcpyDeviceToHost
                                              : cudaMemcpyDeviceToDevice;

@@ -55,6 +55,7 @@ void device_free(void*) {}
 void device_copy(void*, const void*, size_t, int) { unavailable(); }
 bool device_accessible(const void*, size_t) { return false; }
 int device_ordinal() { return 0; }
+long host_transfer_count() { return 0; }
 
 }  // namespace gpu_cuda
 }  // namespace rnnkern

@@ -4,6 +4,7 @@
 #define RNNKERN_GPU_EMU 1
 #define RK_GPU_NS gpu_emu
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -53,11 +54,29 @@ Allocations& allocations() {
   return a;
 }
 
+// Host <-> device copies so far: the emulation counts what a GPU would transfer,
+// so the tests can check that the device paths make none.
+std::atomic<long> host_transfers{0};
+
+// The emulation has one implicit stream: every launch runs to completion in order.
+struct StreamScope {
+  explicit StreamScope(uintptr_t) {}
+  ~StreamScope() {}
+  StreamScope(const StreamScope&) = delete;
+  StreamScope& operator=(const StreamScope&) = delete;
+};
+
 struct Runtime {
   static void* alloc(size_t bytes) { return allocations().add(bytes); }
   static void release(void* p) { allocations().remove(p); }
-  static void to_device(void* d, const void* h, size_t n) { std::memcpy(d, h, n); }
-  static void to_host(void* h, const void* d, size_t n) { std::memcpy(h, d, n); }
+  static void to_device(void* d, const void* h, size_t n) {
+    host_transfers.fetch_add(1, std::memory_order_relaxed);
+    std::memcpy(d, h, n);
+  }
+  static void to_host(void* h, const void* d, size_t n) {
+    host_transfers.fetch_add(1, std::memory_order_relaxed);
+    std::memcpy(h, d, n);
+  }
   static void copy(void* d, const void* s, size_t n) { std::memcpy(d, s, n); }
   static void zero(void* d, size_t n) { std::memset(d, 0, n); }
   // A grid launch runs one std::thread per CUDA thread: 16 blocks (1024 threads).
@@ -104,7 +123,11 @@ const Backend& backend() { return kBackend; }
 
 void* device_alloc(size_t bytes) { return Runtime::alloc(bytes); }
 void device_free(void* p) { Runtime::release(p); }
-void device_copy(void* dst, const void* src, size_t bytes, int) { std::memcpy(dst, src, bytes); }
+void device_copy(void* dst, const void* src, size_t bytes, int kind) {
+  if (kind != kDeviceToDevice) host_transfers.fetch_add(1, std::memory_order_relaxed);
+  std::memcpy(dst, src, bytes);
+}
+long host_transfer_count() { return host_transfers.load(); }
 bool device_accessible(const void* p, size_t bytes) { return allocations().contains(p, bytes); }
 int device_ordinal() { return 0; }
 std::string device_key() { return "cuda-emu"; }

@@ -20,6 +20,9 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   const int64_t ss = ws.slot_stride;
 
   const bool dev = in.on_device;  // the caller's arrays are device memory: no host copies
+  if (ws.torch_layout && ws.has_bias && out.db && !out.db_hh)
+    throw std::invalid_argument("the forward took PyTorch's layout: db_hh (d bias_hh) is "
+                                "required with db");
   Buf<float> dy(dev ? 0 : (cfg.return_sequences ? TN * H : NH));
   Buf<float> dytm(cfg.return_sequences ? TN * H : 0);
   dy.upload(in.dy);
@@ -64,7 +67,7 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   q.dc[0] = dc[0].get();
   q.dc[1] = dc[1].get();
   q.drh = drh.get();
-  q.u = ws.U.get();
+  q.u = ws.Ud;
 
   // the carried gradient ends in dh[T % 2] (the loop flips once a step)
   const int cur = (int)(T % 2);
@@ -78,12 +81,12 @@ void run_backward(const Workspace& base, const GradArgs& in) {
         launch_back<M>(b);
         if constexpr (M == Mode::GruRB1) {
           // d(rh) = dah U_h^T, then dr
-          gemm(gemm_args(N, H, H, b.dgx + 2 * H, GH, false, ws.U.get() + 2 * H, GH, true,
+          gemm(gemm_args(N, H, H, b.dgx + 2 * H, GH, false, ws.Ud + 2 * H, GH, true,
                          drh.get(), H));
           launch_back<Mode::GruRB2>(b);
         }
         // d h_prev += sum over gates of (dG_g U_g^T) ⊙ m_g
-        GemmArgs r = gemm_args(N, H, ng_rec * H, b.dgr, GH, false, ws.U.get(), GH, true,
+        GemmArgs r = gemm_args(N, H, ng_rec * H, b.dgr, GH, false, ws.Ud, GH, true,
                                b.dh_out, H);
         r.beta = 1.0f;
         gemm_gates_cmask(r, ng_rec, H, ws.rmask.get(), NH, N, H, false);
@@ -112,11 +115,18 @@ void run_backward(const Workspace& base, const GradArgs& in) {
     q.amask = nullptr;
     gemm_hoisted(q);
   }
-  dW.download(out.dW, dev);
-  dU.download(out.dU, dev);
+  if (ws.torch_layout) {   // the forward took PyTorch's layout: its gradients are in it
+    RK_LAUNCH(Independent, linear_blocks(C * GH), 1, kLinear, 1, 0, torch_from_keras, dW.get(),
+              out.dW, C, G, H, ra);
+    RK_LAUNCH(Independent, linear_blocks(H * GH), 1, kLinear, 1, 0, torch_from_keras, dU.get(),
+              out.dU, H, G, H, ra);
+  } else {
+    dW.download(out.dW, dev);
+    dU.download(out.dU, dev);
+  }
 
   Buf<float> dxtm(TN * C), dx(dev ? 0 : N * T * C);  // dX = dGx W^T (⊙ input masks per gate)
-  GemmArgs xg = gemm_args(TN, C, GH, dgx.get(), GH, false, ws.W.get(), GH, true, dxtm.get(), C);
+  GemmArgs xg = gemm_args(TN, C, GH, dgx.get(), GH, false, ws.Wd, GH, true, dxtm.get(), C);
   xg.tf32 = tf32;
   gemm_gates_cmask(xg, (int)G, H, ws.imask.get(), N * C, N, C, true);
   RK_LAUNCH(Independent, linear_blocks(TN * C), 1, kLinear, 1, 0, from_time_major, dxtm.get(),
@@ -127,7 +137,11 @@ void run_backward(const Workspace& base, const GradArgs& in) {
     Buf<float> db(ra ? 2 * GH : GH);
     bias_grad(dgx.get(), TN, GH, db.get());
     if (ra) bias_grad(dgr.get(), TN, GH, db.get() + GH);
-    db.download(out.db, dev);
+    if (ws.torch_layout)
+      RK_LAUNCH(Independent, linear_blocks(GH), 1, kLinear, 1, 0, bias_grad_to_torch, db.get(),
+                out.db, out.db_hh, G, H, ra);
+    else
+      db.download(out.db, dev);
   }
 }
 

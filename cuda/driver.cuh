@@ -6,6 +6,9 @@
 //                    static void to_host(void*, const void*, size_t);
 //                    static void copy(void*, const void*, size_t);   // device to device
 //                    static void zero(void*, size_t); };
+//   struct StreamScope { explicit StreamScope(uintptr_t stream); }
+//                  (while it lives, this thread's launches, copies, allocations
+//                  and releases are of that stream: LayerArgs::stream)
 //   class Graph { void begin_capture(); void end_capture(); void instantiate();
 //                 bool update(Graph& fresh); void replay(); }
 //                  (the launches this thread makes between the first two are

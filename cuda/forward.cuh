@@ -21,20 +21,36 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   ws->has_bias = in.b != nullptr;
 
   const bool dev = in.on_device;  // the caller's arrays are device memory: no host copies
-  // weights already on the device are read in place by an inference; a training
-  // forward keeps its own copy for the backward (the caller may assign new
-  // weights in between), and so does precision bf16, which rounds its copy
+  ws->stream = in.stream;
+  // weights already on the device are read in place by an inference, and by a
+  // training forward and its backward where the caller keeps them unchanged
+  // until then (weights_in_place); otherwise a training forward keeps its own
+  // copy for the backward (the caller may assign new weights in between), and so
+  // does precision bf16, which rounds its copy
+  // (weights in PyTorch's layout are converted into copies: never in place)
   const bool bf16 = cfg.precision == Precision::BF16;
-  const bool in_place = dev && !cfg.training && !bf16;
+  const bool torch = dev && in.torch_layout;
+  const bool in_place = dev && !bf16 && !torch && (!cfg.training || in.weights_in_place);
+  ws->torch_layout = torch;
   Buf<float> x(dev ? 0 : N * T * C), b(in.b && !in_place ? (ra ? 2 * GH : GH) : 0), P(TN * GH);
   x.upload(in.x);
-  b.upload(in.b, dev);
-  const float* bias = in_place ? in.b : b.get();
   ws->xs = Buf<float>(TN * C);
   ws->W = Buf<float>(in_place ? 0 : C * GH);
   ws->U = Buf<float>(in_place ? 0 : H * GH);
-  ws->W.upload(in.W, dev);
-  ws->U.upload(in.U, dev);
+  if (torch) {
+    RK_LAUNCH(Independent, linear_blocks(C * GH), 1, kLinear, 1, 0, keras_from_torch, in.W,
+              ws->W.get(), C, G, H, ra);
+    RK_LAUNCH(Independent, linear_blocks(H * GH), 1, kLinear, 1, 0, keras_from_torch, in.U,
+              ws->U.get(), H, G, H, ra);
+    if (in.b)
+      RK_LAUNCH(Independent, linear_blocks(b.size()), 1, kLinear, 1, 0, bias_from_torch, in.b,
+                in.b_hh, b.get(), G, H, ra);
+  } else {
+    b.upload(in.b, dev);
+    ws->W.upload(in.W, dev);
+    ws->U.upload(in.U, dev);
+  }
+  const float* bias = in_place ? in.b : b.get();
   if (bf16) {   // bf16 weights (the backward reads the same), fp32 everything else
     RK_LAUNCH(Independent, linear_blocks(C * GH), 1, kLinear, 1, 0, round_bf16, ws->W.get(),
               C * GH);
@@ -43,6 +59,8 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   }
   const float* Wd = in_place ? in.W : ws->W.get();
   const float* Ud = in_place ? in.U : ws->U.get();
+  ws->Wd = Wd;
+  ws->Ud = Ud;
   if (in.input_masks) {
     ws->imask = Buf<float>(G * N * C);
     ws->imask.upload(in.input_masks, dev);

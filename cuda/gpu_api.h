@@ -84,7 +84,10 @@ struct DeviceLimits {
   void mma_probe_run(const float* A, const float* B, const float* C, float* D,          \
                      float* shfl);                                                      \
   /* the device this thread's calls run on (cuda-emu: 0) */                             \
-  int device_ordinal();
+  int device_ordinal();                                                                 \
+  /* copies between the host and the device so far (the layer calls' uploads and */    \
+  /* downloads of host arrays, and device_copy's to or from the host) */                \
+  long host_transfer_count();
 
 namespace gpu_emu {
 RNNKERN_GPU_BACKEND_API
@@ -120,6 +123,7 @@ struct GpuRuntime {
   bool (*device_accessible)(const void* p, size_t bytes);
   void (*mma_probe_run)(const float* A, const float* B, const float* C, float* D, float* shfl);
   int (*device_ordinal)();
+  long (*host_transfer_count)();
 };
 
 namespace gpu_cuda {

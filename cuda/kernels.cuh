@@ -30,6 +30,8 @@
 //   seq_forward<M>, seq_backward<M>  grid-cooperative  the persistent family
 //                                           (persistent.cuh): a launch a time loop
 //   to_time_major, from_time_major, seen_flags: independent
+//   keras_from_torch, torch_from_keras, bias_from_torch, bias_grad_to_torch:
+//                        independent: PyTorch's weight layout in and out
 #pragma once
 
 #include "compat.cuh"
@@ -671,6 +673,54 @@ RK_GLOBAL void split_sum(const float* parts, int S, int64_t M, int64_t N, float*
 // p[0..n) rounded to bfloat16 in place (precision bf16's weights). Independent threads.
 RK_GLOBAL void round_bf16(float* p, int64_t n) {
   for (int64_t e = global_id(); e < n; e += grid_threads()) p[e] = rk_to_bf16(p[e]);
+}
+
+// PyTorch's recurrent weight layout <-> the kernels' (Keras'), as
+// rnnkern/_torch_layout.py defines them: torch keeps [G*H, K] with its gate
+// blocks (GRU r, z, n where Keras has z, r, h: the first two swapped), Keras
+// [K, G*H]. torch_block(g) is the torch block of Keras gate g and, the swap
+// being its own inverse, the Keras gate of torch block g. Independent threads.
+RK_DEV int64_t torch_block(int64_t g, bool gru) { return gru && g < 2 ? 1 - g : g; }
+
+RK_GLOBAL void keras_from_torch(const float* src, float* dst, int64_t K, int64_t G, int64_t H,
+                                bool gru) {
+  const int64_t GH = G * H, total = K * GH;
+  for (int64_t e = global_id(); e < total; e += grid_threads()) {
+    const int64_t k = e / GH, col = e % GH, g = col / H, u = col % H;
+    dst[e] = src[(torch_block(g, gru) * H + u) * K + k];
+  }
+}
+
+RK_GLOBAL void torch_from_keras(const float* src, float* dst, int64_t K, int64_t G, int64_t H,
+                                bool gru) {
+  const int64_t GH = G * H, total = GH * K;
+  for (int64_t e = global_id(); e < total; e += grid_threads()) {
+    const int64_t r = e / K, k = e % K, g = torch_block(r / H, gru), u = r % H;
+    dst[e] = src[k * GH + g * H + u];
+  }
+}
+
+// torch's two biases -> the kernels' bias: GRU (reset_after) [2, G*H] (row 0
+// input, row 1 recurrent), else their sum [G*H]
+RK_GLOBAL void bias_from_torch(const float* bih, const float* bhh, float* dst, int64_t G,
+                               int64_t H, bool gru) {
+  const int64_t GH = G * H, total = gru ? 2 * GH : GH;
+  for (int64_t e = global_id(); e < total; e += grid_threads()) {
+    const int64_t row = e / GH, col = e % GH;
+    const int64_t s = torch_block(col / H, gru) * H + col % H;
+    dst[e] = gru ? (row ? bhh[s] : bih[s]) : bih[s] + bhh[s];
+  }
+}
+
+// the kernels' bias gradient -> torch's two (SimpleRNN, LSTM: both the one's)
+RK_GLOBAL void bias_grad_to_torch(const float* db, float* dbih, float* dbhh, int64_t G,
+                                  int64_t H, bool gru) {
+  const int64_t GH = G * H;
+  for (int64_t e = global_id(); e < GH; e += grid_threads()) {
+    const int64_t s = torch_block(e / H, gru) * H + e % H;
+    dbih[e] = db[s];
+    dbhh[e] = gru ? db[GH + s] : db[s];
+  }
 }
 
 // dst[s, n, :] = src[n, t(s), :], t(s) = reverse ? T-1-s : s. Independent threads.

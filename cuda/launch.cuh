@@ -150,6 +150,25 @@ struct GpuWorkspaceImpl final : Workspace {
   Buf<float> xs, W, U, imask, rmask, states, cstates, slots;
   Buf<uint8_t> mask, seen;
   int64_t slot_stride = 0;
+  // the weights the backward reads: the copies W and U, or the caller's arrays
+  // (LayerArgs::weights_in_place)
+  const float* Wd = nullptr;
+  const float* Ud = nullptr;
+  bool torch_layout = false;   // the gradients go out in PyTorch's layout (GradArgs)
+  // the stream of the last call that used it: its buffers go back to the pool as
+  // of that stream (the pool hands a block to another stream only after a
+  // synchronize), and a backward on another stream waits for it first
+  mutable uintptr_t stream = 0;
+  GpuWorkspaceImpl() = default;
+  GpuWorkspaceImpl(const GpuWorkspaceImpl&) = delete;
+  GpuWorkspaceImpl& operator=(const GpuWorkspaceImpl&) = delete;
+  ~GpuWorkspaceImpl() override {
+    [[maybe_unused]] StreamScope scope(stream);
+    for (Buf<float>* b : {&xs, &W, &U, &imask, &rmask, &states, &cstates, &slots})
+      *b = Buf<float>();   // the swapped-out buffer is released here, in the scope
+    mask = Buf<uint8_t>();
+    seen = Buf<uint8_t>();
+  }
   size_t nbytes() const override {
     size_t n = 0;
     for (const Buf<float>* b : {&xs, &W, &U, &imask, &rmask, &states, &cstates, &slots})

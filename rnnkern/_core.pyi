@@ -108,19 +108,26 @@ def pack(backend: Union[str, Backend], cell: str, reset_after: bool,
 # a device argument: (address, shape, typestr) of C-contiguous device memory, or None
 _DeviceArg = Optional[tuple[int, tuple[int, ...], str]]
 
-def device_forward_dims(options: Options, args: Sequence[_DeviceArg]) -> tuple[int, int, int, int]:
+def device_forward_dims(options: Options, args: Sequence[_DeviceArg],
+                        torch_layout: bool = False) -> tuple[int, int, int, int]:
     """(N, T, C, H) of a device forward's 9 arguments (x, kernel, recurrent_kernel, bias,
-    h0, c0, mask, input_masks, recurrent_masks), checked by the host forward's rules."""
+    h0, c0, mask, input_masks, recurrent_masks; torch_layout: forward_device's 10),
+    checked by the host forward's rules."""
 
 def forward_device(backend: str, options: Options, args: Sequence[_DeviceArg], y: int,
-                   h_T: int, c_T: int) -> Optional[Workspace]:
-    """Forward on a GPU backend's device arrays (outputs by address, c_T 0 but for lstm)."""
+                   h_T: int, c_T: int, stream: int = 0, weights_in_place: bool = False,
+                   torch_layout: bool = False) -> Optional[Workspace]:
+    """Forward on a GPU backend's device arrays (outputs by address, c_T 0 but for lstm),
+    queued on ``stream``; ``weights_in_place``: the backward reads the caller's weights;
+    ``torch_layout``: args are (x, weight_ih, weight_hh, bias_ih, h0, c0, mask,
+    input_masks, recurrent_masks, bias_hh), PyTorch's layout."""
 
 def backward_device(workspace: Workspace, dy: _DeviceArg, dh_T: _DeviceArg,
                     dc_T: _DeviceArg, dx: int, dW: int, dU: int, db: int, dh0: int,
-                    dc0: int) -> None:
+                    dc0: int, stream: int = 0, db_hh: int = 0) -> None:
     """BPTT on a GPU backend's device arrays: the gradients in as device arguments, the
-    results by address (0: absent)."""
+    results by address (0: absent), queued on ``stream``; after a torch_layout forward
+    in PyTorch's layout, db_hh the d bias_hh."""
 
 def last_call_scratch_bytes() -> int:
     """Temporary memory (bytes) the calling thread's last forward or backward used."""
@@ -164,6 +171,7 @@ def cuda_free_pool() -> None: ...
 def gpu_persistent_launches(device: str) -> int: ...
 def gpu_set_plan(device: str, plan: str) -> None: ...
 def gpu_plan(device: str) -> str: ...
+def gpu_host_transfers(device: str) -> int: ...
 def gpu_set_tune(device: str, mode: str) -> None: ...
 def gpu_tune(device: str) -> str: ...
 def gpu_tunings(device: str) -> int: ...

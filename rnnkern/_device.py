@@ -37,11 +37,20 @@ def device_array(a, backend="cuda"):
     return _core().device_array(backend, np.asarray(a))
 
 
-def is_device_array(a):
-    """Whether ``a`` is an array on a CUDA device (or rnnkern's emulated one)."""
+def _is_torch(a):
+    return type(a).__module__.split(".")[0] == "torch" and hasattr(a, "data_ptr")
+
+
+def is_device_array(a, backend=None):
+    """Whether ``a`` is an array on a CUDA device (or rnnkern's emulated one). On
+    ``backend="cuda-emu"``, whose device is the host, PyTorch CPU tensors are
+    device arrays too: the path a CUDA tensor takes on ``cuda``, run in CI."""
     if a is None or isinstance(a, np.ndarray):
         return False
     if type(a).__module__.split(".")[0] == "torch":
+        if backend == "cuda-emu" and getattr(a, "device", None) is not None \
+                and a.device.type == "cpu":
+            return True
         return bool(getattr(a, "is_cuda", False))
     try:   # a property that may raise (for host memory) rather than be absent
         if getattr(a, "__cuda_array_interface__", None) is not None:
@@ -98,10 +107,36 @@ def _typestr_of_dl(code_bits_lanes):
     return f"dlpack(code={code}, bits={bits}, lanes={lanes})"
 
 
+_TORCH_TYPESTR = {"torch.float32": _FLOAT32, "torch.bool": "|b1", "torch.uint8": "|u1"}
+
+
+def _torch_view(t, name, backend):
+    """A PyTorch tensor's _View from torch's own metadata: no DLPack capsule and no
+    pointer query (torch owns the memory and knows its extent). ``cuda``: a CUDA
+    tensor of the current device; ``cuda-emu``: a CPU tensor (the host is its
+    device)."""
+    dev = t.device
+    if backend == "cuda":
+        import torch
+        if dev.type != "cuda" or dev.index != torch.cuda.current_device():
+            raise ValueError(f"{name} is not memory the cuda backend can use: it is on {dev}, "
+                             f"the current CUDA device is cuda:{torch.cuda.current_device()}")
+    elif dev.type != "cpu":
+        raise ValueError(f"{name} is not memory the {backend} backend can use: it is on {dev} "
+                         "(cuda-emu runs on the host: CPU tensors)")
+    if not t.is_contiguous():
+        raise ValueError(f"{name} must be C-contiguous on the device, got strides "
+                         f"{tuple(t.stride())} (elements) for shape {tuple(t.shape)}")
+    typestr = _TORCH_TYPESTR.get(str(t.dtype), str(t.dtype))
+    return _View(t.data_ptr(), tuple(t.shape), typestr, t)
+
+
 def view(a, name, backend):
     """The _View of device array ``a`` (argument ``name``), checked: C-contiguous,
     and memory ``backend``'s kernels may use, kept alive by the view for the call.
     TypeError / ValueError otherwise."""
+    if _is_torch(a):
+        return _torch_view(a, name, backend)
     cai = getattr(a, "__cuda_array_interface__", None)
     if cai is not None:
         shape = tuple(int(d) for d in cai["shape"])
@@ -139,7 +174,7 @@ def view(a, name, backend):
 def _empty_like(like, shape, backend):
     """Uninitialised float32 device memory for a result, of x's kind."""
     mod = type(like).__module__.split(".")[0]
-    if backend == "cuda" and mod == "torch":
+    if mod == "torch":   # a CUDA tensor on cuda, a CPU tensor on cuda-emu
         import torch
         return torch.empty(shape, dtype=torch.float32, device=like.device)
     if backend == "cuda" and mod == "cupy":
@@ -151,7 +186,7 @@ def _empty_like(like, shape, backend):
 
 def _zeros_like(like, shape, backend):
     mod = type(like).__module__.split(".")[0]
-    if backend == "cuda" and mod in ("torch", "cupy"):
+    if mod == "torch" or (backend == "cuda" and mod == "cupy"):
         z = _empty_like(like, shape, backend)
         z.fill(0) if mod == "cupy" else z.zero_()
         return z
@@ -163,9 +198,10 @@ def _addr(v):
 
 
 class DeviceCache:
-    """A device forward's workspace and how to make its backward's results."""
+    """A device forward's workspace and how to make its backward's results (``keep``:
+    the weights a weights_in_place backward reads)."""
     __slots__ = ("ws", "like", "cell", "N", "T", "C", "H", "G", "bias_shape",
-                 "return_sequences", "backend")
+                 "return_sequences", "backend", "keep", "torch_layout", "__weakref__")
 
 
 def _arg(v):
@@ -173,15 +209,41 @@ def _arg(v):
     return None if v is None else (v.address, v.shape, v.typestr)
 
 
-def forward(backend, options, x, W, U, b, h0, c0, mask, input_masks, recurrent_masks):
+def _stream_of(x, stream):
+    """The stream a call's work goes to: the caller's, else PyTorch's current stream
+    for its CUDA tensors (so torch's later work on that stream sees the results
+    without a synchronize), else the legacy default stream (0)."""
+    if stream is not None:
+        return int(stream)
+    if type(x).__module__.split(".")[0] == "torch" and x.is_cuda:
+        import torch
+        return int(torch.cuda.current_stream(x.device).cuda_stream)
+    return 0
+
+
+def forward(backend, options, x, W, U, b, h0, c0, mask, input_masks, recurrent_masks,
+            stream=None, weights_in_place=False, bias_hh=None, torch_layout=False):
     """The GPU forward on device arrays, ``options`` an ``RnnOptions``: (y, h_T, c_T
     or None, DeviceCache or None). The arrays' shapes and dtypes are checked by the
     bindings, by the same rules as host arrays'; here, that each is device memory
-    the backend may use."""
-    args = {"x": x, "kernel": W, "recurrent_kernel": U, "bias": b, "h0": h0, "c0": c0,
+    the backend may use.
+
+    The work is queued on ``stream`` (default: PyTorch's current stream for CUDA
+    tensors, else the legacy default stream) and not waited for: results are
+    ready in that stream's order. ``weights_in_place``: a training forward's
+    backward reads W and U from these arrays (the caller keeps them unchanged
+    until then; the cache holds them alive) instead of device copies.
+    ``torch_layout``: W, U, b are PyTorch's weight_ih, weight_hh, bias_ih and
+    ``bias_hh`` its second bias, converted on the device; the backward's weight
+    gradients come back in that layout (d bias_hh as the seventh result)."""
+    args = {"x": x, "weight_ih" if torch_layout else "kernel": W,
+            "weight_hh" if torch_layout else "recurrent_kernel": U,
+            "bias_ih" if torch_layout else "bias": b, "h0": h0, "c0": c0,
             "mask": mask, "input_masks": input_masks, "recurrent_masks": recurrent_masks}
+    if torch_layout:
+        args["bias_hh"] = bias_hh
     for name, a in args.items():
-        if a is not None and not is_device_array(a):
+        if a is not None and not is_device_array(a, backend):
             raise ValueError(f"x is on the device but {name} is not ({type(a).__name__}): "
                              "pass every array of a call on the device, or every one on the host")
     cell = options.cell
@@ -191,28 +253,38 @@ def forward(backend, options, x, W, U, b, h0, c0, mask, input_masks, recurrent_m
     views = tuple(_arg(None if a is None else view(a, name, backend))
                   for name, a in args.items())
     core = options.core
-    N, T, C, H = _core().device_forward_dims(core, views)
+    N, T, C, H = _core().device_forward_dims(core, views, torch_layout)
     y = _empty_like(x, (N, T, H) if options.return_sequences else (N, H), backend)
     hT = _empty_like(x, (N, H), backend)
     cT = _empty_like(x, (N, H), backend) if lstm else None
+    stream = _stream_of(x, stream)
     ws = _core().forward_device(backend, core, views, view(y, "y", backend).address,
                                 view(hT, "h_T", backend).address,
-                                0 if cT is None else view(cT, "c_T", backend).address)
+                                0 if cT is None else view(cT, "c_T", backend).address,
+                                stream, bool(weights_in_place), bool(torch_layout))
     cache = None
     if options.training:
         G = GATES[cell]
         cache = DeviceCache()
         cache.ws, cache.like, cache.cell, cache.backend = ws, x, cell, backend
         cache.N, cache.T, cache.C, cache.H, cache.G = N, T, C, H, G
-        cache.bias_shape = None if b is None else (
-            (2, G * H) if cell == "gru" and options.reset_after else (G * H,))
+        cache.torch_layout = bool(torch_layout)
+        if torch_layout:
+            cache.bias_shape = None if b is None else (G * H,)
+        else:
+            cache.bias_shape = None if b is None else (
+                (2, G * H) if cell == "gru" and options.reset_after else (G * H,))
         cache.return_sequences = options.return_sequences
+        cache.keep = (W, U) if weights_in_place else None
     return y, hT, cT, cache
 
 
-def backward(cache, dy, dh_T, dc_T):
+def backward(cache, dy, dh_T, dc_T, stream=None):
     """BPTT of a device forward: (dx, dW, dU, db or None, dh0, dc0 or None) on the
-    device (the gradients' shapes checked by the bindings, as on the host)."""
+    device (the gradients' shapes checked by the bindings, as on the host), queued
+    on ``stream`` (default as the forward's). After a torch_layout forward: (dx,
+    d weight_ih, d weight_hh, d bias_ih or None, dh0, dc0 or None, d bias_hh or
+    None)."""
     be, like, N, T, C, H, G = (cache.backend, cache.like, cache.N, cache.T, cache.C, cache.H,
                                cache.G)
     lstm = cache.cell == "lstm"
@@ -222,18 +294,24 @@ def backward(cache, dy, dh_T, dc_T):
         dc_T = _zeros_like(like, (N, H), be)
     grads = {"dy": dy, "dh_T": dh_T, "dc_T": dc_T if lstm else None}
     for name, a in grads.items():
-        if a is not None and not is_device_array(a):
+        if a is not None and not is_device_array(a, be):
             raise ValueError(f"the forward ran on device arrays but {name} is not "
                              f"({type(a).__name__}): pass the gradients on the device")
     gv = {n: _arg(None if a is None else view(a, n, be)) for n, a in grads.items()}
-    shapes = {"dx": (N, T, C), "dW": (C, G * H), "dU": (H, G * H), "dh0": (N, H)}
+    tl = cache.torch_layout
+    shapes = {"dx": (N, T, C), "dW": (G * H, C) if tl else (C, G * H),
+              "dU": (G * H, H) if tl else (H, G * H), "dh0": (N, H)}
     if cache.bias_shape is not None:
         shapes["db"] = cache.bias_shape
+        if tl:
+            shapes["db_hh"] = cache.bias_shape
     if lstm:
         shapes["dc0"] = (N, H)
     res = {n: _empty_like(like, s, be) for n, s in shapes.items()}
     rv = {n: view(a, n, be) for n, a in res.items()}
     _core().backward_device(
         cache.ws, gv["dy"], gv["dh_T"], gv["dc_T"], rv["dx"].address, rv["dW"].address,
-        rv["dU"].address, _addr(rv.get("db")), rv["dh0"].address, _addr(rv.get("dc0")))
-    return (res["dx"], res["dW"], res["dU"], res.get("db"), res["dh0"], res.get("dc0"))
+        rv["dU"].address, _addr(rv.get("db")), rv["dh0"].address, _addr(rv.get("dc0")),
+        _stream_of(like, stream), _addr(rv.get("db_hh")))
+    out = (res["dx"], res["dW"], res["dU"], res.get("db"), res["dh0"], res.get("dc0"))
+    return out + (res.get("db_hh"),) if tl else out

@@ -154,7 +154,7 @@ class GpuBackend(_CompiledBackend):
             raise ValueError("packed was made for another isa, cell, reset_after or units: "
                              f"{self.name} packs nothing (pass packed=None)")
         arrays = (x, W, U, b, h0, c0, mask, input_masks, recurrent_masks)
-        if any(_device.is_device_array(a) for a in arrays):
+        if any(_device.is_device_array(a, self.name) for a in arrays):
             y, h, c, dc = _device.forward(self.name, o, *arrays)
             return y, h, c, (Cache(self, dc) if o.training else None)
         y, h, c, ws = _core().forward(self._be, o.core, *arrays[:7], 1, None, input_masks,
@@ -166,7 +166,7 @@ class GpuBackend(_CompiledBackend):
         if isinstance(ws, _device.DeviceCache):
             return Grads(*_device.backward(ws, dy, dh_T, dc_T))
         for name, a in (("dy", dy), ("dh_T", dh_T), ("dc_T", dc_T)):
-            if _device.is_device_array(a):
+            if _device.is_device_array(a, self.name):
                 raise ValueError(f"{name} is a device array but the forward ran on host "
                                  "arrays: pass the gradients as host arrays too")
         dh_T, dc_T = _final_state_grads(ws, dh_T, dc_T)

@@ -249,21 +249,31 @@ T* ptr_of(const DeviceArg& a) {
 // first: the device holds no converted copies); cfg gets the dimensions.
 struct DeviceForward {
   RnnConfig cfg;
-  DeviceArg x, W, U, b, h0, c0, mask, im, rm;
+  DeviceArg x, W, U, b, h0, c0, mask, im, rm, bhh;
   ForwardDims args;
   std::vector<py::ssize_t> bshape;
 };
 
-DeviceForward check_device_forward(const RnnConfig& options, const py::sequence& args) {
-  if (py::len(args) != 9)
-    throw py::value_error("the device forward takes 9 arguments (x, kernel, recurrent_kernel, "
-                          "bias, h0, c0, mask, input_masks, recurrent_masks)");
+// args: the 9 of rnnkern.ops.rnn_forward, and with torch_layout a 10th, bias_hh
+// (the weights then weight_ih, weight_hh, bias_ih: LayerArgs::torch_layout)
+DeviceForward check_device_forward(const RnnConfig& options, const py::sequence& args,
+                                   bool torch_layout) {
+  const size_t n = torch_layout ? 10 : 9;
+  if (py::len(args) != n)
+    throw py::value_error(torch_layout
+        ? "the device forward in PyTorch's layout takes 10 arguments (x, weight_ih, "
+          "weight_hh, bias_ih, h0, c0, mask, input_masks, recurrent_masks, bias_hh)"
+        : "the device forward takes 9 arguments (x, kernel, recurrent_kernel, bias, h0, c0, "
+          "mask, input_masks, recurrent_masks)");
   DeviceForward f;
   f.cfg = options;
-  DeviceArg* all[] = {&f.x, &f.W, &f.U, &f.b, &f.h0, &f.c0, &f.mask, &f.im, &f.rm};
-  const char* names[] = {"x",  "kernel", "recurrent_kernel", "bias",           "h0",
-                         "c0", "mask",   "input_masks",      "recurrent_masks"};
-  for (int i = 0; i < 9; ++i) {
+  DeviceArg* all[] = {&f.x, &f.W, &f.U, &f.b, &f.h0, &f.c0, &f.mask, &f.im, &f.rm, &f.bhh};
+  const char* keras[] = {"x",  "kernel", "recurrent_kernel", "bias",            "h0",
+                         "c0", "mask",   "input_masks",      "recurrent_masks", "bias_hh"};
+  const char* torch[] = {"x",  "weight_ih", "weight_hh",   "bias_ih",         "h0",
+                         "c0", "mask",      "input_masks", "recurrent_masks", "bias_hh"};
+  const char* const* names = torch_layout ? torch : keras;
+  for (size_t i = 0; i < n; ++i) {
     *all[i] = device_arg(args[i]);
     if (i == 6) {
       if (f.mask.dims.present && f.mask.typestr != "|u1" && f.mask.typestr != "|b1")
@@ -275,16 +285,17 @@ DeviceForward check_device_forward(const RnnConfig& options, const py::sequence&
   }
   if (!f.x.dims.present || !f.W.dims.present || !f.U.dims.present || !f.h0.dims.present)
     throw py::value_error("x, kernel, recurrent_kernel and h0 are required");
-  f.args = ForwardDims{f.x.dims, f.W.dims, f.U.dims, f.b.dims, f.h0.dims,
-                       f.c0.dims, f.mask.dims, f.im.dims, f.rm.dims};
+  f.args = ForwardDims{f.x.dims,  f.W.dims,    f.U.dims,  f.b.dims,  f.h0.dims,   f.c0.dims,
+                       f.mask.dims, f.im.dims, f.rm.dims, f.bhh.dims, torch_layout};
   f.bshape = check_dims(f.cfg, f.args);
   return f;
 }
 
 // The dimensions (N, T, C, H) of a device forward's arguments, or the error the
 // forward would raise: what rnnkern/_device.py asks before allocating the outputs.
-py::tuple device_forward_dims(const RnnConfig& options, const py::sequence& args) {
-  DeviceForward f = check_device_forward(options, args);
+py::tuple device_forward_dims(const RnnConfig& options, const py::sequence& args,
+                              bool torch_layout) {
+  DeviceForward f = check_device_forward(options, args, torch_layout);
   return py::make_tuple(f.cfg.N, f.cfg.T, f.cfg.C, f.cfg.H);
 }
 
@@ -292,16 +303,19 @@ py::tuple device_forward_dims(const RnnConfig& options, const py::sequence& args
 // device_forward_dims (checked again here), y, h_T, c_T by address (0: absent).
 // Returns the workspace (training) or None.
 py::object forward_device(const std::string& name, const RnnConfig& options,
-                          const py::sequence& args, uintptr_t y, uintptr_t hT, uintptr_t cT) {
+                          const py::sequence& args, uintptr_t y, uintptr_t hT, uintptr_t cT,
+                          uintptr_t stream, bool weights_in_place, bool torch_layout) {
   const Backend& be = backend_named(name);
   if (!be.device) throw py::value_error("backend '" + name + "' takes host arrays only");
-  DeviceForward f = check_device_forward(options, args);
+  DeviceForward f = check_device_forward(options, args, torch_layout);
   const RnnConfig& cfg = f.cfg;
   check_precision(be, cfg);
   LayerArgs a = layer_inputs(f.args, true);
   a.y = reinterpret_cast<float*>(y);
   a.hT = reinterpret_cast<float*>(hT);
   a.cT = reinterpret_cast<float*>(cT);
+  a.stream = stream;
+  a.weights_in_place = weights_in_place;
   if (!a.y || !a.hT || (cfg.cell == Cell::LSTM && !a.cT))
     throw py::value_error("the device forward's outputs are required");
   std::unique_ptr<Workspace> ws;
@@ -318,7 +332,8 @@ py::object forward_device(const std::string& name, const RnnConfig& options,
 // the host backward's rules), the results by address (db 0 without bias).
 void backward_device(PyWorkspace& w, const py::handle& dy, const py::handle& dhT,
                      const py::handle& dcT, uintptr_t dx, uintptr_t dW, uintptr_t dU,
-                     uintptr_t db, uintptr_t dh0, uintptr_t dc0) {
+                     uintptr_t db, uintptr_t dh0, uintptr_t dc0, uintptr_t stream,
+                     uintptr_t db_hh) {
   if (!w.backend->device) throw py::value_error("a host backend's workspace takes host arrays");
   const RnnConfig& cfg = w.ws->cfg;
   const DeviceArg gy = device_arg(dy), gh = device_arg(dhT), gc = device_arg(dcT);
@@ -328,6 +343,7 @@ void backward_device(PyWorkspace& w, const py::handle& dy, const py::handle& dhT
   check_grad_dims(cfg, gy.dims, gh.dims, gc.dims);
   GradArgs g;
   g.on_device = true;
+  g.stream = stream;
   g.dy = ptr_of<const float>(gy);
   g.dhT = ptr_of<const float>(gh);
   g.dcT = ptr_of<const float>(gc);
@@ -337,6 +353,7 @@ void backward_device(PyWorkspace& w, const py::handle& dy, const py::handle& dhT
   g.db = reinterpret_cast<float*>(db);
   g.dh0 = reinterpret_cast<float*>(dh0);
   g.dc0 = reinterpret_cast<float*>(dc0);
+  g.db_hh = reinterpret_cast<float*>(db_hh);
   if (cfg.cell == Cell::LSTM && !g.dc0) throw py::value_error("dc0 is required for lstm");
   py::gil_scoped_release nogil;
   w.backend->backward(*w.backend, *w.ws, 1, g, nullptr);
@@ -415,18 +432,30 @@ void init_layer(py::module_& m) {
         "input_masks (G, N, C) and recurrent_masks (G, N, H): optional per-gate dropout\n"
         "masks, float arrays. threads: the CPU ISAs'.");
   m.def("device_forward_dims", &device_forward_dims, py::arg("options"), py::arg("args"),
+        py::arg("torch_layout") = false,
         "(N, T, C, H) of a device forward's arguments (x, kernel, recurrent_kernel, bias,\n"
         "h0, c0, mask, input_masks, recurrent_masks: each None or (address, shape,\n"
-        "typestr)), checked by the host forward's rules; the error the forward would raise.");
+        "typestr); torch_layout: forward_device's), checked by the host forward's rules;\n"
+        "the error the forward would raise.");
   m.def("forward_device", &forward_device, py::arg("backend"), py::arg("options"),
-        py::arg("args"), py::arg("y"), py::arg("h_T"), py::arg("c_T"),
+        py::arg("args"), py::arg("y"), py::arg("h_T"), py::arg("c_T"), py::arg("stream") = 0,
+        py::arg("weights_in_place") = false, py::arg("torch_layout") = false,
         "Forward on a GPU backend's device arrays (args as for device_forward_dims; the\n"
-        "outputs by address, c_T 0 but for lstm): the workspace (training) or None.");
+        "outputs by address, c_T 0 but for lstm): the workspace (training) or None. The\n"
+        "work is queued on `stream` (a cudaStream_t as an integer, 0 the legacy default)\n"
+        "and the call returns without waiting for it. weights_in_place: a training\n"
+        "forward's backward reads kernel and recurrent_kernel from the caller's arrays\n"
+        "(kept alive and unchanged until then) instead of copies. torch_layout: args\n"
+        "are (x, weight_ih, weight_hh, bias_ih, h0, c0, mask, input_masks,\n"
+        "recurrent_masks, bias_hh) in PyTorch's layout, converted on the device.");
   m.def("backward_device", &backward_device, py::arg("workspace"), py::arg("dy"),
         py::arg("dh_T"), py::arg("dc_T"), py::arg("dx"), py::arg("dW"), py::arg("dU"),
-        py::arg("db"), py::arg("dh0"), py::arg("dc0"),
+        py::arg("db"), py::arg("dh0"), py::arg("dc0"), py::arg("stream") = 0,
+        py::arg("db_hh") = 0,
         "BPTT on a GPU backend's device arrays: dy, dh_T, dc_T as (address, shape,\n"
-        "typestr) or None, the results by address (0: absent).");
+        "typestr) or None, the results by address (0: absent), queued on `stream` (after\n"
+        "the forward's work where that ran on another stream). After a torch_layout\n"
+        "forward dW, dU and db are in PyTorch's layout and db_hh gets d bias_hh.");
   py::class_<PyPacked>(m, "PackedWeights",
                        "A layer's kernels packed for one backend (see rnnkern._core.pack).")
       .def_property_readonly("isa", [](const PyPacked& p) { return p.packed->backend; })

@@ -94,6 +94,10 @@ inline Dims dims_of(const py::array& a) {
 // A forward's array arguments (rnnkern.ops.rnn_forward's order).
 struct ForwardDims {
   Dims x, W, U, b, h0, c0, mask, im, rm;
+  // PyTorch's layout (LayerArgs::torch_layout): W weight_ih, U weight_hh, b bias_ih
+  // and bhh bias_hh
+  Dims bhh;
+  bool torch_layout = false;
 };
 
 // The kernels' input arguments of checked ForwardDims (outputs not set).
@@ -109,6 +113,8 @@ inline LayerArgs layer_inputs(const ForwardDims& d, bool on_device) {
   a.mask = static_cast<const uint8_t*>(d.mask.data);
   a.input_masks = static_cast<const float*>(d.im.data);
   a.recurrent_masks = static_cast<const float*>(d.rm.data);
+  a.torch_layout = d.torch_layout;
+  a.b_hh = static_cast<const float*>(d.bhh.data);
   return a;
 }
 
@@ -129,19 +135,35 @@ inline std::vector<py::ssize_t> check_dims(RnnConfig& cfg, const ForwardDims& d)
                           std::to_string(d.x.shape.size()));
   const py::ssize_t N = d.x.shape[0], T = d.x.shape[1], C = d.x.shape[2];
   if (T < 1) throw py::value_error("x must have at least one timestep");
+  const bool tl = d.torch_layout;
   if (d.U.shape.size() != 2)
-    throw py::value_error("recurrent_kernel must be 2-D (units, gates*units), got ndim " +
-                          std::to_string(d.U.shape.size()));
-  const py::ssize_t H = d.U.shape[0], G = num_gates(cfg.cell), GH = G * H;
+    throw py::value_error(std::string(tl ? "weight_hh must be 2-D (gates*units, units)"
+                                         : "recurrent_kernel must be 2-D (units, gates*units)") +
+                          ", got ndim " + std::to_string(d.U.shape.size()));
+  const py::ssize_t H = d.U.shape[tl ? 1 : 0], G = num_gates(cfg.cell), GH = G * H;
   cfg.N = N;
   cfg.T = T;
   cfg.C = C;
   cfg.H = H;
-  expect_dims(d.W, {C, GH}, "kernel", "(C, G*H) = ");
-  expect_dims(d.U, {H, GH}, "recurrent_kernel", "(H, G*H) = ");
-  expect_dims(d.h0, {N, H}, "h0", "(N, H) = ");
   std::vector<py::ssize_t> bshape;
-  if (d.b.present) {
+  if (tl) {
+    if (cfg.cell == Cell::GRU && !cfg.reset_after)
+      throw py::value_error("PyTorch's GRU weights are the reset_after=True form");
+    expect_dims(d.W, {GH, C}, "weight_ih", "(G*H, C) = ");
+    expect_dims(d.U, {GH, H}, "weight_hh", "(G*H, H) = ");
+    if (d.b.present != d.bhh.present)
+      throw py::value_error("bias_ih and bias_hh: pass both or neither");
+    if (d.b.present) {
+      expect_dims(d.b, {GH}, "bias_ih", "(G*H,) = ");
+      expect_dims(d.bhh, {GH}, "bias_hh", "(G*H,) = ");
+      bshape = {GH};
+    }
+  } else {
+    expect_dims(d.W, {C, GH}, "kernel", "(C, G*H) = ");
+    expect_dims(d.U, {H, GH}, "recurrent_kernel", "(H, G*H) = ");
+  }
+  expect_dims(d.h0, {N, H}, "h0", "(N, H) = ");
+  if (d.b.present && !tl) {
     const bool two = cfg.cell == Cell::GRU && cfg.reset_after;
     bshape = two ? std::vector<py::ssize_t>{2, GH} : std::vector<py::ssize_t>{GH};
     expect_dims(d.b, bshape, "bias", two ? "(2, G*H) = " : "(G*H,) = ");

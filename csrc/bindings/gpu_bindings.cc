@@ -196,7 +196,7 @@ namespace rnnkern {
         &ns::set_tune, &ns::tune, &ns::tuning_count, &ns::tuned_plans, &ns::clear_tuned,   \
         &ns::load_tuned, &ns::device_key,                                                  \
         &ns::device_alloc, &ns::device_free, &ns::device_copy, &ns::device_accessible,     \
-        &ns::mma_probe_run, &ns::device_ordinal                                            \
+        &ns::mma_probe_run, &ns::device_ordinal, &ns::host_transfer_count                  \
   }
 
 const GpuRuntime& gpu_runtime(bool emu) {
@@ -248,6 +248,11 @@ void register_gpu(py::module_& m) {
         py::arg("device"),
         "What that GPU backend's tuned plans are valid for: device name, compute capability "
         "and driver ('cuda-emu' on the emulation).");
+  m.def("gpu_host_transfers", [](const std::string& device) {
+        return rt(device).host_transfer_count();
+      }, py::arg("device"),
+        "Copies between the host and that GPU backend's device so far (uploads and downloads "
+        "of host arrays by the layer calls, and device-array copies to or from the host).");
   m.def("gpu_plan", [](const std::string& device) {
         return rt(device).plan();
       }, py::arg("device"), "That GPU backend's time-loop plan (see gpu_set_plan).");

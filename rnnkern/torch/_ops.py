@@ -33,6 +33,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
+from .. import _device
 from .. import backends as _bk
 from ..options import RnnOptions
 from . import _weights
@@ -73,10 +74,10 @@ def live_workspaces():
 def resolve_backend(name, dtype, device):
     """The backend object for tensors of this dtype on this device.
 
-    float32 on the CPU: ``name`` ("auto": the widest CPU ISA); float64: the
-    float64 NumPy reference (the compiled kernels are float32; "auto" or
-    "reference" only); CUDA tensors: the ``cuda`` backend (which takes device
-    arrays in place; this adapter still stages them through the host, issue #20)."""
+    float32 on the CPU: ``name`` ("auto": the widest CPU ISA; "cuda-emu" runs
+    them in place as the ``cuda`` backend runs CUDA tensors, the path CI tests);
+    float64: the float64 NumPy reference (the compiled kernels are float32; "auto"
+    or "reference" only); CUDA tensors: the ``cuda`` backend, in place."""
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"rnnkern.torch: input must be float32 or float64, got {dtype}")
     if device.type == "cuda":
@@ -126,11 +127,56 @@ def _backend_for(name, dtype, device):
     return be
 
 
+def on_gpu_backend(backend, dtype, device):
+    """Whether tensors of this dtype and device run on a GPU backend (in place)."""
+    return isinstance(_backend_for(backend, dtype, device), _bk.GpuBackend)
+
+
+def torch_precision(x):
+    """torch.nn's precision rule for its cuDNN RNNs, as rnnkern's precision name:
+    inside ``torch.autocast`` of x's device with bfloat16, "bf16" (bf16 weights,
+    fp32 states and outputs); else "tf32" where ``torch.backends.cudnn.allow_tf32``
+    (PyTorch's default), "fp32" where not. (float16 autocast has no rnnkern mode:
+    it runs as the flag says, in float32 states and outputs.)"""
+    dev = x.device.type
+    if torch.is_autocast_enabled(dev) and torch.get_autocast_dtype(dev) == torch.bfloat16:
+        return "bf16"
+    return "tf32" if torch.backends.cudnn.allow_tf32 else "fp32"
+
+
+def _c(t):
+    """A tensor as the device path reads it: detached, C-contiguous; None stays None."""
+    return None if t is None else t.detach().contiguous()
+
+
+def _forward_device(be, x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, options, keras_layout,
+                    input_masks, recurrent_masks):
+    """The forward on a GPU backend with the tensors in place (CUDA tensors on
+    ``cuda``, CPU tensors on ``cuda-emu``): PyTorch's weight layout converted by the
+    kernels on the device (every call: never stale, no host copy), the work on
+    torch's current stream. With ``keras_layout`` the weights are read where they
+    are, by the backward too (autograd's saved-tensor check guards them)."""
+    lstm = options.cell == "lstm"
+    if mask is not None and mask.dtype != torch.bool:
+        mask = mask.to(torch.bool)
+    args = (_c(x), _c(w_ih), _c(w_hh), _c(b_ih), _c(h0), _c(c0) if lstm else None, _c(mask),
+            _c(input_masks), _c(recurrent_masks))
+    if keras_layout:
+        y, h, c, cache = _device.forward(be.name, options, *args, weights_in_place=True)
+    else:
+        y, h, c, cache = _device.forward(be.name, options, *args, bias_hh=_c(b_hh),
+                                         torch_layout=True)
+    return y, h, (c if lstm else x.new_empty((0,))), cache
+
+
 def _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, options, backend, keras_layout,
                   input_masks=None, recurrent_masks=None):
     """The forward of both paths (``options`` an ``RnnOptions``, its ``training``
     whether a backward will follow): (y, h_T, c_T or an empty tensor, cache or None)."""
     be = _backend_for(backend, x.dtype, x.device)
+    if isinstance(be, _bk.GpuBackend):
+        return _forward_device(be, x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, options,
+                               keras_layout, input_masks, recurrent_masks)
     cell = options.cell
     kw = _weights.KerasWeights.of(cell, be, w_ih, w_hh, b_ih, b_hh, keras_layout=keras_layout,
                                   reset_after=options.reset_after)
@@ -144,6 +190,14 @@ def _forward_impl(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, options, backend, ker
 def _backward_impl(cache, dy, dh, dc, x, cell, has_bias, keras_layout):
     """The backward of both paths: (dx, d w_ih, d w_hh, d b_ih, d b_hh, dh0, dc0), None
     where a tensor does not exist."""
+    if isinstance(cache, _device.DeviceCache):   # in place, in the forward's layout
+        lstm = cell == "lstm"
+        g = _device.backward(cache, _c(dy), _c(dh), _c(dc) if lstm else None)
+        if keras_layout:
+            dx, dW, dU, db, dh0, dc0 = g
+            return dx, dW, dU, db, None, dh0, dc0 if lstm else None
+        dx, dW, dU, db, dh0, dc0, db_hh = g
+        return dx, dW, dU, db, db_hh, dh0, dc0 if lstm else None
     dtype = np.float64 if x.dtype == torch.float64 else np.float32
     dc_n = _np(dc).astype(dtype, copy=False) if cell == "lstm" else None
     gr = cache.backend.backward(cache, _np(dy).astype(dtype, copy=False),
@@ -291,6 +345,9 @@ class _EagerFn(torch.autograd.Function):
         ctx.cache, ctx.cell, ctx.keras_layout = cache, options.cell, keras_layout
         if cache is not None:
             _eager_live.add(cache)
+            # a backward that reads the weights in place (keras_layout on a GPU
+            # backend): autograd raises if they are changed in place before it
+            ctx.save_for_backward(w_ih, w_hh, b_ih)
         ctx.x_meta = (x.shape, x.dtype, x.device)
         ctx.has_bias = b_ih is not None
         if options.cell != "lstm":
@@ -306,6 +363,7 @@ class _EagerFn(torch.autograd.Function):
         cache, cell = ctx.cache, ctx.cell
         if cache is None:
             raise RuntimeError("rnnkern.torch: this forward ran with need_grad=False")
+        _ = ctx.saved_tensors   # the version check of the weights it reads
         shape, dtype, device = ctx.x_meta
         x = torch.empty(0, dtype=dtype, device=device)   # dtype and device only
         dx, d_ih, d_hh, db_ih, db_hh, dh0, dc0 = _backward_impl(

@@ -27,15 +27,19 @@ _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
 class RNNBase(nn.Module):
     """torch.nn.RNNBase's interface on rnnkern's kernels; ``backend`` (keyword only)
-    names the rnnkern backend for float32 CPU tensors (default "auto"), and
-    ``precision`` (keyword only) the arithmetic: "fp32" (default), "tf32" (the
-    GPU backends' tensor-core GEMMs take one TF32 product; the CPU runs fp32) or
-    "bf16" (bfloat16 weights on the GPU backends; the CPU refuses it) --
-    rnnkern.options.PRECISIONS."""
+    names the rnnkern backend for float32 CPU tensors (default "auto"; CUDA tensors
+    run on "cuda", in place), and ``precision`` (keyword only) the arithmetic:
+    None (default) follows torch.nn's rule for its cuDNN RNNs on the GPU backends
+    (``torch.backends.cudnn.allow_tf32``: "tf32", else "fp32"; inside
+    ``torch.autocast(dtype=torch.bfloat16)``: "bf16", with float32 states and
+    outputs) and is "fp32" on the CPU; or one of rnnkern.options.PRECISIONS:
+    "fp32", "tf32" (the GPU backends' tensor-core GEMMs take one TF32 product; the
+    CPU runs fp32) or "bf16" (bfloat16 weights on the GPU backends; the CPU
+    refuses it)."""
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, proj_size=0,
-                 device=None, dtype=None, *, backend="auto", precision="fp32"):
+                 device=None, dtype=None, *, backend="auto", precision=None):
         super().__init__()
         if mode not in _CELL:
             raise ValueError(f"Unrecognized RNN mode: {mode}")
@@ -56,7 +60,8 @@ class RNNBase(nn.Module):
                              "no output projection); use torch.nn.LSTM for proj_size > 0")
         from .. import backends as _bk
         _bk.get_backend(backend)   # a bad name fails here, listing the usable ones
-        RnnOptions(_CELL[mode], precision=precision)   # and a bad precision here
+        if precision is not None:
+            RnnOptions(_CELL[mode], precision=precision)   # and a bad precision here
         self.mode = mode
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -155,9 +160,13 @@ class RNNBase(nn.Module):
         per = 4 if self.bias else 2
         hs, cs = [], []
         inp = x
+        precision = self.precision
+        if precision is None:   # torch.nn's rule on the GPU backends, fp32 on the CPU
+            precision = (_ops.torch_precision(x) if _ops.on_gpu_backend(
+                self.backend, x.dtype, x.device) else "fp32")
         # one options value a direction (made once per process: RnnOptions interns)
         options = [RnnOptions(self._cell, self._activation, go_backwards=direction == 1,
-                              training=need_grad, precision=self.precision)
+                              training=need_grad, precision=precision)
                    for direction in range(d)]
         for layer in range(self.num_layers):
             outs = []
@@ -182,16 +191,31 @@ class RNNBase(nn.Module):
         stack = (lambda ts: ts[0].unsqueeze(0)) if len(hs) == 1 else torch.stack
         return inp, stack(hs), (stack(cs) if lstm else None)
 
+    def _autocast_input(self, t):
+        """Inside torch.autocast, a lower-precision input (an autocast layer's output)
+        comes in as float32, as torch.nn's RNNs take it there."""
+        w = self.weight_ih_l0
+        if t is not None and t.dtype != w.dtype and t.dtype in (torch.bfloat16, torch.float16) \
+                and torch.is_autocast_enabled(t.device.type):
+            return t.to(w.dtype)
+        return t
+
     def forward(self, input, hx=None):
         lstm = self._cell == "lstm"
         packed = isinstance(input, PackedSequence)
+        if packed:
+            input = PackedSequence(self._autocast_input(input.data), input.batch_sizes,
+                                   input.sorted_indices, input.unsorted_indices)
+        else:
+            input = self._autocast_input(input)
         mask = None
         if packed:
             padded, lengths = nn.utils.rnn.pad_packed_sequence(input, batch_first=True)
             x, batched = padded, True
             self._check_input(x, True)
             steps = torch.arange(x.shape[1]).unsqueeze(0)
-            mask = steps < lengths.unsqueeze(1)
+            # (PackedSequence keeps its lengths on the host: N*T bytes go up once)
+            mask = (steps < lengths.unsqueeze(1)).to(x.device, non_blocking=True)
         else:
             if input.dim() not in (2, 3):
                 raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, "
@@ -249,7 +273,7 @@ class RNNBase(nn.Module):
 class RNN(RNNBase):
     """torch.nn.RNN on rnnkern's kernels: ``RNN(input_size, hidden_size, num_layers=1,
     nonlinearity='tanh', bias=True, batch_first=False, dropout=0.0,
-    bidirectional=False, device=None, dtype=None, *, backend='auto', precision='fp32')``."""
+    bidirectional=False, device=None, dtype=None, *, backend='auto', precision=None)``."""
 
     def __init__(self, *args, **kwargs):
         if "proj_size" in kwargs:
@@ -274,7 +298,7 @@ class RNN(RNNBase):
 class LSTM(RNNBase):
     """torch.nn.LSTM on rnnkern's kernels: ``LSTM(input_size, hidden_size,
     num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False,
-    proj_size=0, device=None, dtype=None, *, backend='auto', precision='fp32')``;
+    proj_size=0, device=None, dtype=None, *, backend='auto', precision=None)``;
     proj_size must be 0."""
 
     def __init__(self, *args, **kwargs):
@@ -284,7 +308,7 @@ class LSTM(RNNBase):
 class GRU(RNNBase):
     """torch.nn.GRU on rnnkern's kernels: ``GRU(input_size, hidden_size, num_layers=1,
     bias=True, batch_first=False, dropout=0.0, bidirectional=False, device=None,
-    dtype=None, *, backend='auto', precision='fp32')``."""
+    dtype=None, *, backend='auto', precision=None)``."""
 
     def __init__(self, *args, **kwargs):
         if "proj_size" in kwargs:

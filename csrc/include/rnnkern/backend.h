@@ -33,6 +33,20 @@ struct LayerArgs {
   float* hT = nullptr;                     // [N,H]
   float* cT = nullptr;                     // [N,H] LSTM
   bool on_device = false;
+  // on_device only: the stream the call's work is queued on (a cudaStream_t as an
+  // integer; 0 the legacy default stream). Device results are ready in that
+  // stream's order: the call returns without waiting for them.
+  uintptr_t stream = 0;
+  // on_device only: a training forward's backward reads W and U from the caller's
+  // arrays instead of copies, so the caller keeps them alive and unchanged until
+  // the backward (rnnkern.torch: autograd's saved-tensor version check).
+  bool weights_in_place = false;
+  // on_device only: the weights in PyTorch's layout (rnnkern/_torch_layout.py): W
+  // is weight_ih [G*H,C], U weight_hh [G*H,H], gate blocks in torch's order, b
+  // bias_ih and b_hh bias_hh [G*H] (both or neither). The forward converts them to
+  // the kernels' layout on the device (one pass each, every call: never stale).
+  bool torch_layout = false;
+  const float* b_hh = nullptr;
 };
 
 // A backward's arrays: the output gradients in, the input gradients out.
@@ -43,6 +57,10 @@ struct GradArgs {
   float *dx = nullptr, *dW = nullptr, *dU = nullptr, *db = nullptr, *dh0 = nullptr,
         *dc0 = nullptr;        // db null without bias
   bool on_device = false;
+  uintptr_t stream = 0;        // as LayerArgs::stream
+  // the forward ran in torch_layout: dW, dU, db are written in PyTorch's layout
+  // (d weight_ih, d weight_hh, d bias_ih) and db_hh gets d bias_hh
+  float* db_hh = nullptr;
 };
 
 // Weights packed once for one backend's kernels, reused by its forward and
