@@ -70,11 +70,25 @@ def data(masked):
     return x, y
 
 
-def train_both(cell, kw, masked=False, bidirectional=False, epochs=3):
+def rnnkern_layers(model):
+    """The rnnkern.keras layers of a model (inside Bidirectional too)."""
+    found = []
+    for layer in model.layers:
+        for sub in (layer, getattr(layer, "forward_layer", None),
+                    getattr(layer, "backward_layer", None)):
+            if isinstance(sub, (rkk.SimpleRNN, rkk.LSTM, rkk.GRU)):
+                found.append(sub)
+    return found
+
+
+def train_both(cell, kw, masked=False, bidirectional=False, epochs=3, backend=None):
     x, y = data(masked)
     ref = build_model(keras.layers, cell, kw, masked, bidirectional)
     mine = build_model(rkk, cell, kw, masked, bidirectional)
     mine.set_weights(ref.get_weights())
+    if backend is not None:
+        for layer in rnnkern_layers(mine):
+            layer.rnnkern_backend = backend
     out = []
     for m in (ref, mine):
         keras.utils.set_random_seed(1)   # dropout draws from the backend's global RNG
@@ -121,6 +135,55 @@ def test_fit_parity_dropout(cell, rates):
     assert_close(lm, lr, "training_f32", "dropout losses")
     for a, b in zip(wm, wr):
         assert_close(a, b, "training_f32", "dropout trained weights")
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("case", ["plain", "masked_bidirectional", "dropout_reset_before"])
+def test_fit_parity_on_the_device_path(cell, case):
+    """The device path CUDA tensors take (rnnkern's GPU kernels on the tensors in
+    place, Keras' weight layout read where it is), run in CI by CPU tensors on
+    cuda-emu: fit matches Keras and nothing is copied to or from the host."""
+    from rnnkern import _core, backends as bk
+    if "cuda-emu" not in bk.backends():   # pragma: no cover
+        pytest.skip("cuda-emu is not built")
+    kw = {"return_sequences": True}
+    if case == "dropout_reset_before":
+        kw.update(dropout=0.25, recurrent_dropout=0.2)
+        if cell == "GRU":
+            kw["reset_after"] = False
+    masked = bidirectional = case == "masked_bidirectional"
+    before = _core.gpu_host_transfers("cuda-emu")
+    (p0r, lr, wr, pr), (p0m, lm, wm, pm) = train_both(cell, kw, masked, bidirectional,
+                                                      epochs=2, backend="cuda-emu")
+    assert _core.gpu_host_transfers("cuda-emu") == before
+    assert_close(p0m, p0r, "keras_f32", "device path predict")
+    assert_close(lm, lr, "training_f32", "device path losses")
+    for a, b in zip(wm, wr):
+        assert_close(a, b, "training_f32", "device path trained weights")
+
+
+def test_cuda_tensors_are_served_not_refused():
+    """A CUDA tensor is no longer a reason to fall back: where the cuda backend is
+    usable the kernels serve it, else the reason names what is missing."""
+    import torch
+    from rnnkern import backends as bk
+    layer = rkk.LSTM(5)
+
+    class OnCuda:   # what unsupported_reason reads of a tensor
+        dtype = torch.float32
+        device = torch.device("cuda", 0)
+    reason = rkk.unsupported_reason(layer, OnCuda(), False)
+    if bk.cuda_status()[0]:   # pragma: no cover - needs a GPU
+        assert reason is None
+    else:
+        assert "cuda backend is not usable here" in reason
+    OnCuda.dtype = torch.float64
+    assert "runs float32" in rkk.unsupported_reason(layer, OnCuda(), False)
+
+    class OnMeta:
+        dtype = torch.float32
+        device = torch.device("meta")
+    assert "CPU and on CUDA devices" in rkk.unsupported_reason(layer, OnMeta(), False)
 
 
 def test_runs_on_rnnkern_kernels(monkeypatch):

@@ -5,7 +5,9 @@ kernels, gradients flowing through the Keras backend's autograd. So
 ``keras.layers.Bidirectional(rnnkern.keras.LSTM(64))``, ``model.fit``, saving and
 loading all work as with Keras' own layers.
 
-Served: the torch backend (``KERAS_BACKEND=torch``), float32 or float64, the
+Served: the torch backend (``KERAS_BACKEND=torch``), on the CPU float32 or float64
+and on a CUDA device float32 (rnnkern's ``cuda`` backend, the tensors in place, the
+kernels on torch's current stream), the
 activations rnnkern's kernels implement (tanh, relu, sigmoid, hard_sigmoid,
 linear), masks, go_backwards, initial and stateful states, use_bias, GRU
 reset_after True and False, dropout and recurrent_dropout (Keras' own masks, applied
@@ -14,8 +16,10 @@ another dtype -- runs
 Keras' own loop, with a warning (once per layer class and reason) saying why.
 
 Two attributes of each layer pick how rnnkern runs it: ``rnnkern_backend`` (a name
-of ``rnnkern.backends()``, default "auto") and ``rnnkern_precision`` ("fp32", the
-default; "tf32"; "bf16" -- ``rnnkern.options.PRECISIONS``).
+of ``rnnkern.backends()``, default "auto": the widest CPU ISA for CPU tensors,
+``cuda`` for CUDA tensors; "cuda-emu" runs CPU tensors through the device path)
+and ``rnnkern_precision`` ("fp32", the default, as Keras' own loop on the torch
+backend computes; "tf32"; "bf16" -- ``rnnkern.options.PRECISIONS``).
 
 Needs Keras 3 and PyTorch (``pip install "rnnkern[keras]"``).
 """

@@ -43,8 +43,20 @@ def unsupported_reason(layer, sequences, training):
     dtype = str(getattr(sequences, "dtype", ""))
     if dtype not in ("torch.float32", "torch.float64"):
         return f"dtype {dtype}: rnnkern's kernels run float32 (and float64 on the reference)"
-    if getattr(sequences, "device", None) is not None and sequences.device.type != "cpu":
-        return f"tensors on {sequences.device}: rnnkern.keras runs on the CPU"
+    device = getattr(sequences, "device", None)
+    if device is not None and device.type == "cuda":
+        if getattr(layer, "rnnkern_backend", "auto") not in ("auto", "cuda"):
+            return (f"tensors on {device} run on rnnkern's 'cuda' backend, not "
+                    f"{layer.rnnkern_backend!r}")
+        if dtype != "torch.float32":
+            return f"dtype {dtype} on {device}: rnnkern's cuda backend runs float32"
+        from .. import backends as _bk
+        ok, why = _bk.cuda_status()
+        if not ok:
+            return f"tensors on {device}: rnnkern's cuda backend is not usable here ({why})"
+    elif device is not None and device.type != "cpu":
+        return (f"tensors on {device}: rnnkern.keras runs on the CPU and on CUDA devices "
+                "(rnnkern's cuda backend)")
     return None
 
 
@@ -60,6 +72,11 @@ class _RnnkernLoop:
         from keras import tree
         if tree.is_nested(mask):
             mask = mask[0]
+        device = getattr(sequences, "device", None)
+        if device is not None and device.type == "meta":
+            # Keras infers output shapes on meta tensors (no data, nothing runs):
+            # its own loop, without a warning that no real call deserves
+            return super().inner_loop(sequences, initial_state, mask, training)
         reason = unsupported_reason(self, sequences, training)
         if reason is not None:
             key = (type(self).__name__, reason)
