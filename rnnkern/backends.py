@@ -44,7 +44,7 @@ class Cache:
 class ReferenceBackend:
     name = "reference"
 
-    def pack(self, cell, U, reset_after=True, W=None):
+    def pack(self, cell, U, reset_after=True, W=None, bias=None):
         return None  # nothing to pack
 
     def forward(self, options, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
@@ -109,10 +109,11 @@ class _CompiledBackend:
 class CpuBackend(_CompiledBackend):
     """One compiled CPU ISA (scalar, avx2 or avx512) of ``_core``."""
 
-    def pack(self, cell, U, reset_after=True, W=None):
+    def pack(self, cell, U, reset_after=True, W=None, bias=None):
         """U (and W, when given) packed for this ISA's kernels, for
         ``forward(..., packed=)`` with the same arrays while they are unchanged
-        (float32 C-contiguous arrays, or the check against them fails)."""
+        (float32 C-contiguous arrays, or the check against them fails); the bias is
+        read per call."""
         return _core().pack(self._be, cell, bool(reset_after), U, W)
 
     def forward(self, options, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
@@ -136,33 +137,104 @@ class CpuBackend(_CompiledBackend):
         return Grads(dx, dW, dU, db, dh0, dc0 if ws.cell == "lstm" else None)
 
 
+class GpuWeights:
+    """A layer's kernel, recurrent kernel and bias on a GPU backend's device
+    (``GpuBackend.pack``): uploaded once, read in place by every call made with
+    them (the backward too) while the arrays they came from are unchanged."""
+    __slots__ = ("backend", "cell", "reset_after", "W", "U", "b")
+
+    @property
+    def nbytes(self):
+        return sum(a.nbytes for a in (self.W, self.U, self.b) if a is not None)
+
+
+class _Staged:
+    """A training forward that ran on the device with host activations (weights
+    from GpuWeights): its device cache, the backward's results go back to the host."""
+    __slots__ = ("inner", "lstm")
+
+
 class GpuBackend(_CompiledBackend):
     """The GPU kernels of cuda/: ``cuda`` on a device, ``cuda-emu`` the same kernel
     source compiled for the CPU (a grid run by host threads; slow, for testing).
     NumPy arrays are copied to the device and back; arrays already on the device
     (``__cuda_array_interface__`` or DLPack: PyTorch CUDA tensors, CuPy,
     ``rnnkern.DeviceArray``) are used in place and the results come back there
-    (``rnnkern._device``). Nothing is packed ahead."""
+    (``rnnkern._device``). ``pack`` uploads a layer's weights once (GpuWeights):
+    calls with NumPy activations and those weights copy only the activations."""
 
-    def pack(self, cell, U, reset_after=True, W=None):
-        return None  # the GPU kernels read U as it is
+    def pack(self, cell, U, reset_after=True, W=None, bias=None):
+        """W, U (and the bias, when given) uploaded to the device once, for
+        ``forward(..., packed=)`` while they are unchanged; None without W (the
+        kernels read U as it is)."""
+        if W is None:
+            return None
+        p = GpuWeights()
+        p.backend, p.cell, p.reset_after = self.name, cell, bool(reset_after)
+        p.W, p.U = self._up(W), self._up(U)
+        p.b = None if bias is None else self._up(bias)
+        return p
+
+    def _up(self, a, dtype=np.float32):
+        """A host array on the device (None stays None)."""
+        if a is None:
+            return None
+        return _core().device_array(self.name, np.ascontiguousarray(a, dtype))
 
     def forward(self, options, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
                 recurrent_masks=None, **kw):
         o = options if type(options) is RnnOptions and not kw else RnnOptions.of(options, **kw)
-        if packed is not None:
+        if packed is not None and not (isinstance(packed, GpuWeights)
+                                       and packed.backend == self.name
+                                       and packed.cell == o.cell
+                                       and packed.reset_after == o.reset_after):
             raise ValueError("packed was made for another isa, cell, reset_after or units: "
-                             f"{self.name} packs nothing (pass packed=None)")
+                             f"{self.name} takes its own pack(), or packed=None")
         arrays = (x, W, U, b, h0, c0, mask, input_masks, recurrent_masks)
         if any(_device.is_device_array(a, self.name) for a in arrays):
             y, h, c, dc = _device.forward(self.name, o, *arrays)
             return y, h, c, (Cache(self, dc) if o.training else None)
+        if packed is not None:
+            return self._forward_staged(o, packed, *arrays)
         y, h, c, ws = _core().forward(self._be, o.core, *arrays[:7], 1, None, input_masks,
                                       recurrent_masks)
         return y, h, c, (Cache(self, ws) if o.training else None)
 
+    def _forward_staged(self, o, packed, x, W, U, b, h0, c0, mask, input_masks,
+                        recurrent_masks):
+        """Host activations, the weights of ``packed`` on the device: the activations
+        go up, the results come back, the weights stay (the backward reads them in
+        place: the GpuWeights object is immutable and the cache keeps it)."""
+        x = np.asarray(x)
+        if x.ndim != 3:
+            raise ValueError("x must be 3-D (batch, timesteps, features), got ndim "
+                             f"{x.ndim}")
+        H = packed.U.shape[0]
+        if h0 is None:
+            h0 = np.zeros((x.shape[0], H), np.float32)
+        lstm = o.cell == "lstm"
+        if lstm and c0 is None:
+            raise ValueError("c0 is required for lstm")
+        bias = packed.b if packed.b is not None else self._up(b)
+        dm = None if mask is None else self._up(mask, np.bool_)
+        y, h, c, dc = _device.forward(
+            self.name, o, self._up(x), packed.W, packed.U, bias, self._up(h0),
+            self._up(c0) if lstm else None, dm, self._up(input_masks),
+            self._up(recurrent_masks), weights_in_place=True)
+        cache = None
+        if o.training:
+            dc.keep = (packed,)
+            st = _Staged()
+            st.inner, st.lstm = dc, lstm
+            cache = Cache(self, st)
+        return y.numpy(), h.numpy(), (c.numpy() if lstm else None), cache
+
     def backward(self, cache, dy, dh_T=None, dc_T=None):
         ws = cache.inner
+        if isinstance(ws, _Staged):
+            up = self._up
+            g = _device.backward(ws.inner, up(dy), up(dh_T), up(dc_T) if ws.lstm else None)
+            return Grads(*(None if a is None else a.numpy() for a in g))
         if isinstance(ws, _device.DeviceCache):
             return Grads(*_device.backward(ws, dy, dh_T, dc_T))
         for name, a in (("dy", dy), ("dh_T", dh_T), ("dc_T", dc_T)):

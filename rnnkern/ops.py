@@ -94,9 +94,11 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None,
                                         packed, input_masks, recurrent_masks)
 
 
-def pack(cell, recurrent_kernel, reset_after=True, backend="auto", kernel=None):
-    """recurrent_kernel (and kernel) packed for ``backend``; see the module docstring."""
-    return get_backend(backend).pack(cell, recurrent_kernel, reset_after, kernel)
+def pack(cell, recurrent_kernel, reset_after=True, backend="auto", kernel=None, bias=None):
+    """recurrent_kernel (and kernel) packed for ``backend``; see the module docstring.
+    On the GPU backends: kernel, recurrent_kernel and bias uploaded to the device once
+    (the CPU ISAs read the bias per call)."""
+    return get_backend(backend).pack(cell, recurrent_kernel, reset_after, kernel, bias)
 
 
 def rnn_backward(cache, dy, dh_T=None, dc_T=None):

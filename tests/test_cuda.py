@@ -114,6 +114,50 @@ def test_layers_on_the_gpu_backends(backend):
 
 
 @pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("cell,reset_after", CELLS)
+def test_layer_keeps_its_weights_on_the_device(backend, cell, reset_after):
+    """A layer on a GPU backend uploads kernel, recurrent kernel and bias once per
+    weight assignment (GpuBackend.pack): later calls copy only the activations,
+    bitwise the results of uploading per call, forward and backward; assigning
+    weights uploads the new ones; a pack of another cell is refused."""
+    rng = np.random.default_rng(len(cell) * 10 + reset_after)
+    x = rng.standard_normal((4, 6, 5)).astype(np.float32)
+    cls = {"lstm": rk.LSTM, "gru": rk.GRU, "simple_rnn": rk.SimpleRNN}[cell]
+    kw = {"reset_after": reset_after} if cell == "gru" else {}
+    layer = cls(7, return_sequences=True, seed=3, backend=backend, **kw)
+    layer(x)                                        # builds, packs (uploads) once
+    packed = layer._packed
+    assert isinstance(packed, bk.GpuWeights) and packed.nbytes > 0
+    n_states = 2 if cell == "lstm" else 1
+    before = _core.gpu_host_transfers(backend)
+    y = layer(x, training=True)
+    # x and the initial states up, y and the final states down: no weight
+    assert _core.gpu_host_transfers(backend) - before == 2 * (1 + n_states)
+    assert layer._packed is packed
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = layer.backward(dy)
+    be = bk.get_backend(backend)
+    opts = RnnOptions(cell, reset_after=reset_after, training=True)
+    h0 = np.zeros((4, 7), np.float32)
+    c0 = h0 if cell == "lstm" else None
+    y1, _, _, cache = be.forward(opts, x, layer.kernel, layer.recurrent_kernel, layer.bias,
+                                 h0, c0, None)
+    np.testing.assert_array_equal(y, y1)
+    g = be.backward(cache, dy)
+    np.testing.assert_array_equal(dx, g.dx)
+    for a, b in zip(layer.grads, (g.dkernel, g.drecurrent_kernel, g.dbias)):
+        np.testing.assert_array_equal(a, b)
+    layer.set_weights([w * 0.5 for w in layer.get_weights()])
+    assert layer._packed is None                    # the old upload is dropped
+    y2 = layer(x)
+    assert layer._packed is not packed and not np.array_equal(y2, y)
+    other = "lstm" if cell != "lstm" else "gru"
+    with pytest.raises(ValueError, match="packed was made for another"):
+        be.forward(RnnOptions(other), x, layer.kernel, layer.recurrent_kernel, None, h0,
+                   h0, None, packed)
+
+
+@pytest.mark.parametrize("backend", GPU)
 def test_bad_input_is_checked_like_the_cpu(backend):
     rng = np.random.default_rng(0)
     x, W, U, b, h0, c0 = make_case("lstm", 2, 3, 4, 5, True, True, rng)

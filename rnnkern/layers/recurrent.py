@@ -346,6 +346,8 @@ class _RNN(Layer):
         each: the input kernel for the projection GEMM and for the fused step, the
         recurrent kernel for the forward and the backward); beyond _PACK_KEEP_BYTES
         the layer packs per call instead, where packing costs little next to the call."""
+        if getattr(self._backend, "name", self._backend) in ("cuda", "cuda-emu"):
+            return True   # the weights on the device: one upload per assignment, not per call
         return 2 * (self.kernel.nbytes + self.recurrent_kernel.nbytes) <= _PACK_KEEP_BYTES
 
     def _weights_changed(self):
@@ -451,7 +453,7 @@ class _RNN(Layer):
             reset_after = getattr(self, "reset_after", True)
             if self._packed is None and self._pack_worth_keeping():
                 self._packed = ops.pack(self._cell, self.recurrent_kernel, reset_after,
-                                        self._backend, self.kernel)
+                                        self._backend, self.kernel, self.bias)
             # one checked options value (RnnOptions interns: made once per process)
             options = RnnOptions(self._cell, self.activation, self.recurrent_activation,
                                  reset_after, self.go_backwards, self.return_sequences, keep,
