@@ -54,3 +54,31 @@ def test_ddp_training_keeps_ranks_in_sync():
     out = check_output([sys.executable, SCRIPT, "--quick", "--nproc", "2"])
     assert "weights identical on every rank: True" in out, out
     assert "test MSE" in out, out
+
+
+def _gpus_for_nccl():
+    from rnnkern import backends as bk
+    if not (torch.cuda.is_available() and torch.distributed.is_nccl_available()
+            and bk.cuda_status()[0]):
+        return 0
+    return torch.cuda.device_count()
+
+
+def test_nccl_without_gpus_is_a_clear_error():
+    if _gpus_for_nccl():   # pragma: no cover - a GPU machine runs the next test instead
+        pytest.skip("GPUs present")
+    out = subprocess.run([sys.executable, SCRIPT, "--check", "--backend", "nccl"],
+                         capture_output=True, text=True, env=env(), timeout=300)
+    assert out.returncode != 0
+    assert "--backend nccl needs" in out.stderr, out.stderr[-2000:]
+
+
+@pytest.mark.skipif(_gpus_for_nccl() == 0, reason="needs a CUDA GPU, NCCL and the cuda backend")
+def test_ddp_nccl_one_process_per_gpu():  # pragma: no cover - needs a GPU
+    """With --backend nccl each process takes its local rank's GPU (rnnkern's cuda
+    backend) and DDP's gradients over NCCL equal one process's on the same batch."""
+    n = _gpus_for_nccl()
+    nproc = 2 if n >= 2 else 1
+    out = check_output([sys.executable, SCRIPT, "--check", "--backend", "nccl",
+                        "--nproc", str(nproc)])
+    assert f"gradients match single-process run on {nproc} processes" in out, out
