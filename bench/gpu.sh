@@ -78,7 +78,9 @@ fi
 if want tests; then
   step "real-device tests"
   (cd /tmp && timeout 240 python3 -m pytest -q -p no:cacheprovider "$repo/tests/test_cuda.py" \
-     "$repo/tests/test_device_arrays.py" "$repo/tests/test_kernels.py" -k "cuda and not emu" 2>&1) \
+     "$repo/tests/test_device_arrays.py" "$repo/tests/test_kernels.py" \
+     "$repo/tests/test_torch_device.py" "$repo/tests/test_ddp.py" \
+     -k "(cuda and not emu) or nccl" 2>&1) \
     > "$out/tests.txt" || fail "tests"
   tail -25 "$out/tests.txt"
 fi

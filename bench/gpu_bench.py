@@ -14,6 +14,9 @@ cuDNN with TF32 off; cuDNN's TF32 default in a column of its own for reference.
 rnnkern is timed in its automatic plan and forced onto the per-step family
 ("steps", the kernels before the persistent family), and the two are checked to agree.
 Each row's ratio cuDNN / rnnkern is set against the target of issue #19 (PASS/FAIL).
+The plain rows also time rnnkern.torch's modules on the same CUDA tensors (issue #20:
+the adapter's cost over the raw kernels), under torch.backends.cudnn.allow_tf32 False
+and True, the flag both torch.nn and rnnkern.torch follow.
 """
 from __future__ import annotations
 
@@ -87,6 +90,7 @@ def main():
 
     import torch
     import rnnkern as rk
+    import rnnkern.torch as rt
     from rnnkern import _core, ops
 
     dry = args.dry_run
@@ -169,6 +173,13 @@ def main():
                 out.backward(tdy)
                 return out
 
+            # rnnkern.torch on the same tensors (its modules, torch autograd): the
+            # adapter's cost over the raw kernels (cuda-emu on CPU tensors in a dry run)
+            rt_mod = None
+            if variant == "plain":
+                rt_mod = {"simple_rnn": rt.RNN, "lstm": rt.LSTM, "gru": rt.GRU}[cell](
+                    C, H, batch_first=True, backend=backend).to(dev)
+
             for training in (False, True):
                 row = dict(shape=sname, T=T, N=N, C=C, H=H, cell=cell, variant=variant,
                            mode="training" if training else "inference")
@@ -213,6 +224,13 @@ def main():
                 if not dry:
                     torch.backends.cudnn.allow_tf32 = True
                 row["cudnn_tf32_ms"] = median_ms(lambda: cudnn_call(training), sync, args.budget)
+                if rt_mod is not None:
+                    for flag, key in ((False, "rnnkern_torch_ms"), (True, "rnnkern_torch_tf32_ms")):
+                        torch.backends.cudnn.allow_tf32 = flag
+                        row[key] = median_ms(lambda: cudnn_call(training, tmod=rt_mod), sync,
+                                             min(args.budget, 0.15), min_reps=3)
+                    torch.backends.cudnn.allow_tf32 = True
+                    row["torch_overhead_ms"] = row["rnnkern_torch_ms"] - row["rnnkern_ms"]
                 row["ratio_fp32"] = row["cudnn_fp32_ms"] / row["rnnkern_ms"]
                 row["ratio_tf32"] = row["cudnn_tf32_ms"] / row["rnnkern_tf32_ms"]
                 row["ratio_vs_steps"] = row["steps_ms"] / row["rnnkern_ms"]
@@ -316,14 +334,16 @@ def fmt(r):
             f"ratio {r['ratio_fp32']:5.2f} (tf32 {r['ratio_tf32']:5.2f}) tuned "
             f"{r['tuned_ms']:8.3f} (first {r['tune_first_ms']:.1f}) "
             f"persistent loops {r['persistent_loops']} "
-            f"agree {r['auto_vs_steps']:.1e}")
+            f"agree {r['auto_vs_steps']:.1e}"
+            + (f" rnnkern.torch {r['rnnkern_torch_ms']:8.3f} (tf32 "
+               f"{r['rnnkern_torch_tf32_ms']:8.3f})" if "rnnkern_torch_ms" in r else ""))
 
 
 def table(rows):
     head = ("| shape | cell | variant | mode | rnnkern ms | steps ms | tuned ms (first call) "
             "| cuDNN fp32 ms | cuDNN tf32 ms | cuDNN fp32 / rnnkern | cuDNN tf32 / rnnkern tf32 "
-            "| target | |")
-    lines = [head, "|" + "---|" * 13]
+            "| target | | rnnkern.torch fp32 / tf32 ms | torch.nn / rnnkern.torch fp32 |")
+    lines = [head, "|" + "---|" * 15]
     for r in rows:
         tgt = r["target"]
         if tgt is not None:
@@ -336,7 +356,10 @@ def table(rows):
                      f"{r['rnnkern_ms']:.3f} | {r['steps_ms']:.3f} | "
                      f"{r['tuned_ms']:.3f} ({r['tune_first_ms']:.1f}) | {r['cudnn_fp32_ms']:.3f} | "
                      f"{r['cudnn_tf32_ms']:.3f} | {r['ratio_fp32']:.2f} | {r['ratio_tf32']:.2f} | "
-                     f"{'' if tgt is None else f'{tgt:g}x'} | {verdict} |")
+                     f"{'' if tgt is None else f'{tgt:g}x'} | {verdict} | "
+                     + (f"{r['rnnkern_torch_ms']:.3f} / {r['rnnkern_torch_tf32_ms']:.3f} | "
+                        f"{r['cudnn_fp32_ms'] / r['rnnkern_torch_ms']:.2f} |"
+                        if "rnnkern_torch_ms" in r else " | |"))
     return "\n".join(lines)
 
 

@@ -513,3 +513,16 @@ def test_fit_wrong_peer_is_not_timed(monkeypatch, capsys):
                   impls=("rnnkern", "torch-loop"))
     w = res["workloads"]["forecaster"]
     assert w["status"]["torch-loop"].startswith("WRONG") and "torch-loop" not in w["median_s"]
+
+
+def test_cuda_adapter_columns_are_named_and_explained():
+    """rnnkern.torch-cuda beside torch-cuda (cuDNN), each in TF32 (torch's default)
+    and strict fp32: selectable by name, and where no GPU is, unavailable with the
+    reason instead of a failure."""
+    for name in impls.CUDA_ADAPTER_NAMES:
+        assert impls.resolve_impl_names(name) == [name]
+        impl, why = impls.make_impl(name)
+        if impls.torch_cuda_available():   # pragma: no cover - needs a GPU
+            assert impl is not None and impl.name == name
+        else:
+            assert impl is None and "CUDA" in why

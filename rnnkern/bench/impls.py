@@ -296,14 +296,29 @@ def load_torch_weights(mod, cell, W, U, b):
                 getattr(mod, name).copy_(torch.from_numpy(np.array(a, np.float32)))
 
 
-def _torch_prepare(cell, mode, inp, device="cpu", lib=None):
+def _torch_prepare(cell, mode, inp, device="cpu", lib=None, tf32=None):
     """torch.nn's module (or ``lib``'s: rnnkern.torch) on ``device`` ("cpu", or
-    "cuda": cuDNN's fused RNNs); on a GPU every call ends with a synchronize, so
-    the time is the kernels'."""
+    "cuda": cuDNN's fused RNNs, or rnnkern.torch on the cuda backend); on a GPU every
+    call ends with a synchronize, so the time is the kernels'. ``tf32``: the value of
+    torch.backends.cudnn.allow_tf32 during each call (both torch.nn and rnnkern.torch
+    follow it); None leaves it as it is."""
     import torch
     mod = torch_module(cell, inp, lib).to(device)
     xt = torch.from_numpy(inp.x).to(device)
     sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
+
+    def flagged(call):
+        if tf32 is None:
+            return call
+
+        def run():
+            old = torch.backends.cudnn.allow_tf32
+            torch.backends.cudnn.allow_tf32 = tf32
+            try:
+                return call()
+            finally:
+                torch.backends.cudnn.allow_tf32 = old
+        return run
     if mode == "inference":
         def fn():
             with torch.no_grad():
@@ -311,7 +326,7 @@ def _torch_prepare(cell, mode, inp, device="cpu", lib=None):
             sync()
             return out
 
-        return Prepared(fn, lambda r: {"y": r.cpu().numpy()})
+        return Prepared(flagged(fn), lambda r: {"y": r.cpu().numpy()})
 
     xt = xt.clone().requires_grad_(True)
     params = list(mod.parameters())
@@ -338,7 +353,7 @@ def _torch_prepare(cell, mode, inp, device="cpu", lib=None):
         return {"y": out.detach().cpu().numpy(), "dx": xt.grad.cpu().numpy(), "dkernel": dW,
                 "drecurrent_kernel": dU, "dbias": db}
 
-    return Prepared(fn, collect)
+    return Prepared(flagged(fn), collect)
 
 
 def torch_cuda_available():
@@ -350,9 +365,28 @@ def torch_cuda_available():
     return bool(torch.cuda.is_available())
 
 
-def torch_cuda_impl():
-    return Impl("torch-cuda", "torch", lambda c, m, i: _torch_prepare(c, m, i, "cuda"),
-                info={"device": "cuda (cuDNN)"})
+def torch_cuda_impl(fp32=False):
+    """torch.nn on CUDA (cuDNN): in its default TF32 math, or strict fp32."""
+    name = "torch-cuda-fp32" if fp32 else "torch-cuda"
+    return Impl(name, "torch",
+                lambda c, m, i: _torch_prepare(c, m, i, "cuda", tf32=not fp32),
+                info={"device": "cuda (cuDNN)", "precision": "fp32" if fp32 else "tf32"})
+
+
+def rnnkern_torch_cuda_impl(fp32=False):
+    """rnnkern.torch's modules on CUDA tensors (the cuda backend in place), in the
+    precision torch.nn's rule gives them: TF32 by default, strict fp32."""
+    def prepare(cell, mode, inp):
+        import rnnkern.torch as rt
+        return _torch_prepare(cell, mode, inp, "cuda", lib=rt, tf32=not fp32)
+    name = "rnnkern.torch-cuda-fp32" if fp32 else "rnnkern.torch-cuda"
+    return Impl(name, "torch", prepare,
+                info={"rnnkern.torch": "rnnkern.torch modules on CUDA tensors",
+                      "precision": "fp32" if fp32 else "tf32"})
+
+
+CUDA_ADAPTER_NAMES = ("rnnkern.torch-cuda", "rnnkern.torch-cuda-fp32", "torch-cuda",
+                      "torch-cuda-fp32")
 
 
 def torch_impl():
@@ -513,7 +547,7 @@ def _adapter_and_peer_names():
     if _torch_available():
         names += ["rnnkern.torch", "torch"]
         if torch_cuda_available():
-            names.append("torch-cuda")
+            names += list(CUDA_ADAPTER_NAMES)
         if keras_status()[0]:
             names += ["rnnkern.keras", "keras"]
     return names
@@ -552,8 +586,8 @@ def resolve_impl_names(spec):
             group = default_impl_names()
         elif low in ("torch", "pytorch"):
             group = ["torch"]
-        elif low == "torch-cuda":
-            group = ["torch-cuda"]
+        elif low in CUDA_ADAPTER_NAMES:
+            group = [low]
         elif low == "keras":
             group = ["keras"]
         elif low in ("rnnkern.torch", "rnnkern.keras"):
@@ -565,7 +599,7 @@ def resolve_impl_names(spec):
             if b not in rk_all:
                 raise ValueError(
                     f"--backends: unknown implementation {tok!r}; available here: "
-                    f"{', '.join(rk_all + ADAPTERS + ['torch', 'torch-cuda', 'keras'] + list(IMPLS) + ['default', 'all'])}")
+                    f"{', '.join(rk_all + ADAPTERS + ['torch', 'keras'] + list(CUDA_ADAPTER_NAMES) + list(IMPLS) + ['default', 'all'])}")
             group = [f"rnnkern-{b}"]
         names += [g for g in group if g not in names]
     if not names:
@@ -581,10 +615,17 @@ def make_impl(name):
         if not _torch_available():
             return None, "torch not installed"
         return torch_impl(), ""
-    if name == "torch-cuda":
+    if name in CUDA_ADAPTER_NAMES:
         if not torch_cuda_available():
             return None, "no CUDA build of torch with a device"
-        return torch_cuda_impl(), ""
+        fp32 = name.endswith("-fp32")
+        if name.startswith("rnnkern."):
+            from .. import backends as bk
+            ok, why = bk.cuda_status()
+            if not ok:
+                return None, f"rnnkern's cuda backend: {why}"
+            return rnnkern_torch_cuda_impl(fp32), ""
+        return torch_cuda_impl(fp32), ""
     if name == "keras":
         ok, why = keras_status()
         return (keras_impl(), "") if ok else (None, why)
