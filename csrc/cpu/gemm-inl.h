@@ -510,17 +510,7 @@ inline void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t sam, i
   const int nt = g.threads_for(threads);
   float *apack, *bpack;
   gemm_buffers(N, K, nt, bfull != nullptr, &apack, &bpack);
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-  {
-    int tid = 0, nth = 1;
-#if defined(_OPENMP)
-    tid = omp_get_thread_num();
-    nth = omp_get_num_threads();
-#endif
-    g.run(tid, nth, apack, bpack);
-  }
+  par::parallel(nt, [&](int tid, int nth) { g.run(tid, nth, apack, bpack); });
 }
 
 // The kernel-table entry (tests and benchmarks call the GEMM without a bias).

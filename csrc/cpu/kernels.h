@@ -118,8 +118,9 @@ void scratch_trim();  // also ends the call's accounting (scratch_last_call_byte
 // and workspace.
 size_t scratch_last_call_bytes();
 
-// Set in a child process forked after OpenMP use: kernels then run on one
-// thread (libgomp's pool does not survive fork()).
+// Set in a child process forked after the kernels' threads ran: kernels there run
+// on one thread (parallel.cc would make new workers at the child's first region;
+// one thread keeps a forked child, often one of many, from oversubscribing).
 bool in_forked_child();
 // The threads a CPU kernel call runs on when `requested` are asked for: at least
 // one, and one in a forked child.

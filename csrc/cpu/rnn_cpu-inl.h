@@ -129,19 +129,10 @@ inline int pick_threads(int threads, int64_t items, double flops_per_step, doubl
   return (int)std::max<int64_t>(1, std::min<int64_t>(nt, items));
 }
 
+// This thread's place in the current parallel region (parallel.h).
 struct Region {
-  int tid = 0, nth = 1;
-  Region() {
-#if defined(_OPENMP)
-    tid = omp_get_thread_num();
-    nth = omp_get_num_threads();
-#endif
-  }
-  void barrier() const {
-#if defined(_OPENMP)
-#pragma omp barrier
-#endif
-  }
+  int tid = par::thread_num(), nth = par::num_threads();
+  void barrier() const { par::barrier(); }
 };
 
 // Recurrent product of one step for a group of row blocks [rb0, rb1) sharing
@@ -309,15 +300,13 @@ inline void transpose_nt(const float* in, int64_t A, int64_t B, int64_t C, float
   // column is set to fill_last
   if (ldo < 0) ldo = C;
   const int nt = (double)A * B * C * sizeof(float) > (1 << 20) ? std::max(1, threads) : 1;
-#if defined(_OPENMP)
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-  for (int64_t a = 0; a < A; ++a)
+  par::parallel_for(nt, A, [&](int64_t a) {
     for (int64_t b = 0; b < B; ++b) {
       float* o = out + (b * A + a) * ldo;
       std::memcpy(o, in + (a * B + b) * C, C * sizeof(float));
       if (ldo > C) o[C] = fill_last;
     }
+  });
 }
 inline void to_time_major(const float* x, int64_t N, int64_t T, int64_t C, float* out,
                           int threads) {
@@ -642,10 +631,7 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
     }
   };
   if (nt > 1) {
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(nt)
-#endif
-    body();
+    par::parallel(nt, [&](int, int) { body(); });
   } else {
     body();  // not inside a region, so the projection GEMM may still fork
   }
@@ -1016,10 +1002,7 @@ void backward_loop(BwdCtx& b, const float* panelsT, int64_t KU, const float* pan
   const int64_t ntile = (b.H + W - 1) / W;
   const int64_t itemsA = b.N * ntile;
   const int64_t itemsB = nrb * ((b.H + 4 * W - 1) / (4 * W));
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-  {
+  par::parallel(nt, [&](int, int) {
     Region reg;
     float* part = parts + reg.tid * part_floats(b.N) * (b.rmask ? b.G : 1);
     for (int64_t s = b.T - 1; s >= 0; --s) {
@@ -1043,7 +1026,7 @@ void backward_loop(BwdCtx& b, const float* panelsT, int64_t KU, const float* pan
         backward_product(b, panelsT, part, KU, t, lo, hi);
       reg.barrier();
     }
-  }
+  });
 }
 
 }  // namespace detail
@@ -1145,16 +1128,13 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
     float* RH = scratch(kScratchRH, NT * H);
     constexpr int kR = Slots<Cell::GRU, false>::r;
     const int nt = NT * H * sizeof(float) > (1 << 20) ? std::max(1, th) : 1;
-#if defined(_OPENMP)
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-    for (int64_t r = 0; r < NT; ++r) {
+    par::parallel_for(nt, NT, [&](int64_t r) {
       // what U_h multiplied: r * h_prev (⊙ m_h with recurrent dropout)
       const float* mh = rm ? rm + (2 * N + r % N) * H : nullptr;
       for (int64_t u = 0; u < H; ++u)
         RH[r * H + u] = gru_reset_state(a.slots[r * S * H + kR * H + u],
                                         mh ? a.hprev[r * H + u] * mh[u] : a.hprev[r * H + u]);
-    }
+    });
     dU_blocks(0, 2, a.dU, -1);
     gemm(H, H, NT, RH, 1, H, dG + 2 * H, GH, 1, a.dU + 2 * H, GH, false, th);
   } else if (a.db && gru_ra) {

@@ -5,11 +5,9 @@
 #include <chrono>
 #include <cstring>
 #include <vector>
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 
 #include "kernels.h"
+#include "parallel.h"
 #include "rnnkern/cells.h"
 #include "rnnkern/dispatch.h"
 
