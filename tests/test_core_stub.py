@@ -9,7 +9,13 @@ import pytest
 
 _core = pytest.importorskip("rnnkern._core", reason="compiled extension not built")
 
-STUB = pathlib.Path(__file__).resolve().parents[1] / "rnnkern" / "_core.pyi"
+# beside the module these tests import: the source tree's, or an installed wheel's
+# (which must ship it, with py.typed, for type checkers)
+STUB = pathlib.Path(_core.__file__).resolve().parent / "_core.pyi"
+
+
+def test_the_package_is_typed():
+    assert STUB.is_file() and (STUB.parent / "py.typed").is_file()
 
 
 def _public(names):
