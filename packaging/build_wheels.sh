@@ -29,8 +29,19 @@ mkdir -p "$out" "$work"
 summary="$out/wheels.txt"
 : > "$summary"
 
+# CPython X.Y: pythonX.Y on PATH where it runs, else a pyenv installation of it
+find_python() {
+  if "python$1" -c "" > /dev/null 2>&1; then command -v "python$1"; return; fi
+  local root
+  root=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
+  for p in "$root"/versions/"$1".*/bin/"python$1"; do
+    [ -x "$p" ] && { echo "$p"; return; }
+  done
+  return 1
+}
+
 for v in "${versions[@]}"; do
-  py=$(command -v "python$v") || { echo "python$v not found"; exit 1; }
+  py=$(find_python "$v") || { echo "python$v not found"; exit 1; }
   start=$(date +%s)
   env_dir="$work/env-$v"
   if [ ! -x "$env_dir/bin/python" ]; then
