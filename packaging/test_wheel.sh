@@ -109,7 +109,8 @@ else
     -k "layers_on_the_gpu or keeps_its_weights or bad_input or tune_from"
   run "$v/python" -m pytest -q -p no:cacheprovider tests/test_torch.py -k "parity or compile"
   run "$v/python" -m pytest -q -p no:cacheprovider tests/test_torch_device.py \
-    tests/test_core_stub.py tests/test_bad_input.py tests/test_device_arrays.py
+    tests/test_core_stub.py tests/test_bad_input.py tests/test_device_arrays.py \
+    tests/test_packaging.py
   run "$v/python" -m pytest -q -p no:cacheprovider tests/test_keras_adapter.py \
     -k "device_path or (fit_parity and plain) or save"
 fi
