@@ -14,9 +14,21 @@
   ``backward_layer/`` inside Bidirectional, ``layers/...`` inside nested models.
 
 Files are written atomically: to a temporary file beside the target, then
-renamed over it, so a failed save never leaves a truncated file. Loading checks
+renamed over it, so a failed save never leaves a truncated file; the file keeps
+the mode of the one it replaces (a new one gets the umask's). Loading checks
 every weight's presence and shape before changing anything, and a mismatch
 names the layer, the weight and both shapes.
+
+Files made by others are read defensively: nothing in a file is executed (no
+pickle, no Lambda function: a model holding one is refused, as Keras' safe_mode
+does, whatever ``safe_mode`` says, since rnnkern never deserializes code); every
+size is checked before it is read -- a zip member's declared size against a
+limit (the config 64 MiB, the weights a few times what the model holds), an
+array's declared shape against the weight it fills -- so a small file that
+decompresses or declares gigabytes is refused without allocating them; and
+anything malformed (not a zip, not JSON, not an object, a damaged member, a
+.npy where an .npz belongs, a dataset the model does not have) is a
+``SavedFileError`` (a ValueError) naming the file and what is wrong.
 
 ``functional_config(model)`` / ``functional_from_config(config)``: Keras 3's
 config of a functional model (its layers' configs and the graph's nodes).
@@ -27,8 +39,10 @@ import datetime
 import io
 import json
 import os
+import stat
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -42,7 +56,19 @@ from .utils.registry import deserialize_layer, registered_class, serialize_layer
 from .utils.tree import flatten, map_structure
 
 __all__ = ["save_weights", "load_weights", "save_model", "load_model", "functional_config",
-           "functional_from_config"]
+           "functional_from_config", "SavedFileError"]
+
+
+class SavedFileError(ValueError):
+    """A file rnnkern will not read: malformed, damaged, of another architecture, or
+    asking for more than it could hold. The message names the file and the reason."""
+
+
+# what a config.json may decompress to: a few thousand layers' configs are < 10 MiB
+_MAX_CONFIG_BYTES = 64 << 20
+# a weights member may hold the weights, optimizer slots (Adam: 2 a weight) and
+# their headers: this many times the model's own weights, plus a fixed margin
+_WEIGHTS_FACTOR, _WEIGHTS_MARGIN = 4, 16 << 20
 
 
 def _models():
@@ -65,6 +91,17 @@ def _h5py():
     return h5py
 
 
+def _file_mode(path):
+    """The mode a saved file gets: the replaced file's, else what the umask gives a
+    new file (mkstemp's temporary file is 0600, which would otherwise stay)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def _atomic_write(path, write):
     """``write(tmp_path)`` then rename onto ``path``; the temporary file is
     removed if anything fails."""
@@ -73,6 +110,7 @@ def _atomic_write(path, write):
     fd, tmp = tempfile.mkstemp(prefix=".rnnkern-", suffix=".tmp", dir=directory)
     os.close(fd)
     try:
+        os.chmod(tmp, _file_mode(path))
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -89,6 +127,162 @@ def _check_built(obj):
     if not obj.built:
         raise ValueError(f"{type(obj).__name__} {obj.name!r} is not built yet, so it has no "
                          "weights: call it on data, or build it, first")
+
+
+def _weights_budget(obj):
+    """Bytes a weights member of ``obj``'s file may hold (see _WEIGHTS_FACTOR)."""
+    return _WEIGHTS_FACTOR * sum(8 * w.size for w in obj.weights) + _WEIGHTS_MARGIN
+
+
+def _zip_member(z, name, path, limit):
+    """The bytes of zip member ``name``, its declared size checked against ``limit``
+    before anything is decompressed (zipfile stops at the declared size)."""
+    info = z.getinfo(name)
+    if info.file_size > limit:
+        raise SavedFileError(f"{path!r}: {name} would decompress to {info.file_size:,} bytes, "
+                             f"more than the {limit:,} it may hold: refused (a damaged or "
+                             "hostile file)")
+    try:
+        return z.read(name)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError) as e:
+        raise SavedFileError(f"{path!r}: {name} is damaged ({e})") from None
+
+
+def _read_config(z, path):
+    """config.json of a .keras / .rnnkern archive: a JSON object, or SavedFileError."""
+    raw = _zip_member(z, "config.json", path, _MAX_CONFIG_BYTES)
+    try:
+        cfg = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise SavedFileError(f"{path!r}: config.json is not JSON text ({e})") from None
+    if not isinstance(cfg, dict):
+        raise SavedFileError(f"{path!r}: config.json must hold a JSON object (a model's "
+                             f"config), got a {type(cfg).__name__}")
+    return cfg
+
+
+def _refuse_code(cfg, path):
+    """A config holding a Lambda layer (whose function is code) is refused: rnnkern
+    never runs code from a file. Keras refuses it under safe_mode=True too."""
+    stack = [cfg]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("class_name") == "Lambda":
+                name = (node.get("config") or {}).get("name", "?") \
+                    if isinstance(node.get("config"), dict) else "?"
+                raise SavedFileError(
+                    f"{path!r} holds a Lambda layer ({name!r}): its function is Python code, "
+                    "and rnnkern never runs code from a file (Keras refuses it too unless "
+                    "safe_mode=False). Build the model in Python and load only its weights "
+                    "(model.load_weights) from the file")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _npz_arrays(source, path, shapes=None, budget=None, what=None):
+    """The arrays of an .npz (a path or a file object), in key order, each member
+    checked before it is read: a .npy array of a numeric dtype whose declared shape
+    is ``shapes[i]`` (when given; ``what(i)`` names the weight in the error) and
+    whose sizes add up to at most ``budget`` bytes. SavedFileError otherwise."""
+    try:
+        z = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        head = b""
+        try:
+            if isinstance(source, (str, bytes, os.PathLike)):
+                with open(source, "rb") as f:
+                    head = f.read(6)
+            else:
+                source.seek(0)
+                head = source.read(6)
+        except OSError:
+            pass
+        if head == b"\x93NUMPY":
+            raise SavedFileError(f"{path!r} is a single .npy array, not an .npz archive of "
+                                 "weights") from None
+        raise SavedFileError(f"{path!r} is not an .npz archive of weights ({e})") from None
+    with z:
+        names = sorted(z.namelist(), key=lambda n: n[:-4] if n.endswith(".npy") else n)
+        if shapes is not None and len(names) != len(shapes):
+            raise SavedFileError(f"{path!r} holds {len(names)} weights where {len(shapes)} "
+                                 "were expected: the file is of another architecture")
+        total, out = 0, []
+        for i, name in enumerate(names):
+            if not name.endswith(".npy"):
+                raise SavedFileError(f"{path!r}: member {name!r} is not a .npy array")
+            try:
+                with z.open(name) as fp:
+                    version = np.lib.format.read_magic(fp)
+                    reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                              else np.lib.format.read_array_header_2_0)
+                    shape, _fortran, dtype = reader(fp)
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+                raise SavedFileError(f"{path!r}: {name} is not a valid .npy array "
+                                     f"({e})") from None
+            label = what(i) if what else name[:-4]
+            if dtype.hasobject or dtype.kind not in "fiu":
+                raise SavedFileError(f"{path!r}: {label} has dtype {dtype}, not a number "
+                                     "array (refused unread: rnnkern never unpickles)")
+            if shapes is not None and tuple(shape) != tuple(shapes[i]):
+                raise SavedFileError(f"{path!r}: weight {label} has shape {tuple(shape)} in "
+                                     f"the file, but the model's has shape {tuple(shapes[i])}")
+            n = dtype.itemsize
+            for d in shape:
+                n *= int(d)
+            total += n
+            if budget is not None and total > budget:
+                raise SavedFileError(f"{path!r}: its arrays declare more than {budget:,} bytes, "
+                                     "far more than the model holds: refused unread")
+            try:
+                with z.open(name) as fp:
+                    out.append(np.lib.format.read_array(fp, allow_pickle=False))
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+                raise SavedFileError(f"{path!r}: {name} is damaged ({e})") from None
+    return out
+
+
+def _h5_open(h5py, source, path):
+    try:
+        return h5py.File(source, "r")
+    except OSError as e:
+        raise SavedFileError(f"{path!r} is not a readable HDF5 weights file ({e})") from None
+
+
+def _h5_read_weights(f, h5py, obj, path, where):
+    """Every weight of ``obj`` from open HDF5 file ``f`` in Keras' layout: each
+    dataset's presence, shape and dtype checked before it is read, and no dataset
+    the model does not have (the optimizer's aside)."""
+    slots = _h5_slots(obj)
+    found = set()
+    f.visititems(lambda name, item: found.add(name)
+                 if isinstance(item, h5py.Dataset) else None)
+    missing = [(p, i) for p, i in slots if p not in found]
+    if missing:
+        p, i = missing[0]
+        raise SavedFileError(f"{where}: {path!r} has no {p!r}, which holds weight "
+                             f"{obj.weight_paths()[i]} of {type(obj).__name__} {obj.name!r} "
+                             f"({len(missing)} of its {len(slots)} weights are missing): the "
+                             "file is of another architecture")
+    extra = sorted(e for e in found - {p for p, _ in slots} if not e.startswith("optimizer/"))
+    if extra:
+        raise SavedFileError(f"{where}: {path!r} holds weights the model does not have, "
+                             f"e.g. {extra[0]!r} ({len(extra)} in all): the file is of "
+                             "another architecture")
+    arrays = [None] * len(obj.weights)
+    weights = obj.weights
+    for p, i in slots:
+        ds = f[p]
+        if tuple(ds.shape) != weights[i].shape:
+            raise SavedFileError(f"{where}: weight {obj.weight_paths()[i]} (in the file: {p}) "
+                                 f"has shape {tuple(ds.shape)} in {path!r}, but the model's "
+                                 f"has shape {weights[i].shape}")
+        if ds.dtype.kind not in "fiu":
+            raise SavedFileError(f"{where}: weight {obj.weight_paths()[i]} (in the file: {p}) "
+                                 f"in {path!r} has dtype {ds.dtype}")
+        arrays[i] = np.asarray(ds)
+    return arrays
 
 
 # ------------------------------------------------------- Keras' h5 layout
@@ -135,28 +329,8 @@ def _write_h5(obj, tmp):
 
 def _read_h5(obj, path):
     h5py = _h5py()
-    slots = _h5_slots(obj)
-    arrays = [None] * len(obj.weights)
-    with h5py.File(path, "r") as f:
-        found = set()
-        f.visititems(lambda name, item: found.add(name)
-                     if isinstance(item, h5py.Dataset) else None)
-        missing = [(p, i) for p, i in slots if p not in found]
-        if missing:
-            p, i = missing[0]
-            raise ValueError(f"load_weights: {path!r} has no {p!r}, which holds weight "
-                             f"{obj.weight_paths()[i]} of {type(obj).__name__} {obj.name!r} "
-                             f"({len(missing)} of its {len(slots)} weights are missing): the "
-                             "file is of another architecture")
-        extra = sorted(found - {p for p, _ in slots} - {"optimizer"})
-        extra = [e for e in extra if not e.startswith("optimizer/")]
-        if extra:
-            raise ValueError(f"load_weights: {path!r} holds weights the model does not have, "
-                             f"e.g. {extra[0]!r} ({len(extra)} in all): the file is of "
-                             "another architecture")
-        for p, i in slots:
-            arrays[i] = np.asarray(f[p])
-    return arrays
+    with _h5_open(h5py, path, path) as f:
+        return _h5_read_weights(f, h5py, obj, path, "load_weights")
 
 
 # ---------------------------------------------------------------- public
@@ -194,28 +368,33 @@ def load_weights(obj, filepath, skip_mismatch=False):
     if not os.path.exists(path):
         raise FileNotFoundError(f"load_weights: no such file {path!r}")
     paths = obj.weight_paths()
-    if _is_h5(path):
-        arrays = _read_h5(obj, path)
-        where = [f"{p} (in the file: {s})" for (s, _), p in
-                 zip(sorted(_h5_slots(obj), key=lambda t: t[1]), paths)]
-    else:
-        with np.load(path, allow_pickle=False) as z:
-            keys = sorted(z.files)
-            arrays = [z[k] for k in keys]
-        if len(arrays) != len(paths):
-            raise ValueError(f"load_weights: {path!r} holds {len(arrays)} weights, "
-                             f"{type(obj).__name__} {obj.name!r} has {len(paths)} {paths}")
-        where = [f"{p} (in the file: {k.split('/', 1)[-1]})" for p, k in zip(paths, keys)]
     current = obj.weights
-    for i, (a, w) in enumerate(zip(arrays, current)):
-        if a.shape != w.shape:
-            if skip_mismatch:
+    if _is_h5(path):
+        if skip_mismatch:
+            raise ValueError("load_weights: skip_mismatch applies to .npz files; a "
+                             ".weights.h5 file must match the model")
+        arrays = _read_h5(obj, path)
+    else:
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if head[:2] != b"PK" and head != b"\x93NUM":
+            raise SavedFileError(f"load_weights: {path!r} is not an .npz archive of weights "
+                                 "(for Keras' weights, name the file *.weights.h5)")
+        shapes = None if skip_mismatch else [w.shape for w in current]
+        try:
+            arrays = _npz_arrays(path, path, shapes, _weights_budget(obj),
+                                 what=lambda i: paths[i] if i < len(paths) else str(i))
+        except SavedFileError as e:
+            if "weights where" in str(e):
+                raise SavedFileError(f"load_weights: {e}; {type(obj).__name__} {obj.name!r} "
+                                     f"has {len(paths)} {paths}") from None
+            raise SavedFileError(f"load_weights: {e}") from None
+        if len(arrays) != len(paths):
+            raise SavedFileError(f"load_weights: {path!r} holds {len(arrays)} weights, "
+                                 f"{type(obj).__name__} {obj.name!r} has {len(paths)} {paths}")
+        for i, (a, w) in enumerate(zip(arrays, current)):
+            if a.shape != w.shape:   # skip_mismatch: keep the model's
                 arrays[i] = w
-                continue
-            raise ValueError(f"load_weights: weight {where[i]} has shape {a.shape} in "
-                             f"{path!r}, but the model's has shape {w.shape}")
-        if a.dtype.kind not in "fiu":
-            raise TypeError(f"load_weights: weight {where[i]} in {path!r} has dtype {a.dtype}")
     obj.set_weights(arrays)
 
 
@@ -460,14 +639,21 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     path = os.fspath(filepath)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load_model: no such file {path!r}")
+    if not isinstance(safe_mode, bool):
+        raise TypeError(f"load_model: safe_mode must be a bool, got {safe_mode!r}")
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"load_model: {path!r} is not a .keras / .rnnkern file (a zip "
-                         "archive); legacy HDF5 model files are not supported")
-    with zipfile.ZipFile(path) as z:
+        raise SavedFileError(f"load_model: {path!r} is not a .keras / .rnnkern file (a zip "
+                             "archive); legacy HDF5 model files are not supported")
+    try:
+        z = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise SavedFileError(f"load_model: {path!r} is a damaged zip archive ({e})") from None
+    with z:
         names = set(z.namelist())
         if "config.json" not in names:
-            raise ValueError(f"load_model: {path!r} has no config.json")
-        cfg = json.loads(z.read("config.json"))
+            raise SavedFileError(f"load_model: {path!r} has no config.json")
+        cfg = _read_config(z, path)
+        _refuse_code(cfg, path)   # whatever safe_mode says: rnnkern never runs file code
         cls_name = cfg.get("class_name")
         if cls_name == "Sequential":
             model = Sequential.from_config(cfg["config"], custom_objects=custom_objects)
@@ -479,30 +665,32 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         if not model.built and cfg.get("build_config", {}).get("input_shape") is not None:
             model.build(tuple(cfg["build_config"]["input_shape"]))
         opt_arrays = []
+        budget = _weights_budget(model)
+        wpaths = model.weight_paths()
         if "model.weights.h5" in names:
             h5py = _h5py()
-            with h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as f:
-                arrays = [None] * len(model.weights)
-                for p, i in _h5_slots(model):
-                    if p not in f:
-                        raise ValueError(f"load_model: {path!r} lacks {p!r}, the weight "
-                                         f"{model.weight_paths()[i]}")
-                    arrays[i] = np.asarray(f[p])
+            raw = _zip_member(z, "model.weights.h5", path, budget)
+            with _h5_open(h5py, io.BytesIO(raw), path) as f:
+                arrays = _h5_read_weights(f, h5py, model, path, "load_model")
                 if "optimizer/vars" in f:
                     g = f["optimizer/vars"]
-                    opt_arrays = [np.asarray(g[str(i)]) for i in range(len(g))]
+                    try:
+                        opt_arrays = [np.asarray(g[str(i)]) for i in range(len(g))]
+                    except KeyError as e:
+                        raise SavedFileError(f"load_model: {path!r}: the optimizer's variables "
+                                             f"are not numbered 0..{len(g) - 1} ({e})") from None
         elif "model.weights.npz" in names:
-            with np.load(io.BytesIO(z.read("model.weights.npz"))) as w:
-                arrays = [w[k] for k in sorted(w.files)]
-            if "optimizer.npz" in names:
-                with np.load(io.BytesIO(z.read("optimizer.npz"))) as o:
-                    opt_arrays = [o[k] for k in sorted(o.files)]
+            raw = _zip_member(z, "model.weights.npz", path, budget)
+            try:
+                arrays = _npz_arrays(io.BytesIO(raw), path, [w.shape for w in model.weights],
+                                     budget, what=lambda i: wpaths[i])
+                if "optimizer.npz" in names:
+                    raw = _zip_member(z, "optimizer.npz", path, budget)
+                    opt_arrays = _npz_arrays(io.BytesIO(raw), path, None, budget)
+            except SavedFileError as e:
+                raise SavedFileError(f"load_model: {e}") from None
         else:
-            raise ValueError(f"load_model: {path!r} has no weights file")
-    for a, w, p in zip(arrays, model.weights, model.weight_paths()):
-        if a.shape != w.shape:
-            raise ValueError(f"load_model: weight {p} has shape {a.shape} in {path!r}, the "
-                             f"architecture expects {w.shape}")
+            raise SavedFileError(f"load_model: {path!r} has no weights file")
     model.set_weights(arrays)
     if compile and cfg.get("compile_config"):
         compile_from_config(model, cfg["compile_config"])

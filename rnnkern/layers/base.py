@@ -67,6 +67,7 @@ from ..config import _float64_for_tests, floatx, make_rng, set_global_seed  # no
 from ..utils.naming import auto_name, clear_session, to_snake_case, uniquify  # noqa: F401
 from ..utils.registry import (deserialize_layer, register_builtin, register_class,  # noqa: F401
                               serialize_layer)
+from ..utils.memory import check_memory
 from ..utils.tree import flatten, map_structure, pack_as  # noqa: F401
 
 __all__ = ["Layer", "KerasTensor", "Node", "KerasHistory", "clear_session", "auto_name",
@@ -476,7 +477,15 @@ class Layer:
                          "build(input_shape) before set_weights()")
 
     def add_weight(self, name, shape, initializer, rng=None):
-        """Create (or replace) an own weight from an initializer."""
+        """Create (or replace) an own weight from an initializer; a weight larger than
+        this machine's memory (a config asking for units=10**12, say) is a
+        MemoryError naming the layer and the weight, before anything is allocated."""
+        n = 1.0
+        for d in shape:
+            n *= float(d)
+        check_memory(n * np.dtype(floatx()).itemsize,
+                     f"weight {name!r} of shape {tuple(shape)} of {type(self).__name__} "
+                     f"{self.name!r}")
         value = initializers.call(initializers.get(initializer), shape, rng)
         self._store_weights({name: value})
         return self._params[name]

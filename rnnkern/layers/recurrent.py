@@ -66,7 +66,6 @@ keeps an entry with probability 1 - rate, scaled by 1/(1 - rate).
 from __future__ import annotations
 
 import numbers
-import os
 
 import numpy as np
 
@@ -76,26 +75,11 @@ from .._common import ACTIVATIONS, GATES, N_STATES
 from ..backends import get_backend
 from ..options import RnnOptions
 from ..config import floatx, make_rng
+from ..utils.memory import check_memory as _check_memory
 from .base import (Layer, check_bool, check_positive_int, check_training, float_array,
                    weight_property)
 
 __all__ = ["SimpleRNN", "LSTM", "GRU"]
-
-
-def _physical_memory():
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _check_memory(nbytes, what):
-    """Refuse (MemoryError) what could not fit in RAM, before allocating it:
-    with overcommit a huge allocation may succeed and the process be killed later."""
-    mem = _physical_memory()
-    if mem is not None and nbytes > mem:
-        raise MemoryError(f"{what} needs about {nbytes / 2**30:.3g} GiB, more than this "
-                          f"machine's {mem / 2**30:.3g} GiB of memory")
 
 
 # A layer keeps its packed kernels up to this size (LSTM with input_dim = units:
