@@ -26,6 +26,8 @@ plat="manylinux_${glibc/./_}_x86_64"
 out=${RNNKERN_DIST:-$repo/dist}
 work=${RNNKERN_WHEEL_WORK:-$repo/build/wheels}
 mkdir -p "$out" "$work"
+out=$(cd "$out" && pwd)     # absolute: later steps run in other folders
+work=$(cd "$work" && pwd)
 summary="$out/wheels.txt"
 : > "$summary"
 

@@ -469,3 +469,40 @@ def test_load_model_errors(tmp_path):
     m = small_model()
     with pytest.raises(ValueError, match=r"\.keras .* or \.rnnkern"):
         m.save(tmp_path / "m.h5")
+
+
+def test_one_fit_at_a_time_per_model_and_concurrent_predict(rng):
+    """fit from a second thread while one runs is refused with a clear error (never two
+    trainings interleaving their updates); predict from several threads at once gives
+    each the sequential result bitwise."""
+    import threading
+    import rnnkern.layers as L
+    from rnnkern.models import Sequential
+    from helpers import run_in_threads
+    model = Sequential([L.Input((6, 3)), L.LSTM(8), L.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    x = rng.standard_normal((64, 6, 3)).astype(np.float32)
+    y = rng.standard_normal((64, 1)).astype(np.float32)
+    want = model.predict(x, verbose=0)
+    got = run_in_threads(lambda k: model.predict(x, verbose=0), 4)
+    for g in got:
+        np.testing.assert_array_equal(g, want)
+    started, release = threading.Event(), threading.Event()
+
+    class Hold(rk.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            started.set()
+            release.wait(30)
+
+    t = threading.Thread(target=lambda: model.fit(x, y, epochs=1, batch_size=64, verbose=0,
+                                                  callbacks=[Hold()]))
+    t.start()
+    assert started.wait(30)
+    try:
+        with pytest.raises(RuntimeError, match="already being fitted"):
+            model.fit(x, y, epochs=1, verbose=0)
+    finally:
+        release.set()
+        t.join(60)
+    assert not t.is_alive()
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)   # free again afterwards

@@ -19,6 +19,7 @@ output name), batched here and shuffled each epoch from a generator seeded by
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 
 import numpy as np
@@ -31,6 +32,9 @@ from .. import saving
 from ..config import make_rng
 from ..utils.progbar import resolve_verbose
 from ..utils.tree import flatten, pack_as
+
+# guards each model's `_fitting` flag (Model.fit: one fit at a time per model)
+_FIT_LOCK = threading.Lock()
 
 __all__ = ["Trainer"]
 
@@ -566,7 +570,27 @@ class Trainer:
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
             validation_batch_size=None, validation_freq=1):
-        """Train for ``epochs`` epochs (Keras' fit); returns the History."""
+        """Train for ``epochs`` epochs (Keras' fit); returns the History. One fit at a
+        time per model: a second, from another thread while one runs, is a
+        RuntimeError rather than two trainings interleaving their updates silently."""
+        kwargs = dict(locals())
+        del kwargs["self"]
+        with _FIT_LOCK:
+            if getattr(self, "_fitting", False):
+                raise RuntimeError(f"fit: model {self.name!r} is already being fitted (in "
+                                   "another thread): one fit at a time per model; train a "
+                                   "copy (e.g. a model built from get_config with "
+                                   "set_weights) to train two at once")
+            self._fitting = True
+        try:
+            return self._fit(**kwargs)
+        finally:
+            self._fitting = False
+
+    def _fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+             validation_batch_size=None, validation_freq=1):
         self._assert_compiled("fit")
         verbose = resolve_verbose(verbose)
         x, y, sample_weight = _to_numpy(x), _to_numpy(y), _to_numpy(sample_weight)
