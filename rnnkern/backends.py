@@ -364,6 +364,17 @@ def cuda_graphs():
     return bool(_core().gpu_graphs())
 
 
+def release_memory():
+    """Free what the kernels keep between calls to be fast -- the calling thread's
+    scratch arena, the CPU workspaces' recycled blocks, the cuda backend's device
+    pool -- and return the bytes each held, {'cpu_scratch', 'cpu_pool', 'cuda_pool'}
+    (the next call allocates again). Workspaces still held by a forward awaiting its
+    backward are not touched."""
+    if not core_available():
+        return {"cpu_scratch": 0, "cpu_pool": 0, "cuda_pool": 0}
+    return dict(_core().release_memory())
+
+
 def cuda_status():
     """(available, reason): whether the ``cuda`` backend can run here, and why not
     (or the device's name)."""

@@ -20,6 +20,7 @@
 #include "bindings.h"
 #include "checks.h"
 #include "../../cuda/cuda_info.h"
+#include "../../cuda/gpu_api.h"
 
 namespace py = pybind11;
 
@@ -471,6 +472,21 @@ void init_layer(py::module_& m) {
   m.def("backward", &backward, py::arg("workspace"), py::arg("dy"), py::arg("dh_T"),
         py::arg("dc_T"), py::arg("threads") = 1,
         "BPTT of a forward's workspace: (dx, dW, dU, db or None, dh0, dc0 or None).");
+  m.def("release_memory", [] {
+        py::dict d;
+        d["cpu_scratch"] = scratch_release();
+        d["cpu_pool"] = cpu_pool_release();
+        size_t cuda = 0;
+        if (cuda_query().available) {
+          cuda = gpu_cuda::pool_bytes();
+          gpu_cuda::free_pool();
+        }
+        d["cuda_pool"] = cuda;
+        return d;
+      },
+        "Free the memory the kernels keep between calls -- the calling thread's scratch,\n"
+        "the CPU workspaces' recycled blocks, the cuda backend's device pool -- and say how\n"
+        "many bytes each held: {'cpu_scratch', 'cpu_pool', 'cuda_pool'}.");
   m.def("last_call_scratch_bytes", &scratch_last_call_bytes,
         "Temporary memory (bytes) the calling thread's last forward or backward used\n"
         "beyond its inputs, outputs and workspace.");

@@ -45,6 +45,14 @@ class BlockPool {
     *cap = n;
     return new float[std::max<size_t>(n, 1)];
   }
+  size_t release() {
+    std::lock_guard<std::mutex> g(m_);
+    const size_t freed = bytes_;
+    for (auto& blk : free_) delete[] blk.first;
+    free_.clear();
+    bytes_ = 0;
+    return freed;
+  }
   void give(float* p, size_t cap) {
     if (!p) return;
     std::lock_guard<std::mutex> g(m_);
@@ -196,6 +204,8 @@ std::unique_ptr<Packed> cpu_pack(const Backend& self, const RnnConfig& cfg, cons
 }
 
 }  // namespace
+
+size_t cpu_pool_release() { return BlockPool::get().release(); }
 
 const Backend* find_cpu_backend(const std::string& isa) {
   // Built once from the ISA table, never resized: the rows' addresses stay valid.

@@ -125,4 +125,15 @@ void scratch_trim() {
 
 size_t scratch_last_call_bytes() { return t_scratch.last_call; }
 
+size_t scratch_release() {
+  size_t freed = 0;
+  for (ScratchBuf& b : t_scratch.buf) {
+    freed += b.cap * sizeof(float);
+    std::free(b.ptr);
+    b.ptr = nullptr;
+    b.cap = 0;
+  }
+  return freed;
+}
+
 }  // namespace rnnkern

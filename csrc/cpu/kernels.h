@@ -117,6 +117,11 @@ void scratch_trim();  // also ends the call's accounting (scratch_last_call_byte
 // at its largest request), bytes: what a call needs beyond its inputs, outputs
 // and workspace.
 size_t scratch_last_call_bytes();
+// Frees the calling thread's scratch (what scratch_trim keeps between calls, up to
+// kScratchKeepBytes a slot); returns the bytes freed (rnnkern.release_memory).
+size_t scratch_release();
+// Frees the CPU workspaces' recycled blocks (backend_cpu.cc); returns the bytes.
+size_t cpu_pool_release();
 
 // Set in a child process forked after the kernels' threads ran: kernels there run
 // on one thread (parallel.cc would make new workers at the child's first region;
