@@ -69,3 +69,17 @@ def child_env(**extra):
     env = dict(os.environ, **extra)
     env["PYTHONPATH"] = here + os.pathsep + os.environ.get("PYTHONPATH", "")
     return env
+
+
+def torch_rnn_inputs(torch, num_layers, bidirectional, batch_first, with_state, lstm,
+                     N=3, T=6, C=5, H=7):
+    """(x, hx) of the torch.nn parity tests: a fixed-seed input in the module's layout
+    and, with_state, initial states (a (h0, c0) pair for LSTM)."""
+    d = 2 if bidirectional else 1
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn((N, T, C) if batch_first else (T, N, C), generator=g)
+    hx = None
+    if with_state:
+        h0 = torch.randn(num_layers * d, N, H, generator=g) * 0.5
+        hx = (h0, torch.randn(num_layers * d, N, H, generator=g) * 0.5) if lstm else h0
+    return x, hx

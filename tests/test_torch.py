@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 rt = pytest.importorskip("rnnkern.torch")
 
 from rnnkern import backends as bk  # noqa: E402
+from helpers import torch_rnn_inputs  # noqa: E402
 from tolerances import TOL, assert_close  # noqa: E402
 
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
@@ -80,13 +81,7 @@ def test_parity_with_torch_nn(kind, extra, num_layers, bidirectional, bias, batc
     lstm = kind == "LSTM"
     ref, mine = pair(kind, extra, num_layers=num_layers, bidirectional=bidirectional,
                      bias=bias, batch_first=batch_first)
-    N, T, d = 3, 6, 2 if bidirectional else 1
-    g = torch.Generator().manual_seed(2)
-    x = torch.randn((N, T, 5) if batch_first else (T, N, 5), generator=g)
-    hx = None
-    if with_state:
-        h0 = torch.randn(num_layers * d, N, 7, generator=g) * 0.5
-        hx = (h0, torch.randn(num_layers * d, N, 7, generator=g) * 0.5) if lstm else h0
+    x, hx = torch_rnn_inputs(torch, num_layers, bidirectional, batch_first, with_state, lstm)
     compare(ref, mine, x, hx, lstm, f"{kind} L={num_layers} bi={bidirectional}")
 
 

@@ -14,6 +14,7 @@ rt = pytest.importorskip("rnnkern.torch")
 
 from rnnkern import _core, _device, backends as bk  # noqa: E402
 from rnnkern.torch import _ops  # noqa: E402
+from helpers import torch_rnn_inputs  # noqa: E402
 from tolerances import assert_close  # noqa: E402
 
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
@@ -114,13 +115,7 @@ def test_parity_in_place(kind, extra, backend, device, num_layers, bidirectional
     lstm = kind == "LSTM"
     ref, mine = pair(kind, extra, backend, device, num_layers=num_layers,
                      bidirectional=bidirectional, bias=bias, batch_first=batch_first)
-    N, T, d = 3, 6, 2 if bidirectional else 1
-    g = torch.Generator().manual_seed(2)
-    x = torch.randn((N, T, 5) if batch_first else (T, N, 5), generator=g)
-    hx = None
-    if with_state:
-        h0 = torch.randn(num_layers * d, N, 7, generator=g) * 0.5
-        hx = (h0, torch.randn(num_layers * d, N, 7, generator=g) * 0.5) if lstm else h0
+    x, hx = torch_rnn_inputs(torch, num_layers, bidirectional, batch_first, with_state, lstm)
     compare(ref, mine, x, hx, lstm, backend, device,
             f"{kind} L={num_layers} bi={bidirectional} on {backend}")
 
