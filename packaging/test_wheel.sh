@@ -52,6 +52,7 @@ cp -r "$repo/tests" "$work/t/tests"
 cd "$work/t"
 run "$v/python" - <<'EOF'
 import os, rnnkern, rnnkern.backends as bk
+import rnnkern._core
 assert "site-packages" in rnnkern.__file__, rnnkern.__file__
 from importlib.metadata import version
 assert version("rnnkern") == rnnkern.__version__, (version("rnnkern"), rnnkern.__version__)
@@ -64,7 +65,10 @@ try:
     have_driver = True
 except OSError:
     have_driver = False
-if not have_driver:                 # no driver: unavailable, and the reason says so
+built = bool(rnnkern._core.cuda_status()[0])
+if not built:                       # an sdist built without nvcc: says so
+    assert not ok and "built without CUDA" in why, (ok, why)
+elif not have_driver:               # no driver: unavailable, and the reason says so
     assert not ok and "no NVIDIA driver" in why, (ok, why)
 EOF
 # every CPU ISA the machine has, forced, against the reference
