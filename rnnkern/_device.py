@@ -47,7 +47,7 @@ def is_device_array(a, backend=None):
     device arrays too: the path a CUDA tensor takes on ``cuda``, run in CI."""
     if a is None or isinstance(a, np.ndarray):
         return False
-    if type(a).__module__.split(".")[0] == "torch":
+    if _is_torch(a):
         if backend == "cuda-emu" and getattr(a, "device", None) is not None \
                 and a.device.type == "cpu":
             return True
@@ -215,7 +215,7 @@ def _stream_of(x, stream):
     without a synchronize), else the legacy default stream (0)."""
     if stream is not None:
         return int(stream)
-    if type(x).__module__.split(".")[0] == "torch" and x.is_cuda:
+    if _is_torch(x) and x.is_cuda:
         import torch
         return int(torch.cuda.current_stream(x.device).cuda_stream)
     return 0

@@ -204,7 +204,7 @@ class GpuBackend(_CompiledBackend):
                         recurrent_masks):
         """Host activations, the weights of ``packed`` on the device: the activations
         go up, the results come back, the weights stay (the backward reads them in
-        place: the GpuWeights object is immutable and the cache keeps it)."""
+        place: the GpuWeights object is immutable and the cache keeps its arrays)."""
         x = np.asarray(x)
         if x.ndim != 3:
             raise ValueError("x must be 3-D (batch, timesteps, features), got ndim "
@@ -222,8 +222,7 @@ class GpuBackend(_CompiledBackend):
             self._up(c0) if lstm else None, dm, self._up(input_masks),
             self._up(recurrent_masks), weights_in_place=True)
         cache = None
-        if o.training:
-            dc.keep = (packed,)
+        if o.training:   # (dc.keep holds packed's W and U for the backward)
             st = _Staged()
             st.inner, st.lstm = dc, lstm
             cache = Cache(self, st)

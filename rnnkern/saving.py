@@ -202,7 +202,8 @@ def _npz_arrays(source, path, shapes=None, budget=None, what=None):
         if head == b"\x93NUMPY":
             raise SavedFileError(f"{path!r} is a single .npy array, not an .npz archive of "
                                  "weights") from None
-        raise SavedFileError(f"{path!r} is not an .npz archive of weights ({e})") from None
+        raise SavedFileError(f"{path!r} is not an .npz archive of weights ({e}; Keras' "
+                             "weights files are named *.weights.h5)") from None
     with z:
         names = sorted(z.namelist(), key=lambda n: n[:-4] if n.endswith(".npy") else n)
         if shapes is not None and len(names) != len(shapes):
@@ -250,10 +251,11 @@ def _h5_open(h5py, source, path):
         raise SavedFileError(f"{path!r} is not a readable HDF5 weights file ({e})") from None
 
 
-def _h5_read_weights(f, h5py, obj, path, where):
+def _h5_read_weights(f, h5py, obj, path, where, skip_mismatch=False):
     """Every weight of ``obj`` from open HDF5 file ``f`` in Keras' layout: each
     dataset's presence, shape and dtype checked before it is read, and no dataset
-    the model does not have (the optimizer's aside)."""
+    the model does not have (the optimizer's aside). ``skip_mismatch``: a dataset of
+    another shape is left unread and the model keeps its weight."""
     slots = _h5_slots(obj)
     found = set()
     f.visititems(lambda name, item: found.add(name)
@@ -275,6 +277,9 @@ def _h5_read_weights(f, h5py, obj, path, where):
     for p, i in slots:
         ds = f[p]
         if tuple(ds.shape) != weights[i].shape:
+            if skip_mismatch:
+                arrays[i] = weights[i]
+                continue
             raise SavedFileError(f"{where}: weight {obj.weight_paths()[i]} (in the file: {p}) "
                                  f"has shape {tuple(ds.shape)} in {path!r}, but the model's "
                                  f"has shape {weights[i].shape}")
@@ -327,10 +332,10 @@ def _write_h5(obj, tmp):
         f.require_group("vars").attrs["name"] = obj.name
 
 
-def _read_h5(obj, path):
+def _read_h5(obj, path, skip_mismatch=False):
     h5py = _h5py()
     with _h5_open(h5py, path, path) as f:
-        return _h5_read_weights(f, h5py, obj, path, "load_weights")
+        return _h5_read_weights(f, h5py, obj, path, "load_weights", skip_mismatch)
 
 
 # ---------------------------------------------------------------- public
@@ -370,16 +375,8 @@ def load_weights(obj, filepath, skip_mismatch=False):
     paths = obj.weight_paths()
     current = obj.weights
     if _is_h5(path):
-        if skip_mismatch:
-            raise ValueError("load_weights: skip_mismatch applies to .npz files; a "
-                             ".weights.h5 file must match the model")
-        arrays = _read_h5(obj, path)
+        arrays = _read_h5(obj, path, skip_mismatch)
     else:
-        with open(path, "rb") as f:
-            head = f.read(4)
-        if head[:2] != b"PK" and head != b"\x93NUM":
-            raise SavedFileError(f"load_weights: {path!r} is not an .npz archive of weights "
-                                 "(for Keras' weights, name the file *.weights.h5)")
         shapes = None if skip_mismatch else [w.shape for w in current]
         try:
             arrays = _npz_arrays(path, path, shapes, _weights_budget(obj),

@@ -258,3 +258,23 @@ def test_what_works_still_loads(saved):
         other.load_weights(paths[ext])
         np.testing.assert_array_equal(other.predict(x, verbose=0), want)
     assert isinstance(saving.SavedFileError("x"), ValueError)
+
+
+@pytest.mark.parametrize("ext", [".npz", ".weights.h5"])
+def test_skip_mismatch_keeps_the_models_weights_of_another_shape(tmp_path, ext):
+    """load_weights(skip_mismatch=True), in both formats: weights of the file's shape
+    load, a weight of another shape is left unread and the model keeps its own."""
+    m = small_model()
+    p = str(tmp_path / f"w{ext}")
+    m.save_weights(p)
+    rk.utils.clear_session()
+    other = rk.Sequential([rk.layers.Input((4, 3)), rk.layers.LSTM(5), rk.layers.Dense(3)])
+    kept = [w.copy() for w in other.get_weights()]
+    with pytest.raises(SavedFileError, match="shape"):
+        other.load_weights(p)
+    other.load_weights(p, skip_mismatch=True)
+    got = other.get_weights()
+    for a, b in zip(got[:3], m.get_weights()[:3]):      # the LSTM's: loaded
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(got[3:], kept[3:]):                  # the Dense's (2 -> 3 units): kept
+        np.testing.assert_array_equal(a, b)

@@ -48,6 +48,7 @@ int process_cpus() {
 
 // The spins of this thread's waits (set per region: its size against the CPUs).
 thread_local int tl_spins = kSpins;
+inline int spins_for(int nth) { return nth > process_cpus() ? kSpinsOversubscribed : kSpins; }
 
 inline void relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -84,7 +85,7 @@ struct Place {
   Team* team;
   int tid, nth;
   Place(Team* t, int i, int n) : in(tl_in_region), team(tl_team), tid(tl_tid), nth(tl_nth) {
-    tl_spins = n > process_cpus() ? kSpinsOversubscribed : kSpins;
+    tl_spins = spins_for(n);
     tl_in_region = true;
     tl_team = t;
     tl_tid = i;
@@ -128,7 +129,7 @@ class Team {
       Place here(this, 0, nth);
       fn(0, nth);
     }
-    tl_spins = nth > process_cpus() ? kSpinsOversubscribed : kSpins;
+    tl_spins = spins_for(nth);
     for (int left = pending_.load(std::memory_order_acquire); left != 0;)
       left = await_change(pending_, left);
   }
@@ -176,7 +177,7 @@ class Team {
         Place here(this, idx, nth);
         (*fn_)(idx, nth);
       }
-      tl_spins = nth > process_cpus() ? kSpinsOversubscribed : kSpins;
+      tl_spins = spins_for(nth);
       if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
     }
   }
