@@ -156,6 +156,12 @@ against the float64 reference at the benchmark shape before it was timed (all pa
   [results/default-2threads.txt](results/default-2threads.txt) (full tables with min-max,
   GFLOP/s, repetitions and check errors); the JSON beside them keeps every repetition
   (`rnnkern-bench --compare A.json B.json` compares two runs).
+- **Threads since 2026-12-05**: the 2-thread runs above used OpenMP; the CPU kernels now
+  run on rnnkern's own thread pool (csrc/cpu/parallel.h). Six interleaved A/B pairs at S2,
+  2 threads, avx512, on an AMD EPYC (Zen 5) machine of this kind: the pool takes 0.997x
+  and 0.992x OpenMP's time (geometric means in the machine's two speed modes;
+  [results/pool-vs-openmp-2026-12-05.txt](results/pool-vs-openmp-2026-12-05.txt)), so
+  the figures here stand; the 1-thread rows run no threads either way.
 
 The machine is shared and noisy: the same case varies by about +-10% between runs, which
 is why implementations are interleaved within one run and only ratios inside a run are
