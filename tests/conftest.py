@@ -62,3 +62,17 @@ def _stable_global_seeds(request):
     set_global_seed(seed)
     yield
     set_global_seed(None)
+
+
+# hypothesis (tests/test_fuzz.py): "ci", the default, tries the same examples in
+# every run (derandomized: drawn from a digest of each test, never hash(); no
+# example database, so no earlier run changes what is tried); RNNKERN_FUZZ=long
+# searches from fresh randomness with 25 times the examples (test_fuzz.budget).
+try:
+    from hypothesis import settings as _hyp_settings
+except ImportError:     # the fuzz tests skip themselves
+    pass
+else:
+    _hyp_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+    _hyp_settings.register_profile("long", derandomize=False, database=None, print_blob=True)
+    _hyp_settings.load_profile("long" if os.environ.get("RNNKERN_FUZZ") == "long" else "ci")

@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 
 from rnnkern import optimizers as O  # noqa: E402
 from helpers import keras_or_skip  # noqa: E402
-from tolerances import assert_close  # noqa: E402
+from tolerances import assert_close, assert_close_normwise  # noqa: E402
 
 keras = keras_or_skip(module_level=True)
 import torch  # noqa: E402
@@ -65,10 +65,13 @@ def run_keras(opt, ws, gs_list):
     return hist, kv
 
 
-def compare(make, seed=0, steps=STEPS, scale=1.0, grads_hook=None):
+def compare(make, seed=0, steps=STEPS, scale=1.0, grads_hook=None, normwise=False):
     """Run ``make(module)`` for rnnkern.optimizers and keras.optimizers on the
     same data; assert the weights after every step, the variables, iterations
-    and learning rate; return (ours, keras optimizer, max error)."""
+    and learning rate (elementwise, or ``normwise`` per array); return (ours,
+    keras optimizer, max error)."""
+    close = (lambda a, d, what: assert_close_normwise(a, d, "optimizer_norm_f32", what)) \
+        if normwise else (lambda a, d, what: assert_close(a, d, "optimizer_f32", what))
     ws, gs = _data(seed, steps, scale)
     if grads_hook is not None:
         gs = grads_hook(gs)
@@ -78,7 +81,7 @@ def compare(make, seed=0, steps=STEPS, scale=1.0, grads_hook=None):
     err = 0.0
     for step, (a, b) in enumerate(zip(h_ours, h_keras)):
         for k, (x, y) in enumerate(zip(a, b)):
-            err = max(err, assert_close(x, y, "optimizer_f32", f"step {step} weight {k}"))
+            err = max(err, close(x, y, f"step {step} weight {k}"))
     assert ours.iterations == int(theirs.iterations.numpy())
     assert ours.learning_rate == pytest.approx(float(np.asarray(theirs.learning_rate)),
                                                rel=1e-6)
@@ -89,8 +92,7 @@ def compare(make, seed=0, steps=STEPS, scale=1.0, grads_hook=None):
         y = np.asarray(y.numpy())
         assert x.shape == y.shape, (i, ours.variable_names[i], y)
         assert x.dtype == y.dtype, (i, ours.variable_names[i], x.dtype, y.dtype)
-        err = max(err, assert_close(x, y, "optimizer_f32", f"variable {i} "
-                                    f"({ours.variable_names[i]} / {kvars[i].path})"))
+        err = max(err, close(x, y, f"variable {i} ({ours.variable_names[i]} / {kvars[i].path})"))
     return ours, theirs, err, kv
 
 
@@ -133,6 +135,11 @@ CASES = [
     ("ema_overwrite", lambda m: m.SGD(0.1, momentum=0.9, use_ema=True, ema_momentum=0.8,
                                       ema_overwrite_frequency=2)),
     ("accumulation", lambda m: m.Adam(0.05, gradient_accumulation_steps=3)),
+    # found by tests/test_fuzz.py: Adagrad's accumulators and the gradient
+    # accumulation's slots were one attribute, so the gradients were summed into
+    # Adagrad's sum of squares
+    ("accumulation_adagrad", lambda m: m.Adagrad(0.1, initial_accumulator_value=0.2,
+                                                 gradient_accumulation_steps=2)),
     ("accumulation_sgd", lambda m: m.SGD(0.1, momentum=0.9, gradient_accumulation_steps=2,
                                          weight_decay=0.1, clipnorm=0.5)),
     ("accumulation_ema_schedule", lambda m: m.RMSprop(

@@ -224,7 +224,7 @@ class Optimizer:
             self._tmp = [np.empty(w.shape, w.dtype) for w in weights]
             self._tmp2 = [np.empty(w.shape, w.dtype) for w in weights]
         self._averages = self._add_slots(weights, "average") if self.use_ema else None
-        self._accumulators = self._add_slots(weights, "gradient_accumulator") \
+        self._grad_accumulators = self._add_slots(weights, "gradient_accumulator") \
             if self.gradient_accumulation_steps else None
         self.built = True
 
@@ -306,7 +306,7 @@ class Optimizer:
         if self.loss_scale_factor is not None:
             g /= t(self.loss_scale_factor)
         if self.gradient_accumulation_steps:
-            acc = self._accumulators.flat
+            acc = self._grad_accumulators.flat
             if (self._iterations + 1) % self.gradient_accumulation_steps:
                 acc += g
                 return self._update_ema(list(weights)) if self.use_ema else list(weights)
@@ -346,7 +346,7 @@ class Optimizer:
         news = list(weights)
         if self.gradient_accumulation_steps:
             steps = self.gradient_accumulation_steps
-            accs = [self._accumulators[i] for i in sel]
+            accs = [self._grad_accumulators[i] for i in sel]
             if (self._iterations + 1) % steps:
                 for x, a in zip(gs, accs):
                     a += x
