@@ -590,6 +590,21 @@ def _standardize_reduction(reduction):
     return reduction
 
 
+def _per_sample(sample_weight, other, what):
+    """Refuse one weight per sample ([N], N > 1) against per-step values or a mask
+    ([N, T, ...], T != 1) after Keras' rank rule. Keras broadcasts such a weight
+    against the LAST axis: an error when N != T, and when N == T a silent
+    weighting of the time steps instead of the samples. rnnkern raises in both
+    cases (give the weights the values' shape, or [N, 1])."""
+    if sample_weight.ndim == 1 and other.ndim > 1 and sample_weight.shape[0] > 1 \
+            and other.shape[-1] != 1:
+        raise ValueError(
+            f"sample_weight of shape {sample_weight.shape} does not broadcast with {what} of "
+            f"shape {other.shape}: one weight per sample of a sequence needs shape "
+            f"({sample_weight.shape[0]}, 1), or give the full shape {other.shape}")
+    return sample_weight
+
+
 def _apply_mask(sample_weight, mask, dtype, reduction):
     """Keras' apply_mask: the mask merged into the sample weights (valid
     entries weighted total / valid for the mean reductions)."""
@@ -606,6 +621,7 @@ def _apply_mask(sample_weight, mask, dtype, reduction):
     if sample_weight is None:
         return fm
     fm, sample_weight = squeeze_or_expand_to_same_rank(fm, sample_weight)
+    _per_sample(sample_weight, fm, "the mask")
     try:
         return sample_weight * fm
     except ValueError:
@@ -622,6 +638,8 @@ def _reduce(values, sample_weight, mask, reduction, dtype, want_grad):
     vshape = values.shape
     if sw is not None:
         v2, sw2 = squeeze_or_expand_to_same_rank(values, sw)
+        if sample_weight is not None:
+            _per_sample(sw2, v2, "the per-sample losses")
         try:
             shape = np.broadcast_shapes(v2.shape, sw2.shape)
         except ValueError:

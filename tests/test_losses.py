@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 
 from rnnkern import losses as L  # noqa: E402
 from helpers import keras_or_skip  # noqa: E402
-from tolerances import assert_close  # noqa: E402
+from tolerances import assert_close, assert_close_normwise  # noqa: E402
 
 keras = keras_or_skip(module_level=True)
 import torch  # noqa: E402
@@ -159,9 +159,12 @@ def _rel(abs_err, ref):
 
 
 def check_case(name, make, y_true, y_pred, sample_weight=None, mask=None, fd=True,
-               keras_sample_weight=None):
-    """Value and gradient against Keras / torch autograd, and (``fd``) the
-    float64 gradient against central finite differences; the max error."""
+               keras_sample_weight=None, normwise=False):
+    """Value and gradient against Keras / torch autograd (elementwise, or
+    ``normwise``: one bound per array, for drawn data whose gradient entries span
+    magnitudes), and (``fd``) the float64 gradient against central finite
+    differences; the max error."""
+    close = assert_close_normwise if normwise else assert_close
     ours, theirs = make(L), make(keras.losses)
     try:
         kv, kg = keras_value_and_grad(theirs, y_true, y_pred, sample_weight
@@ -175,13 +178,13 @@ def check_case(name, make, y_true, y_pred, sample_weight=None, mask=None, fd=Tru
         kw = np.broadcast_to(sample_weight, y_pred.shape[:2]).copy()
         kv, kg = keras_value_and_grad(theirs, y_true, y_pred, kw, mask)
     v = ours(y_true, y_pred, sample_weight=sample_weight, mask=mask)
-    err = _rel(assert_close(v, kv, "loss_f32", f"{name} value"), kv)
+    err = _rel(close(v, kv, "loss_f32", f"{name} value"), kv)
     if kg is None:
         return err
     v2, g = ours.value_and_gradient(y_true, y_pred, sample_weight=sample_weight, mask=mask)
     assert v2 == v
     assert g.shape == y_pred.shape and g.dtype == np.float32 and g.flags.c_contiguous
-    err = max(err, _rel(assert_close(g, kg, "loss_grad_f32",
+    err = max(err, _rel(close(g, kg, "loss_grad_f32",
                                      f"{name} gradient vs torch autograd"), kg))
     if fd:
         cfg = ours.get_config()
@@ -398,6 +401,14 @@ def test_bad_input():
     with pytest.raises(ValueError, match="sample_weight of shape \\(3,\\)"):
         L.MeanSquaredError()(np.zeros((3, 5, 2)), np.zeros((3, 5, 2)),
                              sample_weight=np.ones(3))
+    # N == T: Keras weights the time steps with a per-sample vector (silently);
+    # rnnkern refuses it as for N != T (found by tests/test_fuzz.py)
+    with pytest.raises(ValueError, match=r"needs shape \(3, 1\)"):
+        L.MeanSquaredError()(np.zeros((3, 3, 2)), np.zeros((3, 3, 2)),
+                             sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="does not broadcast with the mask"):
+        L.SparseCategoricalCrossentropy(ignore_class=1)(
+            np.zeros((3, 3), int), np.full((3, 3, 2), 0.5), sample_weight=np.ones(3))
     with pytest.raises(ValueError, match="Invalid value for argument `reduction`"):
         L.MeanSquaredError(reduction="avg")
     with pytest.raises(ValueError, match="`axis` must be of type `int`"):
