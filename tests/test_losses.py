@@ -184,7 +184,7 @@ def check_case(name, make, y_true, y_pred, sample_weight=None, mask=None, fd=Tru
     v2, g = ours.value_and_gradient(y_true, y_pred, sample_weight=sample_weight, mask=mask)
     assert v2 == v
     assert g.shape == y_pred.shape and g.dtype == np.float32 and g.flags.c_contiguous
-    err = max(err, _rel(close(g, kg, "loss_grad_f32",
+    err = max(err, _rel(close(g, kg, "loss_grad_norm_f32" if normwise else "loss_grad_f32",
                                      f"{name} gradient vs torch autograd"), kg))
     if fd:
         cfg = ours.get_config()
