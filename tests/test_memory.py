@@ -7,9 +7,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import rnnkern as rk
 from helpers import child_env
+from rnnkern import backends as bk
+
+COMPILED = [b for b in bk.backends() if b not in ("reference", "cuda")]
 
 STEPS_BOUND_MIB, FIT_BOUND_MIB = 4.0, 8.0
 
@@ -67,3 +71,39 @@ def test_release_memory_gives_back_and_the_kernels_run_again():
     d1 = layer.backward(np.ones_like(y1))
     np.testing.assert_array_equal(y1, y0)
     np.testing.assert_array_equal(d1, d0)
+
+
+_TOO_LARGE = r"""
+import resource, sys
+import numpy as np
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, resource.RLIM_INFINITY))
+import rnnkern.backends as bk
+x = np.zeros((1000, 1000, 1), np.float32)          # 4 MB of input, T * N = 10^6
+W = np.zeros((1, 4 * 1024), np.float32)
+U = np.zeros((1024, 4 * 1024), np.float32)
+h0 = np.zeros((1000, 1024), np.float32)
+for backend in sys.argv[1:]:
+    for training in (False, True):
+        try:
+            bk.get_backend(backend).forward("lstm", x, W, U, None, h0, h0, None,
+                                            training=training)
+        except MemoryError as e:
+            assert "(T, N, H) = (1000, 1000, 1024)" in str(e) and "ulimit" in str(e), e
+        else:
+            raise SystemExit(f"{backend}: a 4 GiB forward ran under a 3 GiB limit")
+# a call that fits still runs in this process
+bk.get_backend(sys.argv[1]).forward("lstm", x[:2, :3], W, U, None, h0[:2], h0[:2], None)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not COMPILED, reason="compiled extension not built")
+def test_a_call_beyond_memory_is_a_memory_error_before_allocating():
+    """Outputs (and a training workspace) larger than the process may allocate --
+    here a 3 GiB address-space limit (ulimit -v) against a forward whose y alone
+    is 4 GiB -- raise MemoryError naming the sizes before anything is allocated,
+    on every compiled backend, instead of failing inside the kernels or being
+    killed by the OOM killer; the same process then runs a call that fits."""
+    r = subprocess.run([sys.executable, "-c", _TOO_LARGE] + COMPILED, capture_output=True,
+                       text=True, timeout=120, env=child_env())
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr

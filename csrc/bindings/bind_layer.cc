@@ -162,6 +162,7 @@ py::tuple forward(const py::object& backend, const RnnConfig& options, FArr x, F
       check_forward(options, x, W, U, b, h0, c0, mask, input_masks, recurrent_masks);
   RnnConfig& cfg = in.cfg;
   check_precision(be, cfg);
+  check_host_memory(cfg);
   cfg.threads = threads;
   const Packed* pw = check_packed(packed, be, cfg, U, W);
   const bool lstm = cfg.cell == Cell::LSTM;

@@ -5,6 +5,12 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -263,6 +269,64 @@ inline CheckedForward check_forward(const RnnConfig& options, const FArr& x, con
   if (d.im.present) d.im = dims_of(py::reinterpret_borrow<py::array>(r.im));  // converted
   if (d.rm.present) d.rm = dims_of(py::reinterpret_borrow<py::array>(r.rm));
   return r;
+}
+
+// What this process may allocate at most, read once: the machine's memory, the
+// address-space limit (ulimit -v) and a cgroup v2 memory.max (containers),
+// whichever is least.
+inline int64_t host_memory_limit() {
+  static const int64_t limit = [] {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    int64_t v = pages > 0 && page > 0 ? int64_t(pages) * int64_t(page) : INT64_MAX;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < uint64_t(INT64_MAX) && int64_t(rl.rlim_cur) < v)
+      v = int64_t(rl.rlim_cur);
+    if (FILE* f = std::fopen("/sys/fs/cgroup/memory.max", "r")) {
+      long long m = 0;
+      if (std::fscanf(f, "%lld", &m) == 1 && m > 0 && m < v) v = m;  // "max": no number
+      std::fclose(f);
+    }
+    return v;
+  }();
+  return limit;
+}
+
+// The host memory a call's outputs and (training) workspace take, from its
+// dimensions, every product overflow-checked: more than this machine has (or a
+// size that does not fit in 64 bits) is a MemoryError naming the sizes, raised
+// before anything is allocated. The workspace estimate: the saved activations
+// (num_slots per step), the states before each step and the gradients' scratch
+// of the same order, (slots + 2) [T, N, H] floats.
+inline void check_host_memory(const RnnConfig& cfg) {
+  auto mul = [&](int64_t a, int64_t b, bool& bad) {
+    int64_t r;
+    if (__builtin_mul_overflow(a, b, &r)) bad = true;
+    return r;
+  };
+  bool bad = false;
+  const int64_t tnh = mul(mul(cfg.T, cfg.N, bad), cfg.H, bad);
+  const int64_t y = cfg.return_sequences ? tnh : mul(cfg.N, cfg.H, bad);
+  int64_t floats = y;
+  if (cfg.training) {
+    const int64_t ws = mul(num_slots(cfg.cell, cfg.reset_after) + 2, tnh, bad);
+    if (__builtin_add_overflow(floats, ws, &floats)) bad = true;
+  }
+  const int64_t bytes = mul(floats, 4, bad);
+  const int64_t have = host_memory_limit();
+  if (bad || bytes > have) {
+    const std::string dims = "(T, N, H) = (" + std::to_string(cfg.T) + ", " +
+                             std::to_string(cfg.N) + ", " + std::to_string(cfg.H) + ")";
+    const std::string need =
+        bad ? "more than 2^63 bytes" : std::to_string(bytes >> 20) + " MiB";
+    PyErr_SetString(PyExc_MemoryError,
+                    ("rnnkern: a " + std::string(cfg.training ? "training " : "") +
+                     "forward at " + dims + " needs " + need + " for its outputs" +
+                     (cfg.training ? " and workspace" : "") + "; this machine has " +
+                     std::to_string(have >> 20) + " MiB to give (memory, ulimit -v, cgroup)")
+                        .c_str());
+    throw py::error_already_set();
+  }
 }
 
 // A host backward's output gradients checked against the forward's config;
