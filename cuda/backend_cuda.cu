@@ -21,10 +21,33 @@
 namespace rnnkern {
 namespace gpu_cuda {
 
+// The errors that leave the CUDA context unusable ("sticky": every later call of
+// the process returns them); any other failure is cleared and the next call runs.
+inline bool sticky(cudaError_t e) {
+  switch (e) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorHardwareStackError:
+    case cudaErrorAssert:
+    case cudaErrorECCUncorrectable:
+      return true;
+    default:
+      return false;
+  }
+}
+
 inline void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) {
     cudaGetLastError();
-    throw std::runtime_error(std::string("rnnkern cuda: ") + what + ": " + cudaGetErrorString(e));
+    throw std::runtime_error(
+        std::string("rnnkern cuda: ") + what + ": " + cudaGetErrorString(e) +
+        (sticky(e) ? " -- the CUDA context of this process is lost (a sticky error): every "
+                     "later CUDA call in it fails; restart the process"
+                   : ""));
   }
 }
 

@@ -35,6 +35,10 @@ class Allocations {
     }
     std::free(p);
   }
+  size_t count() {
+    std::lock_guard<std::mutex> g(m_);
+    return live_.size();
+  }
   bool contains(const void* p, size_t bytes) {
     const char* c = static_cast<const char*>(p);
     std::lock_guard<std::mutex> g(m_);
@@ -129,6 +133,8 @@ void device_copy(void* dst, const void* src, size_t bytes, int kind) {
 }
 long host_transfer_count() { return host_transfers.load(); }
 bool device_accessible(const void* p, size_t bytes) { return allocations().contains(p, bytes); }
+// The emulated device's live allocations (the tests' leak check after a failure).
+size_t live_allocations() { return allocations().count(); }
 int device_ordinal() { return 0; }
 std::string device_key() { return "cuda-emu"; }
 

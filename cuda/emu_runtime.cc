@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -230,10 +231,24 @@ void Graph::replay() const {
   for (const Recorded& r : launches_) launch(r.kind, r.grid, r.block, r.smem, r.body);
 }
 
+namespace {
+std::atomic<long> fail_countdown{0};
+}  // namespace
+
+void fail_launch_after(long n) { fail_countdown.store(n > 0 ? n : 0); }
+
 void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes, std::function<void()> body) {
   if (capturing) {
     capturing->launches_.push_back({kind, grid, block, smem_bytes, std::move(body)});
     return;
+  }
+  for (long c = fail_countdown.load(); c > 0;) {
+    if (fail_countdown.compare_exchange_weak(c, c - 1)) {
+      if (c == 1)
+        throw std::runtime_error("rnnkern cuda-emu: kernel launch failed (injected by "
+                                 "_core.testing.emu_fail_launch_after)");
+      break;
+    }
   }
   const int nb = grid.x * grid.y, nt = block.x * block.y;
   if (nb <= 0 || nt <= 0) return;

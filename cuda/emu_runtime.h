@@ -89,6 +89,12 @@ void mma_tf32(float* d, const float* a, const float* b);
 // while this thread captures a Graph, records the launch for the graph's replay.
 void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes, std::function<void()> body);
 
+// Fault injection for the tests (_core.testing.emu_fail_launch_after): the n-th
+// launch run from now (n >= 1; 0 turns it off) throws std::runtime_error instead
+// of running, as a failed kernel launch makes the CUDA backend throw. Recorded
+// launches count when a graph replays them.
+void fail_launch_after(long n);
+
 // A kernel and its arguments, copied now, for launch(): what a launch records
 // must outlive the arguments of the call that made it.
 template <class F, class... A>

@@ -202,6 +202,8 @@ class _Testing(types.ModuleType):
         """C = op(a) op(b) with the ISA's packed SGEMM."""
     def activate(self, isa: str, activation: str, x: _ArrayLike) -> _F32:
         """y = activation(x) with the ISA's vectorised nonlinearity."""
+    def emu_fail_launch_after(self, n: int) -> None: ...
+    def emu_live_allocations(self) -> int: ...
     def peak_gflops(self, isa: str, seconds: float = 0.3) -> float:
         """fp32 FMA throughput of one ISA on one thread (GFLOP/s)."""
     def cell_step_float(self, cell: str, activation: str, recurrent_activation: str,

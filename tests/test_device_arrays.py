@@ -353,3 +353,54 @@ def test_torch_side_stream_is_waited_for():
     yh, _, _, _ = ops.rnn_forward("lstm", a["x"], a["W"], a["U"], a["b"], a["h0"], a["c0"],
                                   backend="cuda", training=False)
     np.testing.assert_array_equal(y.cpu().numpy(), yh)
+
+
+@pytest.mark.parametrize("cell,reset_after", [("lstm", True), ("gru", False)])
+@pytest.mark.parametrize("mode", ["launches", "graphs", "persistent"])
+def test_a_failed_launch_leaves_the_process_usable(cell, reset_after, mode):
+    """A kernel launch that fails inside a time loop (cuda-emu's fault injection:
+    the n-th launch throws, as a failed CUDA launch makes the cuda backend throw)
+    is a RuntimeError naming the failure, for every launch of a forward + BPTT;
+    afterwards nothing is left allocated on the device, and the next call runs
+    and gives bitwise the results of a call that never failed. (On a real GPU a
+    sticky error -- an illegal address -- loses the context instead; the error
+    says so: cuda/backend_cuda.cu's check.)"""
+    n, t, c, h = 5, 4, 3, 6
+    kw = dict(reset_after=reset_after)
+    # the persistent family, or the per-step one (what graphs capture)
+    _core.gpu_set_plan("cuda-emu", "persistent" if mode == "persistent" else "steps")
+    bk.set_cuda_graphs(mode == "graphs")
+    try:
+        def call():
+            rng, a = problem(cell, reset_after, n, t, c, h, 3, drop="both")
+            dy = rng.standard_normal((n, t, h)).astype(np.float32)
+            dh = rng.standard_normal((n, h)).astype(np.float32)
+            dc = dh.copy() if cell == "lstm" else None
+            outs, g = run("cuda-emu", cell, a, False, dy, dh, dc, **kw)
+            return [v for v in tuple(outs) + tuple(g) if v is not None]
+
+        clean = call()
+        live = _core.testing.emu_live_allocations()
+        failures = 0
+        # every launch of the persistent family's call; every 4th of the per-step
+        # family's (several launches a step: the emulation's time)
+        for k in range(1, 400, 1 if mode == "persistent" else 4):
+            _core.testing.emu_fail_launch_after(k)
+            try:
+                call()
+            except RuntimeError as e:
+                assert "kernel launch failed" in str(e)
+                failures += 1
+            else:
+                break                      # k is past the call's last launch
+            finally:
+                _core.testing.emu_fail_launch_after(0)
+            assert _core.testing.emu_live_allocations() == live, f"launch {k}: a leak"
+            again = call()
+            for x, y in zip(again, clean):
+                np.testing.assert_array_equal(x, y)
+        assert failures >= 4, "too few launches: the injection did not reach the loops"
+        assert k < 397
+    finally:
+        bk.set_cuda_graphs(False)
+        _core.gpu_set_plan("cuda-emu", "auto")

@@ -13,6 +13,13 @@
 #include "../cpu/kernels.h"
 #include "bindings.h"
 #include "checks.h"
+#include "../../cuda/emu_runtime.h"
+
+namespace rnnkern {
+namespace gpu_emu {
+size_t live_allocations();  // cuda/backend_emu.cc
+}  // namespace gpu_emu
+}  // namespace rnnkern
 
 namespace py = pybind11;
 
@@ -253,6 +260,11 @@ py::dict cell_step_float(const std::string& cell_s, const std::string& act_s,
 void init_testing(py::module_& m) {
   m.doc() = "Entries for the tests and the benchmark: one CPU ISA's raw kernels and the\n"
             "float cell step (not part of the layers' API).";
+  m.def("emu_fail_launch_after", &emu::fail_launch_after, py::arg("n"),
+        "cuda-emu: the n-th kernel launch from now throws (n >= 1), as a failed CUDA launch "
+        "does; 0 turns it off.");
+  m.def("emu_live_allocations", &gpu_emu::live_allocations,
+        "cuda-emu: how many device allocations are live (cached pool blocks included).");
   m.def("gemm", &gemm, py::arg("isa"), py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("threads") = 1,
         "C = op(a) op(b) with the ISA's packed SGEMM (for tests and benchmarks).");
