@@ -526,3 +526,48 @@ def test_cuda_adapter_columns_are_named_and_explained():
             assert impl is not None and impl.name == name
         else:
             assert impl is None and "CUDA" in why
+
+
+def test_self_timed_callables_report_their_own_time():
+    """A worker's callable returns timing.SelfTimed: its seconds, not the wall time
+    around the call (which includes the pipe's round trip), are what is timed."""
+    import time
+    fns = {"worker": lambda: (time.sleep(0.01), timing.SelfTimed(0.002))[1]}
+    t = timing.time_interleaved(fns, reps=3, warmup=1)
+    assert t["worker"]["times_ms"] == [2.0, 2.0, 2.0]
+
+
+def test_best_peer_table():
+    """The best peer of each case is the fastest other library's row (never an
+    rnnkern adapter), against rnnkern's fastest kernel row; the summary counts
+    the cases ahead and their geometric mean."""
+    def row(impl, kind, ms, cell="lstm"):
+        return {"shape": "S", "T": 1, "N": 1, "C": 1, "H": 1, "cell": cell,
+                "mode": "training", "impl": impl, "kind": kind, "status": "ok",
+                "median_ms": ms, "min_ms": ms, "max_ms": ms, "reps": 3}
+    res = {"results": [row("rnnkern-avx2", "rnnkern", 2.0), row("rnnkern-avx512", "rnnkern", 1.0),
+                       row("rnnkern.torch", "torch", 0.5), row("torch", "torch", 3.0),
+                       row("keras-tf", "keras", 2.0),
+                       row("rnnkern-avx512", "rnnkern", 4.0, "gru"),
+                       row("torch", "torch", 2.0, "gru")]}
+    best = report.best_peer_rows(res)
+    assert [(b["peer"], b["rnnkern"], b["speedup"]) for b in best] == [
+        ("keras-tf", "rnnkern-avx512", 2.0), ("torch", "rnnkern-avx512", 0.5)]
+    text = report.format_results(res)
+    assert "rnnkern ahead of the best peer in 1 of 2 cases; geometric mean 1.00x" in text
+
+
+def test_keras_tf_column(capsys):
+    """Keras 3 on TensorFlow in its worker process, checked like every column
+    (skipped where tensorflow is not installed: the bench-tf extra)."""
+    if not impls.tensorflow_installed():
+        ok, why = impls.make_impl("keras-tf")
+        assert ok is None and "tensorflow not installed" in why
+        pytest.skip("tensorflow not installed")
+    b = _rk_backend()
+    assert main(TINY + ["--cells", "lstm", "--backends", f"{b},keras-tf"]) == 0
+    out = capsys.readouterr().out
+    header = out.split("median ms per implementation")[1].splitlines()[1].split()
+    assert header == ["case", f"rnnkern-{b}", "keras-tf"]
+    assert "ERROR" not in out       # (main returned 0: nothing WRONG)
+    assert "against the best peer of each case" in out

@@ -178,7 +178,7 @@ def check_case(name, make, y_true, y_pred, sample_weight=None, mask=None, fd=Tru
         kw = np.broadcast_to(sample_weight, y_pred.shape[:2]).copy()
         kv, kg = keras_value_and_grad(theirs, y_true, y_pred, kw, mask)
     v = ours(y_true, y_pred, sample_weight=sample_weight, mask=mask)
-    err = _rel(close(v, kv, "loss_f32", f"{name} value"), kv)
+    err = _rel(close(v, kv, "loss_norm_f32" if normwise else "loss_f32", f"{name} value"), kv)
     if kg is None:
         return err
     v2, g = ours.value_and_gradient(y_true, y_pred, sample_weight=sample_weight, mask=mask)

@@ -493,6 +493,95 @@ def rnnkern_keras_impl():
                 info={"rnnkern.keras": "rnnkern.keras layers, Keras 3 on torch autograd"})
 
 
+# ---- Keras 3 on TensorFlow (a worker process: bench/tf_worker.py) ----------
+
+def tensorflow_installed():
+    import importlib.util
+    return importlib.util.find_spec("tensorflow") is not None \
+        and importlib.util.find_spec("keras") is not None
+
+
+class TfWorker:
+    """The one ``python -m rnnkern.bench.tf_worker`` process of this run (Keras
+    chooses its backend per process), restarted when the thread count changes."""
+    _current = None
+
+    @classmethod
+    def get(cls, threads):
+        w = cls._current
+        if w is None or w.threads != threads or w.proc.poll() is not None:
+            if w is not None:
+                w.close()
+            cls._current = w = cls(threads)
+        return w
+
+    def __init__(self, threads):
+        import subprocess
+        from . import tf_worker
+        self.threads = threads
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2",
+                   PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self._io = tf_worker
+        self.proc = subprocess.Popen([sys.executable, "-m", "rnnkern.bench.tf_worker",
+                                      str(threads)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env)
+        reply = self._io._read(self.proc.stdout)
+        if reply is None or reply[0] != "ready":
+            self.close()
+            raise RuntimeError("the keras-tf worker did not start: " +
+                               (reply[1] if reply else "it exited"))
+        self.version = reply[1]
+
+    def ask(self, *request):
+        self._io._write(self.proc.stdin, request)
+        reply = self._io._read(self.proc.stdout)
+        if reply is None:
+            raise RuntimeError("the keras-tf worker exited")
+        if reply[0] == "error":
+            raise RuntimeError(f"keras-tf: {reply[1]}")
+        return reply
+
+    def close(self):
+        try:
+            self._io._write(self.proc.stdin, ("quit",))
+            self.proc.wait(10)
+        except Exception:
+            self.proc.kill()
+
+
+def _close_tf_worker():
+    if TfWorker._current is not None:
+        TfWorker._current.close()
+        TfWorker._current = None
+
+
+import atexit  # noqa: E402
+
+atexit.register(_close_tf_worker)
+
+
+def keras_tf_impl():
+    """Keras 3's layers on TensorFlow inside a tf.function, in a worker process,
+    timed there (the pipe's round trip is not counted)."""
+    from .timing import SelfTimed
+    from .. import backends as bk
+
+    def prepare(cell, mode, inp):
+        w = TfWorker.get(bk.get_num_threads())
+        arrays = {"x": inp.x, "W": inp.W, "U": inp.U, "b": inp.b, "dy": inp.dy}
+        w.ask("prepare", cell, mode, arrays)
+
+        def fn():
+            return SelfTimed(w.ask("run")[1])
+
+        return Prepared(fn, lambda r: w.ask("collect")[1])
+
+    return Impl("keras-tf", "keras", prepare,
+                info={"keras-tf": "Keras 3 on TensorFlow, layers inside a tf.function "
+                                  "(a worker process, timed there)"})
+
+
 # --------------------------------------------------------------------------
 # The registry
 # --------------------------------------------------------------------------
@@ -550,6 +639,8 @@ def _adapter_and_peer_names():
             names += list(CUDA_ADAPTER_NAMES)
         if keras_status()[0]:
             names += ["rnnkern.keras", "keras"]
+    if tensorflow_installed():
+        names += ["keras-tf"]
     return names
 
 
@@ -588,8 +679,8 @@ def resolve_impl_names(spec):
             group = ["torch"]
         elif low in CUDA_ADAPTER_NAMES:
             group = [low]
-        elif low == "keras":
-            group = ["keras"]
+        elif low in ("keras", "keras-tf"):
+            group = [low]
         elif low in ("rnnkern.torch", "rnnkern.keras"):
             group = [low]
         elif tok in IMPLS:
@@ -599,7 +690,7 @@ def resolve_impl_names(spec):
             if b not in rk_all:
                 raise ValueError(
                     f"--backends: unknown implementation {tok!r}; available here: "
-                    f"{', '.join(rk_all + ADAPTERS + ['torch', 'keras'] + list(CUDA_ADAPTER_NAMES) + list(IMPLS) + ['default', 'all'])}")
+                    f"{', '.join(rk_all + ADAPTERS + ['torch', 'keras', 'keras-tf'] + list(CUDA_ADAPTER_NAMES) + list(IMPLS) + ['default', 'all'])}")
             group = [f"rnnkern-{b}"]
         names += [g for g in group if g not in names]
     if not names:
@@ -629,6 +720,10 @@ def make_impl(name):
     if name == "keras":
         ok, why = keras_status()
         return (keras_impl(), "") if ok else (None, why)
+    if name == "keras-tf":
+        if not tensorflow_installed():
+            return None, "tensorflow not installed (pip install 'rnnkern[bench-tf]')"
+        return keras_tf_impl(), ""
     if name == "rnnkern.torch":
         if not _torch_available():
             return None, "torch not installed"

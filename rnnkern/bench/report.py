@@ -155,6 +155,32 @@ def case_label(r):
     return f"{r['shape']} {r['cell']} {r['mode']}"
 
 
+def _is_peer(r):
+    """A peer's row: another library's layers (not rnnkern's kernels or adapters)."""
+    return not r["impl"].startswith("rnnkern") and r.get("kind") in ("torch", "keras")
+
+
+def best_peer_rows(res):
+    """Per case with a timed peer and a timed rnnkern kernel row (no dropout
+    rows): the fastest peer, the fastest rnnkern row, and peer ms / rnnkern ms."""
+    cases = {}
+    for r in res.get("results", []):
+        if r.get("status") == "ok" and r.get("median_ms") and "+drop" not in r["impl"]:
+            cases.setdefault(case_label(r), []).append(r)
+    out = []
+    for label, rows in cases.items():
+        peers = [r for r in rows if _is_peer(r)]
+        ours = [r for r in rows if r["impl"].startswith("rnnkern-")]
+        if not peers or not ours:
+            continue
+        p = min(peers, key=lambda r: r["median_ms"])
+        o = min(ours, key=lambda r: r["median_ms"])
+        out.append({"case": label, "peer": p["impl"], "peer_ms": p["median_ms"],
+                    "rnnkern": o["impl"], "rnnkern_ms": o["median_ms"],
+                    "speedup": p["median_ms"] / o["median_ms"]})
+    return out
+
+
 def format_results(res):
     """The full text report of one run (what the CLI prints)."""
     lines = []
@@ -219,6 +245,19 @@ def format_results(res):
                     row.append(s)
             prow.append(row)
         lines.append(_table(["case"] + impls, prow, "l" + "r" * len(impls)))
+    best = best_peer_rows(res)
+    if best:
+        lines.append("")
+        lines.append("against the best peer of each case (the fastest of torch, keras, keras-tf "
+                     "and the other peers timed; rnnkern: its fastest kernel row)")
+        lines.append(_table(["case", "best peer", "peer ms", "rnnkern", "rnnkern ms", "speed-up"],
+                            [[b["case"], b["peer"], _fmt_ms(b["peer_ms"]), b["rnnkern"],
+                              _fmt_ms(b["rnnkern_ms"]), f"{b['speedup']:.2f}x"]
+                             for b in best], "llrlrr"))
+        ahead = sum(b["speedup"] >= 1.0 for b in best)
+        geo = math.exp(sum(math.log(b["speedup"]) for b in best) / len(best))
+        lines.append(f"rnnkern ahead of the best peer in {ahead} of {len(best)} cases; "
+                     f"geometric mean {geo:.2f}x")
     drop = [r for r in res.get("results", []) if r.get("vs_no_dropout") is not None]
     if drop:
         lines.append("")
