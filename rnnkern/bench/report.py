@@ -345,7 +345,8 @@ def compare(a, b, name_a="A", name_b="B"):
 # --------------------------------------------------------------------------
 
 def plot(res, path):
-    """Grouped bars: speed-up against torch per shape x cell, one panel per mode."""
+    """Grouped bars: speed-up against torch per shape x cell, one panel per mode; the
+    best peer of each case marked by a black bar."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -384,6 +385,18 @@ def plot(res, path):
             for bx, by in zip(bars, ys):
                 ax.annotate(f"{by:.2g}", (bx.get_x() + bx.get_width() / 2, by),
                             ha="center", va="bottom", fontsize=7)
+        # the best peer of each group (best_peer_rows): a black bar across it, named
+        best = {b["case"]: b["peer"] for b in best_peer_rows(res)}
+        marked = False
+        for i, g in enumerate(groups):
+            for r in results:
+                if (r["mode"], r["shape"], r["cell"]) == (mode, *g) and \
+                        best.get(case_label(r)) == r["impl"]:
+                    ax.hlines(r["speedup_vs_torch"], i - 0.45, i + 0.45, colors="black", lw=2.5,
+                              label=None if marked else "best peer")
+                    ax.annotate(r["impl"], (i + 0.45, r["speedup_vs_torch"]), fontsize=6,
+                                ha="right", va="bottom")
+                    marked = True
         ax.axhline(1.0, color="black", lw=1, ls="--", label="torch (= 1)")
         ax.set_xticks(range(len(groups)))
         ax.set_xticklabels([f"{s}\n{c}" for s, c in groups], fontsize=8)
