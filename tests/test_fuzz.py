@@ -309,9 +309,13 @@ def _keras():
     return keras_or_skip()
 
 
-@settings(max_examples=budget(KERAS_EXAMPLES), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
+def keras_fuzz(test):
+    """A Keras comparison drawing its case with st.data(): KERAS_EXAMPLES examples."""
+    return settings(max_examples=budget(KERAS_EXAMPLES), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])(given(data=st.data())(test))
+
+
+@keras_fuzz
 def test_losses_against_keras(data):
     _keras()
     import test_losses as TL
@@ -334,9 +338,7 @@ def test_losses_against_keras(data):
                   fd=False, normwise=True)
 
 
-@settings(max_examples=budget(KERAS_EXAMPLES), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
+@keras_fuzz
 def test_metrics_against_keras(data):
     _keras()
     import test_metrics as TM
@@ -369,9 +371,7 @@ COMMON = dict(clipnorm=st.none() | st.sampled_from([0.5, 2.0]),
               use_ema=st.booleans())
 
 
-@settings(max_examples=budget(KERAS_EXAMPLES), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
+@keras_fuzz
 def test_optimizers_against_keras(data):
     _keras()
     import test_optimizers as TO
