@@ -220,13 +220,52 @@ GEMM blocking tuned for operands that come from memory (larger KC, C blocks kept
 and 7-row tiles were tried and lost 2-7%), and bf16 weight panels as an option for the
 bandwidth-bound batch-1 and large-H cases.
 """
-    doc += dropout_section() + fit_section() + adapters_section() + gpu_section()
+    doc += (best_peer_section() + dropout_section() + fit_section() + adapters_section()
+             + gpu_section())
     with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
         f.write(doc)
     replace_between(os.path.join(HERE, "..", "README.md"), "gpu-table", gpu_summary())
     update_readme(r1, r2)
     replace_between(os.path.join(HERE, "..", "README.md"), "fit-table", fit_table())
     replace_between(os.path.join(HERE, "..", "README.md"), "adapter-table", adapter_summary())
+
+
+def best_peer_section():
+    """Issue #23 part 1: every peer, Keras on TensorFlow included, side by side;
+    the best peer per case (results/best-peer-{1thread,2threads}.json)."""
+    import sys
+    sys.path.insert(0, os.path.join(HERE, ".."))
+    from rnnkern.bench.report import best_peer_rows
+    import math
+    out = ["""
+## Against the best peer, TensorFlow included (issue #23)
+
+Every case checked against the float64 reference and timed interleaved with every
+peer: PyTorch (oneDNN), Keras 3 on torch, and Keras 3 on TensorFlow (`keras-tf`: its
+layers inside a `tf.function`, in a worker process and timed there). "Best peer" is the
+fastest of them per case; rnnkern's figure is its fastest kernel row."""]
+    for name, label in (("best-peer-1thread.json", "1 thread"),
+                        ("best-peer-2threads.json", "2 threads")):
+        path = os.path.join(HERE, "results", name)
+        if not os.path.exists(path):
+            continue
+        d = _json(name)
+        rows = best_peer_rows(d)
+        m = d["machine"]
+        ahead = sum(b["speedup"] >= 1 for b in rows)
+        geo = math.exp(sum(math.log(b["speedup"]) for b in rows) / len(rows))
+        out.append(f"\n#### {label}: {m.get('cpu')}, {m.get('date', '')[:10]}, "
+                   f"rnnkern ahead in {ahead} of {len(rows)} cases, geometric mean "
+                   f"{geo:.2f}x\n")
+        out.append("| case | best peer | peer ms | rnnkern | rnnkern ms | speed-up |")
+        out.append("|---|---|---|---|---|---|")
+        for b in rows:
+            sp = f"**{b['speedup']:.2f}x**" if b["speedup"] < 1 else f"{b['speedup']:.2f}x"
+            out.append(f"| {b['case']} | {b['peer']} | {fmt(b['peer_ms'])} | "
+                       f"{b['rnnkern'][len('rnnkern-'):]} | {fmt(b['rnnkern_ms'])} | {sp} |")
+        out.append(f"\nCommand: `{d.get('command', '')}` (raw table: "
+                   f"[results/{name[:-5]}.txt](results/{name[:-5]}.txt)).")
+    return "\n".join(out) + "\n" if len(out) > 1 else ""
 
 
 def _json(name):
