@@ -63,7 +63,9 @@ def child_env(**extra):
     """os.environ for a child Python process that imports the rnnkern these tests
     import: the installed package (README's `pip install .`) or the in-place build,
     never a source tree without its compiled kernels that happens to come first on
-    the child's path (a checkout's `rnnkern/` beside the current directory)."""
+    the child's path -- with `python -c` the current directory comes before
+    PYTHONPATH, so such children also run with cwd=tmp_path (a checkout's
+    `rnnkern/` in the current directory would otherwise win)."""
     import rnnkern
     here = os.path.dirname(os.path.dirname(os.path.abspath(rnnkern.__file__)))
     env = dict(os.environ, **extra)
