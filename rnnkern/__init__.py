@@ -8,7 +8,8 @@ from . import activations, initializers, layers, models, utils  # noqa: F401
 from . import backends as _backends_module
 from ._device import device_array, is_device_array
 from ._version import __version__
-from .backends import get_num_threads, release_memory, set_num_threads
+from .backends import (get_layer_concurrency, get_num_threads, release_memory,
+                       set_layer_concurrency, set_num_threads)
 from .layers import GRU, LSTM, Input, SimpleRNN
 from .models import Model, Sequential
 
@@ -25,5 +26,6 @@ _backends_module.__class__ = _CallableModule
 backends = _backends_module
 
 __all__ = ["SimpleRNN", "LSTM", "GRU", "Sequential", "Model", "Input", "backends",
-           "set_num_threads", "get_num_threads", "release_memory", "device_array",
+           "set_num_threads", "get_num_threads", "set_layer_concurrency",
+           "get_layer_concurrency", "release_memory", "device_array",
            "is_device_array", "__version__"]

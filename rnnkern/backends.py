@@ -442,13 +442,107 @@ def get_num_threads():
 
 def _threads_for(cell, batch, input_size, units):
     """Threads for one kernel call: set_num_threads' value as given, else the default
-    capped at one for a small step (SMALL_STEP_WORK)."""
+    capped at one for a small step (SMALL_STEP_WORK); either capped by this thread's
+    share while it runs beside another call (run_beside)."""
+    cap = getattr(_share, "threads", None)
     if _num_threads is not None:
-        return _num_threads
-    nt = get_num_threads()
-    if nt > 1 and batch * GATES[cell] * units * (input_size + units) < SMALL_STEP_WORK:
-        return 1
-    return nt
+        nt = _num_threads
+    else:
+        nt = get_num_threads()
+        if nt > 1 and batch * GATES[cell] * units * (input_size + units) < SMALL_STEP_WORK:
+            nt = 1
+    return nt if cap is None else min(nt, cap)
+
+
+# ------------------------------------------------------------- calls side by side
+#
+# Two independent kernel calls (a Bidirectional layer's directions) run at once,
+# each on its share of the threads, instead of one after another on all of them:
+# each call then meets its barrier every step among fewer threads (none on one),
+# and the kernels' results do not depend on the thread count, so the outputs and
+# gradients are bitwise those of the calls in sequence.
+
+_share = threading.local()    # .threads: this thread's cap while it runs beside another
+_concurrency = True           # set_layer_concurrency
+_pool = None                  # (pid, ThreadPoolExecutor): made per process (not across fork)
+
+# Below this much work (multiply-adds of both calls together) the hand-off to a
+# worker thread (~50-100 us with its wake-up) costs more than running beside gains.
+BESIDE_MIN_WORK = 1 << 22
+
+
+def set_layer_concurrency(on):
+    """Whether a Bidirectional layer runs its two directions at once on CPU threads
+    (on by default; used where there are two threads or more and the call is large
+    enough to gain). Results are bitwise the same either way."""
+    global _concurrency
+    if not isinstance(on, (bool, np.bool_)):
+        raise ValueError(f"set_layer_concurrency: on must be a bool, got {on!r}")
+    _concurrency = bool(on)
+
+
+def get_layer_concurrency():
+    """set_layer_concurrency's setting."""
+    return _concurrency
+
+
+def beside_shares(backends_, work):
+    """(threads of the first call, threads of the second) when two calls on these
+    backends with this much work together should run side by side, else None: both
+    on compiled CPU kernels, concurrency on, two threads or more (set_num_threads'
+    value, else the default), and at least BESIDE_MIN_WORK of work."""
+    if not _concurrency or work < BESIDE_MIN_WORK:
+        return None
+    if not all(isinstance(b, CpuBackend) for b in backends_):
+        return None
+    nt = _num_threads if _num_threads is not None else get_num_threads()
+    cap = getattr(_share, "threads", None)
+    if cap is not None:
+        nt = min(nt, cap)
+    if nt < 2:
+        return None
+    return nt - nt // 2, nt // 2
+
+
+def _worker_pool():
+    global _pool
+    pid = os.getpid()
+    with _lock:
+        if _pool is None or _pool[0] != pid:     # a forked child has none of the threads
+            from concurrent.futures import ThreadPoolExecutor
+            _pool = (pid, ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
+                                             thread_name_prefix="rnnkern-beside"))
+        return _pool[1]
+
+
+def _capped(threads, fn):
+    def run():
+        old = getattr(_share, "threads", None)
+        _share.threads = threads
+        try:
+            return fn()
+        finally:
+            _share.threads = old
+    return run
+
+
+def run_beside(shares, fn_a, fn_b):
+    """(fn_a(), fn_b()): with shares = (a, b) from beside_shares, fn_a on a worker
+    thread capped at a threads while fn_b runs here capped at b; with None, one
+    after the other here. Returns once both have returned; an exception is raised
+    after both have finished (fn_b's when it raised one, else fn_a's)."""
+    if shares is None:
+        return fn_a(), fn_b()
+    future = _worker_pool().submit(_capped(shares[0], fn_a))
+    try:
+        rb = _capped(shares[1], fn_b)()
+    except BaseException:
+        try:
+            future.result()
+        except BaseException:
+            pass
+        raise
+    return future.result(), rb
 
 
 def _compiled_isas():

@@ -9,6 +9,9 @@ steps.
 Bidirectional runs a copy of a recurrent layer forward and another with
 ``go_backwards`` (or the given ``backward_layer``) and merges their outputs:
 ``concat`` (default), ``sum``, ``ave``, ``mul`` or None (both returned).
+The two directions run at once on CPU threads where that gains
+(``rnnkern.backends.run_beside``: each on half the threads, bitwise the results of
+one after the other; ``rnnkern.set_layer_concurrency(False)`` turns it off).
 Weights: the forward layer's, then the backward layer's (Keras' order);
 returned states: the forward layer's, then the backward layer's. With
 return_sequences, masked steps output zeros (Keras forces
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import backends as _backends
+from .._common import GATES
 from ..utils.registry import deserialize_layer, serialize_layer
 from .base import Layer, check_training, format_shape, grad_or_zeros
 
@@ -267,10 +272,13 @@ class Bidirectional(_Wrapper):
                                  "states, then the backward layer's)")
             half = len(initial_state) // 2
             fs, bs = list(initial_state[:half]), list(initial_state[half:])
-        fo, fctx = self.forward_layer.forward(x, training=training, mask=mask,
-                                              initial_state=fs)
-        bo, bctx = self.backward_layer.forward(x, training=training, mask=mask,
-                                               initial_state=bs)
+        shares = self._beside(x.shape)
+        (fo, fctx), (bo, bctx) = _backends.run_beside(
+            shares,
+            lambda: self.forward_layer.forward(x, training=training, mask=mask,
+                                               initial_state=fs),
+            lambda: self.backward_layer.forward(x, training=training, mask=mask,
+                                                initial_state=bs))
         f_states = b_states = []
         if self.return_state:
             fo, f_states = fo[0], fo[1:]
@@ -293,8 +301,18 @@ class Bidirectional(_Wrapper):
             outputs = out[0] if len(out) == 1 else out
         ctx = None
         if training is not False:
-            ctx = (fctx, bctx, fo, bo, initial_state is not None)
+            ctx = (fctx, bctx, fo, bo, initial_state is not None, x.shape)
         return outputs, ctx
+
+    def _beside(self, x_shape):
+        """The thread shares of the two directions run side by side
+        (backends.beside_shares), or None: one after the other."""
+        subs = self._sublayers()
+        if not all(type(getattr(s, "_cell", None)) is str for s in subs):
+            return None     # a recurrent layer of the user's: its own affairs
+        n, t, c = x_shape
+        work = sum(t * n * GATES[s._cell] * s.units * (c + s.units) for s in subs)
+        return _backends.beside_shares([s._backend for s in subs], work)
 
     def _split(self, d_outputs):
         """(d of the merged output(s), d of the forward states, d of the backward
@@ -309,7 +327,7 @@ class Bidirectional(_Wrapper):
         return [d_outputs], [None] * k, [None] * k
 
     def backward_from(self, ctx, d_outputs):
-        fctx, bctx, fo, bo, given = ctx
+        fctx, bctx, fo, bo, given, _ = ctx
         d_out, dfs, dbs = self._split(d_outputs)
         h = fo.shape[-1]
         if self.merge_mode is None:
@@ -331,8 +349,10 @@ class Bidirectional(_Wrapper):
         dfo, dbo = np.ascontiguousarray(dfo), np.ascontiguousarray(dbo)
         f_d = [dfo] + list(dfs) if self.return_state else dfo
         b_d = [dbo] + list(dbs) if self.return_state else dbo
-        df, gf = self.forward_layer.backward_from(fctx, f_d)
-        db, gb = self.backward_layer.backward_from(bctx, b_d)
+        (df, gf), (db, gb) = _backends.run_beside(
+            self._beside(ctx[5]),
+            lambda: self.forward_layer.backward_from(fctx, f_d),
+            lambda: self.backward_layer.backward_from(bctx, b_d))
         if given:
             dx = df[0] + db[0]
             return [dx] + list(df[1:]) + list(db[1:]), gf + gb

@@ -1,0 +1,172 @@
+"""Calls side by side (issue 23 part 4): a Bidirectional layer on compiled CPU
+kernels runs its two directions at once, each on its share of the threads
+(rnnkern.backends.run_beside), with outputs, states and every gradient bitwise
+those of the directions one after the other; it falls back to one after the other
+where it cannot gain, propagates errors, and leaves a forked child usable."""
+import multiprocessing as mp
+import threading
+
+import numpy as np
+import pytest
+
+import rnnkern as rk
+from rnnkern import backends as bk
+
+CPU = bk.cpu_backends()
+pytestmark = pytest.mark.skipif(not CPU, reason="compiled CPU kernels not built")
+
+# above BESIDE_MIN_WORK: 2 x T N G H (C + H) = 2 x 80*8*1*64*80 for a SimpleRNN
+N, T, C, H = 8, 80, 16, 64
+
+
+@pytest.fixture
+def two_threads():
+    old, conc = bk._num_threads, bk.get_layer_concurrency()
+    bk.set_num_threads(2)
+    yield
+    bk.set_num_threads(old)
+    bk.set_layer_concurrency(conc)
+
+
+def make(cell, backend, seed, merge_mode="concat", **kw):
+    layer = getattr(rk.layers, cell)(H, seed=seed, backend=backend, **kw)
+    return rk.layers.Bidirectional(layer, merge_mode=merge_mode)
+
+
+def run(layer, x, mask, initial_state, training, rng_dy):
+    kw = {}
+    if mask is not None:
+        kw["mask"] = mask
+    if initial_state is not None:
+        kw["initial_state"] = initial_state
+    out = layer(x, training=training, **kw)
+    outs = out if isinstance(out, list) else [out]
+    if not training:
+        return outs, []
+    d = [rng_dy.standard_normal(o.shape).astype(np.float32) for o in outs]
+    if layer.return_state:
+        n_out = 1 if layer.merge_mode else 2
+        dx = layer.backward(d[0] if n_out == 1 else d[:n_out], d[n_out:])
+    else:
+        dx = layer.backward(d[0] if len(d) == 1 else d)
+    extra = list(layer.state_grads or [])
+    return outs, [dx] + list(layer.grads) + extra
+
+
+CASES = [
+    dict(cell="LSTM", kw=dict(return_sequences=True), mask=True, state=False),
+    dict(cell="GRU", kw=dict(return_sequences=False, reset_after=False), mask=False, state=True),
+    dict(cell="GRU", kw=dict(return_sequences=True, return_state=True), mask=True, state=True),
+    dict(cell="SimpleRNN", kw=dict(return_sequences=True, dropout=0.2,
+                                   recurrent_dropout=0.3), mask=False, state=False),
+    dict(cell="LSTM", kw=dict(return_sequences=True, return_state=True, recurrent_dropout=0.25),
+         mask=True, state=True, merge_mode=None),
+    dict(cell="LSTM", kw=dict(return_sequences=True, go_backwards=True), mask=False,
+         state=False, merge_mode="mul"),
+]
+
+
+@pytest.mark.parametrize("backend", CPU)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['cell']}-{c.get('merge_mode', 'concat')}"
+                         f"-{'-'.join(k for k, v in c['kw'].items() if v)}")
+def test_side_by_side_is_bitwise_one_after_the_other(backend, case, two_threads):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((N, T, C)).astype(np.float32)
+    mask = rng.random((N, T)) > 0.3 if case["mask"] else None
+    n_states = 2 if case["cell"] == "LSTM" else 1
+    init = ([rng.standard_normal((N, H)).astype(np.float32) for _ in range(2 * n_states)]
+            if case["state"] else None)
+    results = {}
+    for on in (False, True):
+        bk.set_layer_concurrency(on)
+        layer = make(case["cell"], backend, 11, case.get("merge_mode", "concat"), **case["kw"])
+        assert (layer._beside(x.shape) is not None) == on
+        got = []
+        for training in (False, True, True):     # dropout masks differ call to call
+            got.append(run(layer, x, mask, init, training, np.random.default_rng(4)))
+        results[on] = got
+    for (outs0, grads0), (outs1, grads1) in zip(results[False], results[True]):
+        assert len(outs0) == len(outs1) and len(grads0) == len(grads1)
+        for a, b in zip(outs0 + grads0, outs1 + grads1):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_the_directions_run_on_two_threads_at_once(two_threads):
+    """The forward direction runs on a worker thread while the backward one runs on
+    the caller, both inside their kernels at the same time (each waits for the
+    other at a barrier inside its layer call, which only concurrent calls pass)."""
+    layer = make("LSTM", CPU[-1], 0, return_sequences=True)
+    x = np.zeros((N, T, C), np.float32)
+    layer(x)                                  # built
+    meet = threading.Barrier(2, timeout=30)
+    seen = {}
+
+    def spy(sub):
+        inner = sub.forward
+
+        def forward(*a, **kw):
+            seen[sub.name] = (threading.current_thread().name, bk._threads_for("lstm", N, C, H))
+            meet.wait()
+            return inner(*a, **kw)
+        sub.forward = forward
+
+    spy(layer.forward_layer)
+    spy(layer.backward_layer)
+    layer(x, training=True)
+    names = {k.split("_")[0]: v for k, v in seen.items()}
+    assert names["forward"][0].startswith("rnnkern-beside")
+    assert names["backward"][0] == threading.current_thread().name
+    assert names["forward"][1] == 1 and names["backward"][1] == 1   # 2 threads, split
+    assert bk._threads_for("lstm", N, C, H) == 2                     # the cap is undone
+
+
+def test_one_after_the_other_where_it_cannot_gain(two_threads):
+    layer = make("LSTM", CPU[-1], 0)
+    assert layer._beside((N, T, C)) == (1, 1)
+    assert layer._beside((1, 2, 3)) is None                 # too little work
+    bk.set_num_threads(1)
+    assert layer._beside((N, T, C)) is None                 # one thread
+    bk.set_num_threads(4)
+    assert layer._beside((N, T, C)) == (2, 2)
+    ref = make("LSTM", "reference", 0)
+    assert ref._beside((N, T, C)) is None                   # the NumPy reference
+    bk.set_layer_concurrency(False)
+    assert layer._beside((N, T, C)) is None
+    with pytest.raises(ValueError, match="on must be a bool"):
+        bk.set_layer_concurrency("yes")
+
+
+def test_an_error_on_either_side_is_raised_after_both_finish(two_threads):
+    layer = make("GRU", CPU[-1], 0, return_sequences=True)
+    x = np.ones((N, T, C), np.float32)
+    y0 = layer(x)
+    bad = [np.zeros((N, H), np.float32), np.zeros((N, H + 1), np.float32)]
+    with pytest.raises(ValueError, match=r"initial_state\[0\] has shape"):
+        layer(x, initial_state=bad)            # the backward direction's state is wrong
+    with pytest.raises(ValueError, match=r"initial_state\[0\] has shape"):
+        layer(x, initial_state=bad[::-1])      # the forward direction's (worker) state
+    np.testing.assert_array_equal(layer(x), y0)  # and the layer runs on
+
+
+def _child_bidirectional(q):
+    bk.set_num_threads(2)
+    layer = make("LSTM", "auto", 0, return_sequences=True)
+    y = layer(np.ones((N, T, C), np.float32))
+    q.put(float(np.abs(y).sum()))
+
+
+def test_fork_after_side_by_side_does_not_hang(two_threads):
+    """A forked child has none of the worker threads: it makes its own."""
+    layer = make("LSTM", "auto", 0, return_sequences=True)
+    y = layer(np.ones((N, T, C), np.float32))
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_bidirectional, args=(q,))
+    p.start()
+    p.join(60)
+    hung = p.is_alive()
+    if hung:
+        p.kill()
+    assert not hung, "forked child hung in a Bidirectional call"
+    assert p.exitcode == 0
+    assert q.get(timeout=5) == pytest.approx(float(np.abs(y).sum()), rel=0, abs=0)
