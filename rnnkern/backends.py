@@ -486,12 +486,13 @@ def get_layer_concurrency():
     return _concurrency
 
 
-def beside_shares(backends_, work):
-    """(threads of the first call, threads of the second) when two calls on these
-    backends with this much work together should run side by side, else None: both
-    on compiled CPU kernels, concurrency on, two threads or more (set_num_threads'
-    value, else the default), and at least BESIDE_MIN_WORK of work."""
-    if not _concurrency or work < BESIDE_MIN_WORK:
+def beside_shares(backends_, work, parties=2):
+    """The threads of each of `parties` calls (a tuple, the first ones largest)
+    when calls on these backends with this much work together should run side by
+    side, else None: all on compiled CPU kernels, concurrency on, at least one
+    thread a call (set_num_threads' value, else the default), and at least
+    BESIDE_MIN_WORK of work."""
+    if not _concurrency or work < BESIDE_MIN_WORK or parties < 2:
         return None
     if not all(isinstance(b, CpuBackend) for b in backends_):
         return None
@@ -499,9 +500,9 @@ def beside_shares(backends_, work):
     cap = getattr(_share, "threads", None)
     if cap is not None:
         nt = min(nt, cap)
-    if nt < 2:
+    if nt < parties:
         return None
-    return nt - nt // 2, nt // 2
+    return tuple(nt // parties + (1 if i < nt % parties else 0) for i in range(parties))
 
 
 def _worker_pool():
@@ -533,16 +534,35 @@ def run_beside(shares, fn_a, fn_b):
     after both have finished (fn_b's when it raised one, else fn_a's)."""
     if shares is None:
         return fn_a(), fn_b()
-    future = _worker_pool().submit(_capped(shares[0], fn_a))
+    out = run_together(shares, [fn_a, fn_b])
+    return out[0], out[1]
+
+
+def run_together(shares, fns):
+    """[fn() for fn in fns], all at once: the last on this thread, the others on
+    worker threads, each capped at its share of the threads (shares from
+    beside_shares, one a function). Returns once all have returned; where any
+    raised, raises after all have finished: the last function's exception when
+    it raised one, else the first raised in the order of fns."""
+    pool = _worker_pool()
+    futures = [pool.submit(_capped(n, fn)) for n, fn in zip(shares[:-1], fns[:-1])]
+    mine = None
     try:
-        rb = _capped(shares[1], fn_b)()
-    except BaseException:
+        last = _capped(shares[-1], fns[-1])()
+    except BaseException as e:      # raised once the workers are done
+        mine, last = e, None
+    results, first = [], None
+    for f in futures:
         try:
-            future.result()
-        except BaseException:
-            pass
-        raise
-    return future.result(), rb
+            results.append(f.result())
+        except BaseException as e:
+            results.append(None)
+            first = first or e
+    if mine is not None:
+        raise mine
+    if first is not None:
+        raise first
+    return results + [last]
 
 
 def _compiled_isas():

@@ -170,3 +170,149 @@ def test_fork_after_side_by_side_does_not_hang(two_threads):
     assert not hung, "forked child hung in a Bidirectional call"
     assert p.exitcode == 0
     assert q.get(timeout=5) == pytest.approx(float(np.abs(y).sum()), rel=0, abs=0)
+
+
+# ------------------------------------------------------------------ wavefront
+
+from rnnkern.models import wavefront  # noqa: E402
+
+T_WAVE = 48
+
+
+def _spy_runs(monkeypatch):
+    ran = []
+    inner = wavefront.run
+
+    def run(chain, values, masks):
+        k = inner(chain, values, masks)
+        ran.append(k)
+        return k
+    monkeypatch.setattr(wavefront, "run", run)
+    return ran
+
+
+def _predict_both(model, x, ran):
+    out = {}
+    for on in (False, True):
+        bk.set_layer_concurrency(on)
+        del ran[:]
+        out[on] = (model.predict(x, verbose=0, batch_size=len(x)), list(ran))
+    return out
+
+
+def _padded_tokens(rng, n, t, vocab=30):
+    """Token ids with zeros (masked under mask_zero) before, inside and after the
+    words of each row, some rows masked over whole blocks, one row all masked."""
+    x = rng.integers(1, vocab, (n, t))
+    for r in range(n):
+        a, b = sorted(rng.integers(0, t, 2))
+        x[r, a:b] = 0 if r % 2 else x[r, a:b]
+        x[r, :rng.integers(0, t // 2)] = 0 if r % 3 == 0 else x[r, :1]
+    x[0] = 0
+    x[1, 5:40] = 0
+    x[rng.random((n, t)) < 0.15] = 0
+    return x
+
+
+L = rk.layers
+WAVE_MODELS = {
+    "lstm-lstm": lambda: [L.Input((T_WAVE, C)), L.LSTM(H, return_sequences=True, seed=1),
+                          L.LSTM(H, seed=2)],
+    "gru-gru-seq": lambda: [L.Input((T_WAVE, C)),
+                            L.GRU(H, return_sequences=True, reset_after=False, seed=1),
+                            L.GRU(H, return_sequences=True, seed=2)],
+    "backwards-head-simple-lstm": lambda: [L.Input((T_WAVE, C)),
+                                           L.SimpleRNN(H, return_sequences=True,
+                                                       go_backwards=True, seed=1),
+                                           L.LSTM(H, seed=2)],
+    "three": lambda: [L.Input((T_WAVE, C)), L.GRU(H, return_sequences=True, seed=1),
+                      L.LSTM(H, return_sequences=True, seed=2), L.SimpleRNN(H, seed=3),
+                      L.Dense(3)],
+    "masked": lambda: [L.Input((T_WAVE,)), L.Embedding(30, C, mask_zero=True),
+                       L.LSTM(H, return_sequences=True, seed=1),
+                       L.GRU(H, return_sequences=True, seed=2), L.LSTM(H, seed=3)],
+    "masked-sequence-out": lambda: [L.Input((T_WAVE,)), L.Embedding(30, C, mask_zero=True),
+                                    L.LSTM(H, return_sequences=True, seed=1),
+                                    L.GRU(H, return_sequences=True, seed=2)],
+    "masked-backwards-zero-output": lambda: [
+        L.Input((T_WAVE,)), L.Embedding(30, C, mask_zero=True),
+        L.GRU(H, return_sequences=True, go_backwards=True, zero_output_for_mask=True, seed=1),
+        L.SimpleRNN(H, return_sequences=True, zero_output_for_mask=True, seed=2),
+        L.Dense(2)],
+}
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("name", sorted(WAVE_MODELS))
+def test_wavefront_is_bitwise_one_layer_after_the_other(name, threads, two_threads,
+                                                        monkeypatch):
+    """predict through a chain of recurrent layers on blocks of steps, each layer on
+    its own thread, gives bitwise the layer-by-layer result (with 2 threads a chain
+    of three runs its first two as a wavefront)."""
+    bk.set_num_threads(threads)
+    rng = np.random.default_rng(7)
+    model = rk.Sequential(WAVE_MODELS[name]())
+    x = (_padded_tokens(rng, N, T_WAVE) if "masked" in name
+         else rng.standard_normal((N, T_WAVE, C)).astype(np.float32))
+    ran = _spy_runs(monkeypatch)
+    got = _predict_both(model, x, ran)
+    np.testing.assert_array_equal(got[False][0], got[True][0])
+    assert not any(got[False][1])          # turned off: asked, declined
+    chain = 3 if name in ("three", "masked") else 2
+    assert got[True][1] == [min(chain, threads)]
+
+
+def test_wavefront_only_where_it_applies(two_threads, monkeypatch):
+    """Not in training, not for a sequence used twice, not with one thread, not on
+    the reference backend; and a model's call(training=False) uses it too."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((N, T_WAVE, C)).astype(np.float32)
+    ran = _spy_runs(monkeypatch)
+    inp = L.Input((T_WAVE, C))
+    s = L.LSTM(H, return_sequences=True, seed=1)(inp)
+    branched = rk.Model(inp, [L.LSTM(H, seed=2)(s), s])      # s is an output too
+    branched.predict(x, verbose=0)
+    assert ran == []
+    model = rk.Sequential([L.Input((T_WAVE, C)), L.LSTM(H, return_sequences=True, seed=1),
+                           L.LSTM(H, seed=2), L.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, np.zeros((N, 1), np.float32), epochs=1, batch_size=N, verbose=0)
+    assert ran == []                                 # training: one after the other
+    model.evaluate(x, np.zeros((N, 1), np.float32), verbose=0, batch_size=N)
+    assert ran == [2]
+    y = model(x, training=False)
+    assert ran == [2, 2]
+    np.testing.assert_array_equal(y, model.predict(x, verbose=0, batch_size=N))
+    bk.set_num_threads(1)
+    model.predict(x, verbose=0, batch_size=N)
+    assert ran == [2, 2, 2, 0]
+    bk.set_num_threads(2)
+    for layer in model.layers[:2]:
+        layer.backend = "reference"
+    model.predict(x, verbose=0, batch_size=N)
+    assert ran[-1] == 0
+
+
+@pytest.mark.parametrize("stage", [0, 1])
+def test_wavefront_error_in_a_stage_is_raised(stage, two_threads):
+    """An error inside a stage's kernel call is raised from predict (no hang); the
+    model runs on after it."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((N, T_WAVE, C)).astype(np.float32)
+    model = rk.Sequential([L.Input((T_WAVE, C)), L.LSTM(H, return_sequences=True, seed=1),
+                           L.LSTM(H, seed=2)])
+    want = model.predict(x, verbose=0, batch_size=N)
+    layer = model.layers[stage]
+    inner = layer._infer_steps
+    calls = []
+
+    def failing(*a):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("planted failure in block 2")
+        return inner(*a)
+    layer._infer_steps = failing
+    with pytest.raises(MemoryError, match="planted failure"):
+        model.predict(x, verbose=0, batch_size=N)
+    del layer._infer_steps
+    np.testing.assert_array_equal(model.predict(x, verbose=0, batch_size=N), want)

@@ -468,6 +468,33 @@ class _RNN(Layer):
         outputs = [y] + states if self.return_state else y
         return outputs, ctx
 
+    def _infer_steps(self, x, mask, states):
+        """Inference over some steps, for the wavefront (rnnkern/models/wavefront.py):
+        x [N, t, C] float32 C-contiguous, N > 0, taken in this layer's processing
+        order (reversed with go_backwards, as forward does), from ``states`` (None:
+        zeros). Returns (y [N, t, H] in processing order, as the kernels give it:
+        before zero_output_for_mask, a masked step repeating the previous output of
+        this call, zeros before the call's first unmasked step; the states after)."""
+        n = x.shape[0]
+        if states is None:
+            states = [np.zeros((n, self.units), x.dtype) for _ in range(self._n_states)]
+        reset_after = getattr(self, "reset_after", True)
+        if self._packed is None and self._pack_worth_keeping():
+            self._packed = ops.pack(self._cell, self.recurrent_kernel, reset_after,
+                                    self._backend, self.kernel, self.bias)
+        options = RnnOptions(self._cell, self.activation, self.recurrent_activation,
+                             reset_after, self.go_backwards, True, False, self.precision)
+        y, h, cT, _ = ops.rnn_forward(
+            options, x, self.kernel, self.recurrent_kernel, self.bias, states[0],
+            states[1] if self._cell == "lstm" else None, mask, backend=self._backend,
+            packed=self._packed)
+        y = np.asarray(y, dtype=x.dtype)
+        h = np.asarray(h, dtype=x.dtype)
+        states = [h.copy() if np.shares_memory(y, h) else h]
+        if self._cell == "lstm":
+            states.append(np.asarray(cT, dtype=x.dtype))
+        return y, states
+
     def _applies(self, rate):
         """Whether Keras' cell applies a dropout of this rate: 0 < rate < 1 (LSTM,
         GRU), rate > 0 (SimpleRNN)."""

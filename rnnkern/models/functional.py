@@ -27,6 +27,7 @@ from ..layers.base import KerasTensor, Layer, check_training, format_shape, warn
 from ..utils.naming import auto_name
 from ..utils.registry import register_class
 from ..utils.tree import flatten, map_structure, pack_as
+from . import wavefront
 from .summary import print_summary
 from .training import Trainer
 
@@ -277,7 +278,18 @@ class Model(Trainer, Layer):
             for t, m in zip(self._inputs, mask if isinstance(mask, (list, tuple)) else [mask]):
                 masks[id(t)] = m
         node_ctxs = []
+        # inference: chains of recurrent layers as a wavefront (models/wavefront.py)
+        chains = wavefront.chains_of(self) if training is False else None
+        done = set()
         for node in self._exec_nodes:
+            if id(node) in done:
+                continue
+            if chains and id(node) in chains:
+                chain = chains[id(node)]
+                ran = wavefront.run(chain, values, masks)
+                done.update(id(n) for n in chain[:ran])
+                if ran:
+                    continue
             outputs, ctx = self._run_node(node, values, masks, training)
             node_ctxs.append(ctx)
         out = pack_as(self._outputs_struct, [values[id(t)] for t in self._outputs])

@@ -1,0 +1,118 @@
+"""Layers side by side (issue 23 part 4), at S2 (T=100, N=32, C=64, H=256) on 2
+threads: a Bidirectional layer with its two directions at once against one after
+the other (inference and a training step: forward + backward), and a stack of two
+recurrent layers in inference as a wavefront against one after the other
+(Sequential.predict), for each cell; rnnkern.set_layer_concurrency switches
+between the two, interleaved repeat by repeat so load drifts hit both alike;
+medians. Also the wavefront's block count at the 2-layer LSTM stack. Checks that
+the results are bitwise the same before timing.
+
+    PYTHONPATH=. python bench/beside.py > bench/results/beside.txt
+"""
+import argparse
+import platform
+import time
+
+import numpy as np
+
+import rnnkern as rk
+from rnnkern.models import wavefront
+
+T, N, C, H = 100, 32, 64, 256
+CELLS = {"SimpleRNN": rk.layers.SimpleRNN, "LSTM": rk.layers.LSTM, "GRU": rk.layers.GRU}
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def timed(fn, reps):
+    """{False: [s...], True: [s...]}: fn() with concurrency off and on, interleaved."""
+    out = {False: [], True: []}
+    for on in (False, True):          # warm both
+        rk.set_layer_concurrency(on)
+        fn()
+    for _ in range(reps):
+        for on in (False, True):
+            rk.set_layer_concurrency(on)
+            t0 = time.perf_counter()
+            fn()
+            out[on].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) * 1e3 for k, v in out.items()}
+
+
+def same(fn):
+    got = []
+    for on in (False, True):
+        rk.set_layer_concurrency(on)
+        got.append(fn())
+    return all(np.array_equal(a, b) for a, b in zip(*got))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    rk.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, T, C)).astype(np.float32)
+    print(f"# bench/beside.py --reps {args.reps} --threads {args.threads}; "
+          f"{time.strftime('%Y-%m-%d')}; {cpu_name()}; rnnkern {rk.__version__}; "
+          f"backend {rk.backends.get_backend('auto').name}")
+    print(f"# S2 (T, N, C, H) = ({T}, {N}, {C}, {H}); median ms of {args.reps}; "
+          "'one after the other' = rk.set_layer_concurrency(False)")
+    print()
+    print("| layers | mode | one after the other | side by side | speed-up | bitwise |")
+    print("|---|---|---|---|---|---|")
+    for name, cls in CELLS.items():
+        bi = rk.layers.Bidirectional(cls(H, return_sequences=True, seed=0))
+        bi(x)
+        dy = np.ones((N, T, 2 * H), np.float32)
+
+        def infer():
+            return [bi(x, training=False)]
+
+        def train():
+            y = bi(x, training=True)
+            return [y, bi.backward(dy)] + list(bi.grads)
+        for mode, fn in (("inference", infer), ("training step", train)):
+            ok = same(fn)
+            ms = timed(fn, args.reps)
+            print(f"| Bidirectional({name}) | {mode} | {ms[False]:.2f} | {ms[True]:.2f} | "
+                  f"{ms[False] / ms[True]:.2f}x | {'yes' if ok else 'NO'} |")
+    for name, cls in CELLS.items():
+        model = rk.Sequential([rk.layers.Input((T, C)), cls(H, return_sequences=True, seed=0),
+                               cls(H, seed=1)])
+
+        def predict():
+            return [model.predict(x, batch_size=N, verbose=0)]
+        ok = same(predict)
+        ms = timed(predict, args.reps)
+        print(f"| {name} x 2 stacked | inference (predict) | {ms[False]:.2f} | {ms[True]:.2f} | "
+              f"{ms[False] / ms[True]:.2f}x | {'yes' if ok else 'NO'} |")
+    print()
+    print("Wavefront blocks (wavefront.BLOCKS), LSTM x 2 stacked, predict, side by side ms:")
+    model = rk.Sequential([rk.layers.Input((T, C)), rk.layers.LSTM(H, return_sequences=True,
+                                                                   seed=0),
+                           rk.layers.LSTM(H, seed=1)])
+    default = wavefront.BLOCKS
+    line = []
+    for blocks in (2, 4, 8, 16, 25):
+        wavefront.BLOCKS = blocks
+        ms = timed(lambda: model.predict(x, batch_size=N, verbose=0), max(5, args.reps // 2))
+        line.append(f"{blocks}: {ms[True]:.2f}")
+    wavefront.BLOCKS = default
+    print("  " + ", ".join(line) + f"  (one after the other: {ms[False]:.2f}; "
+          f"default {default})")
+
+
+if __name__ == "__main__":
+    main()
