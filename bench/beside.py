@@ -1,10 +1,11 @@
-"""Layers side by side (issue 23 part 4), at S2 (T=100, N=32, C=64, H=256) on 2
+"""Layers side by side (issue 23 part 4), at S2 (T=100, N=32, C=64, H=256), S1
+(T=100, N=1, C=32, H=128) and a notebook-sized layer (T=100, N=32, C=32, H=32) on 2
 threads: a Bidirectional layer with its two directions at once against one after
 the other (inference and a training step: forward + backward), and a stack of two
 recurrent layers in inference as a wavefront against one after the other
 (Sequential.predict), for each cell; rnnkern.set_layer_concurrency switches
 between the two, interleaved repeat by repeat so load drifts hit both alike;
-medians. Also the wavefront's block count at the 2-layer LSTM stack. Checks that
+medians. Also the wavefront's block count at the small 2-layer LSTM stack. Checks that
 the results are bitwise the same before timing.
 
     PYTHONPATH=. python bench/beside.py > bench/results/beside.txt
@@ -18,7 +19,7 @@ import numpy as np
 import rnnkern as rk
 from rnnkern.models import wavefront
 
-T, N, C, H = 100, 32, 64, 256
+SHAPES = {"S2": (100, 32, 64, 256), "S1": (100, 1, 32, 128), "small": (100, 32, 32, 32)}
 CELLS = {"SimpleRNN": rk.layers.SimpleRNN, "LSTM": rk.layers.LSTM, "GRU": rk.layers.GRU}
 
 
@@ -37,11 +38,11 @@ def timed(fn, reps):
     """{False: [s...], True: [s...]}: fn() with concurrency off and on, interleaved."""
     out = {False: [], True: []}
     for on in (False, True):          # warm both
-        rk.set_layer_concurrency(on)
+        rk.set_layer_concurrency(on, wavefront=on)
         fn()
     for _ in range(reps):
         for on in (False, True):
-            rk.set_layer_concurrency(on)
+            rk.set_layer_concurrency(on, wavefront=on)
             t0 = time.perf_counter()
             fn()
             out[on].append(time.perf_counter() - t0)
@@ -51,7 +52,7 @@ def timed(fn, reps):
 def same(fn):
     got = []
     for on in (False, True):
-        rk.set_layer_concurrency(on)
+        rk.set_layer_concurrency(on, wavefront=on)
         got.append(fn())
     return all(np.array_equal(a, b) for a, b in zip(*got))
 
@@ -62,44 +63,46 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     rk.set_num_threads(args.threads)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((N, T, C)).astype(np.float32)
     print(f"# bench/beside.py --reps {args.reps} --threads {args.threads}; "
           f"{time.strftime('%Y-%m-%d')}; {cpu_name()}; rnnkern {rk.__version__}; "
           f"backend {rk.backends.get_backend('auto').name}")
-    print(f"# S2 (T, N, C, H) = ({T}, {N}, {C}, {H}); median ms of {args.reps}; "
-          "'one after the other' = rk.set_layer_concurrency(False)")
+    print(f"# (T, N, C, H): {SHAPES}; median ms of {args.reps}; 'one after the other' = "
+          "rk.set_layer_concurrency(False)")
     print()
-    print("| layers | mode | one after the other | side by side | speed-up | bitwise |")
-    print("|---|---|---|---|---|---|")
-    for name, cls in CELLS.items():
-        bi = rk.layers.Bidirectional(cls(H, return_sequences=True, seed=0))
-        bi(x)
-        dy = np.ones((N, T, 2 * H), np.float32)
+    print("| shape | layers | mode | one after the other | side by side | speed-up | bitwise |")
+    print("|---|---|---|---|---|---|---|")
+    for shape, (T, N, C, H) in SHAPES.items():
+        x = np.random.default_rng(0).standard_normal((N, T, C)).astype(np.float32)
+        for name, cls in CELLS.items():
+            bi = rk.layers.Bidirectional(cls(H, return_sequences=True, seed=0))
+            bi(x)
+            dy = np.ones((N, T, 2 * H), np.float32)
 
-        def infer():
-            return [bi(x, training=False)]
+            def infer():
+                return [bi(x, training=False)]
 
-        def train():
-            y = bi(x, training=True)
-            return [y, bi.backward(dy)] + list(bi.grads)
-        for mode, fn in (("inference", infer), ("training step", train)):
-            ok = same(fn)
-            ms = timed(fn, args.reps)
-            print(f"| Bidirectional({name}) | {mode} | {ms[False]:.2f} | {ms[True]:.2f} | "
-                  f"{ms[False] / ms[True]:.2f}x | {'yes' if ok else 'NO'} |")
-    for name, cls in CELLS.items():
-        model = rk.Sequential([rk.layers.Input((T, C)), cls(H, return_sequences=True, seed=0),
-                               cls(H, seed=1)])
+            def train():
+                y = bi(x, training=True)
+                return [y, bi.backward(dy)] + list(bi.grads)
+            for mode, fn in (("inference", infer), ("training step", train)):
+                ok = same(fn)
+                ms = timed(fn, args.reps)
+                print(f"| {shape} | Bidirectional({name}) | {mode} | {ms[False]:.2f} | "
+                      f"{ms[True]:.2f} | {ms[False] / ms[True]:.2f}x | {'yes' if ok else 'NO'} |")
+        for name, cls in CELLS.items():
+            model = rk.Sequential([rk.layers.Input((T, C)),
+                                   cls(H, return_sequences=True, seed=0), cls(H, seed=1)])
 
-        def predict():
-            return [model.predict(x, batch_size=N, verbose=0)]
-        ok = same(predict)
-        ms = timed(predict, args.reps)
-        print(f"| {name} x 2 stacked | inference (predict) | {ms[False]:.2f} | {ms[True]:.2f} | "
-              f"{ms[False] / ms[True]:.2f}x | {'yes' if ok else 'NO'} |")
+            def predict():
+                return [model.predict(x, batch_size=N, verbose=0)]
+            ok = same(predict)
+            ms = timed(predict, args.reps)
+            print(f"| {shape} | {name} x 2 stacked | inference (predict) | {ms[False]:.2f} | "
+                  f"{ms[True]:.2f} | {ms[False] / ms[True]:.2f}x | {'yes' if ok else 'NO'} |")
     print()
-    print("Wavefront blocks (wavefront.BLOCKS), LSTM x 2 stacked, predict, side by side ms:")
+    T, N, C, H = SHAPES["small"]
+    x = np.random.default_rng(0).standard_normal((N, T, C)).astype(np.float32)
+    print("Wavefront blocks (wavefront.BLOCKS), small LSTM x 2 stacked, predict, side by side ms:")
     model = rk.Sequential([rk.layers.Input((T, C)), rk.layers.LSTM(H, return_sequences=True,
                                                                    seed=0),
                            rk.layers.LSTM(H, seed=1)])

@@ -463,27 +463,37 @@ def _threads_for(cell, batch, input_size, units):
 # gradients are bitwise those of the calls in sequence.
 
 _share = threading.local()    # .threads: this thread's cap while it runs beside another
-_concurrency = True           # set_layer_concurrency
+_concurrency = True           # set_layer_concurrency: Bidirectional side by side
+_wavefront = False            # ... and stacked layers as a wavefront (inference)
 _pool = None                  # (pid, ThreadPoolExecutor): made per process (not across fork)
 
-# Below this much work (multiply-adds of both calls together) the hand-off to a
-# worker thread (~50-100 us with its wake-up) costs more than running beside gains.
-BESIDE_MIN_WORK = 1 << 22
+# Below this much work (multiply-adds of the calls together; a backward counts
+# twice its forward) the hand-off to a worker thread and back (~0.1-0.15 ms with
+# the wake-ups, measured: Bidirectional LSTM inference at (T, N, C, H) = (100, 1,
+# 32, 128), 16M, and (100, 32, 32, 32), 52M, ran 0.83-0.88x one direction after
+# the other) costs more than running side by side gains; their training steps,
+# whose backward is twice the work, gained 1.25x (bench/results/beside.txt).
+BESIDE_MIN_WORK = 1 << 26
 
 
-def set_layer_concurrency(on):
+def set_layer_concurrency(on, wavefront=False):
     """Whether a Bidirectional layer runs its two directions at once on CPU threads
-    (on by default; used where there are two threads or more and the call is large
-    enough to gain). Results are bitwise the same either way."""
-    global _concurrency
-    if not isinstance(on, (bool, np.bool_)):
-        raise ValueError(f"set_layer_concurrency: on must be a bool, got {on!r}")
+    (``on``, the default; used where there are two threads or more and the call is
+    large enough to gain) and whether, besides, chains of recurrent layers in a
+    model's inference run as a wavefront (``wavefront``, off by default: it gained
+    only on a loaded machine, rnnkern/models/wavefront.py). Results are bitwise
+    the same either way."""
+    global _concurrency, _wavefront
+    for name, v in (("on", on), ("wavefront", wavefront)):
+        if not isinstance(v, (bool, np.bool_)):
+            raise ValueError(f"set_layer_concurrency: {name} must be a bool, got {v!r}")
     _concurrency = bool(on)
+    _wavefront = bool(on) and bool(wavefront)
 
 
 def get_layer_concurrency():
-    """set_layer_concurrency's setting."""
-    return _concurrency
+    """set_layer_concurrency's settings: {"on": bool, "wavefront": bool}."""
+    return {"on": _concurrency, "wavefront": _wavefront}
 
 
 def beside_shares(backends_, work, parties=2):

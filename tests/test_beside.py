@@ -15,17 +15,20 @@ from rnnkern import backends as bk
 CPU = bk.cpu_backends()
 pytestmark = pytest.mark.skipif(not CPU, reason="compiled CPU kernels not built")
 
-# above BESIDE_MIN_WORK: 2 x T N G H (C + H) = 2 x 80*8*1*64*80 for a SimpleRNN
+# small cases, with BESIDE_MIN_WORK lowered below their work (2 x T N G H (C + H) =
+# 2 x 80*8*1*64*80 for a SimpleRNN) by the two_threads fixture
 N, T, C, H = 8, 80, 16, 64
+MIN_WORK = 1 << 20
 
 
 @pytest.fixture
-def two_threads():
+def two_threads(monkeypatch):
     old, conc = bk._num_threads, bk.get_layer_concurrency()
+    monkeypatch.setattr(bk, "BESIDE_MIN_WORK", MIN_WORK)
     bk.set_num_threads(2)
     yield
     bk.set_num_threads(old)
-    bk.set_layer_concurrency(conc)
+    bk.set_layer_concurrency(conc["on"], wavefront=conc["wavefront"])
 
 
 def make(cell, backend, seed, merge_mode="concat", **kw):
@@ -128,12 +131,22 @@ def test_one_after_the_other_where_it_cannot_gain(two_threads):
     assert layer._beside((N, T, C)) is None                 # one thread
     bk.set_num_threads(4)
     assert layer._beside((N, T, C)) == (2, 2)
+    bk.BESIDE_MIN_WORK = 1 << 26                            # the real threshold:
+    assert layer._beside((N, T, C)) is None                 # forward too small,
+    assert layer._beside((N, 8 * T, C), backward=True) is not None   # backward not
+    bk.BESIDE_MIN_WORK = MIN_WORK
     ref = make("LSTM", "reference", 0)
     assert ref._beside((N, T, C)) is None                   # the NumPy reference
     bk.set_layer_concurrency(False)
     assert layer._beside((N, T, C)) is None
     with pytest.raises(ValueError, match="on must be a bool"):
         bk.set_layer_concurrency("yes")
+    with pytest.raises(ValueError, match="wavefront must be a bool"):
+        bk.set_layer_concurrency(True, wavefront=1)
+    bk.set_layer_concurrency(False, wavefront=True)
+    assert bk.get_layer_concurrency() == {"on": False, "wavefront": False}
+    bk.set_layer_concurrency(True)
+    assert bk.get_layer_concurrency() == {"on": True, "wavefront": False}
 
 
 def test_an_error_on_either_side_is_raised_after_both_finish(two_threads):
@@ -194,7 +207,7 @@ def _spy_runs(monkeypatch):
 def _predict_both(model, x, ran):
     out = {}
     for on in (False, True):
-        bk.set_layer_concurrency(on)
+        bk.set_layer_concurrency(True, wavefront=on)
         del ran[:]
         out[on] = (model.predict(x, verbose=0, batch_size=len(x)), list(ran))
     return out
@@ -268,6 +281,7 @@ def test_wavefront_only_where_it_applies(two_threads, monkeypatch):
     rng = np.random.default_rng(8)
     x = rng.standard_normal((N, T_WAVE, C)).astype(np.float32)
     ran = _spy_runs(monkeypatch)
+    bk.set_layer_concurrency(True, wavefront=True)
     inp = L.Input((T_WAVE, C))
     s = L.LSTM(H, return_sequences=True, seed=1)(inp)
     branched = rk.Model(inp, [L.LSTM(H, seed=2)(s), s])      # s is an output too
@@ -301,6 +315,7 @@ def test_wavefront_error_in_a_stage_is_raised(stage, two_threads):
     x = rng.standard_normal((N, T_WAVE, C)).astype(np.float32)
     model = rk.Sequential([L.Input((T_WAVE, C)), L.LSTM(H, return_sequences=True, seed=1),
                            L.LSTM(H, seed=2)])
+    bk.set_layer_concurrency(True, wavefront=True)
     want = model.predict(x, verbose=0, batch_size=N)
     layer = model.layers[stage]
     inner = layer._infer_steps

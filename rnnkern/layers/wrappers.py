@@ -304,7 +304,7 @@ class Bidirectional(_Wrapper):
             ctx = (fctx, bctx, fo, bo, initial_state is not None, x.shape)
         return outputs, ctx
 
-    def _beside(self, x_shape):
+    def _beside(self, x_shape, backward=False):
         """The thread shares of the two directions run side by side
         (backends.beside_shares), or None: one after the other."""
         subs = self._sublayers()
@@ -312,6 +312,7 @@ class Bidirectional(_Wrapper):
             return None     # a recurrent layer of the user's: its own affairs
         n, t, c = x_shape
         work = sum(t * n * GATES[s._cell] * s.units * (c + s.units) for s in subs)
+        work *= 2 if backward else 1
         return _backends.beside_shares([s._backend for s in subs], work)
 
     def _split(self, d_outputs):
@@ -350,7 +351,7 @@ class Bidirectional(_Wrapper):
         f_d = [dfo] + list(dfs) if self.return_state else dfo
         b_d = [dbo] + list(dbs) if self.return_state else dbo
         (df, gf), (db, gb) = _backends.run_beside(
-            self._beside(ctx[5]),
+            self._beside(ctx[5], backward=True),
             lambda: self.forward_layer.backward_from(fctx, f_d),
             lambda: self.backward_layer.backward_from(bctx, b_d))
         if given:

@@ -18,10 +18,15 @@ outputs as zeros (Keras: a masked step repeats the previous output of the call,
 zeros before any) and which here repeat the previous block's last output, as in
 the call over the whole sequence.
 
-Used where it can gain: compiled CPU kernels, at least one thread a layer, enough
-work (``rnnkern.backends.beside_shares``), layer concurrency on
-(``rnnkern.set_layer_concurrency``); training calls run the layers one after the
-other (their backward needs each layer's whole workspace).
+Opt-in (``rnnkern.set_layer_concurrency(True, wavefront=True)``): measured on a
+quiet 2-core machine it was slower than the layers one after the other on both
+threads (0.75-1.0x at S1, S2 and notebook sizes: a layer on two threads already
+runs 1.75x one thread, and the blocks' hand-offs cost), and faster only on a
+loaded one (1.9-3.2x at S2, where a layer's per-step barrier waits for a
+descheduled thread): bench/results/beside.txt. Where on: compiled CPU kernels,
+at least one thread a layer, enough work (``rnnkern.backends.beside_shares``).
+Training calls run the layers one after the other (their backward needs each
+layer's whole workspace).
 """
 from __future__ import annotations
 
@@ -123,7 +128,7 @@ def run(chain, values, masks):
     value (and mask) of the last one's output as the model's node-by-node run
     would, and returns how many nodes it ran (0: none, run them one by one)."""
     layers = [node.operation for node in chain]
-    if not all(layer.built for layer in layers):
+    if not _backends._wavefront or not all(layer.built for layer in layers):
         return 0
     src = chain[0].call_args[0]
     x = values.get(id(src))
@@ -140,8 +145,8 @@ def run(chain, values, masks):
         return 0          # the node-by-node run raises its own, clear error
     if n == 0:
         return 0
-    work = sum(t * n * GATES[l._cell] * l.units * (l.kernel.shape[0] + l.units)
-               for l in layers)
+    work = t * sum(n * GATES[l._cell] * l.units * (l.kernel.shape[0] + l.units)
+                   for l in layers)
     nt = _backends.get_num_threads() if _backends._num_threads is None \
         else _backends._num_threads
     layers = layers[:max(2, min(len(layers), nt))]
