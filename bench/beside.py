@@ -11,27 +11,16 @@ the results are bitwise the same before timing.
     PYTHONPATH=. python bench/beside.py > bench/results/beside.txt
 """
 import argparse
-import platform
 import time
 
 import numpy as np
 
 import rnnkern as rk
+from rnnkern.bench.report import _cpu_model as cpu_name
 from rnnkern.models import wavefront
 
 SHAPES = {"S2": (100, 32, 64, 256), "S1": (100, 1, 32, 128), "small": (100, 32, 32, 32)}
 CELLS = {"SimpleRNN": rk.layers.SimpleRNN, "LSTM": rk.layers.LSTM, "GRU": rk.layers.GRU}
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timed(fn, reps):

@@ -585,13 +585,7 @@ side by side in one run, median ms; bold: behind. rnnkern is ahead in
 {min(scal):.2f}-{max(scal):.2f}x one thread at S2-S4 (rnnkern). Batch-1 latency and GRU /
 SimpleRNN training, where the peers have no fused kernel, are where rnnkern leads most.
 [bench/RESULTS.md](bench/RESULTS.md) has every run and what the gaps are."""
-    path = os.path.join(HERE, "..", "README.md")
-    with open(path) as f:
-        readme = f.read()
-    a, b = "<!-- perf-table:start -->", "<!-- perf-table:end -->"
-    i, j = readme.index(a) + len(a), readme.index(b)
-    with open(path, "w") as f:
-        f.write(readme[:i] + "\n" + text + "\n" + readme[j:])
+    replace_between(os.path.join(HERE, "..", "README.md"), "perf-table", text)
     return True
 
 
@@ -634,13 +628,7 @@ forward+backward (the best SGEMM here reaches ~75-80% of that peak); two threads
 PyTorch has no fused kernel, are where rnnkern leads most; {lstm_txt}.
 [bench/RESULTS.md](bench/RESULTS.md) and [bench/PROFILE.md](bench/PROFILE.md) say where the
 remaining time goes."""
-    path = os.path.join(HERE, "..", "README.md")
-    with open(path) as f:
-        readme = f.read()
-    a, b = "<!-- perf-table:start -->", "<!-- perf-table:end -->"
-    i, j = readme.index(a) + len(a), readme.index(b)
-    with open(path, "w") as f:
-        f.write(readme[:i] + "\n" + text + "\n" + readme[j:])
+    replace_between(os.path.join(HERE, "..", "README.md"), "perf-table", text)
 
 
 
