@@ -2,6 +2,7 @@
 check-before-time rule (a wrong implementation is reported WRONG and never timed).
 Every run here is tiny (seconds in all)."""
 import json
+import os
 import sys
 import types
 
@@ -168,11 +169,16 @@ def test_adaptive_reps_clamped():
 def test_thread_control_sets_and_restores():
     import rnnkern
     from rnnkern import backends as bk
-    before = bk._num_threads
+    before, omp = bk._num_threads, os.environ.get("OMP_NUM_THREADS")
     with timing.ThreadControl(1) as tc:
         assert rnnkern.get_num_threads() == 1
         assert tc.applied["rnnkern"] == 1
-    assert bk._num_threads == before
+    with timing.ThreadControl(2):
+        # at most 2, with rnnkern's own policy below that (as torch.set_num_threads)
+        assert rnnkern.get_num_threads() == 2
+        assert bk._threads_for("simple_rnn", 1, 32, 128) == 1      # S1: a tiny step
+        assert bk._threads_for("lstm", 32, 64, 256) == 2
+    assert bk._num_threads == before and os.environ.get("OMP_NUM_THREADS") == omp
     with pytest.raises(ValueError):
         timing.parse_threads("zero")
 

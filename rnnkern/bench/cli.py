@@ -64,7 +64,9 @@ def build_parser():
                    help="small shapes and a short time budget (a smoke run, seconds)")
     p.add_argument("--threads", default="1",
                    help="threads for every library (rnnkern, torch, BLAS/OpenMP): N or 'all' "
-                        "(default 1)")
+                        "(default 1); each uses at most N, with its own policy below that "
+                        "(rnnkern: a problem too small to gain from a second thread runs on "
+                        "one)")
     p.add_argument("--cells", type=lambda s: _list_arg(s, CELL_ALIASES, "cell"),
                    default=["simple_rnn", "lstm", "gru"],
                    help="comma list of simple_rnn, lstm, gru (default all)")

@@ -28,9 +28,17 @@ class ThreadControl:
         self._torch_prev = None
 
     def __enter__(self):
+        # rnnkern gets n threads as PyTorch does with torch.set_num_threads(n): as
+        # the most it may use, with its own policy below that (the default's: a
+        # problem too small to gain from a second thread runs on one,
+        # backends.SMALL_STEP_WORK), through OMP_NUM_THREADS, which that default
+        # reads at each call -- not set_num_threads(n), which forces n threads on
+        # every problem, however small
         from .. import backends as bk
         self._rk_prev = bk._num_threads
-        bk.set_num_threads(self.n)
+        self._omp_prev = os.environ.get("OMP_NUM_THREADS")
+        os.environ["OMP_NUM_THREADS"] = str(self.n)
+        bk.set_num_threads(None)
         self.applied["rnnkern"] = self.n
         try:
             from threadpoolctl import threadpool_limits
@@ -53,6 +61,10 @@ class ThreadControl:
     def __exit__(self, *exc):
         from .. import backends as bk
         bk.set_num_threads(self._rk_prev)
+        if self._omp_prev is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = self._omp_prev
         if self._torch_prev is not None:
             import sys
             sys.modules["torch"].set_num_threads(self._torch_prev)
