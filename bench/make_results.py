@@ -284,14 +284,18 @@ fastest of them per case; rnnkern's figure is its fastest kernel row."""]
             return r1[(case, impl)] / r2[(case, impl)]
         same = [(r1[("S3 lstm training", i)], i) for i in ("rnnkern-avx512", "rnnkern.torch",
                                                             "rnnkern.keras")]
+        lt = [c for c in ("S3 lstm training", "S4 lstm training")
+              if r2[(c, "torch")] < r2[(c, "rnnkern-avx512")]]
+        behind_train = ("behind at " + " and ".join(c.split()[0] for c in lt) if lt
+                        else "ahead at both")
         out.append(f"""
 Where rnnkern is behind, the gaps are those of two kernels near the same ceiling. At
 one thread the LSTM forward at S2-S3 runs at 81-87% of the measured FMA peak and
 oneDNN's at 83-88%; in the same run the rows that run rnnkern's same kernels through
 its adapters differ from the raw row by as much (S3 LSTM training:
 {", ".join(f"{i} {v:.0f} ms" for v, i in same)}), so these gaps are at the run's
-noise level. At two threads the LSTM training gaps at S3-S4 are scaling: rnnkern's
-second thread gives {sc("S3 lstm training", "rnnkern-avx512"):.2f}x (S3) and
+noise level. At two threads the LSTM training at S3-S4 is a matter of scaling
+({behind_train}): rnnkern's second thread gives {sc("S3 lstm training", "rnnkern-avx512"):.2f}x (S3) and
 {sc("S4 lstm training", "rnnkern-avx512"):.2f}x (S4), oneDNN's
 {sc("S3 lstm training", "torch"):.2f}x and {sc("S4 lstm training", "torch"):.2f}x. rnnkern's
 weight gradients are already GEMMs over all steps after the loop; what meets at a
