@@ -14,10 +14,4 @@ const Backend& find_backend(const std::string& name) {
   throw std::invalid_argument("rnnkern: backend '" + name + "' is not available here");
 }
 
-const char* precision_refusal(const Backend& b, Precision p) {
-  if (p != Precision::BF16 || !b.cpu) return nullptr;
-  return "precision='bf16' is not available on the CPU backends yet; use 'fp32' (or a GPU "
-         "backend)";
-}
-
 }  // namespace rnnkern

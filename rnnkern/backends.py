@@ -50,14 +50,12 @@ class ReferenceBackend:
     def forward(self, options, x, W, U, b, h0, c0, mask, packed=None, input_masks=None,
                 recurrent_masks=None, **kw):
         o = options if type(options) is RnnOptions and not kw else RnnOptions.of(options, **kw)
-        if o.precision == "bf16":
-            raise ValueError("rnnkern reference: precision='bf16' is not available on the "
-                             "reference backend yet; use 'fp32'")
         y, h, c, cache = _reference.rnn_forward(
             o.cell, x, W, U, b, h0, c0, mask, activation=o.activation,
             recurrent_activation=o.recurrent_activation, reset_after=o.reset_after,
             go_backwards=o.go_backwards, return_sequences=o.return_sequences,
-            training=o.training, input_masks=input_masks, recurrent_masks=recurrent_masks)
+            training=o.training, input_masks=input_masks, recurrent_masks=recurrent_masks,
+            precision="bf16" if o.precision == "bf16" else "fp32")   # tf32: exact, as fp32
         return y, h, c, (Cache(self, cache) if cache is not None else None)
 
     def backward(self, cache, dy, dh_T=None, dc_T=None):

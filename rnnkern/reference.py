@@ -45,6 +45,18 @@ go_backwards reverses x and mask along time; outputs are returned in processing
 order (y[:, s] is the output of the s-th processed step), the last output is
 that of the last processed step (original t = 0).
 
+precision="bf16" (the CPU backends' bf16 mode): the kernel and recurrent kernel
+are rounded to bfloat16 (``round_bf16``: via float32, to nearest even), and so
+is every product's other operand before dropout masks scale it: x_t, h_prev,
+and reset_before GRU's r * (h_prev ⊙ m_h). Products are exact and summed in the
+working precision; states and the cell's math are unrounded. The backward is the
+one below with the rounded weights, rounding passing gradients straight
+through, and bf16 products there too: each step's pre-activation gradients dz
+(what the products read of them) and, in the weight gradients, x and h_prev
+(and reset_before GRU's r * h_prev) are rounded: dW = round(x)^T dz, dU =
+round(h_prev)^T dz, dx = dz W^T, dh_prev = dz U^T (+ the cell's direct terms,
+unrounded), db = sum dz. Dropout masks scale the rounded operands.
+
 Backward never re-evaluates a nonlinearity: every derivative is computed from
 the saved activation OUTPUT (see ``DERIVATIVES``).
 """
@@ -54,6 +66,22 @@ import numpy as np
 
 CELLS = ("simple_rnn", "lstm", "gru")
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+
+
+def round_bf16(a, dtype=None):
+    """``a`` rounded to bfloat16 (via float32; to nearest, ties to even; Inf and
+    NaN kept), in ``dtype`` (default: a's, float32 or float64)."""
+    a = np.asarray(a)
+    dt = np.dtype(dtype) if dtype is not None else _compute_dtype(a)
+    a32 = np.asarray(a, np.float32)
+    u = a32.view(np.uint32)
+    with np.errstate(over="ignore"):
+        r = ((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1)))
+             & np.uint32(0xFFFF0000)).view(np.float32)
+    return np.where(np.isfinite(a32), r, a32).astype(dt, copy=False)
+
+
+PRECISIONS = ("fp32", "bf16")
 
 
 # --------------------------------------------------------------------------
@@ -190,11 +218,14 @@ class ReferenceCache:
 def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None, *,
                 activation="tanh", recurrent_activation="sigmoid", reset_after=True,
                 go_backwards=False, return_sequences=True, training=True,
-                input_masks=None, recurrent_masks=None):
+                input_masks=None, recurrent_masks=None, precision="fp32"):
     """Forward of one layer; returns (y, h_T, c_T, cache). See the module docstring
-    (input_masks [G, N, C], recurrent_masks [G, N, H]: per-gate dropout masks, or None)."""
+    (input_masks [G, N, C], recurrent_masks [G, N, H]: per-gate dropout masks, or None;
+    precision "fp32" (exact products) or "bf16")."""
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; expected one of {list(CELLS)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     act, _ = _activation(activation)
     ract, _ = _activation(recurrent_activation)
 
@@ -203,6 +234,14 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None,
     N, T, _C = x.shape
     W = np.asarray(kernel, dtype=dt)
     U = np.asarray(recurrent_kernel, dtype=dt)
+    if precision == "bf16":   # what every product reads: rounded weights and operands
+        W, U = round_bf16(W, dt), round_bf16(U, dt)
+
+        def rd(v):
+            return round_bf16(v, dt)
+    else:
+        def rd(v):
+            return v
     H = U.shape[0]
     b = None if bias is None else np.asarray(bias, dtype=dt)
     h0 = np.zeros((N, H), dt) if h0 is None else np.asarray(h0, dtype=dt).reshape(N, H)
@@ -241,7 +280,7 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None,
         hprev[:, s] = h
 
         if cell == "simple_rnn":
-            pre = _project(xt, W, im, all_gates) + _project(h, U, rm, all_gates)
+            pre = _project(rd(xt), W, im, all_gates) + _project(rd(h), U, rm, all_gates)
             if b is not None:
                 pre = pre + b
             a = act(pre)
@@ -250,7 +289,7 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None,
 
         elif cell == "lstm":
             cprev[:, s] = c
-            z = _project(xt, W, im, all_gates) + _project(h, U, rm, all_gates)
+            z = _project(rd(xt), W, im, all_gates) + _project(rd(h), U, rm, all_gates)
             if b is not None:
                 z = z + b
             i = ract(z[:, 0 * H:1 * H])
@@ -264,9 +303,9 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None,
                 save(name, s, v)
 
         else:  # gru
-            mx = _project(xt, W, im, all_gates)
+            mx = _project(rd(xt), W, im, all_gates)
             if reset_after:
-                mi = _project(h, U, rm, all_gates)
+                mi = _project(rd(h), U, rm, all_gates)
                 if b is not None:
                     mx = mx + b[0]
                     mi = mi + b[1]
@@ -278,10 +317,10 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None,
             else:
                 if b is not None:
                     mx = mx + b
-                mi = _project(h, U[:, :2 * H], rm, (0, 1))
+                mi = _project(rd(h), U[:, :2 * H], rm, (0, 1))
                 z = ract(mx[:, :H] + mi[:, :H])
                 r = ract(mx[:, H:2 * H] + mi[:, H:2 * H])
-                hh = act(mx[:, 2 * H:] + (r * _gate_input(h, rm, 2)) @ U[:, 2 * H:])
+                hh = act(mx[:, 2 * H:] + rd(r * _gate_input(h, rm, 2)) @ U[:, 2 * H:])
             h_new = z * h + (1 - z) * hh   # the undropped h_prev
             c_new = None
             for name, v in (("z", z), ("r", r), ("hh", hh)):
@@ -311,7 +350,7 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None,
         return_sequences=bool(return_sequences), dtype=dt, N=N, T=T, C=_C, H=H,
         order=order, xs=xs, W=W, U=U, b=b, has_bias=b is not None,
         mask=ms, seen=seen, hprev=hprev, cprev=cprev, saved=saved,
-        input_masks=im, recurrent_masks=rm)
+        input_masks=im, recurrent_masks=rm, precision=precision)
     return y, h_T, c_T, cache
 
 
@@ -330,6 +369,12 @@ def rnn_backward(cache, dy, dh_T=None, dc_T=None):
     _, dact = _activation(k.activation)
     _, dract = _activation(k.recurrent_activation)
     W, U, b = k.W, k.U, k.b
+    if k.precision == "bf16":   # every product's operands rounded (module docstring)
+        def rd(v):
+            return round_bf16(v, dt)
+    else:
+        def rd(v):
+            return v
 
     dy = np.asarray(dy, dtype=dt)
     # gradient arriving at the post-step state h_s from the outputs:
@@ -358,15 +403,16 @@ def rnn_backward(cache, dy, dh_T=None, dc_T=None):
         m = k.mask[:, s][:, None].astype(dt)
         xt = k.xs[:, s]
         hp = k.hprev[:, s]
+        xr, hr = rd(xt), rd(hp)         # as the products read them
         # the cell sees only the unmasked rows; masked rows pass straight through
         dh_cell = dh * m
         dh_pass = dh * (1 - m)
 
         if cell == "simple_rnn":
             a = sv["a"][:, s]
-            dpre = dh_cell * dact(a)
-            dW += _outer(xt, dpre, im, all_gates)
-            dU += _outer(hp, dpre, rm, all_gates)
+            dpre = rd(dh_cell * dact(a))
+            dW += _outer(xr, dpre, im, all_gates)
+            dU += _outer(hr, dpre, rm, all_gates)
             if db is not None:
                 db += dpre.sum(axis=0)
             dxs[:, s] = _project_back(dpre, W, im, all_gates)
@@ -382,10 +428,10 @@ def rnn_backward(cache, dy, dh_T=None, dc_T=None):
             di = dct * g
             df = dct * cp
             dg = dct * i
-            dz = np.concatenate([di * dract(i), df * dract(f), dg * dact(g), do * dract(o)],
-                                axis=1)
-            dW += _outer(xt, dz, im, all_gates)
-            dU += _outer(hp, dz, rm, all_gates)
+            dz = rd(np.concatenate([di * dract(i), df * dract(f), dg * dact(g), do * dract(o)],
+                                   axis=1))
+            dW += _outer(xr, dz, im, all_gates)
+            dU += _outer(hr, dz, rm, all_gates)
             if db is not None:
                 db += dz.sum(axis=0)
             dxs[:, s] = _project_back(dz, W, im, all_gates)
@@ -403,9 +449,9 @@ def rnn_backward(cache, dy, dh_T=None, dc_T=None):
                 dr = dah * mi_h
                 daz = dz_ * dract(z)
                 dar = dr * dract(r)
-                dmx = np.concatenate([daz, dar, dah], axis=1)
-                dmi = np.concatenate([daz, dar, dah * r], axis=1)
-                dU += _outer(hp, dmi, rm, all_gates)
+                dmx = rd(np.concatenate([daz, dar, dah], axis=1))
+                dmi = rd(np.concatenate([daz, dar, dah * r], axis=1))
+                dU += _outer(hr, dmi, rm, all_gates)
                 dh_prev = dh_prev + _project_back(dmi, U, rm, all_gates)
                 if db is not None:
                     db[0] += dmx.sum(axis=0)
@@ -413,19 +459,20 @@ def rnn_backward(cache, dy, dh_T=None, dc_T=None):
             else:
                 Uzr, Uh = U[:, :2 * H], U[:, 2 * H:]
                 hp_h = _gate_input(hp, rm, 2)            # what the h block reads of h_prev
+                dah = rd(dah)
                 drh = dah @ Uh.T                         # grad of (r * hp_h)
                 dr = drh * hp_h
                 dh_prev = dh_prev + _gate_input(drh * r, rm, 2)
-                daz = dz_ * dract(z)
-                dar = dr * dract(r)
+                daz = rd(dz_ * dract(z))
+                dar = rd(dr * dract(r))
                 dzr = np.concatenate([daz, dar], axis=1)
-                dU[:, :2 * H] += _outer(hp, dzr, rm, (0, 1))
-                dU[:, 2 * H:] += (r * hp_h).T @ dah
+                dU[:, :2 * H] += _outer(hr, dzr, rm, (0, 1))
+                dU[:, 2 * H:] += rd(r * hp_h).T @ dah
                 dh_prev = dh_prev + _project_back(dzr, Uzr, rm, (0, 1))
                 dmx = np.concatenate([daz, dar, dah], axis=1)
                 if db is not None:
                     db += dmx.sum(axis=0)
-            dW += _outer(xt, dmx, im, all_gates)
+            dW += _outer(xr, dmx, im, all_gates)
             dxs[:, s] = _project_back(dmx, W, im, all_gates)
             dh = dh_prev + dh_pass
 

@@ -147,12 +147,6 @@ py::object wrap_workspace(const Backend& be, std::unique_ptr<Workspace> ws,
   return py::cast(w.release(), py::return_value_policy::take_ownership);
 }
 
-// Refuses a precision the backend does not run (never runs it as another).
-void check_precision(const Backend& be, const RnnConfig& cfg) {
-  if (const char* why = precision_refusal(be, cfg.precision))
-    throw py::value_error(std::string("rnnkern ") + be.name + ": " + why);
-}
-
 // One layer's forward on any backend, host arrays (NumPy) in and out.
 py::tuple forward(const py::object& backend, const RnnConfig& options, FArr x, FArr W, FArr U,
                   py::object b, FArr h0, py::object c0, py::object mask, int threads,
@@ -161,7 +155,6 @@ py::tuple forward(const py::object& backend, const RnnConfig& options, FArr x, F
   CheckedForward in =
       check_forward(options, x, W, U, b, h0, c0, mask, input_masks, recurrent_masks);
   RnnConfig& cfg = in.cfg;
-  check_precision(be, cfg);
   check_host_memory(cfg);
   cfg.threads = threads;
   const Packed* pw = check_packed(packed, be, cfg, U, W);
@@ -311,7 +304,6 @@ py::object forward_device(const std::string& name, const RnnConfig& options,
   if (!be.device) throw py::value_error("backend '" + name + "' takes host arrays only");
   DeviceForward f = check_device_forward(options, args, torch_layout);
   const RnnConfig& cfg = f.cfg;
-  check_precision(be, cfg);
   LayerArgs a = layer_inputs(f.args, true);
   a.y = reinterpret_cast<float*>(y);
   a.hT = reinterpret_cast<float*>(hT);

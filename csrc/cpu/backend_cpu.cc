@@ -77,6 +77,12 @@ class PooledBuffer {
   explicit PooledBuffer(size_t n) : n_(n) { p_ = BlockPool::get().take(n, &cap_); }
   PooledBuffer(const PooledBuffer&) = delete;
   PooledBuffer& operator=(const PooledBuffer&) = delete;
+  PooledBuffer& operator=(PooledBuffer&& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(n_, o.n_);
+    std::swap(cap_, o.cap_);
+    return *this;
+  }
   ~PooledBuffer() { BlockPool::get().give(p_, cap_); }
   float* get() const { return p_; }
   size_t size() const { return n_; }
@@ -109,11 +115,35 @@ class CpuPacked final : public Packed {
     const_cast<CpuPacked*>(this)->pack(k, U, kPackBackward, kPackBackward2 + 1);
     backward_packed_ = true;
   }
-  size_t nbytes() const override {
+  // precision bf16: the same parts packed from the weights rounded to bf16 (Ub,
+  // Wb: the caller's rounded copies of the arrays packed here), made on the
+  // first bf16 call; the backward parts as the fp32 ones, on the first backward.
+  const CpuPacked& bf16(const CpuKernels& k, const float* Ub, const float* Wb) const {
     std::lock_guard<std::mutex> g(m_);
+    if (!bf16_) {
+      auto p = std::make_unique<CpuPacked>();
+      p->backend = backend;
+      p->cfg = cfg;
+      p->cfg.precision = Precision::BF16;
+      p->has_kernel = has_kernel && Wb;
+      p->pack(k, Ub, kPackForward, kPackBackward);
+      if (p->has_kernel) p->pack(k, Wb, kPackInput, kPackInputFused + 1);
+      bf16_ = std::move(p);
+    }
+    return *bf16_;
+  }
+  size_t nbytes() const override {
     size_t n = 0;
-    for (int64_t f : floats_) n += (size_t)f * sizeof(float);
-    return n;
+    {
+      std::lock_guard<std::mutex> g(m_);
+      for (int64_t f : floats_) n += (size_t)f * sizeof(float);
+    }
+    const CpuPacked* b = nullptr;
+    {
+      std::lock_guard<std::mutex> g(m_);
+      b = bf16_.get();
+    }
+    return b ? n + b->nbytes() : n;
   }
 
  private:
@@ -124,6 +154,20 @@ class CpuPacked final : public Packed {
   int64_t floats_[kNumPackParts] = {};
   mutable std::mutex m_;
   mutable bool backward_packed_ = false;
+  mutable std::unique_ptr<CpuPacked> bf16_;
+};
+
+// precision bf16: W and U rounded to bfloat16 (once a call, into recycled
+// buffers), which the kernels then read as the weights (shared/DESIGN.md).
+struct RoundedWeights {
+  PooledBuffer W, U;
+  void make(const RnnConfig& cfg, const float* w, const float* u) {
+    const int64_t GH = (int64_t)num_gates(cfg.cell) * cfg.H;
+    W = PooledBuffer((size_t)(cfg.C * GH));
+    U = PooledBuffer((size_t)(cfg.H * GH));
+    round_bf16(w, W.get(), cfg.C * GH);
+    round_bf16(u, U.get(), cfg.H * GH);
+  }
 };
 
 // What a CPU training forward keeps: the activations its BPTT reads (written
@@ -132,6 +176,7 @@ class CpuPacked final : public Packed {
 struct CpuWorkspace final : Workspace {
   LayerArgs in;  // x, W, U, mask, dropout masks: the caller's (kept alive by it)
   PooledBuffer hprev, slots;
+  RoundedWeights rounded;  // precision bf16: W, U as the forward and backward read them
   CpuWorkspace(size_t nh, size_t ns) : hprev(nh), slots(ns) {}
   size_t nbytes() const override { return (hprev.size() + slots.size()) * sizeof(float); }
 };
@@ -156,6 +201,14 @@ std::unique_ptr<Workspace> cpu_forward(const Backend& self, const RnnConfig& cfg
     a.hprev = ws->hprev.get();
     a.slots = ws->slots.get();
   }
+  RoundedWeights local;  // bf16 inference: the rounded weights of this call
+  if (cfg.precision == Precision::BF16) {
+    RoundedWeights& r = ws ? ws->rounded : local;
+    r.make(cfg, in.W, in.U);
+    a.W = r.W.get();
+    a.U = r.U.get();
+    if (pw) pw = &pw->bf16(*self.cpu, a.U, pw->has_kernel ? a.W : nullptr);
+  }
   if (pw) {
     a.packed = pw->get(kPackForward);
     a.packed2 = pw->get(kPackForward2);
@@ -163,6 +216,10 @@ std::unique_ptr<Workspace> cpu_forward(const Backend& self, const RnnConfig& cfg
       a.packed_w = pw->get(kPackInput);
       a.packed_wf = pw->get(kPackInputFused);
     }
+    // bf16 with recurrent dropout: its gate-blocked operands take fp32 products
+    // of the rounded values, so the step packs its panels per call, not as pairs
+    if (cfg.precision == Precision::BF16 && in.recurrent_masks)
+      a.packed = a.packed2 = a.packed_wf = nullptr;
   }
   self.cpu->forward(c, a);
   return ws;
@@ -177,15 +234,17 @@ void cpu_backward(const Backend& self, const Workspace& base, int threads, const
   BackwardArgs a;
   static_cast<GradArgs&>(a) = g;     // the gradients, as the caller gave them
   a.x = ws.in.x;
-  a.W = ws.in.W;
-  a.U = ws.in.U;
+  const bool bf16 = cfg.precision == Precision::BF16;
+  a.W = bf16 ? ws.rounded.W.get() : ws.in.W;
+  a.U = bf16 ? ws.rounded.U.get() : ws.in.U;
   a.mask = ws.in.mask;
   a.input_masks = ws.in.input_masks;
   a.recurrent_masks = ws.in.recurrent_masks;
   a.hprev = ws.hprev.get();
   a.slots = ws.slots.get();
   if (const auto* pw = static_cast<const CpuPacked*>(packed)) {
-    pw->ensure_backward(*self.cpu, ws.in.U);
+    if (bf16) pw = &pw->bf16(*self.cpu, a.U, nullptr);  // made by the forward
+    pw->ensure_backward(*self.cpu, a.U);
     a.packed = pw->get(kPackBackward);
     a.packed2 = pw->get(kPackBackward2);
   }

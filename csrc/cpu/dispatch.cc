@@ -26,6 +26,19 @@ bool has_avx512() {
 }
 #endif
 
+}  // namespace
+
+bool cpu_has_avx512_bf16() {
+#if defined(RNNKERN_HAVE_X86)
+  static const bool has = has_avx512() && __builtin_cpu_supports("avx512bf16");
+  return has;
+#else
+  return false;
+#endif
+}
+
+namespace {
+
 // The one list of CPU ISAs: each compiled into this build, widest first, with
 // its kernels (defined in its own translation unit, rnn_cpu_<isa>.cc) and its
 // run-time check. Everything else that names them reads this table: cpu_isas(),

@@ -155,9 +155,96 @@ inline void mac_row(const float* a, int64_t K, const float* panel, float* out, b
   for (int v = 0; v < NV; ++v) (c0[v] + c1[v]).store(out + v * Vec::W);
 }
 
+#if defined(RNNKERN_BF16_NATIVE)
+// ---------------------------------------------------------------- bf16 (AVX512_BF16)
+// precision bf16's products on CPUs with AVX512_BF16 (rnn_cpu_avx512.cc): a
+// bf16 panel of K pair rows holds in word k*NV*W + i (32 bits) the bf16 of
+// B(2k, col i) in its low half and of B(2k+1, col i) in its high half; A is
+// bf16, its rows of even length (zero-padded). One vdpbf16ps adds A(n, 2k)
+// B(2k, i) + A(n, 2k+1) B(2k+1, i) to lane i, the pair of A broadcast as one
+// word: twice the products of an fp32 FMA, from half the bytes. Plain
+// operands only (recurrent dropout's gate-blocked ones run the rounded fp32
+// products). The same shapes as mac_block and mac_row, overloaded on the
+// pointer types, so mac_rows and the step's products are written once.
+RNNKERN_INLINE __m512i bf16_pair(const uint16_t* a) {
+  uint32_t w;
+  std::memcpy(&w, a, 4);
+  return _mm512_set1_epi32((int)w);
+}
+RNNKERN_INLINE Vec dot_bf16(Vec acc, __m512i a, __m512i b) {
+  return _mm512_dpbf16_ps(acc.v, (__m512bh)a, (__m512bh)b);
+}
+
+template <int NV, int NB, int PFL = 0, class Op = Plain>
+inline void mac_block(const uint16_t* a, int64_t lda, int64_t K, const uint32_t* panel,
+                      float* out, bool accumulate, const char* pf = nullptr) {
+  static_assert(Op::BS == 0, "bf16 products take plain operands");
+  Vec c[NB][NV];
+  for (int n = 0; n < NB; ++n)
+    for (int v = 0; v < NV; ++v)
+      c[n][v] = accumulate ? Vec::load(out + (n * NV + v) * Vec::W) : Vec::zero();
+  for (int64_t k = 0; k < K; ++k) {
+    prefetch_k<PFL>(pf, k);
+    __m512i bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(panel + (k * NV + v) * Vec::W);
+    for (int n = 0; n < NB; ++n) {
+      const __m512i an = bf16_pair(a + n * lda + 2 * k);
+      for (int v = 0; v < NV; ++v) c[n][v] = dot_bf16(c[n][v], an, bv[v]);
+    }
+  }
+  for (int n = 0; n < NB; ++n)
+    for (int v = 0; v < NV; ++v) c[n][v].store(out + (n * NV + v) * Vec::W);
+}
+
+template <int NV, int PFL = 0, class Op = Plain>
+inline void mac_row(const uint16_t* a, int64_t K, const uint32_t* panel, float* out,
+                    bool accumulate, const char* pf = nullptr) {
+  static_assert(Op::BS == 0, "bf16 products take plain operands");
+  Vec c0[NV], c1[NV];  // even and odd pairs: two chains hide the latency
+  for (int v = 0; v < NV; ++v) {
+    c0[v] = accumulate ? Vec::load(out + v * Vec::W) : Vec::zero();
+    c1[v] = Vec::zero();
+  }
+  int64_t k = 0;
+  for (; k + 1 < K; k += 2) {
+    prefetch_k<PFL>(pf, k);
+    prefetch_k<PFL>(pf, k + 1);
+    const __m512i a0 = bf16_pair(a + 2 * k), a1 = bf16_pair(a + 2 * k + 2);
+    for (int v = 0; v < NV; ++v) {
+      c0[v] = dot_bf16(c0[v], a0, _mm512_loadu_si512(panel + (k * NV + v) * Vec::W));
+      c1[v] = dot_bf16(c1[v], a1, _mm512_loadu_si512(panel + ((k + 1) * NV + v) * Vec::W));
+    }
+  }
+  if (k < K) {
+    const __m512i a0 = bf16_pair(a + 2 * k);
+    for (int v = 0; v < NV; ++v)
+      c0[v] = dot_bf16(c0[v], a0, _mm512_loadu_si512(panel + (k * NV + v) * Vec::W));
+  }
+  for (int v = 0; v < NV; ++v) (c0[v] + c1[v]).store(out + v * Vec::W);
+}
+
+// dst[n*ldd + i] = bf16(src[n*lds + i]) for i < D, zero for D <= i < ldd (even).
+inline void to_bf16_rows(const float* src, int64_t rows, int64_t D, int64_t lds, uint16_t* dst,
+                         int64_t ldd) {
+  for (int64_t n = 0; n < rows; ++n)
+    for (int64_t u = 0; u < ldd; u += Vec::W) {
+      const int nl = (int)std::max<int64_t>(0, std::min<int64_t>(Vec::W, D - u));
+      const __m256i b = (__m256i)_mm512_cvtneps_pbh(Vec::load_partial(src + n * lds + u, nl).v);
+      _mm256_mask_storeu_epi16(dst + n * ldd + u,
+                               (__mmask16)((1u << std::min<int64_t>(Vec::W, ldd - u)) - 1u), b);
+    }
+}
+#endif
+
+// The A element type of a product whose panels hold TP: k rows of A per panel
+// row (1: fp32 panels; 2: bf16 pair panels).
+template <class TA, class TP>
+constexpr int64_t k_per_row() { return (int64_t)(sizeof(TP) / sizeof(TA)); }
+
 // nb (<= kRowBlock) rows a, a+lda, ...; K may be 0 (out = 0, or unchanged).
-template <int NV, int PFL, class Op>
-inline void mac_rows_pf(int nb, const float* a, int64_t lda, int64_t K, const float* panel,
+// TA, TP: float, float (fp32) or uint16_t, uint32_t (bf16 pair panels, K pairs).
+template <int NV, int PFL, class Op, class TA, class TP>
+inline void mac_rows_pf(int nb, const TA* a, int64_t lda, int64_t K, const TP* panel,
                         float* out, bool accumulate, const char* pf) {
   static_assert(kRowBlock >= 1 && kRowBlock <= 8, "mac_rows dispatches up to 8 rows");
 #define RNNKERN_MAC_CASE(r)                                                                   \
@@ -179,8 +266,8 @@ inline void mac_rows_pf(int nb, const float* a, int64_t lda, int64_t K, const fl
 }
 
 // The same, prefetching pf_lines (0..4) cache lines per k from pf.
-template <int NV, class Op = Plain>
-inline void mac_rows(int nb, const float* a, int64_t lda, int64_t K, const float* panel,
+template <int NV, class Op = Plain, class TA, class TP>
+inline void mac_rows(int nb, const TA* a, int64_t lda, int64_t K, const TP* panel,
                      float* out, bool accumulate, const char* pf = nullptr, int pf_lines = 0) {
   switch (pf ? pf_lines : 0) {
     case 0: mac_rows_pf<NV, 0, Op>(nb, a, lda, K, panel, out, accumulate, pf); break;

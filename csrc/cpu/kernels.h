@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "rnnkern/backend.h"
+#include "rnnkern/bf16.h"
 #include "rnnkern/shapes.h"
 
 namespace rnnkern {
@@ -107,7 +108,7 @@ const std::vector<const CpuKernels*>& cpu_isa_kernels();
 enum ScratchSlot {
   kScratchXt, kScratchP, kScratchDG, kScratchDGr, kScratchDxt, kScratchRH, kScratchPanels,
   kScratchPanels2, kScratchGemmA, kScratchGemmB, kScratchYt, kScratchDW, kScratchWp, kScratchDU,
-  kScratchMask,
+  kScratchMask, kScratchHb,
   kScratchSlots  // the number of slots
 };
 constexpr size_t kScratchKeepBytes = size_t(64) << 20;
@@ -122,6 +123,10 @@ size_t scratch_last_call_bytes();
 size_t scratch_release();
 // Frees the CPU workspaces' recycled blocks (backend_cpu.cc); returns the bytes.
 size_t cpu_pool_release();
+
+// Whether this CPU has AVX512_BF16 (cpuid, checked once): precision bf16's
+// native products in the avx512 kernels (rnn_cpu_avx512.cc).
+bool cpu_has_avx512_bf16();
 
 // Set in a child process forked after the kernels' threads ran: kernels there run
 // on one thread (parallel.cc would make new workers at the child's first region;

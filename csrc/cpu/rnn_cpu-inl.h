@@ -39,6 +39,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace detail {
@@ -146,8 +147,10 @@ constexpr int64_t step_kc() {
 }
 
 // Op: A's layout (Plain, or gate-blocked for dropout masks; see mac_block).
-template <int NV, class Op = Plain>
-inline void product_group(const float* A, int64_t lda, int64_t N, int64_t K, const float* panel,
+// TA, TP: fp32 (float, float), or bf16 pair panels (uint16_t, uint32_t; K in
+// pairs, see mac_block's bf16 form).
+template <int NV, class Op = Plain, class TA, class TP>
+inline void product_group(const TA* A, int64_t lda, int64_t N, int64_t K, const TP* panel,
                           int64_t rb0, int64_t rb1, float* part, bool accumulate = false) {
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
   // a gate-blocked A is walked in whole blocks of W units
@@ -160,6 +163,7 @@ inline void product_group(const float* A, int64_t lda, int64_t N, int64_t K, con
   // Measured at 1 thread: S4 (U 12-16 MB, beyond L2) 1.17-1.44x, S3 1.05-1.07x,
   // S2 neutral. With one pass (batch <= kRowBlock) the whole panel is one
   // chunk and prefetching it cost S1 30%, so one pass prefetches nothing.
+  static_assert(sizeof(TP) == sizeof(float), "a panel row is NV*W words");
   constexpr int64_t kRowLines = std::max<int64_t>(1, NV * W * (int64_t)sizeof(float) / 64);
   constexpr int64_t kPfAhead = 1;  // chunks skipped: 0, 1 and 3 measured, 1 best by a few %
   const int64_t R = rb1 - rb0;
@@ -175,7 +179,8 @@ inline void product_group(const float* A, int64_t lda, int64_t N, int64_t K, con
       split_range(N, (int)nrb, (int)rb, n0, n1);  // balanced: 32 rows -> 6,6,5,5,5,5
       const int nb = (int)(n1 - n0);
       const int64_t pf_off = (rb - rb0) * kc * pf_lines * 64;
-      const int64_t ak0 = Op::BS ? k0 / W * Op::BS : k0;  // k0's offset in a row of A
+      // k0's offset in a row of A
+      const int64_t ak0 = Op::BS ? k0 / W * Op::BS : k0 * k_per_row<TA, TP>();
       mac_rows<NV, Op>(nb, A + n0 * lda + ak0, lda, kc, panel + k0 * NV * W,
                        part + (rb - rb0) * kRowBlock * NV * W, accumulate || k0 > 0,
                        pf_off < next_bytes ? next + pf_off : nullptr, pf_lines);
@@ -191,11 +196,12 @@ inline void product_group(const float* A, int64_t lda, int64_t N, int64_t K, con
 // in: the step's input x_t W when the projection is fused into the step.
 // OpA: the layout of A (Plain, or gate-blocked with recurrent dropout masks,
 // see mac_block).
-template <int NV, class OpA = Plain, class Epi>
-inline void step_items(int64_t i0, int64_t i1, int64_t N, const float* A, int64_t lda, int64_t K,
-                       const float* panels, float* part, Epi&& epi,
-                       const float* A0 = nullptr, int64_t lda0 = 0, int64_t K0 = 0,
-                       const float* panels0 = nullptr, float* part0 = nullptr) {
+// TA, TP: see product_group (A0 and panels0 of the same types).
+template <int NV, class OpA = Plain, class TA, class TP, class Epi>
+inline void step_items(int64_t i0, int64_t i1, int64_t N, const TA* A, int64_t lda, int64_t K,
+                       const TP* panels, float* part, Epi&& epi,
+                       const TA* A0 = nullptr, int64_t lda0 = 0, int64_t K0 = 0,
+                       const TP* panels0 = nullptr, float* part0 = nullptr) {
   // part0: keep the first product apart, in part0 at the same offsets as part
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
   int64_t it = i0;
@@ -259,6 +265,17 @@ struct FwdCtx {
   // With a mask: the first step s of row n that is unmasked (T if none), so
   // step s has seen an unmasked step when s >= first_live[n].
   const int64_t* first_live = nullptr;  // [N] or null
+  // precision bf16 (emulated: products of bf16-valued floats, summed in fp32):
+  // every product's operand rounded to bf16, h_cur into this thread's hb at
+  // each step's start (as masked_h; the cell reads the unrounded h_cur).
+  bool bf16 = false;
+  float* hb = nullptr;              // [N,H] this thread's round_bf16(h_cur)
+  // precision bf16 on AVX512_BF16 (Bf16Operands): the step's products read
+  // bf16 operands, rows padded to even lengths Hp, Cp, from bf16 pair panels.
+  uint16_t* hbb = nullptr;          // [N,Hp] this thread's h_cur as bf16
+  uint16_t* rhb = nullptr;          // [N,Hp] this thread's rh as bf16 (GRU r.b. phase 2)
+  const uint16_t* xbb = nullptr;    // [T,N,Cp] x as bf16 (fused projection) or null
+  int64_t Hp = 0, Cp = 0;
 };
 
 // Row stride of a gate-blocked copy of D features for G gates.
@@ -270,7 +287,9 @@ inline const float* x_rows(const FwdCtx& f, int64_t t) {
 }
 
 // The recurrent operand of the step's products and its row stride.
-inline const float* h_operand(const FwdCtx& f) { return f.rmask ? f.hm : f.h_cur; }
+inline const float* h_operand(const FwdCtx& f) {
+  return f.rmask ? f.hm : f.bf16 ? f.hb : f.h_cur;
+}
 inline int64_t h_ld(const FwdCtx& f) { return f.rmask ? f.ldhm : f.H; }
 
 // hm = h_cur ⊙ m_g for every gate, gate-blocked: one pass at the start of a
@@ -278,8 +297,9 @@ inline int64_t h_ld(const FwdCtx& f) { return f.rmask ? f.ldhm : f.H; }
 // extra stores per unit tile cost LSTM S3 ~12% of its forward; this pass ~1%.)
 inline void masked_h(const FwdCtx& f) {
   const int64_t N = f.N, H = f.H, G = f.G;
+  const float* h = f.bf16 ? f.hb : f.h_cur;  // bf16: the rounded h, then masked
   for (int64_t n = 0; n < N; ++n) {
-    const float* hr = f.h_cur + n * H;
+    const float* hr = h + n * H;
     float* o = f.hm + n * f.ldhm;
     for (int64_t u0 = 0; u0 < H; u0 += W) {
       const int nl = (int)std::min<int64_t>(W, H - u0);
@@ -437,6 +457,39 @@ RNNKERN_INLINE void forward_point(const FwdCtx& f, int64_t n, int64_t s, int64_t
 }
 
 // Calls fn(u0, nl) for the W-unit sub-tiles of panel p (S sub-tiles of W units).
+// What a forward step's products read (forward_loop's E): fp32 operands and
+// panels (precision fp32, and bf16 by rounded fp32 values), or bf16 ones.
+struct F32Operands {
+  using TA = float;
+  using TP = float;
+  static const float* h(const FwdCtx& f) { return h_operand(f); }
+  static int64_t h_lda(const FwdCtx& f) { return h_ld(f); }
+  static int64_t h_k(const FwdCtx& f) { return f.H; }
+  static const float* rh(const FwdCtx& f) { return f.rh; }
+  static int64_t rh_lda(const FwdCtx& f) { return f.H; }
+  static const float* x(const FwdCtx& f, int64_t t) { return x_rows(f, t); }
+  static int64_t x_lda(const FwdCtx& f) { return f.C; }
+  static int64_t x_k(const FwdCtx& f) { return f.C; }
+  static const float* panels(const float* p) { return p; }
+};
+#if defined(RNNKERN_BF16_NATIVE)
+struct Bf16Operands {
+  using TA = uint16_t;
+  using TP = uint32_t;
+  static const uint16_t* h(const FwdCtx& f) { return f.hbb; }
+  static int64_t h_lda(const FwdCtx& f) { return f.Hp; }
+  static int64_t h_k(const FwdCtx& f) { return f.Hp / 2; }
+  static const uint16_t* rh(const FwdCtx& f) { return f.rhb; }
+  static int64_t rh_lda(const FwdCtx& f) { return f.Hp; }
+  static const uint16_t* x(const FwdCtx& f, int64_t t) {
+    return f.xbb ? f.xbb + t * f.N * f.Cp : nullptr;
+  }
+  static int64_t x_lda(const FwdCtx& f) { return f.Cp; }
+  static int64_t x_k(const FwdCtx& f) { return f.Cp / 2; }
+  static const uint32_t* panels(const float* p) { return reinterpret_cast<const uint32_t*>(p); }
+};
+#endif
+
 template <int S, class Fn>
 RNNKERN_INLINE void for_subtiles(int64_t p, int64_t H, Fn&& fn) {
   for (int sb = 0; sb < S; ++sb) {
@@ -448,14 +501,14 @@ RNNKERN_INLINE void for_subtiles(int64_t p, int64_t H, Fn&& fn) {
 
 // One fused step for items [i0, i1); kStepGates<K> gates per panel; OpH: the
 // layout of the recurrent operand (gate-blocked with recurrent dropout masks).
-template <class K, class OpH>
+template <class K, class OpH, class E>
 void forward_items(const FwdCtx& f, const float* panels, float* part, int64_t s, int64_t t,
                    int64_t i0, int64_t i1) {
   constexpr int G = kStepGates<K>;
   using PS = PanelShape<G>;
   // GRU reset_after keeps x_t W apart (in part0, the second half of part)
   float* part0 = K::gru_reset_after && f.xin ? part + part_floats(f.N) : nullptr;
-  step_items<PS::NV, OpH>(i0, i1, f.N, h_operand(f), h_ld(f), f.H, panels, part,
+  step_items<PS::NV, OpH>(i0, i1, f.N, E::h(f), E::h_lda(f), E::h_k(f), E::panels(panels), part,
                      [&](int64_t n, int64_t p, const float* acc) RNNKERN_LAMBDA_INLINE {
     const bool live = unmasked(f.a->mask, f.T, n, t);
     const float* acc0 = part0 ? part0 + (acc - part) : nullptr;
@@ -466,19 +519,19 @@ void forward_items(const FwdCtx& f, const float* panels, float* part, int64_t s,
       else
         forward_masked_units<K>(f, n, s, t, u0, u0 + nl);
     });
-  }, x_rows(f, t), f.C, f.C, f.wpan, part0);
+  }, E::x(f, t), E::x_lda(f), E::x_k(f), E::panels(f.wpan), part0);
 }
 
 // GRU reset_before, phase 1: z, r from [P_z P_r] + h_prev [U_z U_r]; rh = r h_prev
 // (with recurrent dropout: z, r read h_prev ⊙ m_z, h_prev ⊙ m_r; rh = r h_prev ⊙ m_h).
-template <class K, class OpH>
+template <class K, class OpH, class E>
 void gru_rb_phase1(const FwdCtx& f, const float* panels, float* part, int64_t t,
                    int64_t i0, int64_t i1) {
   using PS = PanelShape<2>;
   using SL = typename K::slots;
   const int64_t H = f.H;
   const RnnConfig& cfg = *f.cfg;
-  step_items<PS::NV, OpH>(i0, i1, f.N, h_operand(f), h_ld(f), H, panels, part,
+  step_items<PS::NV, OpH>(i0, i1, f.N, E::h(f), E::h_lda(f), E::h_k(f), E::panels(panels), part,
                      [&](int64_t n, int64_t p, const float* acc) RNNKERN_LAMBDA_INLINE {
     const bool live = unmasked(f.a->mask, f.T, n, t);
     const float* prow = p_row(f, n, t);
@@ -495,23 +548,24 @@ void gru_rb_phase1(const FwdCtx& f, const float* panels, float* part, int64_t t,
       zr.z.store_n(f.zbuf + n * H + u0, nl);
       const Vec hph = f.rmask ? hp * Vec::load_n(f.rmask + (2 * f.N + n) * H + u0, nl) : hp;
       gru_reset_state(zr.r, hph).store_n(f.rh + n * H + u0, nl);
+      if (f.bf16) round_bf16(f.rh + n * H + u0, f.rh + n * H + u0, nl);  // phase 2's operand
       if constexpr (K::training) {
         zr.z.store_n(sl + SL::z * H + u0, nl);
         zr.r.store_n(sl + SL::r * H + u0, nl);
       }
     });
-  }, x_rows(f, t), f.C, f.C, f.wpan);
+  }, E::x(f, t), E::x_lda(f), E::x_k(f), E::panels(f.wpan));
 }
 
 // GRU reset_before, phase 2: hh = act(P_h + rh U_h); h = z h_prev + (1-z) hh.
-template <class K>
+template <class K, class E>
 void gru_rb_phase2(const FwdCtx& f, const float* panels, float* part, int64_t s, int64_t t,
                    int64_t i0, int64_t i1) {
   using PS = PanelShape<1>;
   using SL = typename K::slots;
   const int64_t H = f.H;
   const RnnConfig& cfg = *f.cfg;
-  step_items<PS::NV>(i0, i1, f.N, f.rh, H, H, panels, part,
+  step_items<PS::NV>(i0, i1, f.N, E::rh(f), E::rh_lda(f), E::h_k(f), E::panels(panels), part,
                      [&](int64_t n, int64_t p, const float* acc) RNNKERN_LAMBDA_INLINE {
     const bool live = unmasked(f.a->mask, f.T, n, t);
     const float* prow = p_row(f, n, t);
@@ -533,7 +587,7 @@ void gru_rb_phase2(const FwdCtx& f, const float* panels, float* part, int64_t s,
         hp.store_n(f.a->hprev + (t * f.N + n) * H + u0, nl);
       }
     });
-  }, x_rows(f, t), f.C, f.C, f.wpan2);
+  }, E::x(f, t), E::x_lda(f), E::x_k(f), E::panels(f.wpan2));
 }
 
 // The input projection of one chunk of steps: P rows = x_t W + bias for the
@@ -583,9 +637,10 @@ struct Projection {
 // The whole sequence inside ONE parallel region of nt threads: per chunk of
 // steps, the input projection (split over the threads) and a barrier, then the
 // steps with a barrier after each. nt == 1 runs it on the calling thread.
-template <class K, class OpH>
+template <class K, class OpH, class E>
 void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float* panels,
                   const float* panels2, float* parts, int nt) {
+  constexpr bool native = !std::is_same_v<E, F32Operands>;  // bf16 operands
   using PS = PanelShape<kStepGates<K>>;
   const int64_t nrb = (f.N + kRowBlock - 1) / kRowBlock;
   const int64_t items = nrb * ((f.H + PS::S * W - 1) / (PS::S * W));
@@ -606,6 +661,15 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
         const int64_t t = f.cfg->go_backwards ? f.T - 1 - s : s;
         fl.h_cur = hc;
         fl.h_nxt = hn;
+        if constexpr (native) {  // every thread its own copy: no barrier for it
+#if defined(RNNKERN_BF16_NATIVE)
+          fl.hbb = f.hbb + reg.tid * f.N * f.Hp;
+          to_bf16_rows(hc, f.N, f.H, f.H, fl.hbb, f.Hp);
+#endif
+        } else if (f.bf16) {  // every thread its own copy: no barrier for it
+          fl.hb = f.hb + reg.tid * f.N * f.H;
+          round_bf16(hc, fl.hb, f.N * f.H);
+        }
         if (f.rmask) {  // every thread its own copy: no barrier for it
           fl.hm = f.hm + reg.tid * f.N * f.ldhm;
           masked_h(fl);
@@ -613,13 +677,19 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
         int64_t lo, hi;
         if constexpr (K::gru_reset_before) {
           split_range(items, reg.nth, reg.tid, lo, hi);
-          gru_rb_phase1<K, OpH>(fl, panels, part, t, lo, hi);
+          gru_rb_phase1<K, OpH, E>(fl, panels, part, t, lo, hi);
           reg.barrier();
+#if defined(RNNKERN_BF16_NATIVE)
+          if constexpr (native) {  // phase 2's operand rh, every thread its own copy
+            fl.rhb = f.rhb + reg.tid * f.N * f.Hp;
+            to_bf16_rows(f.rh, f.N, f.H, f.H, fl.rhb, f.Hp);
+          }
+#endif
           split_range(items2, reg.nth, reg.tid, lo, hi);
-          gru_rb_phase2<K>(fl, panels2, part, s, t, lo, hi);
+          gru_rb_phase2<K, E>(fl, panels2, part, s, t, lo, hi);
         } else {
           split_range(items, reg.nth, reg.tid, lo, hi);
-          forward_items<K, OpH>(fl, panels, part, s, t, lo, hi);
+          forward_items<K, OpH, E>(fl, panels, part, s, t, lo, hi);
         }
         reg.barrier();
         std::swap(hc, hn);
@@ -651,6 +721,46 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
 inline bool fusable_input(const RnnConfig& cfg) { return cfg.C <= 4 * cfg.H; }
 inline bool fuse_input(const RnnConfig& cfg) { return fusable_input(cfg) && cfg.N > kRowBlock; }
 
+// precision bf16 with AVX512_BF16 (this ISA built with it, and the CPU has it):
+// the forward step's products take bf16 operands from bf16 pair panels.
+inline bool native_bf16(const RnnConfig& cfg) {
+#if defined(RNNKERN_BF16_NATIVE)
+  return cfg.precision == Precision::BF16 && cpu_has_avx512_bf16();
+#else
+  (void)cfg;
+  return false;
+#endif
+}
+
+// npanels fp32 panels of K rows x width -> bf16 pair panels, in place: panel p
+// becomes ceil(K/2) pair rows x width words from word p*ceil(K/2)*width (see
+// mac_block's bf16 form; an odd K's last pair has a zero high half). Every
+// word is written at or before the floats it is made of, after reading them.
+inline void to_pair_panels(float* panels, int64_t npanels, int64_t K, int width) {
+  const int64_t Kp = (K + 1) / 2;
+  for (int64_t p = 0; p < npanels; ++p)
+    for (int64_t kp = 0; kp < Kp; ++kp) {
+      const float* lo = panels + (p * K + 2 * kp) * width;
+      const float* hi = 2 * kp + 1 < K ? lo + width : nullptr;
+      float* o = panels + (p * Kp + kp) * width;
+      for (int i = 0; i < width; ++i) {
+        const uint32_t w = bf16_bits(lo[i]) | (uint32_t)(hi ? bf16_bits(hi[i]) : 0) << 16;
+        std::memcpy(o + i, &w, 4);
+      }
+    }
+}
+
+// pack_gate_panels, then (bf16) to_pair_panels.
+template <int G>
+void pack_step_panels(const float* b, int64_t sbk, int64_t K, int64_t H, int64_t col_base,
+                      float* out, bool pairs) {
+  pack_gate_panels<G>(b, sbk, 1, K, H, col_base, out);
+  if (pairs) {
+    using PS = PanelShape<G>;
+    to_pair_panels(out, (H + PS::S * W - 1) / (PS::S * W), K, PS::NV * W);
+  }
+}
+
 inline int64_t packed_floats(const RnnConfig& cfg, int part) {
   return with_cell(cfg.cell, cfg.reset_after, [&](auto k) -> int64_t {
     using K = decltype(k);
@@ -671,16 +781,19 @@ inline int64_t packed_floats(const RnnConfig& cfg, int part) {
   });
 }
 
-inline void pack_weights(const RnnConfig& cfg, const float* U, int part, float* out) {
+// pairs: the forward step's parts as bf16 pair panels (native_bf16); the
+// backward's and the projection GEMM's stay fp32 (of rounded weights, in bf16).
+inline void pack_weights_as(const RnnConfig& cfg, const float* U, int part, float* out,
+                            bool pairs) {
   with_cell(cfg.cell, cfg.reset_after, [&](auto k) {
     using K = decltype(k);
     constexpr int G = kStepGates<K>;
     constexpr bool rb = K::gru_reset_before;
     const int64_t H = cfg.H, C = cfg.C, GH = K::gates * H;
     switch (part) {
-      case kPackForward: pack_gate_panels<G>(U, GH, 1, H, H, 0, out); break;
+      case kPackForward: pack_step_panels<G>(U, GH, H, H, 0, out, pairs); break;
       case kPackForward2:
-        if constexpr (rb) pack_gate_panels<1>(U, GH, 1, H, H, 2 * H, out);
+        if constexpr (rb) pack_step_panels<1>(U, GH, H, H, 2 * H, out, pairs);
         break;
       case kPackBackward: pack_gate_panels<1>(U, 1, GH, rb ? 2 * H : GH, H, 0, out); break;
       case kPackBackward2:
@@ -690,22 +803,28 @@ inline void pack_weights(const RnnConfig& cfg, const float* U, int part, float* 
       case kPackInput: pack_b_full(U, GH, 1, C, GH, out); break;  // U is W [C,G*H] here
       case kPackInputFused:
         if (!fusable_input(cfg)) break;
-        pack_gate_panels<G>(U, GH, 1, C, H, 0, out);
+        pack_step_panels<G>(U, GH, C, H, 0, out, pairs);
         // GRU r.b.: the z, r panels of phase 1, then the h panels of phase 2
-        if constexpr (rb) pack_gate_panels<1>(U, GH, 1, C, H, 2 * H, out + panel_floats<2>(C, H));
+        if constexpr (rb)
+          pack_step_panels<1>(U, GH, C, H, 2 * H, out + panel_floats<2>(C, H), pairs);
         break;
       default: break;
     }
   });
 }
 
+// The kernel table's pack (CpuKernels::pack): bf16 pair panels where native_bf16.
+inline void pack_weights(const RnnConfig& cfg, const float* U, int part, float* out) {
+  pack_weights_as(cfg, U, part, out, native_bf16(cfg));
+}
+
 // A part packed into this thread's scratch (the caller had none cached).
-inline const float* packed_scratch(const RnnConfig& cfg, const float* U, int part) {
+inline const float* packed_scratch(const RnnConfig& cfg, const float* U, int part, bool pairs) {
   const int slot = part == kPackInput || part == kPackInputFused ? kScratchWp
                    : part == kPackForward || part == kPackBackward ? kScratchPanels
                                                                    : kScratchPanels2;
   float* out = scratch(slot, packed_floats(cfg, part));
-  pack_weights(cfg, U, part, out);
+  pack_weights_as(cfg, U, part, out, pairs);
   return out;
 }
 
@@ -731,6 +850,13 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   const bool fused = fuse_input(cfg) && !a.input_masks;
   float* xt = scratch(kScratchXt, N * T * C);
   to_time_major(a.x, N, T, C, xt, cfg.threads);
+  // precision bf16: W, U come rounded (backend_cpu.cc); x is rounded here, h
+  // at every step. native: bf16 operands and pair panels in the step (packed
+  // parts given in a.packed* are then pair panels: backend_cpu.cc drops them
+  // with recurrent masks, whose gate-blocked operands take the fp32 products).
+  const bool bf16 = cfg.precision == Precision::BF16;
+  const bool native = native_bf16(cfg) && !a.recurrent_masks;
+  if (bf16 && !(native && fused)) round_bf16(xt, xt, N * T * C);  // native fused: to_bf16_rows
   std::vector<float> bias_in(GH, 0.0f);
   if (a.b)
     for (int64_t j = 0; j < GH; ++j)
@@ -741,7 +867,7 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   const int64_t ldp = fused ? 0 : a.slots ? S * H : GH;
 
   // 2. State buffers and packed recurrent panels, allocated before the loop.
-  std::vector<float> hbuf(2 * N * H), cbuf, ylast, zbuf, rh, hmbuf;
+  std::vector<float> hbuf(2 * N * H), cbuf, ylast, zbuf, rh, hmbuf, hbbuf;
   std::memcpy(hbuf.data(), a.h0, N * H * sizeof(float));
   if (cfg.cell == Cell::LSTM) cbuf.assign(a.c0, a.c0 + N * H);
   if (!cfg.return_sequences) ylast.assign(N * H, 0.0f);
@@ -764,7 +890,7 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
         }
     f.first_live = first_live.data();
   }
-  const float* panels = a.packed ? a.packed : packed_scratch(cfg, a.U, kPackForward);
+  const float* panels = a.packed ? a.packed : packed_scratch(cfg, a.U, kPackForward, native);
   const float* panels2 = nullptr;
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
   const double step_flops = 2.0 * N * H * GH;
@@ -773,7 +899,7 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   });
   const int64_t items = nrb * ((H + units_per_item - 1) / units_per_item);
   if (cfg.cell == Cell::GRU && !cfg.reset_after) {
-    panels2 = a.packed2 ? a.packed2 : packed_scratch(cfg, a.U, kPackForward2);
+    panels2 = a.packed2 ? a.packed2 : packed_scratch(cfg, a.U, kPackForward2, native);
     zbuf.assign(N * H, 0.0f);
     rh.assign(N * H, 0.0f);
     f.zbuf = zbuf.data();
@@ -785,20 +911,42 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
     hmbuf.resize(nt * N * f.ldhm);
     f.hm = hmbuf.data();
   }
+  std::vector<uint16_t> hbbuf16, rhbuf16, xbuf16;  // native bf16 operands
+  f.bf16 = bf16;
+  if (native) {
+    f.Hp = (H + 1) / 2 * 2;
+    hbbuf16.assign(nt * N * f.Hp, 0);
+    f.hbb = hbbuf16.data();
+    if (cfg.cell == Cell::GRU && !cfg.reset_after) {
+      rhbuf16.assign(nt * N * f.Hp, 0);
+      f.rhb = rhbuf16.data();
+    }
+  } else if (bf16) {
+    hbbuf.resize(nt * N * H);
+    f.hb = hbbuf.data();
+  }
 
   // 3. The timestep loop, chunk by chunk, in one parallel region.
   // W is packed once for all chunks (packing it per chunk cost S3 ~6%); the
   // per-gate GEMMs of input dropout read it plain
   const bool gemm_masked = a.input_masks != nullptr;
-  const float* Wp = fused ? (a.packed_wf ? a.packed_wf : packed_scratch(cfg, a.W, kPackInputFused))
+  const float* Wp = fused ? (a.packed_wf ? a.packed_wf : packed_scratch(cfg, a.W, kPackInputFused, native))
                     : gemm_masked ? nullptr
-                                  : (a.packed_w ? a.packed_w : packed_scratch(cfg, a.W, kPackInput));
+                                  : (a.packed_w ? a.packed_w : packed_scratch(cfg, a.W, kPackInput, false));
   Projection proj{xt, a.b ? bias_in.data() : nullptr, P, a.slots != nullptr, Wp, nullptr,
                   nullptr, cfg.threads, a.input_masks, a.W};
   if (fused) {
     f.xin = xt;
     f.wpan = Wp;
     if (cfg.cell == Cell::GRU && !cfg.reset_after) f.wpan2 = Wp + panel_floats<2>(C, H);
+#if defined(RNNKERN_BF16_NATIVE)
+    if (native) {  // x as the step's bf16 operand, rows padded to even length
+      f.Cp = (C + 1) / 2 * 2;
+      xbuf16.resize(T * N * f.Cp);
+      to_bf16_rows(xt, T * N, C, C, xbuf16.data(), f.Cp);
+      f.xbb = xbuf16.data();
+    }
+#endif
   } else if (nt > 1) {
     if (gemm_masked)
       gemm_buffers(H, C, nt, false, &proj.apack, &proj.bpack);
@@ -814,11 +962,18 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
     constexpr int GS = kStepGates<K>;
     if constexpr (GS > 1) {  // one gate: gate-blocked is plain (rows ldhm apart)
       if (hb) {
-        forward_loop<K, Operand<GS, K::gates * W>>(f, chunk, proj, panels, panels2, pp, nt);
+        forward_loop<K, Operand<GS, K::gates * W>, F32Operands>(f, chunk, proj, panels, panels2,
+                                                                pp, nt);
         return;
       }
     }
-    forward_loop<K, Plain>(f, chunk, proj, panels, panels2, pp, nt);
+#if defined(RNNKERN_BF16_NATIVE)
+    if (native) {
+      forward_loop<K, Plain, Bf16Operands>(f, chunk, proj, panels, panels2, pp, nt);
+      return;
+    }
+#endif
+    forward_loop<K, Plain, F32Operands>(f, chunk, proj, panels, panels2, pp, nt);
   });
   std::memcpy(a.hT, f.h_cur, N * H * sizeof(float));
   if (cfg.cell == Cell::LSTM) std::memcpy(a.cT, cbuf.data(), N * H * sizeof(float));
@@ -845,6 +1000,9 @@ struct BwdCtx {
   float* ddir;    // [N,H] direct (non-U) part of dh_prev
   const float* dyt;  // [T,N,H] dy by step s (return_sequences), time-major copy
   const float* rmask = nullptr;  // [G,N,H] recurrent dropout masks, or null
+  // precision bf16: dG, dGr are stored rounded to bf16 (every product reads
+  // them so: the step's, and the GEMMs' after the loop)
+  bool bf16 = false;
 };
 
 // Phase A for units [u0, u0+nl) of row n at step s (time t).
@@ -909,6 +1067,12 @@ RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_
     d.dhh.store_n(dg + 2 * H + u0, nl);
     d.dh_direct.store_n(b.ddir + o, nl);
   }
+  if (b.bf16)
+    for (int64_t g = 0; g < b.G; ++g) {
+      if (K::gru_reset_before && g == 1) continue;  // dr: phase A2 writes it
+      round_bf16(dg + g * H + u0, dg + g * H + u0, nl);
+      if (dgr != dg) round_bf16(dgr + g * H + u0, dgr + g * H + u0, nl);
+    }
 }
 
 // GRU reset_before, phase A2: d(r h_prev) = dhh U_h^T for a panel of units,
@@ -938,6 +1102,7 @@ void gru_rb_backward_a2(const BwdCtx& b, const float* panels_h, float* part, int
       const Vec r = Vec::load_n(sl + SL::r * H + u0, nl);
       const auto d = gru_backward_reset_gate(cfg.ract, drh, r, hp);
       d.dr.store_n(dg + H + u0, nl);
+      if (b.bf16) round_bf16(dg + H + u0, dg + H + u0, nl);
       (Vec::load_n(b.ddir + n * H + u0, nl) + (mh ? d.dh_rh * m : d.dh_rh))
           .store_n(b.ddir + n * H + u0, nl);
     });
@@ -1053,13 +1218,15 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   }
   BwdCtx b{&cfg, &a, T, N, H, G, GH, S, dG, dGr, dh.data(), dc.data(), ycarry.data(),
            ddir.data(), dyt, a.recurrent_masks};
+  const bool bf16 = cfg.precision == Precision::BF16;  // W, U come rounded (backend_cpu.cc)
+  b.bf16 = bf16;
 
   // U^T panels: output units of dh_prev x gate columns. GRU r.b. multiplies
   // only the z, r columns in phase B; its h columns go through phase A2.
   const int64_t K = gru_rb ? 2 * H : GH;
-  const float* panelsT = a.packed ? a.packed : packed_scratch(cfg, a.U, kPackBackward);
+  const float* panelsT = a.packed ? a.packed : packed_scratch(cfg, a.U, kPackBackward, false);
   const float* panels_h = nullptr;
-  if (gru_rb) panels_h = a.packed2 ? a.packed2 : packed_scratch(cfg, a.U, kPackBackward2);
+  if (gru_rb) panels_h = a.packed2 ? a.packed2 : packed_scratch(cfg, a.U, kPackBackward2, false);
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
   int nt = pick_threads(cfg.threads, nrb * ((H + 4 * W - 1) / (4 * W)), 2.0 * N * H * GH,
                         kMinStepFlopsBackward);
@@ -1086,6 +1253,15 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   float* dxt = scratch(kScratchDxt, NT * C);
   float* dW1 = a.db ? scratch(kScratchDW, C1 * GH) : a.dW;
   transpose_nt(a.x, N, T, C, xt, th, C1, 1.0f);
+  // bf16: the GEMMs' other operands rounded as well (x here, h_prev and r h_prev
+  // below; the ones column stays 1)
+  if (bf16) round_bf16(xt, xt, NT * C1);
+  const float* hprev = a.hprev;
+  if (bf16) {
+    float* hb = scratch(kScratchHb, NT * H);
+    round_bf16(a.hprev, hb, NT * H);
+    hprev = hb;
+  }
   if (!im) {
     gemm(NT, C, GH, dG, GH, 1, a.W, 1, GH, dxt, C, false, th);  // dX = dG W^T
     gemm(C1, GH, NT, xt, 1, C1, dG, GH, 1, dW1, GH, false, th);  // [dW; db] = [X 1]^T dG
@@ -1116,12 +1292,12 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   auto dU_blocks = [&](int64_t g0, int64_t g1, float* out, int64_t ones_row) {
     const int64_t M = ones_row >= 0 ? H + 1 : H;
     if (!rm) {
-      gemm(M, (g1 - g0) * H, NT, a.hprev, 1, H, dGr + g0 * H, GH, 1, out + g0 * H, GH, false,
+      gemm(M, (g1 - g0) * H, NT, hprev, 1, H, dGr + g0 * H, GH, 1, out + g0 * H, GH, false,
            th, nullptr, nullptr, ones_row);
       return;
     }
     for (int64_t g = g0; g < g1; ++g)
-      gemm(M, H, NT, a.hprev, 1, H, dGr + g * H, GH, 1, out + g * H, GH, false, th, nullptr,
+      gemm(M, H, NT, hprev, 1, H, dGr + g * H, GH, 1, out + g * H, GH, false, th, nullptr,
            nullptr, ones_row, RowScale{rm + g * N * H, N, H, true});
   };
   if (gru_rb) {
@@ -1134,6 +1310,7 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
       for (int64_t u = 0; u < H; ++u)
         RH[r * H + u] = gru_reset_state(a.slots[r * S * H + kR * H + u],
                                         mh ? a.hprev[r * H + u] * mh[u] : a.hprev[r * H + u]);
+      if (bf16) round_bf16(RH + r * H, RH + r * H, H);
     });
     dU_blocks(0, 2, a.dU, -1);
     gemm(H, H, NT, RH, 1, H, dG + 2 * H, GH, 1, a.dU + 2 * H, GH, false, th);

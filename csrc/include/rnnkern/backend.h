@@ -105,14 +105,6 @@ struct Backend {
 // (csrc/backend.cc)
 const Backend& find_backend(const std::string& name);
 
-// Why backend b cannot run precision p, or null where it can. Every backend runs
-// FP32 and TF32: the GPU backends' hoisted GEMMs take one TF32 product where they
-// run on tensor cores (the recurrence stays FP32); the CPU ISAs, which have no
-// TF32, run it as FP32 (at least the precision asked for). BF16 (the kernel and
-// recurrent kernel rounded to bfloat16, all else FP32) runs on the GPU backends;
-// the CPU ISAs refuse it rather than run it silently as FP32.
-// (csrc/backend.cc)
-const char* precision_refusal(const Backend& b, Precision p);
 
 // The table's CPU and GPU halves, for find_backend: a compiled, supported CPU ISA
 // (else null; backend_cpu.cc, its rows made from dispatch.cc's kCpuIsas), and the GPU backends' entries (backend_emu.cc, backend_cuda.cu or

@@ -24,9 +24,11 @@ enum class Cell : int { SimpleRNN = 0, LSTM = 1, GRU = 2 };
 enum class Act : int { Tanh = 0, Relu = 1, Sigmoid = 2, HardSigmoid = 3, Linear = 4 };
 // The arithmetic a call asks for (a layer's `precision`): FP32 the default (FFMA,
 // or an exact 3xTF32 split on tensor cores); TF32 opt-in (one TF32 product, as
-// PyTorch's cuDNN default); BF16 the kernel and recurrent kernel rounded to
-// bfloat16 once a call (to nearest even), inputs, states and sums fp32.
-// Which backend runs which: precision_refusal (backend.h).
+// PyTorch's cuDNN default; the CPU ISAs, which have no TF32, run it as FP32);
+// BF16 the kernel and recurrent kernel rounded to bfloat16 once a call (to
+// nearest even), sums, states and gradients fp32; the CPU backends round every
+// product's other operand (x_t, h_prev) too, as their bf16 dot products need
+// (csrc/include/rnnkern/bf16.h). Every backend runs every precision.
 enum class Precision : int { FP32 = 0, TF32 = 1, BF16 = 2 };
 
 RNNKERN_HD constexpr int num_gates(Cell c) {
