@@ -245,8 +245,11 @@ void cpu_backward(const Backend& self, const Workspace& base, int threads, const
   if (const auto* pw = static_cast<const CpuPacked*>(packed)) {
     if (bf16) pw = &pw->bf16(*self.cpu, a.U, nullptr);  // made by the forward
     pw->ensure_backward(*self.cpu, a.U);
-    a.packed = pw->get(kPackBackward);
-    a.packed2 = pw->get(kPackBackward2);
+    // bf16 with recurrent dropout: fp32 panels of the rounded U, packed per call
+    if (!(bf16 && ws.in.recurrent_masks)) {
+      a.packed = pw->get(kPackBackward);
+      a.packed2 = pw->get(kPackBackward2);
+    }
   }
   self.cpu->backward(cfg, a);
 }

@@ -401,8 +401,19 @@ inline bool pack_a_block(const float* a, int64_t sam, int64_t sak, int64_t i0, i
 // A(n, k) = ap[n*lda + k] (row-major packing) or ap[k*kRowBlock + n] (k-major).
 // cs (may be null): the scale rows of the tile's nb rows (from column j0 on):
 // C gets S ⊙ (A B) (S is periodic in the rows, so one pointer per row).
-template <bool KMAJOR>
-inline void mac_panel_c(const float* ap, int64_t lda, int64_t K, const float* bp, float* c,
+// T = float: fp32 panels; T = uint32_t (bf16, gemm_tile's bf16 mode): A's
+// words are pairs of bf16 (k = 2i, 2i+1), B's pair panels, K counts pairs.
+RNNKERN_INLINE Vec panel_bcast(float a) { return Vec(a); }
+RNNKERN_INLINE Vec panel_load(const float* p) { return Vec::load(p); }
+RNNKERN_INLINE Vec panel_madd(Vec a, Vec b, Vec c) { return fmadd(a, b, c); }
+#if defined(RNNKERN_BF16_NATIVE)
+RNNKERN_INLINE __m512i panel_bcast(uint32_t a) { return _mm512_set1_epi32((int)a); }
+RNNKERN_INLINE __m512i panel_load(const uint32_t* p) { return _mm512_loadu_si512(p); }
+RNNKERN_INLINE Vec panel_madd(__m512i a, __m512i b, Vec c) { return dot_bf16(c, a, b); }
+#endif
+
+template <bool KMAJOR, class T>
+inline void mac_panel_c(const T* ap, int64_t lda, int64_t K, const T* bp, float* c,
                         int64_t ldc, int nb, int nvalid, bool add, const float* bias,
                         const float* const* cs = nullptr) {
   constexpr int NV = kGemmNV, W = Vec::W;
@@ -410,12 +421,12 @@ inline void mac_panel_c(const float* ap, int64_t lda, int64_t K, const float* bp
   for (int n = 0; n < kRowBlock; ++n)
     for (int v = 0; v < NV; ++v) acc[n][v] = Vec::zero();
   for (int64_t k = 0; k < K; ++k) {
-    Vec bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = Vec::load(bp + (k * NV + v) * W);
+    decltype(panel_load(bp)) bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = panel_load(bp + (k * NV + v) * W);
     for (int n = 0; n < kRowBlock; ++n) {
       // rows past nb (row-major packing) hold no data: their sums are discarded
-      const Vec an(KMAJOR ? ap[k * kRowBlock + n] : ap[(n < nb ? n : 0) * lda + k]);
-      for (int v = 0; v < NV; ++v) acc[n][v] = fmadd(an, bv[v], acc[n][v]);
+      const auto an = panel_bcast(KMAJOR ? ap[k * kRowBlock + n] : ap[(n < nb ? n : 0) * lda + k]);
+      for (int v = 0; v < NV; ++v) acc[n][v] = panel_madd(an, bv[v], acc[n][v]);
     }
   }
   for (int n = 0; n < nb; ++n) {
@@ -454,24 +465,76 @@ inline void pack_b_full(const float* b, int64_t sbk, int64_t sbn, int64_t K, int
   }
 }
 
+// npanels fp32 panels of K rows x width -> bf16 pair panels, in place: panel p
+// becomes ceil(K/2) pair rows x width words from word p*ceil(K/2)*width (see
+// mac_block's bf16 form; an odd K's last pair has a zero high half). Every
+// word is written at or before the floats it is made of, after reading them.
+inline void to_pair_panels(float* panels, int64_t npanels, int64_t K, int width) {
+  const int64_t Kp = (K + 1) / 2;
+  for (int64_t p = 0; p < npanels; ++p)
+    for (int64_t kp = 0; kp < Kp; ++kp) {
+      const float* lo = panels + (p * K + 2 * kp) * width;
+      const float* hi = 2 * kp + 1 < K ? lo + width : nullptr;
+      float* o = panels + (p * Kp + kp) * width;
+      for (int i = 0; i < width; ++i) {
+        const uint32_t w = bf16_bits(lo[i]) | (uint32_t)(hi ? bf16_bits(hi[i]) : 0) << 16;
+        std::memcpy(o + i, &w, 4);
+      }
+    }
+}
+
+// An A block packed by pack_a_block (mc rows, kc k), as bf16 pairs in place:
+// row-major, row i's pair kp at word i*ceil(kc/2) + kp; k-major, row block
+// ib's pair kp of row n at word (ib*ceil(kc/2) + kp)*kRowBlock + n (both what
+// mac_panel_c reads with T = uint32_t). Reads each pair before writing its word.
+inline void a_block_to_pairs(float* ap, int64_t mc, int64_t kc, bool kmajor) {
+  const int64_t kcp = (kc + 1) / 2;
+  auto word = [](float lo, float hi) {
+    return bf16_bits(lo) | (uint32_t)bf16_bits(hi) << 16;
+  };
+  if (!kmajor) {
+    for (int64_t i = 0; i < mc; ++i)
+      for (int64_t kp = 0; kp < kcp; ++kp) {
+        const float* f = ap + i * kc + 2 * kp;
+        const uint32_t w = word(f[0], 2 * kp + 1 < kc ? f[1] : 0.0f);
+        std::memcpy(ap + i * kcp + kp, &w, 4);
+      }
+    return;
+  }
+  for (int64_t ib = 0; ib * kRowBlock < mc; ++ib)
+    for (int64_t kp = 0; kp < kcp; ++kp) {
+      const float* f = ap + (ib * kc + 2 * kp) * kRowBlock;
+      uint32_t w[kRowBlock];
+      for (int n = 0; n < kRowBlock; ++n)
+        w[n] = word(f[n], 2 * kp + 1 < kc ? f[kRowBlock + n] : 0.0f);
+      std::memcpy(ap + (ib * kcp + kp) * kRowBlock, w, sizeof(w));
+    }
+}
+
 // bfull: null, or all of B packed by pack_b_full (N padded to bfull_ld
 // columns); then b is not read and n0 must be a multiple of NR.
+// bf16 (AVX512_BF16 builds only; not with bfull): A and B rounded to bf16 as
+// they are packed, k blocks of 2*kGemmKC (pairs: the same bytes a B panel), the
+// products vdpbf16ps, sums fp32 (precision bf16's weight gradients).
 inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
                       const float* a, int64_t sam, int64_t sak, const float* b, int64_t sbk,
                       int64_t sbn, float* c, int64_t ldc, bool accumulate, const float* bias,
                       float* apack, float* bpack, const float* bfull = nullptr,
                       int64_t bfull_ld = 0, int64_t ones_row = -1,
-                      const RowScale& as = RowScale(), const RowScale& cs = RowScale()) {
+                      const RowScale& as = RowScale(), const RowScale& cs = RowScale(),
+                      bool bf16 = false) {
   constexpr int NR = kGemmNV * Vec::W;
   const int64_t npanels = (n1 - n0 + NR - 1) / NR;
+  const int64_t KC = bf16 ? 2 * kGemmKC : kGemmKC;
   if (K == 0) {
     if (!accumulate)
       for (int64_t i = m0; i < m1; ++i)
         for (int64_t j = n0; j < n1; ++j) c[i * ldc + j] = bias ? bias[j] : 0.0f;
     return;
   }
-  for (int64_t k0 = 0; k0 < K; k0 += kGemmKC) {
-    const int64_t kc = std::min(kGemmKC, K - k0);
+  for (int64_t k0 = 0; k0 < K; k0 += KC) {
+    const int64_t kc = std::min(KC, K - k0);
+    const int64_t kr = bf16 ? (kc + 1) / 2 : kc;  // panel rows of this k block
     const bool add = accumulate || k0 > 0;
     const float* bk = bpack;  // this k block's B panels
     if (bfull) {
@@ -481,17 +544,19 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
         const int64_t j0 = n0 + p * NR;
         pack_b_block(b, sbk, sbn, k0, kc, j0, (int)std::min<int64_t>(NR, n1 - j0),
                      bpack + p * kc * NR);
+        if (bf16) to_pair_panels(bpack + p * kc * NR, 1, kc, NR);  // panel p at p*kc*NR
       }
     }
     for (int64_t i0 = m0; i0 < m1; i0 += kGemmMC) {
       const int64_t mc = std::min(kGemmMC, m1 - i0);
       // Row-major A used by one panel only is read where it is: copying it
       // would cost as much as the reads it serves (dX = dG W^T, C <= NR).
-      const bool direct = sak == 1 && npanels == 1 && ones_row < 0 && !as.p;
+      const bool direct = !bf16 && sak == 1 && npanels == 1 && ones_row < 0 && !as.p;
       const bool kmajor =
           !direct && pack_a_block(a, sam, sak, i0, mc, k0, kc, apack, ones_row, as);
+      if (bf16) a_block_to_pairs(apack, mc, kc, kmajor);
       const float* ablk = direct ? a + i0 * sam + k0 : apack;
-      const int64_t lda = direct ? sam : kc;
+      const int64_t lda = direct ? sam : kr;
       for (int64_t p = 0; p < npanels; ++p) {
         const int64_t j0 = n0 + p * NR;
         const int nvalid = (int)std::min<int64_t>(NR, n1 - j0);
@@ -507,12 +572,23 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
           if (cs.p)
             for (int n = 0; n < nb; ++n) csr[n] = cs.row(i0 + i + n) + j0;
           const float* const* csp = cs.p ? csr : nullptr;
-          if (kmajor)
+          if (bf16) {
+#if defined(RNNKERN_BF16_NATIVE)
+            const auto* aw = reinterpret_cast<const uint32_t*>(apack);
+            const auto* bw = reinterpret_cast<const uint32_t*>(bk + p * kc * NR);
+            if (kmajor)
+              mac_panel_c<true>(aw + i * kr, 0, kr, bw, ct, ldc, nb, nvalid, add, bias_j, csp);
+            else
+              mac_panel_c<false>(aw + i * lda, lda, kr, bw, ct, ldc, nb, nvalid, add, bias_j,
+                                 csp);
+#endif
+          } else if (kmajor) {
             mac_panel_c<true>(apack + i * kc, 0, kc, bk + p * kc * NR, ct, ldc, nb, nvalid,
                               add, bias_j, csp);
-          else
+          } else {
             mac_panel_c<false>(ablk + i * lda, lda, kc, bk + p * kc * NR, ct, ldc, nb,
                                nvalid, add, bias_j, csp);
+          }
         }
       }
     }
@@ -538,6 +614,7 @@ struct Gemm {
   int64_t ones_row = -1;         // a row of A read as all ones (see pack_a_block)
   RowScale as = RowScale();      // A scaled while packed (see pack_a_block)
   RowScale cs = RowScale();      // C (+)= S ⊙ (A B) (see mac_panel_c)
+  bool bf16 = false;             // bf16 products (gemm_tile; AVX512_BF16 builds only)
 
   static constexpr int NR = kGemmNV * Vec::W;
   bool split_m() const { return M >= N; }
@@ -549,11 +626,13 @@ struct Gemm {
     return (int)std::max<int64_t>(1, std::min<int64_t>(nt, units()));
   }
   // Packing floats per thread for any M with this N and K (A block, B panels).
-  static int64_t apack_floats(int64_t K) {
-    return kGemmMC * std::max<int64_t>(1, std::min<int64_t>(K, kGemmKC));
+  // (bf16: k blocks twice as deep, packed as fp32 first)
+  static int64_t apack_floats(int64_t K, bool bf16 = false) {
+    return kGemmMC * std::max<int64_t>(1, std::min<int64_t>(K, (bf16 ? 2 : 1) * kGemmKC));
   }
-  static int64_t bpack_floats(int64_t N, int64_t K) {
-    return ((N + NR - 1) / NR) * std::max<int64_t>(1, std::min<int64_t>(K, kGemmKC)) * NR;
+  static int64_t bpack_floats(int64_t N, int64_t K, bool bf16 = false) {
+    return ((N + NR - 1) / NR) *
+           std::max<int64_t>(1, std::min<int64_t>(K, (bf16 ? 2 : 1) * kGemmKC)) * NR;
   }
   // Thread tid's share when nth threads run; apack/bpack: every thread's
   // buffers, apack_floats(K) and bpack_floats(N, K) apart.
@@ -564,15 +643,16 @@ struct Gemm {
     int64_t lo, hi;
     split_range(units(), nt, tid, lo, hi);
     if (lo >= hi) return;
-    float* ap = apack + tid * apack_floats(K);
-    float* bp = bfull ? nullptr : bpack + tid * bpack_floats(N, K);  // no B packing with bfull
+    float* ap = apack + tid * apack_floats(K, bf16);
+    // no B packing with bfull
+    float* bp = bfull ? nullptr : bpack + tid * bpack_floats(N, K, bf16);
     const int64_t bld = ((N + NR - 1) / NR) * NR;
     if (split_m())
       gemm_tile(lo * kRowBlock, std::min(M, hi * kRowBlock), 0, N, K, a, sam, sak, b, sbk, sbn,
-                c, ldc, accumulate, bias, ap, bp, bfull, bld, ones_row, as, cs);
+                c, ldc, accumulate, bias, ap, bp, bfull, bld, ones_row, as, cs, bf16);
     else
       gemm_tile(0, M, lo * NR, std::min(N, hi * NR), K, a, sam, sak, b, sbk, sbn, c, ldc,
-                accumulate, bias, ap, bp, bfull, bld, ones_row, as, cs);
+                accumulate, bias, ap, bp, bfull, bld, ones_row, as, cs, bf16);
   }
 };
 
@@ -580,9 +660,10 @@ struct Gemm {
 // taken before a parallel region (where an allocation failure could not be
 // reported). B needs none when it comes packed already (Gemm::bfull).
 inline void gemm_buffers(int64_t N, int64_t K, int threads, bool b_packed, float** apack,
-                         float** bpack) {
-  *apack = scratch(kScratchGemmA, threads * Gemm::apack_floats(K));
-  *bpack = b_packed ? nullptr : scratch(kScratchGemmB, threads * Gemm::bpack_floats(N, K));
+                         float** bpack, bool bf16 = false) {
+  *apack = scratch(kScratchGemmA, threads * Gemm::apack_floats(K, bf16));
+  *bpack =
+      b_packed ? nullptr : scratch(kScratchGemmB, threads * Gemm::bpack_floats(N, K, bf16));
 }
 
 // bias: null, or N floats added to every row of C (when not accumulating).
@@ -590,13 +671,14 @@ inline void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t sam, i
                  const float* b, int64_t sbk, int64_t sbn, float* c, int64_t ldc,
                  bool accumulate, int threads, const float* bias = nullptr,
                  const float* bfull = nullptr, int64_t ones_row = -1,
-                 const RowScale& as = RowScale(), const RowScale& cs = RowScale()) {
+                 const RowScale& as = RowScale(), const RowScale& cs = RowScale(),
+                 bool bf16 = false) {
   if (M <= 0 || N <= 0) return;
   const Gemm g{M, N, K, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, bias, bfull, ones_row,
-               as, cs};
+               as, cs, bf16};
   const int nt = g.threads_for(threads);
   float *apack, *bpack;
-  gemm_buffers(N, K, nt, bfull != nullptr, &apack, &bpack);
+  gemm_buffers(N, K, nt, bfull != nullptr, &apack, &bpack, bf16);
   par::parallel(nt, [&](int tid, int nth) { g.run(tid, nth, apack, bpack); });
 }
 

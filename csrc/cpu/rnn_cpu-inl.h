@@ -732,29 +732,11 @@ inline bool native_bf16(const RnnConfig& cfg) {
 #endif
 }
 
-// npanels fp32 panels of K rows x width -> bf16 pair panels, in place: panel p
-// becomes ceil(K/2) pair rows x width words from word p*ceil(K/2)*width (see
-// mac_block's bf16 form; an odd K's last pair has a zero high half). Every
-// word is written at or before the floats it is made of, after reading them.
-inline void to_pair_panels(float* panels, int64_t npanels, int64_t K, int width) {
-  const int64_t Kp = (K + 1) / 2;
-  for (int64_t p = 0; p < npanels; ++p)
-    for (int64_t kp = 0; kp < Kp; ++kp) {
-      const float* lo = panels + (p * K + 2 * kp) * width;
-      const float* hi = 2 * kp + 1 < K ? lo + width : nullptr;
-      float* o = panels + (p * Kp + kp) * width;
-      for (int i = 0; i < width; ++i) {
-        const uint32_t w = bf16_bits(lo[i]) | (uint32_t)(hi ? bf16_bits(hi[i]) : 0) << 16;
-        std::memcpy(o + i, &w, 4);
-      }
-    }
-}
-
 // pack_gate_panels, then (bf16) to_pair_panels.
 template <int G>
-void pack_step_panels(const float* b, int64_t sbk, int64_t K, int64_t H, int64_t col_base,
-                      float* out, bool pairs) {
-  pack_gate_panels<G>(b, sbk, 1, K, H, col_base, out);
+void pack_step_panels(const float* b, int64_t sbk, int64_t sbn, int64_t K, int64_t H,
+                      int64_t col_base, float* out, bool pairs) {
+  pack_gate_panels<G>(b, sbk, sbn, K, H, col_base, out);
   if (pairs) {
     using PS = PanelShape<G>;
     to_pair_panels(out, (H + PS::S * W - 1) / (PS::S * W), K, PS::NV * W);
@@ -781,8 +763,8 @@ inline int64_t packed_floats(const RnnConfig& cfg, int part) {
   });
 }
 
-// pairs: the forward step's parts as bf16 pair panels (native_bf16); the
-// backward's and the projection GEMM's stay fp32 (of rounded weights, in bf16).
+// pairs: the steps' parts as bf16 pair panels (native_bf16); the projection
+// GEMM's stays fp32 (of rounded weights, in bf16).
 inline void pack_weights_as(const RnnConfig& cfg, const float* U, int part, float* out,
                             bool pairs) {
   with_cell(cfg.cell, cfg.reset_after, [&](auto k) {
@@ -791,22 +773,22 @@ inline void pack_weights_as(const RnnConfig& cfg, const float* U, int part, floa
     constexpr bool rb = K::gru_reset_before;
     const int64_t H = cfg.H, C = cfg.C, GH = K::gates * H;
     switch (part) {
-      case kPackForward: pack_step_panels<G>(U, GH, H, H, 0, out, pairs); break;
+      case kPackForward: pack_step_panels<G>(U, GH, 1, H, H, 0, out, pairs); break;
       case kPackForward2:
-        if constexpr (rb) pack_step_panels<1>(U, GH, H, H, 2 * H, out, pairs);
+        if constexpr (rb) pack_step_panels<1>(U, GH, 1, H, H, 2 * H, out, pairs);
         break;
-      case kPackBackward: pack_gate_panels<1>(U, 1, GH, rb ? 2 * H : GH, H, 0, out); break;
+      case kPackBackward: pack_step_panels<1>(U, 1, GH, rb ? 2 * H : GH, H, 0, out, pairs); break;
       case kPackBackward2:
         // B(k, unit) = U_h[unit, k] = U[unit, 2H + k]
-        if constexpr (rb) pack_gate_panels<1>(U + 2 * H, 1, GH, H, H, 0, out);
+        if constexpr (rb) pack_step_panels<1>(U + 2 * H, 1, GH, H, H, 0, out, pairs);
         break;
       case kPackInput: pack_b_full(U, GH, 1, C, GH, out); break;  // U is W [C,G*H] here
       case kPackInputFused:
         if (!fusable_input(cfg)) break;
-        pack_step_panels<G>(U, GH, C, H, 0, out, pairs);
+        pack_step_panels<G>(U, GH, 1, C, H, 0, out, pairs);
         // GRU r.b.: the z, r panels of phase 1, then the h panels of phase 2
         if constexpr (rb)
-          pack_step_panels<1>(U, GH, C, H, 2 * H, out + panel_floats<2>(C, H), pairs);
+          pack_step_panels<1>(U, GH, 1, C, H, 2 * H, out + panel_floats<2>(C, H), pairs);
         break;
       default: break;
     }
@@ -1003,6 +985,12 @@ struct BwdCtx {
   // precision bf16: dG, dGr are stored rounded to bf16 (every product reads
   // them so: the step's, and the GEMMs' after the loop)
   bool bf16 = false;
+  // native (bf16 on AVX512_BF16, no recurrent masks): phases A2 and B read
+  // bf16 copies of their dG rows (each thread its own, ld = kp2 elements, even)
+  // from bf16 pair panels of U^T.
+  bool native = false;
+  uint16_t* gb = nullptr;   // [threads][N, kp2]
+  int64_t kp2 = 0;
 };
 
 // Phase A for units [u0, u0+nl) of row n at step s (time t).
@@ -1077,14 +1065,15 @@ RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_
 
 // GRU reset_before, phase A2: d(r h_prev) = dhh U_h^T for a panel of units,
 // then dr and the direct term r * d(r h_prev).
-template <class K>
-void gru_rb_backward_a2(const BwdCtx& b, const float* panels_h, float* part, int64_t t,
-                        int64_t i0, int64_t i1) {
+// A: dG's h block of step t (lda GH, K = H), or its bf16 copy (K pairs).
+template <class K, class TA, class TP>
+void gru_rb_backward_a2(const BwdCtx& b, const TA* A, int64_t lda, int64_t KA,
+                        const TP* panels_h, float* part, int64_t t, int64_t i0, int64_t i1) {
   using PS = PanelShape<1>;
   using SL = typename K::slots;
   const RnnConfig& cfg = *b.cfg;
   const int64_t H = b.H, GH = b.GH;
-  step_items<PS::NV>(i0, i1, b.N, b.dG + t * b.N * GH + 2 * H, GH, H, panels_h, part,
+  step_items<PS::NV>(i0, i1, b.N, A, lda, KA, panels_h, part,
                      [&](int64_t n, int64_t p, const float* acc) RNNKERN_LAMBDA_INLINE {
     if (!unmasked(b.a->mask, b.T, n, t)) return;
     const float* sl = b.a->slots + (t * b.N + n) * b.S * H;
@@ -1110,11 +1099,13 @@ void gru_rb_backward_a2(const BwdCtx& b, const float* panels_h, float* part, int
 }
 
 // Phase B: dh[n, panel units] = ddir + dGr[n, t, 0:K] U^T (K = GH, or 2H for GRU r.b.).
-inline void backward_product(const BwdCtx& b, const float* panelsT, float* part, int64_t K,
-                             int64_t t, int64_t i0, int64_t i1) {
+// A: dGr's rows of step t (lda GH), or their bf16 copy (K pairs).
+template <class TA, class TP>
+inline void backward_product(const BwdCtx& b, const TA* A, int64_t lda, const TP* panelsT,
+                             float* part, int64_t K, int64_t i0, int64_t i1) {
   using PS = PanelShape<1>;
   const int64_t H = b.H;
-  step_items<PS::NV>(i0, i1, b.N, b.dGr + t * b.N * b.GH, b.GH, K, panelsT, part,
+  step_items<PS::NV>(i0, i1, b.N, A, lda, K, panelsT, part,
                      [&](int64_t n, int64_t p, const float* acc) RNNKERN_LAMBDA_INLINE {
     for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) RNNKERN_LAMBDA_INLINE {
       (Vec::load_n(b.ddir + n * H + u0, nl) + Vec::load(acc + sb * W))
@@ -1179,16 +1170,36 @@ void backward_loop(BwdCtx& b, const float* panelsT, int64_t KU, const float* pan
         backward_point<K>(b, n, s, t, u0, (int)std::min<int64_t>(W, b.H - u0));
       }
       reg.barrier();
+      const float* dgt = b.dG + t * b.N * b.GH;  // step t's rows (dGr's: dgrt)
+      const float* dgrt = b.dGr + t * b.N * b.GH;
+#if defined(RNNKERN_BF16_NATIVE)
+      uint16_t* gb = b.native ? b.gb + reg.tid * b.N * b.kp2 : nullptr;  // this thread's
+#endif
       if constexpr (K::gru_reset_before) {
         split_range(itemsB, reg.nth, reg.tid, lo, hi);
-        gru_rb_backward_a2<K>(b, panels_h, part, t, lo, hi);
+#if defined(RNNKERN_BF16_NATIVE)
+        if (b.native) {
+          to_bf16_rows(dgt + 2 * b.H, b.N, b.H, b.GH, gb, b.kp2);
+          gru_rb_backward_a2<K>(b, gb, b.kp2, (b.H + 1) / 2,
+                                reinterpret_cast<const uint32_t*>(panels_h), part, t, lo, hi);
+        } else
+#endif
+          gru_rb_backward_a2<K>(b, dgt + 2 * b.H, b.GH, b.H, panels_h, part, t, lo, hi);
         reg.barrier();
       }
       split_range(itemsB, reg.nth, reg.tid, lo, hi);
-      if (b.rmask)
+      if (b.rmask) {
         backward_product_masked(b, panelsT, part, KU, t, lo, hi);
-      else
-        backward_product(b, panelsT, part, KU, t, lo, hi);
+      } else {
+#if defined(RNNKERN_BF16_NATIVE)
+        if (b.native) {
+          to_bf16_rows(dgrt, b.N, KU, b.GH, gb, b.kp2);
+          backward_product(b, gb, b.kp2, reinterpret_cast<const uint32_t*>(panelsT), part,
+                           (KU + 1) / 2, lo, hi);
+        } else
+#endif
+          backward_product(b, dgrt, b.GH, panelsT, part, KU, lo, hi);
+      }
       reg.barrier();
     }
   });
@@ -1223,14 +1234,26 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
 
   // U^T panels: output units of dh_prev x gate columns. GRU r.b. multiplies
   // only the z, r columns in phase B; its h columns go through phase A2.
+  // native bf16: pair panels (given packed ones are then pairs too: backend_cpu.cc
+  // drops them with recurrent masks, whose per-gate products read fp32 panels)
+  const bool native = native_bf16(cfg) && !a.recurrent_masks;
   const int64_t K = gru_rb ? 2 * H : GH;
-  const float* panelsT = a.packed ? a.packed : packed_scratch(cfg, a.U, kPackBackward, false);
+  const float* panelsT =
+      a.packed ? a.packed : packed_scratch(cfg, a.U, kPackBackward, native);
   const float* panels_h = nullptr;
-  if (gru_rb) panels_h = a.packed2 ? a.packed2 : packed_scratch(cfg, a.U, kPackBackward2, false);
+  if (gru_rb)
+    panels_h = a.packed2 ? a.packed2 : packed_scratch(cfg, a.U, kPackBackward2, native);
   const int64_t nrb = (N + kRowBlock - 1) / kRowBlock;
   int nt = pick_threads(cfg.threads, nrb * ((H + 4 * W - 1) / (4 * W)), 2.0 * N * H * GH,
                         kMinStepFlopsBackward);
   std::vector<float> parts(nt * part_floats(N) * (a.recurrent_masks ? G : 1));
+  std::vector<uint16_t> gbuf;  // native: each thread's bf16 rows of phases A2, B
+  if (native) {
+    b.native = true;
+    b.kp2 = (K + 1) / 2 * 2;
+    gbuf.assign(nt * N * b.kp2, 0);
+    b.gb = gbuf.data();
+  }
   if (N > 0) {
     with_cell(cfg.cell, cfg.reset_after, [&](auto k) {
       backward_loop<decltype(k)>(b, panelsT, K, panels_h, parts.data(), nt);
@@ -1257,14 +1280,17 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   // below; the ones column stays 1)
   if (bf16) round_bf16(xt, xt, NT * C1);
   const float* hprev = a.hprev;
-  if (bf16) {
+  if (bf16 && !native) {  // native: rounded as the bf16 GEMM packs it
     float* hb = scratch(kScratchHb, NT * H);
     round_bf16(a.hprev, hb, NT * H);
     hprev = hb;
   }
   if (!im) {
-    gemm(NT, C, GH, dG, GH, 1, a.W, 1, GH, dxt, C, false, th);  // dX = dG W^T
-    gemm(C1, GH, NT, xt, 1, C1, dG, GH, 1, dW1, GH, false, th);  // [dW; db] = [X 1]^T dG
+    // dX = dG W^T; [dW; db] = [X 1]^T dG (native bf16: vdpbf16ps products)
+    gemm(NT, C, GH, dG, GH, 1, a.W, 1, GH, dxt, C, false, th, nullptr, nullptr, -1, RowScale(),
+         RowScale(), native);
+    gemm(C1, GH, NT, xt, 1, C1, dG, GH, 1, dW1, GH, false, th, nullptr, nullptr, -1,
+         RowScale(), RowScale(), native);
   } else {
     // the input masks with a column of ones for the bias row: [G, N, C1]
     const float* im1 = im;
@@ -1293,7 +1319,7 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
     const int64_t M = ones_row >= 0 ? H + 1 : H;
     if (!rm) {
       gemm(M, (g1 - g0) * H, NT, hprev, 1, H, dGr + g0 * H, GH, 1, out + g0 * H, GH, false,
-           th, nullptr, nullptr, ones_row);
+           th, nullptr, nullptr, ones_row, RowScale(), RowScale(), native);
       return;
     }
     for (int64_t g = g0; g < g1; ++g)
@@ -1313,7 +1339,8 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
       if (bf16) round_bf16(RH + r * H, RH + r * H, H);
     });
     dU_blocks(0, 2, a.dU, -1);
-    gemm(H, H, NT, RH, 1, H, dG + 2 * H, GH, 1, a.dU + 2 * H, GH, false, th);
+    gemm(H, H, NT, RH, 1, H, dG + 2 * H, GH, 1, a.dU + 2 * H, GH, false, th, nullptr, nullptr,
+         -1, RowScale(), RowScale(), native);
   } else if (a.db && gru_ra) {
     // [dU; db_rec] = [Hprev 1]^T dGr: the recurrent bias of GRU reset_after
     // from the same pass over dGr (row H of A reads as ones, see pack_a_block)
