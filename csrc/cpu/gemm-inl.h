@@ -223,6 +223,117 @@ inline void mac_row(const uint16_t* a, int64_t K, const uint32_t* panel, float* 
   for (int v = 0; v < NV; ++v) (c0[v] + c1[v]).store(out + v * Vec::W);
 }
 
+// out[0..n) = in[0..n) rounded to bf16 values (as round_bf16; out may be in).
+inline void round_bf16_vec(const float* in, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; i += Vec::W) {
+    const int nl = (int)std::min<int64_t>(Vec::W, n - i);
+    const __m512 v = Vec::load_partial(in + i, nl).v;
+    const __m512i w = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v));
+    Vec(_mm512_castsi512_ps(_mm512_slli_epi32(w, 16))).store_n(out + i, nl);
+  }
+}
+
+// 16 words bf16(lo[i]) | bf16(hi[i]) << 16: pairs of k for vdpbf16ps.
+RNNKERN_INLINE __m512i pair_words(__m512 lo, __m512 hi) {
+  const __m512i lw = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(lo));
+  const __m512i hw = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(hi));
+  return _mm512_or_si512(lw, _mm512_slli_epi32(hw, 16));
+}
+
+// npanels fp32 panels of K rows x width (a multiple of W) -> bf16 pair panels,
+// in place: panel p becomes ceil(K/2) pair rows x width words from word
+// p*ceil(K/2)*width (see mac_block's bf16 form; an odd K's last pair has a
+// zero high half). Each chunk of words is written at or before the floats it
+// is made of, after reading them.
+inline void to_pair_panels(float* panels, int64_t npanels, int64_t K, int width) {
+  const int64_t Kp = (K + 1) / 2;
+  for (int64_t p = 0; p < npanels; ++p)
+    for (int64_t kp = 0; kp < Kp; ++kp) {
+      const float* lo = panels + (p * K + 2 * kp) * width;
+      const bool hi = 2 * kp + 1 < K;
+      float* o = panels + (p * Kp + kp) * width;
+      for (int i = 0; i < width; i += Vec::W) {
+        const __m512i w = pair_words(Vec::load(lo + i).v,
+                                     hi ? Vec::load(lo + width + i).v : _mm512_setzero_ps());
+        _mm512_storeu_si512(o + i, w);
+      }
+    }
+}
+
+// An A block packed by pack_a_block (mc rows, kc k), as bf16 pairs in place:
+// row-major, row i's pair kp at word i*ceil(kc/2) + kp; k-major, row block
+// ib's pair kp of row n at word (ib*ceil(kc/2) + kp)*kRowBlock + n (both what
+// mac_panel_c reads with T = uint32_t). Reads before it writes, as above.
+inline void a_block_to_pairs(float* ap, int64_t mc, int64_t kc, bool kmajor) {
+  const int64_t kcp = (kc + 1) / 2;
+  if (!kmajor) {  // a row's bf16 in order are its pairs
+    for (int64_t i = 0; i < mc; ++i)
+      for (int64_t u = 0; u < 2 * kcp; u += Vec::W) {
+        const int nl = (int)std::max<int64_t>(0, std::min<int64_t>(Vec::W, kc - u));
+        const __m256i b = (__m256i)_mm512_cvtneps_pbh(Vec::load_partial(ap + i * kc + u, nl).v);
+        _mm256_mask_storeu_epi16(reinterpret_cast<uint16_t*>(ap + i * kcp) + u,
+                                 (__mmask16)((1u << std::min<int64_t>(Vec::W, 2 * kcp - u)) - 1u),
+                                 b);
+      }
+    return;
+  }
+  static_assert(kRowBlock <= Vec::W, "a k-major pair of rows is one vector");
+  const __mmask16 rows = (__mmask16)((1u << kRowBlock) - 1u);
+  for (int64_t ib = 0; ib * kRowBlock < mc; ++ib)
+    for (int64_t kp = 0; kp < kcp; ++kp) {
+      const float* f = ap + (ib * kc + 2 * kp) * kRowBlock;
+      const __m512 lo = _mm512_maskz_loadu_ps(rows, f);
+      const __m512 hi = 2 * kp + 1 < kc ? _mm512_maskz_loadu_ps(rows, f + kRowBlock)
+                                        : _mm512_setzero_ps();
+      _mm512_mask_storeu_epi32(ap + (ib * kcp + kp) * kRowBlock, rows, pair_words(lo, hi));
+    }
+}
+
+// B rows [k0, k0+kc), columns [j0, j0+nvalid) of a row-major B (sbn == 1)
+// straight into one pair panel (as pack_b_block, then to_pair_panels).
+inline void pack_b_pairs(const float* b, int64_t sbk, int64_t k0, int64_t kc, int64_t j0,
+                         int nvalid, float* out) {
+  constexpr int NR = kGemmVecs * Vec::W;  // kGemmNV's
+  for (int64_t kp = 0; kp < (kc + 1) / 2; ++kp) {
+    const float* lo = b + (k0 + 2 * kp) * sbk + j0;
+    const bool hi = 2 * kp + 1 < kc;
+    for (int q = 0; q < NR; q += Vec::W) {
+      const int nl = std::max(0, std::min(Vec::W, nvalid - q));
+      const __m512i w = pair_words(Vec::load_partial(lo + q, nl).v,
+                                   hi ? Vec::load_partial(lo + sbk + q, nl).v
+                                      : _mm512_setzero_ps());
+      _mm512_storeu_si512(out + kp * NR + q, w);
+    }
+  }
+}
+
+// A rows [i0, i0+mc), k in [k0, k0+kc) of a transposed A (A(i, k) = a[k*sak + i])
+// straight into k-major pairs (as pack_a_block's k-major layout, then
+// a_block_to_pairs); ones_row: see pack_a_block.
+inline void pack_a_pairs_kmajor(const float* a, int64_t sak, int64_t i0, int64_t mc, int64_t k0,
+                                int64_t kc, float* out, int64_t ones_row) {
+  static_assert(kRowBlock <= Vec::W, "a k-major pair of rows is one vector");
+  const int64_t kcp = (kc + 1) / 2;
+  const __mmask16 rows = (__mmask16)((1u << kRowBlock) - 1u);
+  for (int64_t ib = 0; ib * kRowBlock < mc; ++ib) {
+    const int64_t r0 = i0 + ib * kRowBlock;
+    const int nb = (int)std::min<int64_t>(kRowBlock, mc - ib * kRowBlock);
+    const int ones = ones_row >= 0 ? (int)(ones_row - r0) : -1;
+    const __mmask16 live = (__mmask16)((1u << nb) - 1u) &
+                           (ones >= 0 && ones < nb ? (__mmask16) ~(1u << ones) : (__mmask16)0xffff);
+    const __mmask16 one = ones >= 0 && ones < nb ? (__mmask16)(1u << ones) : (__mmask16)0;
+    const __m512 ones_v = _mm512_maskz_mov_ps(one, _mm512_set1_ps(1.0f));
+    for (int64_t kp = 0; kp < kcp; ++kp) {
+      const float* src = a + (k0 + 2 * kp) * sak + r0;
+      const __m512 lo = _mm512_or_ps(_mm512_maskz_loadu_ps(live, src), ones_v);
+      const __m512 hi = 2 * kp + 1 < kc
+                            ? _mm512_or_ps(_mm512_maskz_loadu_ps(live, src + sak), ones_v)
+                            : _mm512_setzero_ps();
+      _mm512_mask_storeu_epi32(out + (ib * kcp + kp) * kRowBlock, rows, pair_words(lo, hi));
+    }
+  }
+}
+
 // dst[n*ldd + i] = bf16(src[n*lds + i]) for i < D, zero for D <= i < ldd (even).
 inline void to_bf16_rows(const float* src, int64_t rows, int64_t D, int64_t lds, uint16_t* dst,
                          int64_t ldd) {
@@ -465,52 +576,6 @@ inline void pack_b_full(const float* b, int64_t sbk, int64_t sbn, int64_t K, int
   }
 }
 
-// npanels fp32 panels of K rows x width -> bf16 pair panels, in place: panel p
-// becomes ceil(K/2) pair rows x width words from word p*ceil(K/2)*width (see
-// mac_block's bf16 form; an odd K's last pair has a zero high half). Every
-// word is written at or before the floats it is made of, after reading them.
-inline void to_pair_panels(float* panels, int64_t npanels, int64_t K, int width) {
-  const int64_t Kp = (K + 1) / 2;
-  for (int64_t p = 0; p < npanels; ++p)
-    for (int64_t kp = 0; kp < Kp; ++kp) {
-      const float* lo = panels + (p * K + 2 * kp) * width;
-      const float* hi = 2 * kp + 1 < K ? lo + width : nullptr;
-      float* o = panels + (p * Kp + kp) * width;
-      for (int i = 0; i < width; ++i) {
-        const uint32_t w = bf16_bits(lo[i]) | (uint32_t)(hi ? bf16_bits(hi[i]) : 0) << 16;
-        std::memcpy(o + i, &w, 4);
-      }
-    }
-}
-
-// An A block packed by pack_a_block (mc rows, kc k), as bf16 pairs in place:
-// row-major, row i's pair kp at word i*ceil(kc/2) + kp; k-major, row block
-// ib's pair kp of row n at word (ib*ceil(kc/2) + kp)*kRowBlock + n (both what
-// mac_panel_c reads with T = uint32_t). Reads each pair before writing its word.
-inline void a_block_to_pairs(float* ap, int64_t mc, int64_t kc, bool kmajor) {
-  const int64_t kcp = (kc + 1) / 2;
-  auto word = [](float lo, float hi) {
-    return bf16_bits(lo) | (uint32_t)bf16_bits(hi) << 16;
-  };
-  if (!kmajor) {
-    for (int64_t i = 0; i < mc; ++i)
-      for (int64_t kp = 0; kp < kcp; ++kp) {
-        const float* f = ap + i * kc + 2 * kp;
-        const uint32_t w = word(f[0], 2 * kp + 1 < kc ? f[1] : 0.0f);
-        std::memcpy(ap + i * kcp + kp, &w, 4);
-      }
-    return;
-  }
-  for (int64_t ib = 0; ib * kRowBlock < mc; ++ib)
-    for (int64_t kp = 0; kp < kcp; ++kp) {
-      const float* f = ap + (ib * kc + 2 * kp) * kRowBlock;
-      uint32_t w[kRowBlock];
-      for (int n = 0; n < kRowBlock; ++n)
-        w[n] = word(f[n], 2 * kp + 1 < kc ? f[kRowBlock + n] : 0.0f);
-      std::memcpy(ap + (ib * kcp + kp) * kRowBlock, w, sizeof(w));
-    }
-}
-
 // bfull: null, or all of B packed by pack_b_full (N padded to bfull_ld
 // columns); then b is not read and n0 must be a multiple of NR.
 // bf16 (AVX512_BF16 builds only; not with bfull): A and B rounded to bf16 as
@@ -542,9 +607,21 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
     } else {
       for (int64_t p = 0; p < npanels; ++p) {
         const int64_t j0 = n0 + p * NR;
+#if defined(RNNKERN_BF16_NATIVE)
+        if (bf16) {  // panel p at p*kc*NR, as pairs
+          if (sbn == 1) {
+            pack_b_pairs(b, sbk, k0, kc, j0, (int)std::min<int64_t>(NR, n1 - j0),
+                         bpack + p * kc * NR);
+            continue;
+          }
+          pack_b_block(b, sbk, sbn, k0, kc, j0, (int)std::min<int64_t>(NR, n1 - j0),
+                       bpack + p * kc * NR);
+          to_pair_panels(bpack + p * kc * NR, 1, kc, NR);
+          continue;
+        }
+#endif
         pack_b_block(b, sbk, sbn, k0, kc, j0, (int)std::min<int64_t>(NR, n1 - j0),
                      bpack + p * kc * NR);
-        if (bf16) to_pair_panels(bpack + p * kc * NR, 1, kc, NR);  // panel p at p*kc*NR
       }
     }
     for (int64_t i0 = m0; i0 < m1; i0 += kGemmMC) {
@@ -552,9 +629,18 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
       // Row-major A used by one panel only is read where it is: copying it
       // would cost as much as the reads it serves (dX = dG W^T, C <= NR).
       const bool direct = !bf16 && sak == 1 && npanels == 1 && ones_row < 0 && !as.p;
-      const bool kmajor =
-          !direct && pack_a_block(a, sam, sak, i0, mc, k0, kc, apack, ones_row, as);
-      if (bf16) a_block_to_pairs(apack, mc, kc, kmajor);
+      bool kmajor;
+#if defined(RNNKERN_BF16_NATIVE)
+      if (bf16 && sam == 1 && !as.p) {  // A transposed: straight into k-major pairs
+        pack_a_pairs_kmajor(a, sak, i0, mc, k0, kc, apack, ones_row);
+        kmajor = true;
+      } else {
+        kmajor = !direct && pack_a_block(a, sam, sak, i0, mc, k0, kc, apack, ones_row, as);
+        if (bf16) a_block_to_pairs(apack, mc, kc, kmajor);
+      }
+#else
+      kmajor = !direct && pack_a_block(a, sam, sak, i0, mc, k0, kc, apack, ones_row, as);
+#endif
       const float* ablk = direct ? a + i0 * sam + k0 : apack;
       const int64_t lda = direct ? sam : kr;
       for (int64_t p = 0; p < npanels; ++p) {

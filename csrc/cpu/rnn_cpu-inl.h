@@ -457,6 +457,19 @@ RNNKERN_INLINE void forward_point(const FwdCtx& f, int64_t n, int64_t s, int64_t
 }
 
 // Calls fn(u0, nl) for the W-unit sub-tiles of panel p (S sub-tiles of W units).
+// out[0..n) = in[0..n) rounded to bf16 values (precision bf16's operands;
+// out may be in): vectorised where this ISA has AVX512_BF16.
+inline void round_bf16_n(const float* in, float* out, int64_t n) {
+#if defined(RNNKERN_BF16_NATIVE)
+  if (cpu_has_avx512_bf16()) {
+    round_bf16_vec(in, out, n);
+    return;
+  }
+#endif
+  round_bf16(in, out, n);
+}
+inline void round_bf16_n(float* p, int64_t n) { round_bf16_n(p, p, n); }
+
 // What a forward step's products read (forward_loop's E): fp32 operands and
 // panels (precision fp32, and bf16 by rounded fp32 values), or bf16 ones.
 struct F32Operands {
@@ -548,7 +561,7 @@ void gru_rb_phase1(const FwdCtx& f, const float* panels, float* part, int64_t t,
       zr.z.store_n(f.zbuf + n * H + u0, nl);
       const Vec hph = f.rmask ? hp * Vec::load_n(f.rmask + (2 * f.N + n) * H + u0, nl) : hp;
       gru_reset_state(zr.r, hph).store_n(f.rh + n * H + u0, nl);
-      if (f.bf16) round_bf16(f.rh + n * H + u0, f.rh + n * H + u0, nl);  // phase 2's operand
+      if (f.bf16) round_bf16_n(f.rh + n * H + u0, nl);  // phase 2's operand
       if constexpr (K::training) {
         zr.z.store_n(sl + SL::z * H + u0, nl);
         zr.r.store_n(sl + SL::r * H + u0, nl);
@@ -668,7 +681,7 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
 #endif
         } else if (f.bf16) {  // every thread its own copy: no barrier for it
           fl.hb = f.hb + reg.tid * f.N * f.H;
-          round_bf16(hc, fl.hb, f.N * f.H);
+          round_bf16_n(hc, fl.hb, f.N * f.H);
         }
         if (f.rmask) {  // every thread its own copy: no barrier for it
           fl.hm = f.hm + reg.tid * f.N * f.ldhm;
@@ -737,10 +750,14 @@ template <int G>
 void pack_step_panels(const float* b, int64_t sbk, int64_t sbn, int64_t K, int64_t H,
                       int64_t col_base, float* out, bool pairs) {
   pack_gate_panels<G>(b, sbk, sbn, K, H, col_base, out);
+#if defined(RNNKERN_BF16_NATIVE)
   if (pairs) {
     using PS = PanelShape<G>;
     to_pair_panels(out, (H + PS::S * W - 1) / (PS::S * W), K, PS::NV * W);
   }
+#else
+  (void)pairs;  // native_bf16 is false without AVX512_BF16
+#endif
 }
 
 inline int64_t packed_floats(const RnnConfig& cfg, int part) {
@@ -838,7 +855,7 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
   // with recurrent masks, whose gate-blocked operands take the fp32 products).
   const bool bf16 = cfg.precision == Precision::BF16;
   const bool native = native_bf16(cfg) && !a.recurrent_masks;
-  if (bf16 && !(native && fused)) round_bf16(xt, xt, N * T * C);  // native fused: to_bf16_rows
+  if (bf16 && !(native && fused)) round_bf16_n(xt, N * T * C);  // native fused: to_bf16_rows
   std::vector<float> bias_in(GH, 0.0f);
   if (a.b)
     for (int64_t j = 0; j < GH; ++j)
@@ -1058,8 +1075,8 @@ RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_
   if (b.bf16)
     for (int64_t g = 0; g < b.G; ++g) {
       if (K::gru_reset_before && g == 1) continue;  // dr: phase A2 writes it
-      round_bf16(dg + g * H + u0, dg + g * H + u0, nl);
-      if (dgr != dg) round_bf16(dgr + g * H + u0, dgr + g * H + u0, nl);
+      round_bf16_n(dg + g * H + u0, nl);
+      if (dgr != dg) round_bf16_n(dgr + g * H + u0, nl);
     }
 }
 
@@ -1091,7 +1108,7 @@ void gru_rb_backward_a2(const BwdCtx& b, const TA* A, int64_t lda, int64_t KA,
       const Vec r = Vec::load_n(sl + SL::r * H + u0, nl);
       const auto d = gru_backward_reset_gate(cfg.ract, drh, r, hp);
       d.dr.store_n(dg + H + u0, nl);
-      if (b.bf16) round_bf16(dg + H + u0, dg + H + u0, nl);
+      if (b.bf16) round_bf16_n(dg + H + u0, nl);
       (Vec::load_n(b.ddir + n * H + u0, nl) + (mh ? d.dh_rh * m : d.dh_rh))
           .store_n(b.ddir + n * H + u0, nl);
     });
@@ -1278,11 +1295,11 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   transpose_nt(a.x, N, T, C, xt, th, C1, 1.0f);
   // bf16: the GEMMs' other operands rounded as well (x here, h_prev and r h_prev
   // below; the ones column stays 1)
-  if (bf16) round_bf16(xt, xt, NT * C1);
+  if (bf16 && !(native && !im)) round_bf16_n(xt, NT * C1);  // native: as the GEMM packs it
   const float* hprev = a.hprev;
   if (bf16 && !native) {  // native: rounded as the bf16 GEMM packs it
     float* hb = scratch(kScratchHb, NT * H);
-    round_bf16(a.hprev, hb, NT * H);
+    round_bf16_n(a.hprev, hb, NT * H);
     hprev = hb;
   }
   if (!im) {
@@ -1336,7 +1353,7 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
       for (int64_t u = 0; u < H; ++u)
         RH[r * H + u] = gru_reset_state(a.slots[r * S * H + kR * H + u],
                                         mh ? a.hprev[r * H + u] * mh[u] : a.hprev[r * H + u]);
-      if (bf16) round_bf16(RH + r * H, RH + r * H, H);
+      if (bf16) round_bf16_n(RH + r * H, H);
     });
     dU_blocks(0, 2, a.dU, -1);
     gemm(H, H, NT, RH, 1, H, dG + 2 * H, GH, 1, a.dU + 2 * H, GH, false, th, nullptr, nullptr,
