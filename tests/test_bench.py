@@ -459,6 +459,30 @@ def test_dropout_rows(capsys, tmp_path):
         assert r["status"] == "ok" and r["reps"] == 2 and r["vs_no_dropout"] > 0
 
 
+def test_bf16_rows(capsys, tmp_path):
+    """--bf16 adds a '+bf16' sibling after every rnnkern CPU kernel row (none for
+    the reference), checked against the float64 reference within bf16's bound,
+    timed beside its fp32 row and reported with its speed-up; the best-peer
+    comparison stays fp32 against fp32."""
+    be = _rk_backend()
+    j = tmp_path / "b.json"
+    assert _cfg(TINY + ["--backends", f"{be},reference", "--bf16"]).impls == [
+        f"rnnkern-{be}", f"rnnkern-{be}+bf16", "rnnkern-reference"]
+    rc = main(TINY + ["--backends", be, "--bf16", "--json", str(j)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "precision bf16" in out and f"rnnkern-{be}+bf16" in out
+    res = json.loads(j.read_text())
+    rows = [r for r in res["results"] if r["impl"].endswith("+bf16")]
+    assert len(rows) == 6   # 3 cells x 2 modes
+    for r in rows:
+        assert r["status"] == "ok" and r["bf16_speedup"] > 0
+        assert 1e-5 < r["max_err"] <= impls.CHECK_TOL_BF16["dx"]   # bf16's error, in bound
+    fake = {"results": [dict(r, status="ok") for r in res["results"]] + [
+        dict(rows[0], impl="torch", kind="torch", median_ms=1e9)]}
+    assert all(b["rnnkern"] == f"rnnkern-{be}" for b in report.best_peer_rows(fake))
+
+
 def test_dropout_masks_follow_keras_rules():
     inp = impls.make_inputs("gru", 3, 50, 20, 30, seed=1)
     im, rm = impls.dropout_masks(inp, 0.25)

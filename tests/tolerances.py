@@ -77,6 +77,17 @@ TOL = {
     # fp32 result: measured normwise 1.4e-3..3.7e-3 against float64
     # (bench/results/precision-error-emu-2026-12-04.txt); elementwise, forward values
     "forward_bf16": dict(atol=2e-2, rtol=5e-2),
+    # precision="bf16" on the CPU backends against the reference's emulation of the
+    # same rounding (float64, tests/test_bf16.py): the sums differ at float32's
+    # level, and a float32 value within an ulp of a bf16 rounding boundary rounds
+    # the other way than its float64 twin (one operand, often a pre-activation
+    # gradient, off by 2^-8 of itself). Measured over test_bf16's grid (every ISA,
+    # AMD EPYC): at most 2.0e-6 on values, 1.0e-3 on gradients (dW), 26% of this
+    # bound; the reference with only the weights rounded misses it 5-12x
+    "bf16_emulated": dict(atol=1e-3, rtol=4e-3),
+    # precision="bf16" against the exact float64 result, normwise (max error over
+    # max value per array): the issue's bound for bf16 products
+    "bf16_vs_exact_norm": dict(atol=0.0, rtol=1e-2),
 }
 
 

@@ -30,6 +30,7 @@ examples:
   rnnkern-bench --shapes deepbench --cells lstm
   rnnkern-bench --shapes 100,32,64,256 50,64,256,512 --modes training --backends avx512,torch
   rnnkern-bench --shapes 100,32,64,256 50,64,256,512 --modes training --backends avx512 --dropout 0.2
+  rnnkern-bench --backends avx512 --bf16      # precision="bf16" beside fp32
   rnnkern-bench --compare before.json after.json
   rnnkern-bench --peak
 """
@@ -95,6 +96,10 @@ def build_parser():
                         "with Keras' dropout masks, dropout = recurrent_dropout = RATE (one "
                         "mask per gate), checked against the reference with the same masks; "
                         "the report lists its cost against the row without dropout")
+    p.add_argument("--bf16", action="store_true",
+                   help="add after each rnnkern CPU row its precision='bf16' sibling "
+                        "('+bf16'), checked against the float64 reference within 5e-2 "
+                        "normwise; the report lists bf16's speed-up over fp32 and its error")
     p.add_argument("--json", metavar="FILE", help="save the results (and machine) as JSON")
     p.add_argument("--plot", metavar="FILE.png",
                    help="draw speed-up against PyTorch per shape and cell (needs matplotlib)")
@@ -144,6 +149,8 @@ def config_from_args(args, argv=None):
         if not 0 < args.dropout < 1:
             raise ValueError("--dropout must be in (0, 1)")
         impls = I.with_dropout_rows(impls, args.dropout)
+    if args.bf16:
+        impls = I.with_bf16_rows(impls)
     budget = args.budget if args.budget is not None else (0.1 if args.quick else 0.5)
     max_reps = 10 if args.quick else 50
     progress = False if args.no_progress else (True if args.progress else None)

@@ -161,11 +161,12 @@ def _is_peer(r):
 
 
 def best_peer_rows(res):
-    """Per case with a timed peer and a timed rnnkern kernel row (no dropout
-    rows): the fastest peer, the fastest rnnkern row, and peer ms / rnnkern ms."""
+    """Per case with a timed peer and a timed rnnkern kernel row (no dropout or
+    bf16 rows): the fastest peer, the fastest rnnkern row, and peer ms / rnnkern ms."""
     cases = {}
     for r in res.get("results", []):
-        if r.get("status") == "ok" and r.get("median_ms") and "+drop" not in r["impl"]:
+        if r.get("status") == "ok" and r.get("median_ms") and "+drop" not in r["impl"] \
+                and "+bf16" not in r["impl"]:   # fp32 against fp32
             cases.setdefault(case_label(r), []).append(r)
     out = []
     for label, rows in cases.items():
@@ -268,6 +269,19 @@ def format_results(res):
                               _fmt_ms(r["median_ms"] / r["vs_no_dropout"]),
                               _fmt_ms(r["median_ms"]), f"{r['vs_no_dropout']:.3f}x"]
                              for r in drop], "llrrr"))
+    bf = [r for r in res.get("results", []) if r.get("bf16_speedup") is not None]
+    if bf:
+        lines.append("")
+        lines.append("precision bf16: median of the '+bf16' row against the same kernels in "
+                     "fp32 (timed interleaved, same process); error: max over the checked "
+                     "arrays of ||a - r|| / ||r|| against the float64 reference")
+        lines.append(_table(["case", "implementation", "fp32 ms", "bf16 ms", "speed-up",
+                             "bf16 error"],
+                            [[case_label(r), r["impl"],
+                              _fmt_ms(r["median_ms"] * r["bf16_speedup"]),
+                              _fmt_ms(r["median_ms"]), f"{r['bf16_speedup']:.2f}x",
+                              f"{r['max_err']:.2g}"]
+                             for r in bf], "llrrrr"))
     if res.get("command"):
         lines.append("")
         lines.append("command: " + res["command"])

@@ -153,14 +153,15 @@ def _run_case(cfg, sh, cell, mode, inp, refs, impls, peak, widest, on_round):
             if os.environ.get("RNNKERN_BENCH_DEBUG"):
                 traceback.print_exc(file=sys.stderr)
             continue
-        ok, errs, bad = I.check(got, ref, mode)
+        tol = I.CHECK_TOL_BF16 if im.precision == "bf16" else I.CHECK_TOL
+        ok, errs, bad = I.check(got, ref, mode, tol)
         row["errors"] = errs
         row["max_err"] = max(errs.values()) if errs else None
         if not ok:
             row["status"] = "WRONG"
             row["failed"] = bad
             row["note"] = (f"{bad}: ||a-r||/||r|| = {errs[bad]:.3g} > "
-                           f"{I.CHECK_TOL[bad]:g}; not timed")
+                           f"{tol[bad]:g}; not timed")
             continue
         row["status"] = "ok"
         if wsb:
@@ -185,6 +186,9 @@ def _run_case(cfg, sh, cell, mode, inp, refs, impls, peak, widest, on_round):
         base = rows.get(name.split(I.DROPOUT_SUFFIX)[0]) if im.dropout else None
         if base and base.get("median_ms") and row.get("median_ms"):
             row["vs_no_dropout"] = row["median_ms"] / base["median_ms"]
+        f32 = rows.get(name[:-len(I.BF16_SUFFIX)]) if im.precision == "bf16" else None
+        if f32 and f32.get("median_ms") and row.get("median_ms"):   # bf16's speed-up
+            row["bf16_speedup"] = f32["median_ms"] / row["median_ms"]
     torch_ms = rows.get("torch", {}).get("median_ms")
     by_name = {im.name: im for im in impls}
     for name, row in rows.items():

@@ -138,10 +138,15 @@ def torch_precision(x):
     fp32 states and outputs); else "tf32" where ``torch.backends.cudnn.allow_tf32``
     (PyTorch's default), "fp32" where not. (float16 autocast has no rnnkern mode:
     it runs as the flag says, in float32 states and outputs.)"""
-    dev = x.device.type
-    if torch.is_autocast_enabled(dev) and torch.get_autocast_dtype(dev) == torch.bfloat16:
+    if autocast_bf16(x):
         return "bf16"
     return "tf32" if torch.backends.cudnn.allow_tf32 else "fp32"
+
+
+def autocast_bf16(x):
+    """Whether x's device type is inside ``torch.autocast`` with bfloat16."""
+    dev = x.device.type
+    return torch.is_autocast_enabled(dev) and torch.get_autocast_dtype(dev) == torch.bfloat16
 
 
 def _c(t):

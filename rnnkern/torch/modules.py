@@ -32,10 +32,12 @@ class RNNBase(nn.Module):
     None (default) follows torch.nn's rule for its cuDNN RNNs on the GPU backends
     (``torch.backends.cudnn.allow_tf32``: "tf32", else "fp32"; inside
     ``torch.autocast(dtype=torch.bfloat16)``: "bf16", with float32 states and
-    outputs) and is "fp32" on the CPU; or one of rnnkern.options.PRECISIONS:
-    "fp32", "tf32" (the GPU backends' tensor-core GEMMs take one TF32 product; the
-    CPU runs fp32) or "bf16" (bfloat16 weights on the GPU backends; the CPU
-    refuses it)."""
+    outputs) and on the CPU "fp32", or inside ``torch.autocast("cpu",
+    dtype=torch.bfloat16)`` "bf16" with bfloat16 outputs and states, as torch.nn's
+    CPU RNNs return there; or one of rnnkern.options.PRECISIONS: "fp32", "tf32"
+    (the GPU backends' tensor-core GEMMs take one TF32 product; the CPU runs fp32)
+    or "bf16" (bfloat16 weights; the CPU backends round every product's operands
+    too and use vdpbf16ps where the CPU has AVX512_BF16; float32 results)."""
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, proj_size=0,
@@ -160,10 +162,14 @@ class RNNBase(nn.Module):
         per = 4 if self.bias else 2
         hs, cs = [], []
         inp = x
-        precision = self.precision
-        if precision is None:   # torch.nn's rule on the GPU backends, fp32 on the CPU
-            precision = (_ops.torch_precision(x) if _ops.on_gpu_backend(
-                self.backend, x.dtype, x.device) else "fp32")
+        precision, out_dtype = self.precision, None
+        if precision is None:   # torch.nn's rules (see the class docstring)
+            if _ops.on_gpu_backend(self.backend, x.dtype, x.device):
+                precision = _ops.torch_precision(x)
+            elif _ops.autocast_bf16(x):   # as torch.nn's CPU RNNs: bfloat16 results
+                precision, out_dtype = "bf16", torch.bfloat16
+            else:
+                precision = "fp32"
         # one options value a direction (made once per process: RnnOptions interns)
         options = [RnnOptions(self._cell, self._activation, go_backwards=direction == 1,
                               training=need_grad, precision=precision)
@@ -189,7 +195,11 @@ class RNNBase(nn.Module):
         if mask is not None:   # torch.nn's padded positions are zeros
             inp = inp * mask.unsqueeze(-1).to(inp.dtype)
         stack = (lambda ts: ts[0].unsqueeze(0)) if len(hs) == 1 else torch.stack
-        return inp, stack(hs), (stack(cs) if lstm else None)
+        h_n, c_n = stack(hs), (stack(cs) if lstm else None)
+        if out_dtype is not None:
+            inp, h_n = inp.to(out_dtype), h_n.to(out_dtype)
+            c_n = c_n.to(out_dtype) if c_n is not None else None
+        return inp, h_n, c_n
 
     def _autocast_input(self, t):
         """Inside torch.autocast, a lower-precision input (an autocast layer's output)
