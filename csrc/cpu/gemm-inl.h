@@ -634,6 +634,10 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
       if (bf16 && sam == 1 && !as.p) {  // A transposed: straight into k-major pairs
         pack_a_pairs_kmajor(a, sak, i0, mc, k0, kc, apack, ones_row);
         kmajor = true;
+      } else if (bf16 && sak == 1 && ones_row < 0 && !as.p) {  // row-major: rows in bf16
+        to_bf16_rows(a + i0 * sam + k0, mc, kc, sam, reinterpret_cast<uint16_t*>(apack),
+                     2 * kr);
+        kmajor = false;
       } else {
         kmajor = !direct && pack_a_block(a, sam, sak, i0, mc, k0, kc, apack, ones_row, as);
         if (bf16) a_block_to_pairs(apack, mc, kc, kmajor);
