@@ -170,13 +170,16 @@ def test_bf16_models_train_to_the_fp32_accuracy(workload):
                                L.Dense(1, activation="sigmoid")])
             m.compile(optimizer=rk.optimizers.Adam(1e-3), loss="binary_crossentropy",
                       metrics=["accuracy"])
-        m.fit(x, y, epochs=5, batch_size=32, verbose=0, shuffle=False)
+        # the classifier converges by epoch 8 (99.5% here); at epoch 5 it is still
+        # rising, where bf16's and even a build's rounding move its accuracy by a point
+        m.fit(x, y, epochs=5 if workload == "forecaster" else 8, batch_size=32, verbose=0,
+              shuffle=False)
         results[prec] = m.evaluate(x, y, verbose=0)
     (l32, m32), (l16, m16) = results["fp32"], results["bf16"]
     if workload == "forecaster":   # mae within 5% of fp32's, which learned
         assert m32 < 0.1 and m16 <= 1.05 * m32, results
-    else:   # accuracy within a point (measured 0.958 against 0.966; loss 0.235 / 0.222)
-        assert m32 > 0.9 and m16 >= m32 - 0.01 and l16 <= 1.1 * l32, results
+    else:   # accuracy within a point (measured 0.996 against 0.995; loss 0.039 / 0.042)
+        assert m32 > 0.98 and m16 >= m32 - 0.01 and l16 <= 1.5 * l32 + 0.01, results
 
 
 def test_torch_autocast_on_the_cpu_runs_bf16():

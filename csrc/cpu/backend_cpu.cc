@@ -158,7 +158,8 @@ class CpuPacked final : public Packed {
 };
 
 // precision bf16: W and U rounded to bfloat16 (once a call, into recycled
-// buffers), which the kernels then read as the weights (shared/DESIGN.md).
+// buffers), which the kernels then read as the weights (rnnkern/reference.py's
+// docstring states the mode).
 struct RoundedWeights {
   PooledBuffer W, U;
   void make(const RnnConfig& cfg, const float* w, const float* u) {

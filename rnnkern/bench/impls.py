@@ -309,18 +309,24 @@ def load_torch_weights(mod, cell, W, U, b):
                 getattr(mod, name).copy_(torch.from_numpy(np.array(a, np.float32)))
 
 
-def _torch_prepare(cell, mode, inp, device="cpu", lib=None, tf32=None):
+def _torch_prepare(cell, mode, inp, device="cpu", lib=None, tf32=None, bf16=False):
     """torch.nn's module (or ``lib``'s: rnnkern.torch) on ``device`` ("cpu", or
     "cuda": cuDNN's fused RNNs, or rnnkern.torch on the cuda backend); on a GPU every
     call ends with a synchronize, so the time is the kernels'. ``tf32``: the value of
     torch.backends.cudnn.allow_tf32 during each call (both torch.nn and rnnkern.torch
-    follow it); None leaves it as it is."""
+    follow it); None leaves it as it is. ``bf16``: every call inside
+    ``torch.autocast(device, dtype=torch.bfloat16)`` (outputs checked as float32)."""
     import torch
     mod = torch_module(cell, inp, lib).to(device)
     xt = torch.from_numpy(inp.x).to(device)
     sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
 
     def flagged(call):
+        if bf16:
+            def run16():
+                with torch.autocast(device, dtype=torch.bfloat16):
+                    return call()
+            return run16
         if tf32 is None:
             return call
 
@@ -339,7 +345,7 @@ def _torch_prepare(cell, mode, inp, device="cpu", lib=None, tf32=None):
             sync()
             return out
 
-        return Prepared(flagged(fn), lambda r: {"y": r.cpu().numpy()})
+        return Prepared(flagged(fn), lambda r: {"y": r.float().cpu().numpy()})
 
     xt = xt.clone().requires_grad_(True)
     params = list(mod.parameters())
@@ -363,7 +369,8 @@ def _torch_prepare(cell, mode, inp, device="cpu", lib=None, tf32=None):
                            torch_to_keras_cols(g(mod.bias_hh_l0), cell)])
         else:   # d/d(b_ih) == d/d(b_hh) == d/d(Keras bias)
             db = torch_to_keras_cols(g(mod.bias_ih_l0), cell)
-        return {"y": out.detach().cpu().numpy(), "dx": xt.grad.cpu().numpy(), "dkernel": dW,
+        return {"y": out.detach().float().cpu().numpy(), "dx": xt.grad.cpu().numpy(),
+                "dkernel": dW,
                 "drecurrent_kernel": dU, "dbias": db}
 
     return Prepared(flagged(fn), collect)
@@ -402,7 +409,13 @@ CUDA_ADAPTER_NAMES = ("rnnkern.torch-cuda", "rnnkern.torch-cuda-fp32", "torch-cu
                       "torch-cuda-fp32")
 
 
-def torch_impl():
+def torch_impl(bf16=False):
+    """torch.nn on the CPU; bf16: inside torch.autocast("cpu", bfloat16) ("torch+bf16",
+    oneDNN's bf16 RNN where the CPU has the instructions)."""
+    if bf16:
+        return Impl("torch" + BF16_SUFFIX, "torch",
+                    lambda c, m, i: _torch_prepare(c, m, i, bf16=True), precision="bf16",
+                    info={"torch+bf16": "torch.nn under torch.autocast('cpu', bfloat16)"})
     return Impl("torch", "torch", _torch_prepare)
 
 
@@ -664,12 +677,13 @@ def all_impl_names():
 
 
 def with_bf16_rows(names):
-    """names with, after each rnnkern CPU kernel row, its precision="bf16" sibling."""
+    """names with, after each rnnkern CPU kernel row, its precision="bf16" sibling,
+    and after "torch" torch.nn under torch.autocast("cpu", bfloat16) ("torch+bf16")."""
     out = []
     for n in names:
         out.append(n)
-        if n.startswith("rnnkern-") and "+" not in n and n[len("rnnkern-"):] not in (
-                "reference",) + GPU_BACKENDS:
+        if (n.startswith("rnnkern-") and "+" not in n and n[len("rnnkern-"):] not in (
+                "reference",) + GPU_BACKENDS) or n == "torch":
             out.append(n + BF16_SUFFIX)
     return out
 
@@ -726,10 +740,10 @@ def make_impl(name):
     """-> (Impl or None, reason when unavailable)."""
     if name in IMPLS:
         return IMPLS[name](), ""
-    if name == "torch":
+    if name in ("torch", "torch" + BF16_SUFFIX):
         if not _torch_available():
             return None, "torch not installed"
-        return torch_impl(), ""
+        return torch_impl(bf16=name != "torch"), ""
     if name in CUDA_ADAPTER_NAMES:
         if not torch_cuda_available():
             return None, "no CUDA build of torch with a device"

@@ -19,8 +19,10 @@ floating dtype are converted; the weights are stored as float32. ``precision``
 (rnnkern's own argument, in ``get_config`` only when not the default) picks the
 arithmetic: "fp32" (default); "tf32" (opt-in: the GPU backends' tensor-core
 GEMMs take one TF32 product, about 5e-4 normwise; the CPU runs fp32); "bf16"
-(the GPU backends: the kernel and recurrent kernel rounded to bfloat16, all
-else fp32; the CPU backends refuse it, never run it as fp32).
+(the kernel and recurrent kernel rounded to bfloat16, sums, states and
+gradients fp32; the CPU backends round the products' other operands too and
+use vdpbf16ps where the CPU has AVX512_BF16; about 1e-3..8e-3 normwise; the
+layer keeps float32 weights, so training is mixed precision).
 
 Calling: ``layer(x, initial_state=None, mask=None, training=None)`` with x
 [N, T, C]; returns y ([N, T, H] with return_sequences, else [N, H]) or, with

@@ -1,7 +1,8 @@
-// rnnkern — bfloat16 rounding for precision="bf16" on the CPU (shared/DESIGN.md
-// has the mode: the weights and every product's other operand -- x_t, h_prev,
-// GRU reset_before's r ⊙ h_prev -- rounded to bfloat16, dropout masks scaling
-// the rounded operand, products summed, states and gradients kept in float32).
+// rnnkern — bfloat16 rounding for precision="bf16" on the CPU (the mode, which
+// rnnkern/reference.py's docstring states exactly: the weights and every
+// product's other operand -- x_t, h_prev, GRU reset_before's r ⊙ h_prev, the
+// pre-activation gradients -- rounded to bfloat16, dropout masks scaling the
+// rounded operand, products summed, states and gradients kept in float32).
 // Plain header: no intrinsics. The same rounding as cuda-emu's to_bf16.
 #pragma once
 
