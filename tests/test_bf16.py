@@ -49,6 +49,13 @@ def _run(backend, cell, reset_after, opts, n, t, c, h, seed, dropout=False, bias
 
 
 NAMES = ("y", "h_T", "c_T", "dx", "dW", "dU", "db", "dh0", "dc0")
+
+
+def _assert_emulated(ours, ref, what):
+    """Every output and gradient of a bf16 call against the reference's emulation."""
+    for name, a, r in zip(NAMES, ours, ref):
+        if r is not None:
+            assert_close(a, r, "bf16_emulated", f"{what} {name}")
 OPTIONS = {
     "plain": {},
     "mask+go_backwards": dict(mask=True, go_backwards=True),
@@ -65,9 +72,7 @@ def test_bf16_is_the_reference_with_bf16_operands(backend, cell, reset_after, op
     Odd sizes (C = 5, H = 19) exercise the pair padding; batch 9 the row blocks
     and the fused projection."""
     ours, ref, _ = _run(backend, cell, reset_after, OPTIONS[opts], 9, 7, 5, 19, 1)
-    for name, a, r in zip(NAMES, ours, ref):
-        if r is not None:
-            assert_close(a, r, "bf16_emulated", f"{backend} {cell} {opts} {name}")
+    _assert_emulated(ours, ref, f"{backend} {cell} {opts}")
 
 
 @pytest.mark.parametrize("cell,reset_after", CELLS, ids=[f"{c}-{r}" for c, r in CELLS])
@@ -79,17 +84,15 @@ def test_bf16_with_dropout_masks_and_one_row(backend, cell, reset_after):
     for n, dropout in ((6, True), (1, False)):
         ours, ref, _ = _run(backend, cell, reset_after, dict(mask=True), n, 6, 4, 18, 2,
                             dropout=dropout)
-        for name, a, r in zip(NAMES, ours, ref):
-            if r is not None:
-                assert_close(a, r, "bf16_emulated", f"{backend} {cell} n={n} {name}")
+        _assert_emulated(ours, ref, f"{backend} {cell} n={n}")
 
 
 @pytest.mark.parametrize("cell,reset_after", CELLS, ids=[f"{c}-{r}" for c, r in CELLS])
 @pytest.mark.parametrize("backend", CPU)
 def test_bf16_error_against_float64(backend, cell, reset_after):
     """bf16's error against the exact float64 result is within 1e-2 normwise for
-    the forward and every gradient (the issue's bound; measured and listed in
-    README's Precision section)."""
+    the forward and every gradient (the issue's bound; bench/RESULTS.md lists the
+    errors measured per cell at S1-S4)."""
     ours, _, (x, W, U, b, h0, c0, mask, im, rm, kw, dy, dh, dc) = _run(
         backend, cell, reset_after, dict(mask=True), 16, 20, 32, 64, 3)
     yr, hr, cr, cache = reference.rnn_forward(cell, f64(x), f64(W), f64(U), f64(b), f64(h0),
