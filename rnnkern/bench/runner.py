@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 from . import impls as I
 from . import report
 from .shapes import case_flops
-from .timing import ThreadControl, measure_peak, time_interleaved
+from .timing import SETTLE_S, ThreadControl, measure_peak, time_interleaved
 
 CELLS = ("simple_rnn", "lstm", "gru")
 MODES = ("inference", "training")
@@ -114,6 +114,7 @@ def run(cfg: Config):
                    "min_reps": cfg.min_reps, "max_reps": cfg.max_reps,
                    "warmup": cfg.warmup, "cells": list(cfg.cells), "modes": list(cfg.modes),
                    "implementations": names, "seed": cfg.seed, "dropout": cfg.dropout,
+                   "settle_s": settle_for(cfg.threads),
                    "check_tolerance": dict(I.CHECK_TOL),
                    "shapes": [{"name": s.name, "T": s.T, "N": s.N, "C": s.C, "H": s.H,
                                "cells": s.cells, "modes": s.modes, "note": s.note}
@@ -123,6 +124,12 @@ def run(cfg: Config):
         "notes": notes,
         "results": results,
     }
+
+
+def settle_for(threads):
+    """The untimed pause after each timed call (timing.SETTLE_S): with more than one
+    thread, where another library's pool could still be spinning; none at one."""
+    return SETTLE_S if threads > 1 else 0.0
 
 
 def _run_case(cfg, sh, cell, mode, inp, refs, impls, peak, widest, on_round):
@@ -173,6 +180,7 @@ def _run_case(cfg, sh, cell, mode, inp, refs, impls, peak, widest, on_round):
         fns[im.name] = prep.fn
     if fns:
         timed = time_interleaved(fns, budget_s=cfg.budget_s, min_reps=cfg.min_reps,
+                                 settle_s=settle_for(cfg.threads),
                                  max_reps=cfg.max_reps, reps=cfg.reps,
                                  warmup=cfg.warmup, on_round=on_round)
         for name, t in timed.items():
