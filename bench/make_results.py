@@ -272,6 +272,14 @@ fastest of them per case; rnnkern's figure is its fastest kernel row."""]
                 for b in rows if b["speedup"] < 1]
         if gaps:
             out.append("\nBehind: " + "; ".join(gaps) + ".")
+        if (d.get("config") or {}).get("settle_s"):
+            out.append(f"\nEach timed call after a {d['config']['settle_s'] * 1e3:.0f} ms pause and "
+                       "one untimed call of the same implementation (`timing.SETTLE_S`: torch's "
+                       "OpenMP workers keep spinning after its calls and slowed the next row "
+                       "1.1-1.7x). Still open: with torch in the process, rnnkern's S2 "
+                       "SimpleRNN training at two threads runs ~18.7 ms here against 10.8 ms "
+                       "in a process without torch, even after 0.3 s of quiet, while its "
+                       "inference and the LSTM and GRU rows do not; not yet explained.")
         out.append(f"\nCommand: `{d.get('command', '')}` (raw table: "
                    f"[results/{name[:-5]}.txt](results/{name[:-5]}.txt)).")
     p1 = os.path.join(HERE, "results", "best-peer-1thread.json")

@@ -159,17 +159,21 @@ def test_interleaved_rotation_and_reps():
     assert t["A"]["min_ms"] <= t["A"]["median_ms"] <= t["A"]["max_ms"]
 
 
-def test_settle_pause_follows_every_timed_call(monkeypatch):
-    """settle_s: an untimed pause after each timed call (not after warm-ups), so a
-    thread pool left spinning by one implementation is not billed to the next;
-    the runner uses it only with more than one thread."""
+def test_settling_precedes_every_timed_call(monkeypatch):
+    """settle_s: before each timed call an untimed pause and an untimed call of the
+    same implementation (not before warm-ups), so a thread pool left spinning by
+    one implementation is not billed to the next and the timed one finds its own
+    threads awake; the runner settles only with more than one thread."""
     from rnnkern.bench import runner
     events = []
     monkeypatch.setattr(timing.time, "sleep", lambda s: events.append(("sleep", s)))
     fns = {n: (lambda n=n: events.append(n)) for n in "AB"}
-    timing.time_interleaved(fns, reps=2, warmup=1, settle_s=0.02)
-    assert events == ["A", "B", "A", ("sleep", 0.02), "B", ("sleep", 0.02),
-                      "B", ("sleep", 0.02), "A", ("sleep", 0.02)]
+    t = timing.time_interleaved(fns, reps=2, warmup=1, settle_s=0.02)
+    pause = ("sleep", 0.02)
+    assert events == ["A", "B",                                   # warm-up
+                      pause, "A", "A", pause, "B", "B",           # round 1
+                      pause, "B", "B", pause, "A", "A"]           # round 2, rotated
+    assert t["A"]["reps"] == t["B"]["reps"] == 2
     assert runner.settle_for(1) == 0.0 and runner.settle_for(2) == timing.SETTLE_S > 0
 
 

@@ -127,8 +127,8 @@ def run(cfg: Config):
 
 
 def settle_for(threads):
-    """The untimed pause after each timed call (timing.SETTLE_S): with more than one
-    thread, where another library's pool could still be spinning; none at one."""
+    """The untimed settling before each timed call (timing.SETTLE_S): with more than
+    one thread, where another library's pool could still be spinning; none at one."""
     return SETTLE_S if threads > 1 else 0.0
 
 

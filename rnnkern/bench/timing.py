@@ -108,13 +108,16 @@ def _call_timed(fn):
     return r.seconds if isinstance(r, SelfTimed) else dt
 
 
-# Pause after every timed call of a multi-threaded run (runner.py), untimed: a
-# library's thread pool may keep spinning on every core after its call returns
-# (PyTorch's OpenMP workers: measured at 2 threads, rnnkern's S2 LSTM forward took
-# 18.8-21.9 ms right after a torch call, 16.9-17.1 after 2 ms, 13.6-14.2 after 5 ms
-# and 11.6-11.7 after 10 ms -- its time alone, 11.6-12.1 ms), which would bill
-# the next implementation for it. OMP_WAIT_POLICY=PASSIVE removes the spin but
-# doubles torch's own time (11.2 -> 20.9 ms), so every call gets a quiet start.
+# Multi-threaded runs (runner.py) settle before every timed call: a library's
+# thread pool may keep spinning on every core after its call returns (PyTorch's
+# OpenMP workers: at 2 threads, rnnkern's S2 LSTM forward took 18.8-21.9 ms right
+# after a torch call, 16.9-17.1 after a 2 ms pause, 13.6-14.2 after 5 ms and
+# 11.6-11.7 after 10 ms -- its time alone, 11.6-12.1 ms), which would bill the
+# next implementation for it; OMP_WAIT_POLICY=PASSIVE removes the spin but
+# doubles torch's own time (11.2 -> 20.9 ms). So: a SETTLE_S pause, then one
+# untimed call of the implementation about to be timed (a pause alone leaves its
+# own threads asleep: S1's 0.1 ms calls then took 0.3 ms), then the timed call --
+# each implementation measured as its second call in a row, others quiet.
 SETTLE_S = 0.02
 
 
@@ -125,8 +128,8 @@ def time_interleaved(fns, *, budget_s=0.5, min_reps=3, max_reps=50, reps=None,
     Returns name -> {"median_ms", "min_ms", "max_ms", "reps", "times_ms"}.
     The first warm-up call of each implementation also sets its repetition
     count: reps_i = clamp(budget_s / t_warm, min_reps, max_reps) unless
-    ``reps`` is given. ``settle_s``: an untimed pause after every call (see
-    SETTLE_S).
+    ``reps`` is given. ``settle_s`` > 0: before every timed call an untimed pause
+    of that long and an untimed call of the same implementation (see SETTLE_S).
     """
     names = list(fns)
     want = {}
@@ -151,9 +154,10 @@ def time_interleaved(fns, *, budget_s=0.5, min_reps=3, max_reps=50, reps=None,
             k = r % len(names)
             for name in names[k:] + names[:k]:
                 if len(times[name]) < want[name]:
-                    times[name].append(_call_timed(fns[name]) * 1e3)
                     if settle_s > 0:
                         time.sleep(settle_s)
+                        fns[name]()
+                    times[name].append(_call_timed(fns[name]) * 1e3)
             if on_round is not None:
                 on_round(r + 1, rounds)
     finally:
