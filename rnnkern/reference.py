@@ -84,6 +84,13 @@ def round_bf16(a, dtype=None):
 PRECISIONS = ("fp32", "bf16")
 
 
+def _operand_rounding(precision, dt):
+    """What a product reads of an operand v: round_bf16(v) in bf16, v itself in fp32."""
+    if precision == "bf16":
+        return lambda v: round_bf16(v, dt)
+    return lambda v: v
+
+
 # --------------------------------------------------------------------------
 # Activations, and their derivatives expressed from the activation's output y
 # --------------------------------------------------------------------------
@@ -234,14 +241,8 @@ def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None,
     N, T, _C = x.shape
     W = np.asarray(kernel, dtype=dt)
     U = np.asarray(recurrent_kernel, dtype=dt)
-    if precision == "bf16":   # what every product reads: rounded weights and operands
-        W, U = round_bf16(W, dt), round_bf16(U, dt)
-
-        def rd(v):
-            return round_bf16(v, dt)
-    else:
-        def rd(v):
-            return v
+    rd = _operand_rounding(precision, dt)   # what every product reads
+    W, U = rd(W), rd(U)
     H = U.shape[0]
     b = None if bias is None else np.asarray(bias, dtype=dt)
     h0 = np.zeros((N, H), dt) if h0 is None else np.asarray(h0, dtype=dt).reshape(N, H)
@@ -369,12 +370,7 @@ def rnn_backward(cache, dy, dh_T=None, dc_T=None):
     _, dact = _activation(k.activation)
     _, dract = _activation(k.recurrent_activation)
     W, U, b = k.W, k.U, k.b
-    if k.precision == "bf16":   # every product's operands rounded (module docstring)
-        def rd(v):
-            return round_bf16(v, dt)
-    else:
-        def rd(v):
-            return v
+    rd = _operand_rounding(k.precision, dt)   # every product's operands (module docstring)
 
     dy = np.asarray(dy, dtype=dt)
     # gradient arriving at the post-step state h_s from the outputs:

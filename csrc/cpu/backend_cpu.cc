@@ -134,16 +134,13 @@ class CpuPacked final : public Packed {
   }
   size_t nbytes() const override {
     size_t n = 0;
+    const CpuPacked* b;
     {
       std::lock_guard<std::mutex> g(m_);
       for (int64_t f : floats_) n += (size_t)f * sizeof(float);
-    }
-    const CpuPacked* b = nullptr;
-    {
-      std::lock_guard<std::mutex> g(m_);
       b = bf16_.get();
     }
-    return b ? n + b->nbytes() : n;
+    return b ? n + b->nbytes() : n;  // (its own lock)
   }
 
  private:

@@ -260,21 +260,25 @@ inline void to_pair_panels(float* panels, int64_t npanels, int64_t K, int width)
     }
 }
 
+// dst[n*ldd + i] = bf16(src[n*lds + i]) for i < D, zero for D <= i < ldd (even).
+inline void to_bf16_rows(const float* src, int64_t rows, int64_t D, int64_t lds, uint16_t* dst,
+                         int64_t ldd) {
+  for (int64_t n = 0; n < rows; ++n)
+    for (int64_t u = 0; u < ldd; u += Vec::W) {
+      const int nl = (int)std::max<int64_t>(0, std::min<int64_t>(Vec::W, D - u));
+      const __m256i b = (__m256i)_mm512_cvtneps_pbh(Vec::load_partial(src + n * lds + u, nl).v);
+      _mm256_mask_storeu_epi16(dst + n * ldd + u,
+                               (__mmask16)((1u << std::min<int64_t>(Vec::W, ldd - u)) - 1u), b);
+    }
+}
 // An A block packed by pack_a_block (mc rows, kc k), as bf16 pairs in place:
 // row-major, row i's pair kp at word i*ceil(kc/2) + kp; k-major, row block
 // ib's pair kp of row n at word (ib*ceil(kc/2) + kp)*kRowBlock + n (both what
 // mac_panel_c reads with T = uint32_t). Reads before it writes, as above.
 inline void a_block_to_pairs(float* ap, int64_t mc, int64_t kc, bool kmajor) {
   const int64_t kcp = (kc + 1) / 2;
-  if (!kmajor) {  // a row's bf16 in order are its pairs
-    for (int64_t i = 0; i < mc; ++i)
-      for (int64_t u = 0; u < 2 * kcp; u += Vec::W) {
-        const int nl = (int)std::max<int64_t>(0, std::min<int64_t>(Vec::W, kc - u));
-        const __m256i b = (__m256i)_mm512_cvtneps_pbh(Vec::load_partial(ap + i * kc + u, nl).v);
-        _mm256_mask_storeu_epi16(reinterpret_cast<uint16_t*>(ap + i * kcp) + u,
-                                 (__mmask16)((1u << std::min<int64_t>(Vec::W, 2 * kcp - u)) - 1u),
-                                 b);
-      }
+  if (!kmajor) {  // a row's bf16 in order are its pairs (row i written at or before it)
+    to_bf16_rows(ap, mc, kc, kc, reinterpret_cast<uint16_t*>(ap), 2 * kcp);
     return;
   }
   static_assert(kRowBlock <= Vec::W, "a k-major pair of rows is one vector");
@@ -334,17 +338,6 @@ inline void pack_a_pairs_kmajor(const float* a, int64_t sak, int64_t i0, int64_t
   }
 }
 
-// dst[n*ldd + i] = bf16(src[n*lds + i]) for i < D, zero for D <= i < ldd (even).
-inline void to_bf16_rows(const float* src, int64_t rows, int64_t D, int64_t lds, uint16_t* dst,
-                         int64_t ldd) {
-  for (int64_t n = 0; n < rows; ++n)
-    for (int64_t u = 0; u < ldd; u += Vec::W) {
-      const int nl = (int)std::max<int64_t>(0, std::min<int64_t>(Vec::W, D - u));
-      const __m256i b = (__m256i)_mm512_cvtneps_pbh(Vec::load_partial(src + n * lds + u, nl).v);
-      _mm256_mask_storeu_epi16(dst + n * ldd + u,
-                               (__mmask16)((1u << std::min<int64_t>(Vec::W, ldd - u)) - 1u), b);
-    }
-}
 #endif
 
 // The A element type of a product whose panels hold TP: k rows of A per panel

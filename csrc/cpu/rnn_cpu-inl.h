@@ -265,10 +265,10 @@ struct FwdCtx {
   // With a mask: the first step s of row n that is unmasked (T if none), so
   // step s has seen an unmasked step when s >= first_live[n].
   const int64_t* first_live = nullptr;  // [N] or null
-  // precision bf16 (emulated: products of bf16-valued floats, summed in fp32):
-  // every product's operand rounded to bf16, h_cur into this thread's hb at
-  // each step's start (as masked_h; the cell reads the unrounded h_cur).
-  bool bf16 = false;
+  // precision bf16 without native products (fp32 products of bf16-valued
+  // floats): every product's operand rounded to bf16, h_cur into this thread's
+  // hb at each step's start (as masked_h; the cell reads the unrounded h_cur).
+  // Null otherwise: hb set is what says this mode.
   float* hb = nullptr;              // [N,H] this thread's round_bf16(h_cur)
   // precision bf16 on AVX512_BF16 (Bf16Operands): the step's products read
   // bf16 operands, rows padded to even lengths Hp, Cp, from bf16 pair panels.
@@ -288,7 +288,7 @@ inline const float* x_rows(const FwdCtx& f, int64_t t) {
 
 // The recurrent operand of the step's products and its row stride.
 inline const float* h_operand(const FwdCtx& f) {
-  return f.rmask ? f.hm : f.bf16 ? f.hb : f.h_cur;
+  return f.rmask ? f.hm : f.hb ? f.hb : f.h_cur;
 }
 inline int64_t h_ld(const FwdCtx& f) { return f.rmask ? f.ldhm : f.H; }
 
@@ -297,7 +297,7 @@ inline int64_t h_ld(const FwdCtx& f) { return f.rmask ? f.ldhm : f.H; }
 // extra stores per unit tile cost LSTM S3 ~12% of its forward; this pass ~1%.)
 inline void masked_h(const FwdCtx& f) {
   const int64_t N = f.N, H = f.H, G = f.G;
-  const float* h = f.bf16 ? f.hb : f.h_cur;  // bf16: the rounded h, then masked
+  const float* h = f.hb ? f.hb : f.h_cur;  // bf16: the rounded h, then masked
   for (int64_t n = 0; n < N; ++n) {
     const float* hr = h + n * H;
     float* o = f.hm + n * f.ldhm;
@@ -461,7 +461,8 @@ RNNKERN_INLINE void forward_point(const FwdCtx& f, int64_t n, int64_t s, int64_t
 // out may be in): vectorised where this ISA has AVX512_BF16.
 inline void round_bf16_n(const float* in, float* out, int64_t n) {
 #if defined(RNNKERN_BF16_NATIVE)
-  if (cpu_has_avx512_bf16()) {
+  static const bool vec = cpu_has_avx512_bf16();  // the cpuid answer, read once here
+  if (vec) {
     round_bf16_vec(in, out, n);
     return;
   }
@@ -561,7 +562,7 @@ void gru_rb_phase1(const FwdCtx& f, const float* panels, float* part, int64_t t,
       zr.z.store_n(f.zbuf + n * H + u0, nl);
       const Vec hph = f.rmask ? hp * Vec::load_n(f.rmask + (2 * f.N + n) * H + u0, nl) : hp;
       gru_reset_state(zr.r, hph).store_n(f.rh + n * H + u0, nl);
-      if (f.bf16) round_bf16_n(f.rh + n * H + u0, nl);  // phase 2's operand
+      if (f.hb) round_bf16_n(f.rh + n * H + u0, nl);  // phase 2's operand (native: rhb)
       if constexpr (K::training) {
         zr.z.store_n(sl + SL::z * H + u0, nl);
         zr.r.store_n(sl + SL::r * H + u0, nl);
@@ -679,7 +680,7 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
           fl.hbb = f.hbb + reg.tid * f.N * f.Hp;
           to_bf16_rows(hc, f.N, f.H, f.H, fl.hbb, f.Hp);
 #endif
-        } else if (f.bf16) {  // every thread its own copy: no barrier for it
+        } else if (f.hb) {  // every thread its own copy: no barrier for it
           fl.hb = f.hb + reg.tid * f.N * f.H;
           round_bf16_n(hc, fl.hb, f.N * f.H);
         }
@@ -911,7 +912,6 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
     f.hm = hmbuf.data();
   }
   std::vector<uint16_t> hbbuf16, rhbuf16, xbuf16;  // native bf16 operands
-  f.bf16 = bf16;
   if (native) {
     f.Hp = (H + 1) / 2 * 2;
     hbbuf16.assign(nt * N * f.Hp, 0);
