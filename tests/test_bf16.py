@@ -77,6 +77,17 @@ def test_bf16_is_the_reference_with_bf16_operands(backend, cell, reset_after, op
 
 @pytest.mark.parametrize("cell,reset_after", CELLS, ids=[f"{c}-{r}" for c, r in CELLS])
 @pytest.mark.parametrize("backend", CPU)
+def test_bf16_wide_input_and_odd_units(backend, cell, reset_after):
+    """C = 70 (more than one GEMM panel of columns: dX's bf16 dG rows copied per
+    block, not read in place) and H = 21 (odd G*H: the zero past dG's rows)."""
+    ours, ref, _ = _run(backend, cell, reset_after, dict(mask=True), 8, 5, 70, 21, 5)
+    for name, a, r in zip(NAMES, ours, ref):
+        if r is not None:
+            assert_close_normwise(a, r, "bf16_emulated_norm", f"{backend} {cell} {name}")
+
+
+@pytest.mark.parametrize("cell,reset_after", CELLS, ids=[f"{c}-{r}" for c, r in CELLS])
+@pytest.mark.parametrize("backend", CPU)
 def test_bf16_with_dropout_masks_and_one_row(backend, cell, reset_after):
     """Per-gate dropout masks scale the rounded operands (recurrent masks take the
     float32 products of rounded values), as the reference; and batch 1, where the

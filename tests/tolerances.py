@@ -85,6 +85,11 @@ TOL = {
     # AMD EPYC): at most 2.0e-6 on values, 1.0e-3 on gradients (dW), 26% of this
     # bound; the reference with only the weights rounded misses it 5-12x
     "bf16_emulated": dict(atol=1e-3, rtol=4e-3),
+    # the same comparison normwise, for sizes where such a flipped operand feeds a
+    # long column of products (C = 70: one dG value 2^-8 off moved a dW column by
+    # 7e-3, 2.7% of its smallest entries): one bf16 ulp of the largest value
+    # (measured at most 9.2e-4, every ISA, AMD EPYC)
+    "bf16_emulated_norm": dict(atol=0.0, rtol=4e-3),
     # precision="bf16" against the exact float64 result, normwise (max error over
     # max value per array): the bound for bf16 products
     "bf16_vs_exact_norm": dict(atol=0.0, rtol=1e-2),

@@ -311,6 +311,35 @@ inline void pack_b_pairs(const float* b, int64_t sbk, int64_t k0, int64_t kc, in
   }
 }
 
+// As pack_b_pairs from a row-major B held as bf16 already (b16, row stride sbk
+// elements): rows 2k and 2k+1 interleaved into words, no rounding.
+inline void pack_b_pairs16(const uint16_t* b16, int64_t sbk, int64_t k0, int64_t kc, int64_t j0,
+                           int nvalid, float* out) {
+  constexpr int NR = kGemmVecs * Vec::W;
+  for (int64_t kp = 0; kp < (kc + 1) / 2; ++kp) {
+    const uint16_t* lo = b16 + (k0 + 2 * kp) * sbk + j0;
+    const bool hi = 2 * kp + 1 < kc;
+    for (int q = 0; q < NR; q += Vec::W) {
+      const int nl = std::max(0, std::min(Vec::W, nvalid - q));
+      const __mmask16 m = (__mmask16)((1u << nl) - 1u);
+      const __m512i l = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, lo + q));
+      const __m512i h = hi ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, lo + sbk + q))
+                           : _mm512_setzero_si512();
+      _mm512_storeu_si512(out + kp * NR + q, _mm512_or_si512(l, _mm512_slli_epi32(h, 16)));
+    }
+  }
+}
+
+// rows x kc bf16 elements (row stride lds) copied to rows ldd apart (ldd even >= kc),
+// zero past kc: a row-major A block in bf16 already, as pairs.
+inline void copy_bf16_rows(const uint16_t* src, int64_t rows, int64_t kc, int64_t lds,
+                           uint16_t* dst, int64_t ldd) {
+  for (int64_t n = 0; n < rows; ++n) {
+    std::memcpy(dst + n * ldd, src + n * lds, kc * sizeof(uint16_t));
+    for (int64_t u = kc; u < ldd; ++u) dst[n * ldd + u] = 0;
+  }
+}
+
 // A rows [i0, i0+mc), k in [k0, k0+kc) of a transposed A (A(i, k) = a[k*sak + i])
 // straight into k-major pairs (as pack_a_block's k-major layout, then
 // a_block_to_pairs); ones_row: see pack_a_block.
@@ -580,8 +609,13 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
                       float* apack, float* bpack, const float* bfull = nullptr,
                       int64_t bfull_ld = 0, int64_t ones_row = -1,
                       const RowScale& as = RowScale(), const RowScale& cs = RowScale(),
-                      bool bf16 = false) {
+                      bool bf16 = false, const uint16_t* a16 = nullptr,
+                      const uint16_t* b16 = nullptr) {
   constexpr int NR = kGemmNV * Vec::W;
+#if !defined(RNNKERN_BF16_NATIVE)
+  (void)a16;
+  (void)b16;
+#endif
   const int64_t npanels = (n1 - n0 + NR - 1) / NR;
   const int64_t KC = bf16 ? 2 * kGemmKC : kGemmKC;
   if (K == 0) {
@@ -602,6 +636,11 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
         const int64_t j0 = n0 + p * NR;
 #if defined(RNNKERN_BF16_NATIVE)
         if (bf16) {  // panel p at p*kc*NR, as pairs
+          if (b16) {
+            pack_b_pairs16(b16, sbk, k0, kc, j0, (int)std::min<int64_t>(NR, n1 - j0),
+                           bpack + p * kc * NR);
+            continue;
+          }
           if (sbn == 1) {
             pack_b_pairs(b, sbk, k0, kc, j0, (int)std::min<int64_t>(NR, n1 - j0),
                          bpack + p * kc * NR);
@@ -624,7 +663,18 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
       const bool direct = !bf16 && sak == 1 && npanels == 1 && ones_row < 0 && !as.p;
       bool kmajor;
 #if defined(RNNKERN_BF16_NATIVE)
-      if (bf16 && sam == 1 && !as.p) {  // A transposed: straight into k-major pairs
+      const uint32_t* a_words = nullptr;  // bf16 A read where it is (a16, one panel)
+      int64_t a_ldw = kr;
+      if (a16) {  // row-major, bf16 already (gemm's contract for a16)
+        kmajor = false;
+        if (npanels == 1) {
+          a_words = reinterpret_cast<const uint32_t*>(a16 + i0 * sam + k0);
+          a_ldw = sam / 2;
+        } else {
+          copy_bf16_rows(a16 + i0 * sam + k0, mc, kc, sam, reinterpret_cast<uint16_t*>(apack),
+                         2 * kr);
+        }
+      } else if (bf16 && sam == 1 && !as.p) {  // A transposed: straight into k-major pairs
         pack_a_pairs_kmajor(a, sak, i0, mc, k0, kc, apack, ones_row);
         kmajor = true;
       } else if (bf16 && sak == 1 && ones_row < 0 && !as.p) {  // row-major: rows in bf16
@@ -657,13 +707,13 @@ inline void gemm_tile(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
           const float* const* csp = cs.p ? csr : nullptr;
           if (bf16) {
 #if defined(RNNKERN_BF16_NATIVE)
-            const auto* aw = reinterpret_cast<const uint32_t*>(apack);
+            const auto* aw = a_words ? a_words : reinterpret_cast<const uint32_t*>(apack);
             const auto* bw = reinterpret_cast<const uint32_t*>(bk + p * kc * NR);
             if (kmajor)
               mac_panel_c<true>(aw + i * kr, 0, kr, bw, ct, ldc, nb, nvalid, add, bias_j, csp);
             else
-              mac_panel_c<false>(aw + i * lda, lda, kr, bw, ct, ldc, nb, nvalid, add, bias_j,
-                                 csp);
+              mac_panel_c<false>(aw + i * a_ldw, a_ldw, kr, bw, ct, ldc, nb, nvalid, add,
+                                 bias_j, csp);
 #endif
           } else if (kmajor) {
             mac_panel_c<true>(apack + i * kc, 0, kc, bk + p * kc * NR, ct, ldc, nb, nvalid,
@@ -698,6 +748,10 @@ struct Gemm {
   RowScale as = RowScale();      // A scaled while packed (see pack_a_block)
   RowScale cs = RowScale();      // C (+)= S ⊙ (A B) (see mac_panel_c)
   bool bf16 = false;             // bf16 products (gemm_tile; AVX512_BF16 builds only)
+  // bf16 only: A (row-major, no ones_row/as) or B (sbn == 1) given as bf16
+  // values with the same strides in elements (a, b are then not read)
+  const uint16_t* a16 = nullptr;
+  const uint16_t* b16 = nullptr;
 
   static constexpr int NR = kGemmNV * Vec::W;
   bool split_m() const { return M >= N; }
@@ -732,10 +786,10 @@ struct Gemm {
     const int64_t bld = ((N + NR - 1) / NR) * NR;
     if (split_m())
       gemm_tile(lo * kRowBlock, std::min(M, hi * kRowBlock), 0, N, K, a, sam, sak, b, sbk, sbn,
-                c, ldc, accumulate, bias, ap, bp, bfull, bld, ones_row, as, cs, bf16);
+                c, ldc, accumulate, bias, ap, bp, bfull, bld, ones_row, as, cs, bf16, a16, b16);
     else
       gemm_tile(0, M, lo * NR, std::min(N, hi * NR), K, a, sam, sak, b, sbk, sbn, c, ldc,
-                accumulate, bias, ap, bp, bfull, bld, ones_row, as, cs, bf16);
+                accumulate, bias, ap, bp, bfull, bld, ones_row, as, cs, bf16, a16, b16);
   }
 };
 
@@ -755,10 +809,11 @@ inline void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t sam, i
                  bool accumulate, int threads, const float* bias = nullptr,
                  const float* bfull = nullptr, int64_t ones_row = -1,
                  const RowScale& as = RowScale(), const RowScale& cs = RowScale(),
-                 bool bf16 = false) {
+                 bool bf16 = false, const uint16_t* a16 = nullptr,
+                 const uint16_t* b16 = nullptr) {
   if (M <= 0 || N <= 0) return;
   const Gemm g{M, N, K, a, sam, sak, b, sbk, sbn, c, ldc, accumulate, bias, bfull, ones_row,
-               as, cs, bf16};
+               as, cs, bf16, a16, b16};
   const int nt = g.threads_for(threads);
   float *apack, *bpack;
   gemm_buffers(N, K, nt, bfull != nullptr, &apack, &bpack, bf16);

@@ -108,7 +108,7 @@ const std::vector<const CpuKernels*>& cpu_isa_kernels();
 enum ScratchSlot {
   kScratchXt, kScratchP, kScratchDG, kScratchDGr, kScratchDxt, kScratchRH, kScratchPanels,
   kScratchPanels2, kScratchGemmA, kScratchGemmB, kScratchYt, kScratchDW, kScratchWp, kScratchDU,
-  kScratchMask, kScratchHb,
+  kScratchMask, kScratchHb, kScratchDGb, kScratchDGrb,
   kScratchSlots  // the number of slots
 };
 constexpr size_t kScratchKeepBytes = size_t(64) << 20;

@@ -1002,13 +1002,23 @@ struct BwdCtx {
   // precision bf16: dG, dGr are stored rounded to bf16 (every product reads
   // them so: the step's, and the GEMMs' after the loop)
   bool bf16 = false;
-  // native (bf16 on AVX512_BF16, no recurrent masks): phases A2 and B read
-  // bf16 copies of their dG rows (each thread its own, ld = kp2 elements, even)
-  // from bf16 pair panels of U^T.
+  // native (bf16 on AVX512_BF16, no recurrent masks): phase A (and A2) also
+  // store dG, dGr as bf16 (dGb, dGrb: [T,N,ldg], ldg = GH rounded up to even,
+  // a zero past GH), which phases A2 and B multiply with bf16 pair panels of
+  // U^T and the GEMMs after the loop read in place of the float copies.
   bool native = false;
-  uint16_t* gb = nullptr;   // [threads][N, kp2]
-  int64_t kp2 = 0;
+  uint16_t* dGb = nullptr;
+  uint16_t* dGrb = nullptr;
+  int64_t ldg = 0;
 };
+
+#if defined(RNNKERN_BF16_NATIVE)
+// dst[i] = bf16 bits of src[i] (i < nl <= W), src already bf16-exact.
+RNNKERN_INLINE void store_bf16_n(const float* src, uint16_t* dst, int nl) {
+  const __mmask16 m = (__mmask16)((1u << nl) - 1u);
+  _mm256_mask_storeu_epi16(dst, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src)));
+}
+#endif
 
 // Phase A for units [u0, u0+nl) of row n at step s (time t).
 template <class K>
@@ -1034,6 +1044,14 @@ RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_
     for (int64_t g = 0; g < b.G; ++g) {
       std::fill(dg + g * H + u0, dg + g * H + u0 + nl, 0.0f);
       if (dgr != dg) std::fill(dgr + g * H + u0, dgr + g * H + u0 + nl, 0.0f);
+    }
+    if (b.native) {
+      const int64_t r = (t * b.N + n) * b.ldg;
+      for (int64_t g = 0; g < b.G; ++g) {
+        std::fill(b.dGb + r + g * H + u0, b.dGb + r + g * H + u0 + nl, uint16_t(0));
+        if (b.dGrb != b.dGb)
+          std::fill(b.dGrb + r + g * H + u0, b.dGrb + r + g * H + u0 + nl, uint16_t(0));
+      }
     }
     return;
   }
@@ -1077,6 +1095,13 @@ RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_
       if (K::gru_reset_before && g == 1) continue;  // dr: phase A2 writes it
       round_bf16_n(dg + g * H + u0, nl);
       if (dgr != dg) round_bf16_n(dgr + g * H + u0, nl);
+#if defined(RNNKERN_BF16_NATIVE)
+      if (b.native) {
+        const int64_t r = (t * b.N + n) * b.ldg + g * H + u0;
+        store_bf16_n(dg + g * H + u0, b.dGb + r, nl);
+        if (dgr != dg) store_bf16_n(dgr + g * H + u0, b.dGrb + r, nl);
+      }
+#endif
     }
 }
 
@@ -1109,6 +1134,9 @@ void gru_rb_backward_a2(const BwdCtx& b, const TA* A, int64_t lda, int64_t KA,
       const auto d = gru_backward_reset_gate(cfg.ract, drh, r, hp);
       d.dr.store_n(dg + H + u0, nl);
       if (b.bf16) round_bf16_n(dg + H + u0, nl);
+#if defined(RNNKERN_BF16_NATIVE)
+      if (b.native) store_bf16_n(dg + H + u0, b.dGb + (t * b.N + n) * b.ldg + H + u0, nl);
+#endif
       (Vec::load_n(b.ddir + n * H + u0, nl) + (mh ? d.dh_rh * m : d.dh_rh))
           .store_n(b.ddir + n * H + u0, nl);
     });
@@ -1189,15 +1217,11 @@ void backward_loop(BwdCtx& b, const float* panelsT, int64_t KU, const float* pan
       reg.barrier();
       const float* dgt = b.dG + t * b.N * b.GH;  // step t's rows (dGr's: dgrt)
       const float* dgrt = b.dGr + t * b.N * b.GH;
-#if defined(RNNKERN_BF16_NATIVE)
-      uint16_t* gb = b.native ? b.gb + reg.tid * b.N * b.kp2 : nullptr;  // this thread's
-#endif
       if constexpr (K::gru_reset_before) {
         split_range(itemsB, reg.nth, reg.tid, lo, hi);
 #if defined(RNNKERN_BF16_NATIVE)
-        if (b.native) {
-          to_bf16_rows(dgt + 2 * b.H, b.N, b.H, b.GH, gb, b.kp2);
-          gru_rb_backward_a2<K>(b, gb, b.kp2, (b.H + 1) / 2,
+        if (b.native) {  // the h block's pairs: an odd H's last reads the zero past GH
+          gru_rb_backward_a2<K>(b, b.dGb + t * b.N * b.ldg + 2 * b.H, b.ldg, (b.H + 1) / 2,
                                 reinterpret_cast<const uint32_t*>(panels_h), part, t, lo, hi);
         } else
 #endif
@@ -1210,9 +1234,9 @@ void backward_loop(BwdCtx& b, const float* panelsT, int64_t KU, const float* pan
       } else {
 #if defined(RNNKERN_BF16_NATIVE)
         if (b.native) {
-          to_bf16_rows(dgrt, b.N, KU, b.GH, gb, b.kp2);
-          backward_product(b, gb, b.kp2, reinterpret_cast<const uint32_t*>(panelsT), part,
-                           (KU + 1) / 2, lo, hi);
+          backward_product(b, b.dGrb + t * b.N * b.ldg, b.ldg,
+                           reinterpret_cast<const uint32_t*>(panelsT), part, (KU + 1) / 2, lo,
+                           hi);
         } else
 #endif
           backward_product(b, dgrt, b.GH, panelsT, part, KU, lo, hi);
@@ -1264,13 +1288,18 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   int nt = pick_threads(cfg.threads, nrb * ((H + 4 * W - 1) / (4 * W)), 2.0 * N * H * GH,
                         kMinStepFlopsBackward);
   std::vector<float> parts(nt * part_floats(N) * (a.recurrent_masks ? G : 1));
-  std::vector<uint16_t> gbuf;  // native: each thread's bf16 rows of phases A2, B
   if (native) {
     b.native = true;
-    b.kp2 = (K + 1) / 2 * 2;
-    gbuf.assign(nt * N * b.kp2, 0);
-    b.gb = gbuf.data();
+    b.ldg = (GH + 1) / 2 * 2;
+    const int64_t words = NT * b.ldg / 2;  // floats of scratch per copy
+    b.dGb = reinterpret_cast<uint16_t*>(scratch(kScratchDGb, words));
+    b.dGrb = gru_ra ? reinterpret_cast<uint16_t*>(scratch(kScratchDGrb, words)) : b.dGb;
+    if (b.ldg != GH)  // the zero past GH that an odd K's last pair reads
+      for (int64_t r = 0; r < NT; ++r) b.dGb[r * b.ldg + GH] = b.dGrb[r * b.ldg + GH] = 0;
   }
+  // the GEMMs' bf16 operands (native, no input masks): dG, dGr as phase A stored them
+  const uint16_t* dG16 = native ? b.dGb : nullptr;
+  const uint16_t* dGr16 = native ? b.dGrb : nullptr;
   if (N > 0) {
     with_cell(cfg.cell, cfg.reset_after, [&](auto k) {
       backward_loop<decltype(k)>(b, panelsT, K, panels_h, parts.data(), nt);
@@ -1304,10 +1333,11 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   }
   if (!im) {
     // dX = dG W^T; [dW; db] = [X 1]^T dG (native bf16: vdpbf16ps products)
-    gemm(NT, C, GH, dG, GH, 1, a.W, 1, GH, dxt, C, false, th, nullptr, nullptr, -1, RowScale(),
-         RowScale(), native);
-    gemm(C1, GH, NT, xt, 1, C1, dG, GH, 1, dW1, GH, false, th, nullptr, nullptr, -1,
-         RowScale(), RowScale(), native);
+    const int64_t ldd = dG16 ? b.ldg : GH;
+    gemm(NT, C, GH, dG, ldd, 1, a.W, 1, GH, dxt, C, false, th, nullptr, nullptr, -1, RowScale(),
+         RowScale(), native, dG16);
+    gemm(C1, GH, NT, xt, 1, C1, dG, ldd, 1, dW1, GH, false, th, nullptr, nullptr, -1,
+         RowScale(), RowScale(), native, nullptr, dG16);
   } else {
     // the input masks with a column of ones for the bias row: [G, N, C1]
     const float* im1 = im;
@@ -1335,8 +1365,9 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   auto dU_blocks = [&](int64_t g0, int64_t g1, float* out, int64_t ones_row) {
     const int64_t M = ones_row >= 0 ? H + 1 : H;
     if (!rm) {
-      gemm(M, (g1 - g0) * H, NT, hprev, 1, H, dGr + g0 * H, GH, 1, out + g0 * H, GH, false,
-           th, nullptr, nullptr, ones_row, RowScale(), RowScale(), native);
+      gemm(M, (g1 - g0) * H, NT, hprev, 1, H, dGr + g0 * H, dGr16 ? b.ldg : GH, 1,
+           out + g0 * H, GH, false, th, nullptr, nullptr, ones_row, RowScale(), RowScale(),
+           native, nullptr, dGr16 ? dGr16 + g0 * H : nullptr);
       return;
     }
     for (int64_t g = g0; g < g1; ++g)
@@ -1356,8 +1387,9 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
       if (bf16) round_bf16_n(RH + r * H, H);
     });
     dU_blocks(0, 2, a.dU, -1);
-    gemm(H, H, NT, RH, 1, H, dG + 2 * H, GH, 1, a.dU + 2 * H, GH, false, th, nullptr, nullptr,
-         -1, RowScale(), RowScale(), native);
+    gemm(H, H, NT, RH, 1, H, dG + 2 * H, dG16 ? b.ldg : GH, 1, a.dU + 2 * H, GH, false, th,
+         nullptr, nullptr, -1, RowScale(), RowScale(), native, nullptr,
+         dG16 ? dG16 + 2 * H : nullptr);
   } else if (a.db && gru_ra) {
     // [dU; db_rec] = [Hprev 1]^T dGr: the recurrent bias of GRU reset_after
     // from the same pass over dGr (row H of A reads as ones, see pack_a_block)
