@@ -271,9 +271,12 @@ struct FwdCtx {
   // Null otherwise: hb set is what says this mode.
   float* hb = nullptr;              // [N,H] this thread's round_bf16(h_cur)
   // precision bf16 on AVX512_BF16 (Bf16Operands): the step's products read
-  // bf16 operands, rows padded to even lengths Hp, Cp, from bf16 pair panels.
-  uint16_t* hbb = nullptr;          // [N,Hp] this thread's h_cur as bf16
-  uint16_t* rhb = nullptr;          // [N,Hp] this thread's rh as bf16 (GRU r.b. phase 2)
+  // bf16 operands, rows padded to even lengths Hp, Cp (a zero past H), from
+  // bf16 pair panels. Whatever writes h_nxt (rh) writes its bf16 too, so the
+  // next step (phase 2) reads it after the barrier that is there anyway.
+  const uint16_t* hbb = nullptr;    // [N,Hp] h_cur as bf16
+  uint16_t* hbn = nullptr;          // [N,Hp] h_nxt as bf16 (null: not native)
+  uint16_t* rhb = nullptr;          // [N,Hp] rh as bf16 (GRU r.b. phase 2)
   const uint16_t* xbb = nullptr;    // [T,N,Cp] x as bf16 (fused projection) or null
   int64_t Hp = 0, Cp = 0;
 };
@@ -374,6 +377,15 @@ constexpr bool slots_in_gate_order() {
     return SL::z == 0 && SL::r == 1 && SL::hh == 2;
 }
 
+// dst[0, nl) = v's first nl lanes as bf16 (RNE), where native bf16 runs.
+RNNKERN_INLINE void store_bf16(const Vec& v, uint16_t* dst, int nl) {
+#if defined(RNNKERN_BF16_NATIVE)
+  _mm256_mask_storeu_epi16(dst, (__mmask16)((1u << nl) - 1u), (__m256i)_mm512_cvtneps_pbh(v.v));
+#else
+  (void)v, (void)dst, (void)nl;
+#endif
+}
+
 // A masked (n, s): the state carried (c too: left as it is), the output
 // mask_output(seen, h_prev), seen: an earlier step of the row was unmasked.
 // The slots are zeroed (the dU GEMM of GRU reset_before reads slot r of
@@ -388,6 +400,7 @@ inline void forward_masked_units(const FwdCtx& f, int64_t n, int64_t s, int64_t 
     const int nl = (int)std::min<int64_t>(W, u1 - u);
     const Vec hp = Vec::load_n(f.h_cur + n * H + u, nl);
     hp.store_n(f.h_nxt + n * H + u, nl);  // mask_carry(false, ., hp)
+    if (f.hbn) store_bf16(hp, f.hbn + n * f.Hp + u, nl);
     mask_output(seen, hp).store_n(y + u, nl);
     if constexpr (K::training) hp.store_n(f.a->hprev + (t * f.N + n) * H + u, nl);
   }
@@ -452,6 +465,7 @@ RNNKERN_INLINE void forward_point(const FwdCtx& f, int64_t n, int64_t s, int64_t
     save(SL::inner_h, inner_h);
   }
   h.store_n(f.h_nxt + n * H + u0, nl);
+  if (f.hbn) store_bf16(h, f.hbn + n * f.Hp + u0, nl);
   h.store_n(y_row(f, n, s) + u0, nl);
   if constexpr (K::training) hp.store_n(f.a->hprev + (t * f.N + n) * H + u0, nl);
 }
@@ -553,6 +567,7 @@ void gru_rb_phase1(const FwdCtx& f, const float* panels, float* part, int64_t t,
     for_subtiles<PS::S>(p, H, [&](int sb, int64_t u0, int nl) RNNKERN_LAMBDA_INLINE {
       if (!live) {  // the row's phase-2 product then multiplies zeros
         std::fill(f.rh + n * H + u0, f.rh + n * H + u0 + nl, 0.0f);
+        if (f.hbn) store_bf16(Vec::zero(), f.rhb + n * f.Hp + u0, nl);
         return;
       }
       const Vec hp = Vec::load_n(f.h_cur + n * H + u0, nl);
@@ -561,8 +576,10 @@ void gru_rb_phase1(const FwdCtx& f, const float* panels, float* part, int64_t t,
           Vec::load_n(prow + H + u0, nl) + Vec::load(acc + (sb * 2 + 1) * W));
       zr.z.store_n(f.zbuf + n * H + u0, nl);
       const Vec hph = f.rmask ? hp * Vec::load_n(f.rmask + (2 * f.N + n) * H + u0, nl) : hp;
-      gru_reset_state(zr.r, hph).store_n(f.rh + n * H + u0, nl);
-      if (f.hb) round_bf16_n(f.rh + n * H + u0, nl);  // phase 2's operand (native: rhb)
+      const Vec rh = gru_reset_state(zr.r, hph);
+      rh.store_n(f.rh + n * H + u0, nl);
+      if (f.hb) round_bf16_n(f.rh + n * H + u0, nl);  // phase 2's operand
+      if (f.hbn) store_bf16(rh, f.rhb + n * f.Hp + u0, nl);  // native: its bf16
       if constexpr (K::training) {
         zr.z.store_n(sl + SL::z * H + u0, nl);
         zr.r.store_n(sl + SL::r * H + u0, nl);
@@ -595,6 +612,7 @@ void gru_rb_phase2(const FwdCtx& f, const float* panels, float* part, int64_t s,
                                                 Vec::load(acc + sb * W));
       const Vec h = gru_blend(z, hp, hh);
       h.store_n(f.h_nxt + n * H + u0, nl);
+      if (f.hbn) store_bf16(h, f.hbn + n * f.Hp + u0, nl);
       h.store_n(y_row(f, n, s) + u0, nl);
       if constexpr (K::training) {
         hh.store_n(sl + SL::hh * H + u0, nl);
@@ -664,6 +682,8 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
     float* part = parts + reg.tid * 2 * part_floats(f.N);  // 2: see forward_items
     float* hc = f.h_cur;
     float* hn = f.h_nxt;
+    uint16_t* hbc = f.hbn ? f.hbn : nullptr;  // native: h_cur's bf16 (h0's at first)
+    uint16_t* hbx = f.hbn ? f.hbn + f.N * f.Hp : nullptr;
     FwdCtx fl = f;  // per-thread copy: h buffers swap every step
     for (int64_t s0 = 0; s0 < f.T; s0 += chunk) {
       const int64_t s1 = std::min(f.T, s0 + chunk);
@@ -675,11 +695,9 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
         const int64_t t = f.cfg->go_backwards ? f.T - 1 - s : s;
         fl.h_cur = hc;
         fl.h_nxt = hn;
-        if constexpr (native) {  // every thread its own copy: no barrier for it
-#if defined(RNNKERN_BF16_NATIVE)
-          fl.hbb = f.hbb + reg.tid * f.N * f.Hp;
-          to_bf16_rows(hc, f.N, f.H, f.H, fl.hbb, f.Hp);
-#endif
+        if constexpr (native) {  // written by the previous step (or before the loop)
+          fl.hbb = hbc;
+          fl.hbn = hbx;
         } else if (f.hb) {  // every thread its own copy: no barrier for it
           fl.hb = f.hb + reg.tid * f.N * f.H;
           round_bf16_n(hc, fl.hb, f.N * f.H);
@@ -693,12 +711,6 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
           split_range(items, reg.nth, reg.tid, lo, hi);
           gru_rb_phase1<K, OpH, E>(fl, panels, part, t, lo, hi);
           reg.barrier();
-#if defined(RNNKERN_BF16_NATIVE)
-          if constexpr (native) {  // phase 2's operand rh, every thread its own copy
-            fl.rhb = f.rhb + reg.tid * f.N * f.Hp;
-            to_bf16_rows(f.rh, f.N, f.H, f.H, fl.rhb, f.Hp);
-          }
-#endif
           split_range(items2, reg.nth, reg.tid, lo, hi);
           gru_rb_phase2<K, E>(fl, panels2, part, s, t, lo, hi);
         } else {
@@ -707,6 +719,7 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
         }
         reg.barrier();
         std::swap(hc, hn);
+        std::swap(hbc, hbx);
       }
     }
     if (reg.tid == 0) {
@@ -912,12 +925,15 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
     f.hm = hmbuf.data();
   }
   std::vector<uint16_t> hbbuf16, rhbuf16, xbuf16;  // native bf16 operands
-  if (native) {
+  if (native) {  // shared by the threads; zeros past H stay
     f.Hp = (H + 1) / 2 * 2;
-    hbbuf16.assign(nt * N * f.Hp, 0);
-    f.hbb = hbbuf16.data();
+    hbbuf16.assign(2 * N * f.Hp, 0);  // h_cur's and h_nxt's, swapped every step
+    f.hbn = hbbuf16.data();
+#if defined(RNNKERN_BF16_NATIVE)
+    to_bf16_rows(f.h_cur, N, H, H, f.hbn, f.Hp);  // h0
+#endif
     if (cfg.cell == Cell::GRU && !cfg.reset_after) {
-      rhbuf16.assign(nt * N * f.Hp, 0);
+      rhbuf16.assign(N * f.Hp, 0);
       f.rhb = rhbuf16.data();
     }
   } else if (bf16) {
