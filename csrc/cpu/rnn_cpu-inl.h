@@ -1023,6 +1023,9 @@ struct BwdCtx {
   // a zero past GH), which phases A2 and B multiply with bf16 pair panels of
   // U^T and the GEMMs after the loop read in place of the float copies.
   bool native = false;
+  // native without input masks: nothing reads the float dG, dGr, so phase A
+  // writes only their bf16 (what RNE rounding of the float value gives)
+  bool b16_only = false;
   uint16_t* dGb = nullptr;
   uint16_t* dGrb = nullptr;
   int64_t ldg = 0;
@@ -1057,7 +1060,7 @@ RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_
     // output; h was carried: dh passes straight through to h_prev
     gy.store_n(b.ycarry + o, nl);
     std::memcpy(b.ddir + o, b.dh + o, nl * sizeof(float));
-    for (int64_t g = 0; g < b.G; ++g) {
+    for (int64_t g = 0; g < b.G && !b.b16_only; ++g) {
       std::fill(dg + g * H + u0, dg + g * H + u0 + nl, 0.0f);
       if (dgr != dg) std::fill(dgr + g * H + u0, dgr + g * H + u0 + nl, 0.0f);
     }
@@ -1075,16 +1078,30 @@ RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_
   const Vec dh = Vec::load_n(b.dh + o, nl) + gy;
   const float* sl = b.a->slots + (t * b.N + n) * b.S * H;
   auto ld = [&](int q) RNNKERN_LAMBDA_INLINE { return Vec::load_n(sl + q * H + u0, nl); };
+  // gate g's block of dG (put) and dGr (put_r): float, or only bf16 (b16_only)
+  const int64_t rb = (t * b.N + n) * b.ldg + u0;
+  auto put = [&](int g, const Vec& v) RNNKERN_LAMBDA_INLINE {
+    if (b.b16_only)
+      store_bf16(v, b.dGb + rb + g * H, nl);
+    else
+      v.store_n(dg + g * H + u0, nl);
+  };
+  auto put_r = [&](int g, const Vec& v) RNNKERN_LAMBDA_INLINE {
+    if (b.b16_only)
+      store_bf16(v, b.dGrb + rb + g * H, nl);
+    else
+      v.store_n(dgr + g * H + u0, nl);
+  };
   if constexpr (K::cell == Cell::SimpleRNN) {
-    simple_backward(cfg.act, dh, ld(SL::h)).store_n(dg + u0, nl);
+    put(0, simple_backward(cfg.act, dh, ld(SL::h)));
     Vec::zero().store_n(b.ddir + o, nl);
   } else if constexpr (K::cell == Cell::LSTM) {
     const auto d = lstm_backward(cfg.act, cfg.ract, dh, Vec::load_n(b.dc + o, nl), ld(SL::i),
                                  ld(SL::f), ld(SL::g), ld(SL::o), ld(SL::c_prev), ld(SL::ac));
-    d.di.store_n(dg + u0, nl);
-    d.df.store_n(dg + H + u0, nl);
-    d.dg.store_n(dg + 2 * H + u0, nl);
-    d.do_.store_n(dg + 3 * H + u0, nl);
+    put(0, d.di);
+    put(1, d.df);
+    put(2, d.dg);
+    put(3, d.do_);
     d.dc_prev.store_n(b.dc + o, nl);
     Vec::zero().store_n(b.ddir + o, nl);
   } else if constexpr (K::gru_reset_after) {
@@ -1092,21 +1109,21 @@ RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_
     const Vec r = ld(SL::r);
     const auto d = gru_backward_reset_after(cfg.act, cfg.ract, dh, ld(SL::z), r, ld(SL::hh),
                                             ld(SL::inner_h), hp);
-    d.dz.store_n(dg + u0, nl);
-    d.dr.store_n(dg + H + u0, nl);
-    d.dhh.store_n(dg + 2 * H + u0, nl);
-    d.dz.store_n(dgr + u0, nl);
-    d.dr.store_n(dgr + H + u0, nl);
-    gru_inner_grad(d.dhh, r).store_n(dgr + 2 * H + u0, nl);
+    put(0, d.dz);
+    put(1, d.dr);
+    put(2, d.dhh);
+    put_r(0, d.dz);
+    put_r(1, d.dr);
+    put_r(2, gru_inner_grad(d.dhh, r));
     d.dh_direct.store_n(b.ddir + o, nl);
   } else {  // GRU reset_before: dr in phase A2
     const Vec hp = Vec::load_n(b.a->hprev + (t * b.N + n) * H + u0, nl);
     const auto d = gru_backward_reset_before(cfg.act, cfg.ract, dh, ld(SL::z), ld(SL::hh), hp);
-    d.dz.store_n(dg + u0, nl);
-    d.dhh.store_n(dg + 2 * H + u0, nl);
+    put(0, d.dz);
+    put(2, d.dhh);
     d.dh_direct.store_n(b.ddir + o, nl);
   }
-  if (b.bf16)
+  if (b.bf16 && !b.b16_only)
     for (int64_t g = 0; g < b.G; ++g) {
       if (K::gru_reset_before && g == 1) continue;  // dr: phase A2 writes it
       round_bf16_n(dg + g * H + u0, nl);
@@ -1148,11 +1165,15 @@ void gru_rb_backward_a2(const BwdCtx& b, const TA* A, int64_t lda, int64_t KA,
       }
       const Vec r = Vec::load_n(sl + SL::r * H + u0, nl);
       const auto d = gru_backward_reset_gate(cfg.ract, drh, r, hp);
-      d.dr.store_n(dg + H + u0, nl);
-      if (b.bf16) round_bf16_n(dg + H + u0, nl);
+      if (b.b16_only) {
+        store_bf16(d.dr, b.dGb + (t * b.N + n) * b.ldg + H + u0, nl);
+      } else {
+        d.dr.store_n(dg + H + u0, nl);
+        if (b.bf16) round_bf16_n(dg + H + u0, nl);
 #if defined(RNNKERN_BF16_NATIVE)
-      if (b.native) store_bf16_n(dg + H + u0, b.dGb + (t * b.N + n) * b.ldg + H + u0, nl);
+        if (b.native) store_bf16_n(dg + H + u0, b.dGb + (t * b.N + n) * b.ldg + H + u0, nl);
 #endif
+      }
       (Vec::load_n(b.ddir + n * H + u0, nl) + (mh ? d.dh_rh * m : d.dh_rh))
           .store_n(b.ddir + n * H + u0, nl);
     });
@@ -1306,6 +1327,7 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   std::vector<float> parts(nt * part_floats(N) * (a.recurrent_masks ? G : 1));
   if (native) {
     b.native = true;
+    b.b16_only = !a.input_masks;
     b.ldg = (GH + 1) / 2 * 2;
     const int64_t words = NT * b.ldg / 2;  // floats of scratch per copy
     b.dGb = reinterpret_cast<uint16_t*>(scratch(kScratchDGb, words));
