@@ -251,35 +251,6 @@ def test_chunked_input_projection(backend, cell, reset_after):
     check(outs, refs, g, gr, f"{backend} {cell} chunked")
 
 
-@pytest.mark.parametrize("backend", CPU)
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-@pytest.mark.parametrize("cell,reset_after", [("lstm", True), ("gru", False), ("gru", True),
-                                              ("simple_rnn", True)])
-def test_row_split_threads_match_one_thread(backend, cell, reset_after, precision):
-    """Weights small enough for the two threads to split the batch's row blocks
-    (each thread every unit of its rows, no barrier per step; batch 12 = two row
-    blocks): forward and backward give the same bits as one thread, with a mask."""
-    rng = np.random.default_rng(8)
-    n, t, c, h = 12, 9, 20, 96 if cell != "simple_rnn" else 160
-    x, W, U, b, h0, c0 = make_case(cell, n, t, c, h, reset_after, True, rng)
-    mask = make_mask("holes", n, t, rng)
-    dy = rng.standard_normal((n, t, h)).astype(np.float32)
-    be = bk.get_backend(backend)
-    old = bk._num_threads
-    try:
-        res = []
-        for threads in (1, 2):
-            bk.set_num_threads(threads)
-            y, hT, cT, cache = be.forward(cell, x, W, U, b, h0, c0, mask, reset_after=reset_after,
-                                          precision=precision)
-            res.append((y, hT, cT) + tuple(be.backward(cache, dy)))
-    finally:
-        bk.set_num_threads(old)
-    for a, b2 in zip(res[0], res[1]):
-        if a is not None:
-            np.testing.assert_array_equal(b2, a)
-
-
 @pytest.mark.parametrize("backend", COMPILED)
 def test_concurrent_python_threads_are_deterministic(backend):
     """The GIL is released around the kernels: several Python threads running

@@ -124,35 +124,6 @@ inline int64_t steps_per_chunk(int64_t T, int64_t N, int64_t GH) {
 // a step; the LSTM backward loses 8%).
 constexpr double kMinStepFlopsForward = 6e4;
 constexpr double kMinStepFlopsBackward = 5e5;
-// Row split (FwdCtx::rowsplit, BwdCtx::rowsplit): every thread reads all of the
-// step's weight panels (instead of its share), so only where they stay in a
-// core's L2 (kRowSplitBytes; 1-2 MiB on the Zen 4/5 and Xeon these run on),
-// and the row blocks divide evenly (or many per thread). Not with recurrent
-// dropout masks or emulated bf16, whose per-step copies of h span every row.
-// Measured at S2 on 2 threads (AMD EPYC, L2 1 MiB): SimpleRNN bf16 (160 KiB)
-// 1.12x faster split by rows; fp32 (320 KiB) the same; GRU and LSTM bf16 (480,
-// 640 KiB) 5-7% slower (half the row blocks share each panel chunk in L1).
-constexpr int64_t kRowSplitBytes = int64_t(256) << 10;
-inline bool split_rows(int nt, int64_t nrb, int64_t weight_bytes) {
-  return nt > 1 && nrb >= nt && (nrb % nt == 0 || nrb >= 4 * nt) &&
-         weight_bytes <= kRowSplitBytes;
-}
-// Items [p*nrb, (p+1)*nrb) are panel p's row blocks (the order step_items
-// walks): fn(i0, i1) for this thread's share -- a contiguous range of items,
-// or with a row split its row blocks of every panel.
-template <class Fn>
-inline void for_my_items(bool rowsplit, int64_t items, int64_t nrb, int nth, int tid, Fn&& fn) {
-  int64_t lo, hi;
-  if (!rowsplit) {
-    split_range(items, nth, tid, lo, hi);
-    if (lo < hi) fn(lo, hi);
-    return;
-  }
-  split_range(nrb, nth, tid, lo, hi);
-  if (lo < hi)
-    for (int64_t p = 0; p < items / nrb; ++p) fn(p * nrb + lo, p * nrb + hi);
-}
-
 inline int pick_threads(int threads, int64_t items, double flops_per_step, double min_flops) {
   int nt = std::max(1, threads);
   if (flops_per_step < min_flops) nt = 1;
@@ -308,10 +279,6 @@ struct FwdCtx {
   uint16_t* rhb = nullptr;          // [N,Hp] rh as bf16 (GRU r.b. phase 2)
   const uint16_t* xbb = nullptr;    // [T,N,Cp] x as bf16 (fused projection) or null
   int64_t Hp = 0, Cp = 0;
-  // Threads split the batch's row blocks (each thread every unit of its rows),
-  // not unit panels: a row's recurrence then stays on one thread, so the steps
-  // need no barrier and no state moves between cores (see split_rows).
-  bool rowsplit = false;
 };
 
 // Row stride of a gate-blocked copy of D features for G gates.
@@ -721,7 +688,6 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
     for (int64_t s0 = 0; s0 < f.T; s0 += chunk) {
       const int64_t s1 = std::min(f.T, s0 + chunk);
       if (!f.xin) {  // fused: no projection, P is the bias row
-        if (f.rowsplit && s0 > 0) reg.barrier();  // every thread done with the last chunk's P
         fl.p_t0 = proj.run(f, s0, s1, reg);
         reg.barrier();
       }
@@ -740,27 +706,22 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
           fl.hm = f.hm + reg.tid * f.N * f.ldhm;
           masked_h(fl);
         }
+        int64_t lo, hi;
         if constexpr (K::gru_reset_before) {
-          for_my_items(f.rowsplit, items, nrb, reg.nth, reg.tid, [&](int64_t lo, int64_t hi) {
-            gru_rb_phase1<K, OpH, E>(fl, panels, part, t, lo, hi);
-          });
-          if (!f.rowsplit) reg.barrier();
-          for_my_items(f.rowsplit, items2, nrb, reg.nth, reg.tid, [&](int64_t lo, int64_t hi) {
-            gru_rb_phase2<K, E>(fl, panels2, part, s, t, lo, hi);
-          });
+          split_range(items, reg.nth, reg.tid, lo, hi);
+          gru_rb_phase1<K, OpH, E>(fl, panels, part, t, lo, hi);
+          reg.barrier();
+          split_range(items2, reg.nth, reg.tid, lo, hi);
+          gru_rb_phase2<K, E>(fl, panels2, part, s, t, lo, hi);
         } else {
-          for_my_items(f.rowsplit, items, nrb, reg.nth, reg.tid, [&](int64_t lo, int64_t hi) {
-            forward_items<K, OpH, E>(fl, panels, part, s, t, lo, hi);
-          });
+          split_range(items, reg.nth, reg.tid, lo, hi);
+          forward_items<K, OpH, E>(fl, panels, part, s, t, lo, hi);
         }
-        if (!f.rowsplit) reg.barrier();
+        reg.barrier();
         std::swap(hc, hn);
         std::swap(hbc, hbx);
       }
     }
-    // a row split's threads meet no barrier in the loop: one may not have
-    // copied f (fl above) yet when another is done
-    if (f.rowsplit) reg.barrier();
     if (reg.tid == 0) {
       f.h_cur = hc;
       f.h_nxt = hn;
@@ -980,9 +941,6 @@ inline void rnn_forward(const RnnConfig& cfg, const ForwardArgs& a) {
     f.hb = hbbuf.data();
   }
 
-  f.rowsplit = !f.rmask && !f.hb &&
-               split_rows(nt, nrb, (H + (fused ? C : 0)) * GH * (native ? 2 : 4));
-
   // 3. The timestep loop, chunk by chunk, in one parallel region.
   // W is packed once for all chunks (packing it per chunk cost S3 ~6%); the
   // per-gate GEMMs of input dropout read it plain
@@ -1071,7 +1029,6 @@ struct BwdCtx {
   uint16_t* dGb = nullptr;
   uint16_t* dGrb = nullptr;
   int64_t ldg = 0;
-  bool rowsplit = false;  // as FwdCtx::rowsplit: no barriers between the phases
 };
 
 #if defined(RNNKERN_BF16_NATIVE)
@@ -1286,56 +1243,42 @@ void backward_loop(BwdCtx& b, const float* panelsT, int64_t KU, const float* pan
   par::parallel(nt, [&](int, int) {
     Region reg;
     float* part = parts + reg.tid * part_floats(b.N) * (b.rmask ? b.G : 1);
-    int64_t alo, ahi;  // phase A's items: (row, unit tile), row-major
-    if (b.rowsplit) {  // the rows of this thread's row blocks
-      int64_t r0, r1, n0, n1, m0, m1;
-      split_range(nrb, reg.nth, reg.tid, r0, r1);
-      split_range(b.N, (int)nrb, (int)r0, n0, n1);
-      split_range(b.N, (int)nrb, (int)(r1 - 1), m0, m1);
-      alo = r0 < r1 ? n0 * ntile : 0;
-      ahi = r0 < r1 ? m1 * ntile : 0;
-    } else {
-      split_range(itemsA, reg.nth, reg.tid, alo, ahi);
-    }
     for (int64_t s = b.T - 1; s >= 0; --s) {
       const int64_t t = b.cfg->go_backwards ? b.T - 1 - s : s;
-      for (int64_t it = alo; it < ahi; ++it) {
+      int64_t lo, hi;
+      split_range(itemsA, reg.nth, reg.tid, lo, hi);
+      for (int64_t it = lo; it < hi; ++it) {
         const int64_t n = it / ntile, u0 = (it % ntile) * W;
         backward_point<K>(b, n, s, t, u0, (int)std::min<int64_t>(W, b.H - u0));
       }
-      if (!b.rowsplit) reg.barrier();
+      reg.barrier();
       const float* dgt = b.dG + t * b.N * b.GH;  // step t's rows (dGr's: dgrt)
       const float* dgrt = b.dGr + t * b.N * b.GH;
       if constexpr (K::gru_reset_before) {
-        for_my_items(b.rowsplit, itemsB, nrb, reg.nth, reg.tid, [&](int64_t lo, int64_t hi) {
+        split_range(itemsB, reg.nth, reg.tid, lo, hi);
 #if defined(RNNKERN_BF16_NATIVE)
-          if (b.native) {  // the h block's pairs: an odd H's last reads the zero past GH
-            gru_rb_backward_a2<K>(b, b.dGb + t * b.N * b.ldg + 2 * b.H, b.ldg, (b.H + 1) / 2,
-                                  reinterpret_cast<const uint32_t*>(panels_h), part, t, lo,
-                                  hi);
-            return;
-          }
+        if (b.native) {  // the h block's pairs: an odd H's last reads the zero past GH
+          gru_rb_backward_a2<K>(b, b.dGb + t * b.N * b.ldg + 2 * b.H, b.ldg, (b.H + 1) / 2,
+                                reinterpret_cast<const uint32_t*>(panels_h), part, t, lo, hi);
+        } else
 #endif
           gru_rb_backward_a2<K>(b, dgt + 2 * b.H, b.GH, b.H, panels_h, part, t, lo, hi);
-        });
-        if (!b.rowsplit) reg.barrier();
+        reg.barrier();
       }
-      for_my_items(b.rowsplit, itemsB, nrb, reg.nth, reg.tid, [&](int64_t lo, int64_t hi) {
-        if (b.rmask) {
-          backward_product_masked(b, panelsT, part, KU, t, lo, hi);
-          return;
-        }
+      split_range(itemsB, reg.nth, reg.tid, lo, hi);
+      if (b.rmask) {
+        backward_product_masked(b, panelsT, part, KU, t, lo, hi);
+      } else {
 #if defined(RNNKERN_BF16_NATIVE)
         if (b.native) {
           backward_product(b, b.dGrb + t * b.N * b.ldg, b.ldg,
                            reinterpret_cast<const uint32_t*>(panelsT), part, (KU + 1) / 2, lo,
                            hi);
-          return;
-        }
+        } else
 #endif
-        backward_product(b, dgrt, b.GH, panelsT, part, KU, lo, hi);
-      });
-      if (!b.rowsplit) reg.barrier();
+          backward_product(b, dgrt, b.GH, panelsT, part, KU, lo, hi);
+      }
+      reg.barrier();
     }
   });
 }
@@ -1382,7 +1325,6 @@ inline void rnn_backward(const RnnConfig& cfg, const BackwardArgs& a) {
   int nt = pick_threads(cfg.threads, nrb * ((H + 4 * W - 1) / (4 * W)), 2.0 * N * H * GH,
                         kMinStepFlopsBackward);
   std::vector<float> parts(nt * part_floats(N) * (a.recurrent_masks ? G : 1));
-  b.rowsplit = !a.recurrent_masks && split_rows(nt, nrb, H * GH * (native ? 2 : 4));
   if (native) {
     b.native = true;
     b.b16_only = !a.input_masks;
