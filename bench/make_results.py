@@ -385,6 +385,8 @@ def bf16_section():
     m = d1["machine"]
     s1 = [r["sp1"] for r in rows if r["shape"] == "S1"]
     s1lo, s1hi = min(s1), max(s1)
+    s2simple = ", ".join(f"{r['mode']} {r['sp1']:.2f}x" for r in rows
+                         if r["shape"] == "S2" and r["cell"] == "simple_rnn")
     lstm_inf = ", ".join(
         f"{r['shape']} {min(r['t32'], r['t16']) / r['b16']:.2f}x" for r in rows
         if r["cell"] == "lstm" and r["mode"] == "inference" and r["shape"] in ("S2", "S3")
@@ -413,11 +415,24 @@ each cell; the issue's bound is 1e-2, `tests/test_bf16.py` asserts it on every I
 ([results/bf16-1thread.txt](results/bf16-1thread.txt),
 [results/bf16-2threads.txt](results/bf16-2threads.txt)).
 
-Where bf16 gains less than 2x: the pointwise step (the cell's exp and tanh, unchanged),
-the per-step conversion of h (forward) and dG (backward) to bf16, and the packing of the
-weight-gradient GEMMs' operands are not halved; at S2 (H = 256) and at two threads (whose
-per-step barriers do not shrink either) they are a larger share of a call. Batch 1 (S1)
-gains {s1lo:.2f}-{s1hi:.2f}x at one thread. Against torch, rnnkern's bf16 is ahead except
+Where bf16 gains less than 1.7x, the products are not what is left: `bash
+bench/profile_shares.sh` (perf samples by kernel family,
+[results/bf16-profile-s2.txt](results/bf16-profile-s2.txt)) at S2 SimpleRNN inference
+shows the step products 84% of an fp32 call and the pointwise step (tanh, the stores of
+h and y) 15%; in bf16 the products run 2.1x faster and the pointwise step takes the same
+time, so this case's ceiling is ~1.7x (measured {s2simple}). The
+LSTM training call at S2: products 48%, weight-gradient GEMMs 39%, pointwise 13% in
+fp32; both products run 1.9-2.1x faster in bf16. At two threads the per-step barrier
+(10-12% of S2 SimpleRNN's samples) does not shrink with the products either. What this
+issue's work changed for bf16 (2026-12-06): phase A of the backward stores dG only as
+bf16, which the step's dh_prev product and the dX/dW/dU GEMMs read directly (no float
+copy, no per-thread or per-GEMM conversion: the GEMMs' conversions had been 11% of an S2
+LSTM training call), and the forward step writes h's bf16 beside h (no per-step
+conversion): S2-S4 at one thread went from 11 to {met1} of 18 cases at >= 1.7x. A row
+split of the batch between the threads (no barrier per step, each thread all the weights)
+was 1.12x faster back to back at S2 SimpleRNN bf16 but 2.3x slower when called after
+20 ms idle (the woken worker ran beside its caller), and was not kept. Batch 1 (S1) gains
+{s1lo:.2f}-{s1hi:.2f}x at one thread. Against torch, rnnkern's bf16 is ahead except
 for LSTM inference at S2-S3, where oneDNN's bf16 LSTM (under autocast) is as fast
 ({lstm_inf}).
 
