@@ -418,12 +418,13 @@ each cell; the issue's bound is 1e-2, `tests/test_bf16.py` asserts it on every I
 Where bf16 gains less than 1.7x, the products are not what is left: `bash
 bench/profile_shares.sh` (perf samples by kernel family,
 [results/bf16-profile-s2.txt](results/bf16-profile-s2.txt)) at S2 SimpleRNN inference
-shows the step products 84% of an fp32 call and the pointwise step (tanh, the stores of
-h and y) 15%; in bf16 the products run 2.1x faster and the pointwise step takes the same
-time, so this case's ceiling is ~1.7x (measured {s2simple}). The
-LSTM training call at S2: products 48%, weight-gradient GEMMs 39%, pointwise 13% in
-fp32; both products run 1.9-2.1x faster in bf16. At two threads the per-step barrier
-(10-12% of S2 SimpleRNN's samples) does not shrink with the products either. What this
+shows the step products 87% of an fp32 call and the pointwise step (tanh, the stores of
+h and y) 13%; in bf16 the products run 1.85x faster and the pointwise step takes as long
+or longer (it also stores h's bf16), so this case's ceiling is ~1.7x (measured
+{s2simple}). The LSTM training call at S2: products 48%, weight-gradient GEMMs 39%,
+pointwise 14% in fp32; both products run 1.9-2.0x faster in bf16. At two threads the
+per-step barrier (11-13% of S2 SimpleRNN's samples) does not shrink with the products
+either. What this
 issue's work changed for bf16 (2026-12-06): phase A of the backward stores dG only as
 bf16, which the step's dh_prev product and the dX/dW/dU GEMMs read directly (no float
 copy, no per-thread or per-GEMM conversion: the GEMMs' conversions had been 11% of an S2

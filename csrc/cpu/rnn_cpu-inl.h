@@ -682,7 +682,7 @@ void forward_loop(FwdCtx& f, int64_t chunk, const Projection& proj, const float*
     float* part = parts + reg.tid * 2 * part_floats(f.N);  // 2: see forward_items
     float* hc = f.h_cur;
     float* hn = f.h_nxt;
-    uint16_t* hbc = f.hbn ? f.hbn : nullptr;  // native: h_cur's bf16 (h0's at first)
+    uint16_t* hbc = f.hbn;  // native: h_cur's bf16 (h0's at first), else null
     uint16_t* hbx = f.hbn ? f.hbn + f.N * f.Hp : nullptr;
     FwdCtx fl = f;  // per-thread copy: h buffers swap every step
     for (int64_t s0 = 0; s0 < f.T; s0 += chunk) {
@@ -1031,14 +1031,6 @@ struct BwdCtx {
   int64_t ldg = 0;
 };
 
-#if defined(RNNKERN_BF16_NATIVE)
-// dst[i] = bf16 bits of src[i] (i < nl <= W), src already bf16-exact.
-RNNKERN_INLINE void store_bf16_n(const float* src, uint16_t* dst, int nl) {
-  const __mmask16 m = (__mmask16)((1u << nl) - 1u);
-  _mm256_mask_storeu_epi16(dst, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src)));
-}
-#endif
-
 // Phase A for units [u0, u0+nl) of row n at step s (time t).
 template <class K>
 RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_t t, int64_t u0,
@@ -1048,6 +1040,7 @@ RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_
   const int64_t H = b.H, GH = b.GH;
   float* dg = b.dG + (t * b.N + n) * GH;
   float* dgr = b.dGr + (t * b.N + n) * GH;
+  const int64_t rb = (t * b.N + n) * b.ldg + u0;  // unit u0 of the row in dGb, dGrb
   const int64_t o = n * H + u0;
   // output gradient of this step plus what masked later steps carried back
   Vec gy = Vec::load_n(b.ycarry + o, nl);
@@ -1064,13 +1057,9 @@ RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_
       std::fill(dg + g * H + u0, dg + g * H + u0 + nl, 0.0f);
       if (dgr != dg) std::fill(dgr + g * H + u0, dgr + g * H + u0 + nl, 0.0f);
     }
-    if (b.native) {
-      const int64_t r = (t * b.N + n) * b.ldg;
-      for (int64_t g = 0; g < b.G; ++g) {
-        std::fill(b.dGb + r + g * H + u0, b.dGb + r + g * H + u0 + nl, uint16_t(0));
-        if (b.dGrb != b.dGb)
-          std::fill(b.dGrb + r + g * H + u0, b.dGrb + r + g * H + u0 + nl, uint16_t(0));
-      }
+    for (int64_t g = 0; g < b.G && b.native; ++g) {
+      std::fill(b.dGb + rb + g * H, b.dGb + rb + g * H + nl, uint16_t(0));
+      if (b.dGrb != b.dGb) std::fill(b.dGrb + rb + g * H, b.dGrb + rb + g * H + nl, uint16_t(0));
     }
     return;
   }
@@ -1079,7 +1068,6 @@ RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_
   const float* sl = b.a->slots + (t * b.N + n) * b.S * H;
   auto ld = [&](int q) RNNKERN_LAMBDA_INLINE { return Vec::load_n(sl + q * H + u0, nl); };
   // gate g's block of dG (put) and dGr (put_r): float, or only bf16 (b16_only)
-  const int64_t rb = (t * b.N + n) * b.ldg + u0;
   auto put = [&](int g, const Vec& v) RNNKERN_LAMBDA_INLINE {
     if (b.b16_only)
       store_bf16(v, b.dGb + rb + g * H, nl);
@@ -1128,13 +1116,10 @@ RNNKERN_INLINE void backward_point(const BwdCtx& b, int64_t n, int64_t s, int64_
       if (K::gru_reset_before && g == 1) continue;  // dr: phase A2 writes it
       round_bf16_n(dg + g * H + u0, nl);
       if (dgr != dg) round_bf16_n(dgr + g * H + u0, nl);
-#if defined(RNNKERN_BF16_NATIVE)
-      if (b.native) {
-        const int64_t r = (t * b.N + n) * b.ldg + g * H + u0;
-        store_bf16_n(dg + g * H + u0, b.dGb + r, nl);
-        if (dgr != dg) store_bf16_n(dgr + g * H + u0, b.dGrb + r, nl);
+      if (b.native) {  // with input masks: the float copies and their bf16
+        store_bf16(Vec::load_n(dg + g * H + u0, nl), b.dGb + rb + g * H, nl);
+        if (dgr != dg) store_bf16(Vec::load_n(dgr + g * H + u0, nl), b.dGrb + rb + g * H, nl);
       }
-#endif
     }
 }
 
@@ -1165,14 +1150,13 @@ void gru_rb_backward_a2(const BwdCtx& b, const TA* A, int64_t lda, int64_t KA,
       }
       const Vec r = Vec::load_n(sl + SL::r * H + u0, nl);
       const auto d = gru_backward_reset_gate(cfg.ract, drh, r, hp);
+      uint16_t* drb = b.dGb + (t * b.N + n) * b.ldg + H + u0;  // native: dr's bf16
       if (b.b16_only) {
-        store_bf16(d.dr, b.dGb + (t * b.N + n) * b.ldg + H + u0, nl);
+        store_bf16(d.dr, drb, nl);
       } else {
         d.dr.store_n(dg + H + u0, nl);
         if (b.bf16) round_bf16_n(dg + H + u0, nl);
-#if defined(RNNKERN_BF16_NATIVE)
-        if (b.native) store_bf16_n(dg + H + u0, b.dGb + (t * b.N + n) * b.ldg + H + u0, nl);
-#endif
+        if (b.native) store_bf16(Vec::load_n(dg + H + u0, nl), drb, nl);
       }
       (Vec::load_n(b.ddir + n * H + u0, nl) + (mh ? d.dh_rh * m : d.dh_rh))
           .store_n(b.ddir + n * H + u0, nl);
