@@ -104,9 +104,15 @@ done
 # the artifact): the kernels of every CPU ISA against the reference, the GPU
 # backends on cuda-emu through the layers, both adapters against torch.nn and Keras
 # (their in-place device paths included), hostile array inputs on every backend,
-# the compiled module's stub. RNNKERN_TEST_ALL=1: the whole suite instead.
+# the compiled module's stub. RNNKERN_TEST_ALL=1: the whole suite instead;
+# RNNKERN_TEST_SUBSET=build: only the packaging and stub tests (CI's sdist check,
+# whose kernels are the source the wheel's subset has just proved: it proves that
+# the sdist compiles, installs and dispatches every ISA, above).
 if [ "${RNNKERN_TEST_ALL:-0}" = 1 ]; then
   run "$v/python" -m pytest -q -p no:cacheprovider tests
+elif [ "${RNNKERN_TEST_SUBSET:-}" = build ]; then
+  run "$v/python" -m pytest -q -p no:cacheprovider tests/test_core_stub.py \
+    tests/test_packaging.py
 else
   run "$v/python" -m pytest -q -p no:cacheprovider tests/test_kernels.py -k "not cuda"
   run "$v/python" -m pytest -q -p no:cacheprovider tests/test_cuda.py \

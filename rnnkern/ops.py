@@ -1,4 +1,7 @@
-"""Function-level API: one recurrent layer (one direction), forward and BPTT.
+"""Function-level API: one recurrent layer (one direction), forward and BPTT;
+and, for ``import rnnkern as keras`` scripts, the handful of ``keras.ops`` array
+functions they call on concrete values (``rnnkern._array_ops``; these names
+shadow the builtins ``sum``, ``max``, ``min`` and ``abs`` in this module).
 
 This is the contract every backend implements (the NumPy reference in
 ``rnnkern.reference`` and the compiled backends in ``rnnkern._core``), and the
@@ -83,6 +86,9 @@ from __future__ import annotations
 from ._common import ACTIVATIONS, CELLS, GATES, Grads  # noqa: F401  (re-exported)
 from .backends import get_backend
 from .options import PRECISIONS, RnnOptions  # noqa: F401  (re-exported)
+# keras.ops' array functions for concrete values (import rnnkern as keras; keras.ops.argmax)
+from ._array_ops import *  # noqa: F401,F403,E402
+from ._array_ops import __all__ as _array_ops_all
 
 
 def rnn_forward(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, mask=None, *,
@@ -106,3 +112,11 @@ def pack(cell, recurrent_kernel, reset_after=True, backend="auto", kernel=None, 
 def rnn_backward(cache, dy, dh_T=None, dc_T=None):
     """BPTT of the forward that returned ``cache`` (on the same backend)."""
     return cache.backend.backward(cache, dy, dh_T, dc_T)
+
+
+def __getattr__(name):
+    if name.startswith("__"):
+        raise AttributeError(name)
+    raise AttributeError(f"rnnkern.ops has no {name!r}: Keras' keras.ops.{name} is not part of "
+                         f"rnnkern (its array functions: {', '.join(_array_ops_all)}; and "
+                         "rnn_forward / rnn_backward / pack)")

@@ -387,6 +387,17 @@ class Layer:
         """The own weights that exist (none before build), in Keras' order."""
         return [(n, self._params[n]) for n in self._weight_names() if n in self._params]
 
+    def _non_trainable_names(self):
+        """Own weights that are never trained, whatever ``trainable`` says
+        (BatchNormalization's moving statistics): they are in ``weights`` and
+        ``non_trainable_weights``, never in ``trainable_weights``, and the
+        layer's backward gives them no gradient (None)."""
+        return ()
+
+    def _own_trainable(self):
+        fixed = self._non_trainable_names()
+        return [(n, w) for n, w in self._own() if n not in fixed]
+
     @property
     def weights(self):
         """The weight arrays themselves (read-only), own first, then the
@@ -401,7 +412,7 @@ class Layer:
         ``weights`` (``trainable_weights``) order."""
         if trainable_only and not self.trainable:
             return []
-        out = [(self, n) for n, _ in self._own()]
+        out = [(self, n) for n, _ in (self._own_trainable() if trainable_only else self._own())]
         for sub in self._sublayers():
             out += sub._slots(trainable_only)
         return out
@@ -417,7 +428,7 @@ class Layer:
     def trainable_weights(self):
         if not self.trainable:
             return []
-        ws = [w for _, w in self._own()]
+        ws = [w for _, w in self._own_trainable()]
         for sub in self._sublayers():
             ws += sub.trainable_weights
         return ws
@@ -426,7 +437,8 @@ class Layer:
     def non_trainable_weights(self):
         if not self.trainable:
             return self.weights
-        ws = []
+        fixed = self._non_trainable_names()
+        ws = [w for n, w in self._own() if n in fixed]
         for sub in self._sublayers():
             ws += sub.non_trainable_weights
         return ws

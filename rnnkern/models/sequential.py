@@ -241,8 +241,8 @@ class Sequential(Trainer, Layer):
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
-        """Print Keras 3's summary table; ValueError before the model is built."""
-        self._require_built("summary")
+        """Print Keras 3's summary table (before the model is built, as Keras: "?"
+        output shapes and "0 (unbuilt)" parameter counts)."""
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
                       expand_nested=expand_nested, show_trainable=show_trainable,
                       layer_range=layer_range)

@@ -8,13 +8,172 @@ import math
 import numpy as np
 
 __all__ = ["timeseries_dataset_from_array", "pad_sequences", "to_categorical",
-           "TimeseriesDataset"]
+           "TimeseriesDataset", "Dataset", "DatasetArray"]
 
 
-class TimeseriesDataset:
+class DatasetArray(np.ndarray):
+    """A NumPy array as the datasets here yield it, that also answers
+    ``.numpy()`` (a plain ndarray of the same data) as the tf.Tensor of a
+    tf.data batch does: keras-io examples write ``inputs.numpy().shape`` and
+    ``x[0][:, 1].numpy()`` (slices stay DatasetArrays). Everything else is the
+    ndarray's; models take it as any array."""
+
+    def numpy(self):
+        return self.view(np.ndarray)
+
+
+def _as_dataset_arrays(element):
+    if isinstance(element, tuple):
+        return tuple(_as_dataset_arrays(e) for e in element)
+    if isinstance(element, list):
+        return [_as_dataset_arrays(e) for e in element]
+    if isinstance(element, dict):
+        return {k: _as_dataset_arrays(v) for k, v in element.items()}
+    if isinstance(element, np.ndarray):
+        return element.view(DatasetArray)
+    return element
+
+
+def _plain(element):
+    if isinstance(element, (tuple, list)):
+        return type(element)(_plain(e) for e in element)
+    if isinstance(element, dict):
+        return {k: _plain(v) for k, v in element.items()}
+    return element.view(np.ndarray) if isinstance(element, np.ndarray) else element
+
+
+def _split(element, i):
+    """Sample ``i`` of a batch (an array, or a tuple / list / dict of them)."""
+    if isinstance(element, (tuple, list)):
+        return type(element)(_split(e, i) for e in element)
+    if isinstance(element, dict):
+        return {k: _split(v, i) for k, v in element.items()}
+    return element[i]
+
+
+def _batch_size_of(element):
+    while isinstance(element, (tuple, list, dict)):
+        element = next(iter(element.values())) if isinstance(element, dict) else element[0]
+    return len(element)
+
+
+def _stack(elements):
+    first = elements[0]
+    if isinstance(first, (tuple, list)):
+        return type(first)(_stack([e[j] for e in elements]) for j in range(len(first)))
+    if isinstance(first, dict):
+        return {k: _stack([e[k] for e in elements]) for k in first}
+    return np.stack([np.asarray(e) for e in elements])
+
+
+def _count_arg(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an int, got {v!r}")
+    return int(v)
+
+
+class Dataset:
+    """An iterable of batches with the tf.data habits keras-io examples use on
+    the dataset of ``timeseries_dataset_from_array``: ``for x, y in ds``,
+    ``len(ds)``, ``ds.take(n)``, ``ds.skip(n)``, ``ds.unbatch()``,
+    ``ds.batch(k, drop_remainder=False)``, ``ds.as_numpy_iterator()`` and
+    ``ds.cardinality()``. Its elements are :class:`DatasetArray` (or tuples of
+    them), which answer ``.numpy()``; ``as_numpy_iterator()`` yields plain
+    ndarrays. Every pass re-runs the source (a shuffled source draws a new
+    order). ``len()`` raises TypeError where the length is unknown, as tf.data's.
+    ``fit``, ``evaluate`` and ``predict`` take any of them."""
+
+    def __init__(self, make_iter, length=None):
+        self._make_iter = make_iter
+        self._length = length
+
+    def __iter__(self):
+        for element in self._make_iter():
+            yield _as_dataset_arrays(element)
+
+    def __len__(self):
+        if self._length is None:
+            raise TypeError("The dataset length is unknown.")
+        return self._length
+
+    def cardinality(self):
+        """The number of elements, or -2 when unknown (tf.data's UNKNOWN)."""
+        return -2 if self._length is None else self._length
+
+    def as_numpy_iterator(self):
+        """The elements as plain NumPy arrays (tf.data's ``as_numpy_iterator``)."""
+        for element in self._make_iter():
+            yield _plain(element)
+
+    def take(self, count):
+        """The first ``count`` elements (all of them for ``count=-1``)."""
+        count = _count_arg("count", count)
+        if count < -1:
+            raise ValueError(f"`count` must be -1 (all) or >= 0, got {count}")
+        if count == -1:
+            return Dataset(self._make_iter, self._length)
+
+        def make():
+            if count == 0:
+                return
+            for i, element in enumerate(self._make_iter()):
+                yield element
+                if i + 1 >= count:
+                    return
+        return Dataset(make, None if self._length is None else min(count, self._length))
+
+    def skip(self, count):
+        """Every element after the first ``count`` (none for ``count=-1``)."""
+        count = _count_arg("count", count)
+        if count < -1:
+            raise ValueError(f"`count` must be -1 (all) or >= 0, got {count}")
+        if count == -1:
+            return Dataset(lambda: iter(()), 0)
+
+        def make():
+            for i, element in enumerate(self._make_iter()):
+                if i >= count:
+                    yield element
+        return Dataset(make, None if self._length is None else max(self._length - count, 0))
+
+    def unbatch(self):
+        """One element per sample of every batch."""
+        def make():
+            for element in self._make_iter():
+                for i in range(_batch_size_of(element)):
+                    yield _split(element, i)
+        return Dataset(make, self._num_samples())
+
+    def _num_samples(self):
+        return None
+
+    def batch(self, batch_size, drop_remainder=False):
+        """Consecutive elements stacked ``batch_size`` at a time (the last,
+        smaller batch dropped with ``drop_remainder=True``)."""
+        batch_size = _count_arg("batch_size", batch_size)
+        if batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive int, got {batch_size}")
+
+        def make():
+            buf = []
+            for element in self._make_iter():
+                buf.append(element)
+                if len(buf) == batch_size:
+                    yield _stack(buf)
+                    buf = []
+            if buf and not drop_remainder:
+                yield _stack(buf)
+        n = self._length
+        if n is not None:
+            n = n // batch_size if drop_remainder else -(-n // batch_size)
+        return Dataset(make, n)
+
+
+class TimeseriesDataset(Dataset):
     """The batches of ``timeseries_dataset_from_array``: iterate it for
     ``(x_batch, y_batch)`` (or ``x_batch`` without targets), as ``fit``,
-    ``evaluate`` and ``predict`` do; ``len()`` is the number of batches.
+    ``evaluate`` and ``predict`` do; ``len()`` is the number of batches, and
+    the tf.data habits of :class:`Dataset` apply.
 
     x_batch [batch, sequence_length, ...data's feature dims]. With
     ``shuffle=True`` every pass draws a new order of the windows (from
@@ -28,11 +187,13 @@ class TimeseriesDataset:
         self._batch = len(positions) if batch_size is None else batch_size
         self._shuffle = shuffle
         self._rng = np.random.RandomState(seed) if shuffle else None
+        n = math.ceil(len(positions) / self._batch) if len(positions) else 0
+        super().__init__(self._batches, n)
 
-    def __len__(self):
-        return math.ceil(len(self._positions) / self._batch) if len(self._positions) else 0
+    def _num_samples(self):
+        return len(self._positions)
 
-    def __iter__(self):
+    def _batches(self):
         pos = self._positions
         if self._shuffle:
             pos = pos[self._rng.permutation(len(pos))]
@@ -53,7 +214,9 @@ def timeseries_dataset_from_array(data, targets, sequence_length, sequence_strid
     ``i`` (starting at ``start_index + s``) is paired with ``targets[start_index
     + s]``, as Keras' ``timeseries_dataset_from_array``. Returns a
     :class:`TimeseriesDataset` (Keras returns a tf.data.Dataset; this iterates
-    the same way)."""
+    the same way and has the habits examples use: ``take``, ``skip``,
+    ``unbatch``, ``batch``, ``as_numpy_iterator``, batches answering
+    ``.numpy()``)."""
     data = np.asarray(data)
     n = len(data)
     for arg, v in (("sequence_length", sequence_length), ("sequence_stride", sequence_stride),
