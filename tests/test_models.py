@@ -463,8 +463,7 @@ def test_set_weights_errors():
 
 def test_unbuilt_model_errors():
     m = RM.Sequential([RL.LSTM(3), RL.Dense(1)])
-    with pytest.raises(ValueError, match="not yet been built"):
-        m.summary()
+    assert "0 (unbuilt)" in captured_summary(m)    # Keras prints it (test_keras_names.py)
     with pytest.raises(ValueError, match="not yet been built"):
         m.count_params()
     with pytest.raises(ValueError, match="not yet been built"):

@@ -151,8 +151,10 @@ class Node:
 
     @property
     def parent_nodes(self):
+        # explicit mask tensors too: an Input used only as a mask comes before its user
         return [t._keras_history.operation._inbound_nodes[t._keras_history.node_index]
-                for t in self.input_tensors if t._keras_history is not None]
+                for t in self.input_tensors + self.mask_tensors
+                if t._keras_history is not None]
 
     def __repr__(self):
         return f"<Node of {self.operation.name!r}>"

@@ -1,6 +1,7 @@
 """The non-recurrent layers of the Keras notebooks, in NumPy: Input /
 InputLayer, Dense, Activation, Dropout, Embedding, Reshape, Flatten,
-RepeatVector, Rescaling, Lambda, and the merging layers Concatenate and Add.
+RepeatVector, Rescaling, Lambda, and the merging layers Concatenate, Add,
+Subtract, Multiply, Average, Maximum, Minimum and Dot.
 
 Each has Keras 3's constructor arguments, defaults and initializers (keras/src/
 layers/{core,reshaping,regularization,preprocessing,merging}/), computes in
@@ -23,7 +24,8 @@ from .base import (KerasTensor, Layer, Node, _shape_tuple, check_bool, check_pos
                    float_array, format_shape, grad_or_zeros, weight_property)
 
 __all__ = ["InputLayer", "Input", "Dense", "Activation", "Dropout", "Embedding", "Reshape",
-           "Flatten", "RepeatVector", "Rescaling", "Lambda", "Concatenate", "Add"]
+           "Flatten", "RepeatVector", "Rescaling", "Lambda", "Concatenate", "Add", "Subtract",
+           "Multiply", "Average", "Maximum", "Minimum", "Dot"]
 
 
 def _no_regularizers(**kw):
@@ -635,27 +637,163 @@ def _shape_list(s):
 
 
 # -------------------------------------------------------------- merging
+#
+# Keras 3's merging layers (keras/src/layers/merging/). Inputs: a list of
+# arrays of one batch size whose other axes broadcast (NumPy's rule, aligned on
+# the right; an input of a lower rank gets axes of size 1 inserted after its
+# batch axis first, as Keras' Merge.call does). Masks as Keras': the output mask
+# is the OR of the inputs' masks when every input has one, else None. Multiply,
+# Maximum and Minimum also use the masks of their inputs in the computation
+# (Keras reads them off the input tensors; here a model hands them to forward,
+# and a direct call takes mask=[...], one entry per input, None for none).
+
+def _tuple_shape(s):
+    """A shape as Keras prints it (a Python tuple)."""
+    return tuple(None if d is None else int(d) for d in s)
+
+
+def _elementwise_shape(shape1, shape2):
+    """Keras' Merge._compute_elemwise_op_output_shape (shapes without the batch)."""
+    if len(shape1) < len(shape2):
+        return _elementwise_shape(shape2, shape1)
+    if not shape2:
+        return tuple(shape1)
+    out = list(shape1[:len(shape1) - len(shape2)])
+    for i, j in zip(shape1[len(shape1) - len(shape2):], shape2):
+        if i is None or j is None:
+            out.append(None)
+        elif i == 1:
+            out.append(j)
+        elif j == 1 or i == j:
+            out.append(i)
+        else:
+            raise ValueError(f"Inputs have incompatible shapes. Received shapes "
+                             f"{_tuple_shape(shape1)} and {_tuple_shape(shape2)}")
+    return tuple(out)
+
+
+def _unbroadcast(g, shape):
+    """The gradient ``g`` of a broadcast result, summed back to ``shape``."""
+    if g.shape == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    if lead:
+        g = g.sum(axis=tuple(range(lead)))
+    axes = tuple(i for i, d in enumerate(shape) if d == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def bool_mask(name, m):
+    """A mask as a boolean array (numbers: nonzero is True); TypeError naming
+    ``name`` for other data."""
+    m = np.asarray(m)
+    if m.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a boolean array, got dtype {m.dtype}")
+    return m.astype(bool, copy=False)
+
+
+def _same_rank(xs):
+    """Keras' Merge.call: inputs of different ranks get size-1 axes after the
+    batch axis up to the highest rank."""
+    top = max(x.ndim for x in xs)
+    return [x if x.ndim == top else x.reshape(x.shape[:1] + (1,) * (top - x.ndim) + x.shape[1:])
+            for x in xs]
+
 
 class _Merge(Layer):
-    """Layers of a list of inputs (Keras' merging layers)."""
+    """Layers of a list of inputs (Keras' merging layers, ``Merge``)."""
 
     _supports_masking = True
     _call_args = ("mask", "training")
+    # forward receives the inputs' masks (Multiply, Maximum and Minimum use them)
+    _call_has_mask_arg = True
+
+    def _shapes(self, input_shape):
+        if (not isinstance(input_shape, (list, tuple)) or not input_shape
+                or not isinstance(input_shape[0], (list, tuple))):
+            raise ValueError(f"A merge layer should be called on a list of inputs. Received: "
+                             f"input_shape={input_shape} (not a list of shapes)")
+        return [_tuple_shape(s) for s in input_shape]
+
+    def _check_input_shape(self, input_shape):
+        self.compute_output_shape(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        shapes = self._shapes(input_shape)
+        batch = {s[0] for s in shapes if s} - {None}
+        if len(batch) > 1:
+            raise ValueError(f"Cannot merge tensors with different batch sizes. Received "
+                             f"tensors with shapes {shapes}")
+        out = shapes[0][1:]
+        for s in shapes[1:]:
+            out = _elementwise_shape(out, s[1:])
+        return (batch.pop() if batch else None,) + out
 
     def _standardize(self, inputs):
         if not isinstance(inputs, (list, tuple)) or len(inputs) < 1:
             raise ValueError(f"A {type(self).__name__} layer should be called on a list of "
-                             f"inputs. Received: {type(inputs).__name__}")
-        return [float_array(x, f"inputs[{i}]", "a float32 array") for i, x in enumerate(inputs)]
+                             f"inputs. Received: inputs={type(inputs).__name__} (not a list "
+                             "of tensors)")
+        xs = [float_array(x, f"inputs[{i}]", "a float32 array") for i, x in enumerate(inputs)]
+        self._check_input_shape([x.shape for x in xs])
+        return xs
 
     def compute_mask(self, inputs, mask=None):
-        if mask is None or all(m is None for m in mask):
+        """Keras' Merge.compute_mask: the OR of the masks when every input has
+        one, else None."""
+        if mask is None:
             return None
-        masks = [np.asarray(m, bool) for m in mask if m is not None]
-        out = masks[0]
-        for m in masks[1:]:
-            out = out & m
+        if not isinstance(mask, (list, tuple)):
+            raise ValueError(f"`mask` should be a list. Received: mask={mask}")
+        if not isinstance(inputs, (list, tuple)):
+            raise ValueError(f"`inputs` should be a list. Received: inputs={inputs}")
+        if len(mask) != len(inputs):
+            raise ValueError(f"The lists `inputs` and `mask` should have the same length. "
+                             f"Received: inputs of length {len(inputs)}, and mask of length "
+                             f"{len(mask)}")
+        if any(m is None for m in mask):
+            return None
+        out = np.asarray(mask[0], bool)
+        for m in mask[1:]:
+            out = out | np.asarray(m, bool)
         return out
+
+    def _input_masks(self, xs, mask):
+        """The masks of the inputs broadcast to their shapes (a list with None
+        for an unmasked input), or None: no masks, or inputs of different ranks
+        (Keras' reshaping drops the masks then)."""
+        if mask is None:
+            return None
+        if not isinstance(mask, (list, tuple)) or len(mask) != len(xs):
+            raise ValueError(f"mask of layer {self.name!r} must be a list with one entry (an "
+                             f"array or None) per input ({len(xs)}), got {mask!r}")
+        if all(m is None for m in mask) or len({x.ndim for x in xs}) > 1:
+            return None
+        out = []
+        for i, (x, m) in enumerate(zip(xs, mask)):
+            if m is None:
+                out.append(None)
+                continue
+            m = bool_mask(f"mask[{i}]", m)
+            try:
+                out.append(np.broadcast_to(m[..., None], x.shape))
+            except ValueError:
+                raise ValueError(f"mask[{i}] of shape {m.shape} does not fit input {i} of "
+                                 f"shape {x.shape} (a mask has the input's shape without its "
+                                 "last axis)") from None
+        return out
+
+    @staticmethod
+    def _ctx_shapes(xs, es):
+        return [x.shape for x in xs], [e.shape for e in es]
+
+    @staticmethod
+    def _to_inputs(ds, shapes):
+        """Gradients of the rank-matched inputs back to the inputs' shapes."""
+        in_shapes, e_shapes = shapes
+        return [_unbroadcast(d, e).reshape(s) for d, e, s in zip(ds, e_shapes, in_shapes)]
 
 
 class Concatenate(_Merge):
@@ -718,29 +856,293 @@ class Concatenate(_Merge):
 
 
 class Add(_Merge):
-    """Sums a list of inputs of one shape."""
-
-    def _check_input_shape(self, input_shape):
-        shapes = _shape_list(input_shape)
-        for s in shapes[1:]:
-            if len(s) != len(shapes[0]) or any(
-                    a is not None and b is not None and a != b for a, b in zip(s, shapes[0])):
-                raise ValueError(f"Inputs of an Add layer must have the same shape, got "
-                                 f"{[format_shape(s) for s in shapes]}")
-
-    def compute_output_shape(self, input_shape):
-        shapes = _shape_list(input_shape)
-        return tuple(next((s[i] for s in shapes if s[i] is not None), None)
-                     for i in range(len(shapes[0])))
+    """Sums a list of inputs (shapes that broadcast, Keras' Merge rule)."""
 
     def forward(self, xs, training=None, mask=None):
-        out = xs[0].copy()
-        for x in xs[1:]:
-            out += x
-        return out, len(xs)
+        es = _same_rank(xs)
+        out = es[0].copy()
+        for x in es[1:]:
+            if out.shape == np.broadcast_shapes(out.shape, x.shape):
+                out += x
+            else:
+                out = out + x
+        return out, self._ctx_shapes(xs, es)
 
-    def backward_from(self, k, dy):
+    def backward_from(self, shapes, dy):
+        if dy is None:
+            return [None] * len(shapes[0]), []
+        dy = np.asarray(dy, floatx())
+        return self._to_inputs([dy] * len(shapes[0]), shapes), []
+
+
+class Subtract(_Merge):
+    """``inputs[0] - inputs[1]`` (exactly two inputs whose shapes broadcast)."""
+
+    def _check_input_shape(self, input_shape):
+        super()._check_input_shape(input_shape)
+        if len(input_shape) != 2:
+            raise ValueError(f"A `Subtract` layer should be called on exactly 2 inputs. "
+                             f"Received: input_shape={self._shapes(input_shape)}")
+
+    def forward(self, xs, training=None, mask=None):
+        es = _same_rank(xs)
+        return es[0] - es[1], self._ctx_shapes(xs, es)
+
+    def backward_from(self, shapes, dy):
+        if dy is None:
+            return [None, None], []
+        dy = np.asarray(dy, floatx())
+        return self._to_inputs([dy, -dy], shapes), []
+
+
+class Average(_Merge):
+    """The mean of a list of inputs (shapes that broadcast)."""
+
+    def forward(self, xs, training=None, mask=None):
+        es = _same_rank(xs)
+        out = es[0]
+        for x in es[1:]:
+            out = out + x
+        return out / out.dtype.type(len(es)), self._ctx_shapes(xs, es)
+
+    def backward_from(self, shapes, dy):
+        k = len(shapes[0])
         if dy is None:
             return [None] * k, []
         dy = np.asarray(dy, floatx())
-        return [dy] * k, []
+        return self._to_inputs([dy / dy.dtype.type(k)] * k, shapes), []
+
+
+class Multiply(_Merge):
+    """The elementwise product of a list of inputs (shapes that broadcast).
+
+    With masks (Keras' Multiply): a masked-out step of an input counts as 1;
+    when every input has a mask, the output is 0 where no input keeps the step."""
+
+    def forward(self, xs, training=None, mask=None):
+        es = _same_rank(xs)
+        ms = self._input_masks(es, mask) or [None] * len(es)
+        terms = [x if m is None else np.where(m, x, x.dtype.type(1)) for x, m in zip(es, ms)]
+        keep = None
+        if all(m is not None for m in ms):
+            keep = ms[0]
+            for m in ms[1:]:
+                keep = keep | m
+        partial = [terms[0]]
+        for t in terms[1:]:
+            partial.append(partial[-1] * t)
+        out = partial[-1]
+        if keep is not None:
+            out = np.where(keep, out, out.dtype.type(0))
+        if not _keep(training):
+            return out, None
+        return out, (self._ctx_shapes(xs, es), terms, partial, ms, keep)
+
+    def backward_from(self, ctx, dy):
+        shapes, terms, partial, ms, keep = ctx
+        g = grad_or_zeros(dy, partial[-1].shape if keep is None else
+                          np.broadcast_shapes(partial[-1].shape, keep.shape))
+        if keep is not None:
+            g = np.where(keep, g, g.dtype.type(0))
+        ds = [None] * len(terms)
+        for k in range(len(terms) - 1, 0, -1):  # as autograd through the fold
+            ds[k] = _unbroadcast(g * partial[k - 1], terms[k].shape)
+            g = _unbroadcast(g * terms[k], partial[k - 1].shape)
+        ds[0] = g
+        ds = [d if m is None else np.where(m, d, d.dtype.type(0)) for d, m in zip(ds, ms)]
+        return self._to_inputs(ds, shapes), []
+
+
+class _MinMax(_Merge):
+    """Maximum / Minimum: Keras' fold ``out = op(out, x)`` over the inputs, with
+    Keras' masking (a masked-out step of an input takes the running result; the
+    output mask is the OR of the masks when every input has one). Backward
+    routes the gradient as torch's autograd does through that fold: at a tie
+    each side gets half."""
+
+    _op = staticmethod(np.maximum)
+
+    def _first_wins(self, b, a):
+        return b > a
+
+    def forward(self, xs, training=None, mask=None):
+        es = _same_rank(xs)
+        ms = self._input_masks(es, mask) or [None] * len(es)
+        out, keep = es[0], ms[0]
+        steps = []
+        for x, m in zip(es[1:], ms[1:]):
+            a = x if m is None else np.where(m, x, out)
+            b = out if keep is None else np.where(keep, out, a)
+            steps.append((out.shape, x.shape, m, keep, b, a))
+            keep = keep | m if keep is not None and m is not None else None
+            out = self._op(b, a)
+        if not _keep(training):
+            return out, None
+        return out, (self._ctx_shapes(xs, es), out.shape, steps)
+
+    def backward_from(self, ctx, dy):
+        shapes, out_shape, steps = ctx
+        g = grad_or_zeros(dy, out_shape)
+        ds = [None] * (len(steps) + 1)
+        zero = g.dtype.type(0)
+        for k in range(len(steps), 0, -1):
+            prev_shape, x_shape, m, keep, b, a = steps[k - 1]
+            tie = b == a
+            half = np.where(tie, g * g.dtype.type(0.5), g)
+            gb = np.where(self._first_wins(a, b), zero, half)   # b loses: nothing
+            ga = np.where(self._first_wins(b, a), zero, half)
+            if keep is not None:  # b = where(keep, out, a)
+                g_prev, ga = np.where(keep, gb, zero), ga + np.where(keep, zero, gb)
+            else:
+                g_prev = gb
+            if m is not None:     # a = where(m, x, out)
+                gx, g_prev = np.where(m, ga, zero), g_prev + np.where(m, zero, ga)
+            else:
+                gx = ga
+            ds[k] = _unbroadcast(gx, x_shape)
+            g = _unbroadcast(g_prev, prev_shape)
+        ds[0] = g
+        return self._to_inputs(ds, shapes), []
+
+
+class Maximum(_MinMax):
+    """The elementwise maximum of a list of inputs (shapes that broadcast)."""
+
+
+class Minimum(_MinMax):
+    """The elementwise minimum of a list of inputs (shapes that broadcast)."""
+
+    _op = staticmethod(np.minimum)
+
+    def _first_wins(self, b, a):
+        return b < a
+
+
+class Dot(_Merge):
+    """Batchwise dot product of two inputs along ``axes`` (Keras' Dot).
+
+    ``axes``: an int (the same axis of both inputs; negative counts from the
+    end of each) or a pair (one axis per input); never the batch axis 0. The
+    output is ``(batch, *rest_of_x1, *rest_of_x2)``, ``(batch, 1)`` when both
+    rests are empty. ``normalize=True`` l2-normalises both inputs along their
+    axes first (Keras' ``x * min(rsqrt(sum x^2), 1/epsilon)``, epsilon 1e-7):
+    the output is then the cosine similarity. Output mask: None.
+    """
+
+    _EPSILON = 1e-7  # keras.config.epsilon()
+
+    def __init__(self, axes, normalize=False, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axes, (int, np.integer)) and not isinstance(axes, bool):
+            axes = int(axes)
+        else:
+            if not isinstance(axes, (list, tuple)):
+                raise TypeError(f"Invalid type for argument `axes`: it should be a list or an "
+                                f"int. Received: axes={axes}")
+            if len(axes) != 2:
+                raise ValueError(f"Invalid format for argument `axes`: it should contain two "
+                                 f"elements. Received: axes={axes}")
+            if not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool)
+                       for a in axes):
+                raise ValueError(f"Invalid format for argument `axes`: list elements should "
+                                 f"be integers. Received: axes={axes}")
+            axes = type(axes)(int(a) for a in axes)
+        self.axes = axes
+        self.normalize = check_bool("normalize", normalize)
+
+    def _axes(self, nd1, nd2):
+        pair = (self.axes, self.axes) if isinstance(self.axes, int) else self.axes
+        return [a % nd if a < 0 else a for a, nd in zip(pair, (nd1, nd2))]
+
+    def _check_input_shape(self, input_shape):
+        if (not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2
+                or not isinstance(input_shape[0], (list, tuple))):
+            raise ValueError(f"A `Dot` layer should be called on a list of 2 inputs. "
+                             f"Received: input_shape={input_shape}")
+        s1, s2 = (_tuple_shape(s) for s in input_shape)
+        if len(s1) < 2 or len(s2) < 2:
+            raise ValueError(f"Cannot do batch_dot on inputs with rank < 2. Received inputs "
+                             f"with shapes {s1} and {s2}.")
+        if s1[0] is not None and s2[0] is not None and s1[0] != s2[0]:
+            raise ValueError(f"Cannot do batch_dot on inputs with different batch sizes. "
+                             f"Received inputs with shapes {s1} and {s2}.")
+        a1, a2 = self._axes(len(s1), len(s2))
+        if not (0 <= a1 < len(s1) and 0 <= a2 < len(s2)):
+            raise ValueError(f"axes={self.axes} are out of range for inputs of shapes {s1} "
+                             f"and {s2}")
+        if a1 == 0 or a2 == 0:
+            raise ValueError("Cannot perform batch_dot over axis 0. If your inputs are not "
+                             "batched, add a dummy batch dimension to your inputs using "
+                             "keras.ops.expand_dims(x, 0)")
+        if s1[a1] != s2[a2]:
+            raise ValueError(f"Incompatible input shapes: axis values {s1[a1]} (at axis {a1}) "
+                             f"!= {s2[a2]} (at axis {a2}). Full input shapes: {s1}, {s2}")
+
+    def compute_output_shape(self, input_shape):
+        self._check_input_shape(input_shape)
+        s1, s2 = (list(_tuple_shape(s)) for s in input_shape)
+        a1, a2 = self._axes(len(s1), len(s2))
+        s1.pop(a1)
+        s2.pop(a2)
+        s2.pop(0)
+        out = s1 + s2
+        return tuple(out + [1] if len(out) == 1 else out)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def _l2_normalize(self, x, axis):
+        with np.errstate(divide="ignore"):
+            inv = 1.0 / np.sqrt(np.sum(x * x, axis=axis, keepdims=True))
+        cap = x.dtype.type(1.0 / self._EPSILON)
+        clamped = ~(inv < cap)  # inf (a zero vector) and NaN included
+        inv = np.where(clamped, cap, inv).astype(x.dtype, copy=False)
+        return x * inv, (inv, clamped)
+
+    def forward(self, xs, training=None, mask=None):
+        x1, x2 = xs
+        a1, a2 = self._axes(x1.ndim, x2.ndim)
+        norms = None
+        if self.normalize:
+            (x1, n1), (x2, n2) = self._l2_normalize(x1, a1), self._l2_normalize(x2, a2)
+            norms = (n1, n2)
+        m1 = np.moveaxis(x1, a1, -1)    # (N, *rest1, d)
+        m2 = np.moveaxis(x2, a2, 1)     # (N, d, *rest2)
+        n, d = x1.shape[0], x1.shape[a1]
+        rest1, rest2 = m1.shape[1:-1], m2.shape[2:]
+        y = np.matmul(m1.reshape(n, -1, d), m2.reshape(n, d, -1))
+        out_shape = (n,) + rest1 + rest2
+        y = y.reshape(out_shape if len(out_shape) > 1 else (n, 1))
+        if not _keep(training):
+            return y, None
+        return y, (x1, x2, a1, a2, norms, y.shape)
+
+    def backward_from(self, ctx, dy):
+        x1, x2, a1, a2, norms, out_shape = ctx
+        dy = grad_or_zeros(dy, out_shape)
+        m1, m2 = np.moveaxis(x1, a1, -1), np.moveaxis(x2, a2, 1)
+        n, d = x1.shape[0], x1.shape[a1]
+        g = dy.reshape(n, int(np.prod(m1.shape[1:-1], dtype=np.int64)), -1)
+        f1 = m1.reshape(n, -1, d)
+        f2 = m2.reshape(n, d, -1)
+        d1 = np.moveaxis((g @ np.swapaxes(f2, 1, 2)).reshape(m1.shape), -1, a1)
+        d2 = np.moveaxis((np.swapaxes(f1, 1, 2) @ g).reshape(m2.shape), 1, a2)
+        if norms is not None:
+            d1 = self._l2_normalize_backward(x1, norms[0], d1, a1)
+            d2 = self._l2_normalize_backward(x2, norms[1], d2, a2)
+        return [d1, d2], []
+
+    @staticmethod
+    def _l2_normalize_backward(y, norm, dy, axis):
+        """y = x * inv, inv = min(rsqrt(sum x^2), 1/eps): dx = inv (dy - y sum(dy y))
+        where inv is not capped, inv dy where it is (the cap is a constant). At a
+        zero vector that is 1e7 dy, the derivative of Keras' forward there, where
+        torch's autograd through Keras gives NaN (0 * the infinite rsqrt')."""
+        inv, clamped = norm
+        proj = np.sum(dy * y, axis=axis, keepdims=True)
+        return inv * (dy - np.where(clamped, y.dtype.type(0), y * proj))
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(axes=self.axes, normalize=self.normalize)
+        return cfg

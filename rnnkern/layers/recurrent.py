@@ -89,6 +89,45 @@ __all__ = ["SimpleRNN", "LSTM", "GRU"]
 _PACK_KEEP_BYTES = 256 << 20
 
 
+def checked_input_shape(input_shape, features, name, legend="(batch, timesteps, features)"):
+    """``input_shape`` as a tuple of the legend's rank, ending in a positive number
+    of features (``features`` when the layer ``name`` is built for it, else None);
+    ValueError otherwise. Shared with rnnkern.layers.rnn."""
+    rank = legend.count(",") + 1
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise ValueError(f"input_shape must be {legend}, got {input_shape!r}") from None
+    if len(shape) != rank:
+        raise ValueError(f"input_shape must be {legend}, got {shape}")
+    c = shape[-1]
+    if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) or c <= 0:
+        raise ValueError(f"input_shape must end with a positive number of features, "
+                         f"got {shape}")
+    if features is not None and c != features:
+        raise ValueError(f"layer {name!r} is already built for {features} input features, "
+                         f"got input_shape {shape}")
+    return shape
+
+
+def standardized_sequence(x, features, name):
+    """x as float32 [N, T >= 1, C >= 1], checked (``features``: the C layer ``name``
+    is built for, else None). Shared with rnnkern.layers.rnn."""
+    x = float_array(x, "x", "float32 of shape (batch, timesteps, features)")
+    if x.ndim != 3:
+        raise ValueError(f"x must be 3-D (batch, timesteps, features), got shape {x.shape}")
+    if x.shape[1] == 0:
+        raise ValueError(f"x has 0 timesteps (shape {x.shape}); "
+                         "expected (batch, timesteps >= 1, features)")
+    if x.shape[2] == 0:
+        raise ValueError(f"x has 0 features (shape {x.shape}); "
+                         "expected (batch, timesteps, features >= 1)")
+    if features is not None and x.shape[2] != features:
+        raise ValueError(f"x has {x.shape[2]} features but layer {name!r} was built "
+                         f"for {features} (x: (batch, timesteps, features))")
+    return x
+
+
 class _Empty:
     """Marker cache of a call with batch size 0 (nothing to run)."""
 
@@ -256,21 +295,8 @@ class _RNN(Layer):
     # ---------------------------------------------------------------- weights
 
     def _check_input_shape(self, input_shape):
-        try:
-            shape = tuple(input_shape)
-        except TypeError:
-            raise ValueError(f"input_shape must be (batch, timesteps, features), "
-                             f"got {input_shape!r}") from None
-        if len(shape) != 3:
-            raise ValueError(f"input_shape must be (batch, timesteps, features), got {shape}")
-        c = shape[-1]
-        if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) or c <= 0:
-            raise ValueError(f"input_shape must end with a positive number of features, "
-                             f"got {shape}")
-        if self.built and c != self.kernel.shape[0]:
-            raise ValueError(f"layer {self.name!r} is already built for {self.kernel.shape[0]} "
-                             f"input features, got input_shape {shape}")
-        return shape
+        return checked_input_shape(input_shape, self.kernel.shape[0] if self.built else None,
+                                   self.name)
 
     def build(self, input_shape):
         """Create the weights for inputs of shape (N?, T?, C)."""
@@ -380,22 +406,13 @@ class _RNN(Layer):
     # ------------------------------------------------------------------- call
 
     def _standardize(self, x):
-        x = float_array(x, "x", "float32 of shape (batch, timesteps, features)")
-        if x.ndim != 3:
-            raise ValueError(f"x must be 3-D (batch, timesteps, features), got shape {x.shape}")
-        if x.shape[1] == 0:
-            raise ValueError(f"x has 0 timesteps (shape {x.shape}); "
-                             "expected (batch, timesteps >= 1, features)")
-        if x.shape[2] == 0:
-            raise ValueError(f"x has 0 features (shape {x.shape}); "
-                             "expected (batch, timesteps, features >= 1)")
-        if self.built and x.shape[2] != self.kernel.shape[0]:
-            raise ValueError(f"x has {x.shape[2]} features but layer {self.name!r} was built "
-                             f"for {self.kernel.shape[0]} (x: (batch, timesteps, features))")
-        return x
+        return standardized_sequence(x, self.kernel.shape[0] if self.built else None, self.name)
 
-    def forward(self, x, training=None, mask=None, initial_state=None):
-        """One call on standardized x [N, T, C]: returns (outputs, ctx)."""
+    def forward(self, x, training=None, mask=None, initial_state=None, dropout_masks=None):
+        """One call on standardized x [N, T, C]: returns (outputs, ctx).
+        ``dropout_masks`` (internal: the cells of rnnkern.layers.rnn, which keep
+        their masks across single-step calls as Keras' cells do): the triple of
+        ``_draw_dropout`` to use instead of drawing one."""
         training = check_training(training)
         n, t, c = x.shape
         h_units, g = self.units, self._gates
@@ -416,16 +433,10 @@ class _RNN(Layer):
         need = 4 * n * t * (c + h_units * (1 + (g + 2 if keep else 0)))
         _check_memory(need, f"{type(self).__name__}(units={h_units}) on x {x.shape}")
 
-        drop = input_masks = recurrent_masks = None
-        if training is True and self.recurrent_dropout > 0:
-            # Keras' implementation=1 cells: one mask per gate (SimpleRNN: G = 1)
-            if self._applies(self.dropout):
-                input_masks = self._dropout_masks(self.dropout, (g, n, c), x.dtype)
-            if self._applies(self.recurrent_dropout):
-                recurrent_masks = self._dropout_masks(self.recurrent_dropout, (g, n, h_units),
-                                                      x.dtype)
-        elif training is True and self._applies(self.dropout):
-            drop = self._dropout_masks(self.dropout, (n, c), x.dtype)
+        if dropout_masks is None:
+            dropout_masks = self._draw_dropout(training, n, c, x.dtype)
+        drop, input_masks, recurrent_masks = dropout_masks
+        if drop is not None:
             x = x * drop[:, None, :]
 
         out_shape = (n, t, h_units) if self.return_sequences else (n, h_units)
@@ -496,6 +507,23 @@ class _RNN(Layer):
         if self._cell == "lstm":
             states.append(np.asarray(cT, dtype=x.dtype))
         return y, states
+
+    def _draw_dropout(self, training, n, c, dtype):
+        """The dropout masks of one call (see the module docstring, "Dropout"):
+        (drop [N, C] applied to x, input_masks [G, N, C], recurrent_masks
+        [G, N, H]), each None where not applied (all None unless training is True)."""
+        g, h_units = self._gates, self.units
+        drop = input_masks = recurrent_masks = None
+        if training is True and self.recurrent_dropout > 0:
+            # Keras' implementation=1 cells: one mask per gate (SimpleRNN: G = 1)
+            if self._applies(self.dropout):
+                input_masks = self._dropout_masks(self.dropout, (g, n, c), dtype)
+            if self._applies(self.recurrent_dropout):
+                recurrent_masks = self._dropout_masks(self.recurrent_dropout, (g, n, h_units),
+                                                      dtype)
+        elif training is True and self._applies(self.dropout):
+            drop = self._dropout_masks(self.dropout, (n, c), dtype)
+        return drop, input_masks, recurrent_masks
 
     def _applies(self, rate):
         """Whether Keras' cell applies a dropout of this rate: 0 < rate < 1 (LSTM,

@@ -24,6 +24,7 @@ import numpy as np
 from .. import backends as _backends
 from .._common import GATES
 from ..utils.registry import deserialize_layer, serialize_layer
+from ..utils.tree import flatten
 from .base import Layer, check_training, format_shape, grad_or_zeros
 
 __all__ = ["TimeDistributed", "Bidirectional"]
@@ -153,11 +154,11 @@ class Bidirectional(_Wrapper):
         super().__init__(layer, **kwargs)
         self.forward_layer = self._copy(layer, "forward_", {})
         if backward_layer is None:
-            seed = getattr(layer, "seed", None)
-            self.backward_layer = self._copy(
-                layer, "backward_",
-                {"go_backwards": not layer.go_backwards,
-                 "seed": None if seed is None else seed + 1})
+            overrides = {"go_backwards": not layer.go_backwards}
+            if "seed" in layer.get_config():     # RNN(cell): the seed is the cell's
+                seed = getattr(layer, "seed", None)
+                overrides["seed"] = None if seed is None else seed + 1
+            self.backward_layer = self._copy(layer, "backward_", overrides)
         else:
             self.backward_layer = backward_layer
         self._verify_layer_config()
@@ -199,7 +200,8 @@ class Bidirectional(_Wrapper):
 
     @property
     def _n_states(self):
-        return len(self.forward_layer.state_size)
+        size = self.forward_layer.state_size      # a stack of cells: nested sizes
+        return len(flatten(size)) if isinstance(size, (list, tuple)) else 1
 
     def _check_input_shape(self, input_shape):
         for sub in self._sublayers():

@@ -338,7 +338,9 @@ class Model(Trainer, Layer):
         out_masks = [None] * len(flat_out)
         if layer.supports_masking:
             m = layer.compute_mask(args, previous_mask)
-            out_masks = list(m) if isinstance(m, (list, tuple)) else [m] * len(flat_out)
+            # one mask for several outputs goes to the first (Keras' _set_mask_metadata)
+            out_masks = list(m) if isinstance(m, (list, tuple)) else \
+                [m] + [None] * (len(flat_out) - 1)
         elif previous_mask is not None:
             warn_mask_dropped(layer)
         for t, v, m in zip(node.output_tensors, flat_out, out_masks):
@@ -367,7 +369,10 @@ class Model(Trainer, Layer):
             layer = node.operation
             d_in, g = layer.backward_from(lctx, pack_as(node.outputs, d_outs))
             acc = layer_grads.get(id(layer))
-            layer_grads[id(layer)] = g if acc is None else [a + b for a, b in zip(acc, g)]
+            # summed over the uses of a shared layer (None: a weight no gradient
+            # reaches, BatchNormalization's moving statistics)
+            layer_grads[id(layer)] = g if acc is None else [
+                None if a is None else a + b for a, b in zip(acc, g)]
             flat_in = flatten(d_in) if isinstance(d_in, (list, tuple)) else [d_in]
             if len(flat_in) != len(node.input_tensors):
                 raise AssertionError(f"layer {layer.name!r} returned {len(flat_in)} input "

@@ -402,6 +402,8 @@ class Trainer:
                                     steps_per_execution=steps_per_execution,
                                     jit_compile=jit_compile)
         self.compiled = True
+        # Keras: a change of `trainable` takes effect at the next compile()
+        self._slot_cache = None
         self.stop_training = False
 
     def _assert_compiled(self, what):
@@ -806,9 +808,14 @@ class Trainer:
     # ------------------------------------------------------------ files
     def save(self, filepath, overwrite=True, zipped=None, **kwargs):
         """Save the whole model: ``.keras`` (Keras 3's file, readable by Keras),
-        ``.rnnkern`` (NumPy only) — architecture, weights, compile
-        configuration and optimizer state (see rnnkern.saving)."""
-        saving.save_model(self, filepath, overwrite=overwrite)
+        ``.h5`` / ``.hdf5`` (Keras' legacy HDF5 file), ``.rnnkern`` (NumPy only) —
+        architecture, weights, compile configuration and optimizer state (see
+        rnnkern.saving); ``include_optimizer=False``: without the last two."""
+        include_optimizer = kwargs.pop("include_optimizer", True)
+        if kwargs:
+            raise ValueError(f"The following argument(s) are not supported: {list(kwargs)}")
+        saving.save_model(self, filepath, overwrite=overwrite,
+                          include_optimizer=include_optimizer)
 
     def get_compile_config(self):
         return saving.compile_config(self) if self.compiled else {}
