@@ -10,7 +10,8 @@
   both ways between Keras and rnnkern models of the same architecture. Keras
   lays the file out by the model's structure, not by layer names:
   ``layers/<snake_case class name>[_k]/vars/<i>``, with ``cell/`` inside the
-  recurrent layers, ``layer/`` inside TimeDistributed, ``forward_layer/`` and
+  recurrent layers and ``RNN(cell)`` (``cell/cells/<snake_case class name>[_k]/``
+  for a StackedRNNCells), ``layer/`` inside TimeDistributed, ``forward_layer/`` and
   ``backward_layer/`` inside Bidirectional, ``layers/...`` inside nested models.
 
 Files are written atomically: to a temporary file beside the target, then
@@ -39,29 +40,31 @@ import datetime
 import io
 import json
 import os
-import stat
-import tempfile
 import zipfile
 import zlib
 
 import numpy as np
 
-from . import losses, optimizers
+from . import losses, metrics, optimizers
+from . import legacy_h5  # Keras' legacy .h5 model files (it uses this module's helpers)
 from ._version import __version__
 from .layers.base import KerasTensor, Layer
 from .layers.recurrent import _RNN
 from .layers.wrappers import Bidirectional, TimeDistributed
+from .utils.file_utils import SavedFileError as _SavedFileError
+from .utils.file_utils import atomic_write
 from .utils.naming import to_snake_case
-from .utils.registry import deserialize_layer, registered_class, serialize_layer
+from .utils.registry import (deserialize_layer, register_keras_serializable,  # noqa: F401
+                             registered_class, serialize_layer)
 from .utils.tree import flatten, map_structure
 
 __all__ = ["save_weights", "load_weights", "save_model", "load_model", "functional_config",
-           "functional_from_config", "SavedFileError"]
+           "functional_from_config", "SavedFileError", "register_keras_serializable"]
 
 
-class SavedFileError(ValueError):
-    """A file rnnkern will not read: malformed, damaged, of another architecture, or
-    asking for more than it could hold. The message names the file and the reason."""
+# defined with the file helpers (rnnkern.utils.file_utils raises it too: get_file's
+# archives, the datasets' files); one class wherever a file is refused
+SavedFileError = _SavedFileError
 
 
 # what a config.json may decompress to: a few thousand layers' configs are < 10 MiB
@@ -78,6 +81,16 @@ def _models():
     return registered_class("Model"), registered_class("Sequential")
 
 
+def _rnn_classes():
+    """(RNN, StackedRNNCells) of rnnkern.layers.rnn, by the registry as _models():
+    the module registers them when it is imported, and a model can hold them only
+    once it is; empty tuples before (isinstance(x, ()) is False)."""
+    try:
+        return registered_class("RNN"), registered_class("StackedRNNCells")
+    except KeyError:
+        return (), ()
+
+
 def _is_h5(path):
     return str(path).endswith(".h5")
 
@@ -91,36 +104,7 @@ def _h5py():
     return h5py
 
 
-def _file_mode(path):
-    """The mode a saved file gets: the replaced file's, else what the umask gives a
-    new file (mkstemp's temporary file is 0600, which would otherwise stay)."""
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _atomic_write(path, write):
-    """``write(tmp_path)`` then rename onto ``path``; the temporary file is
-    removed if anything fails."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".rnnkern-", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        os.chmod(tmp, _file_mode(path))
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+_atomic_write = atomic_write   # write to a temporary file beside the target, then rename
 
 
 def _check_built(obj):
@@ -296,18 +280,28 @@ def _h5_slots(obj, prefix=""):
     """(dataset path, index into obj.weights) of every weight, in Keras'
     .weights.h5 layout."""
     Model, Sequential = _models()
+    RNN, StackedRNNCells = _rnn_classes()
     slots = []
+
+    def walk_list(subs, prefix, base):
+        # Keras names the entries of a list of layers (a model's layers, a stack's
+        # cells) by their snake_case class name, numbered from the second on
+        seen = {}
+        i = base
+        for sub in subs:
+            key = to_snake_case(type(sub).__name__)
+            n = seen.get(key, 0)
+            seen[key] = n + 1
+            walk(sub, f"{prefix}{key if n == 0 else f'{key}_{n}'}/", i)
+            i += len(sub.weights)
 
     def walk(layer, prefix, base):
         if isinstance(layer, (Model, Sequential)):
-            seen = {}
-            i = base
-            for sub in layer.layers:
-                key = to_snake_case(type(sub).__name__)
-                n = seen.get(key, 0)
-                seen[key] = n + 1
-                walk(sub, f"{prefix}layers/{key if n == 0 else f'{key}_{n}'}/", i)
-                i += len(sub.weights)
+            walk_list(layer.layers, prefix + "layers/", base)
+        elif isinstance(layer, RNN):           # RNN(cell): the cell's weights
+            walk(layer.cell, prefix + "cell/", base)
+        elif isinstance(layer, StackedRNNCells):
+            walk_list(layer.cells, prefix + "cells/", base)
         elif isinstance(layer, TimeDistributed):
             walk(layer.layer, prefix + "layer/", base)
         elif isinstance(layer, Bidirectional):
@@ -374,6 +368,10 @@ def load_weights(obj, filepath, skip_mismatch=False):
         raise FileNotFoundError(f"load_weights: no such file {path!r}")
     paths = obj.weight_paths()
     current = obj.weights
+    if _is_h5(path) and legacy_h5.is_whole_model_file(path):
+        # Keras' load_weights reads a legacy whole-model file's weights too
+        legacy_h5.load_weights_from_hdf5(obj, path, skip_mismatch)
+        return
     if _is_h5(path):
         arrays = _read_h5(obj, path, skip_mismatch)
     else:
@@ -545,10 +543,29 @@ def compile_config(model):
     return cfg
 
 
+def deserialize_nested(fn, config):
+    """``config`` (a serialized object, a name, or lists / dicts by output of
+    them) with each serialized object, a dict holding "class_name", passed
+    through ``fn``; names stay names (compile takes them as they are)."""
+    if isinstance(config, dict):
+        if "class_name" in config:
+            return fn(config)
+        return {k: deserialize_nested(fn, v) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return [deserialize_nested(fn, v) for v in config]
+    return config
+
+
 def compile_from_config(model, config):
     cfg = dict(config)
     known = ("optimizer", "loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
              "steps_per_execution", "jit_compile", "auto_scale_loss")
+    # serialized loss and metric objects ({"class_name": ...}) back to objects: compile
+    # would read a dict as one entry per output
+    for key, decode in (("loss", losses.deserialize), ("metrics", metrics.deserialize),
+                        ("weighted_metrics", metrics.deserialize)):
+        if key in cfg:
+            cfg[key] = deserialize_nested(decode, cfg[key])
     model.compile(**{k: v for k, v in cfg.items() if k in known})
 
 
@@ -564,13 +581,19 @@ def _set_optimizer_variables(model, arrays):
     if not opt.built:
         opt.build([l._params[n] for l, n in model._slots(trainable_only=True)])
     current = opt.variables
+    if len(arrays) < len(current) and all(
+            np.shape(a) == c.shape for a, c in zip(arrays, current)):
+        # an optimizer saved before its first step holds only its iteration count
+        # and learning rate (Keras sets those and keeps the fresh slots)
+        opt.set_variables(list(arrays) + [np.array(c) for c in current[len(arrays):]])
+        return
     if len(current) != len(arrays):
         raise ValueError(f"the file holds {len(arrays)} optimizer variables, the model's "
                          f"{type(opt).__name__} has {len(current)}")
     opt.set_variables(arrays)
 
 
-def _model_config(model):
+def _model_config(model, include_optimizer=True):
     cfg = {"module": "keras", "class_name": _model_class_name(model),
            "config": _jsonable(model.get_config()), "registered_name": None}
     try:
@@ -578,18 +601,24 @@ def _model_config(model):
         cfg["build_config"] = {"input_shape": _jsonable(shape)}
     except (ValueError, AttributeError):
         pass
-    if getattr(model, "compiled", False):
+    if include_optimizer and getattr(model, "compiled", False):
         cfg["compile_config"] = _jsonable(compile_config(model))
     return cfg
 
 
-def save_model(model, filepath, overwrite=True):
-    """Write ``model`` to ``filepath`` (``.keras`` or ``.rnnkern``), atomically."""
+def save_model(model, filepath, overwrite=True, include_optimizer=True):
+    """Write ``model`` to ``filepath`` (``.keras``, ``.rnnkern``, or Keras' legacy
+    ``.h5`` / ``.hdf5``: rnnkern.legacy_h5), atomically; ``include_optimizer=False``
+    leaves out the compile configuration and the optimizer's variables."""
     path = os.fspath(filepath)
+    if path.endswith((".h5", ".hdf5")):
+        return legacy_h5.save_model_to_hdf5(model, path, overwrite=overwrite,
+                                            include_optimizer=include_optimizer)
     if not path.endswith((".keras", ".rnnkern")):
-        raise ValueError(f"model.save: the file name must end in .keras (Keras' format) or "
-                         f".rnnkern (rnnkern's, NumPy only), got {path!r}; for the weights "
-                         "alone use save_weights (.weights.h5 or .npz)")
+        raise ValueError(f"model.save: the file name must end in .keras (Keras' format), .h5 "
+                         f"(Keras' legacy HDF5 format) or .rnnkern (rnnkern's, NumPy only), "
+                         f"got {path!r}; for the weights alone use save_weights (.weights.h5 "
+                         "or .npz)")
     _check_built(model)
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"model.save: {path!r} exists and overwrite=False")
@@ -598,8 +627,9 @@ def save_model(model, filepath, overwrite=True):
     meta = {"keras_version": _KERAS_FORMAT_VERSION,
             "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
             "saved_by": f"rnnkern {__version__}"}
-    config = json.dumps(_model_config(model))
-    opt_vars = _optimizer_variables(model.optimizer) if getattr(model, "compiled", False) else []
+    config = json.dumps(_model_config(model, include_optimizer))
+    opt_vars = _optimizer_variables(model.optimizer) \
+        if include_optimizer and getattr(model, "compiled", False) else []
 
     def write(tmp):
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
@@ -638,9 +668,11 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         raise FileNotFoundError(f"load_model: no such file {path!r}")
     if not isinstance(safe_mode, bool):
         raise TypeError(f"load_model: safe_mode must be a bool, got {safe_mode!r}")
+    if not zipfile.is_zipfile(path) and legacy_h5.is_legacy_h5(path):
+        return legacy_h5.load_model_from_hdf5(path, custom_objects, compile, safe_mode)
     if not zipfile.is_zipfile(path):
         raise SavedFileError(f"load_model: {path!r} is not a .keras / .rnnkern file (a zip "
-                             "archive); legacy HDF5 model files are not supported")
+                             "archive) nor a legacy HDF5 model file (.h5)")
     try:
         z = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:

@@ -59,11 +59,11 @@ FEATURES = {
           "p = os.path.join(tempfile.mkdtemp(), 'w.weights.h5'); m.save_weights(p); "
           "m.load_weights(p)",
     "plot": "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt; "
-            "plt.figure()",
+            "plt.figure(); import pydot; from rnnkern.utils import model_to_dot",
     "bench": "from rnnkern.bench import impls; "
              "assert impls.make_impl('torch')[0] is not None",
     "examples": "import h5py, matplotlib",
-    "test": "import pytest, keras, torch, h5py, matplotlib",
+    "test": "import pytest, keras, torch, h5py, matplotlib, pydot",
 }
 
 

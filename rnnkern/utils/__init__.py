@@ -1,6 +1,7 @@
 """Utilities, by Keras 3's names (``keras.utils`` -> ``rnnkern.utils``):
 ``set_random_seed``, ``clear_session``, ``timeseries_dataset_from_array``,
-``pad_sequences``, ``to_categorical``, ``Progbar``."""
+``pad_sequences``, ``to_categorical``, ``Progbar``, ``get_file`` (Keras' cache and
+hashing, safe extraction), ``plot_model`` and ``model_to_dot`` (pydot + Graphviz)."""
 from __future__ import annotations
 
 import random
@@ -9,11 +10,15 @@ import numpy as np
 
 from ..config import set_global_seed as _set_global_seed
 from .data import TimeseriesDataset, pad_sequences, timeseries_dataset_from_array, to_categorical
+from .file_utils import get_file
+from .model_visualization import model_to_dot, plot_model
 from .naming import clear_session as _clear_names
 from .progbar import Progbar
+from .registry import register_keras_serializable
 
 __all__ = ["clear_session", "set_random_seed", "timeseries_dataset_from_array",
-           "TimeseriesDataset", "pad_sequences", "to_categorical", "Progbar"]
+           "TimeseriesDataset", "pad_sequences", "to_categorical", "Progbar", "get_file",
+           "plot_model", "model_to_dot", "register_keras_serializable"]
 
 
 def clear_session():
