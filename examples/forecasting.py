@@ -75,9 +75,14 @@ def build(cell):
 
 def train(cell, epochs):
     set_random_seed(7)
-    model = build(cell)
+    return fit_and_score(build(cell), epochs, cell.__name__)
+
+
+def fit_and_score(model, epochs, name):
+    """Fit ``model`` (checkpointed on its best validation loss), roll back to
+    that best epoch and score its forecast of the validation period."""
     model.compile(loss="mse", optimizer=optimizers.Adam(learning_rate=1e-3), metrics=["mae"])
-    best = out_path(f"forecaster-{cell.__name__}.keras")
+    best = out_path(f"forecaster-{name}.keras")
     checkpoint = callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True)
     start = time.perf_counter()
     history = model.fit(train_x, train_y, epochs=epochs, batch_size=32,
@@ -88,6 +93,29 @@ def train(cell, epochs):
     forecast = best_model.predict(valid_x, batch_size=256, verbose=0)[:, 0]
     mae = float(np.mean(np.abs(forecast - x_valid)))
     return history.history, forecast, mae, seconds
+
+
+def plot(results, name):
+    """The forecasts and loss curves of ``results`` ({label: (history,
+    forecast, mae)}) to ``name`` beside the examples (when matplotlib is there)."""
+    plt = pyplot()
+    if plt is None:
+        return
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    t = time_steps[split_time:]
+    ax1.plot(t, x_valid, color="0.6", lw=1, label="series")
+    for label, (_hist, forecast, mae) in results.items():
+        ax1.plot(t, forecast, lw=1, label=f"{label} (MAE {mae:.2f})")
+    ax1.set(title="Forecast of the validation period", xlabel="time")
+    ax1.legend()
+    for label, (hist, _, _) in results.items():
+        ax2.plot(hist["loss"], label=f"{label} loss")
+        ax2.plot(hist["val_loss"], "--", label=f"{label} val_loss")
+    ax2.set(title="Loss (MSE)", xlabel="epoch", yscale="log")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(out_path(name), dpi=80)
+    print("wrote", out_path(name))
 
 
 def main():
@@ -102,23 +130,7 @@ def main():
         best_epoch = int(np.argmin(hist["val_loss"])) + 1
         print(f"{cell.__name__:9s}: {epochs} epochs in {seconds:.1f} s, best epoch {best_epoch}, "
               f"validation MAE {mae:.2f} ({mae / naive:.2f}x the naive forecast's)")
-    plt = pyplot()
-    if plt is not None:
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
-        t = time_steps[split_time:]
-        ax1.plot(t, x_valid, color="0.6", lw=1, label="series")
-        for name, (_hist, forecast, mae) in results.items():
-            ax1.plot(t, forecast, lw=1, label=f"{name} (MAE {mae:.2f})")
-        ax1.set(title="Forecast of the validation period", xlabel="time")
-        ax1.legend()
-        for name, (hist, _, _) in results.items():
-            ax2.plot(hist["loss"], label=f"{name} loss")
-            ax2.plot(hist["val_loss"], "--", label=f"{name} val_loss")
-        ax2.set(title="Loss (MSE)", xlabel="epoch", yscale="log")
-        ax2.legend()
-        fig.tight_layout()
-        fig.savefig(out_path("forecasting.png"), dpi=80)
-        print("wrote", out_path("forecasting.png"))
+    plot(results, "forecasting.png")
     return results
 
 

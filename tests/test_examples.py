@@ -21,6 +21,7 @@ EXAMPLES = {
     "seq2seq.py": ["reversed exactly"],
     "stateful.py": ["stateful :", "stateless:"],
     "cnn_lstm.py": ["test accuracy"],
+    "conv_lstm_forecast.py": ["naive forecast MAE", "Conv1D+LSTM", "validation MAE"],
 }
 
 
