@@ -314,7 +314,7 @@ def test_conv1d_gradients_finite_differences(kw, rng):
 
 @pytest.mark.parametrize("make", [
     lambda: MaxPooling1D(), lambda: MaxPooling1D(3, strides=2, padding="same"),
-    lambda: AveragePooling1D(), lambda: AveragePooling1D(3, strides=1, padding="same"),
+    lambda: AveragePooling1D(2), lambda: AveragePooling1D(3, strides=1, padding="same"),
     lambda: AveragePooling1D(4, strides=2, padding="same", data_format="channels_first"),
     lambda: MaxPooling2D((2, 3), strides=1, padding="same"),
     lambda: GlobalAveragePooling1D(), lambda: GlobalMaxPooling1D(keepdims=True),

@@ -502,12 +502,12 @@ class AveragePooling1D(_Pooling):
     """Average pooling over steps (Keras' AveragePooling1D): the mean of each
     ``pool_size`` window, windows ``strides`` apart (default: the pool size);
     with ``"same"`` padding a window averages its real elements only.
-    Arguments: pool_size (Keras 3 requires it; 2 here, as Keras 2), strides=None,
-    padding="valid" | "same", data_format=None (channels_last)."""
+    Arguments as Keras 3: pool_size (required), strides=None, padding="valid" |
+    "same", data_format=None (channels_last)."""
 
     _mode = "average"
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, name=None,
+    def __init__(self, pool_size, strides=None, padding="valid", data_format=None, name=None,
                  **kwargs):
         super().__init__(1, pool_size, strides, padding, data_format, name=name, **kwargs)
 
