@@ -128,6 +128,16 @@ def standardized_sequence(x, features, name):
     return x
 
 
+def output_mask(mask, return_sequences, return_state, n_states):
+    """Keras' mask of a recurrent layer's outputs: the input mask with
+    return_sequences, else None (and None for each of the ``n_states`` returned
+    states)."""
+    if isinstance(mask, (list, tuple)):
+        mask = mask[0]
+    out = mask if return_sequences else None
+    return [out] + [None] * n_states if return_state else out
+
+
 class _Empty:
     """Marker cache of a call with batch size 0 (nothing to run)."""
 
@@ -380,14 +390,7 @@ class _RNN(Layer):
         return out
 
     def compute_mask(self, inputs, mask=None):
-        """Keras: the input mask with return_sequences, else None (and None for
-        the returned states)."""
-        if isinstance(mask, (list, tuple)):
-            mask = mask[0]
-        out = mask if self.return_sequences else None
-        if self.return_state:
-            return [out] + [None] * self._n_states
-        return out
+        return output_mask(mask, self.return_sequences, self.return_state, self._n_states)
 
     # ------------------------------------------------------------------ state
 

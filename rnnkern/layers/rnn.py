@@ -98,7 +98,7 @@ from ..utils.registry import deserialize_layer, serialize_layer
 from ..utils.tree import flatten, map_structure, pack_as
 from .base import (Layer, check_bool, check_training, float_array, grad_or_zeros,
                    weight_property)
-from .recurrent import (GRU, LSTM, SimpleRNN, _RNN, checked_input_shape,
+from .recurrent import (GRU, LSTM, SimpleRNN, _RNN, checked_input_shape, output_mask,
                         standardized_sequence)
 
 __all__ = ["RNN", "StackedRNNCells", "SimpleRNNCell", "LSTMCell", "GRUCell"]
@@ -819,14 +819,8 @@ class RNN(Layer):
         return [y] + states if self.return_state else y
 
     def compute_mask(self, inputs, mask=None):
-        """Keras: the input mask with return_sequences, else None (and None for
-        the returned states)."""
-        if isinstance(mask, (list, tuple)):
-            mask = mask[0]
-        out = mask if self.return_sequences else None
-        if self.return_state:
-            return [out] + [None] * self._n_flat_states()
-        return out
+        return output_mask(mask, self.return_sequences, self.return_state,
+                           self._n_flat_states())
 
     # ---------------------------------------------------------------- state
     @property
