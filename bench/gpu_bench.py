@@ -203,6 +203,18 @@ def main():
                 row["auto_vs_steps"] = diff
                 row["steps_ms"] = median_ms(lambda: rk_call(training), sync,
                                             min(args.budget, 0.15), min_reps=3)
+                # the persistent family with each recurrent product forced: FFMA
+                # ("simt") and the tensor cores ("mma"; the automatic plan's choice
+                # where the device's fragments pass the probe and N >= 8)
+                for product in ("simt", "mma"):
+                    try:
+                        _core.gpu_set_plan(backend, "persistent:" + product)
+                        rk_call(training)
+                        sync()
+                        row[product + "_ms"] = median_ms(lambda: rk_call(training), sync,
+                                                         min(args.budget, 0.15), min_reps=3)
+                    except RuntimeError:   # no persistent partition fits this layer
+                        row[product + "_ms"] = None
                 _core.gpu_set_plan(backend, "auto")
                 # the automatic plan tuned on first use (RNNKERN_TUNE=quick): the first
                 # call's wall time includes the tuning; then the tuned plan's median
@@ -327,9 +339,14 @@ def profile(shapes, backend, ops, torch):
     return "\n".join(lines)
 
 
+def _ms(v):
+    return "   -    " if v is None else f"{v:8.3f}"
+
+
 def fmt(r):
     return (f"{r['shape']:7s} {r['cell']:10s} {r['variant']:12s} {r['mode']:9s} "
-            f"rnnkern {r['rnnkern_ms']:8.3f} ms (steps {r['steps_ms']:8.3f}) "
+            f"rnnkern {r['rnnkern_ms']:8.3f} ms (steps {r['steps_ms']:8.3f}, "
+            f"simt {_ms(r.get('simt_ms'))}, mma {_ms(r.get('mma_ms'))}) "
             f"cuDNN fp32 {r['cudnn_fp32_ms']:7.3f} tf32 {r['cudnn_tf32_ms']:7.3f} "
             f"ratio {r['ratio_fp32']:5.2f} (tf32 {r['ratio_tf32']:5.2f}) tuned "
             f"{r['tuned_ms']:8.3f} (first {r['tune_first_ms']:.1f}) "
@@ -340,10 +357,11 @@ def fmt(r):
 
 
 def table(rows):
-    head = ("| shape | cell | variant | mode | rnnkern ms | steps ms | tuned ms (first call) "
+    head = ("| shape | cell | variant | mode | rnnkern ms | steps ms | FFMA / tensor-core "
+            "product ms | tuned ms (first call) "
             "| cuDNN fp32 ms | cuDNN tf32 ms | cuDNN fp32 / rnnkern | cuDNN tf32 / rnnkern tf32 "
             "| target | | rnnkern.torch fp32 / tf32 ms | torch.nn / rnnkern.torch fp32 |")
-    lines = [head, "|" + "---|" * 15]
+    lines = [head, "|" + "---|" * 16]
     for r in rows:
         tgt = r["target"]
         if tgt is not None:
@@ -354,6 +372,7 @@ def table(rows):
             verdict = ""
         lines.append(f"| {r['shape']} | {r['cell']} | {r['variant']} | {r['mode']} | "
                      f"{r['rnnkern_ms']:.3f} | {r['steps_ms']:.3f} | "
+                     f"{_ms(r.get('simt_ms')).strip()} / {_ms(r.get('mma_ms')).strip()} | "
                      f"{r['tuned_ms']:.3f} ({r['tune_first_ms']:.1f}) | {r['cudnn_fp32_ms']:.3f} | "
                      f"{r['cudnn_tf32_ms']:.3f} | {r['ratio_fp32']:.2f} | {r['ratio_tf32']:.2f} | "
                      f"{'' if tgt is None else f'{tgt:g}x'} | {verdict} | "

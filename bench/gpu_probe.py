@@ -38,11 +38,17 @@ def main():
     dev = torch.device("cuda")
     lines = ["| shape | cell | plan | fwd T=1 us | fwd T=100 us | fwd us/step | "
              "bwd T=1 us | bwd T=100 us | bwd us/step |", "|" + "---|" * 9]
-    for sname, (N, C, H) in {"S1": (1, 32, 128), "S2": (32, 64, 256)}.items():
-        for cell in ["simple_rnn", "lstm"]:
+    shapes = {"S1": (1, 32, 128), "S2": (32, 64, 256), "S3": (64, 256, 512),
+              "DB1024": (32, 1024, 1024)}
+    for sname, (N, C, H) in shapes.items():
+        for cell in ["simple_rnn", "lstm"] if sname in ("S1", "S2") else ["lstm"]:
             g = 4 if cell == "lstm" else 1
-            plans = ["persistent", "persistent:1,256", "persistent:1,64", "persistent:2,256",
-                     "persistent:8,256", "persistent:8,64", "persistent:32,256"]
+            # the automatic partition with each recurrent product (FFMA, tensor cores),
+            # then forced partitions (S1, S2)
+            plans = ["persistent", "persistent:simt", "persistent:mma"]
+            if sname in ("S1", "S2"):
+                plans += ["persistent:1,256", "persistent:1,64", "persistent:2,256",
+                          "persistent:8,256", "persistent:8,64", "persistent:32,256"]
             for plan in plans:
                 rng = np.random.default_rng(0)
                 t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(dev)

@@ -53,6 +53,7 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   q.go_backwards = cfg.go_backwards;
   q.return_sequences = cfg.return_sequences;
   q.lstm = cfg.cell == Cell::LSTM;
+  q.products = recurrent_products(cfg.precision);
   q.dytm = dytm.get();
   q.dylast = dy_dev;
   q.seen = ws.seen.get();

@@ -121,6 +121,7 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   q.ylast = ylast.get();
   q.slots = need_slots ? ws->slots.get() : nullptr;
   q.lstm = cfg.cell == Cell::LSTM;
+  q.products = recurrent_products(cfg.precision);
   with_cell(cfg.cell, cfg.reset_after, [&](auto k) {
     constexpr Mode M = kMode<decltype(k)>;
     if (seq_forward_as<M>(q)) return;

@@ -473,7 +473,11 @@ struct SeqPlan {
   int blocks = 0, threads = 0;
   int ut = 0;   // units a block owns
   int kc = 0;   // k values (forward) or gate columns (backward) staged at once
-  int ks = 1;   // threads summing one (row, unit) pair, each over its share of k
+  int ks = 1;   // threads summing one (row, unit) pair, each over its share of k;
+                // with tc, the k shares of each mma tile (a warp an item)
+  int tc = 0;   // the recurrent product on the tensor cores, in this many m16n8k8
+                // products a fragment pair (3: fp32 as 3xTF32, 2: bf16 weights,
+                // exact in TF32, 1: tf32); 0: FFMA
 };
 
 // Everything the steps need; step s's StepArgs are made from it (forward_step_args).
@@ -490,6 +494,7 @@ struct SeqArgs {
   float* ylast = nullptr;        // [N, H] (otherwise)
   float* slots = nullptr;        // slot k of step s at slots + k*slot_stride + (training ? s*N*H : 0)
   bool lstm = false;
+  int products = 3;              // tensor-core products a fragment pair, for the precision
   SeqPlan plan;                  // the persistent family's partition
 };
 

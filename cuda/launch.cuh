@@ -343,6 +343,13 @@ inline bool use_mma() {
   return tensor_cores_verified();
 }
 
+// The tensor-core products a fragment pair of the recurrent product for a
+// precision: fp32 as 3xTF32; bf16, whose rounded U is exact in TF32, two (the
+// product of the TF32 halves of h with U); tf32 one.
+inline int recurrent_products(Precision p) {
+  return p == Precision::TF32 ? 1 : p == Precision::BF16 ? 2 : 3;
+}
+
 // A hoisted GEMM's slab on the chosen kernel.
 void gemm_any(const GemmArgs& g, bool mma) {
   if (g.M == 0 || g.N == 0) return;
@@ -491,7 +498,7 @@ void launch_back(const BackArgs& b) {
 // error (else: blocks == 0, as the tuner's candidates want).
 inline SeqPlan seq_plan_with(const PlanChoice& choice, bool strict, bool forward,
                              const void* kernel, int64_t N, int64_t H, int64_t GH, int slots,
-                             int copies, int64_t width) {
+                             int copies, int64_t width, int products) {
   SeqPlan none;
   if (choice.kind == PlanChoice::Steps || graphs_on.load()) return none;
   if (N == 0 || H == 0) return none;   // nothing to partition (a batch of 0: no steps run)
@@ -501,40 +508,72 @@ inline SeqPlan seq_plan_with(const PlanChoice& choice, bool strict, bool forward
   const int threads = forced ? choice.threads : lim.threads;
   const int64_t G = GH / H;
   const int64_t fma = N * G * H * H;
+  // the recurrent product: the tensor cores where forced, or (chosen) where the
+  // batch fills at least half an mma tile's 16 rows and the GEMMs are on the
+  // tensor cores (use_mma: forced, or this device's fragments passed the probe)
+  const bool want_mma =
+      choice.product == PlanChoice::Mma ||
+      (choice.product == PlanChoice::AnyProduct && N >= 8 && use_mma());
   // one block (a block barrier a step, no grid one) while its work is small;
   // else about 32k multiply-adds a block a step, at most a block per SM
   const int64_t target = forced ? choice.blocks
                        : fma <= 131072 ? 1
                        : std::max<int64_t>(1, std::min<int64_t>((fma + 32767) / 32768, lim.sms));
-  int last_ut = 0;
-  for (int64_t blocks = target; blocks <= (forced ? target : std::max<int64_t>(target, lim.sms));
-       ++blocks) {
-    SeqPlan p;
-    p.ut = cdiv(H, blocks);
-    p.blocks = cdiv(H, p.ut);                       // <= blocks: the units spread evenly
-    if (p.ut == last_ut) continue;                  // the partition already tried
-    last_ut = p.ut;
-    p.threads = threads;
-    const int64_t pairs = N * p.ut;
-    p.ks = (int)std::max<int64_t>(1, std::min<int64_t>(threads / pairs, width / 8));
-    const size_t fixed = forward ? seq_forward_smem(p, slots, 0, N, H) : seq_backward_smem(p, 0, GH);
-    const int64_t rows = forward ? copies * N : N;
-    // the widest chunk whose rows fit: forward pitch kc (+1), backward pitch a
-    // multiple of 32 plus 4 (seq_pitch4), the backward's chunks multiples of 4
-    const int64_t per_row = fixed < lim.smem ? (int64_t)((lim.smem - fixed) / sizeof(float)) / rows : 0;
-    const bool by4 = !forward || seq_vec(H);   // pitch seq_pitch4, chunks multiples of 4
-    int64_t kc = by4 ? (per_row - 4) / 32 * 32 : per_row - 1;
-    if (choice.kc > 0) kc = std::min<int64_t>(kc, choice.kc);
-    kc = std::min<int64_t>(kc, width);
-    if (by4 && kc < width && kc > 4) kc = kc / 4 * 4;
-    if (kc >= std::min<int64_t>(width, forced ? 1 : 32)) {
-      p.kc = (int)kc;
-      const size_t smem = forward ? seq_forward_smem(p, slots, copies, N, H)
-                                  : seq_backward_smem(p, N, GH);
-      if (smem <= lim.smem && p.blocks <= Runtime::coresident_blocks(kernel, threads, smem))
-        return p;
+  auto attempt = [&](bool mma) {
+    int last_ut = 0;
+    for (int64_t blocks = target;
+         blocks <= (forced ? target : std::max<int64_t>(target, lim.sms)); ++blocks) {
+      SeqPlan p;
+      p.ut = cdiv(H, blocks);
+      p.blocks = cdiv(H, p.ut);                       // <= blocks: the units spread evenly
+      if (p.ut == last_ut) continue;                  // the partition already tried
+      last_ut = p.ut;
+      p.threads = threads;
+      const int64_t pairs = N * p.ut;
+      if (mma) {   // whole warps; the k shares of each tile, a warp an item
+        if (threads % 32) return none;
+        p.tc = products;
+        const int64_t tiles = seq_rows16(N) / 16 * (seq_cols8((int64_t)p.ut * (forward ? slots : 1)) / 8);
+        p.ks = (int)std::max<int64_t>(1, std::min<int64_t>(threads / 32 / tiles, width / 32));
+      } else {
+        p.ks = (int)std::max<int64_t>(1, std::min<int64_t>(threads / pairs, width / 8));
+      }
+      const size_t fixed = forward ? seq_forward_smem(p, slots, 0, N, H)
+                                   : seq_backward_smem(p, 0, GH, copies);
+      const int64_t rows = forward ? copies * N : N;
+      // the widest chunk whose rows fit: forward pitch kc (+1), backward (and
+      // the tensor-core forward) pitch a multiple of 32 plus 4 (seq_pitch4),
+      // chunks multiples of 4 (8 for the tensor cores)
+      const int64_t per_row =
+          fixed < lim.smem ? (int64_t)((lim.smem - fixed) / sizeof(float)) / rows : 0;
+      const bool by4 = !forward || mma || seq_vec(H);
+      int64_t kc = by4 ? (per_row - 4) / 32 * 32 : per_row - 1;
+      if (choice.kc > 0) kc = std::min<int64_t>(kc, choice.kc);
+      kc = std::min<int64_t>(kc, width);
+      if (mma && kc < width && kc > 8) kc = kc / 8 * 8;
+      if (by4 && kc < width && kc > 4) kc = kc / 4 * 4;
+      if (kc >= std::min<int64_t>(width, forced ? 1 : 32)) {
+        p.kc = (int)kc;
+        const size_t smem = forward ? seq_forward_smem(p, slots, copies, N, H)
+                                    : seq_backward_smem(p, N, GH, copies);
+        if (smem <= lim.smem && p.blocks <= Runtime::coresident_blocks(kernel, threads, smem))
+          return p;
+      }
+    }
+    return none;
+  };
+  if (want_mma) {
+    const SeqPlan p = attempt(true);
+    if (p.blocks > 0 || choice.product == PlanChoice::Mma) {
+      if (p.blocks == 0 && strict)
+        throw std::runtime_error("rnnkern: the forced plan " + plan() +
+                                 " (the tensor-core product) does not fit this device for "
+                                 "this layer");
+      return p;
     }
   }
+  const SeqPlan p = attempt(false);
+  if (p.blocks > 0) return p;
   if (strict && forced)
     throw std::runtime_error("rnnkern: the forced plan " + plan() +
                              " does not fit this device for this layer");
@@ -543,9 +582,12 @@ inline SeqPlan seq_plan_with(const PlanChoice& choice, bool strict, bool forward
   return none;
 }
 
+// forward: slots, copies as above; backward: slots 1, copies the gate accumulators
+// of the tensor-core product (4 with recurrent dropout, else 1)
 inline SeqPlan seq_plan(bool forward, const void* kernel, int64_t N, int64_t H, int64_t GH,
-                        int slots, int copies, int64_t width) {
-  return seq_plan_with(current_plan(), true, forward, kernel, N, H, GH, slots, copies, width);
+                        int slots, int copies, int64_t width, int products) {
+  return seq_plan_with(current_plan(), true, forward, kernel, N, H, GH, slots, copies, width,
+                       products);
 }
 
 // ---- plan tuning (set_tune, RNNKERN_TUNE): the automatic partition of a time
@@ -582,7 +624,7 @@ std::string tune() { return tune_name(current_tune()); }
 long tuning_count() { return tunings.load(); }
 inline std::string plan_text_of(const SeqPlan& p) {
   return "persistent:" + std::to_string(p.blocks) + "," + std::to_string(p.threads) + "," +
-         std::to_string(p.kc);
+         std::to_string(p.kc) + (p.tc ? ",mma" : ",simt");
 }
 std::vector<std::string> tuned_plans() {
   std::lock_guard<std::mutex> g(tune_m);
@@ -663,21 +705,27 @@ SeqPlan tuned_plan(const std::string& key, TuneMode mode, const SeqPlan& base,
     threads.push_back(base.threads / 2);
     threads.push_back(base.threads * 4);
   }
+  // the products: the chosen one, and FFMA beside the tensor cores where they were chosen
+  std::vector<PlanChoice::Product> products{PlanChoice::AnyProduct};
+  if (base.tc) products.push_back(PlanChoice::Simt);
   std::vector<SeqPlan> cands{base};
-  for (int64_t b : blocks)
-    for (int t : threads) {
-      if (b < 1 || t < 32 || t > 1024 || t % 32) continue;
-      PlanChoice c;
-      c.kind = PlanChoice::Persistent;
-      c.blocks = (int)b;
-      c.threads = t;
-      const SeqPlan p = plan_for(c);
-      if (p.blocks == 0) continue;
-      bool seen = false;
-      for (const SeqPlan& q : cands)
-        seen = seen || (q.blocks == p.blocks && q.threads == p.threads && q.kc == p.kc);
-      if (!seen) cands.push_back(p);
-    }
+  for (PlanChoice::Product product : products)
+    for (int64_t b : blocks)
+      for (int t : threads) {
+        if (b < 1 || t < 32 || t > 1024 || t % 32) continue;
+        PlanChoice c;
+        c.kind = PlanChoice::Persistent;
+        c.blocks = (int)b;
+        c.threads = t;
+        c.product = product;
+        const SeqPlan p = plan_for(c);
+        if (p.blocks == 0) continue;
+        bool seen = false;
+        for (const SeqPlan& q : cands)
+          seen = seen || (q.blocks == p.blocks && q.threads == p.threads && q.kc == p.kc &&
+                          q.tc == p.tc);
+        if (!seen) cands.push_back(p);
+      }
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   const double budget = mode == TuneMode::Full ? 1.0 : 0.05;   // seconds
@@ -720,7 +768,7 @@ bool seq_forward_as(SeqArgs q) {
   const StepArgs& b = q.base;
   const int copies = b.rmask ? kStepGates<M> : 1;
   const void* kernel = (const void*)&seq_forward<M>;
-  q.plan = seq_plan(true, kernel, b.N, b.H, b.GH, kSeqSlots<M>, copies, b.H);
+  q.plan = seq_plan(true, kernel, b.N, b.H, b.GH, kSeqSlots<M>, copies, b.H, q.products);
   if (q.plan.blocks == 0) return false;
   auto launch = [&](const SeqArgs& r) {
     RK_LAUNCH_GRID(r.plan.blocks, 1, r.plan.threads, 1,
@@ -748,7 +796,7 @@ bool seq_forward_as(SeqArgs q) {
     q.plan = tuned_plan(key, mode, q.plan,
                         [&](const PlanChoice& c) {
                           return seq_plan_with(c, false, true, kernel, b.N, b.H, b.GH,
-                                               kSeqSlots<M>, copies, b.H);
+                                               kSeqSlots<M>, copies, b.H, q.products);
                         },
                         [&](const SeqPlan& p) {
                           r.plan = p;
@@ -766,10 +814,11 @@ bool seq_backward_as(SeqBackArgs q) {
   const BackArgs& b = q.base;
   const int64_t width = M == Mode::GruRB1 ? 2 * b.H : b.GH;
   const void* kernel = (const void*)&seq_backward<M>;
-  q.plan = seq_plan(false, kernel, b.N, b.H, b.GH, 1, 1, width);
+  const int gacc = b.rmask ? 4 : 1;   // the tensor-core product's sums a gate
+  q.plan = seq_plan(false, kernel, b.N, b.H, b.GH, 1, gacc, width, q.products);
   if (q.plan.blocks == 0) return false;
   auto launch = [&](const SeqBackArgs& r) {
-    RK_LAUNCH_GRID(r.plan.blocks, 1, r.plan.threads, 1, seq_backward_smem(r.plan, b.N, b.GH),
+    RK_LAUNCH_GRID(r.plan.blocks, 1, r.plan.threads, 1, seq_backward_smem(r.plan, b.N, b.GH, gacc),
                    seq_backward<M>, r);
   };
   if (const TuneMode mode = tuning_for_this_loop(); mode != TuneMode::Off) {
@@ -796,8 +845,8 @@ bool seq_backward_as(SeqBackArgs q) {
         loop_key("backward", (int)M, b.N, b.H, b.GH, 1, true, q.return_sequences);
     q.plan = tuned_plan(key, mode, q.plan,
                         [&](const PlanChoice& c) {
-                          return seq_plan_with(c, false, false, kernel, b.N, b.H, b.GH, 1, 1,
-                                               width);
+                          return seq_plan_with(c, false, false, kernel, b.N, b.H, b.GH, 1,
+                                               gacc, width, q.products);
                         },
                         [&](const SeqPlan& p) {
                           r.plan = p;

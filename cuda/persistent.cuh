@@ -38,19 +38,48 @@ RK_HD_INLINE int64_t seq_fwd_pitch(int kc, int64_t H) {
   return seq_vec(H) ? seq_pitch4(kc) : seq_pitch(kc);
 }
 
-// Shared memory of the forward: resident U [H][ut][slots], the staged rows
-// [copies][N][pitch] (a copy per gate where recurrent dropout masks them), the
-// reduction [ks][threads/ks][4].
+// ---- the tensor-core product (plan.tc > 0). m16n8k8 tiles of 16 rows by 8
+// columns; a block's product is (tiles x plan.ks k shares) items, item i taken by
+// warp i % warps (fixed), each adding its share of every staged chunk into its own
+// slot of the block's partial buffer [ks][rows16][cols8], so the k shares are
+// summed afterwards in share order: bitwise the same every run.
+RK_HD_INLINE int64_t seq_rows16(int64_t N) { return (N + 15) / 16 * 16; }
+RK_HD_INLINE int64_t seq_cols8(int64_t c) { return (c + 7) / 8 * 8; }
+// The forward's resident row stride (floats a k): ut * slots, or with tc the
+// columns padded to 8 or 24 mod 32, so a B fragment's 32 loads (4 k x 8 columns)
+// fall in distinct banks.
+RK_HD_INLINE int64_t seq_ustride(const SeqPlan& p, int slots) {
+  int64_t s = (int64_t)p.ut * slots;
+  if (!p.tc) return s;
+  s = seq_cols8(s);
+  while (s % 32 != 8 && s % 32 != 24) s += 8;
+  return s;
+}
+// The forward's staged row stride: with tc seq_pitch4 (an A fragment's loads in
+// distinct banks), else seq_fwd_pitch.
+RK_HD_INLINE int64_t seq_stage_pitch(const SeqPlan& p, int64_t H) {
+  return p.tc ? seq_pitch4(p.kc) : seq_fwd_pitch(p.kc, H);
+}
+
+// Shared memory of the forward: resident U [H][ustride] ([ut][slots] a k), the
+// staged rows [copies][N][pitch] (a copy per gate where recurrent dropout masks
+// them), the reduction [ks][threads/ks][4] (FFMA) or the partial tiles
+// [ks][rows16(N)][cols8(ut * slots)] (tc).
 RK_HD_INLINE size_t seq_forward_smem(const SeqPlan& p, int slots, int copies, int64_t N,
                                      int64_t H) {
-  return ((size_t)H * p.ut * slots + (size_t)copies * N * seq_fwd_pitch(p.kc, H) +
-          (p.ks > 1 ? (size_t)p.threads * 4 : 0)) * sizeof(float);
+  const size_t red = p.tc ? (size_t)p.ks * seq_rows16(N) * seq_cols8((int64_t)p.ut * slots)
+                          : (p.ks > 1 ? (size_t)p.threads * 4 : 0);
+  return ((size_t)H * seq_ustride(p, slots) + (size_t)copies * N * seq_stage_pitch(p, H) + red) *
+         sizeof(float);
 }
 // ... of the backward: resident U rows [ut][pitch4(GH)], the staged dG rows
-// [N][pitch4(kc)], the reduction [ks][threads/ks][4].
-RK_HD_INLINE size_t seq_backward_smem(const SeqPlan& p, int64_t N, int64_t GH) {
-  return ((size_t)seq_pitch4(GH) * p.ut + (size_t)N * seq_pitch4(p.kc) +
-          (p.ks > 1 ? (size_t)p.threads * 4 : 0)) * sizeof(float);
+// [N][pitch4(kc)], the reduction [ks][threads/ks][4] (FFMA) or the partial tiles
+// [ks][gacc][rows16(N)][cols8(ut)] (tc; gacc 4 with recurrent dropout: a gate's
+// sum is masked by its own mask, else 1).
+RK_HD_INLINE size_t seq_backward_smem(const SeqPlan& p, int64_t N, int64_t GH, int gacc) {
+  const size_t red = p.tc ? (size_t)p.ks * gacc * seq_rows16(N) * seq_cols8(p.ut)
+                          : (p.ks > 1 ? (size_t)p.threads * 4 : 0);
+  return ((size_t)seq_pitch4(GH) * p.ut + (size_t)N * seq_pitch4(p.kc) + red) * sizeof(float);
 }
 
 // Share q of a chunk of kn values split over ks threads: [kb, ke), its bounds
@@ -60,6 +89,28 @@ RK_DEV void seq_share(int kn, int ks, int q, bool vec, int& kb, int& ke) {
   if (vec) share = (share + 3) / 4 * 4;
   kb = q * share < kn ? q * share : kn;
   ke = kb + share < kn ? kb + share : kn;
+}
+
+// Share q of kn values over ks: [kb, ke), its start a multiple of 8 (mma k steps).
+RK_DEV void seq_share8(int kn, int ks, int q, int& kb, int& ke) {
+  const int share = ((kn + ks - 1) / ks + 7) / 8 * 8;
+  kb = q * share < kn ? q * share : kn;
+  ke = kb + share < kn ? kb + share : kn;
+}
+
+// d += A B for one k step of 8, a[4] and b[2] the fragments (rk_mma_tf32's lane
+// layout) as fp32 values, in tc products: 3 (fp32 accuracy: hi lo, lo hi, then hi
+// hi: the small terms first), 2 (B exact in TF32, as bf16 weights are: lo hi, hi
+// hi), 1 (TF32: hi hi). tc is the same across the warp.
+RK_DEV void seq_mma(float* d, const float* a, const float* b, int tc) {
+  float ah[4], al[4], bh[2], bl[2];
+  RK_UNROLL
+  for (int r = 0; r < 4; ++r) tf32_split(a[r], ah[r], al[r]);
+  RK_UNROLL
+  for (int r = 0; r < 2; ++r) tf32_split(b[r], bh[r], bl[r]);
+  if (tc >= 3) rk_mma_tf32(d, ah, bl);
+  if (tc >= 2) rk_mma_tf32(d, al, bh);
+  rk_mma_tf32(d, ah, bh);
 }
 
 RK_DEV void seq_barrier() {
@@ -254,6 +305,97 @@ RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
   }
 }
 
+// seq_forward_phase on the tensor cores (plan.tc): D = A U over the block's
+// columns (unit jj's gate slot g at column jj * SLOTS + g), A the staged h (with
+// recurrent dropout, gate g's masked copy, against U's columns of gate g only: a
+// pass a gate); then step_point of every (row, unit) pair from the sum of D's k
+// shares in order. Threads a multiple of 32 (whole warps).
+template <Mode M, int SLOTS>
+RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j0,
+                                  const float* ures, float* hs, float* part) {
+  constexpr int NG = kStepGates<M>, G0 = kFirstGate<M>;
+  const int64_t N = a.N, H = a.H, NH = N * H;
+  const bool masked = a.rmask != nullptr;
+  const int copies = masked ? NG : 1;
+  const int ut = p.ut, tid = seq_tid(), nthr = seq_nthr();
+  const int64_t pitch = seq_pitch4(p.kc), us = seq_ustride(p, SLOTS);
+  const int Mp = (int)seq_rows16(N), Np = (int)seq_cols8((int64_t)ut * SLOTS);
+  const int ctiles = Np / 8, tiles = (Mp / 16) * ctiles, items = tiles * p.ks;
+  const int warp = tid / 32, warps = nthr / 32, l = rk_lane(), gq = l / 4, tq = l % 4;
+  const int64_t pairs = N * ut;
+  // the pointwise step's inputs of this thread's first pair, loaded now: their
+  // latency hides behind the product
+  StepIn in0;
+  if (tid < pairs && j0 + tid % ut < H) in0 = step_in<M>(a, tid / ut, j0 + tid % ut);
+  for (int64_t k0 = 0; k0 < H; k0 += p.kc) {
+    const int kn = (int)(H - k0 < p.kc ? H - k0 : p.kc);
+    RK_SYNC();
+    seq_stage(hs, pitch, a.a, H, N, k0, kn, copies, masked ? a.rmask + G0 * NH : nullptr, NH, H);
+    RK_SYNC();
+    for (int it = warp; it < items; it += warps) {
+      const int tile = it % tiles, q = it / tiles;
+      const int m0 = tile / ctiles * 16, c0 = tile % ctiles * 8;
+      int kb, ke;
+      seq_share8(kn, p.ks, q, kb, ke);
+      float* dp = part + ((int64_t)q * Mp + m0) * Np + c0;
+      // two accumulators, even and odd k steps: two independent mma chains
+      float d[4], e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      RK_UNROLL
+      for (int r = 0; r < 4; ++r)   // D(row gq + 8 (r/2), column 2 tq + r%2)
+        d[r] = k0 == 0 ? 0.0f : dp[(gq + 8 * (r / 2)) * Np + 2 * tq + r % 2];
+      auto step = [&](float* acc, int k) {
+        for (int c = 0; c < copies; ++c) {
+          const float* hc = hs + (int64_t)c * N * pitch;
+          float av[4], bv[2];
+          RK_UNROLL
+          for (int r = 0; r < 4; ++r) {   // A(row gq + 8 (r%2), k tq + 4 (r/2))
+            const int64_t row = m0 + gq + 8 * (r % 2);
+            const int kk = k + tq + 4 * (r / 2);
+            av[r] = row < N && kk < ke ? hc[row * pitch + kk] : 0.0f;
+          }
+          RK_UNROLL
+          for (int r = 0; r < 2; ++r) {   // B(k tq + 4 r, column gq)
+            const int kk = k + tq + 4 * r, col = c0 + gq;
+            const bool keep = kk < ke && (!masked || col % SLOTS == G0 + c);
+            bv[r] = keep ? ures[(k0 + kk) * us + col] : 0.0f;
+          }
+          seq_mma(acc, av, bv, p.tc);
+        }
+      };
+      for (int k = kb; k < ke; k += 16) {
+        step(d, k);
+        if (k + 8 < ke) step(e, k + 8);
+      }
+      RK_UNROLL
+      for (int r = 0; r < 4; ++r) dp[(gq + 8 * (r / 2)) * Np + 2 * tq + r % 2] = d[r] + e[r];
+    }
+  }
+  RK_SYNC();
+  for (int64_t pair = tid; pair < pairs; pair += nthr) {
+    const int64_t n = pair / ut;
+    const int jj = (int)(pair % ut);
+    if (j0 + jj >= H) continue;
+    float acc[NG];
+    RK_UNROLL
+    for (int g = 0; g < NG; ++g) {
+      float v = 0.0f;
+      for (int q = 0; q < p.ks; ++q) v += part[((int64_t)q * Mp + n) * Np + jj * SLOTS + G0 + g];
+      acc[g] = v;
+    }
+    step_point<M>(a, n, j0 + jj, acc, pair == tid ? in0 : step_in<M>(a, n, j0 + jj));
+  }
+}
+
+// One phase of a forward step on the plan's product.
+template <Mode M, int SLOTS>
+RK_DEV void seq_forward_any(const StepArgs& a, const SeqPlan& p, int64_t j0, const float* ures,
+                            float* hs, float* red) {
+  if (p.tc)
+    seq_forward_phase_mma<M, SLOTS>(a, p, j0, ures, hs, red);
+  else
+    seq_forward_phase<M, SLOTS>(a, p, j0, ures, hs, red);
+}
+
 // grid (plan.blocks), block (plan.threads), seq_forward_smem(...) bytes;
 // grid-cooperative. M is Simple, Lstm, GruRA, or GruRB1 for both GRU
 // reset_before phases (z and r, then U_h over r ⊙ h: a barrier between them).
@@ -265,31 +407,33 @@ RK_GLOBAL void seq_forward(SeqArgs q) {
   const int64_t H = b.H, N = b.N, G = b.GH / b.H;
   const int64_t j0 = (int64_t)RK_BX * p.ut;
   const int copies = b.rmask ? kStepGates<M> : 1;
-  float* ures = RK_SMEM(float);                       // [H][ut][SLOTS]
-  float* hs = ures + H * p.ut * SLOTS;                // [copies][N][pitch]
-  float* red = hs + copies * N * seq_fwd_pitch(p.kc, H);   // [threads][4]
+  const int64_t us = seq_ustride(p, SLOTS);           // >= ut * SLOTS, the rest zero
+  float* ures = RK_SMEM(float);                       // [H][us]: [ut][SLOTS] a k
+  float* hs = ures + H * us;                          // [copies][N][pitch]
+  float* red = hs + copies * N * seq_stage_pitch(p, H);   // the reduction or partial tiles
   const int tid = seq_tid(), nthr = seq_nthr();
-  for (int64_t e0 = tid; e0 < H * p.ut * SLOTS; e0 += 8 * (int64_t)nthr) {
+  for (int64_t e0 = tid; e0 < H * us; e0 += 8 * (int64_t)nthr) {
     float v[8];   // eight loads in flight before the stores
     RK_UNROLL
     for (int u = 0; u < 8; ++u) {
-      const int64_t e = e0 + (int64_t)u * nthr;
-      const int64_t k = e / (p.ut * SLOTS), j = j0 + (e / SLOTS) % p.ut;
-      const int g = (int)(e % SLOTS);
-      v[u] = (e < H * p.ut * SLOTS && j < H && g < G) ? b.u[k * b.GH + g * H + j] : 0.0f;
+      const int64_t e = e0 + (int64_t)u * nthr, k = e / us, col = e % us;
+      const int64_t j = j0 + col / SLOTS;
+      const int g = (int)(col % SLOTS);
+      v[u] = (e < H * us && col < (int64_t)p.ut * SLOTS && j < H && g < G)
+                 ? b.u[k * b.GH + g * H + j] : 0.0f;
     }
     RK_UNROLL
     for (int u = 0; u < 8; ++u)
-      if (e0 + (int64_t)u * nthr < H * p.ut * SLOTS) ures[e0 + (int64_t)u * nthr] = v[u];
+      if (e0 + (int64_t)u * nthr < H * us) ures[e0 + (int64_t)u * nthr] = v[u];
   }
   for (int64_t s = 0; s < q.T; ++s) {
     const StepArgs a = forward_step_args(q, s);
     if constexpr (M == Mode::GruRB1) {
-      seq_forward_phase<Mode::GruRB1, SLOTS>(a, p, j0, ures, hs, red);
+      seq_forward_any<Mode::GruRB1, SLOTS>(a, p, j0, ures, hs, red);
       seq_barrier();
-      seq_forward_phase<Mode::GruRB2, SLOTS>(second_phase(a), p, j0, ures, hs, red);
+      seq_forward_any<Mode::GruRB2, SLOTS>(second_phase(a), p, j0, ures, hs, red);
     } else {
-      seq_forward_phase<M, SLOTS>(a, p, j0, ures, hs, red);
+      seq_forward_any<M, SLOTS>(a, p, j0, ures, hs, red);
     }
     seq_barrier();
   }
@@ -314,6 +458,7 @@ struct SeqBackArgs {
   float* dc[2] = {nullptr, nullptr};  // LSTM, likewise
   float* drh = nullptr;           // [N, H] GRU r.b.
   const float* u = nullptr;       // [H, GH]
+  int products = 3;               // tensor-core products a fragment pair, for the precision
   SeqPlan plan;                   // the persistent family's partition
 };
 
@@ -421,6 +566,96 @@ RK_DEV void seq_back_product(const BackArgs& b, const SeqPlan& p, int64_t j0, co
   }
 }
 
+// seq_back_product on the tensor cores (plan.tc): D(n, unit) = sum over the gate
+// columns of src(n, c) U(j0 + unit, c) in tiles of 16 rows by 8 units, with
+// recurrent dropout a sum a gate (its own accumulators: each gate's sum is masked
+// by its mask); then out from the sum of the k shares in order. Threads a
+// multiple of 32.
+RK_DEV void seq_back_product_mma(const BackArgs& b, const SeqPlan& p, int64_t j0,
+                                 const float* ur, float* ds, float* part, const float* src,
+                                 int64_t c_begin, int64_t c_end, const float* rmask, float* out,
+                                 bool accumulate) {
+  const int64_t N = b.N, H = b.H, NH = N * H;
+  const int ut = p.ut, tid = seq_tid(), nthr = seq_nthr();
+  const int64_t pitch = seq_pitch4(p.kc), upitch = seq_pitch4(b.GH), width = c_end - c_begin;
+  const int gacc = rmask ? 4 : 1;
+  const int Mp = (int)seq_rows16(N), Np = (int)seq_cols8(ut);
+  const int ctiles = Np / 8, tiles = (Mp / 16) * ctiles, items = tiles * p.ks;
+  const int warp = tid / 32, warps = nthr / 32, l = rk_lane(), gq = l / 4, tq = l % 4;
+  for (int64_t k0 = 0; k0 < width; k0 += p.kc) {
+    const int kn = (int)(width - k0 < p.kc ? width - k0 : p.kc);
+    RK_SYNC();
+    seq_stage(ds, pitch, src, b.GH, N, c_begin + k0, kn, 1, nullptr, 0, 0);
+    RK_SYNC();
+    for (int it = warp; it < items; it += warps) {
+      const int tile = it % tiles, q = it / tiles;
+      const int m0 = tile / ctiles * 16, u0 = tile % ctiles * 8;
+      int kb, ke;
+      seq_share8(kn, p.ks, q, kb, ke);
+      for (int g = 0; g < gacc; ++g) {
+        int lo = kb, hi = ke;   // this gate's columns of the share (chunk coordinates)
+        if (rmask) {
+          const int64_t gl = g * H - (c_begin + k0), gh = (g + 1) * H - (c_begin + k0);
+          lo = gl > kb ? (int)(gl < ke ? gl : ke) : kb;
+          hi = gh < ke ? (int)(gh > lo ? gh : lo) : ke;
+        }
+        float* dp = part + (((int64_t)q * gacc + g) * Mp + m0) * Np + u0;
+        // two accumulators, even and odd k steps: two independent mma chains
+        float d[4], e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        RK_UNROLL
+        for (int r = 0; r < 4; ++r)   // D(row gq + 8 (r/2), unit 2 tq + r%2)
+          d[r] = k0 == 0 ? 0.0f : dp[(gq + 8 * (r / 2)) * Np + 2 * tq + r % 2];
+        auto step = [&](float* acc, int k) {
+          float av[4], bv[2];
+          RK_UNROLL
+          for (int r = 0; r < 4; ++r) {   // A(row gq + 8 (r%2), k tq + 4 (r/2))
+            const int64_t row = m0 + gq + 8 * (r % 2);
+            const int kk = k + tq + 4 * (r / 2);
+            av[r] = row < N && kk < hi ? ds[row * pitch + kk] : 0.0f;
+          }
+          RK_UNROLL
+          for (int r = 0; r < 2; ++r) {   // B(k tq + 4 r, unit gq) = U(j0 + unit, c)
+            const int kk = k + tq + 4 * r, unit = u0 + gq;
+            bv[r] = kk < hi && unit < ut ? ur[unit * upitch + c_begin + k0 + kk] : 0.0f;
+          }
+          seq_mma(acc, av, bv, p.tc);
+        };
+        for (int k = lo; k < hi; k += 16) {
+          step(d, k);
+          if (k + 8 < hi) step(e, k + 8);
+        }
+        RK_UNROLL
+        for (int r = 0; r < 4; ++r) dp[(gq + 8 * (r / 2)) * Np + 2 * tq + r % 2] = d[r] + e[r];
+      }
+    }
+  }
+  RK_SYNC();
+  for (int64_t pair = tid; pair < N * ut; pair += nthr) {
+    const int64_t n = pair / ut;
+    const int jj = (int)(pair % ut);
+    if (j0 + jj >= H) continue;
+    const int64_t e = n * H + j0 + jj;
+    float v = 0.0f;
+    for (int g = 0; g < gacc; ++g) {
+      if (rmask && !(g * H >= c_begin && g * H < c_end)) continue;
+      float sum = 0.0f;
+      for (int q = 0; q < p.ks; ++q) sum += part[(((int64_t)q * gacc + g) * Mp + n) * Np + jj];
+      v += rmask ? sum * rmask[g * NH + e] : sum;
+    }
+    out[e] = accumulate ? out[e] + v : v;
+  }
+}
+
+// The backward's product on the plan's product.
+RK_DEV void seq_back_any(const BackArgs& b, const SeqPlan& p, int64_t j0, const float* ur,
+                         float* ds, float* red, const float* src, int64_t c_begin, int64_t c_end,
+                         const float* rmask, float* out, bool accumulate) {
+  if (p.tc)
+    seq_back_product_mma(b, p, j0, ur, ds, red, src, c_begin, c_end, rmask, out, accumulate);
+  else
+    seq_back_product(b, p, j0, ur, ds, red, src, c_begin, c_end, rmask, out, accumulate);
+}
+
 // grid (plan.blocks), block (plan.threads), seq_backward_smem(...) bytes;
 // grid-cooperative. The reverse time loop of the persistent family: per step the
 // pointwise backward of the block's units, a barrier, d h_prev of those units
@@ -460,7 +695,7 @@ RK_GLOBAL void seq_backward(SeqBackArgs q) {
     }
     seq_barrier();
     if constexpr (M == Mode::GruRB1) {   // d(rh) = dah U_h^T, then dr
-      seq_back_product(b, p, j0, ur, ds, red, b.dgx, 2 * H, 3 * H, nullptr, q.drh, false);
+      seq_back_any(b, p, j0, ur, ds, red, b.dgx, 2 * H, 3 * H, nullptr, q.drh, false);
       RK_SYNC();
       for (int64_t pair = tid; pair < N * p.ut; pair += nthr) {
         const int64_t n = pair / p.ut, j = j0 + pair % p.ut;
@@ -468,7 +703,7 @@ RK_GLOBAL void seq_backward(SeqBackArgs q) {
       }
       seq_barrier();
     }
-    seq_back_product(b, p, j0, ur, ds, red, b.dgr, 0, ng_rec * H, b.rmask, b.dh_out, true);
+    seq_back_any(b, p, j0, ur, ds, red, b.dgr, 0, ng_rec * H, b.rmask, b.dh_out, true);
     RK_SYNC();
     cur = 1 - cur;
   }

@@ -11,7 +11,13 @@ namespace rnnkern {
 struct PlanChoice {
   enum Kind { Auto, Steps, Persistent } kind = Auto;
   int blocks = 0, threads = 0, kc = 0;   // 0: chosen
+  // the persistent family's recurrent product: chosen (the tensor cores where the
+  // device's pass the fragment probe and the batch fills half an mma tile), FFMA
+  // (simt) or the tensor cores (mma)
+  enum Product { AnyProduct, Simt, Mma } product = AnyProduct;
 };
+// "auto", "steps", or "persistent[:[BLOCKS,THREADS[,KC]][,mma|,simt]]"
+// ("persistent:mma" alone: the automatic partition with the tensor-core product).
 inline PlanChoice parse_plan(const std::string& text) {
   PlanChoice c;
   if (text.empty() || text == "auto") return c;
@@ -20,27 +26,44 @@ inline PlanChoice parse_plan(const std::string& text) {
     return c;
   }
   const std::string head = "persistent";
+  const std::string form = "'persistent[:BLOCKS,THREADS[,KC]][,mma|,simt]'";
   if (text.compare(0, head.size(), head) != 0)
-    throw std::invalid_argument("plan must be 'auto', 'steps', 'persistent' or "
-                                "'persistent:BLOCKS,THREADS[,KC]', got '" + text + "'");
+    throw std::invalid_argument("plan must be 'auto', 'steps', 'persistent' or " + form +
+                                ", got '" + text + "'");
   c.kind = PlanChoice::Persistent;
   if (text.size() == head.size()) return c;
-  int v[3] = {0, 0, 0}, count = 0;
   size_t i = head.size();
   if (text[i] != ':') throw std::invalid_argument("plan: expected ':' after 'persistent' in '" + text + "'");
-  ++i;
+  std::string rest = text.substr(i + 1);
+  for (const char* word : {"mma", "simt"}) {   // the product, last
+    const std::string w(word);
+    const bool alone = rest == w;
+    const bool last = rest.size() > w.size() + 1 && rest.compare(rest.size() - w.size() - 1, std::string::npos, "," + w) == 0;
+    if (alone || last) {
+      c.product = w == "mma" ? PlanChoice::Mma : PlanChoice::Simt;
+      rest = alone ? std::string() : rest.substr(0, rest.size() - w.size() - 1);
+      break;
+    }
+  }
+  if (rest.empty()) {
+    if (c.product == PlanChoice::AnyProduct)
+      throw std::invalid_argument("plan: expected " + form + ", got '" + text + "'");
+    return c;
+  }
+  int v[3] = {0, 0, 0}, count = 0;
+  i = 0;
   for (bool done = false; !done;) {
     size_t j = i;
-    while (j < text.size() && text[j] >= '0' && text[j] <= '9') ++j;
+    while (j < rest.size() && rest[j] >= '0' && rest[j] <= '9') ++j;
     if (j == i || j - i > 6 || count == 3)
-      throw std::invalid_argument("plan: expected 'persistent:BLOCKS,THREADS[,KC]', got '" + text + "'");
-    v[count++] = std::stoi(text.substr(i, j - i));
-    done = j == text.size();
-    if (!done && text[j] != ',') throw std::invalid_argument("plan: bad separator in '" + text + "'");
+      throw std::invalid_argument("plan: expected " + form + ", got '" + text + "'");
+    v[count++] = std::stoi(rest.substr(i, j - i));
+    done = j == rest.size();
+    if (!done && rest[j] != ',') throw std::invalid_argument("plan: bad separator in '" + text + "'");
     i = j + 1;
   }
   if (count < 2 || v[0] < 1 || v[1] < 1 || v[1] > 1024)
-    throw std::invalid_argument("plan: 'persistent:BLOCKS,THREADS[,KC]' needs BLOCKS >= 1 and "
+    throw std::invalid_argument("plan: " + form + " needs BLOCKS >= 1 and "
                                 "1 <= THREADS <= 1024, got '" + text + "'");
   c.blocks = v[0];
   c.threads = v[1];

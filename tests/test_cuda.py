@@ -235,6 +235,52 @@ def test_persistent_family_matches_the_reference(backend, cell, reset_after, pla
                 assert np.array_equal(u, v)
 
 
+# The tensor-core recurrent product (",mma"): the automatic partition; one block
+# of two warps (tiles of 16 rows by 8 columns over a batch of 18: two row tiles,
+# the second mostly padding, several k shares); three blocks with k chunks of 8
+# (the staging loop, and a chunk's k shares of 8) over 40 units.
+MMA_PLANS = ["persistent:mma", "persistent:1,64,mma", "persistent:3,64,8,mma"]
+
+
+@pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("cell,reset_after", CELLS)
+@pytest.mark.parametrize("plan", MMA_PLANS)
+def test_tensor_core_recurrence_matches_the_reference(backend, cell, reset_after, plan,
+                                                      plan_reset):
+    """The persistent family's recurrent products (forward h U, backward dG U^T)
+    on the tensor cores in fp32 accuracy (3xTF32) give the float64 reference's
+    outputs and every gradient within the fp32 tolerances, with masks, go_backwards
+    and per-gate recurrent dropout (the forward's pass a gate, the backward's sum a
+    gate), bitwise the same twice, and not bitwise the FFMA product's (the plan
+    forced with ',simt'): the tensor cores ran."""
+    rng = np.random.default_rng(91 + len(cell) + reset_after + 7 * MMA_PLANS.index(plan))
+    n, t, c, h = 18, 3, 5, 20
+    case = make_case(cell, n, t, c, h, reset_after, True, rng)
+    mask = make_mask("holes", n, t, rng)
+    im, rm = drop_masks("both", cell, n, c, h, rng)
+    go_backwards, seq = MMA_PLANS.index(plan) % 2 == 0, MMA_PLANS.index(plan) != 1
+
+    def run(forced):
+        _core.gpu_set_plan(backend, forced)
+        assert _core.gpu_plan(backend) == forced
+        before = _core.gpu_persistent_launches(backend)
+        got = run_both(backend, cell, "tanh", "sigmoid", reset_after, go_backwards, seq, mask,
+                       case, im, rm, np.random.default_rng(3))
+        assert _core.gpu_persistent_launches(backend) == before + 2
+        return got
+
+    outs, refs, g, gr = run(plan)
+    check(outs, refs, g, gr, f"{backend} {cell} {plan} bwd={go_backwards}")
+    again = run(plan)
+    for u, v in zip(tuple(outs) + tuple(g), tuple(again[0]) + tuple(again[2])):
+        if u is not None:
+            assert np.array_equal(u, v)
+    simt = run(plan[:-len("mma")] + "simt")
+    assert not all(np.array_equal(u, v) for u, v in zip(tuple(outs) + tuple(g),
+                                                         tuple(simt[0]) + tuple(simt[2]))
+                   if u is not None)
+
+
 @pytest.mark.parametrize("backend", GPU)
 @pytest.mark.parametrize("cell,reset_after", CELLS)
 def test_steps_and_persistent_agree(backend, cell, reset_after, plan_reset):
@@ -264,14 +310,22 @@ def test_plans_are_checked(backend, plan_reset):
     forced partition that does not fit the device is a clear error, not a silent
     fallback; 'steps' runs no persistent loop."""
     for bad in ["fast", "persistent:", "persistent:0,32", "persistent:2", "persistent:2,2000",
-                "persistent:2,32,4,4", "persistent;2,32", "persistent:a,32"]:
+                "persistent:2,32,4,4", "persistent;2,32", "persistent:a,32",
+                "persistent:2,32,fast", "persistent:,mma", "persistent:mma,2,32",
+                "persistent:2,32,mma,simt"]:
         with pytest.raises(ValueError, match="plan"):
             _core.gpu_set_plan(backend, bad)
+    for good in ["persistent:mma", "persistent:simt", "persistent:2,64,mma", "persistent:2,64,8,simt"]:
+        _core.gpu_set_plan(backend, good)
+        assert _core.gpu_plan(backend) == good
     rng = np.random.default_rng(5)
     x, W, U, b, h0, c0 = make_case("lstm", 2, 3, 4, 300, True, True, rng)
     be = bk.get_backend(backend)
     _core.gpu_set_plan(backend, "persistent:1,32")    # U of 300 units: 1.4 MiB in one block
     with pytest.raises(RuntimeError, match="does not fit"):
+        be.forward("lstm", x, W, U, b, h0, c0, None)
+    _core.gpu_set_plan(backend, "persistent:2,48,mma")   # the tensor cores need whole warps
+    with pytest.raises(RuntimeError, match="tensor-core product"):
         be.forward("lstm", x, W, U, b, h0, c0, None)
     _core.gpu_set_plan(backend, "steps")
     before = _core.gpu_persistent_launches(backend)
@@ -399,7 +453,8 @@ def gemm_reset():
 
 @pytest.mark.parametrize("backend", GPU)
 @pytest.mark.parametrize("cell,reset_after", CELLS)
-def test_tensor_core_gemms_match_the_reference(backend, cell, reset_after, gemm_reset):
+def test_tensor_core_gemms_match_the_reference(backend, cell, reset_after, gemm_reset,
+                                               plan_reset):
     """The hoisted GEMMs on the tensor-core kernel (3xTF32: fp32 accuracy) give the
     reference's forward and gradients within the fp32 tolerances, with input and
     recurrent dropout (the per-gate, masked GEMMs) and split K (T*N >= 512, for one
@@ -412,6 +467,7 @@ def test_tensor_core_gemms_match_the_reference(backend, cell, reset_after, gemm_
     with pytest.raises(ValueError, match="gemm must be"):
         _core.gpu_set_gemm(backend, "fast")
     _core.gpu_set_gemm(backend, "mma")
+    _core.gpu_set_plan(backend, "persistent:simt")   # the GEMMs' test: the recurrence on FFMA
     before = _core.gpu_mma_gemms(backend)
     outs, refs, g, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after, False, True, None,
                                  case, im, rm, np.random.default_rng(1))
@@ -538,6 +594,51 @@ def test_bf16_is_the_reference_with_bfloat16_weights(backend, cell, reset_after,
     assert 1e-5 < err <= 1e-2
 
 
+@pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("cell,reset_after", [("lstm", True), ("gru", False)])
+def test_tensor_core_recurrence_precisions(backend, cell, reset_after, plan_reset):
+    """The tensor-core recurrence in each precision: bf16 (two products: the rounded
+    U is exact in TF32, so h's TF32 halves against it) is the float64 reference
+    with bfloat16 weights within the fp32 tolerances; tf32 (one product) is within
+    the tf32 tolerances of the reference and measurably less exact than fp32's
+    three products (forward and gradients, recurrent dropout included)."""
+    _core.gpu_set_plan(backend, "persistent:1,64,mma")
+    rng = np.random.default_rng(97 + len(cell) + reset_after)
+    n, t, c, h = 17, 3, 6, 16
+    x, W, U, b, h0, c0 = make_case(cell, n, t, c, h, reset_after, True, rng)
+    _, rm = drop_masks("both", cell, n, c, h, rng)
+    be = bk.get_backend(backend)
+    dy = rng.standard_normal((n, t, h)).astype(np.float32)
+
+    def run(precision):
+        y, hT, cT, cache = be.forward(cell, x, W, U, b, h0, c0, None, None, None, rm,
+                                      reset_after=reset_after, precision=precision)
+        return (y, hT, cT), tuple(be.backward(cache, dy))
+
+    def ref(Wr, Ur):
+        kw = dict(reset_after=reset_after, recurrent_masks=f64(rm))
+        yr, hr, cr, kr = reference.rnn_forward(cell, f64(x), f64(Wr), f64(Ur), f64(b), f64(h0),
+                                               f64(c0), **kw)
+        return (yr, hr, cr), reference.rnn_backward(kr, f64(dy))
+
+    def normwise(v, r):
+        return np.linalg.norm(np.asarray(v, np.float64) - r) / np.linalg.norm(r)
+
+    outs, g = run("bf16")
+    routs, rg = ref(_bf16(W), _bf16(U))
+    for name, a, r in zip(("y", "h_T", "c_T") + Grads._fields, outs + g, routs + rg):
+        if r is not None:
+            assert_close(a, r, "backward_f32", f"{backend} {cell} bf16 mma {name}")
+    outs32, g32 = run("fp32")
+    outs, g = run("tf32")
+    routs, rg = ref(W, U)
+    for name, a, r in zip(("y", "h_T", "c_T") + Grads._fields, outs + g, routs + rg):
+        if r is not None:
+            assert_close(a, r, "backward_tf32", f"{backend} {cell} tf32 mma {name}")
+    assert normwise(outs[0], routs[0]) > 10 * normwise(outs32[0], routs[0])
+    assert normwise(g[0], rg[0]) > 10 * normwise(g32[0], rg[0])
+
+
 @pytest.fixture
 def tune_reset():
     """Each test that tunes leaves both GPU backends untuned, their plans forgotten."""
@@ -589,6 +690,43 @@ def test_tuned_plans(backend, cell, reset_after, mode, tune_reset, plan_reset):
     _core.gpu_set_plan(backend, inference)
     y_forced = be.forward(cell, x, W, U, b, h0, c0, mask, None, None, rm, **kw)[0]
     assert np.array_equal(y_tuned, y_forced)
+
+
+@pytest.mark.parametrize("backend", GPU)
+def test_tuning_weighs_both_recurrent_products(backend, tune_reset, plan_reset, gemm_reset):
+    """With the GEMMs on the tensor cores (forced here; on a device, where its
+    fragments pass the probe) the automatic plan takes the tensor-core recurrence
+    for a batch of >= 8, and quick tuning times it against FFMA: the kept plans name
+    their product, the call matches the reference, and the tuned inference equals
+    its plan forced, bitwise."""
+    _core.gpu_set_gemm(backend, "mma")
+    _core.gpu_clear_tuned(backend)
+    rng = np.random.default_rng(87)
+    n, t, c, h = 8, 3, 5, 12
+    case = make_case("lstm", n, t, c, h, True, True, rng)
+    _core.gpu_set_plan(backend, "auto")
+    auto = run_both(backend, "lstm", "tanh", "sigmoid", True, False, True, None, case, None,
+                    None, np.random.default_rng(3))
+    check(*auto, f"{backend} lstm auto on the tensor cores")
+    _core.gpu_set_plan(backend, "persistent:simt")
+    simt = run_both(backend, "lstm", "tanh", "sigmoid", True, False, True, None, case, None,
+                    None, np.random.default_rng(3))
+    assert not np.array_equal(auto[0][0], simt[0][0])   # auto took the tensor cores
+    _core.gpu_set_plan(backend, "auto")
+    _core.gpu_set_tune(backend, "quick")
+    outs, refs, g, gr = run_both(backend, "lstm", "tanh", "sigmoid", True, False, True, None,
+                                 case, None, None, np.random.default_rng(3))
+    check(outs, refs, g, gr, f"{backend} lstm tuned over both products")
+    x, W, U, b, h0, c0 = case
+    be = bk.get_backend(backend)
+    y_tuned = be.forward("lstm", x, W, U, b, h0, c0, None, training=False)[0]
+    plans = dict(line.split(" -> ") for line in _core.gpu_tuned_plans(backend))
+    assert all(p.endswith((",mma", ",simt")) for p in plans.values())
+    (inference,) = [p for k, p in plans.items() if "forward" in k and "train0" in k]
+    _core.gpu_set_tune(backend, "off")
+    _core.gpu_set_plan(backend, inference)
+    assert np.array_equal(y_tuned, be.forward("lstm", x, W, U, b, h0, c0, None,
+                                              training=False)[0])
 
 
 def test_tune_from_the_environment(tmp_path):

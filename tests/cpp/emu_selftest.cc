@@ -173,8 +173,10 @@ int main(int argc, char** argv) {
         ok = all_fields(p, p2, cfg, what, same) && all_fields(a, p, cfg, what, near) && ok;
       }
       gpu_emu::set_plan("auto");
-      // the hoisted GEMMs on the tensor-core kernel (3xTF32, run lane by lane here):
-      // fp32 accuracy, so within float rounding of the SIMT kernel's results; with
+      // the hoisted GEMMs on the tensor-core kernel (3xTF32, run lane by lane here),
+      // and with them (the automatic plan, a batch of 19) the persistent family's
+      // recurrent products: fp32 accuracy, so within float rounding of the SIMT
+      // kernels' results; with
       // dropout (every per-gate, masked GEMM form), once a cell (the emulated warps
       // are slow, under ThreadSanitizer most of all)
       if (variant == 1) {
