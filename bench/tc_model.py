@@ -1,0 +1,75 @@
+"""The cost model of the persistent family's recurrent product, FFMA against the
+tensor cores (bench/GPU.md, "The tensor-core recurrence"): predicted microseconds a
+step for each benchmark shape, from the automatic plan's partition (cuda/launch.cuh
+seq_plan_with: about 32k multiply-adds a block, at most a block per SM, 256 threads)
+and these parameters, the first three fitted to the 2026-12-04 probe on an H200, the
+last two assumptions that bench/gpu_probe.py's ",simt" / ",mma" rows will check:
+
+  t0   fixed time a step: 3.5 us in one block, 5 us over a grid (barrier, staging,
+       the pointwise step)
+  r    FFMA product rate: 44k multiply-adds a microsecond a block
+  f    1.98 GHz, 132 SMs
+  L    32 cycles from one m16n8k8 TF32 mma.sync to the next on its accumulator
+  rate 0.46 mma a cycle an SM (half of the dense TF32 peak, 989/2 TFLOPS)
+
+    python3 bench/tc_model.py
+"""
+import math
+
+SHAPES = {"S1": (1, 32, 128), "S2": (32, 64, 256), "S3": (64, 256, 512),
+          "B8": (8, 256, 512), "DB1024": (32, 1024, 1024)}
+GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+SLOTS = {"simple_rnn": 1, "lstm": 4, "gru": 4}
+SMS, F_GHZ, R_FFMA, L_MMA, RATE, WARPS = 132, 1.98, 44e3, 32, 0.46, 8
+PRODUCTS = {"fp32": 3, "bf16": 2, "tf32": 1}
+
+
+def plan(N, H, G):
+    fma = N * G * H * H
+    blocks = 1 if fma <= 131072 else max(1, min(math.ceil(fma / 32768), SMS))
+    ut = math.ceil(H / blocks)
+    return math.ceil(H / ut), ut
+
+
+def t0(blocks):
+    return 3.5 if blocks == 1 else 5.0
+
+
+def mma_us(tiles, K, tc):
+    ks = max(1, min(WARPS // tiles, K // 32))
+    items_per_warp = math.ceil(tiles * ks / WARPS)
+    ksteps = math.ceil(math.ceil(K / 8) / ks)
+    chain = items_per_warp * math.ceil(ksteps / 2) * tc * L_MMA      # two accumulators
+    issue = tiles * math.ceil(K / 8) * tc / RATE
+    return max(chain, issue) / (F_GHZ * 1e3)
+
+
+def rows(precision="fp32"):
+    tc = PRODUCTS[precision]
+    out = []
+    for sname, (N, _C, H) in SHAPES.items():
+        for cell, G in GATES.items():
+            blocks, ut = plan(N, H, G)
+            F = N * ut * G * H
+            ffma = F / R_FFMA
+            mma_ok = N >= 8
+            rt = math.ceil(N / 16)
+            fwd_tc = mma_us(rt * math.ceil(ut * SLOTS[cell] / 8), H, tc)
+            bwd_tc = mma_us(rt * math.ceil(ut / 8), G * H, tc)
+            out.append((sname, cell, blocks, ut, t0(blocks), ffma,
+                        fwd_tc if mma_ok else None, bwd_tc if mma_ok else None))
+    return out
+
+
+def main():
+    print("| shape | cell | blocks x units | t0 us | FFMA product us (fwd, bwd) | "
+          "tensor-core product us, fp32: fwd / bwd | predicted step us, fwd: FFMA -> tc |")
+    print("|---|---|---|---|---|---|---|")
+    for sname, cell, blocks, ut, z, ffma, f, b in rows():
+        tc = "- (N < 8: FFMA)" if f is None else f"{f:.2f} / {b:.2f}"
+        step = f"{z + ffma:.1f} -> {z + (ffma if f is None else f):.1f}"
+        print(f"| {sname} | {cell} | {blocks} x {ut} | {z} | {ffma:.2f} | {tc} | {step} |")
+
+
+if __name__ == "__main__":
+    main()
