@@ -24,12 +24,9 @@ void run_backward(const Workspace& base, const GradArgs& in) {
     throw std::invalid_argument("the forward took PyTorch's layout: db_hh (d bias_hh) is "
                                 "required with db");
   Buf<float> dy(dev ? 0 : (cfg.return_sequences ? TN * H : NH));
-  Buf<float> dytm(cfg.return_sequences ? TN * H : 0);
   dy.upload(in.dy);
+  // read where it is, in the caller's [N, T, H] layout (no time-major copy)
   const float* dy_dev = dev ? in.dy : dy.get();
-  if (cfg.return_sequences)
-    RK_LAUNCH(Independent, linear_blocks(TN * H), 1, kLinear, 1, 0, to_time_major, dy_dev,
-              dytm.get(), N, T, H, false);
   Buf<float> dgx(TN * GH), dgr(ra ? TN * GH : 0), dh[2] = {Buf<float>(NH), Buf<float>(NH)};
   Buf<float> dc[2], drh(rb ? NH : 0);
   dh[0].upload(in.dhT, dev);
@@ -54,7 +51,7 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   q.return_sequences = cfg.return_sequences;
   q.lstm = cfg.cell == Cell::LSTM;
   q.products = recurrent_products(cfg.precision);
-  q.dytm = dytm.get();
+  q.dyseq = cfg.return_sequences ? dy_dev : nullptr;
   q.dylast = dy_dev;
   q.seen = ws.seen.get();
   q.mask = ws.mask.get();

@@ -96,7 +96,11 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   const bool need_slots = cfg.training || rb;
   ws->slot_stride = cfg.training ? TN * H : NH;
   if (need_slots) ws->slots = Buf<float>(S * ws->slot_stride);
-  Buf<float> ytm(cfg.return_sequences ? TN * H : 0), ylast(cfg.return_sequences ? 0 : NH);
+  // the outputs written by the steps in the caller's layout ([N, T, H] or [N, H]),
+  // in place where the caller's arrays are on the device
+  Buf<float> yseq(cfg.return_sequences && !dev ? TN * H : 0),
+      ylast(cfg.return_sequences || dev ? 0 : NH);
+  float* yout = cfg.return_sequences ? (dev ? out.y : yseq.get()) : (dev ? out.y : ylast.get());
 
   SeqArgs q;
   q.base.N = N;
@@ -117,8 +121,8 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   q.cstates = ws->cstates.get();
   q.mask = ws->mask.get();
   q.seen = ws->seen.get();
-  q.ytm = ytm.get();
-  q.ylast = ylast.get();
+  q.yseq = cfg.return_sequences ? yout : nullptr;
+  q.ylast = cfg.return_sequences ? nullptr : yout;
   q.slots = need_slots ? ws->slots.get() : nullptr;
   q.lstm = cfg.cell == Cell::LSTM;
   q.products = recurrent_products(cfg.precision);
@@ -133,14 +137,7 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
       }
     });
   });
-  if (cfg.return_sequences) {
-    Buf<float> y(dev ? 0 : N * T * H);
-    RK_LAUNCH(Independent, linear_blocks(TN * H), 1, kLinear, 1, 0, from_time_major, ytm.get(),
-              dev ? out.y : y.get(), N, T, H, false);
-    y.download(out.y);
-  } else {
-    ylast.download(out.y, dev);
-  }
+  if (!dev) (cfg.return_sequences ? yseq : ylast).download(out.y);
   const int64_t last = (cfg.training ? T : T % 2) * NH;
   state_out(out.hT, ws->states.get() + last, NH, dev);
   if (cfg.cell == Cell::LSTM) state_out(out.cT, ws->cstates.get() + last, NH, dev);

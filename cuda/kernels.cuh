@@ -308,7 +308,8 @@ struct StepArgs {
   const uint8_t* mask = nullptr;  // this step's mask of row n at mask[n * mask_stride], or null
   int64_t mask_stride = 0;
   const uint8_t* seen = nullptr;  // [N] any unmasked step so far, or null (all seen)
-  float* y = nullptr;             // [N, H] this step's output, or null
+  float* y = nullptr;             // this step's output, row n at y + n * y_ld, or null
+  int64_t y_ld = 0;               // (the caller's [N, T, H] sequence: T*H; a last output: H)
   float* slots = nullptr;         // this step's saved activations: slot k at slots[k * slot_stride]
   int64_t slot_stride = 0;
 };
@@ -404,7 +405,7 @@ RK_DEV void step_point(const StepArgs& s, int64_t n, int64_t j, const float* acc
   if (!in.m) h = hp;
   s.hnext[e] = h;
   if constexpr (M == Mode::Lstm) s.cnext[e] = in.m ? c : in.cp;
-  if (s.y) s.y[e] = in.seen ? h : 0.0f;
+  if (s.y) s.y[n * s.y_ld + j] = in.seen ? h : 0.0f;
 }
 
 // One block's tile of one step: units [u0, u0+16) of rows [n0, n0+16), every gate
@@ -490,7 +491,7 @@ struct SeqArgs {
   float* cstates = nullptr;      // LSTM, likewise
   const uint8_t* mask = nullptr; // [N, T] or null
   const uint8_t* seen = nullptr; // [T, N] or null
-  float* ytm = nullptr;          // [T, N, H] (return_sequences) or null
+  float* yseq = nullptr;         // [N, T, H] (return_sequences; step s at [:, s]) or null
   float* ylast = nullptr;        // [N, H] (otherwise)
   float* slots = nullptr;        // slot k of step s at slots + k*slot_stride + (training ? s*N*H : 0)
   bool lstm = false;
@@ -514,7 +515,8 @@ RK_HD_INLINE StepArgs forward_step_args(const SeqArgs& q, int64_t s) {
   a.mask = q.mask ? q.mask + t : nullptr;
   a.mask_stride = q.T;
   a.seen = q.seen ? q.seen + s * q.base.N : nullptr;
-  a.y = q.return_sequences ? q.ytm + s * NH : (s == q.T - 1 ? q.ylast : nullptr);
+  a.y = q.return_sequences ? q.yseq + s * q.base.H : (s == q.T - 1 ? q.ylast : nullptr);
+  a.y_ld = q.return_sequences ? q.T * q.base.H : q.base.H;
   a.slots = q.slots ? q.slots + (q.training ? s * NH : 0) : nullptr;
   return a;
 }
@@ -532,7 +534,8 @@ struct BackArgs {
   int64_t N = 0, H = 0, GH = 0;
   Act act = Act::Tanh, ract = Act::Sigmoid;
   const float* dh_in = nullptr;   // [N, H] gradient reaching the state after this step
-  const float* dy = nullptr;      // [N, H] this step's output gradient, or null
+  const float* dy = nullptr;      // this step's output gradient, row n at dy + n * dy_ld, or null
+  int64_t dy_ld = 0;
   const uint8_t* seen = nullptr;  // [N] or null
   const uint8_t* mask = nullptr;  // this step's mask at mask[n * mask_stride], or null
   int64_t mask_stride = 0;
@@ -567,7 +570,7 @@ RK_DEV void back_point(const BackArgs& b, int64_t e) {
     return;
   }
   float dh = b.dh_in[e];
-  if (b.dy && (!b.seen || b.seen[n])) dh += b.dy[e];
+  if (b.dy && (!b.seen || b.seen[n])) dh += b.dy[n * b.dy_ld + j];
   const float dh_cell = m ? dh : 0.0f, dh_pass = m ? 0.0f : dh;
   if constexpr (M == Mode::Simple) {
     gx[0] = simple_backward(b.act, dh_cell, b.slots[e]);

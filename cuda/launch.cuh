@@ -780,7 +780,7 @@ bool seq_forward_as(SeqArgs q) {
     const int64_t nstates = q.training ? steps + 1 : 2;
     const int64_t stride = q.training ? steps * NH : b.slot_stride;
     Buf<float> st(nstates * NH), cst(q.cstates ? nstates * NH : 0), sl(q.slots ? 5 * stride : 0),
-        yt(q.ytm ? steps * NH : 0), yl(q.ylast ? NH : 0);
+        yt(q.yseq ? steps * NH : 0), yl(q.ylast ? NH : 0);
     Runtime::copy(st.get(), q.states, NH * sizeof(float));          // h0
     if (q.cstates) Runtime::copy(cst.get(), q.cstates, NH * sizeof(float));
     SeqArgs r = q;
@@ -789,7 +789,7 @@ bool seq_forward_as(SeqArgs q) {
     r.cstates = q.cstates ? cst.get() : nullptr;
     r.slots = q.slots ? sl.get() : nullptr;
     r.base.slot_stride = stride;
-    r.ytm = q.ytm ? yt.get() : nullptr;
+    r.yseq = q.yseq ? yt.get() : nullptr;
     r.ylast = q.ylast ? yl.get() : nullptr;
     const std::string key =
         loop_key("forward", (int)M, b.N, b.H, b.GH, copies, q.training, q.return_sequences);

@@ -445,7 +445,7 @@ struct SeqBackArgs {
   BackArgs base;                  // N, H, GH, act, ract, slot_stride, rmask
   int64_t T = 0;
   bool go_backwards = false, return_sequences = true, lstm = false;
-  const float* dytm = nullptr;    // [T, N, H] (return_sequences), or
+  const float* dyseq = nullptr;   // [N, T, H] (return_sequences; step s at [:, s]), or
   const float* dylast = nullptr;  // [N, H]
   const uint8_t* seen = nullptr;  // [T, N] or null
   const uint8_t* mask = nullptr;  // [N, T] or null
@@ -468,7 +468,8 @@ RK_HD_INLINE BackArgs backward_step_args(const SeqBackArgs& q, int64_t s, int cu
   const int64_t t = q.go_backwards ? q.T - 1 - s : s;
   BackArgs b = q.base;
   b.dh_in = q.dh[cur];
-  b.dy = q.return_sequences ? q.dytm + s * NH : (s == q.T - 1 ? q.dylast : nullptr);
+  b.dy = q.return_sequences ? q.dyseq + s * q.base.H : (s == q.T - 1 ? q.dylast : nullptr);
+  b.dy_ld = q.return_sequences ? q.T * q.base.H : q.base.H;
   b.seen = q.seen ? q.seen + s * N : nullptr;
   b.mask = q.mask ? q.mask + t : nullptr;
   b.mask_stride = q.T;

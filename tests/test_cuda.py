@@ -488,7 +488,8 @@ def test_tensor_core_gemms_match_the_reference(backend, cell, reset_after, gemm_
 
 @pytest.mark.parametrize("backend", GPU)
 @pytest.mark.parametrize("cell,reset_after", CELLS)
-def test_tf32_takes_one_product_on_the_tensor_cores(backend, cell, reset_after, gemm_reset):
+def test_tf32_takes_one_product_on_the_tensor_cores(backend, cell, reset_after, gemm_reset,
+                                                    plan_reset):
     """precision='tf32' on the tensor-core GEMMs: the hoisted GEMMs (projection, dW,
     dU, dX) take one TF32 product, so the results are TF32's (within the tf32
     tolerances of the float64 reference, with dropout masks on every masked GEMM)
@@ -507,6 +508,7 @@ def test_tf32_takes_one_product_on_the_tensor_cores(backend, cell, reset_after, 
         dy = np.random.default_rng(3).standard_normal(y.shape).astype(np.float32)
         return (y, hT, cT), tuple(be.backward(cache, dy)), dy
 
+    _core.gpu_set_plan(backend, "persistent:simt")   # the GEMMs' test: the recurrence on FFMA
     _core.gpu_set_gemm(backend, "mma")
     outs32, g32, dy = run("fp32")
     before = _core.gpu_mma_gemms(backend)
