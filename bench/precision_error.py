@@ -6,9 +6,11 @@ gradient of one forward + BPTT on a GPU backend.
 
 On cuda-emu the hoisted GEMMs are forced onto the tensor-core kernel (which the
 emulation runs with TF32 rounding bit-exact), so 'tf32' takes its one-product
-path there as on a device; 'fp32' is then the 3xTF32 split. 'bf16' rounds the
-kernel and recurrent kernel to bfloat16 (all else as fp32); a backend that
-refuses a mode prints its refusal."""
+path there as on a device (and the automatic plan puts the recurrence on the
+tensor cores where N >= 8, in the same precision); 'fp32' is then the 3xTF32
+split. 'bf16' is rnnkern.reference's bf16: the weights and every product's other
+operand rounded to bfloat16, sums and states fp32. A backend that refuses a mode
+prints its refusal."""
 import argparse
 import sys
 

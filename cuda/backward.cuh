@@ -1,6 +1,6 @@
-// rnnkern — the GPU BPTT of one layer, in order: dy to time-major, the reverse
-// time loop (persistent where its plan fits, else a pointwise kernel and the
-// dh_prev GEMM a step), then the weight gradients (dW, dU: split-K GEMMs), dX and
+// rnnkern — the GPU BPTT of one layer, in order: the reverse time loop, dy read in
+// the caller's layout (persistent where its plan fits, else a pointwise kernel and
+// the dh_prev GEMM a step), then the weight gradients (dW, dU: split-K GEMMs), dX and
 // the bias gradients, each deterministic. Part of driver.cuh.
 #pragma once
 
@@ -17,6 +17,7 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   const int64_t GH = G * H, NH = N * H, TN = T * N;
   const bool rb = cfg.cell == Cell::GRU && !cfg.reset_after;
   const bool ra = cfg.cell == Cell::GRU && cfg.reset_after;
+  const bool bf16 = cfg.precision == Precision::BF16;   // rnnkern.reference's bf16 products
   const int64_t ss = ws.slot_stride;
 
   const bool dev = in.on_device;  // the caller's arrays are device memory: no host copies
@@ -46,11 +47,12 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   q.base.ract = cfg.ract;
   q.base.slot_stride = ss;
   q.base.rmask = ws.rmask.get();
+  q.base.bf16 = bf16;
   q.T = T;
   q.go_backwards = cfg.go_backwards;
   q.return_sequences = cfg.return_sequences;
   q.lstm = cfg.cell == Cell::LSTM;
-  q.products = recurrent_products(cfg.precision);
+  q.products = recurrent_products(cfg.precision, false);   // the masks scale the sums
   q.dyseq = cfg.return_sequences ? dy_dev : nullptr;
   q.dylast = dy_dev;
   q.seen = ws.seen.get();
@@ -79,14 +81,17 @@ void run_backward(const Workspace& base, const GradArgs& in) {
         launch_back<M>(b);
         if constexpr (M == Mode::GruRB1) {
           // d(rh) = dah U_h^T, then dr
-          gemm(gemm_args(N, H, H, b.dgx + 2 * H, GH, false, ws.Ud + 2 * H, GH, true,
-                         drh.get(), H));
+          GemmArgs d = gemm_args(N, H, H, b.dgx + 2 * H, GH, false, ws.Ud + 2 * H, GH, true,
+                                 drh.get(), H);
+          d.bf16 = bf16;
+          gemm(d);
           launch_back<Mode::GruRB2>(b);
         }
         // d h_prev += sum over gates of (dG_g U_g^T) ⊙ m_g
         GemmArgs r = gemm_args(N, H, ng_rec * H, b.dgr, GH, false, ws.Ud, GH, true,
                                b.dh_out, H);
         r.beta = 1.0f;
+        r.bf16 = bf16;
         gemm_gates_cmask(r, ng_rec, H, ws.rmask.get(), NH, N, H, false);
       }
     });
@@ -100,11 +105,13 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   const bool tf32 = cfg.precision == Precision::TF32;   // the hoisted GEMMs' precision
   GemmArgs w = gemm_args(C, GH, TN, ws.xs.get(), C, true, dgx.get(), GH, false, dW.get(), GH);
   w.tf32 = tf32;
+  w.bf16 = bf16;
   gemm_gates_amask(w, (int)G, H, ws.imask.get(), N * C, N, C);
   // dU = h_prev^T dGr (states 0..T-1 are [T*N, H]), per gate with recurrent masks
   GemmArgs u = gemm_args(H, ng_rec * H, TN, ws.states.get(), H, true, dgr_base, GH, false,
                          dU.get(), GH);
   u.tf32 = tf32;
+  u.bf16 = bf16;
   gemm_gates_amask(u, ng_rec, H, ws.rmask.get(), NH, N, H);
   if (rb) {                             // dU_h = rh^T dah
     GemmArgs q = gate_cols(u, 2, H, true, true);
@@ -126,6 +133,7 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   Buf<float> dxtm(TN * C), dx(dev ? 0 : N * T * C);  // dX = dGx W^T (⊙ input masks per gate)
   GemmArgs xg = gemm_args(TN, C, GH, dgx.get(), GH, false, ws.Wd, GH, true, dxtm.get(), C);
   xg.tf32 = tf32;
+  xg.bf16 = bf16;
   gemm_gates_cmask(xg, (int)G, H, ws.imask.get(), N * C, N, C, true);
   RK_LAUNCH(Independent, linear_blocks(TN * C), 1, kLinear, 1, 0, from_time_major, dxtm.get(),
             dev ? out.dx : dx.get(), N, T, C, cfg.go_backwards);

@@ -51,7 +51,9 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
     ws->U.upload(in.U, dev);
   }
   const float* bias = in_place ? in.b : b.get();
-  if (bf16) {   // bf16 weights (the backward reads the same), fp32 everything else
+  // bf16: the weights rounded once (the backward reads the same); the products'
+  // other operands are rounded as they are read (GemmArgs, StepArgs .bf16)
+  if (bf16) {
     RK_LAUNCH(Independent, linear_blocks(C * GH), 1, kLinear, 1, 0, round_bf16, ws->W.get(),
               C * GH);
     RK_LAUNCH(Independent, linear_blocks(H * GH), 1, kLinear, 1, 0, round_bf16, ws->U.get(),
@@ -83,6 +85,7 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   GemmArgs pg = gemm_args(TN, GH, C, ws->xs.get(), C, false, Wd, GH, false, P.get(), GH);
   pg.bias = bias;
   pg.tf32 = cfg.precision == Precision::TF32;
+  pg.bf16 = bf16;
   gemm_gates_amask(pg, (int)G, H, ws->imask.get(), N * C, N, C);
 
   // states: every step's kept in training, a ring of two otherwise
@@ -109,6 +112,7 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   q.base.act = cfg.act;
   q.base.ract = cfg.ract;
   q.base.rmask = ws->rmask.get();
+  q.base.bf16 = bf16;
   q.base.u = Ud;
   q.base.brec = ra && bias ? bias + GH : nullptr;
   q.base.slot_stride = ws->slot_stride;
@@ -125,7 +129,7 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   q.ylast = cfg.return_sequences ? nullptr : yout;
   q.slots = need_slots ? ws->slots.get() : nullptr;
   q.lstm = cfg.cell == Cell::LSTM;
-  q.products = recurrent_products(cfg.precision);
+  q.products = recurrent_products(cfg.precision, in.recurrent_masks != nullptr);
   with_cell(cfg.cell, cfg.reset_after, [&](auto k) {
     constexpr Mode M = kMode<decltype(k)>;
     if (seq_forward_as<M>(q)) return;

@@ -76,19 +76,32 @@ struct GemmArgs {
   // instead of the fp32-accurate three; the SIMT GEMM ignores it (fp32 is at least
   // the precision asked for)
   bool tf32 = false;
+  // precision bf16: A and B rounded to bfloat16 as they are loaded (A before its
+  // mask scales it), rnnkern.reference's bf16 products; exact in TF32, so one
+  // tensor-core product where no mask scales A (gemm_products)
+  bool bf16 = false;
 };
+
+// The tensor-core GEMM's products a fragment pair: 3 (fp32 as 3xTF32), or 1 where
+// one TF32 product is what was asked for (tf32) or is exact (bf16 operands, A
+// unscaled by a mask: TF32 holds a bfloat16 value exactly).
+RK_HD_INLINE int gemm_products(const GemmArgs& g) {
+  return g.tf32 || (g.bf16 && !g.amask) ? 1 : 3;
+}
 
 RK_DEV float gemm_load_a(const GemmArgs& g, int64_t i, int64_t k) {
   if (i >= g.M || k >= g.K) return 0.0f;
   const int64_t r = g.ta ? k : i, c = g.ta ? i : k;
   float v = g.a[r * g.lda + c];
+  if (g.bf16) v = rk_to_bf16(v);
   if (g.amask) v *= g.amask[(r % g.amask_rows) * g.amask_ld + c];
   return v;
 }
 
 RK_DEV float gemm_load_b(const GemmArgs& g, int64_t k, int64_t j) {
   if (k >= g.K || j >= g.N) return 0.0f;
-  return g.tb ? g.b[j * g.ldb + k] : g.b[k * g.ldb + j];
+  const float v = g.tb ? g.b[j * g.ldb + k] : g.b[k * g.ldb + j];
+  return g.bf16 ? rk_to_bf16(v) : v;
 }
 
 // C(i, j) = beta C + cmask ⊙ v + bias: a GEMM's epilogue for one entry.
@@ -191,8 +204,8 @@ RK_GLOBAL void gemm_kernel(GemmArgs g) {
 
 // The same GEMM on the tensor cores in fp32 accuracy: each operand split into
 // TF32 hi + lo parts and A B = hi hi + hi lo + lo hi (the lo lo term, ~2^-22 of
-// the product, dropped), three m16n8k8 mma a pair of fragments; with g.tf32
-// (precision tf32) the hi hi product alone. A 64x64 C tile,
+// the product, dropped), three m16n8k8 mma a pair of fragments; the hi hi product
+// alone where gemm_products says one (precision tf32; bf16 operands, exact). A 64x64 C tile,
 // 8 warps of 32x16 (2 x 2 mma tiles), the next k chunk loaded to registers during
 // this one, A and B staged at a row stride of 68 floats (no bank conflicts for the
 // fragment loads). Fixed order: bitwise reproducible run to run on one device.
@@ -213,6 +226,7 @@ RK_GLOBAL void gemm_mma_kernel(GemmArgs g) {
   const int gq = l / 4, tq = l % 4;
   const int wm = (warp / 4) * 32, wn = (warp % 4) * 16;   // the warp's 32x16 sub-tile
   const int64_t i0 = (int64_t)RK_BY * kMmaTile, j0 = (int64_t)RK_BX * kMmaTile;
+  const bool one = gemm_products(g) == 1;
   float d[2][2][4];
   RK_UNROLL
   for (int mt = 0; mt < 2; ++mt)
@@ -244,7 +258,7 @@ RK_GLOBAL void gemm_mma_kernel(GemmArgs g) {
       for (int mt = 0; mt < 2; ++mt)
         RK_UNROLL
         for (int nt = 0; nt < 2; ++nt) {
-          if (!g.tf32) {
+          if (!one) {
             rk_mma_tf32(d[mt][nt], ah[mt], bl[nt]);
             rk_mma_tf32(d[mt][nt], al[mt], bh[nt]);
           }
@@ -298,6 +312,7 @@ struct StepArgs {
   Act act = Act::Tanh, ract = Act::Sigmoid;
   const float* p = nullptr;       // [N, GH] this step's input projection (input bias in)
   const float* a = nullptr;       // [N, H] what multiplies U: h_prev, or rh (GRU r.b. 2nd phase)
+  bool bf16 = false;              // precision bf16: a rounded to bfloat16 before rmask scales it
   const float* rmask = nullptr;   // [G, N, H] recurrent dropout masks, or null
   const float* u = nullptr;       // [H, GH]
   const float* brec = nullptr;    // GRU r.a.: the recurrent bias [GH], or null
@@ -430,6 +445,7 @@ RK_DEV void step_tile(const StepArgs& s, int64_t u0, int64_t n0, float* as, floa
       float v = 0.0f;
       if (n < s.N && k < s.H) {
         v = s.a[n * s.H + k];
+        if (s.bf16) v = rk_to_bf16(v);
         if (s.rmask) v *= s.rmask[(G0 + g) * NH + n * s.H + k];
       }
       as[e] = v;
@@ -477,8 +493,9 @@ struct SeqPlan {
   int ks = 1;   // threads summing one (row, unit) pair, each over its share of k;
                 // with tc, the k shares of each mma tile (a warp an item)
   int tc = 0;   // the recurrent product on the tensor cores, in this many m16n8k8
-                // products a fragment pair (3: fp32 as 3xTF32, 2: bf16 weights,
-                // exact in TF32, 1: tf32); 0: FFMA
+                // products a fragment pair (3: fp32 as 3xTF32, 2: bf16 with
+                // dropout-scaled h against the exact U, 1: tf32, or bf16's exact
+                // operands; launch.cuh recurrent_products); 0: FFMA
 };
 
 // Everything the steps need; step s's StepArgs are made from it (forward_step_args).
@@ -550,6 +567,10 @@ struct BackArgs {
   float* dh_out = nullptr;        // [N, H] the direct and pass-through terms of d h_prev
   const float* drh = nullptr;     // GRU r.b. second phase: d(rh) = dah U_h^T [N, H]
   const float* rmask = nullptr;   // [G, N, H] or null
+  // precision bf16: the pre-activation gradients stored into dgx / dgr rounded to
+  // bfloat16, as every product (dh_prev, dW, dU, dX) and db read them
+  // (rnnkern.reference); the cell's own terms (dh_out, dc_out) unrounded
+  bool bf16 = false;
 };
 
 // The pointwise backward of one step at element e = n*H + j: d(pre-activations)
@@ -561,11 +582,12 @@ RK_DEV void back_point(const BackArgs& b, int64_t e) {
   const int64_t n = e / b.H, j = e % b.H;
   const bool m = !b.mask || b.mask[n * b.mask_stride];
   float* gx = b.dgx + n * b.GH + j;
+  auto rd = [&](float v) { return b.bf16 ? rk_to_bf16(v) : v; };   // a stored dG value
   if constexpr (M == Mode::GruRB2) {
     const float mh = b.rmask ? b.rmask[2 * NH + e] : 1.0f;
     const float r = b.slots[b.slot_stride + e];
     const float dr = b.drh[e] * b.hprev[e] * mh;
-    gx[b.H] = dr * activate_grad(b.ract, r);
+    gx[b.H] = rd(dr * activate_grad(b.ract, r));
     b.dh_out[e] += b.drh[e] * r * mh;
     return;
   }
@@ -573,17 +595,17 @@ RK_DEV void back_point(const BackArgs& b, int64_t e) {
   if (b.dy && (!b.seen || b.seen[n])) dh += b.dy[n * b.dy_ld + j];
   const float dh_cell = m ? dh : 0.0f, dh_pass = m ? 0.0f : dh;
   if constexpr (M == Mode::Simple) {
-    gx[0] = simple_backward(b.act, dh_cell, b.slots[e]);
+    gx[0] = rd(simple_backward(b.act, dh_cell, b.slots[e]));
     b.dh_out[e] = dh_pass;
   } else if constexpr (M == Mode::Lstm) {
     const float dc = b.dc_in[e];
     const LstmGrad<float> d = lstm_backward(b.act, b.ract, dh_cell, m ? dc : 0.0f, b.slots[e],
                                             b.slots[b.slot_stride + e], b.slots[2 * b.slot_stride + e],
                                             b.slots[3 * b.slot_stride + e], b.cprev[e], b.slots[4 * b.slot_stride + e]);
-    gx[0] = d.di;
-    gx[b.H] = d.df;
-    gx[2 * b.H] = d.dg;
-    gx[3 * b.H] = d.do_;
+    gx[0] = rd(d.di);
+    gx[b.H] = rd(d.df);
+    gx[2 * b.H] = rd(d.dg);
+    gx[3 * b.H] = rd(d.do_);
     b.dc_out[e] = m ? d.dc_prev : dc;
     b.dh_out[e] = dh_pass;
   } else if constexpr (M == Mode::GruRA) {
@@ -592,16 +614,16 @@ RK_DEV void back_point(const BackArgs& b, int64_t e) {
                                                       b.slots[2 * b.slot_stride + e], b.slots[3 * b.slot_stride + e],
                                                       b.hprev[e]);
     float* gr = b.dgr + n * b.GH + j;
-    gx[0] = gr[0] = d.dz;
-    gx[b.H] = gr[b.H] = d.dr;
-    gx[2 * b.H] = d.dhh;
-    gr[2 * b.H] = d.dhh * r;
+    gx[0] = gr[0] = rd(d.dz);
+    gx[b.H] = gr[b.H] = rd(d.dr);
+    gx[2 * b.H] = rd(d.dhh);
+    gr[2 * b.H] = rd(d.dhh * r);
     b.dh_out[e] = d.dh_direct + dh_pass;
   } else {  // GruRB1: dz and d(hh pre-activation); dr after the U_h^T product
     const GruGrad<float> d = gru_backward_reset_before(b.act, b.ract, dh_cell, b.slots[e],
                                                        b.slots[2 * b.slot_stride + e], b.hprev[e]);
-    gx[0] = d.dz;
-    gx[2 * b.H] = d.dhh;
+    gx[0] = rd(d.dz);
+    gx[2 * b.H] = rd(d.dhh);
     b.dh_out[e] = d.dh_direct + dh_pass;
   }
 }

@@ -344,10 +344,12 @@ inline bool use_mma() {
 }
 
 // The tensor-core products a fragment pair of the recurrent product for a
-// precision: fp32 as 3xTF32; bf16, whose rounded U is exact in TF32, two (the
-// product of the TF32 halves of h with U); tf32 one.
-inline int recurrent_products(Precision p) {
-  return p == Precision::TF32 ? 1 : p == Precision::BF16 ? 2 : 3;
+// precision: fp32 as 3xTF32; tf32 one; bf16 one, both operands being bfloat16
+// values (the rounded U, and the rounded h or dG), which TF32 holds exactly --
+// except where dropout masks scale the forward's rounded h (scaled: two, the
+// TF32 halves of that operand with U).
+inline int recurrent_products(Precision p, bool scaled) {
+  return p == Precision::TF32 ? 1 : p == Precision::BF16 ? (scaled ? 2 : 1) : 3;
 }
 
 // A hoisted GEMM's slab on the chosen kernel.
@@ -753,12 +755,15 @@ SeqPlan tuned_plan(const std::string& key, TuneMode mode, const SeqPlan& base,
   return tuned.emplace(key, best).first->second;   // another thread's, if it was first
 }
 
+// (products: a plan keeps its tensor-core product count, so a precision's plans
+// are its own: an fp32 call never runs a plan tuned for tf32's one product)
 inline std::string loop_key(const char* dir, int mode, int64_t N, int64_t H, int64_t GH,
-                            int copies, bool training, bool sequences) {
-  char buf[160];
-  std::snprintf(buf, sizeof buf, "dev%d %s mode%d N%lld H%lld GH%lld copies%d train%d seq%d",
+                            int copies, bool training, bool sequences, int products) {
+  char buf[176];
+  std::snprintf(buf, sizeof buf,
+                "dev%d %s mode%d N%lld H%lld GH%lld copies%d train%d seq%d products%d",
                 device_ordinal(), dir, mode, (long long)N, (long long)H, (long long)GH, copies,
-                (int)training, (int)sequences);
+                (int)training, (int)sequences, products);
   return buf;
 }
 
@@ -792,7 +797,8 @@ bool seq_forward_as(SeqArgs q) {
     r.yseq = q.yseq ? yt.get() : nullptr;
     r.ylast = q.ylast ? yl.get() : nullptr;
     const std::string key =
-        loop_key("forward", (int)M, b.N, b.H, b.GH, copies, q.training, q.return_sequences);
+        loop_key("forward", (int)M, b.N, b.H, b.GH, copies, q.training, q.return_sequences,
+                 q.products);
     q.plan = tuned_plan(key, mode, q.plan,
                         [&](const PlanChoice& c) {
                           return seq_plan_with(c, false, true, kernel, b.N, b.H, b.GH,
@@ -842,7 +848,7 @@ bool seq_backward_as(SeqBackArgs q) {
     }
     r.drh = q.drh ? rh.get() : nullptr;
     const std::string key =
-        loop_key("backward", (int)M, b.N, b.H, b.GH, 1, true, q.return_sequences);
+        loop_key("backward", (int)M, b.N, b.H, b.GH, 1, true, q.return_sequences, q.products);
     q.plan = tuned_plan(key, mode, q.plan,
                         [&](const PlanChoice& c) {
                           return seq_plan_with(c, false, false, kernel, b.N, b.H, b.GH, 1,

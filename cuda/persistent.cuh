@@ -101,7 +101,9 @@ RK_DEV void seq_share8(int kn, int ks, int q, int& kb, int& ke) {
 // d += A B for one k step of 8, a[4] and b[2] the fragments (rk_mma_tf32's lane
 // layout) as fp32 values, in tc products: 3 (fp32 accuracy: hi lo, lo hi, then hi
 // hi: the small terms first), 2 (B exact in TF32, as bf16 weights are: lo hi, hi
-// hi), 1 (TF32: hi hi). tc is the same across the warp.
+// hi; precision bf16's forward with recurrent dropout, whose masks scale the rounded
+// h), 1 (TF32: hi hi; exact where both operands are bf16 values). tc is the same
+// across the warp.
 RK_DEV void seq_mma(float* d, const float* a, const float* b, int tc) {
   float ah[4], al[4], bh[2], bl[2];
   RK_UNROLL
@@ -125,11 +127,12 @@ RK_DEV int seq_nthr() { return RK_BDX * RK_BDY; }
 
 // Stages rows [0, N) x columns [c0, c0 + kn) of src (row stride ld) into
 // dst[r * pitch + cc], `copies` times, copy g scaled by scale[g * scale_stride +
-// n * scale_ld + c0 + cc] when scale is given. A warp takes 4 rows at a time and
+// n * scale_ld + c0 + cc] when scale is given; with bf16 each value rounded to
+// bfloat16 before the scale (precision bf16's operand). A warp takes 4 rows at a time and
 // each lane keeps 4 x 8 loads in flight before it stores (no division an element).
 RK_DEV void seq_stage(float* dst, int64_t pitch, const float* src, int64_t ld, int64_t N,
                       int64_t c0, int kn, int copies, const float* scale, int64_t scale_stride,
-                      int64_t scale_ld) {
+                      int64_t scale_ld, bool bf16 = false) {
   constexpr int kLanes = 32, kRows = 4, kCols = 8;
   const int tid = seq_tid(), nthr = seq_nthr();
   const int lane = tid % kLanes, warps = (nthr + kLanes - 1) / kLanes;
@@ -152,6 +155,12 @@ RK_DEV void seq_stage(float* dst, int64_t pitch, const float* src, int64_t ld, i
           const int cc = c + u * kLanes;
           v[i][u] = (r0 + i < rows && cc < kn) ? rk_ldcg(sp[i] + cc) : 0.0f;
         }
+      if (bf16) {
+        RK_UNROLL
+        for (int i = 0; i < kRows; ++i)
+          RK_UNROLL
+          for (int u = 0; u < kCols; ++u) v[i][u] = rk_to_bf16(v[i][u]);
+      }
       if (scale) {
         RK_UNROLL
         for (int i = 0; i < kRows; ++i)
@@ -259,7 +268,7 @@ RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
       if (!one_chunk || p0 == 0) {
         RK_SYNC();
         seq_stage(hs, pitch, a.a, H, N, k0, kn, copies,
-                  a.rmask ? a.rmask + G0 * NH : nullptr, NH, H);
+                  a.rmask ? a.rmask + G0 * NH : nullptr, NH, H, a.bf16);
         RK_SYNC();
       }
       if (active) {
@@ -330,7 +339,8 @@ RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j
   for (int64_t k0 = 0; k0 < H; k0 += p.kc) {
     const int kn = (int)(H - k0 < p.kc ? H - k0 : p.kc);
     RK_SYNC();
-    seq_stage(hs, pitch, a.a, H, N, k0, kn, copies, masked ? a.rmask + G0 * NH : nullptr, NH, H);
+    seq_stage(hs, pitch, a.a, H, N, k0, kn, copies, masked ? a.rmask + G0 * NH : nullptr, NH, H,
+              a.bf16);
     RK_SYNC();
     for (int it = warp; it < items; it += warps) {
       const int tile = it % tiles, q = it / tiles;

@@ -39,10 +39,10 @@ return_sequences, training, precision)``
                 False: keep nothing (cache is None)
     precision   "fp32" (default), "tf32" (opt-in; backends without a TF32
                 product run fp32), "bf16" (the kernel and recurrent kernel
-                rounded to bfloat16, sums, states and gradients fp32; the CPU
-                backends round every product's other operand too and use
-                vdpbf16ps where the CPU has AVX512_BF16: rnnkern.reference's
-                docstring has the exact rule)
+                rounded to bfloat16 and every product's other operand too, sums,
+                states and gradients fp32, on every backend; vdpbf16ps where the
+                CPU has AVX512_BF16, one tensor-core product on the GPU:
+                rnnkern.reference's docstring has the exact rule)
     packed      None, or ``pack(...)`` of these same W and U arrays (see below)
     input_masks      None, or [G, N, C] float: one input dropout mask per gate
     recurrent_masks  None, or [G, N, H] float: one recurrent dropout mask per gate

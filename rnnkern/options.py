@@ -27,9 +27,9 @@ from ._common import ACTIVATIONS, CELLS
 #: The arithmetic a call may ask for: "fp32" (the default; exact float32
 #: products), "tf32" (opt-in: one TF32 product where a backend has one; the
 #: backends without one run fp32), "bf16" (the kernel and recurrent kernel
-#: rounded to bfloat16 once a call, sums, states and gradients fp32; the CPU
-#: backends and the reference round every product's other operand too, see
-#: rnnkern.reference; every backend runs it).
+#: rounded to bfloat16 once a call and every product's other operand as the
+#: product reads it, sums, states and gradients fp32: rnnkern.reference's rule;
+#: every backend runs it).
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 FIELDS = ("cell", "activation", "recurrent_activation", "reset_after", "go_backwards",

@@ -45,7 +45,7 @@ go_backwards reverses x and mask along time; outputs are returned in processing
 order (y[:, s] is the output of the s-th processed step), the last output is
 that of the last processed step (original t = 0).
 
-precision="bf16" (the CPU backends' bf16 mode): the kernel and recurrent kernel
+precision="bf16" (every backend's bf16 mode, CPU and GPU): the kernel and recurrent kernel
 are rounded to bfloat16 (``round_bf16``: via float32, to nearest even), and so
 is every product's other operand before dropout masks scale it: x_t, h_prev,
 and reset_before GRU's r * (h_prev ⊙ m_h). Products are exact and summed in the

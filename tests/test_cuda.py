@@ -549,23 +549,33 @@ def _bf16(a):
     return r.view(np.float32)
 
 
+BF16_NAMES = ("y", "h_T", "c_T") + Grads._fields
+
+
 @pytest.mark.parametrize("backend", GPU)
 @pytest.mark.parametrize("cell,reset_after", CELLS)
 @pytest.mark.parametrize("on_device", [False, True], ids=["host", "device"])
-@pytest.mark.parametrize("plan", ["auto", "steps", "persistent:3,32,7"])
-def test_bf16_is_the_reference_with_bfloat16_weights(backend, cell, reset_after, on_device,
-                                                     plan, plan_reset):
-    """precision='bf16': the kernel and recurrent kernel rounded to bfloat16 once a
-    call (ties to even: the test puts exact ties in the kernel), everything else
-    fp32. So the forward and gradients are the float64 reference's with the
-    rounded weights (within the fp32 tolerances), with masks, go_backwards and
-    dropout masks, training and inference (on device arrays an inference would
-    read the weights in place: bf16 rounds its own copy), and their error
-    against the unrounded weights is bf16's (normwise <= 1e-2, far above fp32);
-    in both time-loop families (the persistent one keeps the rounded U resident)."""
+@pytest.mark.parametrize("plan,gemm", [("auto", "auto"), ("steps", "simt"),
+                                       ("persistent:3,32,7", "simt"),
+                                       ("persistent:2,64,8,mma", "mma")])
+def test_bf16_is_the_reference_bf16(backend, cell, reset_after, on_device, plan, gemm,
+                                    plan_reset, gemm_reset):
+    """precision='bf16' on the GPU is rnnkern.reference's bf16, as on the CPU: the
+    kernel and recurrent kernel rounded to bfloat16 once a call (ties to even: the
+    test puts exact ties in the kernel), and every product's other operand as the
+    products read it (x and h_prev before dropout masks scale them, GRU
+    reset_before's r * h, the pre-activation gradients), sums, states and the
+    cell's own gradient terms fp32. Forward and every gradient within the
+    bf16_emulated tolerances of the float64 emulation, with masks, go_backwards,
+    both dropout masks, training and inference (on device arrays an inference
+    would read the weights in place: bf16 rounds its own copy), in both time-loop
+    families, their FFMA and tensor-core products and both GEMM kernels; the
+    reference with only the weights rounded misses it; the error against the
+    exact fp32 math is bf16's (normwise <= 1e-2, far above fp32)."""
     _core.gpu_set_plan(backend, plan)
+    _core.gpu_set_gemm(backend, gemm)
     rng = np.random.default_rng(71 + len(cell) + reset_after)
-    n, t, c, h = 5, 4, 7, 6
+    n, t, c, h = 5, 4, 7, 16
     x, W, U, b, h0, c0 = make_case(cell, n, t, c, h, reset_after, True, rng)
     W[0, :4] = np.float32(1 + 2.0 ** -8), np.float32(1 + 3 * 2.0 ** -8), \
         np.float32(-(1 + 2.0 ** -8)), np.float32(2.0 ** -20 * (1 + 2.0 ** -8))  # ties
@@ -584,42 +594,52 @@ def test_bf16_is_the_reference_with_bfloat16_weights(backend, cell, reset_after,
                          precision="bf16", training=False, input_masks=d(im),
                          recurrent_masks=d(rm), **kw)[0]
     rk_kw = dict(kw, input_masks=f64(im), recurrent_masks=f64(rm))
-    yr, hr, cr, kr = reference.rnn_forward(cell, f64(x), f64(_bf16(W)), f64(_bf16(U)), f64(b),
-                                           f64(h0), f64(c0), mask, **rk_kw)
+    args = (cell, f64(x), f64(W), f64(U), f64(b), f64(h0), f64(c0), mask)
+    yr, hr, cr, kr = reference.rnn_forward(*args, precision="bf16", **rk_kw)
     gr = reference.rnn_backward(kr, f64(dy))
-    check((host(y), host(hT), host(cT)), (yr, hr, cr), tuple(host(a) for a in g), gr,
-          f"{backend} {cell} bf16")
-    assert_close(host(yi), yr, "forward_f32", f"{backend} {cell} bf16 inference")
-    y32 = reference.rnn_forward(cell, f64(x), f64(W), f64(U), f64(b), f64(h0), f64(c0), mask,
-                                **rk_kw)[0]
+    ours = (host(y), host(hT), host(cT)) + tuple(host(a) for a in g)
+    for name, a, r in zip(BF16_NAMES, ours, (yr, hr, cr) + tuple(gr)):
+        if r is not None:
+            assert_close(a, r, "bf16_emulated", f"{backend} {plan} {cell} bf16 {name}")
+    assert_close(host(yi), yr, "bf16_emulated", f"{backend} {plan} {cell} bf16 inference")
+    # the rounded operands matter: the reference with only the weights rounded is
+    # farther from the result than the bf16 emulation (gradients: dW's x and dz)
+    yw, _, _, kw_ = reference.rnn_forward(cell, f64(x), f64(_bf16(W)), f64(_bf16(U)), f64(b),
+                                          f64(h0), f64(c0), mask, **rk_kw)
+    dWw = reference.rnn_backward(kw_, f64(dy))[1]
+    assert np.abs(host(g[1]) - dWw).max() > 4 * np.abs(host(g[1]) - gr[1]).max()
+    y32 = reference.rnn_forward(*args, **rk_kw)[0]
     err = np.linalg.norm(host(y) - y32) / np.linalg.norm(y32)
     assert 1e-5 < err <= 1e-2
 
 
 @pytest.mark.parametrize("backend", GPU)
 @pytest.mark.parametrize("cell,reset_after", [("lstm", True), ("gru", False)])
-def test_tensor_core_recurrence_precisions(backend, cell, reset_after, plan_reset):
-    """The tensor-core recurrence in each precision: bf16 (two products: the rounded
-    U is exact in TF32, so h's TF32 halves against it) is the float64 reference
-    with bfloat16 weights within the fp32 tolerances; tf32 (one product) is within
-    the tf32 tolerances of the reference and measurably less exact than fp32's
-    three products (forward and gradients, recurrent dropout included)."""
-    _core.gpu_set_plan(backend, "persistent:1,64,mma")
+@pytest.mark.parametrize("dropout", [False, True], ids=["plain", "dropout"])
+def test_tensor_core_recurrence_precisions(backend, cell, reset_after, dropout, plan_reset):
+    """The tensor-core recurrence in each precision: bf16 (one product where both
+    operands are bfloat16 values, which TF32 holds exactly; two where recurrent
+    dropout masks scale the rounded h) is the reference's bf16 emulation within
+    its tolerances and the FFMA recurrence's outputs within the families'
+    tolerance (the same exact products, summed in another order); tf32 (one product) is within the tf32 tolerances of the
+    reference and measurably less exact than fp32's three products (forward and
+    gradients)."""
     rng = np.random.default_rng(97 + len(cell) + reset_after)
     n, t, c, h = 17, 3, 6, 16
     x, W, U, b, h0, c0 = make_case(cell, n, t, c, h, reset_after, True, rng)
-    _, rm = drop_masks("both", cell, n, c, h, rng)
+    rm = drop_masks("both", cell, n, c, h, rng)[1] if dropout else None
     be = bk.get_backend(backend)
     dy = rng.standard_normal((n, t, h)).astype(np.float32)
 
-    def run(precision):
+    def run(precision, plan="persistent:1,64,mma"):
+        _core.gpu_set_plan(backend, plan)
         y, hT, cT, cache = be.forward(cell, x, W, U, b, h0, c0, None, None, None, rm,
                                       reset_after=reset_after, precision=precision)
         return (y, hT, cT), tuple(be.backward(cache, dy))
 
-    def ref(Wr, Ur):
-        kw = dict(reset_after=reset_after, recurrent_masks=f64(rm))
-        yr, hr, cr, kr = reference.rnn_forward(cell, f64(x), f64(Wr), f64(Ur), f64(b), f64(h0),
+    def ref(precision):
+        kw = dict(reset_after=reset_after, recurrent_masks=f64(rm), precision=precision)
+        yr, hr, cr, kr = reference.rnn_forward(cell, f64(x), f64(W), f64(U), f64(b), f64(h0),
                                                f64(c0), **kw)
         return (yr, hr, cr), reference.rnn_backward(kr, f64(dy))
 
@@ -627,14 +647,18 @@ def test_tensor_core_recurrence_precisions(backend, cell, reset_after, plan_rese
         return np.linalg.norm(np.asarray(v, np.float64) - r) / np.linalg.norm(r)
 
     outs, g = run("bf16")
-    routs, rg = ref(_bf16(W), _bf16(U))
-    for name, a, r in zip(("y", "h_T", "c_T") + Grads._fields, outs + g, routs + rg):
+    routs, rg = ref("bf16")
+    for name, a, r in zip(BF16_NAMES, outs + g, routs + rg):
         if r is not None:
-            assert_close(a, r, "backward_f32", f"{backend} {cell} bf16 mma {name}")
+            assert_close(a, r, "bf16_emulated", f"{backend} {cell} bf16 mma {name}")
+    outs_f, _ = run("bf16", "persistent:1,64,simt")
+    for name, a, r in zip(BF16_NAMES, outs + g, outs_f):
+        if r is not None:
+            assert_close(a, r, "gpu_families_f32", f"{backend} {cell} bf16 mma vs ffma {name}")
     outs32, g32 = run("fp32")
     outs, g = run("tf32")
-    routs, rg = ref(W, U)
-    for name, a, r in zip(("y", "h_T", "c_T") + Grads._fields, outs + g, routs + rg):
+    routs, rg = ref("fp32")
+    for name, a, r in zip(BF16_NAMES, outs + g, routs + rg):
         if r is not None:
             assert_close(a, r, "backward_tf32", f"{backend} {cell} tf32 mma {name}")
     assert normwise(outs[0], routs[0]) > 10 * normwise(outs32[0], routs[0])

@@ -134,8 +134,8 @@ def on_gpu_backend(backend, dtype, device):
 
 def torch_precision(x):
     """torch.nn's precision rule for its cuDNN RNNs, as rnnkern's precision name:
-    inside ``torch.autocast`` of x's device with bfloat16, "bf16" (bf16 weights,
-    fp32 states and outputs); else "tf32" where ``torch.backends.cudnn.allow_tf32``
+    inside ``torch.autocast`` of x's device with bfloat16, "bf16" (bf16 products,
+    fp32 sums, states and outputs); else "tf32" where ``torch.backends.cudnn.allow_tf32``
     (PyTorch's default), "fp32" where not. (float16 autocast has no rnnkern mode:
     it runs as the flag says, in float32 states and outputs.)"""
     if autocast_bf16(x):

@@ -35,9 +35,9 @@ class RNNBase(nn.Module):
     outputs) and on the CPU "fp32", or inside ``torch.autocast("cpu",
     dtype=torch.bfloat16)`` "bf16" with bfloat16 outputs and states, as torch.nn's
     CPU RNNs return there; or one of rnnkern.options.PRECISIONS: "fp32", "tf32"
-    (the GPU backends' tensor-core GEMMs take one TF32 product; the CPU runs fp32)
-    or "bf16" (bfloat16 weights; the CPU backends round every product's operands
-    too and use vdpbf16ps where the CPU has AVX512_BF16; float32 results)."""
+    (the GPU backends' tensor-core products take one TF32 product; the CPU runs
+    fp32) or "bf16" (bfloat16 weights and every product's other operand, on every
+    backend; vdpbf16ps where the CPU has AVX512_BF16; float32 results)."""
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, proj_size=0,

@@ -6,8 +6,9 @@
 // per-step family twice (the second with the time loops captured as a graph and
 // replayed), which must agree bitwise, and on the persistent family in two
 // partitions (three blocks with k chunks of 7; the automatic one), twice each
-// (bitwise equal), each within float rounding of the per-step result; every
-// value finite. The comparison with the reference is the Python tests' job
+// (bitwise equal), each within float rounding of the per-step result; precision
+// bf16 on the per-step family and the tensor-core persistent one; every value
+// finite. The comparison with the reference is the Python tests' job
 // (test_cuda.py).
 //
 //   g++ -std=c++20 -O1 -g -fsanitize=thread -Icsrc/include -Icuda
@@ -119,6 +120,24 @@ bool near(const std::vector<float>& a, const std::vector<float>& b, const char* 
   return true;
 }
 
+// two precision-bf16 runs agree to a few bf16 roundings (their products are exact,
+// but an operand within float rounding of a bf16 tie may round either way):
+// |a - b| <= 1e-2 (1 + |a|) everywhere
+bool near_bf16(const std::vector<float>& a, const std::vector<float>& b, const char* what,
+               const char* name) {
+  if (a.size() != b.size()) {
+    std::printf("FAIL %s: %s sizes differ\n", what, name);
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!(std::fabs(a[i] - b[i]) <= 1e-2f * (1.0f + std::fabs(a[i])))) {
+      std::printf("FAIL %s: bf16 %s[%zu] = %g on the tensor cores, %g per step\n", what, name,
+                  i, (double)b[i], (double)a[i]);
+      return false;
+    }
+  return true;
+}
+
 template <class F>
 bool all_fields(const Run& a, const Run& b, const RnnConfig& cfg, const char* what, F cmp) {
   return cmp(a.y, b.y, what, "y") && cmp(a.hT, b.hT, what, "h_T") && cmp(a.dx, b.dx, what, "dx") &&
@@ -189,6 +208,23 @@ int main(int argc, char** argv) {
           ok = false;
         }
         ok = all_fields(a, m, cfg, what, near) && ok;
+      }
+      // precision bf16 (operands rounded as they are staged, read and stored: the
+      // recurrence's staging, the backward's dG stores, the GEMMs' loads; one
+      // tensor-core product): the per-step family against the persistent one on
+      // the tensor cores, with dropout, for LSTM and GRU reset_before (its second
+      // phase's r * h)
+      if (variant == 1 && (ci == 1 || ci == 3)) {
+        RnnConfig c16 = cfg;
+        c16.precision = Precision::BF16;
+        gpu_emu::set_plan("steps");
+        const Run s16 = run(c16, masked, dropout, 7u + ci);
+        gpu_emu::set_gemm("mma");
+        gpu_emu::set_plan("persistent:mma");
+        const Run m16 = run(c16, masked, dropout, 7u + ci);
+        gpu_emu::set_gemm("auto");
+        gpu_emu::set_plan("auto");
+        ok = all_fields(s16, m16, c16, what, near_bf16) && ok;
       }
       failures += !ok;
       ++cases;
