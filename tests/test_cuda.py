@@ -755,6 +755,27 @@ def test_tuning_weighs_both_recurrent_products(backend, tune_reset, plan_reset, 
                                               training=False)[0])
 
 
+@pytest.mark.parametrize("backend", GPU)
+def test_tuned_plans_are_kept_per_precision(backend, tune_reset, plan_reset, gemm_reset):
+    """A tuned plan keeps its tensor-core product count, so each precision tunes
+    its own: after a tf32 call has tuned a shape (one product), an fp32 call of
+    the same shape tunes again (three) and is fp32's result, not tf32's."""
+    _core.gpu_set_gemm(backend, "mma")
+    _core.gpu_clear_tuned(backend)
+    _core.gpu_set_plan(backend, "auto")
+    _core.gpu_set_tune(backend, "quick")
+    rng = np.random.default_rng(89)
+    n, t, c, h = 8, 3, 5, 12
+    x, W, U, b, h0, c0 = make_case("lstm", n, t, c, h, True, True, rng)
+    be = bk.get_backend(backend)
+    be.forward("lstm", x, W, U, b, h0, c0, None, training=False, precision="tf32")
+    y = be.forward("lstm", x, W, U, b, h0, c0, None, training=False, precision="fp32")[0]
+    keys = [line.split(" -> ")[0] for line in _core.gpu_tuned_plans(backend)]
+    assert sorted(k.rsplit(" ", 1)[1] for k in keys) == ["products1", "products3"]
+    yr = reference.rnn_forward("lstm", f64(x), f64(W), f64(U), f64(b), f64(h0), f64(c0))[0]
+    assert_close(y, yr, "forward_f32", f"{backend} fp32 after a tf32 tuning")
+
+
 def test_tune_from_the_environment(tmp_path):
     """RNNKERN_TUNE sets the mode at first use; a bad value is a clear error there."""
     import subprocess
