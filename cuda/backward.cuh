@@ -101,9 +101,10 @@ void run_backward(const Workspace& base, const GradArgs& in) {
 
   // weight gradients over all steps at once
   Buf<float> dW(C * GH), dU(H * GH);
-  // dW = xs^T dGx (per gate with input masks)
+  // dW = x^T dGx (x read time-major from its [N, T, C] layout; per gate with input masks)
   const bool tf32 = cfg.precision == Precision::TF32;   // the hoisted GEMMs' precision
-  GemmArgs w = gemm_args(C, GH, TN, ws.xs.get(), C, true, dgx.get(), GH, false, dW.get(), GH);
+  GemmArgs w = batch_major(gemm_args(C, GH, TN, ws.x.get(), C, true, dgx.get(), GH, false,
+                                     dW.get(), GH), true, N, T, cfg.go_backwards);
   w.tf32 = tf32;
   w.bf16 = bf16;
   gemm_gates_amask(w, (int)G, H, ws.imask.get(), N * C, N, C);
@@ -130,13 +131,13 @@ void run_backward(const Workspace& base, const GradArgs& in) {
     dU.download(out.dU, dev);
   }
 
-  Buf<float> dxtm(TN * C), dx(dev ? 0 : N * T * C);  // dX = dGx W^T (⊙ input masks per gate)
-  GemmArgs xg = gemm_args(TN, C, GH, dgx.get(), GH, false, ws.Wd, GH, true, dxtm.get(), C);
+  // dX = dGx W^T (⊙ input masks per gate), written in the caller's [N, T, C] layout
+  Buf<float> dx(dev ? 0 : N * T * C);
+  GemmArgs xg = batch_major(gemm_args(TN, C, GH, dgx.get(), GH, false, ws.Wd, GH, true,
+                                      dev ? out.dx : dx.get(), C), false, N, T, cfg.go_backwards);
   xg.tf32 = tf32;
   xg.bf16 = bf16;
   gemm_gates_cmask(xg, (int)G, H, ws.imask.get(), N * C, N, C, true);
-  RK_LAUNCH(Independent, linear_blocks(TN * C), 1, kLinear, 1, 0, from_time_major, dxtm.get(),
-            dev ? out.dx : dx.get(), N, T, C, cfg.go_backwards);
   dx.download(out.dx);
 
   if (ws.has_bias && out.db) {

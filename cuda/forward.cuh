@@ -32,9 +32,13 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   const bool torch = dev && in.torch_layout;
   const bool in_place = dev && !bf16 && !torch && (!cfg.training || in.weights_in_place);
   ws->torch_layout = torch;
-  Buf<float> x(dev ? 0 : N * T * C), b(in.b && !in_place ? (ra ? 2 * GH : GH) : 0), P(TN * GH);
-  x.upload(in.x);
-  ws->xs = Buf<float>(TN * C);
+  // x in the caller's layout, read time-major by the GEMMs (no transposed copy):
+  // a host x uploaded; a device x read in place by an inference, copied for a
+  // training call's backward (the caller may change it in between)
+  Buf<float> b(in.b && !in_place ? (ra ? 2 * GH : GH) : 0), P(TN * GH);
+  ws->x = Buf<float>(dev && !cfg.training ? 0 : N * T * C);
+  ws->x.upload(in.x, dev);
+  const float* xd = dev && !cfg.training ? in.x : ws->x.get();
   ws->W = Buf<float>(in_place ? 0 : C * GH);
   ws->U = Buf<float>(in_place ? 0 : H * GH);
   if (torch) {
@@ -71,8 +75,6 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
     ws->rmask = Buf<float>(G * NH);
     ws->rmask.upload(in.recurrent_masks, dev);
   }
-  RK_LAUNCH(Independent, linear_blocks(TN * C), 1, kLinear, 1, 0, to_time_major,
-            dev ? in.x : x.get(), ws->xs.get(), N, T, C, cfg.go_backwards);
   if (in.mask) {
     ws->mask = Buf<uint8_t>(N * T);
     ws->mask.upload(in.mask, dev);
@@ -82,7 +84,8 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   }
 
   // the input projection for every step at once
-  GemmArgs pg = gemm_args(TN, GH, C, ws->xs.get(), C, false, Wd, GH, false, P.get(), GH);
+  GemmArgs pg = batch_major(gemm_args(TN, GH, C, xd, C, false, Wd, GH, false, P.get(), GH),
+                            true, N, T, cfg.go_backwards);
   pg.bias = bias;
   pg.tf32 = cfg.precision == Precision::TF32;
   pg.bf16 = bf16;

@@ -4,8 +4,9 @@
 // csrc/include/rnnkern/cells.h (RNNKERN_HD templates instantiated with float).
 //
 // Layout on the device (all float32, time-major, steps in PROCESSING order s):
-//   xs     [T, N, C]     the input, reordered once (go_backwards reverses time)
-//   P      [T, N, G*H]   the hoisted input projection xs W (+ input bias)
+//   x      [N, T, C]     the input in the caller's layout (the GEMMs read it
+//                        time-major through GemmArgs' a_bt; go_backwards reverses)
+//   P      [T, N, G*H]   the hoisted input projection x W (+ input bias)
 //   states [T+1, N, H]   states[0] = h0, states[s+1] = the state after step s
 //                        (c likewise for LSTM); in inference a ring of two
 //   slots  [S, T, N, H]  saved activations, slot-major so each is a [T*N, H]
@@ -29,7 +30,7 @@
 //   split_sum            independent        a split-K GEMM's slabs added in order
 //   seq_forward<M>, seq_backward<M>  grid-cooperative  the persistent family
 //                                           (persistent.cuh): a launch a time loop
-//   to_time_major, from_time_major, seen_flags: independent
+//   seen_flags: independent
 //   keras_from_torch, torch_from_keras, bias_from_torch, bias_grad_to_torch:
 //                        independent: PyTorch's weight layout in and out
 #pragma once
@@ -80,7 +81,20 @@ struct GemmArgs {
   // mask scales it), rnnkern.reference's bf16 products; exact in TF32, so one
   // tensor-core product where no mask scales A (gemm_products)
   bool bf16 = false;
+  // the caller's batch-major rows ([N, T, lda] x, [N, T, ldc] dx) where the GEMM's
+  // rows are time-major: logical row s * bt_N + n is stored row n * bt_T + t, t =
+  // bt_rev ? bt_T - 1 - s : s (go_backwards); for A's stored rows (a_bt) or C's
+  // rows (c_bt). The masks index logical rows.
+  bool a_bt = false, c_bt = false, bt_rev = false;
+  int64_t bt_N = 1, bt_T = 1;
 };
+
+// Where logical row r lies in storage (GemmArgs' a_bt / c_bt).
+RK_HD_INLINE int64_t gemm_row(const GemmArgs& g, bool bt, int64_t r) {
+  if (!bt) return r;
+  const int64_t s = r / g.bt_N, n = r - s * g.bt_N;
+  return n * g.bt_T + (g.bt_rev ? g.bt_T - 1 - s : s);
+}
 
 // The tensor-core GEMM's products a fragment pair: 3 (fp32 as 3xTF32), or 1 where
 // one TF32 product is what was asked for (tf32) or is exact (bf16 operands, A
@@ -92,7 +106,7 @@ RK_HD_INLINE int gemm_products(const GemmArgs& g) {
 RK_DEV float gemm_load_a(const GemmArgs& g, int64_t i, int64_t k) {
   if (i >= g.M || k >= g.K) return 0.0f;
   const int64_t r = g.ta ? k : i, c = g.ta ? i : k;
-  float v = g.a[r * g.lda + c];
+  float v = g.a[gemm_row(g, g.a_bt, r) * g.lda + c];
   if (g.bf16) v = rk_to_bf16(v);
   if (g.amask) v *= g.amask[(r % g.amask_rows) * g.amask_ld + c];
   return v;
@@ -108,7 +122,7 @@ RK_DEV float gemm_load_b(const GemmArgs& g, int64_t k, int64_t j) {
 RK_DEV void gemm_store(const GemmArgs& g, int64_t i, int64_t j, float v) {
   if (g.cmask) v *= g.cmask[(i % g.cmask_rows) * g.cmask_ld + j];
   if (g.bias) v += g.bias[j];
-  float* cp = g.c + i * g.ldc + j;
+  float* cp = g.c + gemm_row(g, g.c_bt, i) * g.ldc + j;
   *cp = g.beta != 0.0f ? *cp + v : v;
 }
 
@@ -750,28 +764,6 @@ RK_GLOBAL void bias_grad_to_torch(const float* db, float* dbih, float* dbhh, int
     const int64_t s = torch_block(e / H, gru) * H + e % H;
     dbih[e] = db[s];
     dbhh[e] = gru ? db[GH + s] : db[s];
-  }
-}
-
-// dst[s, n, :] = src[n, t(s), :], t(s) = reverse ? T-1-s : s. Independent threads.
-RK_GLOBAL void to_time_major(const float* src, float* dst, int64_t N, int64_t T, int64_t C,
-                             bool reverse) {
-  const int64_t total = N * T * C;
-  for (int64_t e = global_id(); e < total; e += grid_threads()) {
-    const int64_t s = e / (N * C), n = (e / C) % N, c = e % C;
-    const int64_t t = reverse ? T - 1 - s : s;
-    dst[e] = src[(n * T + t) * C + c];
-  }
-}
-
-// dst[n, t(s), :] = src[s, n, :]. Independent threads.
-RK_GLOBAL void from_time_major(const float* src, float* dst, int64_t N, int64_t T, int64_t C,
-                               bool reverse) {
-  const int64_t total = N * T * C;
-  for (int64_t e = global_id(); e < total; e += grid_threads()) {
-    const int64_t n = e / (T * C), t = (e / C) % T, c = e % C;
-    const int64_t s = reverse ? T - 1 - t : t;
-    dst[e] = src[(s * N + n) * C + c];
   }
 }
 

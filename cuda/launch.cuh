@@ -147,7 +147,7 @@ inline int gpu_slots(Cell c) { return c == Cell::SimpleRNN ? 1 : c == Cell::LSTM
 // What a training forward keeps on the device for its backward.
 struct GpuWorkspaceImpl final : Workspace {
   bool has_bias = false;
-  Buf<float> xs, W, U, imask, rmask, states, cstates, slots;
+  Buf<float> x, W, U, imask, rmask, states, cstates, slots;   // x: [N, T, C]
   Buf<uint8_t> mask, seen;
   int64_t slot_stride = 0;
   // the weights the backward reads: the copies W and U, or the caller's arrays
@@ -164,14 +164,14 @@ struct GpuWorkspaceImpl final : Workspace {
   GpuWorkspaceImpl& operator=(const GpuWorkspaceImpl&) = delete;
   ~GpuWorkspaceImpl() override {
     [[maybe_unused]] StreamScope scope(stream);
-    for (Buf<float>* b : {&xs, &W, &U, &imask, &rmask, &states, &cstates, &slots})
+    for (Buf<float>* b : {&x, &W, &U, &imask, &rmask, &states, &cstates, &slots})
       *b = Buf<float>();   // the swapped-out buffer is released here, in the scope
     mask = Buf<uint8_t>();
     seen = Buf<uint8_t>();
   }
   size_t nbytes() const override {
     size_t n = 0;
-    for (const Buf<float>* b : {&xs, &W, &U, &imask, &rmask, &states, &cstates, &slots})
+    for (const Buf<float>* b : {&x, &W, &U, &imask, &rmask, &states, &cstates, &slots})
       n += b->size() * sizeof(float);
     return n + mask.size() + seen.size();
   }
@@ -375,7 +375,7 @@ void gemm_hoisted(const GemmArgs& g) {
   const int64_t tiles = (int64_t)cdiv(g.M, tile) * cdiv(g.N, tile);
   const int64_t want = std::max<int64_t>(1, 8 * (int64_t)Runtime::limits().sms / tiles);
   const int S = (int)std::min<int64_t>({g.K / 256, want, 64});
-  if (S <= 1 || g.beta != 0.0f || g.cmask || g.bias) {
+  if (S <= 1 || g.beta != 0.0f || g.cmask || g.bias || g.c_bt) {
     gemm_any(g, mma);
     return;
   }
@@ -406,7 +406,7 @@ void bias_grad(const float* src, int64_t rows, int64_t cols, float* db) {
 }
 
 // C[M, N] (+)= A B with A(i, k) = ta ? a[k*lda + i] : a[i*lda + k] and B likewise
-// (GemmArgs' convention); the masks, bias and beta are set on the result.
+// (GemmArgs' convention); the masks, bias, beta and row maps are set on the result.
 inline GemmArgs gemm_args(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool ta,
                           const float* b, int64_t ldb, bool tb, float* c, int64_t ldc) {
   GemmArgs g;
@@ -424,6 +424,16 @@ inline GemmArgs gemm_args(int64_t M, int64_t N, int64_t K, const float* a, int64
   return g;
 }
 
+// A GEMM's A (a_bt) or C (c_bt) rows read from / written to the caller's [N, T, W]
+// layout while the GEMM's rows run time-major (GemmArgs::a_bt).
+inline GemmArgs batch_major(GemmArgs g, bool a_side, int64_t N, int64_t T, bool go_backwards) {
+  (a_side ? g.a_bt : g.c_bt) = true;
+  g.bt_N = N;
+  g.bt_T = T;
+  g.bt_rev = go_backwards;
+  return g;
+}
+
 // Gate g's block of columns [g*H, (g+1)*H) of a row-major [rows, GH] matrix.
 inline GemmArgs gate_cols(GemmArgs g, int gate, int64_t H, bool b_side, bool c_side) {
   if (b_side) g.b += g.tb ? gate * H * g.ldb : gate * H;
@@ -434,7 +444,7 @@ inline GemmArgs gate_cols(GemmArgs g, int gate, int64_t H, bool b_side, bool c_s
 // The per-gate forms of two GEMMs whose dropout masks differ by gate (Keras'
 // per-gate masks; no masks: the single GEMM g as given).
 // gemm_gates_amask: C's gate blocks of H columns, block j from A scaled by gate
-//   j's mask (A's stored element (r, c) by masks[j*stride + (r % rows)*ld + c]),
+//   j's mask (A's logical element (r, c) by masks[j*stride + (r % rows)*ld + c]),
 //   the bias (if any) offset with it; the hoisted GEMMs (projection, dW, dU).
 void gemm_gates_amask(GemmArgs g, int gates, int64_t H, const float* masks, int64_t stride,
                       int64_t rows, int64_t ld) {

@@ -339,16 +339,17 @@ def test_plans_are_checked(backend, plan_reset):
 def test_split_k_weight_gradients(backend, cell, reset_after):
     """T*N >= 512: the weight gradients' GEMMs split K into slabs added in order
     (and the bias gradient sums row chunks in order): against the reference, with
-    and without input dropout (per-gate GEMMs), and bitwise reproducible."""
+    and without input dropout (per-gate GEMMs), x read time-major from its [N, T, C]
+    layout forwards and backwards, and bitwise reproducible."""
     rng = np.random.default_rng(31 + len(cell) + reset_after)
     n, t, c, h = 16, 40, 6, 5
     case = make_case(cell, n, t, c, h, reset_after, True, rng)
-    for drop in ["none", "both"]:
+    for drop, back in [("none", False), ("both", True)]:
         im, rm = drop_masks(drop, cell, n, c, h, rng)
-        outs, refs, g, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after, False, True,
+        outs, refs, g, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after, back, True,
                                      None, case, im, rm, np.random.default_rng(1))
         check(outs, refs, g, gr, f"{backend} {cell} split-K drop={drop}")
-        again = run_both(backend, cell, "tanh", "sigmoid", reset_after, False, True, None, case,
+        again = run_both(backend, cell, "tanh", "sigmoid", reset_after, back, True, None, case,
                          im, rm, np.random.default_rng(1))[2]
         for u, v in zip(g, again):
             if u is not None:
