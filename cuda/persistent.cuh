@@ -115,6 +115,25 @@ RK_DEV void seq_mma(float* d, const float* a, const float* b, int tc) {
   rk_mma_tf32(d, ah, bh);
 }
 
+// One warp's item of a tensor-core product: the k steps [lo, hi) of its tile,
+// added to the tile's slot dp of the partial buffer (row stride Np; zero first
+// where first) as two accumulators of even and odd k steps (two independent mma
+// chains); step(acc, k) adds the fragments of k step [k, k+8) to acc.
+template <class Step>
+RK_DEV void seq_mma_item(float* dp, int64_t Np, bool first, int lo, int hi, Step step) {
+  const int l = rk_lane(), gq = l / 4, tq = l % 4;
+  float d[4], e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  RK_UNROLL
+  for (int r = 0; r < 4; ++r)   // D(row gq + 8 (r/2), column 2 tq + r%2)
+    d[r] = first ? 0.0f : dp[(gq + 8 * (r / 2)) * Np + 2 * tq + r % 2];
+  for (int k = lo; k < hi; k += 16) {
+    step(d, k);
+    if (k + 8 < hi) step(e, k + 8);
+  }
+  RK_UNROLL
+  for (int r = 0; r < 4; ++r) dp[(gq + 8 * (r / 2)) * Np + 2 * tq + r % 2] = d[r] + e[r];
+}
+
 RK_DEV void seq_barrier() {
   if (RK_GDX * RK_GDY == 1)
     RK_SYNC();
@@ -347,12 +366,6 @@ RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j
       const int m0 = tile / ctiles * 16, c0 = tile % ctiles * 8;
       int kb, ke;
       seq_share8(kn, p.ks, q, kb, ke);
-      float* dp = part + ((int64_t)q * Mp + m0) * Np + c0;
-      // two accumulators, even and odd k steps: two independent mma chains
-      float d[4], e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      RK_UNROLL
-      for (int r = 0; r < 4; ++r)   // D(row gq + 8 (r/2), column 2 tq + r%2)
-        d[r] = k0 == 0 ? 0.0f : dp[(gq + 8 * (r / 2)) * Np + 2 * tq + r % 2];
       auto step = [&](float* acc, int k) {
         for (int c = 0; c < copies; ++c) {
           const float* hc = hs + (int64_t)c * N * pitch;
@@ -372,12 +385,7 @@ RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j
           seq_mma(acc, av, bv, p.tc);
         }
       };
-      for (int k = kb; k < ke; k += 16) {
-        step(d, k);
-        if (k + 8 < ke) step(e, k + 8);
-      }
-      RK_UNROLL
-      for (int r = 0; r < 4; ++r) dp[(gq + 8 * (r / 2)) * Np + 2 * tq + r % 2] = d[r] + e[r];
+      seq_mma_item(part + ((int64_t)q * Mp + m0) * Np + c0, Np, k0 == 0, kb, ke, step);
     }
   }
   RK_SYNC();
@@ -610,12 +618,6 @@ RK_DEV void seq_back_product_mma(const BackArgs& b, const SeqPlan& p, int64_t j0
           lo = gl > kb ? (int)(gl < ke ? gl : ke) : kb;
           hi = gh < ke ? (int)(gh > lo ? gh : lo) : ke;
         }
-        float* dp = part + (((int64_t)q * gacc + g) * Mp + m0) * Np + u0;
-        // two accumulators, even and odd k steps: two independent mma chains
-        float d[4], e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        RK_UNROLL
-        for (int r = 0; r < 4; ++r)   // D(row gq + 8 (r/2), unit 2 tq + r%2)
-          d[r] = k0 == 0 ? 0.0f : dp[(gq + 8 * (r / 2)) * Np + 2 * tq + r % 2];
         auto step = [&](float* acc, int k) {
           float av[4], bv[2];
           RK_UNROLL
@@ -631,12 +633,8 @@ RK_DEV void seq_back_product_mma(const BackArgs& b, const SeqPlan& p, int64_t j0
           }
           seq_mma(acc, av, bv, p.tc);
         };
-        for (int k = lo; k < hi; k += 16) {
-          step(d, k);
-          if (k + 8 < hi) step(e, k + 8);
-        }
-        RK_UNROLL
-        for (int r = 0; r < 4; ++r) dp[(gq + 8 * (r / 2)) * Np + 2 * tq + r % 2] = d[r] + e[r];
+        seq_mma_item(part + (((int64_t)q * gacc + g) * Mp + m0) * Np + u0, Np, k0 == 0, lo, hi,
+                     step);
       }
     }
   }
