@@ -213,8 +213,10 @@ int main(int argc, char** argv) {
       // recurrence's staging, the backward's dG stores, the GEMMs' loads; one
       // tensor-core product): the per-step family against the persistent one on
       // the tensor cores, with dropout, for LSTM and GRU reset_before (its second
-      // phase's r * h)
-      if (variant == 1 && (ci == 1 || ci == 3)) {
+      // phase's r * h); a batch of 5, so AddressSanitizer's run only: the rounding
+      // adds no synchronization for ThreadSanitizer to check, and the emulated
+      // warps are slowest there
+      if (variant == 3 && (ci == 1 || ci == 3)) {
         RnnConfig c16 = cfg;
         c16.precision = Precision::BF16;
         gpu_emu::set_plan("steps");
