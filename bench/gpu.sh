@@ -7,7 +7,8 @@
 #   bench    bench/gpu_bench.py: the cuda backend against cuDNN with device-resident
 #            tensors, fp32 against cuDNN with TF32 off (TF32 column beside), every
 #            row against issue #19's target (PASS/FAIL), the automatic plan against
-#            the per-step family (both timed, checked to agree);
+#            the per-step family (both timed, checked to agree), rnnkern's bf16
+#            beside its tf32 (target >= 1.3x at S3 and DB1024);
 #   tests    the real-device tests (tests/test_cuda.py with every plan forced,
 #            tests/test_device_arrays.py, the option grid of tests/test_kernels.py);
 #   sanitize compute-sanitizer memcheck, racecheck and synccheck over

@@ -16,7 +16,8 @@ rnnkern is timed in its automatic plan and forced onto the per-step family
 Each row's ratio cuDNN / rnnkern is set against the target of issue #19 (PASS/FAIL).
 The plain rows also time rnnkern.torch's modules on the same CUDA tensors (issue #20:
 the adapter's cost over the raw kernels), under torch.backends.cudnn.allow_tf32 False
-and True, the flag both torch.nn and rnnkern.torch follow.
+and True, the flag both torch.nn and rnnkern.torch follow; and rnnkern's bf16 beside
+its tf32 (the issue's bf16 target: >= 1.3x at S3 and DB1024).
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ SHAPES = {  # T, N, C, H
 }
 DRY_SHAPES = {"S1": (6, 1, 4, 8), "S2": (5, 3, 4, 9)}
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+BF16_TARGET = {"S3": 1.3, "DB1024": 1.3}   # issue #19: bf16 / rnnkern's tf32, these shapes
 
 
 def target(shape, cell, training, variant):
@@ -229,6 +231,16 @@ def main():
                 # rnnkern's tf32 (one TF32 product in the hoisted GEMMs) for cuDNN's tf32
                 row["rnnkern_tf32_ms"] = median_ms(lambda: rk_call(training, precision="tf32"),
                                                    sync, min(args.budget, 0.15), min_reps=3)
+                # rnnkern's bf16 beside its tf32 (plain rows; issue #19's target: >= 1.3x
+                # rnnkern's tf32 at S3 and DB1024)
+                if variant == "plain":
+                    row["rnnkern_bf16_ms"] = median_ms(
+                        lambda: rk_call(training, precision="bf16"), sync,
+                        min(args.budget, 0.15), min_reps=3)
+                    row["bf16_speedup"] = row["rnnkern_tf32_ms"] / row["rnnkern_bf16_ms"]
+                    row["bf16_target"] = BF16_TARGET.get(sname)
+                    row["bf16_pass"] = (None if row["bf16_target"] is None
+                                        else row["bf16_speedup"] >= row["bf16_target"])
                 if not dry:
                     torch.backends.cudnn.allow_tf32 = False
                     torch.backends.cuda.matmul.allow_tf32 = False
@@ -352,16 +364,29 @@ def fmt(r):
             f"{r['tuned_ms']:8.3f} (first {r['tune_first_ms']:.1f}) "
             f"persistent loops {r['persistent_loops']} "
             f"agree {r['auto_vs_steps']:.1e}"
+            + (f" bf16 {r['rnnkern_bf16_ms']:8.3f} ({r['bf16_speedup']:.2f}x tf32)"
+               if "rnnkern_bf16_ms" in r else "")
             + (f" rnnkern.torch {r['rnnkern_torch_ms']:8.3f} (tf32 "
                f"{r['rnnkern_torch_tf32_ms']:8.3f})" if "rnnkern_torch_ms" in r else ""))
+
+
+def bf16_cell(r):
+    """The bf16 column: rnnkern's tf32 / bf16 ms, the speed-up and its verdict."""
+    if "rnnkern_bf16_ms" not in r:
+        return ""
+    text = f"{r['rnnkern_tf32_ms']:.3f} / {r['rnnkern_bf16_ms']:.3f} ({r['bf16_speedup']:.2f}x)"
+    if r["bf16_target"] is not None:
+        text += (" PASS" if r["bf16_pass"] else " FAIL") + f" (>= {r['bf16_target']:g}x)"
+    return text
 
 
 def table(rows):
     head = ("| shape | cell | variant | mode | rnnkern ms | steps ms | FFMA / tensor-core "
             "product ms | tuned ms (first call) "
             "| cuDNN fp32 ms | cuDNN tf32 ms | cuDNN fp32 / rnnkern | cuDNN tf32 / rnnkern tf32 "
-            "| target | | rnnkern.torch fp32 / tf32 ms | torch.nn / rnnkern.torch fp32 |")
-    lines = [head, "|" + "---|" * 16]
+            "| target | | rnnkern.torch fp32 / tf32 ms | torch.nn / rnnkern.torch fp32 "
+            "| rnnkern tf32 / bf16 ms |")
+    lines = [head, "|" + "---|" * 17]
     for r in rows:
         tgt = r["target"]
         if tgt is not None:
@@ -378,7 +403,8 @@ def table(rows):
                      f"{'' if tgt is None else f'{tgt:g}x'} | {verdict} | "
                      + (f"{r['rnnkern_torch_ms']:.3f} / {r['rnnkern_torch_tf32_ms']:.3f} | "
                         f"{r['cudnn_fp32_ms'] / r['rnnkern_torch_ms']:.2f} |"
-                        if "rnnkern_torch_ms" in r else " | |"))
+                        if "rnnkern_torch_ms" in r else " | |")
+                     + f" {bf16_cell(r)} |")
     return "\n".join(lines)
 
 

@@ -9,8 +9,14 @@ last two assumptions that bench/gpu_probe.py's ",simt" / ",mma" rows will check:
        the pointwise step)
   r    FFMA product rate: 44k multiply-adds a microsecond a block
   f    1.98 GHz, 132 SMs
-  L    32 cycles from one m16n8k8 TF32 mma.sync to the next on its accumulator
+  L    32 cycles from one m16n8k8 TF32 mma.sync to the next on its accumulator,
+       and as many for one m16n8k16 BF16 mma (twice the k: the dense BF16 peak
+       is twice TF32's, at the same instruction rate)
   rate 0.46 mma a cycle an SM (half of the dense TF32 peak, 989/2 TFLOPS)
+
+A precision is (products a k step, k a step): fp32 3 x m16n8k8 (3xTF32), tf32 1,
+bf16 1 x m16n8k16 (both operands bfloat16 values), bf16 with recurrent dropout
+2 x m16n8k8 in the forward (the masks scale the rounded h).
 
     python3 bench/tc_model.py
 """
@@ -21,7 +27,7 @@ SHAPES = {"S1": (1, 32, 128), "S2": (32, 64, 256), "S3": (64, 256, 512),
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 SLOTS = {"simple_rnn": 1, "lstm": 4, "gru": 4}
 SMS, F_GHZ, R_FFMA, L_MMA, RATE, WARPS = 132, 1.98, 44e3, 32, 0.46, 8
-PRODUCTS = {"fp32": 3, "bf16": 2, "tf32": 1}
+PRODUCTS = {"fp32": (3, 8), "tf32": (1, 8), "bf16": (1, 16)}
 
 
 def plan(N, H, G):
@@ -35,17 +41,17 @@ def t0(blocks):
     return 3.5 if blocks == 1 else 5.0
 
 
-def mma_us(tiles, K, tc):
+def mma_us(tiles, K, tc, kw=8):
     ks = max(1, min(WARPS // tiles, K // 32))
     items_per_warp = math.ceil(tiles * ks / WARPS)
-    ksteps = math.ceil(math.ceil(K / 8) / ks)
+    ksteps = math.ceil(math.ceil(K / kw) / ks)
     chain = items_per_warp * math.ceil(ksteps / 2) * tc * L_MMA      # two accumulators
-    issue = tiles * math.ceil(K / 8) * tc / RATE
+    issue = tiles * math.ceil(K / kw) * tc / RATE
     return max(chain, issue) / (F_GHZ * 1e3)
 
 
 def rows(precision="fp32"):
-    tc = PRODUCTS[precision]
+    tc, kw = PRODUCTS[precision]
     out = []
     for sname, (N, _C, H) in SHAPES.items():
         for cell, G in GATES.items():
@@ -54,8 +60,8 @@ def rows(precision="fp32"):
             ffma = F / R_FFMA
             mma_ok = N >= 8
             rt = math.ceil(N / 16)
-            fwd_tc = mma_us(rt * math.ceil(ut * SLOTS[cell] / 8), H, tc)
-            bwd_tc = mma_us(rt * math.ceil(ut / 8), G * H, tc)
+            fwd_tc = mma_us(rt * math.ceil(ut * SLOTS[cell] / 8), H, tc, kw)
+            bwd_tc = mma_us(rt * math.ceil(ut / 8), G * H, tc, kw)
             out.append((sname, cell, blocks, ut, t0(blocks), ffma,
                         fwd_tc if mma_ok else None, bwd_tc if mma_ok else None))
     return out
@@ -69,6 +75,18 @@ def main():
         tc = "- (N < 8: FFMA)" if f is None else f"{f:.2f} / {b:.2f}"
         step = f"{z + ffma:.1f} -> {z + (ffma if f is None else f):.1f}"
         print(f"| {sname} | {cell} | {blocks} x {ut} | {z} | {ffma:.2f} | {tc} | {step} |")
+    print()
+    print("| shape | cell | tensor-core product us fwd / bwd: fp32 | tf32 | bf16 | "
+          "predicted step us fwd: fp32 / tf32 / bf16 |")
+    print("|---|---|---|---|---|---|")
+    per = {p: rows(p) for p in PRODUCTS}
+    for i, (sname, cell, _b, _u, z, _f, f, _bw) in enumerate(per["fp32"]):
+        if f is None:
+            continue
+        prods = [per[p][i][6:8] for p in PRODUCTS]
+        cols = " | ".join(f"{pf:.2f} / {pb:.2f}" for pf, pb in prods)
+        steps = " / ".join(f"{z + pf:.1f}" for pf, _ in prods)
+        print(f"| {sname} | {cell} | {cols} | {steps} |")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,10 @@ void set_gemm(const std::string& kind) {
 }
 std::string gemm_kind() { return "auto"; }
 long mma_gemm_count() { return 0; }
-void mma_probe_run(const float*, const float*, const float*, float*, float*) { unavailable(); }
+void mma_probe_run(const float*, const float*, const float*, float*, float*, const float*,
+                   const float*, float*) {
+  unavailable();
+}
 void free_pool() {}
 void stream_synchronize(uintptr_t) { unavailable(); }
 void set_graphs(bool) {}

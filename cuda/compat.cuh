@@ -29,6 +29,16 @@
 //                    a[r] = A(g + 8*(r%2), t + 4*(r/2)), b[r] = B(t + 4*r, g),
 //                    d[r] = D(g + 8*(r/2), 2*t + r%2) (A 16x8, B 8x8, D 16x8);
 //                    A and B enter as TF32 (their low 13 bits ignored)
+//   rk_pack_bf16(lo, hi) two bfloat16 values as one 32-bit register (lo in the
+//                    low half): the top 16 bits of each float, so lo and hi must
+//                    be bfloat16 values already (rk_to_bf16's, or zero)
+//   rk_mma_bf16(d, a, b)  d[4] += A B, one mma.sync.aligned.m16n8k16.row.col.f32.
+//                    bf16.bf16.f32 of the warp (twice the k of rk_mma_tf32 for the
+//                    same issue slot): a[4] and b[2] registers of rk_pack_bf16
+//                    pairs of consecutive k; for lane l, g = l/4, t = l%4,
+//                    a[r] = A(g + 8*(r%2), 2t + 8*(r/2) + {0, 1}),
+//                    b[r] = B(2t + 8*r + {0, 1}, g), d as rk_mma_tf32's (A 16x16,
+//                    B 16x8, D 16x8)
 //   rk_to_bf16(x)    x rounded to bfloat16 (8 mantissa bits, to nearest, ties to
 //                    even; Inf and NaN returned as they are), as a float: the
 //                    weights of precision bf16 (the same bit arithmetic both sides)
@@ -76,6 +86,10 @@ inline float rk_to_tf32(float x) { return ::rnnkern::emu::to_tf32(x); }
 inline float rk_to_bf16(float x) { return ::rnnkern::emu::to_bf16(x); }
 inline void rk_mma_tf32(float* d, const float* a, const float* b) {
   ::rnnkern::emu::mma_tf32(d, a, b);
+}
+inline uint32_t rk_pack_bf16(float lo, float hi) { return ::rnnkern::emu::pack_bf16(lo, hi); }
+inline void rk_mma_bf16(float* d, const uint32_t* a, const uint32_t* b) {
+  ::rnnkern::emu::mma_bf16(d, a, b);
 }
 inline float rk_ldcg(const float* p) { return *p; }
 inline F4 rk_load4(const float* p) {
@@ -138,6 +152,16 @@ __device__ __forceinline__ void rk_mma_tf32(float* d, const float* a, const floa
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(__float_as_uint(a[0])), "r"(__float_as_uint(a[1])), "r"(__float_as_uint(a[2])),
         "r"(__float_as_uint(a[3])), "r"(__float_as_uint(b[0])), "r"(__float_as_uint(b[1])));
+}
+__device__ __forceinline__ uint32_t rk_pack_bf16(float lo, float hi) {
+  return __byte_perm(__float_as_uint(lo), __float_as_uint(hi), 0x7632);
+}
+__device__ __forceinline__ void rk_mma_bf16(float* d, const uint32_t* a, const uint32_t* b) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 __device__ __forceinline__ F4 rk_load4(const float* p) { return *reinterpret_cast<const F4*>(p); }
 }  // namespace rnnkern

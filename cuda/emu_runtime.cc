@@ -78,34 +78,68 @@ float to_bf16(float x) {
   return from_bits((u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u);
 }
 
-// One m16n8k8 TF32 mma of the warp: every lane posts its fragments, then computes
-// its four outputs from the whole tile, k in order, in float32 (products of TF32
-// operands are exact in float32; the device's order of the eight additions is
-// its own, so device and emulation agree to rounding, not bitwise).
-void mma_tf32(float* d, const float* a, const float* b) {
+namespace {
+// One mma of the warp: every lane posts its fragment registers (a[4] of A, b[2] of
+// B, as bit patterns: buf holds 8 a lane, A's in 0..3, B's in 4..5), then computes
+// its four outputs D(g + 8 (r/2), 2t + r%2) from the whole tile, k in order, in
+// float32 (products of TF32 or bfloat16 operands are exact in float32; the device's
+// order of the additions is its own, so device and emulation agree to rounding,
+// not bitwise). A(buf, row, k) and B(buf, k, col) read one operand element.
+template <int K, class ReadA, class ReadB>
+void warp_mma(float* d, const uint32_t* a, const uint32_t* b, ReadA A, ReadB B) {
   Warp& w = my_warp(true);
   const int l = lane();
   float* mine = w.buf + l * 8;
-  for (int r = 0; r < 4; ++r) mine[r] = a[r];
-  mine[4] = b[0];
-  mine[5] = b[1];
+  for (int r = 0; r < 4; ++r) mine[r] = from_bits(a[r]);
+  mine[4] = from_bits(b[0]);
+  mine[5] = from_bits(b[1]);
   w.bar.arrive_and_wait();
-  auto A = [&](int row, int k) {   // a[r] of lane (row%8)*4 + k%4, r = row/8 + 2*(k/4)
-    return tf32_operand(w.buf[((row % 8) * 4 + k % 4) * 8 + row / 8 + 2 * (k / 4)]);
-  };
-  auto B = [&](int k, int col) {   // b[r] of lane col*4 + k%4, r = k/4
-    return tf32_operand(w.buf[(col * 4 + k % 4) * 8 + 4 + k / 4]);
-  };
   const int g = l / 4, t = l % 4;
   float out[4];
   for (int r = 0; r < 4; ++r) {
     const int row = g + 8 * (r / 2), col = 2 * t + r % 2;
     float acc = d[r];
-    for (int k = 0; k < 8; ++k) acc += A(row, k) * B(k, col);
+    for (int k = 0; k < K; ++k) acc += A(w.buf, row, k) * B(w.buf, k, col);
     out[r] = acc;
   }
   w.bar.arrive_and_wait();   // every lane has read before the buffer is reused
   for (int r = 0; r < 4; ++r) d[r] = out[r];
+}
+
+// element k % 2 of a register of two bfloat16 values (k even: the low half)
+float bf16_half(float reg, int k) {
+  return from_bits(k % 2 ? bits(reg) & 0xffff0000u : bits(reg) << 16);
+}
+}  // namespace
+
+// One m16n8k8 TF32 mma of the warp (warp_mma; the operands' low 13 bits ignored).
+void mma_tf32(float* d, const float* a, const float* b) {
+  const uint32_t ra[4] = {bits(a[0]), bits(a[1]), bits(a[2]), bits(a[3])};
+  const uint32_t rb[2] = {bits(b[0]), bits(b[1])};
+  warp_mma<8>(
+      d, ra, rb,
+      [](const float* buf, int row, int k) {   // a[r] of lane (row%8)*4 + k%4, r = row/8 + 2*(k/4)
+        return tf32_operand(buf[((row % 8) * 4 + k % 4) * 8 + row / 8 + 2 * (k / 4)]);
+      },
+      [](const float* buf, int k, int col) {   // b[r] of lane col*4 + k%4, r = k/4
+        return tf32_operand(buf[(col * 4 + k % 4) * 8 + 4 + k / 4]);
+      });
+}
+
+// Two bfloat16 values in one 32-bit register, lo in the low half: the top 16 bits
+// of each float (exact for values that are bfloat16 already).
+uint32_t pack_bf16(float lo, float hi) { return (bits(hi) & 0xffff0000u) | (bits(lo) >> 16); }
+
+// One m16n8k16 BF16 mma of the warp (warp_mma).
+void mma_bf16(float* d, const uint32_t* a, const uint32_t* b) {
+  warp_mma<16>(
+      d, a, b,
+      [](const float* buf, int row, int k) {   // register row/8 + 2 (k/8) of lane (row%8)*4 + (k%8)/2
+        return bf16_half(buf[((row % 8) * 4 + (k % 8) / 2) * 8 + row / 8 + 2 * (k / 8)], k);
+      },
+      [](const float* buf, int k, int col) {   // register k/8 of lane col*4 + (k%8)/2
+        return bf16_half(buf[(col * 4 + (k % 8) / 2) * 8 + 4 + k / 8], k);
+      });
 }
 
 namespace {

@@ -79,10 +79,11 @@ struct DeviceLimits {
   void device_copy(void* dst, const void* src, size_t bytes, int kind);                 \
   bool device_accessible(const void* p, size_t bytes);                                  \
   /* the tensor-core fragment API's probe (cuda/kernels.cuh mma_probe): one TF32 */    \
-  /* m16n8k8 mma D = C + A B (A [16,8], B [8,8], C, D [16,8]) and two warp shuffles */  \
-  /* into shfl [32], on host arrays */                                                  \
+  /* m16n8k8 mma D = C + A B (A [16,8], B [8,8], C, D [16,8]), one BF16 m16n8k16 */    \
+  /* mma D16 = C + A16 B16 (A16 [16,16], B16 [16,8]) and two warp shuffles into */      \
+  /* shfl [32], on host arrays */                                                       \
   void mma_probe_run(const float* A, const float* B, const float* C, float* D,          \
-                     float* shfl);                                                      \
+                     float* shfl, const float* A16, const float* B16, float* D16);     \
   /* the device this thread's calls run on (cuda-emu: 0) */                             \
   int device_ordinal();                                                                 \
   /* copies between the host and the device so far (the layer calls' uploads and */    \
@@ -121,7 +122,8 @@ struct GpuRuntime {
   void (*device_free)(void* p);
   void (*device_copy)(void* dst, const void* src, size_t bytes, int kind);
   bool (*device_accessible)(const void* p, size_t bytes);
-  void (*mma_probe_run)(const float* A, const float* B, const float* C, float* D, float* shfl);
+  void (*mma_probe_run)(const float* A, const float* B, const float* C, float* D, float* shfl,
+                        const float* A16, const float* B16, float* D16);
   int (*device_ordinal)();
   long (*host_transfer_count)();
 };

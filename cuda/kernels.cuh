@@ -78,8 +78,8 @@ struct GemmArgs {
   // the precision asked for)
   bool tf32 = false;
   // precision bf16: A and B rounded to bfloat16 as they are loaded (A before its
-  // mask scales it), rnnkern.reference's bf16 products; exact in TF32, so one
-  // tensor-core product where no mask scales A (gemm_products)
+  // mask scales it), rnnkern.reference's bf16 products; where no mask scales A,
+  // one bf16 m16n8k16 mma a 16 k on the tensor cores (exact operands), else 3xTF32
   bool bf16 = false;
   // the caller's batch-major rows ([N, T, lda] x, [N, T, ldc] dx) where the GEMM's
   // rows are time-major: logical row s * bt_N + n is stored row n * bt_T + t, t =
@@ -219,7 +219,8 @@ RK_GLOBAL void gemm_kernel(GemmArgs g) {
 // The same GEMM on the tensor cores in fp32 accuracy: each operand split into
 // TF32 hi + lo parts and A B = hi hi + hi lo + lo hi (the lo lo term, ~2^-22 of
 // the product, dropped), three m16n8k8 mma a pair of fragments; the hi hi product
-// alone where gemm_products says one (precision tf32; bf16 operands, exact). A 64x64 C tile,
+// alone where gemm_products says one (precision tf32); bf16 operands (exact, A
+// unscaled) as one bf16 m16n8k16 mma a chunk of 16 k instead of two TF32 ones. A 64x64 C tile,
 // 8 warps of 32x16 (2 x 2 mma tiles), the next k chunk loaded to registers during
 // this one, A and B staged at a row stride of 68 floats (no bank conflicts for the
 // fragment loads). Fixed order: bitwise reproducible run to run on one device.
@@ -241,6 +242,7 @@ RK_GLOBAL void gemm_mma_kernel(GemmArgs g) {
   const int wm = (warp / 4) * 32, wn = (warp % 4) * 16;   // the warp's 32x16 sub-tile
   const int64_t i0 = (int64_t)RK_BY * kMmaTile, j0 = (int64_t)RK_BX * kMmaTile;
   const bool one = gemm_products(g) == 1;
+  const bool bf16 = g.bf16 && !g.amask;   // bfloat16 operands, A unscaled: m16n8k16 fragments
   float d[2][2][4];
   RK_UNROLL
   for (int mt = 0; mt < 2; ++mt)
@@ -254,6 +256,30 @@ RK_GLOBAL void gemm_mma_kernel(GemmArgs g) {
     gemm_stash<kMmaTile, kMmaPitch, kMmaThreads>(g, tid, ra, rb, as, bs);
     RK_SYNC();
     if (k0 + kKT < g.K) gemm_fetch<kMmaTile, kMmaThreads>(g, tid, i0, j0, k0 + kKT, ra, rb);
+    if (bf16) {   // one m16n8k16 a tile pair (kKT == 16): the staged values are bf16
+      static_assert(kKT == 16, "the bf16 path takes the chunk as one k16 step");
+      uint32_t a16[2][4], b16[2][2];
+      RK_UNROLL
+      for (int mt = 0; mt < 2; ++mt)
+        RK_UNROLL
+        for (int r = 0; r < 4; ++r) {   // A(row g + 8 (r%2), k 2t + 8 (r/2) + {0, 1})
+          const float* ap = as + (2 * tq + 8 * (r / 2)) * kMmaPitch + wm + mt * 16 + gq + 8 * (r % 2);
+          a16[mt][r] = rk_pack_bf16(ap[0], ap[kMmaPitch]);
+        }
+      RK_UNROLL
+      for (int nt = 0; nt < 2; ++nt)
+        RK_UNROLL
+        for (int r = 0; r < 2; ++r) {   // B(k 2t + 8 r + {0, 1}, col g)
+          const float* bp = bs + (2 * tq + 8 * r) * kMmaPitch + wn + nt * 8 + gq;
+          b16[nt][r] = rk_pack_bf16(bp[0], bp[kMmaPitch]);
+        }
+      RK_UNROLL
+      for (int mt = 0; mt < 2; ++mt)
+        RK_UNROLL
+        for (int nt = 0; nt < 2; ++nt) rk_mma_bf16(d[mt][nt], a16[mt], b16[nt]);
+      RK_SYNC();
+      continue;
+    }
     RK_UNROLL
     for (int k8 = 0; k8 < kKT; k8 += 8) {
       float ah[2][4], al[2][4], bh[2][2], bl[2][2];
@@ -509,7 +535,8 @@ struct SeqPlan {
   int tc = 0;   // the recurrent product on the tensor cores, in this many m16n8k8
                 // products a fragment pair (3: fp32 as 3xTF32, 2: bf16 with
                 // dropout-scaled h against the exact U, 1: tf32, or bf16's exact
-                // operands; launch.cuh recurrent_products); 0: FFMA
+                // operands, which take one m16n8k16 bf16 mma a 16 k instead;
+                // launch.cuh recurrent_products); 0: FFMA
 };
 
 // Everything the steps need; step s's StepArgs are made from it (forward_step_args).
@@ -654,22 +681,35 @@ RK_GLOBAL void step_backward(BackArgs b) {
 // ------------------------------------------------------- the fragment API's probe
 // One warp: D = C + A B as one m16n8k8 TF32 mma (A 16x8, B 8x8, C and D 16x8, all
 // row-major), operands rounded to TF32 first and placed by compat.cuh's lane
-// ownership; and shfl[l] = (l ^ 1) + 100 (l ^ 16) through two rk_shfl_xor. What the
-// tests check the fragment API with, on cuda-emu and on a device.
-// grid (1), block (32), block-cooperative.
-RK_GLOBAL void mma_probe(const float* A, const float* B, const float* C, float* D, float* shfl) {
+// ownership; D16 = C + A16 B16 as one m16n8k16 BF16 mma (A16 16x16, B16 16x8),
+// operands rounded to bfloat16 and packed in pairs; and shfl[l] = (l ^ 1) + 100
+// (l ^ 16) through two rk_shfl_xor. What the tests check the fragment API with, on
+// cuda-emu and on a device. grid (1), block (32), block-cooperative.
+RK_GLOBAL void mma_probe(const float* A, const float* B, const float* C, float* D, float* shfl,
+                         const float* A16, const float* B16, float* D16) {
   const int l = rk_lane(), g = l / 4, t = l % 4;
-  float a[4], b[2], d[4];
+  float a[4], b[2], d[4], e[4];
+  uint32_t a16[4], b16[2];
   RK_UNROLL
   for (int r = 0; r < 4; ++r) {
     a[r] = rk_to_tf32(A[(g + 8 * (r % 2)) * 8 + t + 4 * (r / 2)]);
-    d[r] = C[(g + 8 * (r / 2)) * 8 + 2 * t + r % 2];
+    d[r] = e[r] = C[(g + 8 * (r / 2)) * 8 + 2 * t + r % 2];
+    const float* ap = A16 + (g + 8 * (r % 2)) * 16 + 2 * t + 8 * (r / 2);
+    a16[r] = rk_pack_bf16(rk_to_bf16(ap[0]), rk_to_bf16(ap[1]));
   }
   RK_UNROLL
-  for (int r = 0; r < 2; ++r) b[r] = rk_to_tf32(B[(t + 4 * r) * 8 + g]);
+  for (int r = 0; r < 2; ++r) {
+    b[r] = rk_to_tf32(B[(t + 4 * r) * 8 + g]);
+    const float* bp = B16 + (2 * t + 8 * r) * 8 + g;
+    b16[r] = rk_pack_bf16(rk_to_bf16(bp[0]), rk_to_bf16(bp[8]));
+  }
   rk_mma_tf32(d, a, b);
+  rk_mma_bf16(e, a16, b16);
   RK_UNROLL
-  for (int r = 0; r < 4; ++r) D[(g + 8 * (r / 2)) * 8 + 2 * t + r % 2] = d[r];
+  for (int r = 0; r < 4; ++r) {
+    D[(g + 8 * (r / 2)) * 8 + 2 * t + r % 2] = d[r];
+    D16[(g + 8 * (r / 2)) * 8 + 2 * t + r % 2] = e[r];
+  }
   shfl[l] = rk_shfl_xor((float)l, 1) + 100.0f * rk_shfl_xor((float)l, 16);
   rk_warp_sync();
 }

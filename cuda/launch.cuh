@@ -287,7 +287,8 @@ std::string gemm_kind() {
   return k == GemmKind::Auto ? "auto" : k == GemmKind::Simt ? "simt" : "mma";
 }
 long mma_gemm_count() { return mma_gemms.load(); }
-void mma_probe_run(const float* A, const float* B, const float* C, float* D, float* shfl);
+void mma_probe_run(const float* A, const float* B, const float* C, float* D, float* shfl,
+                   const float* A16, const float* B16, float* D16);
 
 namespace {
 
@@ -302,10 +303,22 @@ inline float tf32_host(float x) {
   return r;
 }
 
+// x rounded to bfloat16 on the host (rk_to_bf16's rule: to nearest, ties to even).
+inline float bf16_host(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  if ((u & 0x7f800000u) == 0x7f800000u) return x;
+  u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  float r;
+  std::memcpy(&r, &u, sizeof r);
+  return r;
+}
+
 // Whether this device's tensor cores give what the fragment API promises: the
-// probe's one mma against a double product of its TF32 operands and its
-// shuffles, once per device. A device (or a toolchain) that disagrees keeps the
-// SIMT GEMM instead of giving wrong gradients.
+// probe's two mma (TF32 m16n8k8, BF16 m16n8k16) against double products of their
+// rounded operands and its shuffles, once per device. A device (or a toolchain)
+// that disagrees keeps the SIMT GEMM and the FFMA recurrence instead of giving
+// wrong gradients.
 inline bool tensor_cores_verified() {
   if (!Runtime::limits().tensor_cores) return false;
   static std::mutex m;
@@ -316,19 +329,24 @@ inline bool tensor_cores_verified() {
     for (auto& kv : seen)
       if (kv.first == dev) return kv.second;
   }
-  float A[128], B[64], C[128], D[128], S[32];
+  float A[128], B[64], C[128], D[128], S[32], A16[256], B16[128], D16[128];
   for (int i = 0; i < 128; ++i) {
     A[i] = (float)((i * 37) % 19 - 9) / 8.0f + 1.0f / 3.0f;   // not TF32: rounding matters
     C[i] = (float)((i * 11) % 7 - 3) / 4.0f;
+    B16[i] = (float)((i * 29) % 17 - 8) / 7.0f;                // not bfloat16 either
   }
   for (int i = 0; i < 64; ++i) B[i] = (float)((i * 23) % 13 - 6) / 5.0f;
-  mma_probe_run(A, B, C, D, S);
+  for (int i = 0; i < 256; ++i) A16[i] = (float)((i * 31) % 23 - 11) / 9.0f;
+  mma_probe_run(A, B, C, D, S, A16, B16, D16);
   bool ok = true;
   for (int i = 0; i < 16; ++i)
     for (int j = 0; j < 8; ++j) {
-      double ref = C[i * 8 + j];
+      double ref = C[i * 8 + j], ref16 = C[i * 8 + j];
       for (int k = 0; k < 8; ++k) ref += (double)tf32_host(A[i * 8 + k]) * tf32_host(B[k * 8 + j]);
+      for (int k = 0; k < 16; ++k)
+        ref16 += (double)bf16_host(A16[i * 16 + k]) * bf16_host(B16[k * 8 + j]);
       ok = ok && std::fabs(ref - D[i * 8 + j]) <= 1e-5 * (1.0 + std::fabs(ref));
+      ok = ok && std::fabs(ref16 - D16[i * 8 + j]) <= 1e-5 * (1.0 + std::fabs(ref16));
     }
   for (int l = 0; l < 32; ++l) ok = ok && S[l] == (float)(l ^ 1) + 100.0f * (float)(l ^ 16);
   std::lock_guard<std::mutex> g(m);
@@ -345,9 +363,9 @@ inline bool use_mma() {
 
 // The tensor-core products a fragment pair of the recurrent product for a
 // precision: fp32 as 3xTF32; tf32 one; bf16 one, both operands being bfloat16
-// values (the rounded U, and the rounded h or dG), which TF32 holds exactly --
-// except where dropout masks scale the forward's rounded h (scaled: two, the
-// TF32 halves of that operand with U).
+// values (the rounded U, and the rounded h or dG), as bf16 m16n8k16 fragments
+// (persistent.cuh seq_bf16_mma) -- except where dropout masks scale the forward's
+// rounded h (scaled: two TF32 m16n8k8 products, that operand's TF32 halves with U).
 inline int recurrent_products(Precision p, bool scaled) {
   return p == Precision::TF32 ? 1 : p == Precision::BF16 ? (scaled ? 2 : 1) : 3;
 }
@@ -765,15 +783,16 @@ SeqPlan tuned_plan(const std::string& key, TuneMode mode, const SeqPlan& base,
   return tuned.emplace(key, best).first->second;   // another thread's, if it was first
 }
 
-// (products: a plan keeps its tensor-core product count, so a precision's plans
-// are its own: an fp32 call never runs a plan tuned for tf32's one product)
+// (products and bf16: a plan keeps its tensor-core product count and fragment
+// kind, so a precision's plans are its own: an fp32 call never runs a plan tuned
+// for tf32's one product, nor tf32 one tuned on bf16's m16n8k16 fragments)
 inline std::string loop_key(const char* dir, int mode, int64_t N, int64_t H, int64_t GH,
-                            int copies, bool training, bool sequences, int products) {
-  char buf[176];
+                            int copies, bool training, bool sequences, int products, bool bf16) {
+  char buf[184];
   std::snprintf(buf, sizeof buf,
-                "dev%d %s mode%d N%lld H%lld GH%lld copies%d train%d seq%d products%d",
+                "dev%d %s mode%d N%lld H%lld GH%lld copies%d train%d seq%d products%d%s",
                 device_ordinal(), dir, mode, (long long)N, (long long)H, (long long)GH, copies,
-                (int)training, (int)sequences, products);
+                (int)training, (int)sequences, products, bf16 ? " bf16" : "");
   return buf;
 }
 
@@ -808,7 +827,7 @@ bool seq_forward_as(SeqArgs q) {
     r.ylast = q.ylast ? yl.get() : nullptr;
     const std::string key =
         loop_key("forward", (int)M, b.N, b.H, b.GH, copies, q.training, q.return_sequences,
-                 q.products);
+                 q.products, b.bf16);
     q.plan = tuned_plan(key, mode, q.plan,
                         [&](const PlanChoice& c) {
                           return seq_plan_with(c, false, true, kernel, b.N, b.H, b.GH,
@@ -858,7 +877,8 @@ bool seq_backward_as(SeqBackArgs q) {
     }
     r.drh = q.drh ? rh.get() : nullptr;
     const std::string key =
-        loop_key("backward", (int)M, b.N, b.H, b.GH, 1, true, q.return_sequences, q.products);
+        loop_key("backward", (int)M, b.N, b.H, b.GH, 1, true, q.return_sequences, q.products,
+                 b.bf16);
     q.plan = tuned_plan(key, mode, q.plan,
                         [&](const PlanChoice& c) {
                           return seq_plan_with(c, false, false, kernel, b.N, b.H, b.GH, 1,
@@ -877,16 +897,22 @@ bool seq_backward_as(SeqBackArgs q) {
 }  // namespace
 
 // The fragment API's probe (kernels.cuh mma_probe) on host arrays: A [16, 8],
-// B [8, 8], C and D [16, 8], shfl [32].
-void mma_probe_run(const float* A, const float* B, const float* C, float* D, float* shfl) {
-  Buf<float> a(16 * 8), b(8 * 8), c(16 * 8), d(16 * 8), s(32);
+// B [8, 8], C and D [16, 8], shfl [32], A16 [16, 16], B16 [16, 8], D16 [16, 8].
+void mma_probe_run(const float* A, const float* B, const float* C, float* D, float* shfl,
+                   const float* A16, const float* B16, float* D16) {
+  Buf<float> a(16 * 8), b(8 * 8), c(16 * 8), d(16 * 8), s(32), a16(16 * 16), b16(16 * 8),
+      d16(16 * 8);
   a.upload(A);
   b.upload(B);
   c.upload(C);
+  a16.upload(A16);
+  b16.upload(B16);
   RK_LAUNCH(Block, 1, 1, 32, 1, 0, mma_probe, (const float*)a.get(), (const float*)b.get(),
-            (const float*)c.get(), d.get(), s.get());
+            (const float*)c.get(), d.get(), s.get(), (const float*)a16.get(),
+            (const float*)b16.get(), d16.get());
   d.download(D);
   s.download(shfl);
+  d16.download(D16);
 }
 
 }  // namespace RK_GPU_NS

@@ -91,9 +91,10 @@ RK_DEV void seq_share(int kn, int ks, int q, bool vec, int& kb, int& ke) {
   ke = kb + share < kn ? kb + share : kn;
 }
 
-// Share q of kn values over ks: [kb, ke), its start a multiple of 8 (mma k steps).
-RK_DEV void seq_share8(int kn, int ks, int q, int& kb, int& ke) {
-  const int share = ((kn + ks - 1) / ks + 7) / 8 * 8;
+// Share q of kn values over ks: [kb, ke), its start a multiple of kw (the mma's
+// k step: 8, or 16 for bf16).
+RK_DEV void seq_share_k(int kn, int ks, int q, int kw, int& kb, int& ke) {
+  const int share = ((kn + ks - 1) / ks + kw - 1) / kw * kw;
   kb = q * share < kn ? q * share : kn;
   ke = kb + share < kn ? kb + share : kn;
 }
@@ -102,8 +103,8 @@ RK_DEV void seq_share8(int kn, int ks, int q, int& kb, int& ke) {
 // layout) as fp32 values, in tc products: 3 (fp32 accuracy: hi lo, lo hi, then hi
 // hi: the small terms first), 2 (B exact in TF32, as bf16 weights are: lo hi, hi
 // hi; precision bf16's forward with recurrent dropout, whose masks scale the rounded
-// h), 1 (TF32: hi hi; exact where both operands are bf16 values). tc is the same
-// across the warp.
+// h), 1 (TF32: hi hi; precision bf16's one product takes seq_frags_bf16 and
+// rk_mma_bf16 instead). tc is the same across the warp.
 RK_DEV void seq_mma(float* d, const float* a, const float* b, int tc) {
   float ah[4], al[4], bh[2], bl[2];
   RK_UNROLL
@@ -115,20 +116,48 @@ RK_DEV void seq_mma(float* d, const float* a, const float* b, int tc) {
   rk_mma_tf32(d, ah, bh);
 }
 
+// Whether a tensor-core product runs on bf16 m16n8k16 fragments: precision bf16
+// with its one product (both operands bfloat16 values: U rounded once, h, r*h and
+// dG rounded as they are staged or stored), half the mma of TF32's m16n8k8 for
+// the same sums; bf16 with dropout-scaled h (tc 2) stays on TF32.
+RK_HD_INLINE bool seq_bf16_mma(const SeqPlan& p, bool bf16) { return bf16 && p.tc == 1; }
+
+// The A and B fragments of one bf16 m16n8k16 step at k (rk_mma_bf16's lane
+// layout), from element reads a(row, kk) and b(kk, col) of the tile (rows m0 +
+// 0..15 below rows, columns c0 + 0..7), each pair's k below ke, else zero.
+template <class ReadA, class ReadB>
+RK_DEV void seq_frags_bf16(uint32_t (&av)[4], uint32_t (&bv)[2], int64_t m0, int64_t rows,
+                           int c0, int k, int ke, ReadA a, ReadB b) {
+  const int l = rk_lane(), gq = l / 4, tq = l % 4;
+  RK_UNROLL
+  for (int r = 0; r < 4; ++r) {   // A(row gq + 8 (r%2), k 2tq + 8 (r/2) + {0, 1})
+    const int64_t row = m0 + gq + 8 * (r % 2);
+    const int kk = k + 2 * tq + 8 * (r / 2);
+    const bool in = row < rows;
+    av[r] = rk_pack_bf16(in && kk < ke ? a(row, kk) : 0.0f, in && kk + 1 < ke ? a(row, kk + 1) : 0.0f);
+  }
+  RK_UNROLL
+  for (int r = 0; r < 2; ++r) {   // B(k 2tq + 8 r + {0, 1}, column gq)
+    const int kk = k + 2 * tq + 8 * r, col = c0 + gq;
+    bv[r] = rk_pack_bf16(kk < ke ? b(kk, col) : 0.0f, kk + 1 < ke ? b(kk + 1, col) : 0.0f);
+  }
+}
+
 // One warp's item of a tensor-core product: the k steps [lo, hi) of its tile,
 // added to the tile's slot dp of the partial buffer (row stride Np; zero first
 // where first) as two accumulators of even and odd k steps (two independent mma
-// chains); step(acc, k) adds the fragments of k step [k, k+8) to acc.
-template <class Step>
+// chains); step(acc, k) adds the fragments of k step [k, k+KW) to acc (KW 8:
+// TF32 m16n8k8, 16: bf16 m16n8k16).
+template <int KW, class Step>
 RK_DEV void seq_mma_item(float* dp, int64_t Np, bool first, int lo, int hi, Step step) {
   const int l = rk_lane(), gq = l / 4, tq = l % 4;
   float d[4], e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   RK_UNROLL
   for (int r = 0; r < 4; ++r)   // D(row gq + 8 (r/2), column 2 tq + r%2)
     d[r] = first ? 0.0f : dp[(gq + 8 * (r / 2)) * Np + 2 * tq + r % 2];
-  for (int k = lo; k < hi; k += 16) {
+  for (int k = lo; k < hi; k += 2 * KW) {
     step(d, k);
-    if (k + 8 < hi) step(e, k + 8);
+    if (k + KW < hi) step(e, k + KW);
   }
   RK_UNROLL
   for (int r = 0; r < 4; ++r) dp[(gq + 8 * (r / 2)) * Np + 2 * tq + r % 2] = d[r] + e[r];
@@ -350,6 +379,7 @@ RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j
   const int Mp = (int)seq_rows16(N), Np = (int)seq_cols8((int64_t)ut * SLOTS);
   const int ctiles = Np / 8, tiles = (Mp / 16) * ctiles, items = tiles * p.ks;
   const int warp = tid / 32, warps = nthr / 32, l = rk_lane(), gq = l / 4, tq = l % 4;
+  const bool bf16_mma = seq_bf16_mma(p, a.bf16) && !masked;
   const int64_t pairs = N * ut;
   // the pointwise step's inputs of this thread's first pair, loaded now: their
   // latency hides behind the product
@@ -365,7 +395,18 @@ RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j
       const int tile = it % tiles, q = it / tiles;
       const int m0 = tile / ctiles * 16, c0 = tile % ctiles * 8;
       int kb, ke;
-      seq_share8(kn, p.ks, q, kb, ke);
+      seq_share_k(kn, p.ks, q, bf16_mma ? 16 : 8, kb, ke);
+      float* dp = part + ((int64_t)q * Mp + m0) * Np + c0;
+      if (bf16_mma) {   // one copy of h (no dropout masks scale it)
+        seq_mma_item<16>(dp, Np, k0 == 0, kb, ke, [&](float* acc, int k) {
+          uint32_t av[4], bv[2];
+          seq_frags_bf16(
+              av, bv, m0, N, c0, k, ke, [&](int64_t row, int kk) { return hs[row * pitch + kk]; },
+              [&](int kk, int col) { return ures[(k0 + kk) * us + col]; });
+          rk_mma_bf16(acc, av, bv);
+        });
+        continue;
+      }
       auto step = [&](float* acc, int k) {
         for (int c = 0; c < copies; ++c) {
           const float* hc = hs + (int64_t)c * N * pitch;
@@ -385,7 +426,7 @@ RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j
           seq_mma(acc, av, bv, p.tc);
         }
       };
-      seq_mma_item(part + ((int64_t)q * Mp + m0) * Np + c0, Np, k0 == 0, kb, ke, step);
+      seq_mma_item<8>(dp, Np, k0 == 0, kb, ke, step);
     }
   }
   RK_SYNC();
@@ -601,6 +642,7 @@ RK_DEV void seq_back_product_mma(const BackArgs& b, const SeqPlan& p, int64_t j0
   const int Mp = (int)seq_rows16(N), Np = (int)seq_cols8(ut);
   const int ctiles = Np / 8, tiles = (Mp / 16) * ctiles, items = tiles * p.ks;
   const int warp = tid / 32, warps = nthr / 32, l = rk_lane(), gq = l / 4, tq = l % 4;
+  const bool bf16_mma = seq_bf16_mma(p, b.bf16);
   for (int64_t k0 = 0; k0 < width; k0 += p.kc) {
     const int kn = (int)(width - k0 < p.kc ? width - k0 : p.kc);
     RK_SYNC();
@@ -610,13 +652,25 @@ RK_DEV void seq_back_product_mma(const BackArgs& b, const SeqPlan& p, int64_t j0
       const int tile = it % tiles, q = it / tiles;
       const int m0 = tile / ctiles * 16, u0 = tile % ctiles * 8;
       int kb, ke;
-      seq_share8(kn, p.ks, q, kb, ke);
+      seq_share_k(kn, p.ks, q, bf16_mma ? 16 : 8, kb, ke);
       for (int g = 0; g < gacc; ++g) {
         int lo = kb, hi = ke;   // this gate's columns of the share (chunk coordinates)
         if (rmask) {
           const int64_t gl = g * H - (c_begin + k0), gh = (g + 1) * H - (c_begin + k0);
           lo = gl > kb ? (int)(gl < ke ? gl : ke) : kb;
           hi = gh < ke ? (int)(gh > lo ? gh : lo) : ke;
+        }
+        float* dp = part + (((int64_t)q * gacc + g) * Mp + m0) * Np + u0;
+        if (bf16_mma) {
+          const float* uc = ur + c_begin + k0;
+          seq_mma_item<16>(dp, Np, k0 == 0, lo, hi, [&](float* acc, int k) {
+            uint32_t av[4], bv[2];
+            seq_frags_bf16(
+                av, bv, m0, N, u0, k, hi, [&](int64_t row, int kk) { return ds[row * pitch + kk]; },
+                [&](int kk, int unit) { return unit < ut ? uc[unit * upitch + kk] : 0.0f; });
+            rk_mma_bf16(acc, av, bv);
+          });
+          continue;
         }
         auto step = [&](float* acc, int k) {
           float av[4], bv[2];
@@ -633,8 +687,7 @@ RK_DEV void seq_back_product_mma(const BackArgs& b, const SeqPlan& p, int64_t j0
           }
           seq_mma(acc, av, bv, p.tc);
         };
-        seq_mma_item(part + (((int64_t)q * gacc + g) * Mp + m0) * Np + u0, Np, k0 == 0, lo, hi,
-                     step);
+        seq_mma_item<8>(dp, Np, k0 == 0, lo, hi, step);
       }
     }
   }

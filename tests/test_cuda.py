@@ -428,21 +428,38 @@ def _tf32(a):
     return (((u + 0x1000) & 0xFFFFE000).astype(np.uint32)).view(np.float32)
 
 
+def _bf16(a):
+    """a rounded to bfloat16 (to nearest, ties to even), in NumPy: the test's own."""
+    u = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)
+    return r.view(np.float32)
+
+
 @pytest.mark.parametrize("backend", GPU)
 def test_fragment_api_probe(backend):
-    """compat.cuh's tensor-core fragments: one TF32 m16n8k8 mma against a float64
-    product of the TF32-rounded operands, and two warp shuffles exactly; on a
-    device this checks the PTX lane ownership the emulation assumes."""
+    """compat.cuh's tensor-core fragments: one TF32 m16n8k8 mma and one BF16
+    m16n8k16 mma against float64 products of the rounded operands, and two warp
+    shuffles exactly; on a device this checks the PTX lane ownership (and the
+    bf16 pair packing) the emulation assumes."""
     rng = np.random.default_rng(8)
     A = rng.standard_normal((16, 8)).astype(np.float32)
     B = rng.standard_normal((8, 8)).astype(np.float32)
     C = rng.standard_normal((16, 8)).astype(np.float32)
-    D, S = _core.gpu_mma_probe(backend, A, B, C)
+    A16 = rng.standard_normal((16, 16)).astype(np.float32)
+    B16 = rng.standard_normal((16, 8)).astype(np.float32)
+    D, S, D16 = _core.gpu_mma_probe(backend, A, B, C, A16, B16)
     ref = C.astype(np.float64) + _tf32(A).astype(np.float64) @ _tf32(B).astype(np.float64)
     np.testing.assert_allclose(D, ref, rtol=0, atol=1e-5)
+    ref16 = C.astype(np.float64) + _bf16(A16).astype(np.float64) @ _bf16(B16).astype(np.float64)
+    np.testing.assert_allclose(D16, ref16, rtol=0, atol=1e-5)
+    # rounding matters: the unrounded product is further off than the tolerance
+    assert np.abs(D16 - (C.astype(np.float64) + A16.astype(np.float64) @ B16)).max() > 1e-3
     lanes = np.arange(32)
     np.testing.assert_array_equal(S, (lanes ^ 1) + 100.0 * (lanes ^ 16))
     assert _tf32(np.float32(1 + 2.0 ** -11)) == np.float32(1 + 2.0 ** -10)   # a tie: away
+    assert _bf16(np.float32(1 + 2.0 ** -8)) == np.float32(1)                 # a tie: to even
+    with pytest.raises(ValueError, match="A16 16x16"):
+        _core.gpu_mma_probe(backend, A, B, C, B16, B16)
 
 
 @pytest.fixture
@@ -541,13 +558,6 @@ def test_tf32_takes_one_product_on_the_tensor_cores(backend, cell, reset_after, 
     for u, v in zip(o_simt + g_simt, o_t + g_t):
         if u is not None:
             assert np.array_equal(u, v)
-
-
-def _bf16(a):
-    """a rounded to bfloat16 (to nearest, ties to even), in NumPy: the test's own."""
-    u = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
-    r = ((u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)
-    return r.view(np.float32)
 
 
 BF16_NAMES = ("y", "h_T", "c_T") + Grads._fields

@@ -268,21 +268,25 @@ void register_gpu(py::module_& m) {
   m.def("gpu_mma_gemms", [](const std::string& device) {
         return rt(device).mma_gemm_count();
       }, py::arg("device"), "GEMMs that GPU backend has run on the tensor-core kernel.");
-  m.def("gpu_mma_probe", [](const std::string& device, py::array_t<float, py::array::c_style | py::array::forcecast> A,
-                            py::array_t<float, py::array::c_style | py::array::forcecast> B,
-                            py::array_t<float, py::array::c_style | py::array::forcecast> C) {
-        if (A.size() != 128 || B.size() != 64 || C.size() != 128)
-          throw py::value_error("gpu_mma_probe: A must have 16x8, B 8x8 and C 16x8 elements");
-        py::array_t<float> D({16, 8}), S(32);
+  using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
+  m.def("gpu_mma_probe", [](const std::string& device, F32 A, F32 B, F32 C, F32 A16, F32 B16) {
+        if (A.size() != 128 || B.size() != 64 || C.size() != 128 || A16.size() != 256 ||
+            B16.size() != 128)
+          throw py::value_error("gpu_mma_probe: A must have 16x8, B 8x8, C 16x8, A16 16x16 "
+                                "and B16 16x8 elements");
+        py::array_t<float> D({16, 8}), S(32), D16({16, 8});
         const GpuRuntime& r = rt(device);
         {
           py::gil_scoped_release nogil;
-          r.mma_probe_run(A.data(), B.data(), C.data(), D.mutable_data(), S.mutable_data());
+          r.mma_probe_run(A.data(), B.data(), C.data(), D.mutable_data(), S.mutable_data(),
+                          A16.data(), B16.data(), D16.mutable_data());
         }
-        return py::make_tuple(D, S);
-      }, py::arg("device"), py::arg("A"), py::arg("B"), py::arg("C"),
+        return py::make_tuple(D, S, D16);
+      }, py::arg("device"), py::arg("A"), py::arg("B"), py::arg("C"), py::arg("A16"),
+        py::arg("B16"),
         "The tensor-core fragment API's probe: one TF32 m16n8k8 mma D = C + A B (A 16x8, "
-        "B 8x8, C 16x8) and two warp shuffles (shfl[l] = (l ^ 1) + 100 (l ^ 16)).");
+        "B 8x8, C 16x8), one BF16 m16n8k16 mma D16 = C + A16 B16 (A16 16x16, B16 16x8; "
+        "operands rounded to bfloat16) and two warp shuffles (shfl[l] = (l ^ 1) + 100 (l ^ 16)).");
   m.def("gpu_clear_graphs", []() {
         for (bool emu : {true, false}) gpu_runtime(emu).clear_graphs();
       }, "Drop the GPU backends' cached time-loop graphs (each thread's, at its next loop).");

@@ -254,18 +254,24 @@ int main(int argc, char** argv) {
     }
     std::mt19937 gen(3);
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-    std::vector<float> A(128), B(64), C(128), D(128), S(32);
+    std::vector<float> A(128), B(64), C(128), D(128), S(32), A16(256), B16(128), D16(128);
     for (float& v : A) v = u(gen);
     for (float& v : B) v = u(gen);
     for (float& v : C) v = u(gen);
-    gpu_emu::mma_probe_run(A.data(), B.data(), C.data(), D.data(), S.data());
+    for (float& v : A16) v = u(gen);
+    for (float& v : B16) v = u(gen);
+    gpu_emu::mma_probe_run(A.data(), B.data(), C.data(), D.data(), S.data(), A16.data(),
+                           B16.data(), D16.data());
     double worst = 0.0;
     for (int i = 0; i < 16; ++i)
       for (int j = 0; j < 8; ++j) {
-        double ref = C[i * 8 + j];
+        double ref = C[i * 8 + j], ref16 = C[i * 8 + j];
         for (int k = 0; k < 8; ++k)
           ref += (double)emu::to_tf32(A[i * 8 + k]) * (double)emu::to_tf32(B[k * 8 + j]);
+        for (int k = 0; k < 16; ++k)
+          ref16 += (double)emu::to_bf16(A16[i * 16 + k]) * (double)emu::to_bf16(B16[k * 8 + j]);
         worst = std::max(worst, std::fabs(ref - D[i * 8 + j]));
+        worst = std::max(worst, std::fabs(ref16 - D16[i * 8 + j]));
       }
     bool shfl_ok = true;
     for (int l = 0; l < 32; ++l) shfl_ok = shfl_ok && S[l] == (float)(l ^ 1) + 100.0f * (float)(l ^ 16);
