@@ -122,6 +122,26 @@ RK_DEV void seq_mma(float* d, const float* a, const float* b, int tc) {
 // the same sums; bf16 with dropout-scaled h (tc 2) stays on TF32.
 RK_HD_INLINE bool seq_bf16_mma(const SeqPlan& p, bool bf16) { return bf16 && p.tc == 1; }
 
+// The A and B fragments of one TF32 m16n8k8 step at k (rk_mma_tf32's lane layout),
+// as fp32 values for seq_mma, from element reads a(row, kk) and b(kk, col) of the
+// tile (rows m0 + 0..15 below rows, columns c0 + 0..7), k below ke, else zero.
+template <class ReadA, class ReadB>
+RK_DEV void seq_frags_tf32(float (&av)[4], float (&bv)[2], int64_t m0, int64_t rows, int c0,
+                           int k, int ke, ReadA a, ReadB b) {
+  const int l = rk_lane(), gq = l / 4, tq = l % 4;
+  RK_UNROLL
+  for (int r = 0; r < 4; ++r) {   // A(row gq + 8 (r%2), k tq + 4 (r/2))
+    const int64_t row = m0 + gq + 8 * (r % 2);
+    const int kk = k + tq + 4 * (r / 2);
+    av[r] = row < rows && kk < ke ? a(row, kk) : 0.0f;
+  }
+  RK_UNROLL
+  for (int r = 0; r < 2; ++r) {   // B(k tq + 4 r, column gq)
+    const int kk = k + tq + 4 * r;
+    bv[r] = kk < ke ? b(kk, c0 + gq) : 0.0f;
+  }
+}
+
 // The A and B fragments of one bf16 m16n8k16 step at k (rk_mma_bf16's lane
 // layout), from element reads a(row, kk) and b(kk, col) of the tile (rows m0 +
 // 0..15 below rows, columns c0 + 0..7), each pair's k below ke, else zero.
@@ -161,6 +181,54 @@ RK_DEV void seq_mma_item(float* dp, int64_t Np, bool first, int lo, int hi, Step
   }
   RK_UNROLL
   for (int r = 0; r < 4; ++r) dp[(gq + 8 * (r / 2)) * Np + 2 * tq + r % 2] = d[r] + e[r];
+}
+
+// Item it of a block's tensor-core product over a staged chunk of kn: its tile's
+// first row m0 and column c0 (tiles of 16 x 8, ctiles a row of tiles), its k share
+// q and that share's bounds [kb, ke) (multiples of kw from the chunk's start).
+struct SeqItem {
+  int q, m0, c0, kb, ke;
+};
+RK_DEV SeqItem seq_item(int it, int tiles, int ctiles, int kn, int ks, int kw) {
+  SeqItem i;
+  const int tile = it % tiles;
+  i.q = it / tiles;
+  i.m0 = tile / ctiles * 16;
+  i.c0 = tile % ctiles * 8;
+  seq_share_k(kn, ks, i.q, kw, i.kb, i.ke);
+  return i;
+}
+
+// seq_mma_item on the fragments of the product's kind: bf16 m16n8k16 (bf16), else
+// TF32 m16n8k8 in tc products; each k step sums `copies` operand pairs, copy c's
+// elements read as a(c, row, kk) and b(c, kk, col) (rows m0 + 0..15 below rows,
+// columns c0 + 0..7).
+template <int KW, class ReadA, class ReadB>
+RK_DEV void seq_mma_tile_k(int tc, int copies, float* dp, int64_t Np, bool first, int lo, int hi,
+                           int64_t m0, int64_t rows, int c0, ReadA a, ReadB b) {
+  seq_mma_item<KW>(dp, Np, first, lo, hi, [&](float* acc, int k) {
+    for (int c = 0; c < copies; ++c) {
+      auto ra = [&](int64_t row, int kk) { return a(c, row, kk); };
+      auto rb = [&](int kk, int col) { return b(c, kk, col); };
+      if constexpr (KW == 16) {
+        uint32_t av[4], bv[2];
+        seq_frags_bf16(av, bv, m0, rows, c0, k, hi, ra, rb);
+        rk_mma_bf16(acc, av, bv);
+      } else {
+        float av[4], bv[2];
+        seq_frags_tf32(av, bv, m0, rows, c0, k, hi, ra, rb);
+        seq_mma(acc, av, bv, tc);
+      }
+    }
+  });
+}
+template <class ReadA, class ReadB>
+RK_DEV void seq_mma_tile(bool bf16, int tc, int copies, float* dp, int64_t Np, bool first, int lo,
+                         int hi, int64_t m0, int64_t rows, int c0, ReadA a, ReadB b) {
+  if (bf16)
+    seq_mma_tile_k<16>(tc, copies, dp, Np, first, lo, hi, m0, rows, c0, a, b);
+  else
+    seq_mma_tile_k<8>(tc, copies, dp, Np, first, lo, hi, m0, rows, c0, a, b);
 }
 
 RK_DEV void seq_barrier() {
@@ -378,7 +446,7 @@ RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j
   const int64_t pitch = seq_pitch4(p.kc), us = seq_ustride(p, SLOTS);
   const int Mp = (int)seq_rows16(N), Np = (int)seq_cols8((int64_t)ut * SLOTS);
   const int ctiles = Np / 8, tiles = (Mp / 16) * ctiles, items = tiles * p.ks;
-  const int warp = tid / 32, warps = nthr / 32, l = rk_lane(), gq = l / 4, tq = l % 4;
+  const int warp = tid / 32, warps = nthr / 32;
   const bool bf16_mma = seq_bf16_mma(p, a.bf16) && !masked;
   const int64_t pairs = N * ut;
   // the pointwise step's inputs of this thread's first pair, loaded now: their
@@ -392,41 +460,15 @@ RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j
               a.bf16);
     RK_SYNC();
     for (int it = warp; it < items; it += warps) {
-      const int tile = it % tiles, q = it / tiles;
-      const int m0 = tile / ctiles * 16, c0 = tile % ctiles * 8;
-      int kb, ke;
-      seq_share_k(kn, p.ks, q, bf16_mma ? 16 : 8, kb, ke);
-      float* dp = part + ((int64_t)q * Mp + m0) * Np + c0;
-      if (bf16_mma) {   // one copy of h (no dropout masks scale it)
-        seq_mma_item<16>(dp, Np, k0 == 0, kb, ke, [&](float* acc, int k) {
-          uint32_t av[4], bv[2];
-          seq_frags_bf16(
-              av, bv, m0, N, c0, k, ke, [&](int64_t row, int kk) { return hs[row * pitch + kk]; },
-              [&](int kk, int col) { return ures[(k0 + kk) * us + col]; });
-          rk_mma_bf16(acc, av, bv);
-        });
-        continue;
-      }
-      auto step = [&](float* acc, int k) {
-        for (int c = 0; c < copies; ++c) {
-          const float* hc = hs + (int64_t)c * N * pitch;
-          float av[4], bv[2];
-          RK_UNROLL
-          for (int r = 0; r < 4; ++r) {   // A(row gq + 8 (r%2), k tq + 4 (r/2))
-            const int64_t row = m0 + gq + 8 * (r % 2);
-            const int kk = k + tq + 4 * (r / 2);
-            av[r] = row < N && kk < ke ? hc[row * pitch + kk] : 0.0f;
-          }
-          RK_UNROLL
-          for (int r = 0; r < 2; ++r) {   // B(k tq + 4 r, column gq)
-            const int kk = k + tq + 4 * r, col = c0 + gq;
-            const bool keep = kk < ke && (!masked || col % SLOTS == G0 + c);
-            bv[r] = keep ? ures[(k0 + kk) * us + col] : 0.0f;
-          }
-          seq_mma(acc, av, bv, p.tc);
-        }
-      };
-      seq_mma_item<8>(dp, Np, k0 == 0, kb, ke, step);
+      const SeqItem w = seq_item(it, tiles, ctiles, kn, p.ks, bf16_mma ? 16 : 8);
+      // with dropout, copy c is gate c's masked h against that gate's columns only
+      seq_mma_tile(
+          bf16_mma, p.tc, copies, part + ((int64_t)w.q * Mp + w.m0) * Np + w.c0, Np, k0 == 0,
+          w.kb, w.ke, w.m0, N, w.c0,
+          [&](int c, int64_t row, int kk) { return hs[((int64_t)c * N + row) * pitch + kk]; },
+          [&](int c, int kk, int col) {
+            return !masked || col % SLOTS == G0 + c ? ures[(k0 + kk) * us + col] : 0.0f;
+          });
     }
   }
   RK_SYNC();
@@ -641,7 +683,7 @@ RK_DEV void seq_back_product_mma(const BackArgs& b, const SeqPlan& p, int64_t j0
   const int gacc = rmask ? 4 : 1;
   const int Mp = (int)seq_rows16(N), Np = (int)seq_cols8(ut);
   const int ctiles = Np / 8, tiles = (Mp / 16) * ctiles, items = tiles * p.ks;
-  const int warp = tid / 32, warps = nthr / 32, l = rk_lane(), gq = l / 4, tq = l % 4;
+  const int warp = tid / 32, warps = nthr / 32;
   const bool bf16_mma = seq_bf16_mma(p, b.bf16);
   for (int64_t k0 = 0; k0 < width; k0 += p.kc) {
     const int kn = (int)(width - k0 < p.kc ? width - k0 : p.kc);
@@ -649,45 +691,21 @@ RK_DEV void seq_back_product_mma(const BackArgs& b, const SeqPlan& p, int64_t j0
     seq_stage(ds, pitch, src, b.GH, N, c_begin + k0, kn, 1, nullptr, 0, 0);
     RK_SYNC();
     for (int it = warp; it < items; it += warps) {
-      const int tile = it % tiles, q = it / tiles;
-      const int m0 = tile / ctiles * 16, u0 = tile % ctiles * 8;
-      int kb, ke;
-      seq_share_k(kn, p.ks, q, bf16_mma ? 16 : 8, kb, ke);
+      const SeqItem w = seq_item(it, tiles, ctiles, kn, p.ks, bf16_mma ? 16 : 8);
+      const float* uc = ur + c_begin + k0;   // this chunk's gate columns of U's rows
       for (int g = 0; g < gacc; ++g) {
-        int lo = kb, hi = ke;   // this gate's columns of the share (chunk coordinates)
+        int lo = w.kb, hi = w.ke;   // this gate's columns of the share (chunk coordinates)
         if (rmask) {
           const int64_t gl = g * H - (c_begin + k0), gh = (g + 1) * H - (c_begin + k0);
-          lo = gl > kb ? (int)(gl < ke ? gl : ke) : kb;
-          hi = gh < ke ? (int)(gh > lo ? gh : lo) : ke;
+          lo = gl > w.kb ? (int)(gl < w.ke ? gl : w.ke) : w.kb;
+          hi = gh < w.ke ? (int)(gh > lo ? gh : lo) : w.ke;
         }
-        float* dp = part + (((int64_t)q * gacc + g) * Mp + m0) * Np + u0;
-        if (bf16_mma) {
-          const float* uc = ur + c_begin + k0;
-          seq_mma_item<16>(dp, Np, k0 == 0, lo, hi, [&](float* acc, int k) {
-            uint32_t av[4], bv[2];
-            seq_frags_bf16(
-                av, bv, m0, N, u0, k, hi, [&](int64_t row, int kk) { return ds[row * pitch + kk]; },
-                [&](int kk, int unit) { return unit < ut ? uc[unit * upitch + kk] : 0.0f; });
-            rk_mma_bf16(acc, av, bv);
-          });
-          continue;
-        }
-        auto step = [&](float* acc, int k) {
-          float av[4], bv[2];
-          RK_UNROLL
-          for (int r = 0; r < 4; ++r) {   // A(row gq + 8 (r%2), k tq + 4 (r/2))
-            const int64_t row = m0 + gq + 8 * (r % 2);
-            const int kk = k + tq + 4 * (r / 2);
-            av[r] = row < N && kk < hi ? ds[row * pitch + kk] : 0.0f;
-          }
-          RK_UNROLL
-          for (int r = 0; r < 2; ++r) {   // B(k tq + 4 r, unit gq) = U(j0 + unit, c)
-            const int kk = k + tq + 4 * r, unit = u0 + gq;
-            bv[r] = kk < hi && unit < ut ? ur[unit * upitch + c_begin + k0 + kk] : 0.0f;
-          }
-          seq_mma(acc, av, bv, p.tc);
-        };
-        seq_mma_item<8>(dp, Np, k0 == 0, lo, hi, step);
+        // B(k, unit) = U(j0 + unit, c)
+        seq_mma_tile(
+            bf16_mma, p.tc, 1, part + (((int64_t)w.q * gacc + g) * Mp + w.m0) * Np + w.c0, Np,
+            k0 == 0, lo, hi, w.m0, N, w.c0,
+            [&](int, int64_t row, int kk) { return ds[row * pitch + kk]; },
+            [&](int, int kk, int unit) { return unit < ut ? uc[unit * upitch + kk] : 0.0f; });
       }
     }
   }
