@@ -453,6 +453,34 @@ def test_profile_driver_runs(capsys):
         assert f"{cell} {mode}" in out and "2 calls" in out and "GFLOP/s" in out
 
 
+def test_gpu_bench_dry_run(tmp_path):
+    """bench/gpu_bench.py (the GPU machine's benchmark, run by bench/gpu.sh) end to end
+    on cuda-emu and CPU torch at S1's tiny stand-in: every row timed in every column
+    (automatic plan, per-step family, both recurrent products, tuned, tf32, bf16,
+    torch.nn, rnnkern.torch), the plans checked to agree, the files written -- so a
+    device session does not find the script broken."""
+    pytest.importorskip("torch")
+    import pathlib
+    import subprocess
+    import rnnkern
+    script = pathlib.Path(__file__).resolve().parent.parent / "bench" / "gpu_bench.py"
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(rnnkern.__file__)))
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, str(script), "--dry-run", "--no-profile", "--shapes",
+                        "S1", "--budget", "0.01", "--out", str(out)], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    rows = json.loads((out / "gpu_bench.json").read_text())["rows"]
+    assert [(x["cell"], x["mode"]) for x in rows] == [
+        (c, m) for c in ("simple_rnn", "lstm", "gru") for m in ("inference", "training")]
+    for x in rows:
+        assert x["auto_vs_steps"] <= 1e-3
+        assert x["rnnkern_bf16_ms"] > 0 and x["bf16_target"] is None   # S1: no bf16 target
+        assert x["rnnkern_torch_ms"] > 0 and x["mma_ms"] is not None
+    table = (out / "gpu_bench.txt").read_text()
+    assert "rnnkern tf32 / bf16 ms" in table and table.count("| S1 |") == 6
+
+
 # --------------------------------------------------------------------------
 # Dropout rows
 # --------------------------------------------------------------------------
