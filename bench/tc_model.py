@@ -14,6 +14,11 @@ last two assumptions that bench/gpu_probe.py's ",simt" / ",mma" rows will check:
        is twice TF32's, at the same instruction rate)
   rate 0.46 mma a cycle an SM (half of the dense TF32 peak, 989/2 TFLOPS)
 
+The forward's tensor-core columns are gate-major (cuda/persistent.cuh seq_ucol): a
+phase multiplies only its gates' column tiles (GRU: 3 of 4 slots; reset_before's
+phases 2 and 1), and with recurrent dropout each tile takes a pass for each gate it
+holds, not one for every gate.
+
 A precision is (products a k step, k a step): fp32 3 x m16n8k8 (3xTF32), tf32 1,
 bf16 1 x m16n8k16 (both operands bfloat16 values), bf16 with recurrent dropout
 2 x m16n8k8 in the forward (the masks scale the rounded h).
@@ -60,11 +65,24 @@ def rows(precision="fp32"):
             ffma = F / R_FFMA
             mma_ok = N >= 8
             rt = math.ceil(N / 16)
-            fwd_tc = mma_us(rt * math.ceil(ut * SLOTS[cell] / 8), H, tc, kw)
+            fwd_tc = mma_us(rt * math.ceil(ut * G / 8), H, tc, kw)   # gate-major columns
             bwd_tc = mma_us(rt * math.ceil(ut / 8), G * H, tc, kw)
             out.append((sname, cell, blocks, ut, t0(blocks), ffma,
                         fwd_tc if mma_ok else None, bwd_tc if mma_ok else None))
     return out
+
+
+def dropout_passes(G, ut, gate_major):
+    """Tile passes of the forward product with recurrent dropout (a pass a gate's
+    masked h): every gate over every tile of the unit-major columns (before
+    2026-12-06), or over the gate-major tiles each gate's columns touch."""
+    if not gate_major:
+        return G * math.ceil(ut * SLOTS_OF_G[G] / 8)
+    return sum(len({c // ut for c in range(t * 8, min(t * 8 + 8, G * ut))})
+               for t in range(math.ceil(G * ut / 8)))
+
+
+SLOTS_OF_G = {1: 1, 3: 4, 4: 4}
 
 
 def main():
@@ -87,6 +105,19 @@ def main():
         cols = " | ".join(f"{pf:.2f} / {pb:.2f}" for pf, pb in prods)
         steps = " / ".join(f"{z + pf:.1f}" for pf, _ in prods)
         print(f"| {sname} | {cell} | {cols} | {steps} |")
+    print()
+    print("| shape | cell | recurrent dropout, fp32 forward product us: a pass a gate over "
+          "every tile -> the tile's gates (gate-major) | plain |")
+    print("|---|---|---|---|")
+    tc, kw = PRODUCTS["fp32"]
+    for sname, cell, _b, ut, _z, _f, f, _bw in per["fp32"]:
+        if f is None or cell == "simple_rnn":
+            continue
+        N, _C, H = SHAPES[sname]
+        G, rt = GATES[cell], math.ceil(N / 16)
+        before = mma_us(rt * dropout_passes(G, ut, False), H, tc, kw)
+        after = mma_us(rt * dropout_passes(G, ut, True), H, tc, kw)
+        print(f"| {sname} | {cell} | {before:.2f} -> {after:.2f} | {f:.2f} |")
 
 
 if __name__ == "__main__":

@@ -55,13 +55,21 @@ RK_HD_INLINE int64_t seq_ustride(const SeqPlan& p, int slots) {
   while (s % 32 != 8 && s % 32 != 24) s += 8;
   return s;
 }
+// The forward's resident column of the block's unit jj, gate slot g: gate-major
+// with tc (g * ut + jj: a gate's columns contiguous, so a phase's mma tiles cover
+// only its own gates' columns and a dropout pass a gate only the tiles holding that
+// gate), unit-major for FFMA (jj * slots + g: a unit's gates one 16-byte load).
+RK_HD_INLINE int64_t seq_ucol(const SeqPlan& p, int slots, int64_t jj, int g) {
+  return p.tc ? (int64_t)g * p.ut + jj : jj * slots + g;
+}
 // The forward's staged row stride: with tc seq_pitch4 (an A fragment's loads in
 // distinct banks), else seq_fwd_pitch.
 RK_HD_INLINE int64_t seq_stage_pitch(const SeqPlan& p, int64_t H) {
   return p.tc ? seq_pitch4(p.kc) : seq_fwd_pitch(p.kc, H);
 }
 
-// Shared memory of the forward: resident U [H][ustride] ([ut][slots] a k), the
+// Shared memory of the forward: resident U [H][ustride] (a k: [ut][slots], or
+// [slots][ut] with tc: seq_ucol), the
 // staged rows [copies][N][pitch] (a copy per gate where recurrent dropout masks
 // them), the reduction [ks][threads/ks][4] (FFMA) or the partial tiles
 // [ks][rows16(N)][cols8(ut * slots)] (tc).
@@ -200,14 +208,14 @@ RK_DEV SeqItem seq_item(int it, int tiles, int ctiles, int kn, int ks, int kw) {
 }
 
 // seq_mma_item on the fragments of the product's kind: bf16 m16n8k16 (bf16), else
-// TF32 m16n8k8 in tc products; each k step sums `copies` operand pairs, copy c's
-// elements read as a(c, row, kk) and b(c, kk, col) (rows m0 + 0..15 below rows,
-// columns c0 + 0..7).
+// TF32 m16n8k8 in tc products; each k step sums the operand pairs of copies
+// [cb, ce), copy c's elements read as a(c, row, kk) and b(c, kk, col) (rows m0 +
+// 0..15 below rows, columns c0 + 0..7).
 template <int KW, class ReadA, class ReadB>
-RK_DEV void seq_mma_tile_k(int tc, int copies, float* dp, int64_t Np, bool first, int lo, int hi,
-                           int64_t m0, int64_t rows, int c0, ReadA a, ReadB b) {
+RK_DEV void seq_mma_tile_k(int tc, int cb, int ce, float* dp, int64_t Np, bool first, int lo,
+                           int hi, int64_t m0, int64_t rows, int c0, ReadA a, ReadB b) {
   seq_mma_item<KW>(dp, Np, first, lo, hi, [&](float* acc, int k) {
-    for (int c = 0; c < copies; ++c) {
+    for (int c = cb; c < ce; ++c) {
       auto ra = [&](int64_t row, int kk) { return a(c, row, kk); };
       auto rb = [&](int kk, int col) { return b(c, kk, col); };
       if constexpr (KW == 16) {
@@ -223,12 +231,12 @@ RK_DEV void seq_mma_tile_k(int tc, int copies, float* dp, int64_t Np, bool first
   });
 }
 template <class ReadA, class ReadB>
-RK_DEV void seq_mma_tile(bool bf16, int tc, int copies, float* dp, int64_t Np, bool first, int lo,
-                         int hi, int64_t m0, int64_t rows, int c0, ReadA a, ReadB b) {
+RK_DEV void seq_mma_tile(bool bf16, int tc, int cb, int ce, float* dp, int64_t Np, bool first,
+                         int lo, int hi, int64_t m0, int64_t rows, int c0, ReadA a, ReadB b) {
   if (bf16)
-    seq_mma_tile_k<16>(tc, copies, dp, Np, first, lo, hi, m0, rows, c0, a, b);
+    seq_mma_tile_k<16>(tc, cb, ce, dp, Np, first, lo, hi, m0, rows, c0, a, b);
   else
-    seq_mma_tile_k<8>(tc, copies, dp, Np, first, lo, hi, m0, rows, c0, a, b);
+    seq_mma_tile_k<8>(tc, cb, ce, dp, Np, first, lo, hi, m0, rows, c0, a, b);
 }
 
 RK_DEV void seq_barrier() {
@@ -445,7 +453,9 @@ RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j
   const int ut = p.ut, tid = seq_tid(), nthr = seq_nthr();
   const int64_t pitch = seq_pitch4(p.kc), us = seq_ustride(p, SLOTS);
   const int Mp = (int)seq_rows16(N), Np = (int)seq_cols8((int64_t)ut * SLOTS);
-  const int ctiles = Np / 8, tiles = (Mp / 16) * ctiles, items = tiles * p.ks;
+  // the column tiles holding this phase's gates G0 .. G0+NG-1 (gate-major columns)
+  const int tlo = G0 * ut / 8, thi = ((G0 + NG) * ut + 7) / 8;
+  const int ctiles = thi - tlo, tiles = (Mp / 16) * ctiles, items = tiles * p.ks;
   const int warp = tid / 32, warps = nthr / 32;
   const bool bf16_mma = seq_bf16_mma(p, a.bf16) && !masked;
   const int64_t pairs = N * ut;
@@ -461,13 +471,20 @@ RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j
     RK_SYNC();
     for (int it = warp; it < items; it += warps) {
       const SeqItem w = seq_item(it, tiles, ctiles, kn, p.ks, bf16_mma ? 16 : 8);
-      // with dropout, copy c is gate c's masked h against that gate's columns only
+      const int c0 = w.c0 + 8 * tlo;
+      // with dropout, copy c is gate G0 + c's masked h against that gate's columns
+      // only: the passes of the gates this tile holds
+      int cb = 0, ce = 1;
+      if (masked) {
+        cb = c0 / ut - G0 > 0 ? c0 / ut - G0 : 0;
+        ce = (c0 + 7) / ut - G0 + 1 < NG ? (c0 + 7) / ut - G0 + 1 : NG;
+      }
       seq_mma_tile(
-          bf16_mma, p.tc, copies, part + ((int64_t)w.q * Mp + w.m0) * Np + w.c0, Np, k0 == 0,
-          w.kb, w.ke, w.m0, N, w.c0,
+          bf16_mma, p.tc, cb, ce, part + ((int64_t)w.q * Mp + w.m0) * Np + c0, Np, k0 == 0, w.kb,
+          w.ke, w.m0, N, c0,
           [&](int c, int64_t row, int kk) { return hs[((int64_t)c * N + row) * pitch + kk]; },
           [&](int c, int kk, int col) {
-            return !masked || col % SLOTS == G0 + c ? ures[(k0 + kk) * us + col] : 0.0f;
+            return !masked || col / ut == G0 + c ? ures[(k0 + kk) * us + col] : 0.0f;
           });
     }
   }
@@ -480,7 +497,8 @@ RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j
     RK_UNROLL
     for (int g = 0; g < NG; ++g) {
       float v = 0.0f;
-      for (int q = 0; q < p.ks; ++q) v += part[((int64_t)q * Mp + n) * Np + jj * SLOTS + G0 + g];
+      const int64_t col = seq_ucol(p, SLOTS, jj, G0 + g);
+      for (int q = 0; q < p.ks; ++q) v += part[((int64_t)q * Mp + n) * Np + col];
       acc[g] = v;
     }
     step_point<M>(a, n, j0 + jj, acc, pair == tid ? in0 : step_in<M>(a, n, j0 + jj));
@@ -509,7 +527,7 @@ RK_GLOBAL void seq_forward(SeqArgs q) {
   const int64_t j0 = (int64_t)RK_BX * p.ut;
   const int copies = b.rmask ? kStepGates<M> : 1;
   const int64_t us = seq_ustride(p, SLOTS);           // >= ut * SLOTS, the rest zero
-  float* ures = RK_SMEM(float);                       // [H][us]: [ut][SLOTS] a k
+  float* ures = RK_SMEM(float);                       // [H][us]: a k, column seq_ucol
   float* hs = ures + H * us;                          // [copies][N][pitch]
   float* red = hs + copies * N * seq_stage_pitch(p, H);   // the reduction or partial tiles
   const int tid = seq_tid(), nthr = seq_nthr();
@@ -517,9 +535,9 @@ RK_GLOBAL void seq_forward(SeqArgs q) {
     float v[8];   // eight loads in flight before the stores
     RK_UNROLL
     for (int u = 0; u < 8; ++u) {
-      const int64_t e = e0 + (int64_t)u * nthr, k = e / us, col = e % us;
-      const int64_t j = j0 + col / SLOTS;
-      const int g = (int)(col % SLOTS);
+      const int64_t e = e0 + (int64_t)u * nthr, k = e / us, col = e % us;   // seq_ucol's inverse
+      const int64_t j = j0 + (p.tc ? col % p.ut : col / SLOTS);
+      const int g = (int)(p.tc ? col / p.ut : col % SLOTS);
       v[u] = (e < H * us && col < (int64_t)p.ut * SLOTS && j < H && g < G)
                  ? b.u[k * b.GH + g * H + j] : 0.0f;
     }
@@ -702,7 +720,7 @@ RK_DEV void seq_back_product_mma(const BackArgs& b, const SeqPlan& p, int64_t j0
         }
         // B(k, unit) = U(j0 + unit, c)
         seq_mma_tile(
-            bf16_mma, p.tc, 1, part + (((int64_t)w.q * gacc + g) * Mp + w.m0) * Np + w.c0, Np,
+            bf16_mma, p.tc, 0, 1, part + (((int64_t)w.q * gacc + g) * Mp + w.m0) * Np + w.c0, Np,
             k0 == 0, lo, hi, w.m0, N, w.c0,
             [&](int, int64_t row, int kk) { return ds[row * pitch + kk]; },
             [&](int, int kk, int unit) { return unit < ut ? uc[unit * upitch + kk] : 0.0f; });
