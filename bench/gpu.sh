@@ -19,7 +19,10 @@
 #            forced partitions (T = 1 against T = 100);
 #   precision bench/precision_error.py: each precision mode's normwise error
 #            against float64, per cell, forward and gradients (seconds);
-# RNNKERN_GPU_STEPS="build bench probe precision tests sanitize" (the default) picks steps.
+#   micro    bench/gpu_micro.py (run before bench): the cost model's parameters measured
+#            directly (mma.sync latency and rate, TF32 and bf16; the grid barrier at 1 to
+#            all SMs' blocks; the L2 and memory round trip of a dependent load);
+# RNNKERN_GPU_STEPS="build micro bench probe precision tests sanitize" (the default) picks steps.
 # No package registry is needed: the machine's nvcc, CUDA PyTorch, pybind11,
 # scikit-build-core, cmake and ninja are used (pip --no-build-isolation).
 # Results go to $OUT (default bench/results/gpu), which the device tool brings back.
@@ -30,7 +33,7 @@ out=${OUT:-bench/results/gpu}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 archs=${RNNKERN_CUDA_ARCHS:-90}
-steps=${RNNKERN_GPU_STEPS:-build bench probe precision tests sanitize}
+steps=${RNNKERN_GPU_STEPS:-build micro bench probe precision tests sanitize}
 start=$(date +%s)
 status=0
 step() { echo; echo "== [$(( $(date +%s) - start ))s] $*"; }
@@ -55,6 +58,12 @@ if want build; then
 fi
 (cd /tmp && python3 -c "import rnnkern as rk, rnnkern.backends as b; print(rk.__file__, rk.backends(), b.cuda_status())") \
   | tee -a "$out/gpu.txt" || fail "import"
+
+if want micro; then
+  step "micro-benchmarks: the cost model's parameters (mma latency and rate, grid barrier, L2)"
+  (cd /tmp && timeout 60 python3 "$repo/bench/gpu_micro.py" --out "$out") 2>&1 | tee "$out/micro.log" \
+    || fail "micro"
+fi
 
 if want bench; then
   step "benchmark: cuda vs cuDNN, device-resident"

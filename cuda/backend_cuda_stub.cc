@@ -47,6 +47,7 @@ void mma_probe_run(const float*, const float*, const float*, float*, float*, con
                    const float*, float*) {
   unavailable();
 }
+double micro_bench(const std::string&, int, int) { unavailable(); }
 void free_pool() {}
 void stream_synchronize(uintptr_t) { unavailable(); }
 void set_graphs(bool) {}

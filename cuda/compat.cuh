@@ -17,6 +17,9 @@
 //   rk_ldcg(p)       a global load that bypasses the SM's L1 (ld.global.cg): for
 //                    data other blocks of a persistent launch wrote since a barrier
 //   rk_load4(p)      four floats from a 16-byte aligned address as one load (F4)
+//   rk_ldcg_i(p)     rk_ldcg of an int
+//   rk_clock()       this SM's cycle counter (clock64); the emulation: nanoseconds of
+//                    a steady clock (the micro-benchmarks' timer: meaningful on a device)
 // Warp level (block-cooperative or grid-cooperative launches, whole warps of 32;
 // a thread's lane is its linear id in the block mod 32):
 //   rk_lane()        this thread's lane
@@ -92,6 +95,8 @@ inline void rk_mma_bf16(float* d, const uint32_t* a, const uint32_t* b) {
   ::rnnkern::emu::mma_bf16(d, a, b);
 }
 inline float rk_ldcg(const float* p) { return *p; }
+inline int rk_ldcg_i(const int* p) { return *p; }
+inline long long rk_clock() { return ::rnnkern::emu::clock_ns(); }
 inline F4 rk_load4(const float* p) {
   F4 v;
   std::memcpy(&v, p, sizeof v);
@@ -128,6 +133,8 @@ struct alignas(16) F4 {
   float x, y, z, w;
 };
 __device__ __forceinline__ float rk_ldcg(const float* p) { return __ldcg(p); }
+__device__ __forceinline__ int rk_ldcg_i(const int* p) { return __ldcg(p); }
+__device__ __forceinline__ long long rk_clock() { return clock64(); }
 __device__ __forceinline__ int rk_lane() {
   return (int)((threadIdx.y * blockDim.x + threadIdx.x) % 32u);
 }

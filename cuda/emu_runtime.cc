@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -124,6 +125,12 @@ void mma_tf32(float* d, const float* a, const float* b) {
       [](const float* buf, int k, int col) {   // b[r] of lane col*4 + k%4, r = k/4
         return tf32_operand(buf[(col * 4 + k % 4) * 8 + 4 + k / 4]);
       });
+}
+
+long long clock_ns() {
+  return (long long)std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 // Two bfloat16 values in one 32-bit register, lo in the low half: the top 16 bits

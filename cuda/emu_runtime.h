@@ -86,6 +86,8 @@ float to_bf16(float x);
 void mma_tf32(float* d, const float* a, const float* b);
 uint32_t pack_bf16(float lo, float hi);
 void mma_bf16(float* d, const uint32_t* a, const uint32_t* b);
+// rk_clock's stand-in: nanoseconds of a steady clock
+long long clock_ns();
 
 // Runs body once per CUDA thread of the grid (body reads its ids from tls), or,
 // while this thread captures a Graph, records the launch for the graph's replay.

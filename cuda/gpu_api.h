@@ -84,6 +84,8 @@ struct DeviceLimits {
   /* shfl [32], on host arrays */                                                       \
   void mma_probe_run(const float* A, const float* B, const float* C, float* D,          \
                      float* shfl, const float* A16, const float* B16, float* D16);     \
+  /* the cost model's micro-benchmarks (cuda/launch.cuh micro_bench) */                 \
+  double micro_bench(const std::string& what, int arg, int iters);                      \
   /* the device this thread's calls run on (cuda-emu: 0) */                             \
   int device_ordinal();                                                                 \
   /* copies between the host and the device so far (the layer calls' uploads and */    \
@@ -122,6 +124,7 @@ struct GpuRuntime {
   void (*device_free)(void* p);
   void (*device_copy)(void* dst, const void* src, size_t bytes, int kind);
   bool (*device_accessible)(const void* p, size_t bytes);
+  double (*micro_bench)(const std::string& what, int arg, int iters);
   void (*mma_probe_run)(const float* A, const float* B, const float* C, float* D, float* shfl,
                         const float* A16, const float* B16, float* D16);
   int (*device_ordinal)();

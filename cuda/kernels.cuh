@@ -714,6 +714,78 @@ RK_GLOBAL void mma_probe(const float* A, const float* B, const float* C, float* 
   rk_warp_sync();
 }
 
+// ------------------------------------------------ the cost model's micro-benchmarks
+// What bench/gpu_micro.py measures on a device: bench/tc_model.py's mma latency L and
+// issue rate, the grid barrier inside t0, the L2 round trip. On cuda-emu they run
+// (tests/test_cuda.py) but rk_clock is a wall clock there, not cycles.
+
+// mma.sync: every warp runs CHAINS independent accumulators through n dependent mma
+// each (bf16: m16n8k16, else TF32 m16n8k8); cycles[w] is warp w's rk_clock span and
+// out[w * 32 + lane] a sum of its results (the work is used). CHAINS 1 on one warp:
+// an mma's latency; 8 on every warp of a block: an SM's issue rate.
+// grid (1), block (32 * warps), block-cooperative.
+template <int CHAINS>
+RK_GLOBAL void micro_mma(int n, int bf16, float* out, long long* cycles) {
+  const int l = rk_lane(), warp = (RK_TY * RK_BDX + RK_TX) / 32;
+  float a[4], b[2], d[CHAINS][4];
+  uint32_t a16[4], b16[2];
+  RK_UNROLL
+  for (int r = 0; r < 4; ++r) {
+    a[r] = rk_to_tf32(0.001f * (float)(l + r));
+    a16[r] = rk_pack_bf16(rk_to_bf16(0.001f * (float)l), rk_to_bf16(0.002f * (float)r));
+  }
+  RK_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    b[r] = rk_to_tf32(0.5f - 0.01f * (float)r);
+    b16[r] = rk_pack_bf16(rk_to_bf16(0.5f), rk_to_bf16(-0.25f * (float)r));
+  }
+  RK_UNROLL
+  for (int c = 0; c < CHAINS; ++c)
+    RK_UNROLL
+    for (int r = 0; r < 4; ++r) d[c][r] = 0.0f;
+  rk_warp_sync();
+  const long long t0 = rk_clock();
+  if (bf16) {
+    for (int i = 0; i < n; ++i)
+      RK_UNROLL
+      for (int c = 0; c < CHAINS; ++c) rk_mma_bf16(d[c], a16, b16);
+  } else {
+    for (int i = 0; i < n; ++i)
+      RK_UNROLL
+      for (int c = 0; c < CHAINS; ++c) rk_mma_tf32(d[c], a, b);
+  }
+  float sum = 0.0f;
+  RK_UNROLL
+  for (int c = 0; c < CHAINS; ++c)
+    RK_UNROLL
+    for (int r = 0; r < 4; ++r) sum += d[c][r];
+  const long long t1 = rk_clock();
+  out[warp * 32 + l] = sum;
+  if (l == 0) cycles[warp] = t1 - t0;
+}
+
+// n grid barriers (the persistent family's RK_GRID_SYNC a step), then sink[0] = n.
+struct MicroSyncArgs {
+  int n = 0;
+  float* sink = nullptr;
+};
+// grid (blocks), block (threads), grid-cooperative.
+RK_GLOBAL void micro_grid_sync(MicroSyncArgs q) {
+  for (int i = 0; i < q.n; ++i) RK_GRID_SYNC();
+  if (RK_BX == 0 && RK_TX == 0 && RK_TY == 0) q.sink[0] = (float)q.n;
+}
+
+// One thread: n dependent loads p = next[p] through L2 (rk_ldcg_i: L1 bypassed), the
+// span in cycles[0], the last index in sink[0]. grid (1), block (1), independent threads.
+RK_GLOBAL void micro_chase(const int* next, int n, int* sink, long long* cycles) {
+  int p = 0;
+  const long long t0 = rk_clock();
+  for (int i = 0; i < n; ++i) p = rk_ldcg_i(next + p);
+  const long long t1 = rk_clock();
+  sink[0] = p;
+  cycles[0] = t1 - t0;
+}
+
 // ---------------------------------------------------------------- small kernels
 RK_DEV int64_t global_id() {
   return ((int64_t)RK_BY * RK_GDX + RK_BX) * RK_BDX * RK_BDY + RK_TY * RK_BDX + RK_TX;

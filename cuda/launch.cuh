@@ -915,5 +915,89 @@ void mma_probe_run(const float* A, const float* B, const float* C, float* D, flo
   d16.download(D16);
 }
 
+// The cost model's micro-benchmarks (kernels.cuh micro_*), what by name:
+//   mma_tf32_latency, mma_bf16_latency  cycles from one dependent mma to the next
+//                                       (one warp, one chain of iters)
+//   mma_tf32_rate, mma_bf16_rate        mma a cycle on one SM (arg warps, 8 chains each)
+//   grid_sync                           microseconds a grid barrier (arg blocks of 128
+//                                       threads, at most one an SM; iters barriers
+//                                       against one, host clock)
+//   l2_chase                            cycles a dependent load through L2 over a
+//                                       buffer of arg KiB (a random cycle of 128-byte
+//                                       lines)
+double micro_bench(const std::string& what, int arg, int iters) {
+  if (iters < 1) throw std::invalid_argument("micro_bench: iters must be >= 1");
+  if (arg < 1) throw std::invalid_argument("micro_bench: arg must be >= 1");
+  const bool bf16 = what == "mma_bf16_latency" || what == "mma_bf16_rate";
+  if (what == "mma_tf32_latency" || what == "mma_bf16_latency" || what == "mma_tf32_rate" ||
+      what == "mma_bf16_rate") {
+    const bool rate = what.size() > 5 && what.compare(what.size() - 4, 4, "rate") == 0;
+    const int warps = rate ? arg : 1;
+    if (warps > 32) throw std::invalid_argument("micro_bench: at most 32 warps");
+    Buf<float> out(32 * warps);
+    Buf<long long> cyc(warps);
+    if (rate)
+      RK_LAUNCH(Block, 1, 1, 32 * warps, 1, 0, micro_mma<8>, iters, (int)bf16, out.get(), cyc.get());
+    else
+      RK_LAUNCH(Block, 1, 1, 32, 1, 0, micro_mma<1>, iters, (int)bf16, out.get(), cyc.get());
+    std::vector<long long> c(warps);
+    cyc.download(c.data());
+    const long long span = *std::max_element(c.begin(), c.end());
+    return rate ? (double)warps * 8.0 * iters / (double)std::max(1LL, span)
+                : (double)span / iters;
+  }
+  if (what == "grid_sync") {
+    const DeviceLimits lim = Runtime::limits();
+    if (!lim.cooperative) throw std::runtime_error("micro_bench: no cooperative launches here");
+    if (arg > lim.sms)
+      throw std::invalid_argument("micro_bench: grid_sync takes at most one block an SM (" +
+                                  std::to_string(lim.sms) + ")");
+    Buf<float> sink(1);
+    auto run = [&](int n) {
+      MicroSyncArgs q;
+      q.n = n;
+      q.sink = sink.get();
+      const auto t0 = std::chrono::steady_clock::now();
+      RK_LAUNCH_GRID(arg, 1, 128, 1, 0, micro_grid_sync, q);
+      Runtime::synchronize();
+      return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+          .count();
+    };
+    run(1);   // warm: the first cooperative launch loads the module
+    double one = run(1), many = run(iters + 1);
+    one = std::min(one, run(1));
+    many = std::min(many, run(iters + 1));
+    return std::max(0.0, many - one) / iters;
+  }
+  if (what == "l2_chase") {
+    const int64_t stride = 32;   // ints: 128-byte lines
+    const int64_t lines = std::max<int64_t>(2, (int64_t)arg * 1024 / (stride * 4));
+    std::vector<int> next((size_t)(lines * stride), 0), order((size_t)lines);
+    for (int64_t i = 0; i < lines; ++i) order[(size_t)i] = (int)i;
+    uint64_t x = 88172645463325252ull;   // a fixed xorshift: the same cycle every run
+    for (int64_t i = lines - 1; i > 0; --i) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      std::swap(order[(size_t)i], order[(size_t)(x % (uint64_t)(i + 1))]);
+    }
+    for (int64_t i = 0; i < lines; ++i)
+      next[(size_t)(order[(size_t)i] * stride)] = (int)(order[(size_t)((i + 1) % lines)] * stride);
+    Buf<int> nx(lines * stride), sink(1);
+    Buf<long long> cyc(1);
+    nx.upload(next.data());
+    RK_LAUNCH(Independent, 1, 1, 1, 1, 0, micro_chase, (const int*)nx.get(), iters, sink.get(),
+              cyc.get());   // warm: the lines into L2
+    RK_LAUNCH(Independent, 1, 1, 1, 1, 0, micro_chase, (const int*)nx.get(), iters, sink.get(),
+              cyc.get());
+    long long c = 0;
+    cyc.download(&c);
+    return (double)c / iters;
+  }
+  throw std::invalid_argument("micro_bench: unknown benchmark '" + what +
+                              "' (mma_tf32_latency, mma_bf16_latency, mma_tf32_rate, "
+                              "mma_bf16_rate, grid_sync, l2_chase)");
+}
+
 }  // namespace RK_GPU_NS
 }  // namespace rnnkern

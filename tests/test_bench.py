@@ -481,6 +481,22 @@ def test_gpu_bench_dry_run(tmp_path):
     assert "rnnkern tf32 / bf16 ms" in table and table.count("| S1 |") == 6
 
 
+def test_gpu_micro_dry_run(tmp_path, capsys):
+    """bench/gpu_micro.py (the cost model's parameters on a device) on cuda-emu with
+    tiny counts: every benchmark row runs and the table is written."""
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parent.parent / "bench" / "gpu_micro.py"
+    spec = importlib.util.spec_from_file_location("rnnkern_gpu_micro", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--dry-run", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "gpu_micro.txt").read_text()
+    for what in mod.UNITS:
+        assert f"| {what} |" in text
+    assert len(text.strip().splitlines()) == 3 + len(mod.rows(True, 4))
+
+
 # --------------------------------------------------------------------------
 # Dropout rows
 # --------------------------------------------------------------------------

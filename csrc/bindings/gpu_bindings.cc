@@ -196,7 +196,8 @@ namespace rnnkern {
         &ns::set_tune, &ns::tune, &ns::tuning_count, &ns::tuned_plans, &ns::clear_tuned,   \
         &ns::load_tuned, &ns::device_key,                                                  \
         &ns::device_alloc, &ns::device_free, &ns::device_copy, &ns::device_accessible,     \
-        &ns::mma_probe_run, &ns::device_ordinal, &ns::host_transfer_count                  \
+        &ns::micro_bench, &ns::mma_probe_run, &ns::device_ordinal,                         \
+        &ns::host_transfer_count                                                           \
   }
 
 const GpuRuntime& gpu_runtime(bool emu) {
@@ -287,6 +288,15 @@ void register_gpu(py::module_& m) {
         "The tensor-core fragment API's probe: one TF32 m16n8k8 mma D = C + A B (A 16x8, "
         "B 8x8, C 16x8), one BF16 m16n8k16 mma D16 = C + A16 B16 (A16 16x16, B16 16x8; "
         "operands rounded to bfloat16) and two warp shuffles (shfl[l] = (l ^ 1) + 100 (l ^ 16)).");
+  m.def("gpu_micro", [](const std::string& device, const std::string& what, int arg, int iters) {
+        const GpuRuntime& r = rt(device);
+        py::gil_scoped_release nogil;
+        return r.micro_bench(what, arg, iters);
+      }, py::arg("device"), py::arg("what"), py::arg("arg") = 1, py::arg("iters") = 1000,
+        "The cost model's micro-benchmarks: 'mma_tf32_latency' / 'mma_bf16_latency' (cycles "
+        "a dependent mma), 'mma_tf32_rate' / 'mma_bf16_rate' (mma a cycle on one SM, arg "
+        "warps), 'grid_sync' (us a grid barrier, arg blocks), 'l2_chase' (cycles a dependent "
+        "load over arg KiB). On cuda-emu they run, but its clock counts nanoseconds.");
   m.def("gpu_clear_graphs", []() {
         for (bool emu : {true, false}) gpu_runtime(emu).clear_graphs();
       }, "Drop the GPU backends' cached time-loop graphs (each thread's, at its next loop).");

@@ -1,0 +1,67 @@
+"""The cost model's parameters measured directly on a GPU (issue #19 part 1):
+mma.sync latency and issue rate (TF32 m16n8k8, bf16 m16n8k16), the grid barrier
+inside a persistent step's t0 at several block counts, and the L2 round trip of a
+dependent load; each beside the value bench/tc_model.py assumes.
+
+    python3 bench/gpu_micro.py [--out DIR]                (bench/gpu.sh runs it)
+    python3 bench/gpu_micro.py --dry-run                  (cuda-emu, tiny counts: the
+                                                           code paths, not the numbers)
+"""
+import argparse
+import os
+import sys
+
+MODEL = {"mma_tf32_latency": "32 cycles (L)", "mma_bf16_latency": "32 cycles (L)",
+         "mma_tf32_rate": "0.46 a cycle (rate)", "mma_bf16_rate": "0.46 a cycle (rate)",
+         "grid_sync": "part of t0: 5 us over a grid against 3.5 in one block",
+         "l2_chase": "-"}
+UNITS = {"mma_tf32_latency": "cycles", "mma_bf16_latency": "cycles",
+         "mma_tf32_rate": "mma/cycle/SM", "mma_bf16_rate": "mma/cycle/SM",
+         "grid_sync": "us", "l2_chase": "cycles"}
+
+
+def rows(dry, sms):
+    """(benchmark, arg, iters) to run: the iteration counts of a device, or a dry run's."""
+    it = (lambda n: 2) if dry else (lambda n: n)
+    out = [("mma_tf32_latency", 1, it(4096)), ("mma_bf16_latency", 1, it(4096)),
+           ("mma_tf32_rate", 4 if dry else 8, it(2048)), ("mma_bf16_rate", 4 if dry else 8, it(2048)),
+           ("mma_tf32_rate", 2 if dry else 16, it(2048))]
+    for blocks in sorted({1, 2, 8, 32, 64, sms} if not dry else {1, 2}):
+        if blocks <= sms:
+            out.append(("grid_sync", blocks, it(2000)))
+    for kib in ([64] if dry else [256, 4096, 32768, 262144]):
+        out.append(("l2_chase", kib, 50 if dry else 20000))
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--dry-run", action="store_true")
+    args = ap.parse_args(argv)
+    from rnnkern import _core
+    device = "cuda-emu" if args.dry_run else "cuda"
+    sms = 4 if args.dry_run else _device_sms()
+    lines = ["| benchmark | arg | iterations | measured | unit | the model assumes |",
+             "|---|---|---|---|---|---|"]
+    for what, arg, iters in rows(args.dry_run, sms):
+        v = _core.gpu_micro(device, what, arg, iters)
+        label = {"grid_sync": f"{arg} blocks", "l2_chase": f"{arg} KiB"}.get(
+            what, f"{arg} warp{'s' if arg > 1 else ''}")
+        lines.append(f"| {what} | {label} | {iters} | {v:.3g} | {UNITS[what]} | {MODEL[what]} |")
+        print(lines[-1], flush=True)
+    text = "\n".join(lines)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "gpu_micro.txt"), "w") as f:
+            f.write(f"# python3 bench/gpu_micro.py ({device})\n" + text + "\n")
+    return 0
+
+
+def _device_sms():
+    import torch
+    return torch.cuda.get_device_properties(0).multi_processor_count
+
+
+if __name__ == "__main__":
+    sys.exit(main())
