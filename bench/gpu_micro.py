@@ -1,7 +1,8 @@
 """The cost model's parameters measured directly on a GPU (issue #19 part 1):
 mma.sync latency and issue rate (TF32 m16n8k8, bf16 m16n8k16), the grid barrier
-inside a persistent step's t0 at several block counts, and the L2 round trip of a
-dependent load; each beside the value bench/tc_model.py assumes.
+inside a persistent step's t0 at several block counts, the release/acquire flag
+hand-off between two blocks (what R2 would put in the barrier's place), and the L2
+round trip of a dependent load; each beside the value bench/tc_model.py assumes.
 
     python3 bench/gpu_micro.py [--out DIR]                (bench/gpu.sh runs it)
     python3 bench/gpu_micro.py --dry-run                  (cuda-emu, tiny counts: the
@@ -14,10 +15,10 @@ import sys
 MODEL = {"mma_tf32_latency": "32 cycles (L)", "mma_bf16_latency": "32 cycles (L)",
          "mma_tf32_rate": "0.46 a cycle (rate)", "mma_bf16_rate": "0.46 a cycle (rate)",
          "grid_sync": "part of t0: 5 us over a grid against 3.5 in one block",
-         "l2_chase": "-"}
+         "flag_handoff": "R2's step-tagged hand-off in place of grid_sync", "l2_chase": "-"}
 UNITS = {"mma_tf32_latency": "cycles", "mma_bf16_latency": "cycles",
          "mma_tf32_rate": "mma/cycle/SM", "mma_bf16_rate": "mma/cycle/SM",
-         "grid_sync": "us", "l2_chase": "cycles"}
+         "grid_sync": "us", "flag_handoff": "cycles", "l2_chase": "cycles"}
 
 
 def rows(dry, sms):
@@ -29,6 +30,7 @@ def rows(dry, sms):
     for blocks in sorted({1, 2, 8, 32, 64, sms} if not dry else {1, 2}):
         if blocks <= sms:
             out.append(("grid_sync", blocks, it(2000)))
+    out.append(("flag_handoff", 1, it(2000)))
     for kib in ([64] if dry else [256, 4096, 32768, 262144]):
         out.append(("l2_chase", kib, 50 if dry else 20000))
     return out
@@ -46,7 +48,8 @@ def main(argv=None):
              "|---|---|---|---|---|---|"]
     for what, arg, iters in rows(args.dry_run, sms):
         v = _core.gpu_micro(device, what, arg, iters)
-        label = {"grid_sync": f"{arg} blocks", "l2_chase": f"{arg} KiB"}.get(
+        label = {"grid_sync": f"{arg} blocks", "l2_chase": f"{arg} KiB",
+                 "flag_handoff": "2 blocks"}.get(
             what, f"{arg} warp{'s' if arg > 1 else ''}")
         lines.append(f"| {what} | {label} | {iters} | {v:.3g} | {UNITS[what]} | {MODEL[what]} |")
         print(lines[-1], flush=True)

@@ -20,6 +20,10 @@
 //   rk_ldcg_i(p)     rk_ldcg of an int
 //   rk_clock()       this SM's cycle counter (clock64); the emulation: nanoseconds of
 //                    a steady clock (the micro-benchmarks' timer: meaningful on a device)
+//   rk_st_release(p, v)  *p = v with release semantics at device scope
+//                    (st.release.gpu; the emulation: a std::atomic_ref release store)
+//   rk_ld_acquire(p) *p with acquire semantics at device scope (ld.acquire.gpu)
+//   rk_pause()       a spin-wait's pause (the emulation yields its thread)
 // Warp level (block-cooperative or grid-cooperative launches, whole warps of 32;
 // a thread's lane is its linear id in the block mod 32):
 //   rk_lane()        this thread's lane
@@ -45,7 +49,8 @@
 //   rk_to_bf16(x)    x rounded to bfloat16 (8 mantissa bits, to nearest, ties to
 //                    even; Inf and NaN returned as they are), as a float: the
 //                    weights of precision bf16 (the same bit arithmetic both sides)
-// No atomics yet: the emulation would have to implement and test them too. Each
+// No read-modify-write atomics yet: the emulation would have to implement and test
+// them too (the release/acquire flags above are plain stores and loads). Each
 // kernel says in its comment which launch kind it needs: independent threads,
 // block-cooperative, grid-cooperative.
 #pragma once
@@ -97,6 +102,9 @@ inline void rk_mma_bf16(float* d, const uint32_t* a, const uint32_t* b) {
 inline float rk_ldcg(const float* p) { return *p; }
 inline int rk_ldcg_i(const int* p) { return *p; }
 inline long long rk_clock() { return ::rnnkern::emu::clock_ns(); }
+inline void rk_st_release(int* p, int v) { ::rnnkern::emu::store_release(p, v); }
+inline int rk_ld_acquire(const int* p) { return ::rnnkern::emu::load_acquire(p); }
+inline void rk_pause() { ::rnnkern::emu::pause(); }
 inline F4 rk_load4(const float* p) {
   F4 v;
   std::memcpy(&v, p, sizeof v);
@@ -135,6 +143,15 @@ struct alignas(16) F4 {
 __device__ __forceinline__ float rk_ldcg(const float* p) { return __ldcg(p); }
 __device__ __forceinline__ int rk_ldcg_i(const int* p) { return __ldcg(p); }
 __device__ __forceinline__ long long rk_clock() { return clock64(); }
+__device__ __forceinline__ void rk_st_release(int* p, int v) {
+  asm volatile("st.release.gpu.global.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+__device__ __forceinline__ int rk_ld_acquire(const int* p) {
+  int v;
+  asm volatile("ld.acquire.gpu.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ void rk_pause() {}
 __device__ __forceinline__ int rk_lane() {
   return (int)((threadIdx.y * blockDim.x + threadIdx.x) % 32u);
 }

@@ -133,6 +133,12 @@ long long clock_ns() {
       .count();
 }
 
+void store_release(int* p, int v) { std::atomic_ref<int>(*p).store(v, std::memory_order_release); }
+int load_acquire(const int* p) {
+  return std::atomic_ref<int>(*const_cast<int*>(p)).load(std::memory_order_acquire);
+}
+void pause() { std::this_thread::yield(); }
+
 // Two bfloat16 values in one 32-bit register, lo in the low half: the top 16 bits
 // of each float (exact for values that are bfloat16 already).
 uint32_t pack_bf16(float lo, float hi) { return (bits(hi) & 0xffff0000u) | (bits(lo) >> 16); }

@@ -88,6 +88,10 @@ uint32_t pack_bf16(float lo, float hi);
 void mma_bf16(float* d, const uint32_t* a, const uint32_t* b);
 // rk_clock's stand-in: nanoseconds of a steady clock
 long long clock_ns();
+// rk_st_release / rk_ld_acquire / rk_pause
+void store_release(int* p, int v);
+int load_acquire(const int* p);
+void pause();
 
 // Runs body once per CUDA thread of the grid (body reads its ids from tls), or,
 // while this thread captures a Graph, records the launch for the graph's replay.

@@ -775,6 +775,35 @@ RK_GLOBAL void micro_grid_sync(MicroSyncArgs q) {
   if (RK_BX == 0 && RK_TX == 0 && RK_TY == 0) q.sink[0] = (float)q.n;
 }
 
+// Two blocks hand a flag back and forth n times through release/acquire (the
+// step-tagged hand-off a grid barrier could give way to): block b waits until the
+// flag is 2i + b, then stores 2i + b + 1; cycles[0] is block 0's span, and
+// cycles[b] = -1 where block b's wait gave up after 2^24 polls (a broken flag, not a
+// hang).
+struct MicroFlagArgs {
+  int n = 0;
+  int* flag = nullptr;
+  long long* cycles = nullptr;
+};
+// grid (2), block (32), grid-cooperative (both blocks resident).
+RK_GLOBAL void micro_flag_pingpong(MicroFlagArgs q) {
+  if (RK_TX != 0 || RK_TY != 0) return;
+  const int b = RK_BX;
+  const long long t0 = rk_clock();
+  for (int i = 0; i < q.n; ++i) {
+    const int want = 2 * i + b;
+    for (int polls = 0; rk_ld_acquire(q.flag) != want; ++polls) {
+      if (polls >= (1 << 24)) {
+        q.cycles[b] = -1;
+        return;
+      }
+      rk_pause();
+    }
+    rk_st_release(q.flag, want + 1);
+  }
+  if (b == 0) q.cycles[0] = rk_clock() - t0;
+}
+
 // One thread: n dependent loads p = next[p] through L2 (rk_ldcg_i: L1 bypassed), the
 // span in cycles[0], the last index in sink[0]. grid (1), block (1), independent threads.
 RK_GLOBAL void micro_chase(const int* next, int n, int* sink, long long* cycles) {

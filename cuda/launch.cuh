@@ -922,6 +922,9 @@ void mma_probe_run(const float* A, const float* B, const float* C, float* D, flo
 //   grid_sync                           microseconds a grid barrier (arg blocks of 128
 //                                       threads, at most one an SM; iters barriers
 //                                       against one, host clock)
+//   flag_handoff                        cycles one block's release store takes to reach
+//                                       another block's acquire load (two blocks
+//                                       ping-ponging a flag iters times)
 //   l2_chase                            cycles a dependent load through L2 over a
 //                                       buffer of arg KiB (a random cycle of 128-byte
 //                                       lines)
@@ -969,6 +972,30 @@ double micro_bench(const std::string& what, int arg, int iters) {
     many = std::min(many, run(iters + 1));
     return std::max(0.0, many - one) / iters;
   }
+  if (what == "flag_handoff") {
+    if (!Runtime::limits().cooperative)
+      throw std::runtime_error("micro_bench: no cooperative launches here");
+    Buf<int> flag(1);
+    Buf<long long> cyc(2);
+    const int zero = 0;
+    const long long none[2] = {0, 0};
+    auto run = [&]() {
+      flag.upload(&zero);
+      cyc.upload(none);
+      MicroFlagArgs q;
+      q.n = iters;
+      q.flag = flag.get();
+      q.cycles = cyc.get();
+      RK_LAUNCH_GRID(2, 1, 32, 1, 0, micro_flag_pingpong, q);
+      long long c[2] = {0, 0};
+      cyc.download(c);
+      if (c[0] < 0 || c[1] < 0)
+        throw std::runtime_error("micro_bench: the flag hand-off did not complete");
+      return c[0];
+    };
+    run();   // warm
+    return (double)run() / (2.0 * iters);
+  }
   if (what == "l2_chase") {
     const int64_t stride = 32;   // ints: 128-byte lines
     const int64_t lines = std::max<int64_t>(2, (int64_t)arg * 1024 / (stride * 4));
@@ -996,7 +1023,7 @@ double micro_bench(const std::string& what, int arg, int iters) {
   }
   throw std::invalid_argument("micro_bench: unknown benchmark '" + what +
                               "' (mma_tf32_latency, mma_bf16_latency, mma_tf32_rate, "
-                              "mma_bf16_rate, grid_sync, l2_chase)");
+                              "mma_bf16_rate, grid_sync, flag_handoff, l2_chase)");
 }
 
 }  // namespace RK_GPU_NS

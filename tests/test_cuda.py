@@ -465,13 +465,15 @@ def test_fragment_api_probe(backend):
 @pytest.mark.parametrize("backend", GPU)
 def test_micro_benchmarks_run(backend):
     """The cost model's micro-benchmarks (bench/gpu_micro.py: mma latency and rate in
-    both fragment kinds, the grid barrier, the L2 chase) run on every GPU backend and
+    both fragment kinds, the grid barrier, the release/acquire flag hand-off between
+    two blocks, the L2 chase) run on every GPU backend and
     give finite, non-negative figures (their values are timings: not checked here);
     an unknown name, a count below one, more warps than a block holds and a grid
     larger than the SMs are refused by name."""
     iters = 2 if backend == "cuda-emu" else 200
     for what, arg in [("mma_tf32_latency", 1), ("mma_bf16_latency", 1), ("mma_tf32_rate", 2),
-                      ("mma_bf16_rate", 2), ("grid_sync", 2), ("l2_chase", 16)]:
+                      ("mma_bf16_rate", 2), ("grid_sync", 2), ("flag_handoff", 1),
+                      ("l2_chase", 16)]:
         v = _core.gpu_micro(backend, what, arg, iters)
         assert np.isfinite(v) and v >= 0, (what, v)
     with pytest.raises(ValueError, match="unknown benchmark 'mma'"):

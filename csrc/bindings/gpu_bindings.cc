@@ -295,7 +295,8 @@ void register_gpu(py::module_& m) {
       }, py::arg("device"), py::arg("what"), py::arg("arg") = 1, py::arg("iters") = 1000,
         "The cost model's micro-benchmarks: 'mma_tf32_latency' / 'mma_bf16_latency' (cycles "
         "a dependent mma), 'mma_tf32_rate' / 'mma_bf16_rate' (mma a cycle on one SM, arg "
-        "warps), 'grid_sync' (us a grid barrier, arg blocks), 'l2_chase' (cycles a dependent "
+        "warps), 'grid_sync' (us a grid barrier, arg blocks), 'flag_handoff' (cycles a "
+        "release/acquire flag takes between two blocks), 'l2_chase' (cycles a dependent "
         "load over arg KiB). On cuda-emu they run, but its clock counts nanoseconds.");
   m.def("gpu_clear_graphs", []() {
         for (bool emu : {true, false}) gpu_runtime(emu).clear_graphs();
