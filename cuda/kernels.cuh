@@ -96,13 +96,6 @@ RK_HD_INLINE int64_t gemm_row(const GemmArgs& g, bool bt, int64_t r) {
   return n * g.bt_T + (g.bt_rev ? g.bt_T - 1 - s : s);
 }
 
-// The tensor-core GEMM's products a fragment pair: 3 (fp32 as 3xTF32), or 1 where
-// one TF32 product is what was asked for (tf32) or is exact (bf16 operands, A
-// unscaled by a mask: TF32 holds a bfloat16 value exactly).
-RK_HD_INLINE int gemm_products(const GemmArgs& g) {
-  return g.tf32 || (g.bf16 && !g.amask) ? 1 : 3;
-}
-
 RK_DEV float gemm_load_a(const GemmArgs& g, int64_t i, int64_t k) {
   if (i >= g.M || k >= g.K) return 0.0f;
   const int64_t r = g.ta ? k : i, c = g.ta ? i : k;
@@ -219,8 +212,8 @@ RK_GLOBAL void gemm_kernel(GemmArgs g) {
 // The same GEMM on the tensor cores in fp32 accuracy: each operand split into
 // TF32 hi + lo parts and A B = hi hi + hi lo + lo hi (the lo lo term, ~2^-22 of
 // the product, dropped), three m16n8k8 mma a pair of fragments; the hi hi product
-// alone where gemm_products says one (precision tf32); bf16 operands (exact, A
-// unscaled) as one bf16 m16n8k16 mma a chunk of 16 k instead of two TF32 ones. A 64x64 C tile,
+// alone for precision tf32; bf16 operands (exact, A unscaled by a mask) as one bf16
+// m16n8k16 mma a chunk of 16 k instead. A 64x64 C tile,
 // 8 warps of 32x16 (2 x 2 mma tiles), the next k chunk loaded to registers during
 // this one, A and B staged at a row stride of 68 floats (no bank conflicts for the
 // fragment loads). Fixed order: bitwise reproducible run to run on one device.
@@ -241,7 +234,6 @@ RK_GLOBAL void gemm_mma_kernel(GemmArgs g) {
   const int gq = l / 4, tq = l % 4;
   const int wm = (warp / 4) * 32, wn = (warp % 4) * 16;   // the warp's 32x16 sub-tile
   const int64_t i0 = (int64_t)RK_BY * kMmaTile, j0 = (int64_t)RK_BX * kMmaTile;
-  const bool one = gemm_products(g) == 1;
   const bool bf16 = g.bf16 && !g.amask;   // bfloat16 operands, A unscaled: m16n8k16 fragments
   float d[2][2][4];
   RK_UNROLL
@@ -298,7 +290,7 @@ RK_GLOBAL void gemm_mma_kernel(GemmArgs g) {
       for (int mt = 0; mt < 2; ++mt)
         RK_UNROLL
         for (int nt = 0; nt < 2; ++nt) {
-          if (!one) {
+          if (!g.tf32) {
             rk_mma_tf32(d[mt][nt], ah[mt], bl[nt]);
             rk_mma_tf32(d[mt][nt], al[mt], bh[nt]);
           }

@@ -24,6 +24,7 @@
 #include "kernels.cuh"
 #include "persistent.cuh"
 #include "plan.h"
+#include "rnnkern/bf16.h"
 #include "rnnkern/dispatch.h"
 
 namespace rnnkern {
@@ -303,17 +304,6 @@ inline float tf32_host(float x) {
   return r;
 }
 
-// x rounded to bfloat16 on the host (rk_to_bf16's rule: to nearest, ties to even).
-inline float bf16_host(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  if ((u & 0x7f800000u) == 0x7f800000u) return x;
-  u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-  float r;
-  std::memcpy(&r, &u, sizeof r);
-  return r;
-}
-
 // Whether this device's tensor cores give what the fragment API promises: the
 // probe's two mma (TF32 m16n8k8, BF16 m16n8k16) against double products of their
 // rounded operands and its shuffles, once per device. A device (or a toolchain)
@@ -344,7 +334,8 @@ inline bool tensor_cores_verified() {
       double ref = C[i * 8 + j], ref16 = C[i * 8 + j];
       for (int k = 0; k < 8; ++k) ref += (double)tf32_host(A[i * 8 + k]) * tf32_host(B[k * 8 + j]);
       for (int k = 0; k < 16; ++k)
-        ref16 += (double)bf16_host(A16[i * 16 + k]) * bf16_host(B16[k * 8 + j]);
+        ref16 += (double)::rnnkern::round_bf16(A16[i * 16 + k]) *
+                 ::rnnkern::round_bf16(B16[k * 8 + j]);
       ok = ok && std::fabs(ref - D[i * 8 + j]) <= 1e-5 * (1.0 + std::fabs(ref));
       ok = ok && std::fabs(ref16 - D16[i * 8 + j]) <= 1e-5 * (1.0 + std::fabs(ref16));
     }
@@ -934,7 +925,7 @@ double micro_bench(const std::string& what, int arg, int iters) {
   const bool bf16 = what == "mma_bf16_latency" || what == "mma_bf16_rate";
   if (what == "mma_tf32_latency" || what == "mma_bf16_latency" || what == "mma_tf32_rate" ||
       what == "mma_bf16_rate") {
-    const bool rate = what.size() > 5 && what.compare(what.size() - 4, 4, "rate") == 0;
+    const bool rate = what == "mma_tf32_rate" || what == "mma_bf16_rate";
     const int warps = rate ? arg : 1;
     if (warps > 32) throw std::invalid_argument("micro_bench: at most 32 warps");
     Buf<float> out(32 * warps);

@@ -104,38 +104,34 @@ bool same(const std::vector<float>& a, const std::vector<float>& b, const char* 
   return true;
 }
 
-// a and b agree to float rounding: |a - b| <= 1e-4 (1 + |a|) everywhere
-bool near(const std::vector<float>& a, const std::vector<float>& b, const char* what,
-           const char* name) {
+// a and b agree within tol: |a - b| <= tol (1 + |a|) everywhere; b is the run on
+// `where`, a the per-step one
+bool agree(const std::vector<float>& a, const std::vector<float>& b, const char* what,
+           const char* name, float tol, const char* where) {
   if (a.size() != b.size()) {
     std::printf("FAIL %s: %s sizes differ\n", what, name);
     return false;
   }
   for (size_t i = 0; i < a.size(); ++i)
-    if (!(std::fabs(a[i] - b[i]) <= 1e-4f * (1.0f + std::fabs(a[i])))) {
-      std::printf("FAIL %s: %s[%zu] = %g on the persistent family, %g per step\n", what, name,
-                  i, (double)b[i], (double)a[i]);
+    if (!(std::fabs(a[i] - b[i]) <= tol * (1.0f + std::fabs(a[i])))) {
+      std::printf("FAIL %s: %s[%zu] = %g %s, %g per step\n", what, name, i, (double)b[i],
+                  where, (double)a[i]);
       return false;
     }
   return true;
 }
 
-// two precision-bf16 runs agree to a few bf16 roundings (their products are exact,
-// but an operand within float rounding of a bf16 tie may round either way):
-// |a - b| <= 1e-2 (1 + |a|) everywhere
+// to float rounding (1e-4), the persistent family against the per-step one
+bool near(const std::vector<float>& a, const std::vector<float>& b, const char* what,
+          const char* name) {
+  return agree(a, b, what, name, 1e-4f, "on the persistent family");
+}
+
+// two precision-bf16 runs agree to a few bf16 roundings (1e-2: their products are
+// exact, but an operand within float rounding of a bf16 tie may round either way)
 bool near_bf16(const std::vector<float>& a, const std::vector<float>& b, const char* what,
                const char* name) {
-  if (a.size() != b.size()) {
-    std::printf("FAIL %s: %s sizes differ\n", what, name);
-    return false;
-  }
-  for (size_t i = 0; i < a.size(); ++i)
-    if (!(std::fabs(a[i] - b[i]) <= 1e-2f * (1.0f + std::fabs(a[i])))) {
-      std::printf("FAIL %s: bf16 %s[%zu] = %g on the tensor cores, %g per step\n", what, name,
-                  i, (double)b[i], (double)a[i]);
-      return false;
-    }
-  return true;
+  return agree(a, b, what, name, 1e-2f, "in bf16 on the tensor cores");
 }
 
 template <class F>
