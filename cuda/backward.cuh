@@ -17,7 +17,6 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   const int64_t GH = G * H, NH = N * H, TN = T * N;
   const bool rb = cfg.cell == Cell::GRU && !cfg.reset_after;
   const bool ra = cfg.cell == Cell::GRU && cfg.reset_after;
-  const bool bf16 = cfg.precision == Precision::BF16;   // rnnkern.reference's bf16 products
   const int64_t ss = ws.slot_stride;
 
   const bool dev = in.on_device;  // the caller's arrays are device memory: no host copies
@@ -47,7 +46,7 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   q.base.ract = cfg.ract;
   q.base.slot_stride = ss;
   q.base.rmask = ws.rmask.get();
-  q.base.bf16 = bf16;
+  q.base.bf16 = cfg.precision == Precision::BF16;   // rnnkern.reference's bf16 products
   q.T = T;
   q.go_backwards = cfg.go_backwards;
   q.return_sequences = cfg.return_sequences;
@@ -81,17 +80,14 @@ void run_backward(const Workspace& base, const GradArgs& in) {
         launch_back<M>(b);
         if constexpr (M == Mode::GruRB1) {
           // d(rh) = dah U_h^T, then dr
-          GemmArgs d = gemm_args(N, H, H, b.dgx + 2 * H, GH, false, ws.Ud + 2 * H, GH, true,
-                                 drh.get(), H);
-          d.bf16 = bf16;
-          gemm(d);
+          gemm(in_precision(gemm_args(N, H, H, b.dgx + 2 * H, GH, false, ws.Ud + 2 * H, GH,
+                                      true, drh.get(), H), cfg.precision));
           launch_back<Mode::GruRB2>(b);
         }
         // d h_prev += sum over gates of (dG_g U_g^T) ⊙ m_g
-        GemmArgs r = gemm_args(N, H, ng_rec * H, b.dgr, GH, false, ws.Ud, GH, true,
-                               b.dh_out, H);
+        GemmArgs r = in_precision(gemm_args(N, H, ng_rec * H, b.dgr, GH, false, ws.Ud, GH, true,
+                                            b.dh_out, H), cfg.precision);
         r.beta = 1.0f;
-        r.bf16 = bf16;
         gemm_gates_cmask(r, ng_rec, H, ws.rmask.get(), NH, N, H, false);
       }
     });
@@ -102,17 +98,15 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   // weight gradients over all steps at once
   Buf<float> dW(C * GH), dU(H * GH);
   // dW = x^T dGx (x read time-major from its [N, T, C] layout; per gate with input masks)
-  const bool tf32 = cfg.precision == Precision::TF32;   // the hoisted GEMMs' precision
-  GemmArgs w = batch_major(gemm_args(C, GH, TN, ws.x.get(), C, true, dgx.get(), GH, false,
-                                     dW.get(), GH), true, N, T, cfg.go_backwards);
-  w.tf32 = tf32;
-  w.bf16 = bf16;
+  GemmArgs w = in_precision(batch_major(gemm_args(C, GH, TN, ws.x.get(), C, true, dgx.get(), GH,
+                                                  false, dW.get(), GH), true, N, T,
+                                        cfg.go_backwards),
+                            cfg.precision);
   gemm_gates_amask(w, (int)G, H, ws.imask.get(), N * C, N, C);
   // dU = h_prev^T dGr (states 0..T-1 are [T*N, H]), per gate with recurrent masks
-  GemmArgs u = gemm_args(H, ng_rec * H, TN, ws.states.get(), H, true, dgr_base, GH, false,
-                         dU.get(), GH);
-  u.tf32 = tf32;
-  u.bf16 = bf16;
+  GemmArgs u = in_precision(gemm_args(H, ng_rec * H, TN, ws.states.get(), H, true, dgr_base,
+                                      GH, false, dU.get(), GH),
+                            cfg.precision);
   gemm_gates_amask(u, ng_rec, H, ws.rmask.get(), NH, N, H);
   if (rb) {                             // dU_h = rh^T dah
     GemmArgs q = gate_cols(u, 2, H, true, true);
@@ -133,10 +127,10 @@ void run_backward(const Workspace& base, const GradArgs& in) {
 
   // dX = dGx W^T (⊙ input masks per gate), written in the caller's [N, T, C] layout
   Buf<float> dx(dev ? 0 : N * T * C);
-  GemmArgs xg = batch_major(gemm_args(TN, C, GH, dgx.get(), GH, false, ws.Wd, GH, true,
-                                      dev ? out.dx : dx.get(), C), false, N, T, cfg.go_backwards);
-  xg.tf32 = tf32;
-  xg.bf16 = bf16;
+  GemmArgs xg = in_precision(batch_major(gemm_args(TN, C, GH, dgx.get(), GH, false, ws.Wd, GH,
+                                                   true, dev ? out.dx : dx.get(), C),
+                                         false, N, T, cfg.go_backwards),
+                             cfg.precision);
   gemm_gates_cmask(xg, (int)G, H, ws.imask.get(), N * C, N, C, true);
   dx.download(out.dx);
 

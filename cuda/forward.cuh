@@ -84,11 +84,10 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   }
 
   // the input projection for every step at once
-  GemmArgs pg = batch_major(gemm_args(TN, GH, C, xd, C, false, Wd, GH, false, P.get(), GH),
-                            true, N, T, cfg.go_backwards);
+  GemmArgs pg = in_precision(batch_major(gemm_args(TN, GH, C, xd, C, false, Wd, GH, false,
+                                                  P.get(), GH), true, N, T, cfg.go_backwards),
+                             cfg.precision);
   pg.bias = bias;
-  pg.tf32 = cfg.precision == Precision::TF32;
-  pg.bf16 = bf16;
   gemm_gates_amask(pg, (int)G, H, ws->imask.get(), N * C, N, C);
 
   // states: every step's kept in training, a ring of two otherwise

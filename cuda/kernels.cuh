@@ -255,7 +255,8 @@ RK_GLOBAL void gemm_mma_kernel(GemmArgs g) {
       for (int mt = 0; mt < 2; ++mt)
         RK_UNROLL
         for (int r = 0; r < 4; ++r) {   // A(row g + 8 (r%2), k 2t + 8 (r/2) + {0, 1})
-          const float* ap = as + (2 * tq + 8 * (r / 2)) * kMmaPitch + wm + mt * 16 + gq + 8 * (r % 2);
+          const float* ap =
+              as + (2 * tq + 8 * (r / 2)) * kMmaPitch + wm + mt * 16 + gq + 8 * (r % 2);
           a16[mt][r] = rk_pack_bf16(ap[0], ap[kMmaPitch]);
         }
       RK_UNROLL

@@ -443,6 +443,14 @@ inline GemmArgs batch_major(GemmArgs g, bool a_side, int64_t N, int64_t T, bool 
   return g;
 }
 
+// A GEMM in a call's precision: tf32's one TF32 product on the tensor cores (the
+// SIMT kernel ignores it), bf16's rounded operands (GemmArgs::tf32, ::bf16).
+inline GemmArgs in_precision(GemmArgs g, Precision p) {
+  g.tf32 = p == Precision::TF32;
+  g.bf16 = p == Precision::BF16;
+  return g;
+}
+
 // Gate g's block of columns [g*H, (g+1)*H) of a row-major [rows, GH] matrix.
 inline GemmArgs gate_cols(GemmArgs g, int gate, int64_t H, bool b_side, bool c_side) {
   if (b_side) g.b += g.tb ? gate * H * g.ldb : gate * H;
@@ -931,7 +939,8 @@ double micro_bench(const std::string& what, int arg, int iters) {
     Buf<float> out(32 * warps);
     Buf<long long> cyc(warps);
     if (rate)
-      RK_LAUNCH(Block, 1, 1, 32 * warps, 1, 0, micro_mma<8>, iters, (int)bf16, out.get(), cyc.get());
+      RK_LAUNCH(Block, 1, 1, 32 * warps, 1, 0, micro_mma<8>, iters, (int)bf16, out.get(),
+                cyc.get());
     else
       RK_LAUNCH(Block, 1, 1, 32, 1, 0, micro_mma<1>, iters, (int)bf16, out.get(), cyc.get());
     std::vector<long long> c(warps);

@@ -162,7 +162,8 @@ RK_DEV void seq_frags_bf16(uint32_t (&av)[4], uint32_t (&bv)[2], int64_t m0, int
     const int64_t row = m0 + gq + 8 * (r % 2);
     const int kk = k + 2 * tq + 8 * (r / 2);
     const bool in = row < rows;
-    av[r] = rk_pack_bf16(in && kk < ke ? a(row, kk) : 0.0f, in && kk + 1 < ke ? a(row, kk + 1) : 0.0f);
+    av[r] = rk_pack_bf16(in && kk < ke ? a(row, kk) : 0.0f,
+                         in && kk + 1 < ke ? a(row, kk + 1) : 0.0f);
   }
   RK_UNROLL
   for (int r = 0; r < 2; ++r) {   // B(k 2tq + 8 r + {0, 1}, column gq)
