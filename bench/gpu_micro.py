@@ -1,8 +1,12 @@
 """The cost model's parameters measured directly on a GPU (issue #19 part 1):
 mma.sync latency and issue rate (TF32 m16n8k8, bf16 m16n8k16), the grid barrier
 inside a persistent step's t0 at several block counts, the release/acquire flag
-hand-off between two blocks (what R2 would put in the barrier's place), and the L2
-round trip of a dependent load; each beside the value bench/tc_model.py assumes.
+hand-off between two blocks (what R2 would put in the barrier's place), the L2
+round trip of a dependent load, the thread-block cluster's barrier after a
+distributed-shared-memory store a thread at clusters of 2 to 16 (the persistent
+family's barrier where its grid is one cluster; R1's hand-off), and a dependent
+load from another block's shared memory; each beside the value bench/tc_model.py
+assumes.
 
     python3 bench/gpu_micro.py [--out DIR]                (bench/gpu.sh runs it)
     python3 bench/gpu_micro.py --dry-run                  (cuda-emu, tiny counts: the
@@ -15,10 +19,14 @@ import sys
 MODEL = {"mma_tf32_latency": "32 cycles (L)", "mma_bf16_latency": "32 cycles (L)",
          "mma_tf32_rate": "0.46 a cycle (rate)", "mma_bf16_rate": "0.46 a cycle (rate)",
          "grid_sync": "part of t0: 5 us over a grid against 3.5 in one block",
-         "flag_handoff": "R2's step-tagged hand-off in place of grid_sync", "l2_chase": "-"}
+         "flag_handoff": "R2's step-tagged hand-off in place of grid_sync", "l2_chase": "-",
+         "cluster_sync": "0.3 us (H200 sync-bench: 0.27-0.33 at 2-16 blocks) in place of "
+                         "grid_sync's ~0.74 at <= 8 blocks",
+         "dsmem_chase": "-"}
 UNITS = {"mma_tf32_latency": "cycles", "mma_bf16_latency": "cycles",
          "mma_tf32_rate": "mma/cycle/SM", "mma_bf16_rate": "mma/cycle/SM",
-         "grid_sync": "us", "flag_handoff": "cycles", "l2_chase": "cycles"}
+         "grid_sync": "us", "flag_handoff": "cycles", "l2_chase": "cycles",
+         "cluster_sync": "us", "dsmem_chase": "cycles"}
 
 
 def rows(dry, sms):
@@ -33,6 +41,9 @@ def rows(dry, sms):
     out.append(("flag_handoff", 1, it(2000)))
     for kib in ([64] if dry else [256, 4096, 32768, 262144]):
         out.append(("l2_chase", kib, 50 if dry else 20000))
+    for cluster in ([2, 4] if dry else [2, 4, 8, 16]):
+        out.append(("cluster_sync", cluster, it(2000)))
+    out.append(("dsmem_chase", 16, 50 if dry else 20000))
     return out
 
 
@@ -47,11 +58,15 @@ def main(argv=None):
     lines = ["| benchmark | arg | iterations | measured | unit | the model assumes |",
              "|---|---|---|---|---|---|"]
     for what, arg, iters in rows(args.dry_run, sms):
-        v = _core.gpu_micro(device, what, arg, iters)
+        try:
+            v = f"{_core.gpu_micro(device, what, arg, iters):.3g}"
+        except RuntimeError as e:   # e.g. no clusters of that size here: said in the row
+            v = f"not run: {e}"
         label = {"grid_sync": f"{arg} blocks", "l2_chase": f"{arg} KiB",
-                 "flag_handoff": "2 blocks"}.get(
+                 "flag_handoff": "2 blocks", "cluster_sync": f"cluster of {arg}",
+                 "dsmem_chase": f"{arg} KiB, cluster of 2"}.get(
             what, f"{arg} warp{'s' if arg > 1 else ''}")
-        lines.append(f"| {what} | {label} | {iters} | {v:.3g} | {UNITS[what]} | {MODEL[what]} |")
+        lines.append(f"| {what} | {label} | {iters} | {v} | {UNITS[what]} | {MODEL[what]} |")
         print(lines[-1], flush=True)
     text = "\n".join(lines)
     if args.out:

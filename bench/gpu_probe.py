@@ -1,7 +1,9 @@
 """Where a persistent-family step's time goes, on a GPU: the device time of the
 forward and backward time-loop kernels (torch.profiler) at T = 1 and T = 100
 (their difference / 99 = the time a step, T = 1 ~ the launch and loading U),
-across forced partitions (blocks x threads) at S1 and S2, for SimpleRNN and LSTM.
+across forced partitions (blocks x threads) at S1 and S2, for SimpleRNN and LSTM;
+partitions of 8 and 16 blocks as one thread-block cluster (the cluster's barrier a
+step) and with the grid's (",grid").
 
     python3 bench/gpu_probe.py [--out DIR]       (bench/gpu.sh runs it)
 """
@@ -47,8 +49,10 @@ def main():
             # then forced partitions (S1, S2)
             plans = ["persistent", "persistent:simt", "persistent:mma"]
             if sname in ("S1", "S2"):
+                # 2..16 blocks: one thread-block cluster (its barrier) unless ",grid"
                 plans += ["persistent:1,256", "persistent:1,64", "persistent:2,256",
-                          "persistent:8,256", "persistent:8,64", "persistent:32,256"]
+                          "persistent:8,256", "persistent:8,256,grid", "persistent:8,64",
+                          "persistent:16,256", "persistent:16,256,grid", "persistent:32,256"]
             for plan in plans:
                 rng = np.random.default_rng(0)
                 t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(dev)

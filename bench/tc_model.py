@@ -19,6 +19,12 @@ phase multiplies only its gates' column tiles (GRU: 3 of 4 slots; reset_before's
 phases 2 and 1), and with recurrent dropout each tile takes a pass for each gate it
 holds, not one for every gate.
 
+The step's barrier where the grid is one thread-block cluster of 2 to 16 blocks
+(cuda/launch.cuh: chosen wherever the device launches it): the cluster's 0.30 us in
+t0 in place of the grid's 0.74 (<= 8 blocks) or 0.98 (more), the H200 sync-bench
+figures of GPU-DESIGN.md section 5; gpu_micro.py's cluster_sync and grid_sync rows
+will check them.
+
 A precision is (products a k step, k a step): fp32 3 x m16n8k8 (3xTF32), tf32 1,
 bf16 1 x m16n8k16 (both operands bfloat16 values), bf16 with recurrent dropout
 2 x m16n8k8 in the forward (the masks scale the rounded h).
@@ -44,6 +50,24 @@ def plan(N, H, G):
 
 def t0(blocks):
     return 3.5 if blocks == 1 else 5.0
+
+
+GRID_SYNC_US = lambda blocks: 0.74 if blocks <= 8 else 0.98   # noqa: E731
+CLUSTER_SYNC_US = 0.30
+NOTEBOOK = {"NB1": (32, 64), "NB2": (8, 128), "NB3": (16, 96)}   # (N, H) of small layers
+
+
+def t0_cluster(blocks):
+    """t0 with the cluster's barrier in place of the grid's."""
+    return t0(blocks) - GRID_SYNC_US(blocks) + CLUSTER_SYNC_US
+
+
+def product_us(N, H, G, blocks, ut, precision):
+    """The forward's recurrent product a step: the tensor cores (N >= 8) or FFMA."""
+    tc, kw = PRODUCTS[precision]
+    if N < 8:
+        return N * ut * G * H / R_FFMA
+    return mma_us(math.ceil(N / 16) * math.ceil(ut * G / 8), H, tc, kw)
 
 
 def mma_us(tiles, K, tc, kw=8):
@@ -118,6 +142,47 @@ def main():
         before = mma_us(rt * dropout_passes(G, ut, False), H, tc, kw)
         after = mma_us(rt * dropout_passes(G, ut, True), H, tc, kw)
         print(f"| {sname} | {cell} | {before:.2f} -> {after:.2f} | {f:.2f} |")
+    print()
+    cluster_tables()
+
+
+def cluster_tables():
+    """The cluster's barrier: (1) small layers whose automatic partition is 2 to 16
+    blocks (one cluster now), grid barrier -> cluster barrier; (2) the benchmark
+    shapes forced into one cluster of 16 (U over 16 SMs) against their automatic
+    grid, forward step us in fp32 / tf32."""
+    print("| layer (N, H) | cell | blocks x units | forward step us, fp32: grid -> cluster "
+          "barrier | tf32 |")
+    print("|---|---|---|---|---|")
+    for name, (N, H) in NOTEBOOK.items():
+        for cell, G in GATES.items():
+            blocks, ut = plan(N, H, G)
+            if not 2 <= blocks <= 16:
+                continue
+            cols = []
+            for prec in ("fp32", "tf32"):
+                pr = product_us(N, H, G, blocks, ut, prec)
+                cols.append(f"{t0(blocks) + pr:.2f} -> {t0_cluster(blocks) + pr:.2f}")
+            print(f"| {name} ({N}, {H}) | {cell} | {blocks} x {ut} | {cols[0]} | {cols[1]} |")
+    print()
+    print("| shape | cell | forward step us, fp32: automatic grid (blocks) vs one cluster of 16 "
+          "| tf32 |")
+    print("|---|---|---|---|")
+    for sname, (N, _C, H) in SHAPES.items():
+        for cell, G in GATES.items():
+            blocks, ut = plan(N, H, G)
+            if blocks <= 16:
+                continue
+            ut16 = math.ceil(H / 16)
+            if H * ut16 * SLOTS[cell] * 4 > 200 * 1024:   # the resident slice of U
+                print(f"| {sname} | {cell} | U does not fit 16 SMs' shared memory | - |")
+                continue
+            cols = []
+            for prec in ("fp32", "tf32"):
+                grid = t0(blocks) + product_us(N, H, G, blocks, ut, prec)
+                one = t0_cluster(16) + product_us(N, H, G, 16, ut16, prec)
+                cols.append(f"{grid:.2f} ({blocks}) vs {one:.2f}")
+            print(f"| {sname} | {cell} | {cols[0]} | {cols[1]} |")
 
 
 if __name__ == "__main__":

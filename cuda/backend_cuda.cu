@@ -200,17 +200,78 @@ struct Runtime {
       auto it = cache.find(dev);
       if (it != cache.end()) return it->second;
     }
-    int coop = 0, sms = 0, smem = 0, major = 0;
+    int coop = 0, sms = 0, smem = 0, major = 0, cluster = 0;
     check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev),
           "cudaDeviceGetAttribute");
     check(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev), "cudaDeviceGetAttribute");
     check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
     check(cudaDeviceGetAttribute(&smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
           "cudaDeviceGetAttribute");
-    DeviceLimits lim{sms, (size_t)smem, 256, coop != 0, major >= 8};
+    check(cudaDeviceGetAttribute(&cluster, cudaDevAttrClusterLaunch, dev), "cudaDeviceGetAttribute");
+    DeviceLimits lim{sms, (size_t)smem, 256, coop != 0, major >= 8, cluster ? 16 : 0};
     std::lock_guard<std::mutex> g(m);
     cache[dev] = lim;
     return lim;
+  }
+  // Whether one cluster of `cluster` blocks of `kernel` (`threads` threads, `smem`
+  // bytes of dynamic shared memory each) can be resident: the occupancy API's
+  // active clusters >= 1 (clusters over 8 blocks allowed on the kernel first);
+  // asked once per device, kernel, size and shared memory, then cached.
+  static bool cluster_fits(const void* kernel, int cluster, int threads, size_t smem) {
+    const DeviceLimits lim = limits();
+    if (cluster < 1 || cluster > lim.max_cluster || smem > lim.smem) return false;
+    int dev = 0;
+    check(cudaGetDevice(&dev), "cudaGetDevice");
+    static std::mutex m;
+    static std::map<std::tuple<int, const void*, int, int, size_t>, bool> cache;
+    const auto key = std::make_tuple(dev, kernel, cluster, threads, smem);
+    {
+      std::lock_guard<std::mutex> g(m);
+      auto it = cache.find(key);
+      if (it != cache.end()) return it->second;
+    }
+    allow_cluster(kernel, cluster);
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)lim.smem),
+          "cudaFuncSetAttribute");
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute attr[1];
+    cluster_config(cfg, attr, cluster, dim3((unsigned)cluster), dim3((unsigned)threads), smem);
+    int active = 0;
+    const bool fits = cudaOccupancyMaxActiveClusters(&active, kernel, &cfg) == cudaSuccess &&
+                      active >= 1;
+    cudaGetLastError();   // a size the device refuses: not this thread's next error
+    std::lock_guard<std::mutex> g(m);
+    cache[key] = fits;
+    return fits;
+  }
+  // Clusters of more than 8 blocks (non-portable) allowed on kernel.
+  static void allow_cluster(const void* kernel, int cluster) {
+    if (cluster > 8)
+      check(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1),
+            "cudaFuncSetAttribute (non-portable cluster size)");
+  }
+  // A launch configuration of clusters of `cluster` blocks along x, on the launch stream.
+  static void cluster_config(cudaLaunchConfig_t& cfg, cudaLaunchAttribute* attr, int cluster,
+                             dim3 grid, dim3 block, size_t smem) {
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = launch_stream;
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = (unsigned)cluster;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+  }
+  // Launches kernel(args) in clusters of `cluster` blocks (cudaLaunchKernelExC).
+  static void launch_cluster(const void* kernel, const char* name, int cluster, dim3 grid,
+                             dim3 block, size_t smem, void** args) {
+    allow_cluster(kernel, cluster);
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute attr[1];
+    cluster_config(cfg, attr, cluster, grid, block, smem);
+    check(cudaLaunchKernelExC(&cfg, kernel, args), name);
   }
   // Wait for this thread's launches (the plan tuner's timings).
   static void synchronize() { check(cudaDeviceSynchronize(), "cudaDeviceSynchronize"); }
@@ -323,6 +384,16 @@ void free_pool() { pool().free_all(); }
                                     dim3((unsigned)(bx), (unsigned)(by)), rk_args, (smem), \
                                     ::rnnkern::gpu_cuda::launch_stream),                 \
         "cudaLaunchCooperativeKernel " #kernel);                                        \
+  } while (0)
+
+#define RK_LAUNCH_CLUSTER(cs, gx, gy, bx, by, smem, kernel, arg)                         \
+  do {                                                                                  \
+    auto rk_arg = (arg);                                                                \
+    void* rk_args[] = {&rk_arg};                                                        \
+    ::rnnkern::gpu_cuda::Runtime::launch_cluster(                                       \
+        (const void*)&kernel, "cudaLaunchKernelExC (cluster) " #kernel, (cs),            \
+        dim3((unsigned)(gx), (unsigned)(gy)), dim3((unsigned)(bx), (unsigned)(by)), (smem), \
+        rk_args);                                                                       \
   } while (0)
 
 #include "driver.cuh"

@@ -86,10 +86,16 @@ struct Runtime {
   // A grid launch runs one std::thread per CUDA thread: 16 blocks (1024 threads).
   static int coresident_blocks(const void*, int, size_t) { return 16; }
   // The emulated device: four SMs, an H200's shared memory a block, and blocks
-  // of 32 threads for the persistent family (a grid is one OS thread each).
+  // of 32 threads for the persistent family (a grid is one OS thread each);
+  // clusters of up to 8 blocks (the portable size).
   // No tensor cores: the hoisted GEMMs run on the SIMT kernel unless a test forces
   // the mma one (set_gemm("mma")), which the emulation runs lane by lane.
-  static DeviceLimits limits() { return DeviceLimits{4, 227 * 1024, 32, true, false}; }
+  static DeviceLimits limits() { return DeviceLimits{4, 227 * 1024, 32, true, false, 8}; }
+  // Whether a cluster of `cluster` blocks of `threads` threads and `smem` bytes each
+  // can run (the emulation runs one cluster at a time: any that the limits allow).
+  static bool cluster_fits(const void*, int cluster, int, size_t smem) {
+    return cluster >= 1 && cluster <= limits().max_cluster && smem <= limits().smem;
+  }
   static void synchronize() {}   // launches run to completion before they return
 };
 
@@ -106,6 +112,12 @@ using Graph = emu::Graph;
 
 #define RK_LAUNCH_GRID(gx, gy, bx, by, smem, kernel, arg) \
   RK_LAUNCH(Grid, gx, gy, bx, by, smem, kernel, arg)
+
+#define RK_LAUNCH_CLUSTER(cs, gx, gy, bx, by, smem, kernel, arg)                          \
+  ::rnnkern::emu::launch(::rnnkern::emu::Launch::Cluster, ::rnnkern::emu::Dim{(gx), (gy)}, \
+                         ::rnnkern::emu::Dim{(bx), (by)}, (smem),                          \
+                         ::rnnkern::emu::bind_kernel([](auto rk_a) { kernel(rk_a); }, (arg)), \
+                         (cs))
 
 #include "driver.cuh"
 

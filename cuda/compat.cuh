@@ -10,6 +10,17 @@
 //   RK_TX RK_TY  RK_BX RK_BY  RK_BDX RK_BDY  RK_GDX RK_GDY   thread / block ids, sizes
 //   RK_SYNC()        __syncthreads (block-cooperative launches only)
 //   RK_GRID_SYNC()   a grid-wide barrier (grid-cooperative launches only)
+//   RK_CLUSTER_SYNC() the thread-block cluster's barrier (cluster launches only;
+//                    barrier.cluster arrive.release + wait.acquire: what a thread of
+//                    the cluster wrote before it, to global or shared memory, is
+//                    seen by the others after it; sm_90 and up)
+//   rk_cluster_rank() this block's rank in its cluster (0 outside a cluster launch)
+//   rk_cluster_size() the blocks of its cluster (1 outside a cluster launch, and
+//                    on devices before sm_90)
+//   rk_dsmem(p, rank) distributed shared memory: the address that p, a pointer
+//                    into this block's RK_SMEM, has in the shared memory of the
+//                    cluster's block `rank` (read and written like p; the owner
+//                    must not exit while others use it: a cluster barrier first)
 //   RK_SMEM(T)       the block's dynamic shared memory as T* (size given at launch)
 //   RK_UNROLL        before a loop of constant trip count over register arrays
 //                    (fully unrolled, so the arrays stay in registers, not local memory)
@@ -49,6 +60,9 @@
 //   rk_to_bf16(x)    x rounded to bfloat16 (8 mantissa bits, to nearest, ties to
 //                    even; Inf and NaN returned as they are), as a float: the
 //                    weights of precision bf16 (the same bit arithmetic both sides)
+// Launch kinds: independent threads, block-cooperative, grid-cooperative (the whole
+// grid resident, RK_GRID_SYNC) and cluster (RK_LAUNCH_CLUSTER: blocks in clusters,
+// each cluster resident, RK_CLUSTER_SYNC; no grid barrier).
 // No read-modify-write atomics yet: the emulation would have to implement and test
 // them too (the release/acquire flags above are plain stores and loads). Each
 // kernel says in its comment which launch kind it needs: independent threads,
@@ -76,6 +90,7 @@
 #define RK_GDY (::rnnkern::emu::tls.gdy)
 #define RK_SYNC() ::rnnkern::emu::sync_block()
 #define RK_GRID_SYNC() ::rnnkern::emu::sync_grid()
+#define RK_CLUSTER_SYNC() ::rnnkern::emu::sync_cluster()
 #define RK_SMEM(T) (reinterpret_cast<T*>(::rnnkern::emu::tls.smem))
 #define RK_UNROLL _Pragma("GCC unroll 16")
 #define RK_UNROLL_BY4 _Pragma("GCC unroll 4")
@@ -105,6 +120,12 @@ inline long long rk_clock() { return ::rnnkern::emu::clock_ns(); }
 inline void rk_st_release(int* p, int v) { ::rnnkern::emu::store_release(p, v); }
 inline int rk_ld_acquire(const int* p) { return ::rnnkern::emu::load_acquire(p); }
 inline void rk_pause() { ::rnnkern::emu::pause(); }
+inline int rk_cluster_rank() { return ::rnnkern::emu::cluster_rank(); }
+inline int rk_cluster_size() { return ::rnnkern::emu::cluster_size(); }
+template <class T>
+inline T* rk_dsmem(T* p, int rank) {
+  return static_cast<T*>(::rnnkern::emu::dsmem(p, rank));
+}
 inline F4 rk_load4(const float* p) {
   F4 v;
   std::memcpy(&v, p, sizeof v);
@@ -130,6 +151,7 @@ inline F4 rk_load4(const float* p) {
 #define RK_GDY ((int)gridDim.y)
 #define RK_SYNC() __syncthreads()
 #define RK_GRID_SYNC() ::cooperative_groups::this_grid().sync()
+#define RK_CLUSTER_SYNC() ::rnnkern::rk_cluster_sync()
 #define RK_SMEM(T) (reinterpret_cast<T*>(rk_dynamic_smem))
 #define RK_UNROLL _Pragma("unroll")
 #define RK_UNROLL_BY4 _Pragma("unroll 4")
@@ -152,6 +174,30 @@ __device__ __forceinline__ int rk_ld_acquire(const int* p) {
   return v;
 }
 __device__ __forceinline__ void rk_pause() {}
+// The cluster primitives exist from sm_90; a kernel built for an older device
+// that reaches one traps (the plans launch clusters only where the device has them).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+__device__ __forceinline__ void rk_cluster_sync() { ::cooperative_groups::this_cluster().sync(); }
+__device__ __forceinline__ int rk_cluster_rank() {
+  return (int)::cooperative_groups::this_cluster().block_rank();
+}
+__device__ __forceinline__ int rk_cluster_size() {
+  return (int)::cooperative_groups::this_cluster().num_blocks();
+}
+template <class T>
+__device__ __forceinline__ T* rk_dsmem(T* p, int rank) {
+  return ::cooperative_groups::this_cluster().map_shared_rank(p, rank);
+}
+#else
+__device__ __forceinline__ void rk_cluster_sync() { __trap(); }
+__device__ __forceinline__ int rk_cluster_rank() { return 0; }
+__device__ __forceinline__ int rk_cluster_size() { return 1; }
+template <class T>
+__device__ __forceinline__ T* rk_dsmem(T* p, int) {
+  __trap();
+  return p;
+}
+#endif
 __device__ __forceinline__ int rk_lane() {
   return (int)((threadIdx.y * blockDim.x + threadIdx.x) % 32u);
 }

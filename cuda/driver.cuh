@@ -17,8 +17,12 @@
 //   RK_LAUNCH(kind, grid_x, grid_y, block_x, block_y, smem_bytes, kernel, args...)
 //   RK_LAUNCH_GRID(grid_x, grid_y, block_x, block_y, smem_bytes, kernel, arg)
 //                  (a grid-cooperative launch: the whole grid resident at once)
+//   RK_LAUNCH_CLUSTER(cluster, grid_x, grid_y, block_x, block_y, smem_bytes, kernel, arg)
+//                  (thread-block clusters of `cluster` blocks along x)
 //   Runtime::coresident_blocks(kernel, threads, smem): how many blocks of that
 //                  kernel the device runs at once
+//   Runtime::cluster_fits(kernel, cluster, threads, smem): whether one cluster of
+//                  that many such blocks can run
 //   Runtime::limits(): the current device's DeviceLimits (below)
 // and it defines run_forward / run_backward and the backend's kernel-table entry
 // (backend(), rnnkern/backend.h) calling them.

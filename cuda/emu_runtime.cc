@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -25,6 +26,32 @@ void sync_block() {
 void sync_grid() {
   if (!tls.grid) throw std::logic_error("rnnkern cuda-emu: RK_GRID_SYNC outside a grid launch");
   tls.grid->arrive_and_wait();
+}
+
+void sync_cluster() {
+  if (!tls.cluster)
+    throw std::logic_error("rnnkern cuda-emu: RK_CLUSTER_SYNC outside a cluster launch");
+  tls.cluster->arrive_and_wait();
+}
+
+int cluster_rank() { return tls.crank; }
+int cluster_size() { return tls.csize; }
+
+// The address p (in this block's shared memory) has in the shared memory of the
+// cluster's block `rank`: a wrong address or rank is the kernel's bug, not a read of
+// someone else's memory.
+void* dsmem(const void* p, int rank) {
+  if (!tls.cluster_smem)
+    throw std::logic_error("rnnkern cuda-emu: rk_dsmem outside a cluster launch");
+  if (rank < 0 || rank >= tls.csize)
+    throw std::logic_error("rnnkern cuda-emu: rk_dsmem of rank " + std::to_string(rank) +
+                           " in a cluster of " + std::to_string(tls.csize));
+  const char* c = static_cast<const char*>(p);
+  const char* base = reinterpret_cast<const char*>(tls.smem);
+  if (c < base || c >= base + tls.smem_bytes)
+    throw std::logic_error("rnnkern cuda-emu: rk_dsmem of an address outside the block's "
+                           "shared memory");
+  return reinterpret_cast<char*>(tls.cluster_smem[rank]) + (c - base);
 }
 
 int lane() { return (tls.ty * tls.bdx + tls.tx) % 32; }
@@ -239,6 +266,11 @@ std::unique_ptr<float[]> smem_buffer(size_t bytes) {
 }
 
 void set_ids(ThreadState& s, Dim grid, Dim block, int b, int t) {
+  s.cluster = nullptr;   // a cluster launch sets these after
+  s.crank = 0;
+  s.csize = 1;
+  s.cluster_smem = nullptr;
+  s.smem_bytes = 0;
   s.bdx = block.x;
   s.bdy = block.y;
   s.gdx = grid.x;
@@ -275,7 +307,7 @@ bool Graph::update(Graph& fresh) {
 }
 
 void Graph::replay() const {
-  for (const Recorded& r : launches_) launch(r.kind, r.grid, r.block, r.smem, r.body);
+  for (const Recorded& r : launches_) launch(r.kind, r.grid, r.block, r.smem, r.body, r.cluster);
 }
 
 namespace {
@@ -284,9 +316,13 @@ std::atomic<long> fail_countdown{0};
 
 void fail_launch_after(long n) { fail_countdown.store(n > 0 ? n : 0); }
 
-void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes, std::function<void()> body) {
+void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes, std::function<void()> body,
+            int cluster) {
+  if (kind == Launch::Cluster ? cluster < 1 || grid.x % cluster != 0 : cluster != 1)
+    throw std::logic_error("rnnkern cuda-emu: a cluster of " + std::to_string(cluster) +
+                           " blocks for a grid of " + std::to_string(grid.x) + " along x");
   if (capturing) {
-    capturing->launches_.push_back({kind, grid, block, smem_bytes, std::move(body)});
+    capturing->launches_.push_back({kind, grid, block, smem_bytes, std::move(body), cluster});
     return;
   }
   for (long c = fail_countdown.load(); c > 0;) {
@@ -331,6 +367,37 @@ void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes, std::function<v
         bar.arrive_and_wait();  // the block is done before the next reuses smem
       }
     });
+    return;
+  }
+  if (kind == Launch::Cluster) {   // a cluster at a time, its blocks alive at once
+    const int wpb = (nt + 31) / 32;
+    for (int c = 0; c < nb / cluster; ++c) {
+      std::vector<std::unique_ptr<float[]>> smem;
+      std::vector<float*> bases;
+      std::vector<std::unique_ptr<Barrier>> bars;
+      std::vector<std::unique_ptr<Warp>> warps;   // rank r's warp w at r * wpb + w
+      for (int r = 0; r < cluster; ++r) {
+        smem.push_back(smem_buffer(smem_bytes));
+        bases.push_back(smem.back().get());
+        bars.emplace_back(new Barrier(nt));
+        for (int w = 0; w < wpb; ++w) warps.emplace_back(new Warp(std::min(32, nt - w * 32)));
+      }
+      Barrier cluster_bar(cluster * nt);
+      pool().run(cluster * nt, [&](int i) {
+        const int r = i / nt, t = i % nt;
+        set_ids(tls, grid, block, c * cluster + r, t);
+        tls.smem = bases[(size_t)r];
+        tls.block = bars[(size_t)r].get();
+        tls.grid = nullptr;
+        tls.warp = warps[(size_t)(r * wpb + t / 32)].get();
+        tls.cluster = &cluster_bar;
+        tls.crank = r;
+        tls.csize = cluster;
+        tls.cluster_smem = bases.data();
+        tls.smem_bytes = smem_bytes;
+        body();
+      });
+    }
     return;
   }
   // Grid: everything alive at once.

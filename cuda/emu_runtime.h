@@ -11,6 +11,11 @@
 //   Grid         the whole grid is alive at once (a persistent kernel with
 //                RK_GRID_SYNC): one std::thread per CUDA thread of the grid, a
 //                barrier and shared memory per block, one barrier for the grid.
+//   Cluster      thread-block clusters of `cluster` consecutive blocks along x
+//                (gridDim.x a multiple of it), run one cluster after another: each
+//                alive at once as a Grid launch's blocks are, with a barrier for
+//                RK_CLUSTER_SYNC and its blocks' shared memory addressable by rank
+//                (rk_dsmem); no grid barrier.
 // The std::threads are kept in a pool across launches; one launch runs at a time.
 // The barriers are a mutex and a condition variable, so ThreadSanitizer sees
 // every happens-before edge the kernels rely on.
@@ -30,7 +35,7 @@ struct Dim {
   int x = 1, y = 1;
 };
 
-enum class Launch { Independent, Block, Grid };
+enum class Launch { Independent, Block, Grid, Cluster };
 
 class Barrier {
  public:
@@ -70,11 +75,22 @@ struct ThreadState {
   Barrier* block = nullptr;
   Barrier* grid = nullptr;
   Warp* warp = nullptr;   // cooperative launches: this thread's warp
+  // cluster launches: the cluster's barrier, this block's rank in it, its blocks
+  // and their shared memory (smem_bytes each); else null, 0, 1
+  Barrier* cluster = nullptr;
+  int crank = 0, csize = 1;
+  float* const* cluster_smem = nullptr;
+  size_t smem_bytes = 0;
 };
 extern thread_local ThreadState tls;
 
 void sync_block();
 void sync_grid();
+// RK_CLUSTER_SYNC, rk_cluster_rank, rk_cluster_size, rk_dsmem (compat.cuh)
+void sync_cluster();
+int cluster_rank();
+int cluster_size();
+void* dsmem(const void* p, int rank);
 
 // The warp-level operations of compat.cuh (see there for their contracts).
 int lane();
@@ -94,8 +110,10 @@ int load_acquire(const int* p);
 void pause();
 
 // Runs body once per CUDA thread of the grid (body reads its ids from tls), or,
-// while this thread captures a Graph, records the launch for the graph's replay.
-void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes, std::function<void()> body);
+// while this thread captures a Graph, records the launch for the graph's replay;
+// cluster: the blocks a cluster (Launch::Cluster only).
+void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes, std::function<void()> body,
+            int cluster = 1);
 
 // Fault injection for the tests (_core.testing.emu_fail_launch_after): the n-th
 // launch run from now (n >= 1; 0 turns it off) throws std::runtime_error instead
@@ -125,12 +143,13 @@ class Graph {
   size_t size() const { return launches_.size(); }
 
  private:
-  friend void launch(Launch, Dim, Dim, size_t, std::function<void()>);
+  friend void launch(Launch, Dim, Dim, size_t, std::function<void()>, int);
   struct Recorded {
     Launch kind;
     Dim grid, block;
     size_t smem;
     std::function<void()> body;
+    int cluster;
   };
   std::vector<Recorded> launches_;
 };

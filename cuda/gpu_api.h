@@ -23,6 +23,9 @@ struct DeviceLimits {
   int threads = 0;
   bool cooperative = false;
   bool tensor_cores = false;   // mma.sync m16n8k8 TF32 (compute capability 8.0 and up)
+  int max_cluster = 0;         // the most blocks a thread-block cluster may have (16 on
+                               // sm_90 and up: 8 portable, more where the kernel and
+                               // device allow; 0: no cluster launches)
 };
 
 // What each GPU backend defines, in its namespace (gpu_emu, gpu_cuda).
@@ -32,8 +35,11 @@ struct DeviceLimits {
   /* where no CUDA build, driver or device exists */                                    \
   /* time loops (forward or backward) the persistent family has run so far */          \
   long persistent_count();                                                              \
+  /* of those, the loops launched as one thread-block cluster (plan ",cluster") */     \
+  long cluster_count();                                                                 \
   /* the time-loop family: "auto", "steps", "persistent" or */                          \
-  /* "persistent:BLOCKS,THREADS[,KC]" (std::invalid_argument otherwise); */             \
+  /* "persistent:BLOCKS,THREADS[,KC]" with ",mma"/",simt" and ",cluster"/",grid" */   \
+  /* (std::invalid_argument otherwise); */                                              \
   /* RNNKERN_FORCE_PLAN sets it at first use */                                         \
   void set_plan(const std::string& plan);                                               \
   std::string plan();                                                                   \
@@ -102,6 +108,7 @@ RNNKERN_GPU_BACKEND_API
 struct GpuRuntime {
   const char* name;   // "cuda-emu" or "cuda"
   long (*persistent_count)();
+  long (*cluster_count)();
   void (*set_plan)(const std::string& plan);
   std::string (*plan)();
   void (*set_graphs)(bool on);

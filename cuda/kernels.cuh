@@ -28,7 +28,7 @@
 //                                           same inputs give bitwise the same sums
 //                                           (after column_partial_sums over row chunks)
 //   split_sum            independent        a split-K GEMM's slabs added in order
-//   seq_forward<M>, seq_backward<M>  grid-cooperative  the persistent family
+//   seq_forward<M>, seq_backward<M>  grid-cooperative, or one cluster  the persistent family
 //                                           (persistent.cuh): a launch a time loop
 //   seen_flags: independent
 //   keras_from_torch, torch_from_keras, bias_from_torch, bias_grad_to_torch:
@@ -530,6 +530,8 @@ struct SeqPlan {
                 // dropout-scaled h against the exact U, 1: tf32, or bf16's exact
                 // operands, which take one m16n8k16 bf16 mma a 16 k instead;
                 // launch.cuh recurrent_products); 0: FFMA
+  int cluster = 0;   // blocks: the grid is one thread-block cluster (RK_LAUNCH_CLUSTER,
+                     // the cluster's barrier a step); 0: a grid-cooperative launch
 };
 
 // Everything the steps need; step s's StepArgs are made from it (forward_step_args).
@@ -795,6 +797,63 @@ RK_GLOBAL void micro_flag_pingpong(MicroFlagArgs q) {
     rk_st_release(q.flag, want + 1);
   }
   if (b == 0) q.cycles[0] = rk_clock() - t0;
+}
+
+// n cluster barriers, each after one distributed-shared-memory store a thread (R1's
+// hand-off: GPU-DESIGN.md section 5 measured 0.27-0.33 us on an H200): thread t of
+// rank r stores a tag of the iteration and r in slot t of half i % 2 of rank
+// (r + 1)'s shared memory, meets the cluster, then checks the tag its own slot got
+// from rank r - 1;
+// bad[r * threads + t] counts the tags it did not see (0 where the barrier orders the
+// stores). Half i % 2: a slot is written again two barriers later, after its reader
+// has read it.
+struct MicroClusterArgs {
+  int n = 0;
+  int* bad = nullptr;
+};
+// grid (cluster), block (threads), 2 * threads ints of shared memory; one cluster.
+RK_GLOBAL void micro_cluster_sync(MicroClusterArgs q) {
+  int* buf = RK_SMEM(int);
+  const int t = RK_TY * RK_BDX + RK_TX, nt = RK_BDX * RK_BDY;
+  const int rank = rk_cluster_rank(), cs = rk_cluster_size();
+  int* next = rk_dsmem(buf, (rank + 1) % cs);
+  const int from = (rank + cs - 1) % cs;
+  int bad = 0;
+  for (int i = 0; i < q.n; ++i) {
+    next[(i % 2) * nt + t] = (i + 1) * 32 + rank;   // the tag: iteration and writer
+    RK_CLUSTER_SYNC();
+    bad += buf[(i % 2) * nt + t] != (i + 1) * 32 + from;
+  }
+  q.bad[rank * nt + t] = bad;
+}
+
+// A cluster of two: rank 1 copies next[0, len) into its shared memory, then rank 0's
+// first thread makes n dependent loads p = next[p] from rank 1's shared memory
+// (distributed shared memory's load latency); cycles[0] is its span, sink[0] the
+// last index; rank 1 stays until the chase is done (a second cluster barrier).
+struct MicroDsmemArgs {
+  const int* next = nullptr;
+  int len = 0, n = 0;
+  int* sink = nullptr;
+  long long* cycles = nullptr;
+};
+// grid (2), block (threads), len ints of shared memory; one cluster.
+RK_GLOBAL void micro_dsmem_chase(MicroDsmemArgs q) {
+  int* buf = RK_SMEM(int);
+  const int t = RK_TY * RK_BDX + RK_TX, nt = RK_BDX * RK_BDY;
+  if (rk_cluster_rank() == 1)
+    for (int i = t; i < q.len; i += nt) buf[i] = q.next[i];
+  RK_CLUSTER_SYNC();
+  if (rk_cluster_rank() == 0 && t == 0) {
+    const int* remote = rk_dsmem(buf, 1);
+    int p = 0;
+    const long long t0 = rk_clock();
+    for (int i = 0; i < q.n; ++i) p = remote[p];
+    const long long t1 = rk_clock();
+    q.sink[0] = p;
+    q.cycles[0] = t1 - t0;
+  }
+  RK_CLUSTER_SYNC();
 }
 
 // One thread: n dependent loads p = next[p] through L2 (rk_ldcg_i: L1 bypassed), the

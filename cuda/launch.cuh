@@ -81,7 +81,10 @@ class Buf {
 // cached graph was instantiated anew (for the tests and the benchmark).
 inline std::atomic<long> persistent_launches{0}, graph_replays{0}, graph_updates{0},
     graph_reinstantiations{0};
+// of the persistent loops, those launched as one thread-block cluster
+inline std::atomic<long> cluster_launches{0};
 long persistent_count() { return persistent_launches.load(); }
+long cluster_count() { return cluster_launches.load(); }
 long graph_count() { return graph_replays.load(); }
 long graph_update_count() { return graph_updates.load(); }
 long graph_reinstantiation_count() { return graph_reinstantiations.load(); }
@@ -521,8 +524,11 @@ void launch_back(const BackArgs& b) {
 // block while a step is at most 128k multiply-adds, else about 32k a block, at
 // most a block per SM; more blocks (fewer units each) until the resident slice, a
 // staged chunk of >= 32 k (or all of them) and the reduction fit one block's
-// shared memory and the grid is co-resident. A forced
-// partition that does not fit is an error, not a silent fallback.
+// shared memory and the grid is co-resident: as one thread-block cluster where
+// the device launches a cluster of that many blocks (its barrier, ~0.3 us on an
+// H200, against ~0.74-0.98 for the grid's: GPU-DESIGN.md section 5), else
+// grid-cooperative. A forced partition that does not fit is an error, not a
+// silent fallback.
 // seq_plan for a given choice; strict: a forced choice that does not fit is an
 // error (else: blocks == 0, as the tuner's candidates want).
 inline SeqPlan seq_plan_with(const PlanChoice& choice, bool strict, bool forward,
@@ -534,6 +540,15 @@ inline SeqPlan seq_plan_with(const PlanChoice& choice, bool strict, bool forward
   const DeviceLimits lim = Runtime::limits();
   if (!lim.cooperative) return none;
   const bool forced = choice.blocks > 0;
+  const bool cluster_only = choice.barrier == PlanChoice::ClusterBarrier;
+  if (cluster_only && lim.max_cluster < 2) {
+    if (strict)
+      throw std::runtime_error("rnnkern: the forced plan " + plan() +
+                               " needs thread-block clusters, which this device does not launch");
+    return none;
+  }
+  // the most blocks a plan may take: an SM each, or one cluster's where forced
+  const int64_t most = cluster_only ? std::min(lim.sms, lim.max_cluster) : lim.sms;
   const int threads = forced ? choice.threads : lim.threads;
   const int64_t G = GH / H;
   const int64_t fma = N * G * H * H;
@@ -547,11 +562,12 @@ inline SeqPlan seq_plan_with(const PlanChoice& choice, bool strict, bool forward
   // else about 32k multiply-adds a block a step, at most a block per SM
   const int64_t target = forced ? choice.blocks
                        : fma <= 131072 ? 1
-                       : std::max<int64_t>(1, std::min<int64_t>((fma + 32767) / 32768, lim.sms));
+                       : std::max<int64_t>(cluster_only ? 2 : 1,
+                                           std::min<int64_t>((fma + 32767) / 32768, most));
   auto attempt = [&](bool mma) {
     int last_ut = 0;
     for (int64_t blocks = target;
-         blocks <= (forced ? target : std::max<int64_t>(target, lim.sms)); ++blocks) {
+         blocks <= (forced ? target : std::max<int64_t>(target, most)); ++blocks) {
       SeqPlan p;
       p.ut = cdiv(H, blocks);
       p.blocks = cdiv(H, p.ut);                       // <= blocks: the units spread evenly
@@ -585,7 +601,16 @@ inline SeqPlan seq_plan_with(const PlanChoice& choice, bool strict, bool forward
         p.kc = (int)kc;
         const size_t smem = forward ? seq_forward_smem(p, slots, copies, N, H)
                                     : seq_backward_smem(p, N, GH, copies);
-        if (smem <= lim.smem && p.blocks <= Runtime::coresident_blocks(kernel, threads, smem))
+        if (smem > lim.smem) continue;
+        // one cluster where the device launches clusters of that many blocks (not
+        // forced to the grid's barrier), else a grid-cooperative launch
+        if (p.blocks > 1 && choice.barrier != PlanChoice::GridBarrier &&
+            p.blocks <= lim.max_cluster &&
+            Runtime::cluster_fits(kernel, p.blocks, threads, smem)) {
+          p.cluster = p.blocks;
+          return p;
+        }
+        if (!cluster_only && p.blocks <= Runtime::coresident_blocks(kernel, threads, smem))
           return p;
       }
     }
@@ -603,9 +628,10 @@ inline SeqPlan seq_plan_with(const PlanChoice& choice, bool strict, bool forward
   }
   const SeqPlan p = attempt(false);
   if (p.blocks > 0) return p;
-  if (strict && forced)
+  if (strict && (forced || cluster_only))
     throw std::runtime_error("rnnkern: the forced plan " + plan() +
-                             " does not fit this device for this layer");
+                             " does not fit this device for this layer" +
+                             (cluster_only ? " as one thread-block cluster" : ""));
   if (strict && choice.kind == PlanChoice::Persistent)
     throw std::runtime_error("rnnkern: plan 'persistent' does not fit this device for this layer");
   return none;
@@ -653,7 +679,8 @@ std::string tune() { return tune_name(current_tune()); }
 long tuning_count() { return tunings.load(); }
 inline std::string plan_text_of(const SeqPlan& p) {
   return "persistent:" + std::to_string(p.blocks) + "," + std::to_string(p.threads) + "," +
-         std::to_string(p.kc) + (p.tc ? ",mma" : ",simt");
+         std::to_string(p.kc) + (p.tc ? ",mma" : ",simt") +
+         (p.blocks > 1 ? (p.cluster ? ",cluster" : ",grid") : "");
 }
 std::vector<std::string> tuned_plans() {
   std::lock_guard<std::mutex> g(tune_m);
@@ -728,33 +755,41 @@ SeqPlan tuned_plan(const std::string& key, TuneMode mode, const SeqPlan& base,
   }
   const DeviceLimits lim = Runtime::limits();
   std::vector<int64_t> blocks{base.blocks, base.blocks * 2, base.blocks / 2};
+  // one cluster of the most blocks (U spread over that many SMs, the cluster's
+  // barrier) beside a wider grid: bench/tc_model.py's cluster table
+  if (lim.max_cluster >= 2 && base.blocks > lim.max_cluster) blocks.push_back(lim.max_cluster);
   std::vector<int> threads{base.threads, base.threads * 2};
   if (mode == TuneMode::Full) {
     for (int64_t b = 1; b <= 2 * (int64_t)lim.sms; b *= 2) blocks.push_back(b);
     threads.push_back(base.threads / 2);
     threads.push_back(base.threads * 4);
   }
-  // the products: the chosen one, and FFMA beside the tensor cores where they were chosen
+  // the products: the chosen one, and FFMA beside the tensor cores where they were
+  // chosen; the barriers: the chosen one, and the grid's beside a cluster's
   std::vector<PlanChoice::Product> products{PlanChoice::AnyProduct};
   if (base.tc) products.push_back(PlanChoice::Simt);
+  std::vector<PlanChoice::Barrier> barriers{PlanChoice::AnyBarrier};
+  if (lim.max_cluster >= 2) barriers.push_back(PlanChoice::GridBarrier);
   std::vector<SeqPlan> cands{base};
   for (PlanChoice::Product product : products)
-    for (int64_t b : blocks)
-      for (int t : threads) {
-        if (b < 1 || t < 32 || t > 1024 || t % 32) continue;
-        PlanChoice c;
-        c.kind = PlanChoice::Persistent;
-        c.blocks = (int)b;
-        c.threads = t;
-        c.product = product;
-        const SeqPlan p = plan_for(c);
-        if (p.blocks == 0) continue;
-        bool seen = false;
-        for (const SeqPlan& q : cands)
-          seen = seen || (q.blocks == p.blocks && q.threads == p.threads && q.kc == p.kc &&
-                          q.tc == p.tc);
-        if (!seen) cands.push_back(p);
-      }
+    for (PlanChoice::Barrier barrier : barriers)
+      for (int64_t b : blocks)
+        for (int t : threads) {
+          if (b < 1 || t < 32 || t > 1024 || t % 32) continue;
+          PlanChoice c;
+          c.kind = PlanChoice::Persistent;
+          c.blocks = (int)b;
+          c.threads = t;
+          c.product = product;
+          c.barrier = barrier;
+          const SeqPlan p = plan_for(c);
+          if (p.blocks == 0) continue;
+          bool seen = false;
+          for (const SeqPlan& q : cands)
+            seen = seen || (q.blocks == p.blocks && q.threads == p.threads && q.kc == p.kc &&
+                            q.tc == p.tc && q.cluster == p.cluster);
+          if (!seen) cands.push_back(p);
+        }
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   const double budget = mode == TuneMode::Full ? 1.0 : 0.05;   // seconds
@@ -804,8 +839,12 @@ bool seq_forward_as(SeqArgs q) {
   q.plan = seq_plan(true, kernel, b.N, b.H, b.GH, kSeqSlots<M>, copies, b.H, q.products);
   if (q.plan.blocks == 0) return false;
   auto launch = [&](const SeqArgs& r) {
-    RK_LAUNCH_GRID(r.plan.blocks, 1, r.plan.threads, 1,
-                   seq_forward_smem(r.plan, kSeqSlots<M>, copies, b.N, b.H), seq_forward<M>, r);
+    const size_t smem = seq_forward_smem(r.plan, kSeqSlots<M>, copies, b.N, b.H);
+    if (r.plan.cluster)
+      RK_LAUNCH_CLUSTER(r.plan.cluster, r.plan.blocks, 1, r.plan.threads, 1, smem,
+                        seq_forward<M>, r);
+    else
+      RK_LAUNCH_GRID(r.plan.blocks, 1, r.plan.threads, 1, smem, seq_forward<M>, r);
   };
   if (const TuneMode mode = tuning_for_this_loop(); mode != TuneMode::Off) {
     // scratch for what the loop writes over its first `steps` steps
@@ -839,6 +878,7 @@ bool seq_forward_as(SeqArgs q) {
   }
   launch(q);
   persistent_launches.fetch_add(1, std::memory_order_relaxed);
+  if (q.plan.cluster) cluster_launches.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -852,8 +892,12 @@ bool seq_backward_as(SeqBackArgs q) {
   q.plan = seq_plan(false, kernel, b.N, b.H, b.GH, 1, gacc, width, q.products);
   if (q.plan.blocks == 0) return false;
   auto launch = [&](const SeqBackArgs& r) {
-    RK_LAUNCH_GRID(r.plan.blocks, 1, r.plan.threads, 1, seq_backward_smem(r.plan, b.N, b.GH, gacc),
-                   seq_backward<M>, r);
+    const size_t smem = seq_backward_smem(r.plan, b.N, b.GH, gacc);
+    if (r.plan.cluster)
+      RK_LAUNCH_CLUSTER(r.plan.cluster, r.plan.blocks, 1, r.plan.threads, 1, smem,
+                        seq_backward<M>, r);
+    else
+      RK_LAUNCH_GRID(r.plan.blocks, 1, r.plan.threads, 1, smem, seq_backward<M>, r);
   };
   if (const TuneMode mode = tuning_for_this_loop(); mode != TuneMode::Off) {
     // scratch for what the loop writes: the gate gradients of its first steps,
@@ -890,6 +934,7 @@ bool seq_backward_as(SeqBackArgs q) {
   }
   launch(q);
   persistent_launches.fetch_add(1, std::memory_order_relaxed);
+  if (q.plan.cluster) cluster_launches.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -927,6 +972,33 @@ void mma_probe_run(const float* A, const float* B, const float* C, float* D, flo
 //   l2_chase                            cycles a dependent load through L2 over a
 //                                       buffer of arg KiB (a random cycle of 128-byte
 //                                       lines)
+//   cluster_sync                        microseconds a cluster barrier after one
+//                                       distributed-shared-memory store a thread (a
+//                                       cluster of arg blocks of 128 threads; iters
+//                                       barriers against one, host clock); an error
+//                                       where a store was not seen after the barrier
+//   dsmem_chase                         cycles a dependent load from another block's
+//                                       shared memory in a cluster of two (a random
+//                                       cycle over arg KiB); an error where the chase
+//                                       does not end where the cycle does
+//
+// A random cycle over `count` slots `stride` ints apart, as next-indices: next[s *
+// stride] is the slot after slot s (a fixed xorshift: the same cycle every run).
+inline std::vector<int> chase_cycle(int64_t count, int64_t stride) {
+  std::vector<int> next((size_t)(count * stride), 0), order((size_t)count);
+  for (int64_t i = 0; i < count; ++i) order[(size_t)i] = (int)i;
+  uint64_t x = 88172645463325252ull;
+  for (int64_t i = count - 1; i > 0; --i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    std::swap(order[(size_t)i], order[(size_t)(x % (uint64_t)(i + 1))]);
+  }
+  for (int64_t i = 0; i < count; ++i)
+    next[(size_t)(order[(size_t)i] * stride)] = (int)(order[(size_t)((i + 1) % count)] * stride);
+  return next;
+}
+
 double micro_bench(const std::string& what, int arg, int iters) {
   if (iters < 1) throw std::invalid_argument("micro_bench: iters must be >= 1");
   if (arg < 1) throw std::invalid_argument("micro_bench: arg must be >= 1");
@@ -999,17 +1071,7 @@ double micro_bench(const std::string& what, int arg, int iters) {
   if (what == "l2_chase") {
     const int64_t stride = 32;   // ints: 128-byte lines
     const int64_t lines = std::max<int64_t>(2, (int64_t)arg * 1024 / (stride * 4));
-    std::vector<int> next((size_t)(lines * stride), 0), order((size_t)lines);
-    for (int64_t i = 0; i < lines; ++i) order[(size_t)i] = (int)i;
-    uint64_t x = 88172645463325252ull;   // a fixed xorshift: the same cycle every run
-    for (int64_t i = lines - 1; i > 0; --i) {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      std::swap(order[(size_t)i], order[(size_t)(x % (uint64_t)(i + 1))]);
-    }
-    for (int64_t i = 0; i < lines; ++i)
-      next[(size_t)(order[(size_t)i] * stride)] = (int)(order[(size_t)((i + 1) % lines)] * stride);
+    const std::vector<int> next = chase_cycle(lines, stride);
     Buf<int> nx(lines * stride), sink(1);
     Buf<long long> cyc(1);
     nx.upload(next.data());
@@ -1021,9 +1083,81 @@ double micro_bench(const std::string& what, int arg, int iters) {
     cyc.download(&c);
     return (double)c / iters;
   }
+  if (what == "cluster_sync" || what == "dsmem_chase") {
+    const DeviceLimits lim = Runtime::limits();
+    if (lim.max_cluster < 2)
+      throw std::runtime_error("micro_bench: no thread-block cluster launches here");
+    if (what == "cluster_sync") {
+      if (arg < 2 || arg > lim.max_cluster)
+        throw std::invalid_argument("micro_bench: cluster_sync takes a cluster of 2 to " +
+                                    std::to_string(lim.max_cluster) + " blocks, got " +
+                                    std::to_string(arg));
+      const int threads = 128;
+      const size_t smem = 2 * threads * sizeof(int);
+      if (!Runtime::cluster_fits((const void*)&micro_cluster_sync, arg, threads, smem))
+        throw std::runtime_error("micro_bench: a cluster of " + std::to_string(arg) +
+                                 " blocks does not fit this device");
+      Buf<int> bad((int64_t)arg * threads);
+      auto run = [&](int n) {
+        MicroClusterArgs q;
+        q.n = n;
+        q.bad = bad.get();
+        const auto t0 = std::chrono::steady_clock::now();
+        RK_LAUNCH_CLUSTER(arg, arg, 1, threads, 1, smem, micro_cluster_sync, q);
+        Runtime::synchronize();
+        const double us =
+            std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                .count();
+        std::vector<int> b((size_t)arg * threads);
+        bad.download(b.data());
+        for (int v : b)
+          if (v)
+            throw std::runtime_error("micro_bench: a distributed-shared-memory store was not "
+                                     "seen after the cluster barrier");
+        return us;
+      };
+      run(1);   // warm
+      double one = run(1), many = run(iters + 1);
+      one = std::min(one, run(1));
+      many = std::min(many, run(iters + 1));
+      return std::max(0.0, many - one) / iters;
+    }
+    const int64_t len = std::max<int64_t>(2, (int64_t)arg * 1024 / 4);
+    if ((size_t)len * sizeof(int) > lim.smem)
+      throw std::invalid_argument("micro_bench: dsmem_chase's cycle must fit one block's "
+                                  "shared memory (" + std::to_string(lim.smem / 1024) +
+                                  " KiB)");
+    const std::vector<int> next = chase_cycle(len, 1);
+    int want = 0;
+    for (int i = 0; i < iters; ++i) want = next[(size_t)want];
+    const size_t smem = (size_t)len * sizeof(int);
+    if (!Runtime::cluster_fits((const void*)&micro_dsmem_chase, 2, 128, smem))
+      throw std::runtime_error("micro_bench: a cluster of 2 blocks does not fit this device");
+    Buf<int> nx(len), sink(1);
+    Buf<long long> cyc(1);
+    nx.upload(next.data());
+    long long c = 0;
+    for (int rep = 0; rep < 2; ++rep) {   // the first warms
+      MicroDsmemArgs q;
+      q.next = nx.get();
+      q.len = (int)len;
+      q.n = iters;
+      q.sink = sink.get();
+      q.cycles = cyc.get();
+      RK_LAUNCH_CLUSTER(2, 2, 1, 128, 1, smem, micro_dsmem_chase, q);
+      int got = -1;
+      sink.download(&got);
+      if (got != want)
+        throw std::runtime_error("micro_bench: the distributed-shared-memory chase ended at " +
+                                 std::to_string(got) + ", not " + std::to_string(want));
+      cyc.download(&c);
+    }
+    return (double)c / iters;
+  }
   throw std::invalid_argument("micro_bench: unknown benchmark '" + what +
                               "' (mma_tf32_latency, mma_bf16_latency, mma_tf32_rate, "
-                              "mma_bf16_rate, grid_sync, flag_handoff, l2_chase)");
+                              "mma_bf16_rate, grid_sync, flag_handoff, l2_chase, "
+                              "cluster_sync, dsmem_chase)");
 }
 
 }  // namespace RK_GPU_NS

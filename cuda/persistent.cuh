@@ -9,8 +9,8 @@ namespace rnnkern {
 namespace RK_GPU_NS {
 
 // ------------------------------------------- the persistent family: one launch a sequence
-// A grid of plan.blocks blocks, all resident at once (a grid-cooperative launch),
-// runs every step of the sequence. Block b owns the hidden units
+// A grid of plan.blocks blocks, all resident at once (a grid-cooperative launch,
+// or one thread-block cluster of them: plan.cluster), runs every step of the sequence. Block b owns the hidden units
 // [b*ut, (b+1)*ut), every gate of them, so the cell's pointwise step stays inside
 // the block (step_point / back_point, the same as the per-step kernels), and it
 // keeps the slice of U those units need in shared memory for the whole sequence:
@@ -19,8 +19,8 @@ namespace RK_GPU_NS {
 // a time where all of it does not fit; each thread sums the products of one
 // (row, unit) pair over its share of k (plan.ks threads a pair); a fixed-order
 // reduction over those shares and the pointwise step follow; the grid meets at one
-// barrier (a block barrier when the grid is one block). Fixed partition and
-// order: bitwise the same result every run.
+// barrier (a block barrier when the grid is one block, the cluster's when it is one
+// cluster: seq_barrier). Fixed partition and order: bitwise the same result every run.
 // U slots a unit keeps in the forward's resident slice: the gates as one
 // 16-byte vector (GRU: z r h and a zero), SimpleRNN one.
 template <Mode M>
@@ -240,9 +240,13 @@ RK_DEV void seq_mma_tile(bool bf16, int tc, int cb, int ce, float* dp, int64_t N
     seq_mma_tile_k<8>(tc, cb, ce, dp, Np, first, lo, hi, m0, rows, c0, a, b);
 }
 
+// The step's barrier: the block's where the grid is one block, the cluster's where
+// it is one cluster (plan.cluster), else the grid's.
 RK_DEV void seq_barrier() {
   if (RK_GDX * RK_GDY == 1)
     RK_SYNC();
+  else if (rk_cluster_size() > 1)
+    RK_CLUSTER_SYNC();
   else
     RK_GRID_SYNC();
 }
@@ -517,8 +521,8 @@ RK_DEV void seq_forward_any(const StepArgs& a, const SeqPlan& p, int64_t j0, con
 }
 
 // grid (plan.blocks), block (plan.threads), seq_forward_smem(...) bytes;
-// grid-cooperative. M is Simple, Lstm, GruRA, or GruRB1 for both GRU
-// reset_before phases (z and r, then U_h over r ⊙ h: a barrier between them).
+// grid-cooperative or one cluster (plan.cluster). M is Simple, Lstm, GruRA, or
+// GruRB1 for both GRU reset_before phases (z and r, then U_h over r ⊙ h: a barrier between them).
 template <Mode M>
 RK_GLOBAL void seq_forward(SeqArgs q) {
   const SeqPlan& p = q.plan;
@@ -756,8 +760,8 @@ RK_DEV void seq_back_any(const BackArgs& b, const SeqPlan& p, int64_t j0, const 
 }
 
 // grid (plan.blocks), block (plan.threads), seq_backward_smem(...) bytes;
-// grid-cooperative. The reverse time loop of the persistent family: per step the
-// pointwise backward of the block's units, a barrier, d h_prev of those units
+// grid-cooperative or one cluster (plan.cluster). The reverse time loop of the
+// persistent family: per step the pointwise backward of the block's units, a barrier, d h_prev of those units
 // from every unit's dG (GRU reset_before: d(rh) first, a second barrier between).
 // M is Simple, Lstm, GruRA, or GruRB1 for both GRU reset_before phases.
 template <Mode M>

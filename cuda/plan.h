@@ -15,9 +15,14 @@ struct PlanChoice {
   // device's pass the fragment probe and the batch fills half an mma tile), FFMA
   // (simt) or the tensor cores (mma)
   enum Product { AnyProduct, Simt, Mma } product = AnyProduct;
+  // the step's barrier where the grid is more than one block: chosen (a thread-block
+  // cluster's, the grid being one cluster, where the device launches clusters of that
+  // many blocks; else the grid's), the grid's (grid) or the cluster's (cluster)
+  enum Barrier { AnyBarrier, GridBarrier, ClusterBarrier } barrier = AnyBarrier;
 };
-// "auto", "steps", or "persistent[:[BLOCKS,THREADS[,KC]][,mma|,simt]]"
-// ("persistent:mma" alone: the automatic partition with the tensor-core product).
+// "auto", "steps", or "persistent[:[BLOCKS,THREADS[,KC]][,mma|,simt][,cluster|,grid]]"
+// ("persistent:mma" alone: the automatic partition with the tensor-core product;
+// the two words in either order, each at most once).
 inline PlanChoice parse_plan(const std::string& text) {
   PlanChoice c;
   if (text.empty() || text == "auto") return c;
@@ -26,7 +31,7 @@ inline PlanChoice parse_plan(const std::string& text) {
     return c;
   }
   const std::string head = "persistent";
-  const std::string form = "'persistent[:BLOCKS,THREADS[,KC]][,mma|,simt]'";
+  const std::string form = "'persistent[:BLOCKS,THREADS[,KC]][,mma|,simt][,cluster|,grid]'";
   if (text.compare(0, head.size(), head) != 0)
     throw std::invalid_argument("plan must be 'auto', 'steps', 'persistent' or " + form +
                                 ", got '" + text + "'");
@@ -35,18 +40,30 @@ inline PlanChoice parse_plan(const std::string& text) {
   size_t i = head.size();
   if (text[i] != ':') throw std::invalid_argument("plan: expected ':' after 'persistent' in '" + text + "'");
   std::string rest = text.substr(i + 1);
-  for (const char* word : {"mma", "simt"}) {   // the product, last
-    const std::string w(word);
-    const bool alone = rest == w;
-    const bool last = rest.size() > w.size() + 1 && rest.compare(rest.size() - w.size() - 1, std::string::npos, "," + w) == 0;
-    if (alone || last) {
-      c.product = w == "mma" ? PlanChoice::Mma : PlanChoice::Simt;
+  bool words = false;
+  for (bool found = true; found;) {   // the words, last: product and barrier
+    found = false;
+    for (const char* word : {"mma", "simt", "cluster", "grid"}) {
+      const std::string w(word);
+      const bool alone = rest == w;
+      const bool last = rest.size() > w.size() + 1 &&
+                        rest.compare(rest.size() - w.size() - 1, std::string::npos, "," + w) == 0;
+      if (!alone && !last) continue;
+      const bool product = w == "mma" || w == "simt";
+      if (product ? c.product != PlanChoice::AnyProduct : c.barrier != PlanChoice::AnyBarrier)
+        throw std::invalid_argument("plan: two " + std::string(product ? "products" : "barriers") +
+                                    " in '" + text + "'");
+      if (product)
+        c.product = w == "mma" ? PlanChoice::Mma : PlanChoice::Simt;
+      else
+        c.barrier = w == "cluster" ? PlanChoice::ClusterBarrier : PlanChoice::GridBarrier;
       rest = alone ? std::string() : rest.substr(0, rest.size() - w.size() - 1);
+      words = found = true;
       break;
     }
   }
   if (rest.empty()) {
-    if (c.product == PlanChoice::AnyProduct)
+    if (!words)
       throw std::invalid_argument("plan: expected " + form + ", got '" + text + "'");
     return c;
   }

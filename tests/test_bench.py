@@ -495,6 +495,7 @@ def test_gpu_micro_dry_run(tmp_path, capsys):
     for what in mod.UNITS:
         assert f"| {what} |" in text
     assert len(text.strip().splitlines()) == 3 + len(mod.rows(True, 4))
+    assert "not run" not in text   # cuda-emu runs every row, clusters included
 
 
 # --------------------------------------------------------------------------

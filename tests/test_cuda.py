@@ -203,8 +203,13 @@ def plan_reset():
 # Plans of the persistent family the tests force: the automatic partition, one
 # block (a block barrier a step, no grid), three blocks with k chunks of 7 (the
 # staging loop), and 8 blocks of 64 threads on a small problem (several threads
-# summing one (row, unit) pair: the fixed-order reduction).
-PLANS = ["persistent", "persistent:1,32", "persistent:3,32,7", "persistent:8,64"]
+# summing one (row, unit) pair: the fixed-order reduction); the last two as one
+# thread-block cluster (chosen where the device launches one) and with the grid's
+# barrier (",grid"), and the automatic partition forced into a cluster.
+PLANS = ["persistent", "persistent:1,32", "persistent:3,32,7", "persistent:3,32,7,grid",
+         "persistent:8,64", "persistent:8,64,grid", "persistent:cluster"]
+# the plans that run as one cluster on cuda-emu (clusters of up to 8 blocks)
+EMU_CLUSTER_PLANS = {"persistent:3,32,7", "persistent:8,64", "persistent:cluster"}
 
 
 @pytest.mark.parametrize("backend", GPU)
@@ -212,11 +217,12 @@ PLANS = ["persistent", "persistent:1,32", "persistent:3,32,7", "persistent:8,64"
 @pytest.mark.parametrize("plan", PLANS)
 def test_persistent_family_matches_the_reference(backend, cell, reset_after, plan, plan_reset):
     """The persistent family (one launch a time loop, U resident in shared memory,
-    a barrier a step) against the float64 reference, forward and backward, with
-    masks, per-gate dropout masks and go_backwards, in every forced partition;
-    two runs bitwise equal; both loops counted as persistent."""
+    a barrier a step: a block's, a cluster's or the grid's) against the float64
+    reference, forward and backward, with masks, per-gate dropout masks and
+    go_backwards, in every forced partition; two runs bitwise equal; both loops
+    counted as persistent, and as cluster launches where the plan makes one."""
     rng = np.random.default_rng(11 + len(cell) + reset_after + 7 * PLANS.index(plan))
-    n, t, c, h = (5, 6, 7, 40) if plan != "persistent:8,64" else (2, 5, 3, 9)
+    n, t, c, h = (5, 6, 7, 40) if not plan.startswith("persistent:8,64") else (2, 5, 3, 9)
     case = make_case(cell, n, t, c, h, reset_after, True, rng)
     mask = make_mask("holes", n, t, rng)
     im, rm = drop_masks("both", cell, n, c, h, rng)
@@ -224,9 +230,21 @@ def test_persistent_family_matches_the_reference(backend, cell, reset_after, pla
     assert _core.gpu_plan(backend) == plan
     for go_backwards, seq in [(True, True), (False, False)]:
         before = _core.gpu_persistent_launches(backend)
-        outs, refs, g, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after, go_backwards,
-                                     seq, mask, case, im, rm, np.random.default_rng(3))
+        clusters = _core.gpu_cluster_launches(backend)
+        try:
+            outs, refs, g, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after,
+                                         go_backwards, seq, mask, case, im, rm,
+                                         np.random.default_rng(3))
+        except RuntimeError as e:   # a device before sm_90 (cuda-emu has clusters)
+            if backend == "cuda" and "does not launch" in str(e):
+                pytest.skip("this device launches no thread-block clusters")
+            raise
         assert _core.gpu_persistent_launches(backend) == before + 2   # forward and backward
+        made = _core.gpu_cluster_launches(backend) - clusters
+        if plan.endswith(",grid") or plan in ("persistent", "persistent:1,32"):
+            assert made == 0   # the grid's barrier, or one block (a block's barrier)
+        elif backend == "cuda-emu" or plan == "persistent:cluster":
+            assert made == 2, (plan, made)
         check(outs, refs, g, gr, f"{backend} {cell} {plan} bwd={go_backwards}")
         again = run_both(backend, cell, "tanh", "sigmoid", reset_after, go_backwards, seq, mask,
                          case, im, rm, np.random.default_rng(3))
@@ -238,8 +256,10 @@ def test_persistent_family_matches_the_reference(backend, cell, reset_after, pla
 # The tensor-core recurrent product (",mma"): the automatic partition; one block
 # of two warps (tiles of 16 rows by 8 columns over a batch of 18: two row tiles,
 # the second mostly padding, several k shares); three blocks with k chunks of 8
-# (the staging loop, and a chunk's k shares of 8) over 40 units.
-MMA_PLANS = ["persistent:mma", "persistent:1,64,mma", "persistent:3,64,8,mma"]
+# (the staging loop, and a chunk's k shares of 8) over 40 units, as one cluster
+# (where the device launches one) and with the grid's barrier.
+MMA_PLANS = ["persistent:mma", "persistent:1,64,mma", "persistent:3,64,8,mma",
+             "persistent:3,64,8,grid,mma"]
 
 
 @pytest.mark.parametrize("backend", GPU)
@@ -312,10 +332,13 @@ def test_plans_are_checked(backend, plan_reset):
     for bad in ["fast", "persistent:", "persistent:0,32", "persistent:2", "persistent:2,2000",
                 "persistent:2,32,4,4", "persistent;2,32", "persistent:a,32",
                 "persistent:2,32,fast", "persistent:,mma", "persistent:mma,2,32",
-                "persistent:2,32,mma,simt"]:
+                "persistent:2,32,mma,simt", "persistent:2,32,cluster,grid",
+                "persistent:cluster,2,32", "persistent:grid,mma,cluster"]:
         with pytest.raises(ValueError, match="plan"):
             _core.gpu_set_plan(backend, bad)
-    for good in ["persistent:mma", "persistent:simt", "persistent:2,64,mma", "persistent:2,64,8,simt"]:
+    for good in ["persistent:mma", "persistent:simt", "persistent:2,64,mma", "persistent:2,64,8,simt",
+                 "persistent:cluster", "persistent:grid", "persistent:2,64,8,mma,cluster",
+                 "persistent:2,64,grid,simt"]:
         _core.gpu_set_plan(backend, good)
         assert _core.gpu_plan(backend) == good
     rng = np.random.default_rng(5)
@@ -326,6 +349,9 @@ def test_plans_are_checked(backend, plan_reset):
         be.forward("lstm", x, W, U, b, h0, c0, None)
     _core.gpu_set_plan(backend, "persistent:2,48,mma")   # the tensor cores need whole warps
     with pytest.raises(RuntimeError, match="tensor-core product"):
+        be.forward("lstm", x, W, U, b, h0, c0, None)
+    _core.gpu_set_plan(backend, "persistent:17,32,cluster")   # clusters hold at most 16 blocks
+    with pytest.raises(RuntimeError, match="persistent:17,32,cluster.*thread-block cluster"):
         be.forward("lstm", x, W, U, b, h0, c0, None)
     _core.gpu_set_plan(backend, "steps")
     before = _core.gpu_persistent_launches(backend)
@@ -466,15 +492,22 @@ def test_fragment_api_probe(backend):
 def test_micro_benchmarks_run(backend):
     """The cost model's micro-benchmarks (bench/gpu_micro.py: mma latency and rate in
     both fragment kinds, the grid barrier, the release/acquire flag hand-off between
-    two blocks, the L2 chase) run on every GPU backend and
+    two blocks, the L2 chase, the cluster barrier after distributed-shared-memory
+    stores, checked to be seen, and a chase through another block's shared memory,
+    checked to end where its cycle does) run on every GPU backend and
     give finite, non-negative figures (their values are timings: not checked here);
     an unknown name, a count below one, more warps than a block holds and a grid
     larger than the SMs are refused by name."""
     iters = 2 if backend == "cuda-emu" else 200
     for what, arg in [("mma_tf32_latency", 1), ("mma_bf16_latency", 1), ("mma_tf32_rate", 2),
                       ("mma_bf16_rate", 2), ("grid_sync", 2), ("flag_handoff", 1),
-                      ("l2_chase", 16)]:
-        v = _core.gpu_micro(backend, what, arg, iters)
+                      ("l2_chase", 16), ("cluster_sync", 2), ("cluster_sync", 4),
+                      ("dsmem_chase", 4)]:
+        try:
+            v = _core.gpu_micro(backend, what, arg, iters)
+        except RuntimeError as e:   # a device before sm_90: no clusters (cuda-emu has them)
+            assert backend == "cuda" and "no thread-block cluster" in str(e), e
+            continue
         assert np.isfinite(v) and v >= 0, (what, v)
     with pytest.raises(ValueError, match="unknown benchmark 'mma'"):
         _core.gpu_micro(backend, "mma", 1, 1)
@@ -484,6 +517,11 @@ def test_micro_benchmarks_run(backend):
         _core.gpu_micro(backend, "mma_tf32_rate", 33, 1)
     with pytest.raises(ValueError, match="one block an SM"):
         _core.gpu_micro(backend, "grid_sync", 100000, 1)
+    for what, arg, msg in [("cluster_sync", 1, "cluster of 2 to"),
+                           ("cluster_sync", 17, "cluster of 2 to"),
+                           ("dsmem_chase", 4096, "fit one block's shared memory")]:
+        with pytest.raises((ValueError, RuntimeError), match=msg + "|no thread-block cluster"):
+            _core.gpu_micro(backend, what, arg, 1)
 
 
 @pytest.fixture

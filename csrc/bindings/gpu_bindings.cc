@@ -190,7 +190,7 @@ namespace rnnkern {
 
 #define RNNKERN_GPU_RUNTIME(ns, label)                                                     \
   GpuRuntime {                                                                             \
-    label, &ns::persistent_count, &ns::set_plan, &ns::plan, &ns::set_graphs, &ns::graphs,  \
+    label, &ns::persistent_count, &ns::cluster_count, &ns::set_plan, &ns::plan, &ns::set_graphs, &ns::graphs,  \
         &ns::graph_count, &ns::graph_update_count, &ns::clear_graphs, &ns::set_gemm,       \
         &ns::gemm_kind, &ns::mma_gemm_count, &ns::graph_reinstantiation_count,             \
         &ns::set_tune, &ns::tune, &ns::tuning_count, &ns::tuned_plans, &ns::clear_tuned,   \
@@ -215,12 +215,19 @@ void register_gpu(py::module_& m) {
         return rt(device).persistent_count();
       }, py::arg("device"),
         "Time loops (forward or backward) the persistent family has run on that GPU backend.");
+  m.def("gpu_cluster_launches", [](const std::string& device) {
+        return rt(device).cluster_count();
+      }, py::arg("device"),
+        "Of those, the time loops launched as one thread-block cluster (the cluster's "
+        "barrier a step instead of the grid's).");
   m.def("gpu_set_plan", [](const std::string& device, const std::string& plan) {
         rt(device).set_plan(plan);
       }, py::arg("device"), py::arg("plan"),
         "The time-loop family of that GPU backend: 'auto' (the persistent family where it "
         "fits, else a launch a step), 'steps', 'persistent', or a forced partition "
-        "'persistent:BLOCKS,THREADS[,KC]'. RNNKERN_FORCE_PLAN sets it at first use.");
+        "'persistent:BLOCKS,THREADS[,KC]', each persistent form optionally followed by "
+        "',mma' or ',simt' (the recurrent product) and ',cluster' or ',grid' (the step's "
+        "barrier). RNNKERN_FORCE_PLAN sets it at first use.");
   m.def("gpu_set_tune", [](const std::string& device, const std::string& mode) {
         rt(device).set_tune(mode);
       }, py::arg("device"), py::arg("mode"),
