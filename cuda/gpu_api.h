@@ -37,6 +37,9 @@ struct DeviceLimits {
   long persistent_count();                                                              \
   /* of those, the loops launched as one thread-block cluster (plan ",cluster") */     \
   long cluster_count();                                                                 \
+  /* of those, the loops whose exchange (h forward, dG backward) stayed in shared */  \
+  /* memory (pushed by each block into every block's next staging buffer) */           \
+  long push_count();                                                                    \
   /* the time-loop family: "auto", "steps", "persistent" or */                          \
   /* "persistent:BLOCKS,THREADS[,KC]" with ",mma"/",simt" and ",cluster"/",grid" */   \
   /* (std::invalid_argument otherwise); */                                              \
@@ -109,6 +112,7 @@ struct GpuRuntime {
   const char* name;   // "cuda-emu" or "cuda"
   long (*persistent_count)();
   long (*cluster_count)();
+  long (*push_count)();
   void (*set_plan)(const std::string& plan);
   std::string (*plan)();
   void (*set_graphs)(bool on);

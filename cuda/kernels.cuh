@@ -402,10 +402,11 @@ RK_DEV StepIn step_in(const StepArgs& s, int64_t n, int64_t j) {
 // acc[g] of this mode's gates (kStepGates<M> of them, from kFirstGate<M>) and what
 // step_in loaded: the cell math of cells.h, the mask, the saved activations, the
 // state and the output. Every time-loop family calls it, so they agree on
-// everything but the sum order.
+// everything but the sum order. Returns the h it stored (GruRB1, which stores no
+// state: 0).
 template <Mode M>
-RK_DEV void step_point(const StepArgs& s, int64_t n, int64_t j, const float* acc,
-                       const StepIn& in) {
+RK_DEV float step_point(const StepArgs& s, int64_t n, int64_t j, const float* acc,
+                        const StepIn& in) {
   const int64_t e = n * s.H + j;
   const float* p = in.p;
   const float hp = in.hp;
@@ -444,7 +445,7 @@ RK_DEV void step_point(const StepArgs& s, int64_t n, int64_t j, const float* acc
     s.slots[e] = zr.z;
     s.slots[s.slot_stride + e] = zr.r;
     s.slots[3 * s.slot_stride + e] = zr.r * hp * in.mh;
-    return;
+    return 0.0f;
   } else {  // GruRB2: a = rh, this kernel's gate is U_h
     const float hh = gru_candidate_reset_before(s.act, p[0], acc[0]);
     s.slots[2 * s.slot_stride + e] = hh;
@@ -454,6 +455,7 @@ RK_DEV void step_point(const StepArgs& s, int64_t n, int64_t j, const float* acc
   s.hnext[e] = h;
   if constexpr (M == Mode::Lstm) s.cnext[e] = in.m ? c : in.cp;
   if (s.y) s.y[n * s.y_ld + j] = in.seen ? h : 0.0f;
+  return h;
 }
 
 // One block's tile of one step: units [u0, u0+16) of rows [n0, n0+16), every gate
@@ -532,6 +534,12 @@ struct SeqPlan {
                 // launch.cuh recurrent_products); 0: FFMA
   int cluster = 0;   // blocks: the grid is one thread-block cluster (RK_LAUNCH_CLUSTER,
                      // the cluster's barrier a step); 0: a grid-cooperative launch
+  int push = 0;      // one block, or one cluster; the exchanged rows one staged
+                     // chunk; not GRU reset_before: a block writes its units' h_t
+                     // (forward) or dG_t (backward) into every block's staging
+                     // buffer (two, alternating; rk_dsmem in a cluster), so no step
+                     // stages them from L2 (the forward's first stages h0;
+                     // launch.cuh seq_push_plan)
 };
 
 // Everything the steps need; step s's StepArgs are made from it (forward_step_args).

@@ -81,10 +81,12 @@ class Buf {
 // cached graph was instantiated anew (for the tests and the benchmark).
 inline std::atomic<long> persistent_launches{0}, graph_replays{0}, graph_updates{0},
     graph_reinstantiations{0};
-// of the persistent loops, those launched as one thread-block cluster
-inline std::atomic<long> cluster_launches{0};
+// of the persistent loops, those launched as one thread-block cluster, and those
+// whose exchange (h forward, dG backward) stayed on chip (plan.push)
+inline std::atomic<long> cluster_launches{0}, push_launches{0};
 long persistent_count() { return persistent_launches.load(); }
 long cluster_count() { return cluster_launches.load(); }
+long push_count() { return push_launches.load(); }
 long graph_count() { return graph_replays.load(); }
 long graph_update_count() { return graph_updates.load(); }
 long graph_reinstantiation_count() { return graph_reinstantiations.load(); }
@@ -830,16 +832,41 @@ inline std::string loop_key(const char* dir, int mode, int64_t N, int64_t H, int
   return buf;
 }
 
+// plan.push for a loop of mode M where it applies: one block (a block barrier a
+// step) or one cluster, the exchanged rows one staged chunk (width: H forward, the
+// gate columns backward), not GRU reset_before (whose two phases exchange
+// different rows), not forced ",staged", and the second staging buffer still fits
+// (smem_of(plan): the block's shared memory; the cluster, or co-residency).
+template <Mode M, class SmemOf>
+SeqPlan seq_push_plan(SeqPlan p, const void* kernel, int64_t width, const PlanChoice& choice,
+                      SmemOf smem_of) {
+  if (M == Mode::GruRB1 || choice.staged || p.blocks == 0 || p.kc < width ||
+      !(p.blocks == 1 || p.cluster))
+    return p;
+  SeqPlan q = p;
+  q.push = 1;
+  const size_t smem = smem_of(q);
+  if (smem > Runtime::limits().smem) return p;
+  const bool fits = q.cluster ? Runtime::cluster_fits(kernel, q.cluster, q.threads, smem)
+                              : Runtime::coresident_blocks(kernel, q.threads, smem) >= 1;
+  return fits ? q : p;
+}
+
 template <Mode M>
 bool seq_forward_as(SeqArgs q) {
   if (q.T == 0) return false;
   const StepArgs& b = q.base;
   const int copies = b.rmask ? kStepGates<M> : 1;
   const void* kernel = (const void*)&seq_forward<M>;
-  q.plan = seq_plan(true, kernel, b.N, b.H, b.GH, kSeqSlots<M>, copies, b.H, q.products);
+  auto smem_of = [&](const SeqPlan& r) {
+    return seq_forward_smem(r, kSeqSlots<M>, copies, b.N, b.H);
+  };
+  q.plan = seq_push_plan<M>(
+      seq_plan(true, kernel, b.N, b.H, b.GH, kSeqSlots<M>, copies, b.H, q.products), kernel,
+      b.H, current_plan(), smem_of);
   if (q.plan.blocks == 0) return false;
   auto launch = [&](const SeqArgs& r) {
-    const size_t smem = seq_forward_smem(r.plan, kSeqSlots<M>, copies, b.N, b.H);
+    const size_t smem = smem_of(r.plan);
     if (r.plan.cluster)
       RK_LAUNCH_CLUSTER(r.plan.cluster, r.plan.blocks, 1, r.plan.threads, 1, smem,
                         seq_forward<M>, r);
@@ -868,8 +895,10 @@ bool seq_forward_as(SeqArgs q) {
                  q.products, b.bf16);
     q.plan = tuned_plan(key, mode, q.plan,
                         [&](const PlanChoice& c) {
-                          return seq_plan_with(c, false, true, kernel, b.N, b.H, b.GH,
-                                               kSeqSlots<M>, copies, b.H, q.products);
+                          return seq_push_plan<M>(
+                              seq_plan_with(c, false, true, kernel, b.N, b.H, b.GH,
+                                            kSeqSlots<M>, copies, b.H, q.products),
+                              kernel, b.H, c, smem_of);
                         },
                         [&](const SeqPlan& p) {
                           r.plan = p;
@@ -879,6 +908,7 @@ bool seq_forward_as(SeqArgs q) {
   launch(q);
   persistent_launches.fetch_add(1, std::memory_order_relaxed);
   if (q.plan.cluster) cluster_launches.fetch_add(1, std::memory_order_relaxed);
+  if (q.plan.push) push_launches.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -889,10 +919,12 @@ bool seq_backward_as(SeqBackArgs q) {
   const int64_t width = M == Mode::GruRB1 ? 2 * b.H : b.GH;
   const void* kernel = (const void*)&seq_backward<M>;
   const int gacc = b.rmask ? 4 : 1;   // the tensor-core product's sums a gate
-  q.plan = seq_plan(false, kernel, b.N, b.H, b.GH, 1, gacc, width, q.products);
+  auto smem_of = [&](const SeqPlan& r) { return seq_backward_smem(r, b.N, b.GH, gacc); };
+  q.plan = seq_push_plan<M>(seq_plan(false, kernel, b.N, b.H, b.GH, 1, gacc, width, q.products),
+                            kernel, width, current_plan(), smem_of);
   if (q.plan.blocks == 0) return false;
   auto launch = [&](const SeqBackArgs& r) {
-    const size_t smem = seq_backward_smem(r.plan, b.N, b.GH, gacc);
+    const size_t smem = smem_of(r.plan);
     if (r.plan.cluster)
       RK_LAUNCH_CLUSTER(r.plan.cluster, r.plan.blocks, 1, r.plan.threads, 1, smem,
                         seq_backward<M>, r);
@@ -924,8 +956,10 @@ bool seq_backward_as(SeqBackArgs q) {
                  b.bf16);
     q.plan = tuned_plan(key, mode, q.plan,
                         [&](const PlanChoice& c) {
-                          return seq_plan_with(c, false, false, kernel, b.N, b.H, b.GH, 1,
-                                               gacc, width, q.products);
+                          return seq_push_plan<M>(
+                              seq_plan_with(c, false, false, kernel, b.N, b.H, b.GH, 1, gacc,
+                                            width, q.products),
+                              kernel, width, c, smem_of);
                         },
                         [&](const SeqPlan& p) {
                           r.plan = p;
@@ -935,6 +969,7 @@ bool seq_backward_as(SeqBackArgs q) {
   launch(q);
   persistent_launches.fetch_add(1, std::memory_order_relaxed);
   if (q.plan.cluster) cluster_launches.fetch_add(1, std::memory_order_relaxed);
+  if (q.plan.push) push_launches.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 

@@ -71,23 +71,25 @@ RK_HD_INLINE int64_t seq_stage_pitch(const SeqPlan& p, int64_t H) {
 // Shared memory of the forward: resident U [H][ustride] (a k: [ut][slots], or
 // [slots][ut] with tc: seq_ucol), the
 // staged rows [copies][N][pitch] (a copy per gate where recurrent dropout masks
-// them), the reduction [ks][threads/ks][4] (FFMA) or the partial tiles
-// [ks][rows16(N)][cols8(ut * slots)] (tc).
+// them; two of them, a step's and the next's, with plan.push), the reduction
+// [ks][threads/ks][4] (FFMA) or the partial tiles [ks][rows16(N)][cols8(ut * slots)] (tc).
 RK_HD_INLINE size_t seq_forward_smem(const SeqPlan& p, int slots, int copies, int64_t N,
                                      int64_t H) {
   const size_t red = p.tc ? (size_t)p.ks * seq_rows16(N) * seq_cols8((int64_t)p.ut * slots)
                           : (p.ks > 1 ? (size_t)p.threads * 4 : 0);
-  return ((size_t)H * seq_ustride(p, slots) + (size_t)copies * N * seq_stage_pitch(p, H) + red) *
+  return ((size_t)H * seq_ustride(p, slots) +
+          (size_t)(p.push ? 2 : 1) * copies * N * seq_stage_pitch(p, H) + red) *
          sizeof(float);
 }
 // ... of the backward: resident U rows [ut][pitch4(GH)], the staged dG rows
-// [N][pitch4(kc)], the reduction [ks][threads/ks][4] (FFMA) or the partial tiles
+// [N][pitch4(kc)] (two with plan.push), the reduction [ks][threads/ks][4] (FFMA) or the partial tiles
 // [ks][gacc][rows16(N)][cols8(ut)] (tc; gacc 4 with recurrent dropout: a gate's
 // sum is masked by its own mask, else 1).
 RK_HD_INLINE size_t seq_backward_smem(const SeqPlan& p, int64_t N, int64_t GH, int gacc) {
   const size_t red = p.tc ? (size_t)p.ks * gacc * seq_rows16(N) * seq_cols8(p.ut)
                           : (p.ks > 1 ? (size_t)p.threads * 4 : 0);
-  return ((size_t)seq_pitch4(GH) * p.ut + (size_t)N * seq_pitch4(p.kc) + red) * sizeof(float);
+  return ((size_t)seq_pitch4(GH) * p.ut + (size_t)(p.push ? 2 : 1) * N * seq_pitch4(p.kc) + red) *
+         sizeof(float);
 }
 
 // Share q of a chunk of kn values split over ks threads: [kb, ke), its bounds
@@ -251,6 +253,45 @@ RK_DEV void seq_barrier() {
     RK_GRID_SYNC();
 }
 
+// plan.push: h, the value step_point stored at (n, j), into the next step's staging
+// buffer `next` of every block of the grid (the block itself where it is one block,
+// else each rank of its cluster through rk_dsmem) as seq_stage would stage it there:
+// a copy a gate of mode M (recurrent dropout), rounded to bfloat16 first with bf16,
+// copy g scaled by gate g's mask.
+template <Mode M>
+RK_DEV void seq_push(const StepArgs& a, const SeqPlan& p, float* next, int64_t n, int64_t j,
+                     float h) {
+  constexpr int NG = kStepGates<M>, G0 = kFirstGate<M>;
+  const int64_t N = a.N, H = a.H, NH = N * H, pitch = seq_stage_pitch(p, H);
+  const int copies = a.rmask ? NG : 1;
+  const float v = a.bf16 ? rk_to_bf16(h) : h;
+  const int ranks = rk_cluster_size();
+  for (int r = 0; r < ranks; ++r) {
+    float* dst = ranks > 1 ? rk_dsmem(next, r) : next;
+    for (int g = 0; g < copies; ++g)
+      dst[((int64_t)g * N + n) * pitch + j] =
+          a.rmask ? v * a.rmask[(int64_t)(G0 + g) * NH + n * H + j] : v;
+  }
+}
+
+// plan.push, backward: the gate gradients back_point stored at (n, j) (dgr's ng
+// recurrent gates, as stored: bfloat16 values in precision bf16) into the staging
+// buffer `buf` of every block of the grid, where seq_stage would have put them.
+RK_DEV void seq_push_dg(const BackArgs& b, const SeqPlan& p, float* buf, int64_t n, int64_t j,
+                        int ng) {
+  const int64_t pitch = seq_pitch4(p.kc);
+  float v[4];   // registers: the loops unrolled over at most 4 gates
+  RK_UNROLL
+  for (int g = 0; g < 4; ++g) v[g] = g < ng ? b.dgr[n * b.GH + g * b.H + j] : 0.0f;
+  const int ranks = rk_cluster_size();
+  for (int r = 0; r < ranks; ++r) {
+    float* dst = ranks > 1 ? rk_dsmem(buf, r) : buf;
+    RK_UNROLL
+    for (int g = 0; g < 4; ++g)
+      if (g < ng) dst[n * pitch + g * b.H + j] = v[g];
+  }
+}
+
 RK_DEV int seq_tid() { return RK_TY * RK_BDX + RK_TX; }
 RK_DEV int seq_nthr() { return RK_BDX * RK_BDY; }
 
@@ -371,7 +412,8 @@ RK_DEV void seq_quads(const float* hrow, int64_t gate_stride, const float* ub, i
 // a unit.
 template <Mode M, int SLOTS>
 RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
-                              const float* ures, float* hs, float* red) {
+                              const float* ures, float* hs, float* red, bool stage,
+                              float* next) {
   constexpr int NG = kStepGates<M>, G0 = kFirstGate<M>;
   const int64_t N = a.N, H = a.H, NH = N * H;
   const int copies = a.rmask ? NG : 1;
@@ -394,7 +436,7 @@ RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
     for (int g = 0; g < NG; ++g) acc[g] = 0.0f;
     for (int64_t k0 = 0; k0 < H; k0 += p.kc) {
       const int kn = (int)(H - k0 < p.kc ? H - k0 : p.kc);
-      if (!one_chunk || p0 == 0) {
+      if (stage && (!one_chunk || p0 == 0)) {
         RK_SYNC();
         seq_stage(hs, pitch, a.a, H, N, k0, kn, copies,
                   a.rmask ? a.rmask + G0 * NH : nullptr, NH, H, a.bf16);
@@ -439,7 +481,10 @@ RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
       }
     }
     seq_reduce<NG>(red, p, q, pi, acc);
-    if (active && q == 0) step_point<M>(a, n, j0 + jj, acc, in);
+    if (active && q == 0) {
+      const float h = step_point<M>(a, n, j0 + jj, acc, in);
+      if (next) seq_push<M>(a, p, next, n, j0 + jj, h);
+    }
   }
 }
 
@@ -450,7 +495,8 @@ RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
 // shares in order. Threads a multiple of 32 (whole warps).
 template <Mode M, int SLOTS>
 RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j0,
-                                  const float* ures, float* hs, float* part) {
+                                  const float* ures, float* hs, float* part, bool stage,
+                                  float* next) {
   constexpr int NG = kStepGates<M>, G0 = kFirstGate<M>;
   const int64_t N = a.N, H = a.H, NH = N * H;
   const bool masked = a.rmask != nullptr;
@@ -470,10 +516,12 @@ RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j
   if (tid < pairs && j0 + tid % ut < H) in0 = step_in<M>(a, tid / ut, j0 + tid % ut);
   for (int64_t k0 = 0; k0 < H; k0 += p.kc) {
     const int kn = (int)(H - k0 < p.kc ? H - k0 : p.kc);
-    RK_SYNC();
-    seq_stage(hs, pitch, a.a, H, N, k0, kn, copies, masked ? a.rmask + G0 * NH : nullptr, NH, H,
-              a.bf16);
-    RK_SYNC();
+    if (stage) {
+      RK_SYNC();
+      seq_stage(hs, pitch, a.a, H, N, k0, kn, copies, masked ? a.rmask + G0 * NH : nullptr, NH,
+                H, a.bf16);
+      RK_SYNC();
+    }
     for (int it = warp; it < items; it += warps) {
       const SeqItem w = seq_item(it, tiles, ctiles, kn, p.ks, bf16_mma ? 16 : 8);
       const int c0 = w.c0 + 8 * tlo;
@@ -506,18 +554,22 @@ RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j
       for (int q = 0; q < p.ks; ++q) v += part[((int64_t)q * Mp + n) * Np + col];
       acc[g] = v;
     }
-    step_point<M>(a, n, j0 + jj, acc, pair == tid ? in0 : step_in<M>(a, n, j0 + jj));
+    const float h =
+        step_point<M>(a, n, j0 + jj, acc, pair == tid ? in0 : step_in<M>(a, n, j0 + jj));
+    if (next) seq_push<M>(a, p, next, n, j0 + jj, h);
   }
 }
 
 // One phase of a forward step on the plan's product.
+// stage: h staged from a.a (else pushed there by the step before: plan.push);
+// next: where this step pushes its h (plan.push), or null.
 template <Mode M, int SLOTS>
 RK_DEV void seq_forward_any(const StepArgs& a, const SeqPlan& p, int64_t j0, const float* ures,
-                            float* hs, float* red) {
+                            float* hs, float* red, bool stage = true, float* next = nullptr) {
   if (p.tc)
-    seq_forward_phase_mma<M, SLOTS>(a, p, j0, ures, hs, red);
+    seq_forward_phase_mma<M, SLOTS>(a, p, j0, ures, hs, red, stage, next);
   else
-    seq_forward_phase<M, SLOTS>(a, p, j0, ures, hs, red);
+    seq_forward_phase<M, SLOTS>(a, p, j0, ures, hs, red, stage, next);
 }
 
 // grid (plan.blocks), block (plan.threads), seq_forward_smem(...) bytes;
@@ -533,8 +585,9 @@ RK_GLOBAL void seq_forward(SeqArgs q) {
   const int copies = b.rmask ? kStepGates<M> : 1;
   const int64_t us = seq_ustride(p, SLOTS);           // >= ut * SLOTS, the rest zero
   float* ures = RK_SMEM(float);                       // [H][us]: a k, column seq_ucol
-  float* hs = ures + H * us;                          // [copies][N][pitch]
-  float* red = hs + copies * N * seq_stage_pitch(p, H);   // the reduction or partial tiles
+  float* hs = ures + H * us;                          // [copies][N][pitch], two with push
+  const int64_t staged = copies * N * seq_stage_pitch(p, H);
+  float* red = hs + (p.push ? 2 : 1) * staged;        // the reduction or partial tiles
   const int tid = seq_tid(), nthr = seq_nthr();
   for (int64_t e0 = tid; e0 < H * us; e0 += 8 * (int64_t)nthr) {
     float v[8];   // eight loads in flight before the stores
@@ -556,6 +609,10 @@ RK_GLOBAL void seq_forward(SeqArgs q) {
       seq_forward_any<Mode::GruRB1, SLOTS>(a, p, j0, ures, hs, red);
       seq_barrier();
       seq_forward_any<Mode::GruRB2, SLOTS>(second_phase(a), p, j0, ures, hs, red);
+    } else if (p.push) {   // step s reads buffer s % 2 (staged at s = 0), pushes s + 1's
+      float* cur = hs + (s % 2) * staged;
+      float* nxt = s + 1 < q.T ? hs + ((s + 1) % 2) * staged : nullptr;
+      seq_forward_any<M, SLOTS>(a, p, j0, ures, cur, red, s == 0, nxt);
     } else {
       seq_forward_any<M, SLOTS>(a, p, j0, ures, hs, red);
     }
@@ -638,7 +695,8 @@ RK_DEV float seq_dot(const float* d, const float* u, int lo, int hi, bool vec) {
 // holds U's rows of the block's units ([ut][pitch4(GH)]).
 RK_DEV void seq_back_product(const BackArgs& b, const SeqPlan& p, int64_t j0, const float* ur,
                              float* ds, float* red, const float* src, int64_t c_begin,
-                             int64_t c_end, const float* rmask, float* out, bool accumulate) {
+                             int64_t c_end, const float* rmask, float* out, bool accumulate,
+                             bool stage) {
   const int64_t N = b.N, H = b.H, NH = N * H;
   const int ut = p.ut, pr = p.threads / p.ks, tid = seq_tid();
   const int q = tid / pr, pi = tid % pr;
@@ -653,7 +711,7 @@ RK_DEV void seq_back_product(const BackArgs& b, const SeqPlan& p, int64_t j0, co
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};    // per gate with rmask, else acc[0]
     for (int64_t k0 = 0; k0 < width; k0 += p.kc) {
       const int kn = (int)(width - k0 < p.kc ? width - k0 : p.kc);
-      if (!one_chunk || p0 == 0) {
+      if (stage && (!one_chunk || p0 == 0)) {
         RK_SYNC();
         seq_stage(ds, pitch, src, b.GH, N, c_begin + k0, kn, 1, nullptr, 0, 0);
         RK_SYNC();
@@ -699,7 +757,7 @@ RK_DEV void seq_back_product(const BackArgs& b, const SeqPlan& p, int64_t j0, co
 RK_DEV void seq_back_product_mma(const BackArgs& b, const SeqPlan& p, int64_t j0,
                                  const float* ur, float* ds, float* part, const float* src,
                                  int64_t c_begin, int64_t c_end, const float* rmask, float* out,
-                                 bool accumulate) {
+                                 bool accumulate, bool stage) {
   const int64_t N = b.N, H = b.H, NH = N * H;
   const int ut = p.ut, tid = seq_tid(), nthr = seq_nthr();
   const int64_t pitch = seq_pitch4(p.kc), upitch = seq_pitch4(b.GH), width = c_end - c_begin;
@@ -710,9 +768,11 @@ RK_DEV void seq_back_product_mma(const BackArgs& b, const SeqPlan& p, int64_t j0
   const bool bf16_mma = seq_bf16_mma(p, b.bf16);
   for (int64_t k0 = 0; k0 < width; k0 += p.kc) {
     const int kn = (int)(width - k0 < p.kc ? width - k0 : p.kc);
-    RK_SYNC();
-    seq_stage(ds, pitch, src, b.GH, N, c_begin + k0, kn, 1, nullptr, 0, 0);
-    RK_SYNC();
+    if (stage) {
+      RK_SYNC();
+      seq_stage(ds, pitch, src, b.GH, N, c_begin + k0, kn, 1, nullptr, 0, 0);
+      RK_SYNC();
+    }
     for (int it = warp; it < items; it += warps) {
       const SeqItem w = seq_item(it, tiles, ctiles, kn, p.ks, bf16_mma ? 16 : 8);
       const float* uc = ur + c_begin + k0;   // this chunk's gate columns of U's rows
@@ -749,14 +809,16 @@ RK_DEV void seq_back_product_mma(const BackArgs& b, const SeqPlan& p, int64_t j0
   }
 }
 
-// The backward's product on the plan's product.
+// The backward's product on the plan's product; stage: src staged into ds (else
+// pushed there already: plan.push).
 RK_DEV void seq_back_any(const BackArgs& b, const SeqPlan& p, int64_t j0, const float* ur,
                          float* ds, float* red, const float* src, int64_t c_begin, int64_t c_end,
-                         const float* rmask, float* out, bool accumulate) {
+                         const float* rmask, float* out, bool accumulate, bool stage = true) {
   if (p.tc)
-    seq_back_product_mma(b, p, j0, ur, ds, red, src, c_begin, c_end, rmask, out, accumulate);
+    seq_back_product_mma(b, p, j0, ur, ds, red, src, c_begin, c_end, rmask, out, accumulate,
+                         stage);
   else
-    seq_back_product(b, p, j0, ur, ds, red, src, c_begin, c_end, rmask, out, accumulate);
+    seq_back_product(b, p, j0, ur, ds, red, src, c_begin, c_end, rmask, out, accumulate, stage);
 }
 
 // grid (plan.blocks), block (plan.threads), seq_backward_smem(...) bytes;
@@ -773,8 +835,9 @@ RK_GLOBAL void seq_backward(SeqBackArgs q) {
   const int ng_rec = M == Mode::GruRB1 ? 2 : (int)(GH / H);
   const int64_t upitch = seq_pitch4(GH);
   float* ur = RK_SMEM(float);                  // [ut][upitch]: ur[kk*upitch + c] = U[j0 + kk, c]
-  float* ds = ur + upitch * p.ut;              // [N][pitch4(kc)]
-  float* red = ds + N * seq_pitch4(p.kc);      // [threads][4]
+  float* ds = ur + upitch * p.ut;              // [N][pitch4(kc)], two with push
+  const int64_t dstaged = N * seq_pitch4(p.kc);
+  float* red = ds + (p.push ? 2 : 1) * dstaged;   // [threads][4]
   const int tid = seq_tid(), nthr = seq_nthr();
   for (int64_t kk = 0; kk < p.ut; ++kk)
     for (int64_t c0 = tid; c0 < upitch; c0 += 8 * (int64_t)nthr) {
@@ -792,9 +855,15 @@ RK_GLOBAL void seq_backward(SeqBackArgs q) {
   int cur = 0;
   for (int64_t s = q.T - 1; s >= 0; --s) {
     const BackArgs b = backward_step_args(q, s, cur);
+    // plan.push: step s's dG straight into buffer s % 2 of every block (a buffer is
+    // written again two barriers later, after every block's product has read it)
+    float* dcur = p.push ? ds + (s % 2) * dstaged : ds;
     for (int64_t pair = tid; pair < N * p.ut; pair += nthr) {
       const int64_t n = pair / p.ut, j = j0 + pair % p.ut;
-      if (j < H) back_point<M>(b, n * H + j);
+      if (j < H) {
+        back_point<M>(b, n * H + j);
+        if (p.push) seq_push_dg(b, p, dcur, n, j, ng_rec);
+      }
     }
     seq_barrier();
     if constexpr (M == Mode::GruRB1) {   // d(rh) = dah U_h^T, then dr
@@ -806,7 +875,8 @@ RK_GLOBAL void seq_backward(SeqBackArgs q) {
       }
       seq_barrier();
     }
-    seq_back_any(b, p, j0, ur, ds, red, b.dgr, 0, ng_rec * H, b.rmask, b.dh_out, true);
+    seq_back_any(b, p, j0, ur, dcur, red, b.dgr, 0, ng_rec * H, b.rmask, b.dh_out, true,
+                 !p.push);
     RK_SYNC();
     cur = 1 - cur;
   }

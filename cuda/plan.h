@@ -19,10 +19,16 @@ struct PlanChoice {
   // cluster's, the grid being one cluster, where the device launches clusters of that
   // many blocks; else the grid's), the grid's (grid) or the cluster's (cluster)
   enum Barrier { AnyBarrier, GridBarrier, ClusterBarrier } barrier = AnyBarrier;
+  // the exchanged rows (h forward, dG backward) staged from memory every step
+  // (staged) even where the grid is one block or one cluster and they are one chunk,
+  // whose blocks otherwise write them into each other's shared memory
+  // (SeqPlan::push): the comparison the probe times
+  bool staged = false;
 };
-// "auto", "steps", or "persistent[:[BLOCKS,THREADS[,KC]][,mma|,simt][,cluster|,grid]]"
+// "auto", "steps", or
+// "persistent[:[BLOCKS,THREADS[,KC]][,mma|,simt][,cluster|,grid][,staged]]"
 // ("persistent:mma" alone: the automatic partition with the tensor-core product;
-// the two words in either order, each at most once).
+// the words in any order, each kind at most once).
 inline PlanChoice parse_plan(const std::string& text) {
   PlanChoice c;
   if (text.empty() || text == "auto") return c;
@@ -31,7 +37,8 @@ inline PlanChoice parse_plan(const std::string& text) {
     return c;
   }
   const std::string head = "persistent";
-  const std::string form = "'persistent[:BLOCKS,THREADS[,KC]][,mma|,simt][,cluster|,grid]'";
+  const std::string form =
+      "'persistent[:BLOCKS,THREADS[,KC]][,mma|,simt][,cluster|,grid][,staged]'";
   if (text.compare(0, head.size(), head) != 0)
     throw std::invalid_argument("plan must be 'auto', 'steps', 'persistent' or " + form +
                                 ", got '" + text + "'");
@@ -43,18 +50,24 @@ inline PlanChoice parse_plan(const std::string& text) {
   bool words = false;
   for (bool found = true; found;) {   // the words, last: product and barrier
     found = false;
-    for (const char* word : {"mma", "simt", "cluster", "grid"}) {
+    for (const char* word : {"mma", "simt", "cluster", "grid", "staged"}) {
       const std::string w(word);
       const bool alone = rest == w;
       const bool last = rest.size() > w.size() + 1 &&
                         rest.compare(rest.size() - w.size() - 1, std::string::npos, "," + w) == 0;
       if (!alone && !last) continue;
-      const bool product = w == "mma" || w == "simt";
-      if (product ? c.product != PlanChoice::AnyProduct : c.barrier != PlanChoice::AnyBarrier)
-        throw std::invalid_argument("plan: two " + std::string(product ? "products" : "barriers") +
-                                    " in '" + text + "'");
+      const bool product = w == "mma" || w == "simt", staged = w == "staged";
+      if (product   ? c.product != PlanChoice::AnyProduct
+          : staged  ? c.staged
+                    : c.barrier != PlanChoice::AnyBarrier)
+        throw std::invalid_argument(
+            "plan: " + std::string(product ? "two products" : staged ? "'staged' twice"
+                                                                     : "two barriers") +
+            " in '" + text + "'");
       if (product)
         c.product = w == "mma" ? PlanChoice::Mma : PlanChoice::Simt;
+      else if (staged)
+        c.staged = true;
       else
         c.barrier = w == "cluster" ? PlanChoice::ClusterBarrier : PlanChoice::GridBarrier;
       rest = alone ? std::string() : rest.substr(0, rest.size() - w.size() - 1);

@@ -303,6 +303,50 @@ def test_tensor_core_recurrence_matches_the_reference(backend, cell, reset_after
 
 @pytest.mark.parametrize("backend", GPU)
 @pytest.mark.parametrize("cell,reset_after", CELLS)
+@pytest.mark.parametrize("product", ["simt", "mma"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_onchip_exchange_is_the_staged_one(backend, cell, reset_after, product, precision,
+                                           plan_reset):
+    """Where the grid is one block or one cluster and the exchanged rows (h forward,
+    dG backward) are one staged chunk, each block writes its units' values into every
+    block's staging buffer instead of every block staging them from memory (not GRU
+    reset_before): the same partition forced ',staged', and with the grid's barrier
+    (staged), gives bitwise the same outputs and gradients, with masks, per-gate
+    dropout masks and go_backwards, in fp32 and bf16, on FFMA and the tensor cores;
+    only the on-chip loops are counted."""
+    rng = np.random.default_rng(41 + len(cell) + reset_after)
+    n, t, c, h = 18, 5, 6, 20
+    x, W, U, b, h0, c0 = make_case(cell, n, t, c, h, reset_after, True, rng)
+    mask = make_mask("holes", n, t, rng)
+    im, rm = drop_masks("both", cell, n, c, h, rng)
+    be = bk.get_backend(backend)
+    onchip = cell != "gru" or reset_after
+    for base, variants in [(f"persistent:3,64,{product}", [",staged", ",grid"]),
+                           (f"persistent:1,64,{product}", [",staged"])]:
+        results = []
+        for plan in [base] + [base + v for v in variants]:
+            _core.gpu_set_plan(backend, plan)
+            before = _core.gpu_onchip_exchanges(backend)
+            try:
+                y, hT, cT, cache = be.forward(cell, x, W, U, b, h0, c0, mask, None, im, rm,
+                                              reset_after=reset_after, go_backwards=True,
+                                              training=True, precision=precision)
+            except RuntimeError as e:   # a device before sm_90 (cuda-emu has clusters)
+                if backend == "cuda" and "does not launch" in str(e):
+                    pytest.skip("this device launches no thread-block clusters")
+                raise
+            dy = np.random.default_rng(4).standard_normal(y.shape).astype(np.float32)
+            results.append((y, hT, cT) + tuple(be.backward(cache, dy)))
+            made = _core.gpu_onchip_exchanges(backend) - before
+            assert made == (2 if plan == base and onchip else 0), (plan, made)   # fwd, bwd
+        for other in results[1:]:
+            for u, v in zip(results[0], other):
+                if u is not None:
+                    np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("cell,reset_after", CELLS)
 def test_steps_and_persistent_agree(backend, cell, reset_after, plan_reset):
     """The per-step family and the persistent one give the same results to float
     rounding (they differ only in the order of the recurrent sums)."""
@@ -333,12 +377,14 @@ def test_plans_are_checked(backend, plan_reset):
                 "persistent:2,32,4,4", "persistent;2,32", "persistent:a,32",
                 "persistent:2,32,fast", "persistent:,mma", "persistent:mma,2,32",
                 "persistent:2,32,mma,simt", "persistent:2,32,cluster,grid",
-                "persistent:cluster,2,32", "persistent:grid,mma,cluster"]:
+                "persistent:cluster,2,32", "persistent:grid,mma,cluster",
+                "persistent:2,32,staged,staged", "persistent:staged,2,32"]:
         with pytest.raises(ValueError, match="plan"):
             _core.gpu_set_plan(backend, bad)
     for good in ["persistent:mma", "persistent:simt", "persistent:2,64,mma", "persistent:2,64,8,simt",
                  "persistent:cluster", "persistent:grid", "persistent:2,64,8,mma,cluster",
-                 "persistent:2,64,grid,simt"]:
+                 "persistent:2,64,grid,simt", "persistent:staged", "persistent:2,64,8,mma,staged",
+                 "persistent:2,64,staged,cluster,simt"]:
         _core.gpu_set_plan(backend, good)
         assert _core.gpu_plan(backend) == good
     rng = np.random.default_rng(5)
