@@ -207,7 +207,8 @@ struct Runtime {
     check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
     check(cudaDeviceGetAttribute(&smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
           "cudaDeviceGetAttribute");
-    check(cudaDeviceGetAttribute(&cluster, cudaDevAttrClusterLaunch, dev), "cudaDeviceGetAttribute");
+    check(cudaDeviceGetAttribute(&cluster, cudaDevAttrClusterLaunch, dev),
+          "cudaDeviceGetAttribute");
     DeviceLimits lim{sms, (size_t)smem, 256, coop != 0, major >= 8, cluster ? 16 : 0};
     std::lock_guard<std::mutex> g(m);
     cache[dev] = lim;

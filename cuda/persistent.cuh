@@ -10,13 +10,15 @@ namespace RK_GPU_NS {
 
 // ------------------------------------------- the persistent family: one launch a sequence
 // A grid of plan.blocks blocks, all resident at once (a grid-cooperative launch,
-// or one thread-block cluster of them: plan.cluster), runs every step of the sequence. Block b owns the hidden units
-// [b*ut, (b+1)*ut), every gate of them, so the cell's pointwise step stays inside
-// the block (step_point / back_point, the same as the per-step kernels), and it
-// keeps the slice of U those units need in shared memory for the whole sequence:
-// U is read from memory once, not once a step. A step: every block stages the
-// exchanged rows (h_{t-1} forward, dG_t backward) in shared memory, a k chunk at
-// a time where all of it does not fit; each thread sums the products of one
+// or one thread-block cluster of them: plan.cluster), runs every step of the
+// sequence. Block b owns the hidden units [b*ut, (b+1)*ut), every gate of them, so
+// the cell's pointwise step stays inside the block (step_point / back_point, the
+// same as the per-step kernels), and it keeps the slice of U those units need in
+// shared memory for the whole sequence: U is read from memory once, not once a
+// step. A step: every block stages the exchanged rows (h_{t-1} forward, dG_t
+// backward) in shared memory, a k chunk at a time where all of it does not fit (or,
+// in one block or one cluster with all of them one chunk, finds them there, written
+// by the blocks that computed them: plan.push); each thread sums the products of one
 // (row, unit) pair over its share of k (plan.ks threads a pair); a fixed-order
 // reduction over those shares and the pointwise step follow; the grid meets at one
 // barrier (a block barrier when the grid is one block, the cluster's when it is one
@@ -72,7 +74,8 @@ RK_HD_INLINE int64_t seq_stage_pitch(const SeqPlan& p, int64_t H) {
 // [slots][ut] with tc: seq_ucol), the
 // staged rows [copies][N][pitch] (a copy per gate where recurrent dropout masks
 // them; two of them, a step's and the next's, with plan.push), the reduction
-// [ks][threads/ks][4] (FFMA) or the partial tiles [ks][rows16(N)][cols8(ut * slots)] (tc).
+// [ks][threads/ks][4] (FFMA) or the partial tiles [ks][rows16(N)][cols8(ut * slots)]
+// (tc).
 RK_HD_INLINE size_t seq_forward_smem(const SeqPlan& p, int slots, int copies, int64_t N,
                                      int64_t H) {
   const size_t red = p.tc ? (size_t)p.ks * seq_rows16(N) * seq_cols8((int64_t)p.ut * slots)
@@ -82,14 +85,14 @@ RK_HD_INLINE size_t seq_forward_smem(const SeqPlan& p, int slots, int copies, in
          sizeof(float);
 }
 // ... of the backward: resident U rows [ut][pitch4(GH)], the staged dG rows
-// [N][pitch4(kc)] (two with plan.push), the reduction [ks][threads/ks][4] (FFMA) or the partial tiles
-// [ks][gacc][rows16(N)][cols8(ut)] (tc; gacc 4 with recurrent dropout: a gate's
+// [N][pitch4(kc)] (two with plan.push), the reduction [ks][threads/ks][4] (FFMA) or
+// the partial tiles [ks][gacc][rows16(N)][cols8(ut)] (tc; gacc 4 with recurrent dropout: a gate's
 // sum is masked by its own mask, else 1).
 RK_HD_INLINE size_t seq_backward_smem(const SeqPlan& p, int64_t N, int64_t GH, int gacc) {
   const size_t red = p.tc ? (size_t)p.ks * gacc * seq_rows16(N) * seq_cols8(p.ut)
                           : (p.ks > 1 ? (size_t)p.threads * 4 : 0);
-  return ((size_t)seq_pitch4(GH) * p.ut + (size_t)(p.push ? 2 : 1) * N * seq_pitch4(p.kc) + red) *
-         sizeof(float);
+  const size_t staged = (size_t)(p.push ? 2 : 1) * N * seq_pitch4(p.kc);
+  return ((size_t)seq_pitch4(GH) * p.ut + staged + red) * sizeof(float);
 }
 
 // Share q of a chunk of kn values split over ks threads: [kb, ke), its bounds
@@ -574,7 +577,8 @@ RK_DEV void seq_forward_any(const StepArgs& a, const SeqPlan& p, int64_t j0, con
 
 // grid (plan.blocks), block (plan.threads), seq_forward_smem(...) bytes;
 // grid-cooperative or one cluster (plan.cluster). M is Simple, Lstm, GruRA, or
-// GruRB1 for both GRU reset_before phases (z and r, then U_h over r ⊙ h: a barrier between them).
+// GruRB1 for both GRU reset_before phases (z and r, then U_h over r ⊙ h: a
+// barrier between them).
 template <Mode M>
 RK_GLOBAL void seq_forward(SeqArgs q) {
   const SeqPlan& p = q.plan;
@@ -823,8 +827,9 @@ RK_DEV void seq_back_any(const BackArgs& b, const SeqPlan& p, int64_t j0, const 
 
 // grid (plan.blocks), block (plan.threads), seq_backward_smem(...) bytes;
 // grid-cooperative or one cluster (plan.cluster). The reverse time loop of the
-// persistent family: per step the pointwise backward of the block's units, a barrier, d h_prev of those units
-// from every unit's dG (GRU reset_before: d(rh) first, a second barrier between).
+// persistent family: per step the pointwise backward of the block's units, a
+// barrier, d h_prev of those units from every unit's dG (GRU reset_before: d(rh)
+// first, a second barrier between).
 // M is Simple, Lstm, GruRA, or GruRB1 for both GRU reset_before phases.
 template <Mode M>
 RK_GLOBAL void seq_backward(SeqBackArgs q) {

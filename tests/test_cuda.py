@@ -381,10 +381,10 @@ def test_plans_are_checked(backend, plan_reset):
                 "persistent:2,32,staged,staged", "persistent:staged,2,32"]:
         with pytest.raises(ValueError, match="plan"):
             _core.gpu_set_plan(backend, bad)
-    for good in ["persistent:mma", "persistent:simt", "persistent:2,64,mma", "persistent:2,64,8,simt",
-                 "persistent:cluster", "persistent:grid", "persistent:2,64,8,mma,cluster",
-                 "persistent:2,64,grid,simt", "persistent:staged", "persistent:2,64,8,mma,staged",
-                 "persistent:2,64,staged,cluster,simt"]:
+    for good in ["persistent:mma", "persistent:simt", "persistent:2,64,mma",
+                 "persistent:2,64,8,simt", "persistent:cluster", "persistent:grid",
+                 "persistent:2,64,8,mma,cluster", "persistent:2,64,grid,simt", "persistent:staged",
+                 "persistent:2,64,8,mma,staged", "persistent:2,64,staged,cluster,simt"]:
         _core.gpu_set_plan(backend, good)
         assert _core.gpu_plan(backend) == good
     rng = np.random.default_rng(5)
