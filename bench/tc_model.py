@@ -52,22 +52,28 @@ def t0(blocks):
     return 3.5 if blocks == 1 else 5.0
 
 
-GRID_SYNC_US = lambda blocks: 0.74 if blocks <= 8 else 0.98   # noqa: E731
 CLUSTER_SYNC_US = 0.30
 NOTEBOOK = {"NB1": (32, 64), "NB2": (8, 128), "NB3": (16, 96)}   # (N, H) of small layers
 
 
+def grid_sync_us(blocks):
+    return 0.74 if blocks <= 8 else 0.98
+
+
 def t0_cluster(blocks):
     """t0 with the cluster's barrier in place of the grid's."""
-    return t0(blocks) - GRID_SYNC_US(blocks) + CLUSTER_SYNC_US
+    return t0(blocks) - grid_sync_us(blocks) + CLUSTER_SYNC_US
 
 
-def product_us(N, H, G, blocks, ut, precision):
-    """The forward's recurrent product a step: the tensor cores (N >= 8) or FFMA."""
+def fwd_mma_us(N, H, G, ut, precision):
+    """The forward's recurrent product a step on the tensor cores (gate-major columns)."""
     tc, kw = PRODUCTS[precision]
-    if N < 8:
-        return N * ut * G * H / R_FFMA
     return mma_us(math.ceil(N / 16) * math.ceil(ut * G / 8), H, tc, kw)
+
+
+def product_us(N, H, G, ut, precision):
+    """The forward's recurrent product a step: the tensor cores (N >= 8) or FFMA."""
+    return N * ut * G * H / R_FFMA if N < 8 else fwd_mma_us(N, H, G, ut, precision)
 
 
 def mma_us(tiles, K, tc, kw=8):
@@ -88,9 +94,8 @@ def rows(precision="fp32"):
             F = N * ut * G * H
             ffma = F / R_FFMA
             mma_ok = N >= 8
-            rt = math.ceil(N / 16)
-            fwd_tc = mma_us(rt * math.ceil(ut * G / 8), H, tc, kw)   # gate-major columns
-            bwd_tc = mma_us(rt * math.ceil(ut / 8), G * H, tc, kw)
+            fwd_tc = fwd_mma_us(N, H, G, ut, precision)
+            bwd_tc = mma_us(math.ceil(N / 16) * math.ceil(ut / 8), G * H, tc, kw)
             out.append((sname, cell, blocks, ut, t0(blocks), ffma,
                         fwd_tc if mma_ok else None, bwd_tc if mma_ok else None))
     return out
@@ -161,7 +166,7 @@ def cluster_tables():
                 continue
             cols = []
             for prec in ("fp32", "tf32"):
-                pr = product_us(N, H, G, blocks, ut, prec)
+                pr = product_us(N, H, G, ut, prec)
                 cols.append(f"{t0(blocks) + pr:.2f} -> {t0_cluster(blocks) + pr:.2f}")
             print(f"| {name} ({N}, {H}) | {cell} | {blocks} x {ut} | {cols[0]} | {cols[1]} |")
     print()
@@ -179,8 +184,8 @@ def cluster_tables():
                 continue
             cols = []
             for prec in ("fp32", "tf32"):
-                grid = t0(blocks) + product_us(N, H, G, blocks, ut, prec)
-                one = t0_cluster(16) + product_us(N, H, G, 16, ut16, prec)
+                grid = t0(blocks) + product_us(N, H, G, ut, prec)
+                one = t0_cluster(16) + product_us(N, H, G, ut16, prec)
                 cols.append(f"{grid:.2f} ({blocks}) vs {one:.2f}")
             print(f"| {sname} | {cell} | {cols[0]} | {cols[1]} |")
 

@@ -142,6 +142,20 @@ struct StreamScope {
 // Host <-> device copies so far (the device paths make none: the tests check).
 std::atomic<long> host_transfers{0};
 
+// The value of key in a process-wide cache of device queries: looked up under m,
+// made by make() outside it the first time (a race makes it twice: the same value).
+template <class K, class V, class Make>
+V cached_query(std::mutex& m, std::map<K, V>& cache, const K& key, Make make) {
+  {
+    std::lock_guard<std::mutex> g(m);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+  }
+  const V v = make();
+  std::lock_guard<std::mutex> g(m);
+  return cache.emplace(key, v).first->second;
+}
+
 struct Runtime {
   static void* alloc(size_t bytes) { return pool().get(bytes); }
   static void release(void* p) { pool().put(p); }
@@ -172,22 +186,17 @@ struct Runtime {
     check(cudaGetDevice(&dev), "cudaGetDevice");
     static std::mutex m;
     static std::map<std::tuple<int, const void*, int, size_t>, int> cache;
-    const auto key = std::make_tuple(dev, kernel, threads, smem);
-    {
-      std::lock_guard<std::mutex> g(m);
-      auto it = cache.find(key);
-      if (it != cache.end()) return it->second;
-    }
-    int per_sm = 0;
-    // the most any launch of this kernel may take, not this smem: a later call of
-    // another size must not lower what an earlier (cached) one relies on
-    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)lim.smem),
-          "cudaFuncSetAttribute");
-    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem),
-          "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
-    std::lock_guard<std::mutex> g(m);
-    cache[key] = per_sm * lim.sms;
-    return per_sm * lim.sms;
+    return cached_query(m, cache, std::make_tuple(dev, kernel, threads, smem), [&] {
+      int per_sm = 0;
+      // the most any launch of this kernel may take, not this smem: a later call of
+      // another size must not lower what an earlier (cached) one relies on
+      check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 (int)lim.smem),
+            "cudaFuncSetAttribute");
+      check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem),
+            "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+      return per_sm * lim.sms;
+    });
   }
   // The current device's limits, asked once per device.
   static DeviceLimits limits() {
@@ -195,24 +204,20 @@ struct Runtime {
     check(cudaGetDevice(&dev), "cudaGetDevice");
     static std::mutex m;
     static std::map<int, DeviceLimits> cache;
-    {
-      std::lock_guard<std::mutex> g(m);
-      auto it = cache.find(dev);
-      if (it != cache.end()) return it->second;
-    }
-    int coop = 0, sms = 0, smem = 0, major = 0, cluster = 0;
-    check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev),
-          "cudaDeviceGetAttribute");
-    check(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev), "cudaDeviceGetAttribute");
-    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
-    check(cudaDeviceGetAttribute(&smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
-          "cudaDeviceGetAttribute");
-    check(cudaDeviceGetAttribute(&cluster, cudaDevAttrClusterLaunch, dev),
-          "cudaDeviceGetAttribute");
-    DeviceLimits lim{sms, (size_t)smem, 256, coop != 0, major >= 8, cluster ? 16 : 0};
-    std::lock_guard<std::mutex> g(m);
-    cache[dev] = lim;
-    return lim;
+    return cached_query(m, cache, dev, [&] {
+      int coop = 0, sms = 0, smem = 0, major = 0, cluster = 0;
+      check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev),
+            "cudaDeviceGetAttribute");
+      check(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev),
+            "cudaDeviceGetAttribute");
+      check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev),
+            "cudaDeviceGetAttribute");
+      check(cudaDeviceGetAttribute(&smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+            "cudaDeviceGetAttribute");
+      check(cudaDeviceGetAttribute(&cluster, cudaDevAttrClusterLaunch, dev),
+            "cudaDeviceGetAttribute");
+      return DeviceLimits{sms, (size_t)smem, 256, coop != 0, major >= 8, cluster ? 16 : 0};
+    });
   }
   // Whether one cluster of `cluster` blocks of `kernel` (`threads` threads, `smem`
   // bytes of dynamic shared memory each) can be resident: the occupancy API's
@@ -225,25 +230,21 @@ struct Runtime {
     check(cudaGetDevice(&dev), "cudaGetDevice");
     static std::mutex m;
     static std::map<std::tuple<int, const void*, int, int, size_t>, bool> cache;
-    const auto key = std::make_tuple(dev, kernel, cluster, threads, smem);
-    {
-      std::lock_guard<std::mutex> g(m);
-      auto it = cache.find(key);
-      if (it != cache.end()) return it->second;
-    }
-    allow_cluster(kernel, cluster);
-    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)lim.smem),
-          "cudaFuncSetAttribute");
-    cudaLaunchConfig_t cfg = {};
-    cudaLaunchAttribute attr[1];
-    cluster_config(cfg, attr, cluster, dim3((unsigned)cluster), dim3((unsigned)threads), smem);
-    int active = 0;
-    const bool fits = cudaOccupancyMaxActiveClusters(&active, kernel, &cfg) == cudaSuccess &&
-                      active >= 1;
-    cudaGetLastError();   // a size the device refuses: not this thread's next error
-    std::lock_guard<std::mutex> g(m);
-    cache[key] = fits;
-    return fits;
+    return cached_query(m, cache, std::make_tuple(dev, kernel, cluster, threads, smem), [&] {
+      allow_cluster(kernel, cluster);
+      check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 (int)lim.smem),
+            "cudaFuncSetAttribute");
+      cudaLaunchConfig_t cfg = {};
+      cudaLaunchAttribute attr[1];
+      cluster_config(cfg, attr, cluster, dim3((unsigned)cluster), dim3((unsigned)threads),
+                     smem);
+      int active = 0;
+      const bool fits =
+          cudaOccupancyMaxActiveClusters(&active, kernel, &cfg) == cudaSuccess && active >= 1;
+      cudaGetLastError();   // a size the device refuses: not this thread's next error
+      return fits;
+    });
   }
   // Clusters of more than 8 blocks (non-portable) allowed on kernel.
   static void allow_cluster(const void* kernel, int cluster) {

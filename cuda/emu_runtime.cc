@@ -369,57 +369,40 @@ void launch(Launch kind, Dim grid, Dim block, size_t smem_bytes, std::function<v
     });
     return;
   }
-  if (kind == Launch::Cluster) {   // a cluster at a time, its blocks alive at once
-    const int wpb = (nt + 31) / 32;
-    for (int c = 0; c < nb / cluster; ++c) {
-      std::vector<std::unique_ptr<float[]>> smem;
-      std::vector<float*> bases;
-      std::vector<std::unique_ptr<Barrier>> bars;
-      std::vector<std::unique_ptr<Warp>> warps;   // rank r's warp w at r * wpb + w
-      for (int r = 0; r < cluster; ++r) {
-        smem.push_back(smem_buffer(smem_bytes));
-        bases.push_back(smem.back().get());
-        bars.emplace_back(new Barrier(nt));
-        for (int w = 0; w < wpb; ++w) warps.emplace_back(new Warp(std::min(32, nt - w * 32)));
-      }
-      Barrier cluster_bar(cluster * nt);
-      pool().run(cluster * nt, [&](int i) {
-        const int r = i / nt, t = i % nt;
-        set_ids(tls, grid, block, c * cluster + r, t);
-        tls.smem = bases[(size_t)r];
-        tls.block = bars[(size_t)r].get();
-        tls.grid = nullptr;
-        tls.warp = warps[(size_t)(r * wpb + t / 32)].get();
-        tls.cluster = &cluster_bar;
+  // Grid: the whole grid alive at once, one barrier for it (RK_GRID_SYNC). Cluster:
+  // a cluster at a time, its blocks alive at once, one barrier for the cluster
+  // (RK_CLUSTER_SYNC) and its blocks' shared memory addressable by rank (rk_dsmem).
+  const bool clusters = kind == Launch::Cluster;
+  const int group = clusters ? cluster : nb, wpb = (nt + 31) / 32;
+  for (int first = 0; first < nb; first += group) {
+    std::vector<std::unique_ptr<float[]>> smem;
+    std::vector<float*> bases;
+    std::vector<std::unique_ptr<Barrier>> bars;
+    std::vector<std::unique_ptr<Warp>> warps;   // the group's block r's warp w at r * wpb + w
+    for (int r = 0; r < group; ++r) {
+      smem.push_back(smem_buffer(smem_bytes));
+      bases.push_back(smem.back().get());
+      bars.emplace_back(new Barrier(nt));
+      for (int w = 0; w < wpb; ++w) warps.emplace_back(new Warp(std::min(32, nt - w * 32)));
+    }
+    Barrier group_bar(group * nt);
+    pool().run(group * nt, [&](int i) {
+      const int r = i / nt, t = i % nt;
+      set_ids(tls, grid, block, first + r, t);
+      tls.smem = bases[(size_t)r];
+      tls.block = bars[(size_t)r].get();
+      tls.grid = clusters ? nullptr : &group_bar;
+      tls.warp = warps[(size_t)(r * wpb + t / 32)].get();
+      if (clusters) {
+        tls.cluster = &group_bar;
         tls.crank = r;
-        tls.csize = cluster;
+        tls.csize = group;
         tls.cluster_smem = bases.data();
         tls.smem_bytes = smem_bytes;
-        body();
-      });
-    }
-    return;
+      }
+      body();
+    });
   }
-  // Grid: everything alive at once.
-  std::vector<std::unique_ptr<float[]>> smem;
-  std::vector<std::unique_ptr<Barrier>> bars;
-  std::vector<std::unique_ptr<Warp>> warps;   // block b's warp w at b * wpb + w
-  const int wpb = (nt + 31) / 32;
-  for (int b = 0; b < nb; ++b) {
-    smem.push_back(smem_buffer(smem_bytes));
-    bars.emplace_back(new Barrier(nt));
-    for (int w = 0; w < wpb; ++w) warps.emplace_back(new Warp(std::min(32, nt - w * 32)));
-  }
-  Barrier grid_bar(nb * nt);
-  pool().run(nb * nt, [&](int i) {
-    const int b = i / nt, t = i % nt;
-    set_ids(tls, grid, block, b, t);
-    tls.smem = smem[b].get();
-    tls.block = bars[b].get();
-    tls.grid = &grid_bar;
-    tls.warp = warps[b * wpb + t / 32].get();
-    body();
-  });
 }
 
 }  // namespace emu

@@ -41,7 +41,8 @@ struct DeviceLimits {
   /* memory (pushed by each block into every block's next staging buffer) */           \
   long push_count();                                                                    \
   /* the time-loop family: "auto", "steps", "persistent" or */                          \
-  /* "persistent:BLOCKS,THREADS[,KC]" with ",mma"/",simt" and ",cluster"/",grid" */   \
+  /* "persistent:BLOCKS,THREADS[,KC]" with ",mma"/",simt", ",cluster"/",grid" and */ \
+  /* ",staged" */                                                                       \
   /* (std::invalid_argument otherwise); */                                              \
   /* RNNKERN_FORCE_PLAN sets it at first use */                                         \
   void set_plan(const std::string& plan);                                               \

@@ -719,7 +719,8 @@ RK_GLOBAL void mma_probe(const float* A, const float* B, const float* C, float* 
 
 // ------------------------------------------------ the cost model's micro-benchmarks
 // What bench/gpu_micro.py measures on a device: bench/tc_model.py's mma latency L and
-// issue rate, the grid barrier inside t0, the L2 round trip. On cuda-emu they run
+// issue rate, the grid barrier inside t0, the flag hand-off, the L2 round trip, the
+// cluster barrier and distributed shared memory's load latency. On cuda-emu they run
 // (tests/test_cuda.py) but rk_clock is a wall clock there, not cycles.
 
 // mma.sync: every warp runs CHAINS independent accumulators through n dependent mma
@@ -811,9 +812,8 @@ RK_GLOBAL void micro_flag_pingpong(MicroFlagArgs q) {
 // hand-off: GPU-DESIGN.md section 5 measured 0.27-0.33 us on an H200): thread t of
 // rank r stores a tag of the iteration and r in slot t of half i % 2 of rank
 // (r + 1)'s shared memory, meets the cluster, then checks the tag its own slot got
-// from rank r - 1;
-// bad[r * threads + t] counts the tags it did not see (0 where the barrier orders the
-// stores). Half i % 2: a slot is written again two barriers later, after its reader
+// from rank r - 1; bad[r * threads + t] counts the tags it did not see (0 where the
+// barrier orders the stores and rk_dsmem maps the ranks). Half i % 2: a slot is written again two barriers later, after its reader
 // has read it.
 struct MicroClusterArgs {
   int n = 0;

@@ -832,6 +832,24 @@ inline std::string loop_key(const char* dir, int mode, int64_t N, int64_t H, int
   return buf;
 }
 
+// A persistent loop's launch (kernel(arg), smem bytes a block): one thread-block
+// cluster where plan.cluster, else grid-cooperative.
+#define RK_LAUNCH_SEQ(plan, smem, kernel, arg)                                              \
+  do {                                                                                    \
+    if ((plan).cluster)                                                                   \
+      RK_LAUNCH_CLUSTER((plan).cluster, (plan).blocks, 1, (plan).threads, 1, (smem), kernel, \
+                        arg);                                                             \
+    else                                                                                  \
+      RK_LAUNCH_GRID((plan).blocks, 1, (plan).threads, 1, (smem), kernel, arg);           \
+  } while (0)
+
+// A persistent loop launched with plan, in the counters.
+inline void count_persistent(const SeqPlan& plan) {
+  persistent_launches.fetch_add(1, std::memory_order_relaxed);
+  if (plan.cluster) cluster_launches.fetch_add(1, std::memory_order_relaxed);
+  if (plan.push) push_launches.fetch_add(1, std::memory_order_relaxed);
+}
+
 // plan.push for a loop of mode M where it applies: one block (a block barrier a
 // step) or one cluster, the exchanged rows one staged chunk (width: H forward, the
 // gate columns backward), not GRU reset_before (whose two phases exchange
@@ -866,12 +884,7 @@ bool seq_forward_as(SeqArgs q) {
       b.H, current_plan(), smem_of);
   if (q.plan.blocks == 0) return false;
   auto launch = [&](const SeqArgs& r) {
-    const size_t smem = smem_of(r.plan);
-    if (r.plan.cluster)
-      RK_LAUNCH_CLUSTER(r.plan.cluster, r.plan.blocks, 1, r.plan.threads, 1, smem,
-                        seq_forward<M>, r);
-    else
-      RK_LAUNCH_GRID(r.plan.blocks, 1, r.plan.threads, 1, smem, seq_forward<M>, r);
+    RK_LAUNCH_SEQ(r.plan, smem_of(r.plan), seq_forward<M>, r);
   };
   if (const TuneMode mode = tuning_for_this_loop(); mode != TuneMode::Off) {
     // scratch for what the loop writes over its first `steps` steps
@@ -906,9 +919,7 @@ bool seq_forward_as(SeqArgs q) {
                         });
   }
   launch(q);
-  persistent_launches.fetch_add(1, std::memory_order_relaxed);
-  if (q.plan.cluster) cluster_launches.fetch_add(1, std::memory_order_relaxed);
-  if (q.plan.push) push_launches.fetch_add(1, std::memory_order_relaxed);
+  count_persistent(q.plan);
   return true;
 }
 
@@ -924,12 +935,7 @@ bool seq_backward_as(SeqBackArgs q) {
                             kernel, width, current_plan(), smem_of);
   if (q.plan.blocks == 0) return false;
   auto launch = [&](const SeqBackArgs& r) {
-    const size_t smem = smem_of(r.plan);
-    if (r.plan.cluster)
-      RK_LAUNCH_CLUSTER(r.plan.cluster, r.plan.blocks, 1, r.plan.threads, 1, smem,
-                        seq_backward<M>, r);
-    else
-      RK_LAUNCH_GRID(r.plan.blocks, 1, r.plan.threads, 1, smem, seq_backward<M>, r);
+    RK_LAUNCH_SEQ(r.plan, smem_of(r.plan), seq_backward<M>, r);
   };
   if (const TuneMode mode = tuning_for_this_loop(); mode != TuneMode::Off) {
     // scratch for what the loop writes: the gate gradients of its first steps,
@@ -967,9 +973,7 @@ bool seq_backward_as(SeqBackArgs q) {
                         });
   }
   launch(q);
-  persistent_launches.fetch_add(1, std::memory_order_relaxed);
-  if (q.plan.cluster) cluster_launches.fetch_add(1, std::memory_order_relaxed);
-  if (q.plan.push) push_launches.fetch_add(1, std::memory_order_relaxed);
+  count_persistent(q.plan);
   return true;
 }
 

@@ -47,33 +47,29 @@ inline PlanChoice parse_plan(const std::string& text) {
   size_t i = head.size();
   if (text[i] != ':') throw std::invalid_argument("plan: expected ':' after 'persistent' in '" + text + "'");
   std::string rest = text.substr(i + 1);
+  // the words, last, in any order: the product, the barrier, "staged" (each once)
   bool words = false;
-  for (bool found = true; found;) {   // the words, last: product and barrier
-    found = false;
-    for (const char* word : {"mma", "simt", "cluster", "grid", "staged"}) {
-      const std::string w(word);
-      const bool alone = rest == w;
-      const bool last = rest.size() > w.size() + 1 &&
-                        rest.compare(rest.size() - w.size() - 1, std::string::npos, "," + w) == 0;
-      if (!alone && !last) continue;
-      const bool product = w == "mma" || w == "simt", staged = w == "staged";
-      if (product   ? c.product != PlanChoice::AnyProduct
-          : staged  ? c.staged
-                    : c.barrier != PlanChoice::AnyBarrier)
-        throw std::invalid_argument(
-            "plan: " + std::string(product ? "two products" : staged ? "'staged' twice"
-                                                                     : "two barriers") +
-            " in '" + text + "'");
-      if (product)
-        c.product = w == "mma" ? PlanChoice::Mma : PlanChoice::Simt;
-      else if (staged)
-        c.staged = true;
-      else
-        c.barrier = w == "cluster" ? PlanChoice::ClusterBarrier : PlanChoice::GridBarrier;
-      rest = alone ? std::string() : rest.substr(0, rest.size() - w.size() - 1);
-      words = found = true;
+  for (;;) {
+    const size_t comma = rest.rfind(',');
+    if (comma == 0) break;   // ",word" with nothing before it: malformed, below
+    const std::string w = comma == std::string::npos ? rest : rest.substr(comma + 1);
+    auto once = [&](bool taken, const char* what) {
+      if (taken) throw std::invalid_argument("plan: " + std::string(what) + " in '" + text + "'");
+    };
+    if (w == "mma" || w == "simt") {
+      once(c.product != PlanChoice::AnyProduct, "two products");
+      c.product = w == "mma" ? PlanChoice::Mma : PlanChoice::Simt;
+    } else if (w == "cluster" || w == "grid") {
+      once(c.barrier != PlanChoice::AnyBarrier, "two barriers");
+      c.barrier = w == "cluster" ? PlanChoice::ClusterBarrier : PlanChoice::GridBarrier;
+    } else if (w == "staged") {
+      once(c.staged, "'staged' twice");
+      c.staged = true;
+    } else {
       break;
     }
+    rest = comma == std::string::npos ? std::string() : rest.substr(0, comma);
+    words = true;
   }
   if (rest.empty()) {
     if (!words)

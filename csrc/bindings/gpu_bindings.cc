@@ -312,7 +312,10 @@ void register_gpu(py::module_& m) {
         "a dependent mma), 'mma_tf32_rate' / 'mma_bf16_rate' (mma a cycle on one SM, arg "
         "warps), 'grid_sync' (us a grid barrier, arg blocks), 'flag_handoff' (cycles a "
         "release/acquire flag takes between two blocks), 'l2_chase' (cycles a dependent "
-        "load over arg KiB). On cuda-emu they run, but its clock counts nanoseconds.");
+        "load over arg KiB), 'cluster_sync' (us a cluster barrier after a distributed-"
+        "shared-memory store a thread, a cluster of arg blocks), 'dsmem_chase' (cycles a "
+        "dependent load from another block's shared memory over arg KiB). On cuda-emu they "
+        "run, but its clock counts nanoseconds.");
   m.def("gpu_clear_graphs", []() {
         for (bool emu : {true, false}) gpu_runtime(emu).clear_graphs();
       }, "Drop the GPU backends' cached time-loop graphs (each thread's, at its next loop).");
