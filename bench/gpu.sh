@@ -22,7 +22,10 @@
 #   micro    bench/gpu_micro.py (run before bench): the cost model's parameters measured
 #            directly (mma.sync latency and rate, TF32 and bf16; the grid barrier at 1 to
 #            all SMs' blocks; the L2 and memory round trip of a dependent load);
-# RNNKERN_GPU_STEPS="build micro bench probe precision tests sanitize" (the default) picks steps.
+#   fit      bench/gpu_fit.py: the notebook models' fit with their recurrent layers on
+#            cuda (weights kept on the device, and the host's update) beside the CPU;
+# RNNKERN_GPU_STEPS="build micro bench fit probe precision tests sanitize" (the default)
+# picks steps.
 # No package registry is needed: the machine's nvcc, CUDA PyTorch, pybind11,
 # scikit-build-core, cmake and ninja are used (pip --no-build-isolation).
 # Results go to $OUT (default bench/results/gpu), which the device tool brings back.
@@ -33,7 +36,7 @@ out=${OUT:-bench/results/gpu}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 archs=${RNNKERN_CUDA_ARCHS:-90}
-steps=${RNNKERN_GPU_STEPS:-build micro bench probe precision tests sanitize}
+steps=${RNNKERN_GPU_STEPS:-build micro bench fit probe precision tests sanitize}
 start=$(date +%s)
 status=0
 step() { echo; echo "== [$(( $(date +%s) - start ))s] $*"; }
@@ -71,6 +74,12 @@ if want bench; then
     || fail "benchmark"
 fi
 
+if want fit; then
+  step "fit: the notebook models on cuda (weights kept on the device, or the host's update) vs the CPU"
+  (cd /tmp && timeout 90 python3 "$repo/bench/gpu_fit.py" --reps 3 --out "$out") 2>&1 \
+    | tee "$out/fit.txt" || fail "fit"
+fi
+
 if want probe; then
   step "probe: the persistent loops' time a step across partitions"
   (cd /tmp && timeout 120 python3 "$repo/bench/gpu_probe.py" --out "$out") > "$out/probe.log" 2>&1 \
@@ -90,6 +99,7 @@ if want tests; then
   (cd /tmp && timeout 240 python3 -m pytest -q -p no:cacheprovider "$repo/tests/test_cuda.py" \
      "$repo/tests/test_device_arrays.py" "$repo/tests/test_kernels.py" \
      "$repo/tests/test_torch_device.py" "$repo/tests/test_ddp.py" \
+     "$repo/tests/test_device_updates.py" \
      -k "(cuda and not emu) or nccl" 2>&1) \
     > "$out/tests.txt" || fail "tests"
   tail -25 "$out/tests.txt"

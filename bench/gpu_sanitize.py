@@ -4,7 +4,8 @@ forward (training) and BPTT, on the per-step family and on the persistent family
 in its automatic partition (one block: h and dG kept in its shared memory) and
 forced ones: three blocks with k chunks (the staging loop, the grid's barrier), and
 three blocks as one thread-block cluster with h and dG one chunk (written into each
-other's shared memory through distributed shared memory), FFMA and tensor cores.
+other's shared memory through distributed shared memory), FFMA and tensor cores;
+and the optimizers' elementwise update on the device (rnnkern._device_math).
 NumPy arrays only (no PyTorch), T = 4.
 
     compute-sanitizer --tool racecheck python3 bench/gpu_sanitize.py [--backend cuda]
@@ -47,6 +48,24 @@ def main():
             print(f"{cell} reset_after={ra} plan={plan}: {'ok' if ok else 'NON-FINITE'}")
             failures += not ok
     _core.gpu_set_plan(be, "auto")
+    # the optimizers' device update (fit with the weights on the device): every
+    # elementwise operation on views of one buffer, and a sum of squares
+    from rnnkern._device_math import DeviceVec
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal(10_000).astype(np.float32)
+    flat = DeviceVec.upload(np.concatenate([a, a]), be)
+    u, v = flat.view(0, (10_000,)), flat.view(10_000, (100, 100))
+    w = v.copy()
+    w *= np.float32(0.5)
+    w += u.view(0, (100, 100))
+    w -= v
+    w /= np.float32(3.0)
+    s = np.sqrt(np.maximum(np.square(w), np.minimum(v, np.float32(0.1))))
+    s = (2.0 - s.clip(-1.0, 1.0)) / 1.5
+    s.fill(0.25)
+    ok = np.isfinite(u.sum_squares()) and np.all(np.isfinite(w.numpy()))
+    print(f"device update ops: {'ok' if ok else 'NON-FINITE'}")
+    failures += not ok
     return 1 if failures else 0
 
 

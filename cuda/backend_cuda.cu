@@ -445,6 +445,24 @@ void device_copy(void* dst, const void* src, size_t bytes, int kind) {
                                              : cudaMemcpyDeviceToDevice;
   check(cudaMemcpy(dst, src, bytes, k), "cudaMemcpy of a device array");
 }
+void elementwise(int op, int64_t n, float* out, const float* a, const float* b, float s0,
+                 float s1, uintptr_t stream) {
+  require_device();
+  StreamScope scope(stream);
+  elementwise_run(op, n, out, a, b, s0, s1);
+}
+double sum_squares(int64_t n, const float* a, uintptr_t stream) {
+  require_device();
+  StreamScope scope(stream);
+  return sum_squares_run(n, a);   // (its download waits for the stream's work)
+}
+void elementwise_program(int64_t n, const EwSteps& steps, uintptr_t stream) {
+  require_device();
+  StreamScope scope(stream);
+  elementwise_program_run(n, steps);
+}
+int max_program_steps() { return kEwProgSteps; }
+int max_program_arrays() { return kEwProgArrays; }
 void stream_synchronize(uintptr_t stream) {
   check(cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(stream)), "cudaStreamSynchronize");
 }

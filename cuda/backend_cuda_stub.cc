@@ -62,6 +62,13 @@ void device_copy(void*, const void*, size_t, int) { unavailable(); }
 bool device_accessible(const void*, size_t) { return false; }
 int device_ordinal() { return 0; }
 long host_transfer_count() { return 0; }
+void elementwise(int, int64_t, float*, const float*, const float*, float, float, uintptr_t) {
+  unavailable();
+}
+double sum_squares(int64_t, const float*, uintptr_t) { unavailable(); }
+void elementwise_program(int64_t, const EwSteps&, uintptr_t) { unavailable(); }
+int max_program_steps() { return 0; }
+int max_program_arrays() { return 0; }
 
 }  // namespace gpu_cuda
 }  // namespace rnnkern

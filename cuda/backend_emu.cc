@@ -149,6 +149,21 @@ bool device_accessible(const void* p, size_t bytes) { return allocations().conta
 size_t live_allocations() { return allocations().count(); }
 int device_ordinal() { return 0; }
 std::string device_key() { return "cuda-emu"; }
+void elementwise(int op, int64_t n, float* out, const float* a, const float* b, float s0,
+                 float s1, uintptr_t stream) {
+  StreamScope scope(stream);
+  elementwise_run(op, n, out, a, b, s0, s1);
+}
+double sum_squares(int64_t n, const float* a, uintptr_t stream) {
+  StreamScope scope(stream);
+  return sum_squares_run(n, a);
+}
+void elementwise_program(int64_t n, const EwSteps& steps, uintptr_t stream) {
+  StreamScope scope(stream);
+  elementwise_program_run(n, steps);
+}
+int max_program_steps() { return kEwProgSteps; }
+int max_program_arrays() { return kEwProgArrays; }
 
 }  // namespace gpu_emu
 }  // namespace rnnkern

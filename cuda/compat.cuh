@@ -60,6 +60,12 @@
 //   rk_to_bf16(x)    x rounded to bfloat16 (8 mantissa bits, to nearest, ties to
 //                    even; Inf and NaN returned as they are), as a float: the
 //                    weights of precision bf16 (the same bit arithmetic both sides)
+// Arithmetic rounded once, never contracted into a multiply-add with a neighbour
+// (what makes a sequence of them NumPy's float32 results, bitwise):
+//   rk_add_rn(x, y) rk_sub_rn(x, y) rk_mul_rn(x, y) rk_div_rn(x, y) rk_sqrt_rn(x)
+//                    __fadd_rn, __fsub_rn, __fmul_rn, __fdiv_rn, __fsqrt_rn on the
+//                    device; the emulation's IEEE float operations (the emulation
+//                    is built for baseline x86-64: no FMA instruction to contract to)
 // Launch kinds: independent threads, block-cooperative, grid-cooperative (the whole
 // grid resident, RK_GRID_SYNC) and cluster (RK_LAUNCH_CLUSTER: blocks in clusters,
 // each cluster resident, RK_CLUSTER_SYNC; no grid barrier).
@@ -95,6 +101,7 @@
 #define RK_UNROLL _Pragma("GCC unroll 16")
 #define RK_UNROLL_BY4 _Pragma("GCC unroll 4")
 
+#include <cmath>
 #include <cstring>
 
 namespace rnnkern {
@@ -107,6 +114,11 @@ inline void rk_warp_sync() { ::rnnkern::emu::warp_sync(); }
 inline float rk_shfl_xor(float v, int mask) { return ::rnnkern::emu::shfl_xor(v, mask); }
 inline float rk_to_tf32(float x) { return ::rnnkern::emu::to_tf32(x); }
 inline float rk_to_bf16(float x) { return ::rnnkern::emu::to_bf16(x); }
+inline float rk_add_rn(float x, float y) { return x + y; }
+inline float rk_sub_rn(float x, float y) { return x - y; }
+inline float rk_mul_rn(float x, float y) { return x * y; }
+inline float rk_div_rn(float x, float y) { return x / y; }
+inline float rk_sqrt_rn(float x) { return std::sqrt(x); }
 inline void rk_mma_tf32(float* d, const float* a, const float* b) {
   ::rnnkern::emu::mma_tf32(d, a, b);
 }
@@ -210,6 +222,11 @@ __device__ __forceinline__ float rk_to_tf32(float x) {
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
   return __uint_as_float(r);
 }
+__device__ __forceinline__ float rk_add_rn(float x, float y) { return __fadd_rn(x, y); }
+__device__ __forceinline__ float rk_sub_rn(float x, float y) { return __fsub_rn(x, y); }
+__device__ __forceinline__ float rk_mul_rn(float x, float y) { return __fmul_rn(x, y); }
+__device__ __forceinline__ float rk_div_rn(float x, float y) { return __fdiv_rn(x, y); }
+__device__ __forceinline__ float rk_sqrt_rn(float x) { return __fsqrt_rn(x); }
 __device__ __forceinline__ float rk_to_bf16(float x) {
   const uint32_t u = __float_as_uint(x);
   if ((u & 0x7f800000u) == 0x7f800000u) return x;

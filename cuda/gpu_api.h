@@ -14,6 +14,15 @@ namespace rnnkern {
 
 enum CopyKind : int { kToDevice = 0, kToHost = 1, kDeviceToDevice = 2 };
 
+// A sequence of elementwise steps over arrays of one length (gpu elementwise_program):
+// step k is arrays[out[k]][e] = op[k](arrays[a[k]][e], b[k] < 0 ? s0[k] :
+// arrays[b[k]][e]), ops as `elementwise`'s.
+struct EwSteps {
+  std::vector<float*> arrays;
+  std::vector<int> op, out, a, b;
+  std::vector<float> s0, s1;
+};
+
 // What the persistent family's plans are made from, per device (cached by the
 // cuda runtime): SMs, the shared memory one block may take (opt-in), the
 // threads a block of the persistent kernels, cooperative launch support.
@@ -100,7 +109,20 @@ struct DeviceLimits {
   int device_ordinal();                                                                 \
   /* copies between the host and the device so far (the layer calls' uploads and */    \
   /* downloads of host arrays, and device_copy's to or from the host) */                \
-  long host_transfer_count();
+  long host_transfer_count();                                                           \
+  /* the optimizers' updates on device arrays (rnnkern/_device_math.py): out[e] = */    \
+  /* op(a[e], b ? b[e] : s0) for e < n, op a kernels.cuh EwiseOp (one correctly */      \
+  /* rounded float32 operation an element: bitwise NumPy's), queued on stream; and */   \
+  /* the sum of a[e]^2 in double, in a fixed order (waits for the stream) */            \
+  void elementwise(int op, int64_t n, float* out, const float* a, const float* b,       \
+                   float s0, float s1, uintptr_t stream);                               \
+  double sum_squares(int64_t n, const float* a, uintptr_t stream);                     \
+  /* the steps one after the other for each element, in one launch (bitwise the */     \
+  /* same as one elementwise call each); std::invalid_argument past the limits */      \
+  /* (max_program_steps(), max_program_arrays()) */                                    \
+  void elementwise_program(int64_t n, const EwSteps& steps, uintptr_t stream);          \
+  int max_program_steps();                                                              \
+  int max_program_arrays();
 
 namespace gpu_emu {
 RNNKERN_GPU_BACKEND_API
@@ -141,6 +163,12 @@ struct GpuRuntime {
                         const float* A16, const float* B16, float* D16);
   int (*device_ordinal)();
   long (*host_transfer_count)();
+  void (*elementwise)(int op, int64_t n, float* out, const float* a, const float* b,
+                      float s0, float s1, uintptr_t stream);
+  double (*sum_squares)(int64_t n, const float* a, uintptr_t stream);
+  void (*elementwise_program)(int64_t n, const EwSteps& steps, uintptr_t stream);
+  int (*max_program_steps)();
+  int (*max_program_arrays)();
 };
 
 namespace gpu_cuda {

@@ -28,6 +28,11 @@
 //                                           same inputs give bitwise the same sums
 //                                           (after column_partial_sums over row chunks)
 //   split_sum            independent        a split-K GEMM's slabs added in order
+//   elementwise, elementwise_program, square_partial_sums: independent  the
+//                                           optimizers' updates on the device (one
+//                                           float op an element, or a sequence of
+//                                           them in one pass; a sum of squares in a
+//                                           fixed order)
 //   seq_forward<M>, seq_backward<M>  grid-cooperative, or one cluster  the persistent family
 //                                           (persistent.cuh): a launch a time loop
 //   seen_flags: independent
@@ -912,6 +917,86 @@ RK_GLOBAL void split_sum(const float* parts, int S, int64_t M, int64_t N, float*
     float acc = parts[e];
     for (int s = 1; s < S; ++s) acc += parts[(int64_t)s * M * N + e];
     c[(e / N) * ldc + e % N] = acc;
+  }
+}
+
+// The optimizers' updates on the device (rnnkern/_device_math.py): out[e] = op(a[e],
+// b[e]) (b given) or op(a[e], s0), one correctly rounded float32 operation an
+// element, so the results are bitwise NumPy's (no contraction: one operation a
+// kernel). out may be a or b. max, min and clip propagate NaN as NumPy's maximum,
+// minimum and clip do. Independent threads.
+enum EwiseOp : int {
+  kEwAdd = 0, kEwSub, kEwMul, kEwDiv, kEwMax, kEwMin,   // a op b (or a op s0)
+  kEwRSub, kEwRDiv,                                     // s0 - a, s0 / a
+  kEwSqrt, kEwSquare, kEwCopy, kEwFill, kEwClip,        // unary; fill: s0; clip: [s0, s1]
+  kEwCount
+};
+
+RK_DEV float ew_max(float x, float y) { return (x != x || x > y) ? x : y; }
+RK_DEV float ew_min(float x, float y) { return (x != x || x < y) ? x : y; }
+
+// One operation on one element (x = a[e], y = b[e] or s0). The program kernel runs
+// several on an element in a row: each result goes to memory before the next one
+// reads it, and the arithmetic is the _rn intrinsics on the device (never fused into
+// a multiply-add), so every step rounds as a kernel of its own would.
+RK_DEV float ew_apply(int op, float x, float y, float s0, float s1) {
+  switch (op) {
+    case kEwAdd: return rk_add_rn(x, y);
+    case kEwSub: return rk_sub_rn(x, y);
+    case kEwMul: return rk_mul_rn(x, y);
+    case kEwDiv: return rk_div_rn(x, y);
+    case kEwMax: return ew_max(x, y);
+    case kEwMin: return ew_min(x, y);
+    case kEwRSub: return rk_sub_rn(s0, x);
+    case kEwRDiv: return rk_div_rn(s0, x);
+    case kEwSqrt: return rk_sqrt_rn(x);
+    case kEwSquare: return rk_mul_rn(x, x);
+    case kEwCopy: return x;
+    case kEwFill: return s0;
+    default: return ew_min(ew_max(x, s0), s1);   // kEwClip
+  }
+}
+
+RK_GLOBAL void elementwise(int op, int64_t n, float* out, const float* a, const float* b,
+                           float s0, float s1) {
+  for (int64_t e = global_id(); e < n; e += grid_threads())
+    out[e] = ew_apply(op, op == kEwFill ? 0.0f : a[e], b ? b[e] : s0, s0, s1);
+}
+
+// A sequence of elementwise steps over arrays of n elements as one launch (an
+// optimizer's update: rnnkern/_device_math.py's fused): step k is out[k][e] =
+// op[k](arrays[a[k]][e], b[k] < 0 ? s0[k] : arrays[b[k]][e]), run in order for each
+// element by one thread, so each step reads what the earlier ones wrote there (the
+// arrays may alias: no restrict) and the results are those of the steps run one
+// kernel at a time, bitwise. Passed by value (a kernel parameter: no upload).
+constexpr int kEwProgSteps = 40, kEwProgArrays = 16;
+struct EwProgram {
+  float* arrays[kEwProgArrays];
+  float s0[kEwProgSteps], s1[kEwProgSteps];
+  int8_t op[kEwProgSteps], out[kEwProgSteps], a[kEwProgSteps], b[kEwProgSteps];
+  int steps;
+};
+
+RK_GLOBAL void elementwise_program(EwProgram p, int64_t n) {
+  for (int64_t e = global_id(); e < n; e += grid_threads())
+    for (int k = 0; k < p.steps; ++k) {
+      const int op = p.op[k];
+      const float x = op == kEwFill ? 0.0f : p.arrays[p.a[k]][e];
+      const float y = p.b[k] < 0 ? p.s0[k] : p.arrays[p.b[k]][e];
+      p.arrays[p.out[k]][e] = ew_apply(op, x, y, p.s0[k], p.s1[k]);
+    }
+}
+
+// parts[p] = the sum of a[e]^2 over e in [p*chunk, (p+1)*chunk), in double and in
+// order (the first stage of sum_squares; the host adds the parts in order): the
+// same array gives bitwise the same sum every run. Independent threads.
+RK_GLOBAL void square_partial_sums(const float* a, int64_t n, int64_t chunk, double* parts) {
+  const int64_t P = (n + chunk - 1) / chunk;
+  for (int64_t p = global_id(); p < P; p += grid_threads()) {
+    const int64_t end = (p + 1) * chunk < n ? (p + 1) * chunk : n;
+    double acc = 0.0;
+    for (int64_t e = p * chunk; e < end; ++e) acc += (double)a[e] * (double)a[e];
+    parts[p] = acc;
   }
 }
 

@@ -419,6 +419,63 @@ void bias_grad(const float* src, int64_t rows, int64_t cols, float* db) {
             cols, db);
 }
 
+// The optimizers' elementwise steps and a gradient's sum of squares on device arrays
+// (gpu_api.h's elementwise / sum_squares, on the launch stream).
+void elementwise_run(int op, int64_t n, float* out, const float* a, const float* b, float s0,
+                     float s1) {
+  if (op < 0 || op >= kEwCount) throw std::invalid_argument("elementwise: unknown operation");
+  if (n <= 0) return;
+  RK_LAUNCH(Independent, linear_blocks(n), 1, kLinear, 1, 0, elementwise, op, n, out, a, b, s0,
+            s1);
+}
+
+void elementwise_program_run(int64_t n, const EwSteps& st) {
+  const size_t k = st.op.size();
+  if (k > (size_t)kEwProgSteps || st.arrays.size() > (size_t)kEwProgArrays)
+    throw std::invalid_argument("elementwise_program: at most " +
+                                std::to_string(kEwProgSteps) + " steps and " +
+                                std::to_string(kEwProgArrays) + " arrays");
+  if (st.out.size() != k || st.a.size() != k || st.b.size() != k || st.s0.size() != k ||
+      st.s1.size() != k)
+    throw std::invalid_argument("elementwise_program: the steps' fields differ in length");
+  EwProgram p{};
+  const int na = (int)st.arrays.size();
+  for (int i = 0; i < na; ++i) {
+    if (!st.arrays[i]) throw std::invalid_argument("elementwise_program: a null array");
+    p.arrays[i] = st.arrays[i];
+  }
+  for (size_t s = 0; s < k; ++s) {
+    const int op = st.op[s];
+    if (op < 0 || op >= kEwCount) throw std::invalid_argument("elementwise: unknown operation");
+    if (st.out[s] < 0 || st.out[s] >= na || st.b[s] >= na ||
+        ((op != kEwFill) && (st.a[s] < 0 || st.a[s] >= na)))
+      throw std::invalid_argument("elementwise_program: an array index out of range");
+    p.op[s] = (int8_t)op;
+    p.out[s] = (int8_t)st.out[s];
+    p.a[s] = (int8_t)(op == kEwFill ? 0 : st.a[s]);
+    p.b[s] = (int8_t)(st.b[s] < 0 ? -1 : st.b[s]);
+    p.s0[s] = st.s0[s];
+    p.s1[s] = st.s1[s];
+  }
+  p.steps = (int)k;
+  if (n <= 0 || k == 0) return;
+  RK_LAUNCH(Independent, linear_blocks(n), 1, kLinear, 1, 0, elementwise_program, p, n);
+}
+
+double sum_squares_run(int64_t n, const float* a) {
+  if (n <= 0) return 0.0;
+  constexpr int64_t chunk = 4096;
+  const int64_t P = (n + chunk - 1) / chunk;
+  Buf<double> parts((size_t)P);
+  RK_LAUNCH(Independent, linear_blocks(P), 1, kLinear, 1, 0, square_partial_sums, a, n, chunk,
+            parts.get());
+  std::vector<double> host((size_t)P);
+  parts.download(host.data());
+  double sum = 0.0;
+  for (double v : host) sum += v;
+  return sum;
+}
+
 // C[M, N] (+)= A B with A(i, k) = ta ? a[k*lda + i] : a[i*lda + k] and B likewise
 // (GemmArgs' convention); the masks, bias, beta and row maps are set on the result.
 inline GemmArgs gemm_args(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool ta,

@@ -279,12 +279,13 @@ def forward(backend, options, x, W, U, b, h0, c0, mask, input_masks, recurrent_m
     return y, hT, cT, cache
 
 
-def backward(cache, dy, dh_T, dc_T, stream=None):
+def backward(cache, dy, dh_T, dc_T, stream=None, out=None):
     """BPTT of a device forward: (dx, dW, dU, db or None, dh0, dc0 or None) on the
     device (the gradients' shapes checked by the bindings, as on the host), queued
     on ``stream`` (default as the forward's). After a torch_layout forward: (dx,
     d weight_ih, d weight_hh, d bias_ih or None, dh0, dc0 or None, d bias_hh or
-    None)."""
+    None). ``out``: results to write into instead of new arrays (name -> device
+    array of the result's shape: "dW", "dU", "db"), returned as given."""
     be, like, N, T, C, H, G = (cache.backend, cache.like, cache.N, cache.T, cache.C, cache.H,
                                cache.G)
     lstm = cache.cell == "lstm"
@@ -307,7 +308,12 @@ def backward(cache, dy, dh_T, dc_T, stream=None):
             shapes["db_hh"] = cache.bias_shape
     if lstm:
         shapes["dc0"] = (N, H)
-    res = {n: _empty_like(like, s, be) for n, s in shapes.items()}
+    res = {}
+    for n, s in shapes.items():
+        given = (out or {}).get(n)
+        if given is not None and tuple(given.shape) != tuple(s):
+            raise ValueError(f"out[{n!r}] has shape {tuple(given.shape)}, the gradient {s}")
+        res[n] = given if given is not None else _empty_like(like, s, be)
     rv = {n: view(a, n, be) for n, a in res.items()}
     _core().backward_device(
         cache.ws, gv["dy"], gv["dh_T"], gv["dc_T"], rv["dx"].address, rv["dW"].address,

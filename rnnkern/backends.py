@@ -138,7 +138,9 @@ class CpuBackend(_CompiledBackend):
 class GpuWeights:
     """A layer's kernel, recurrent kernel and bias on a GPU backend's device
     (``GpuBackend.pack``): uploaded once, read in place by every call made with
-    them (the backward too) while the arrays they came from are unchanged."""
+    them (the backward too) while the arrays they came from are unchanged. Each
+    a DeviceArray, or (a fit step's update on the device: models/training.py) a
+    DeviceVec of the optimizer's; never changed in place (an update makes new ones)."""
     __slots__ = ("backend", "cell", "reset_after", "W", "U", "b")
 
     @property
@@ -148,8 +150,10 @@ class GpuWeights:
 
 class _Staged:
     """A training forward that ran on the device with host activations (weights
-    from GpuWeights): its device cache, the backward's results go back to the host."""
-    __slots__ = ("inner", "lstm")
+    from GpuWeights): its device cache, the backward's results go back to the host
+    (but the weight gradients, with ``weight_grads_on_device``: keep_weight_grads,
+    written into ``weight_grads_out``'s arrays where given)."""
+    __slots__ = ("inner", "lstm", "weight_grads_on_device", "weight_grads_out")
 
 
 class GpuBackend(_CompiledBackend):
@@ -222,16 +226,32 @@ class GpuBackend(_CompiledBackend):
         cache = None
         if o.training:   # (dc.keep holds packed's W and U for the backward)
             st = _Staged()
-            st.inner, st.lstm = dc, lstm
+            st.inner, st.lstm, st.weight_grads_on_device = dc, lstm, False
+            st.weight_grads_out = None
             cache = Cache(self, st)
         return y.numpy(), h.numpy(), (c.numpy() if lstm else None), cache
+
+    def keep_weight_grads(self, cache, out=None):
+        """The backward of this training forward (host activations, GpuWeights)
+        returns dW, dU and db as device arrays left on the device (fit's update on
+        the device takes them there): new DeviceArrays, or the arrays of ``out``
+        (``{"dW", "dU", "db"}`` -> device arrays of their shapes, each optional)
+        written in place; dx and the state gradients still come home."""
+        if cache is None or not isinstance(cache.inner, _Staged):
+            raise ValueError("keep_weight_grads: not the cache of a forward with host "
+                             "activations and packed weights on the device")
+        cache.inner.weight_grads_on_device = True
+        cache.inner.weight_grads_out = out
 
     def backward(self, cache, dy, dh_T=None, dc_T=None):
         ws = cache.inner
         if isinstance(ws, _Staged):
             up = self._up
-            g = _device.backward(ws.inner, up(dy), up(dh_T), up(dc_T) if ws.lstm else None)
-            return Grads(*(None if a is None else a.numpy() for a in g))
+            g = _device.backward(ws.inner, up(dy), up(dh_T), up(dc_T) if ws.lstm else None,
+                                 out=ws.weight_grads_out)
+            keep = (1, 2, 3) if ws.weight_grads_on_device else ()   # dW, dU, db
+            return Grads(*(None if a is None else a if i in keep else a.numpy()
+                           for i, a in enumerate(g)))
         if isinstance(ws, _device.DeviceCache):
             return Grads(*_device.backward(ws, dy, dh_T, dc_T))
         for name, a in (("dy", dy), ("dh_T", dh_T), ("dc_T", dc_T)):

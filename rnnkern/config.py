@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["floatx", "set_global_seed", "make_rng"]
+__all__ = ["floatx", "set_global_seed", "make_rng", "set_device_updates", "device_updates"]
 
 
 # ----------------------------------------------------- the computed dtype
@@ -58,3 +58,23 @@ def make_rng(seed=None, stream=0):
         ss = _GLOBAL_SEED[0]
         child = ss.spawn(1)[0] if ss is not None else None
     return np.random.default_rng(child)
+
+
+# ------------------------------------------------- updates on the device
+# The models' fit keeps the weights of recurrent layers on a GPU backend (cuda,
+# cuda-emu) on the device: their gradients stay there and the optimizer updates
+# them there (rnnkern/models/training.py). Off: every step downloads the
+# gradients, updates on the host and uploads the weights (the earlier path; the
+# tests compare the two).
+
+_DEVICE_UPDATES = [True]
+
+
+def set_device_updates(on):
+    """Whether ``fit`` updates the weights of recurrent layers on a GPU backend
+    on the device (default True) or on the host (a weight upload a step)."""
+    _DEVICE_UPDATES[0] = bool(on)
+
+
+def device_updates():
+    return _DEVICE_UPDATES[0]

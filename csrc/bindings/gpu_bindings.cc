@@ -198,7 +198,8 @@ namespace rnnkern {
         &ns::load_tuned, &ns::device_key,                                                  \
         &ns::device_alloc, &ns::device_free, &ns::device_copy, &ns::device_accessible,     \
         &ns::micro_bench, &ns::mma_probe_run, &ns::device_ordinal,                         \
-        &ns::host_transfer_count                                                           \
+        &ns::host_transfer_count, &ns::elementwise, &ns::sum_squares,                      \
+        &ns::elementwise_program, &ns::max_program_steps, &ns::max_program_arrays          \
   }
 
 const GpuRuntime& gpu_runtime(bool emu) {
@@ -387,6 +388,102 @@ void register_gpu(py::module_& m) {
   m.def("dlpack_view", &dlpack_view, py::arg("capsule"),
         "(address, shape, strides, (code, bits, lanes), (device type, id)) of a dltensor "
         "capsule, which stays unconsumed.");
+  // A float32 range [off, off + n) of a DeviceArray of `device`, checked.
+  auto span = [](const std::shared_ptr<DeviceArray>& d, int64_t off, int64_t n, Device dev,
+                 const char* name) -> float* {
+    if (!d) return nullptr;
+    if (d->device != dev)
+      throw py::value_error(std::string(name) + " is on another device than out");
+    if (d->dtype != "float32") throw py::type_error(std::string(name) + " must be float32");
+    if (off < 0 || n < 0 || (size_t)(off + n) > d->nbytes / 4)
+      throw py::value_error(std::string(name) + ": elements [" + std::to_string(off) + ", " +
+                            std::to_string(off + n) + ") are outside its " +
+                            std::to_string(d->nbytes / 4));
+    return static_cast<float*>(d->ptr) + off;
+  };
+  m.def("gpu_elementwise", [span](int op, int64_t n, const std::shared_ptr<DeviceArray>& out,
+                                  int64_t out_off, const std::shared_ptr<DeviceArray>& a,
+                                  int64_t a_off, const std::shared_ptr<DeviceArray>& b,
+                                  int64_t b_off, float s0, float s1) {
+        if (!out) throw py::value_error("out is required");
+        const Device dev = out->device;
+        float* o = span(out, out_off, n, dev, "out");
+        const float* pa = span(a, a_off, n, dev, "a");
+        const float* pb = span(b, b_off, n, dev, "b");
+        if (!pa && op != 11) throw py::value_error("a is required but for fill");
+        const GpuRuntime& r = rt(dev);
+        py::gil_scoped_release nogil;
+        r.elementwise(op, n, o, pa, pb, s0, s1, 0);
+      }, py::arg("op"), py::arg("n"), py::arg("out"), py::arg("out_offset"), py::arg("a"),
+        py::arg("a_offset"), py::arg("b"), py::arg("b_offset"), py::arg("s0") = 0.0f,
+        py::arg("s1") = 0.0f,
+        "out[o + e] = op(a[ao + e], b[bo + e] if b else s0) for e < n on DeviceArrays of one "
+        "device, op a cuda/kernels.cuh EwiseOp: one correctly rounded float32 operation an "
+        "element (NumPy's results bitwise), queued on the legacy default stream.");
+  m.def("gpu_sum_squares", [span](int64_t n, const std::shared_ptr<DeviceArray>& a,
+                                  int64_t a_off) {
+        if (!a) throw py::value_error("a is required");
+        const float* p = span(a, a_off, n, a->device, "a");
+        const GpuRuntime& r = rt(a->device);
+        py::gil_scoped_release nogil;
+        return r.sum_squares(n, p, 0);
+      }, py::arg("n"), py::arg("a"), py::arg("a_offset"),
+        "The sum of a[o + e]^2 for e < n, in double and in a fixed order (bitwise the same "
+        "every run); waits for the legacy default stream.");
+  m.def("gpu_elementwise_program", [span](int64_t n, const py::list& arrays,
+                                          const py::list& steps) {
+        // arrays: (DeviceArray, offset) pairs of n elements each, one device;
+        // steps: (op, out, a, b, s0, s1) tuples, b -1 for the scalar s0
+        EwSteps st;
+        Device dev = Device::Emu;
+        bool first = true;
+        std::vector<std::shared_ptr<DeviceArray>> keep;
+        for (auto item : arrays) {
+          auto pr = py::cast<py::tuple>(item);
+          if (pr.size() != 2) throw py::value_error("arrays: (DeviceArray, offset) pairs");
+          auto d = py::cast<std::shared_ptr<DeviceArray>>(pr[0]);
+          if (!d) throw py::value_error("arrays: a DeviceArray is required");
+          if (first) dev = d->device;
+          first = false;
+          st.arrays.push_back(span(d, py::cast<int64_t>(pr[1]), n, dev, "arrays[]"));
+          keep.push_back(d);
+        }
+        for (auto item : steps) {
+          auto t = py::cast<py::tuple>(item);
+          if (t.size() != 6) throw py::value_error("steps: (op, out, a, b, s0, s1) tuples");
+          st.op.push_back(py::cast<int>(t[0]));
+          st.out.push_back(py::cast<int>(t[1]));
+          st.a.push_back(py::cast<int>(t[2]));
+          st.b.push_back(py::cast<int>(t[3]));
+          st.s0.push_back(py::cast<float>(t[4]));
+          st.s1.push_back(py::cast<float>(t[5]));
+        }
+        if (keep.empty()) throw py::value_error("arrays: at least one");
+        const GpuRuntime& r = rt(dev);
+        py::gil_scoped_release nogil;
+        r.elementwise_program(n, st, 0);
+      }, py::arg("n"), py::arg("arrays"), py::arg("steps"),
+        "Elementwise steps over (DeviceArray, offset) arrays of n elements, one device, "
+        "in one launch on the legacy default stream: step (op, out, a, b, s0, s1) is "
+        "arrays[out][e] = op(arrays[a][e], arrays[b][e] if b >= 0 else s0), in order for "
+        "each element (bitwise gpu_elementwise's one step at a time).");
+  m.def("gpu_program_limits", [](const std::string& device) {
+        return py::make_tuple(rt(device).max_program_steps(), rt(device).max_program_arrays());
+      }, py::arg("device"), "(steps, arrays) a gpu_elementwise_program may have.");
+  m.def("gpu_download", [span](const std::shared_ptr<DeviceArray>& a, int64_t a_off,
+                               int64_t n) {
+        if (!a) throw py::value_error("a is required");
+        const float* p = span(a, a_off, n, a->device, "a");
+        py::array_t<float> out(n);
+        if (n) {
+          const GpuRuntime& r = rt(a->device);
+          float* dst = out.mutable_data();
+          py::gil_scoped_release nogil;
+          r.device_copy(dst, p, (size_t)n * 4, kToHost);
+        }
+        return out;
+      }, py::arg("a"), py::arg("a_offset"), py::arg("n"),
+        "A host copy of the float32 elements [o, o + n) of a DeviceArray (1-D).");
   m.def("cuda_stream_synchronize", [](uintptr_t stream) {
         py::gil_scoped_release nogil;
         gpu_cuda::stream_synchronize(stream);

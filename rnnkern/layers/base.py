@@ -256,6 +256,103 @@ def weight_property(name, doc=None):
     return property(get, set, doc=doc or f"The {name} weight (read-only; assign to change).")
 
 
+class WeightDict(dict):
+    """A layer's weights, name -> read-only array, where a value may be pending on
+    a GPU backend's device: ``fit`` updated it there (a recurrent layer on
+    ``cuda``: its weights, gradients and the optimizer's slots stay on the
+    device between steps). Reading a pending weight downloads it once and keeps
+    the host copy; assigning one drops what was pending. Every read goes through
+    here (``[]``, ``get``, ``values``, ``items``, iteration, copies and
+    pickling), so nobody sees a stale host array; ``raw`` is the stored array
+    without a download, for its shape, or for a call that takes the device copy."""
+
+    __slots__ = ("_pending",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pending = {}
+
+    def _fetch(self, name):
+        a = np.asarray(self._pending.pop(name))
+        a = np.ascontiguousarray(a, dtype=dict.__getitem__(self, name).dtype)
+        a.flags.writeable = False
+        dict.__setitem__(self, name, a)
+        return a
+
+    def __getitem__(self, name):
+        if self._pending and name in self._pending:
+            return self._fetch(name)
+        return dict.__getitem__(self, name)
+
+    def get(self, name, default=None):
+        return self[name] if dict.__contains__(self, name) else default
+
+    def __iter__(self):
+        # not dict's iterator: dict(d), {**d} and update(d) then go through
+        # keys() and [] (CPython's fast copy reads the storage directly)
+        return iter(list(dict.keys(self)))
+
+    def values(self):
+        return [self[n] for n in dict.keys(self)]
+
+    def items(self):
+        return [(n, self[n]) for n in dict.keys(self)]
+
+    def copy(self):
+        return dict(self.items())
+
+    def __reduce__(self):
+        return (WeightDict, (dict(self.items()),))
+
+    def __setitem__(self, name, value):
+        self._pending.pop(name, None)
+        dict.__setitem__(self, name, value)
+
+    def __delitem__(self, name):
+        self._pending.pop(name, None)
+        dict.__delitem__(self, name)
+
+    def pop(self, name, *default):
+        if self._pending and name in self._pending:
+            self._fetch(name)
+        return dict.pop(self, name, *default)
+
+    def clear(self):
+        self._pending.clear()
+        dict.clear(self)
+
+    def update(self, *args, **kwargs):
+        for n, v in dict(*args, **kwargs).items():
+            self[n] = v
+
+    def setdefault(self, name, default=None):
+        if not dict.__contains__(self, name):
+            self[name] = default
+        return self[name]
+
+    def popitem(self):
+        raise TypeError("WeightDict.popitem: pop a weight by name")
+
+    def raw(self, name):
+        """The stored array without a download (stale while pending: right shape)."""
+        return dict.__getitem__(self, name)
+
+    def set_pending(self, name, value):
+        """``value`` (a device array of the stored one's shape) is the weight now."""
+        if not dict.__contains__(self, name):
+            raise KeyError(name)
+        self._pending[name] = value
+
+    @property
+    def pending(self):
+        return bool(self._pending)
+
+    def fetch_all(self):
+        """Download every pending weight (before the device copies are dropped)."""
+        for n in list(self._pending):
+            self._fetch(n)
+
+
 # ---------------------------------------------------------------- the Layer
 
 class Layer:
@@ -352,8 +449,13 @@ class Layer:
     @property
     def grads(self):
         """Gradients of the last ``backward()`` of this thread, aligned with
-        ``weights`` (None before any)."""
-        return getattr(self._tls, "grads", None)
+        ``weights`` (None before any). Host arrays: a fit step's gradients that
+        stayed on a GPU backend's device download here, once."""
+        g = getattr(self._tls, "grads", None)
+        if g is not None and any(type(a).__name__ == "DeviceVec" for a in g):
+            g = [a.numpy() if type(a).__name__ == "DeviceVec" else a for a in g]
+            self._tls.grads = g
+        return g
 
     @property
     def input(self):

@@ -46,7 +46,9 @@ READ-ONLY float32 arrays. Change them with ``set_weights`` or by assignment
 (``layer.kernel = layer.kernel - lr * layer.grads[0]``); an in-place update
 (``layer.kernel -= ...``) raises. That is what lets a layer pack its kernels for
 the compiled code once and reuse them for every call until a weight is
-assigned (see ``rnnkern.ops.pack``).
+assigned (see ``rnnkern.ops.pack``). On a GPU backend the packed weights are
+on the device; under a model's ``fit`` they stay there and the optimizer
+updates them there (``rnnkern.models``), the host arrays downloading when read.
 
 Dropout, with ``training=True`` only, exactly as Keras 3: every mask is drawn
 once per call (from the layer's ``seed``), is the same at every timestep, and
@@ -74,11 +76,12 @@ import numpy as np
 from .. import initializers as _inits
 from .. import ops
 from .._common import ACTIVATIONS, GATES, N_STATES
-from ..backends import get_backend
+from .._device_math import DeviceVec
+from ..backends import GpuWeights, get_backend
 from ..options import RnnOptions
 from ..config import floatx, make_rng
 from ..utils.memory import check_memory as _check_memory
-from .base import (Layer, check_bool, check_positive_int, check_training, float_array,
+from .base import (Layer, WeightDict, check_bool, check_positive_int, check_training, float_array,
                    weight_property)
 
 __all__ = ["SimpleRNN", "LSTM", "GRU"]
@@ -149,6 +152,21 @@ class _Ctx:
     def __init__(self, cache, x_shape, out_shape, drop, given, backend):
         self.cache, self.x_shape, self.out_shape = cache, x_shape, out_shape
         self.drop, self.given, self.backend = drop, given, backend
+
+
+def _vec(a):
+    """A GpuWeights array (a DeviceArray, or a DeviceVec the optimizer made) as a DeviceVec."""
+    return a if isinstance(a, DeviceVec) else DeviceVec(a)
+
+
+def _weight_grad(g, dtype):
+    """A weight gradient as the backend gave it: a host array, or (a fit step's
+    backward on a GPU backend, _device_training) a DeviceVec left on the device."""
+    if isinstance(g, DeviceVec):
+        return g
+    if type(g).__name__ == "DeviceArray":
+        return DeviceVec(g)
+    return np.asarray(g, dtype)
 
 
 class _RNN(Layer):
@@ -224,10 +242,13 @@ class _RNN(Layer):
                              f"{self._batch_input_shape[1:]!r}")
         self._packed = None       # kernels packed for self._backend (see _pack_worth_keeping)
         self._states = None       # stateful: the kept states, list of [N, H]
+        # the weights; on a GPU backend under fit, pending on the device (WeightDict)
+        self._params = WeightDict()
 
     def __getstate__(self):
         # the packed weights are a compiled object that cannot be pickled; it is
         # rebuilt on demand
+        self._params.fetch_all()   # weights pending on the device come home first
         state = super().__getstate__()
         state["_packed"] = None
         return state
@@ -249,7 +270,9 @@ class _RNN(Layer):
 
     @backend.setter
     def backend(self, name):
-        self._backend = get_backend(name)
+        backend = get_backend(name)
+        self._params.fetch_all()   # the device copies go with the old backend
+        self._backend = backend
         self._tls.last = None  # a cache belongs to the backend that made it
         self._packed = None
 
@@ -305,8 +328,11 @@ class _RNN(Layer):
     # ---------------------------------------------------------------- weights
 
     def _check_input_shape(self, input_shape):
-        return checked_input_shape(input_shape, self.kernel.shape[0] if self.built else None,
-                                   self.name)
+        return checked_input_shape(input_shape, self._input_dim(), self.name)
+
+    def _input_dim(self):
+        """C, from the kernel's shape (without downloading a weight pending on the device)."""
+        return self._params.raw("kernel").shape[0] if self.built else None
 
     def build(self, input_shape):
         """Create the weights for inputs of shape (N?, T?, C)."""
@@ -343,8 +369,8 @@ class _RNN(Layer):
         if len(k) != 2 or k[1] != gh or k[0] < 1:
             raise ValueError(f"set_weights: kernel has shape {tuple(k)}, expected "
                              f"(input_dim, {gh}) for units={self.units}")
-        self._params = {n: np.zeros(s, floatx())
-                        for n, s in zip(names, self._expected_shapes(k[0]))}
+        self._params = WeightDict({n: np.zeros(s, floatx())
+                                   for n, s in zip(names, self._expected_shapes(k[0]))})
         try:
             self.built = True
             Layer.set_weights(self, weights)
@@ -373,7 +399,59 @@ class _RNN(Layer):
         return 2 * (self.kernel.nbytes + self.recurrent_kernel.nbytes) <= _PACK_KEEP_BYTES
 
     def _weights_changed(self):
+        self._params.fetch_all()   # a weight pending on the device, before its copy goes
         self._packed = None  # packed from the old weights
+
+    # ------------------------------------------- weights kept on the device by fit
+    # rnnkern.models' trainer (models/training.py) sets _device_training around a
+    # train step: the forward then asks the backward to leave the weight gradients
+    # on the device, the optimizer updates the GpuWeights' arrays there
+    # (_device_weights in, _adopt_device_weights out) and the host copies wait,
+    # pending, until somebody reads them.
+    _device_training = False
+    _grad_out = None    # {"dW", "dU", "db"} -> where the step's backward writes them
+
+    def _device_weights(self):
+        """name -> DeviceVec of the weights as the device holds them (the
+        GpuWeights the calls use), or None where they are not on a device."""
+        p = self._packed
+        if not isinstance(p, GpuWeights):
+            return None
+        out = {"kernel": _vec(p.W), "recurrent_kernel": _vec(p.U)}
+        if self.use_bias:
+            if p.b is None:
+                return None
+            out["bias"] = _vec(p.b)
+        return out
+
+    def _adopt_device_weights(self, named):
+        """The optimizer's new device arrays (name -> DeviceVec of the weight's
+        shape) become the weights: the calls use them from now on, the host
+        copies download on first read."""
+        p = self._packed
+        if not isinstance(p, GpuWeights):
+            raise RuntimeError(f"layer {self.name!r} keeps no weights on a device")
+        q = GpuWeights()
+        q.backend, q.cell, q.reset_after = p.backend, p.cell, p.reset_after
+        q.W, q.U, q.b = p.W, p.U, p.b
+        attr = {"kernel": "W", "recurrent_kernel": "U", "bias": "b"}
+        for n, v in named.items():
+            if v.shape != self._params.raw(n).shape:
+                raise ValueError(f"{n} must have shape {self._params.raw(n).shape}, got "
+                                 f"{v.shape}")
+            setattr(q, attr[n], v)
+        self._packed = q
+        for n, v in named.items():
+            self._params.set_pending(n, v)
+
+    def _call_weights(self):
+        """(kernel, recurrent_kernel, bias) for a call: the stored arrays without a
+        download where the device copies are pending (the call reads those, packed)."""
+        if self._params.pending and isinstance(self._packed, GpuWeights):
+            raw = self._params.raw
+            return raw("kernel"), raw("recurrent_kernel"), \
+                (raw("bias") if self.use_bias else None)
+        return self.kernel, self.recurrent_kernel, self.bias
 
     def _assign_weight(self, name, value):
         if name == "bias" and self.built and not self.use_bias:
@@ -409,7 +487,7 @@ class _RNN(Layer):
     # ------------------------------------------------------------------- call
 
     def _standardize(self, x):
-        return standardized_sequence(x, self.kernel.shape[0] if self.built else None, self.name)
+        return standardized_sequence(x, self._input_dim(), self.name)
 
     def forward(self, x, training=None, mask=None, initial_state=None, dropout_masks=None):
         """One call on standardized x [N, T, C]: returns (outputs, ctx).
@@ -454,14 +532,21 @@ class _RNN(Layer):
             if self._packed is None and self._pack_worth_keeping():
                 self._packed = ops.pack(self._cell, self.recurrent_kernel, reset_after,
                                         self._backend, self.kernel, self.bias)
+            W, U, b = self._call_weights()
             # one checked options value (RnnOptions interns: made once per process)
             options = RnnOptions(self._cell, self.activation, self.recurrent_activation,
                                  reset_after, self.go_backwards, self.return_sequences, keep,
                                  self.precision)
             y, h, cT, cache = ops.rnn_forward(
-                options, x, self.kernel, self.recurrent_kernel, self.bias, h0, c0, mask,
+                options, x, W, U, b, h0, c0, mask,
                 backend=self._backend, packed=self._packed, input_masks=input_masks,
                 recurrent_masks=recurrent_masks)
+            if keep and self._device_training and isinstance(self._packed, GpuWeights):
+                # the gradients into the optimizer's flat buffer where it gave one;
+                # taken by this call only (a second call of the layer in the step
+                # gets arrays of its own: the two are summed)
+                out, self._grad_out = self._grad_out, None
+                self._backend.keep_weight_grads(cache, out)
             y = np.asarray(y, dtype=x.dtype)
             h = np.asarray(h, dtype=x.dtype)
             if np.shares_memory(y, h):
@@ -498,10 +583,11 @@ class _RNN(Layer):
         if self._packed is None and self._pack_worth_keeping():
             self._packed = ops.pack(self._cell, self.recurrent_kernel, reset_after,
                                     self._backend, self.kernel, self.bias)
+        W, U, b = self._call_weights()
         options = RnnOptions(self._cell, self.activation, self.recurrent_activation,
                              reset_after, self.go_backwards, True, False, self.precision)
         y, h, cT, _ = ops.rnn_forward(
-            options, x, self.kernel, self.recurrent_kernel, self.bias, states[0],
+            options, x, W, U, b, states[0],
             states[1] if self._cell == "lstm" else None, mask, backend=self._backend,
             packed=self._packed)
         y = np.asarray(y, dtype=x.dtype)
@@ -620,9 +706,9 @@ class _RNN(Layer):
         else:
             g = ops.rnn_backward(cache, dy, ds[0], ds[1] if k == 2 else None)
             dx = np.asarray(g.dx, dtype=dy.dtype)
-            grads = [np.asarray(g.dkernel, dy.dtype), np.asarray(g.drecurrent_kernel, dy.dtype)]
+            grads = [_weight_grad(g.dkernel, dy.dtype), _weight_grad(g.drecurrent_kernel, dy.dtype)]
             if self.use_bias:
-                grads.append(np.asarray(g.dbias, dy.dtype))
+                grads.append(_weight_grad(g.dbias, dy.dtype))
             dstates = [np.asarray(g.dh0, dy.dtype)]
             if k == 2:
                 dstates.append(np.asarray(g.dc0, dy.dtype))

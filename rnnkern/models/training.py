@@ -8,8 +8,13 @@ the backward needs), the compiled loss and its gradient with respect to the
 outputs, ``model.backward``, then the optimizer's update, which returns new
 arrays that are handed to the layers without a copy (the layers' weights are
 read-only arrays, so the recurrent layers re-pack their kernels once per step,
-not per call). The loss and the metrics shown are running means over the
-epoch's samples, as Keras'.
+not per call). Recurrent layers on a GPU backend (``cuda``, ``cuda-emu``) keep
+their weights on the device instead: their backward writes the weight gradients
+into the optimizer's flat buffer there, the optimizer updates the weights and
+its slots there in one launch (``rnnkern._device_math``), and the layers' host
+arrays download only when read (``rnnkern.config.set_device_updates(False)``:
+the host update, a weight upload a step). The loss and the metrics shown are
+running means over the epoch's samples, as Keras'.
 
 Data: NumPy arrays (a list for several inputs / outputs, or a dict by input /
 output name), batched here and shuffled each epoch from a generator seeded by
@@ -25,11 +30,14 @@ import warnings
 import numpy as np
 
 from .. import callbacks as callbacks_module
+from .. import config as _config
 from .. import losses as losses_module
 from .. import metrics as metrics_module
 from .. import optimizers as optimizers_module
 from .. import saving
+from .._device_math import is_device_vec
 from ..config import make_rng
+from ..layers.base import WeightDict
 from ..utils.progbar import resolve_verbose
 from ..utils.tree import flatten, pack_as
 
@@ -500,15 +508,25 @@ class Trainer:
 
     def _train_step(self, xs, ys, sw):
         self._check_stateful_batch(xs)
-        out, preds, masks = self._forward(xs, True)
-        ys = self._check_targets(ys, preds)
-        self._ensure_built_loss(ys, preds)
-        _, d = self._compiled.loss(ys, preds, sw, masks, True)
-        scale = getattr(self.optimizer, "loss_scale_factor", None)
-        if scale:  # the optimizer divides the gradients by it (Keras' loss scaling)
-            d = [None if g is None else g * scale for g in d]
-        self.backward(pack_as(out, d) if isinstance(out, list) else d[0])
-        self._apply_gradients()
+        on_device = self._device_layers()
+        targets = self._grad_targets() if on_device else {}
+        for layer in on_device:
+            layer._device_training = True
+            layer._grad_out = targets.get(id(layer))
+        try:
+            out, preds, masks = self._forward(xs, True)
+            ys = self._check_targets(ys, preds)
+            self._ensure_built_loss(ys, preds)
+            _, d = self._compiled.loss(ys, preds, sw, masks, True)
+            scale = getattr(self.optimizer, "loss_scale_factor", None)
+            if scale:  # the optimizer divides the gradients by it (Keras' loss scaling)
+                d = [None if g is None else g * scale for g in d]
+            self.backward(pack_as(out, d) if isinstance(out, list) else d[0])
+            self._apply_gradients()
+        finally:
+            for layer in on_device:
+                layer._device_training = False
+                layer._grad_out = None
         self._compiled.update_metrics(ys, preds, sw, masks)
         return self._compiled.results()
 
@@ -548,24 +566,72 @@ class Trainer:
             self._slot_cache = cached
         return cached[1], cached[2]
 
+    def _device_layers(self):
+        """The recurrent layers on a GPU backend whose weights this model trains
+        (each once): fit keeps their weights, gradients and optimizer slots on the
+        device (rnnkern.config.set_device_updates), the layers' own calls and
+        backward steps being the ones that compute them."""
+        if not _config.device_updates():
+            return []
+        slots, _ = self._trainable_slots()
+        seen, out = set(), []
+        for layer, _n in slots:
+            if id(layer) not in seen and hasattr(layer, "_device_weights") and \
+                    isinstance(layer._params, WeightDict) and \
+                    getattr(layer._backend, "name", None) in ("cuda", "cuda-emu"):
+                seen.add(id(layer))
+                out.append(layer)
+        return out
+
+    def _grad_targets(self):
+        """id(layer) -> {"dW", "dU", "db"} -> its views of the optimizer's flat
+        gradient buffer of the weights on the device (the last step's group), for
+        the backward to write into: the update then copies no gradient."""
+        D = getattr(self.optimizer, "_dgroup", None)
+        if D is None:
+            return {}
+        slots, _ = self._trainable_slots()
+        if max(D.idx) >= len(slots):
+            return {}
+        names = {"kernel": "dW", "recurrent_kernel": "dU", "bias": "db"}
+        out = {}
+        for j, v in zip(D.idx, D.views(D.grad)):
+            layer, n = slots[j]
+            if n in names and v.shape == layer._params.raw(n).shape:
+                out.setdefault(id(layer), {})[names[n]] = v
+        return out
+
     def _apply_gradients(self):
         slots, idx = self._trainable_slots()
         if not slots:
             return
-        grads = self.grads
-        weights = [l._params[n] for l, n in slots]
+        grads = getattr(self._tls, "grads", None)   # device gradients stay there
         if not self.optimizer.built:
-            self.optimizer.build(weights)
+            self.optimizer.build([l._params[n] for l, n in slots])
+        device = {}
+        weights = []
+        for layer, n in slots:
+            if id(layer) not in device:
+                dw = layer._device_weights() \
+                    if getattr(layer, "_device_training", False) else None
+                device[id(layer)] = dw
+            dw = device[id(layer)]
+            weights.append(dw[n] if dw is not None and n in dw else layer._params[n])
         self._assign(slots, self.optimizer.apply([grads[i] for i in idx], weights))
 
     @staticmethod
     def _assign(slots, arrays):
-        """Hand new weight arrays to their layers, without a copy."""
+        """Hand new weight arrays to their layers, without a copy (device arrays
+        to the layers that keep their weights on the device)."""
         per_layer = {}
         for (layer, name), w in zip(slots, arrays):
-            per_layer.setdefault(id(layer), (layer, {}))[1][name] = w
-        for layer, named in per_layer.values():
-            layer._adopt_weights(named)
+            per_layer.setdefault(id(layer), (layer, {}, {}))[2 if is_device_vec(w) else 1][
+                name] = w
+        for layer, named, on_device in per_layer.values():
+            if named:
+                layer._adopt_weights(named)
+            if on_device:
+                layer._adopt_device_weights(on_device)
 
     # ------------------------------------------------------------- fit
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
@@ -650,7 +716,9 @@ class Trainer:
                               "`steps_per_epoch * epochs` batches.", stacklevel=2)
                 break
         final = getattr(self.optimizer, "finalize_variable_values", None)
-        if final is not None and epochs > 0:
+        # (only with an average to assign: reading the weights would download
+        # those kept on a device)
+        if final is not None and epochs > 0 and getattr(self.optimizer, "use_ema", True):
             slots, _ = self._trainable_slots()
             new = final([l._params[n] for l, n in slots])
             if new is not None:  # use_ema: the moving averages become the weights

@@ -22,6 +22,13 @@ Interface (what rnnkern's training loop calls):
                                   #   the loss gradient by it; apply unscales)
     opt.finalize_variable_values(weights)  # with use_ema: the averages (new arrays), else None
 
+Weights on a GPU backend's device (``rnnkern._device_math.DeviceVec``: the
+models' ``fit`` passes those of recurrent layers on ``cuda``) are updated there,
+by the same kernel code on device arrays (bitwise the host's results, but for
+the norm clippings' sums of squares, which the device adds in double): their
+slots get device copies, the host slots catch up whenever they are read
+(``variables``, ``get_state``, saving), and ``set_state`` replaces both.
+
 Order of one ``apply`` (Keras'): drop None gradients (warning), unscale by
 ``loss_scale_factor``, accumulate (``gradient_accumulation_steps``), clip
 (``clipnorm`` per weight, ``global_clipnorm`` over all, or ``clipvalue``),
@@ -30,11 +37,13 @@ the weights (``use_ema``), then ``iterations += 1``.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
 
 import numpy as np
 
+from .._device_math import DeviceVec, fused, is_device_vec
 from ..utils.naming import auto_name
 from . import schedules as _schedules
 
@@ -114,6 +123,17 @@ class Optimizer:
         self._slots = []              # (name, array) in Keras' variable order
         self._const_cache = {}
         self._shapes = ()
+        # the weights on a device of the last apply (a _DeviceGroup: their slots'
+        # device copies), and whether the host slots lag behind those
+        self._dgroup = None
+        self._host_stale = False
+
+    def __getstate__(self):
+        # device copies stay behind (the host slots, brought up to date, travel)
+        self._sync_host()
+        state = dict(self.__dict__)
+        state.update(_dgroup=None, _host_stale=False)
+        return state
 
     # ------------------------------------------------------- learning rate
     def _set_lr(self, learning_rate, initial=False):
@@ -191,6 +211,8 @@ class Optimizer:
         first, then add their slots with ``_add_slots``."""
         weights = list(weights)
         for i, w in enumerate(weights):
+            if is_device_vec(w):
+                continue
             if not isinstance(w, np.ndarray) or not np.issubdtype(w.dtype, np.floating):
                 raise TypeError(f"weights[{i}] must be a float NumPy array, got "
                                 f"{type(w).__name__}"
@@ -290,7 +312,11 @@ class Optimizer:
         if not self.built:
             self.build(weights)
         self._check(grads, weights)
-        if self._flat and not any(g is None for g in grads):
+        on_device = any(is_device_vec(w) for w in weights)
+        if not on_device and self._dgroup is not None:   # all back on the host: the slots too
+            self._sync_host()
+            self._dgroup = None
+        if self._flat and not any(g is None for g in grads) and not on_device:
             news = self._apply_flat(grads, weights)
         else:
             news = self._apply_each(grads, weights)
@@ -332,7 +358,8 @@ class Optimizer:
         return news
 
     def _apply_each(self, grads, weights):
-        """Weight by weight (some gradients None, or weights of several dtypes)."""
+        """Weight by weight (some gradients None, or weights of several dtypes);
+        the weights on a device all at once, as one flat array there (_DeviceGroup)."""
         sel = [i for i, g in enumerate(grads) if g is not None]
         if not sel:
             raise ValueError("No gradients provided for any variable.")
@@ -340,24 +367,41 @@ class Optimizer:
             warnings.warn(f"Gradients do not exist for weights "
                           f"{[i for i, g in enumerate(grads) if g is None]} when minimizing "
                           "the loss.", stacklevel=3)
-        gs = [np.asarray(grads[i]) for i in sel]
+        host = [i for i in sel if not is_device_vec(weights[i])]
+        D = self._group([i for i in sel if is_device_vec(weights[i])], weights)
+        # the device group's operations (all of its size) as one kernel a run
+        with fused(D.size) if D is not None else contextlib.nullcontext():
+            return self._apply_each_in(grads, weights, sel, host, D)
+
+    def _apply_each_in(self, grads, weights, sel, host, D):
+        gs = {i: np.asarray(grads[i]) for i in host}
+        gd = D.gather(grads) if D is not None else None
         if self.loss_scale_factor is not None:
-            gs = [x / self.loss_scale_factor for x in gs]
+            gs = {i: x / self.loss_scale_factor for i, x in gs.items()}
+            if D is not None:
+                gd /= self.loss_scale_factor
         news = list(weights)
         if self.gradient_accumulation_steps:
             steps = self.gradient_accumulation_steps
-            accs = [self._grad_accumulators[i] for i in sel]
+            accs = {i: self._grad_accumulators[i] for i in host}
+            accd = D.slot(self._grad_accumulators) if D is not None else None
             if (self._iterations + 1) % steps:
-                for x, a in zip(gs, accs):
-                    a += x
-                return self._update_ema(news) if self.use_ema else news
-            gs = [(x + a) / steps for x, a in zip(gs, accs)]
-            for a in accs:
+                for i, x in gs.items():
+                    accs[i] += x
+                if D is not None:
+                    accd += gd
+                return self._update_ema(news, D) if self.use_ema else news
+            gs = {i: (x + accs[i]) / steps for i, x in gs.items()}
+            for a in accs.values():
                 a.fill(0)
-        gs = self._clip_gradients(gs)
+            if D is not None:
+                gd += accd
+                gd /= steps
+                accd.fill(0)
+        self._clip_gradients(sel, gs, D, gd)
         lr = self._current_lr()
-        for i, x in zip(sel, gs):
-            w = weights[i]
+        for i in host:
+            w, x = weights[i], gs[i]
             t = w.dtype.type
             if self.weight_decay is not None and self._decay_mask[i]:
                 n = np.multiply(w, t(1) - t(self.weight_decay) * t(lr))
@@ -366,8 +410,17 @@ class Optimizer:
             news[i] = n
             self._kernel(x, n, self._tmp[i], self._tmp2[i], self._scalars(lr, t),
                          lambda slot, i=i: slot[i])
+        if D is not None:
+            t = np.float32
+            factor = None
+            if self.weight_decay is not None:
+                factor = t(1) - t(self.weight_decay) * t(lr)
+            new = D.new_weights(weights, factor, self._decay_mask)
+            self._kernel(gd, new, D.tmp[0], D.tmp[1], self._scalars(lr, t), D.slot)
+            for i, v in zip(D.idx, D.views(new)):
+                news[i] = v
         if self.use_ema:
-            news = self._update_ema(news)
+            news = self._update_ema(news, D)
         return news
 
     def _constants(self, t, *values):
@@ -415,41 +468,92 @@ class Optimizer:
 
     def _clip_by_norm(self, g):
         dt = g.dtype.type if g.dtype.kind == "f" else np.float32
-        l2sum = dt(np.sum(np.square(g, dtype=dt)))
+        l2sum = _sum_squares(g, dt)
         l2norm = np.sqrt(l2sum) if l2sum > 0 else l2sum
         c = dt(self.clipnorm)
         return np.multiply(g, c, dtype=dt) / np.maximum(l2norm, c)
 
-    def _clip_gradients(self, gs):
+    def _clip_gradients(self, sel, gs, D, gd):
+        """Keras' clipping of _apply_each's gradients, in place: ``gs`` (index ->
+        host gradient) replaced, the device group's flat ``gd`` scaled."""
+        views = dict(zip(D.idx, D.views(gd))) if D is not None else {}
         if self.clipnorm and self.clipnorm > 0:
-            return [self._clip_by_norm(g) for g in gs]
-        if self.global_clipnorm and self.global_clipnorm > 0:
-            dt = np.result_type(*[g.dtype for g in gs], np.float32).type
-            norm = np.sqrt(dt(np.sum(np.array([np.sum(np.square(g, dtype=dt))
-                                               for g in gs], dtype=dt))))
+            for i in gs:
+                gs[i] = self._clip_by_norm(gs[i])
+            for v in views.values():
+                dt = np.float32
+                l2sum = _sum_squares(v, dt)
+                l2norm = np.sqrt(l2sum) if l2sum > 0 else l2sum
+                c = dt(self.clipnorm)
+                v *= c                              # (g c) / max(|g|, c), as the host
+                v /= np.maximum(l2norm, c)
+        elif self.global_clipnorm and self.global_clipnorm > 0:
+            dt = np.result_type(*[g.dtype for g in gs.values()], np.float32).type
+            sums = [_sum_squares(gs[i] if i in gs else views[i], dt) for i in sel]
+            norm = np.sqrt(dt(np.sum(np.array(sums, dtype=dt))))
             c = dt(self.global_clipnorm)
             with np.errstate(divide="ignore", invalid="ignore"):
                 scale = c * np.minimum(dt(1) / norm, dt(1) / c)
                 scale = scale + (norm - norm)   # NaN for an infinite / NaN norm, as Keras
-            return [g * scale for g in gs]
-        if self.clipvalue and self.clipvalue > 0:
+            for i in gs:
+                gs[i] = gs[i] * scale
+            if D is not None:
+                gd *= scale
+        elif self.clipvalue and self.clipvalue > 0:
             v = self.clipvalue
-            return [np.clip(g, -v, v) for g in gs]
-        return gs
+            for i in gs:
+                gs[i] = np.clip(gs[i], -v, v)
+            if D is not None:
+                gd.clip(-v, v, out=gd)
 
     # -------------------------------------------------------------- EMA
-    def _update_ema(self, news):
+    def _update_ema(self, news, D=None):
         """Keras' moving average of the weights after the update; returns the
-        weights (the averages' copies on an overwrite step)."""
+        weights (the averages' copies on an overwrite step). The device group's
+        averages are one flat array there."""
         t = self._averages[0].dtype.type if self._n else np.float32
         m = t(self.ema_momentum) if self.iterations != 0 else t(0)
-        for w, avg in zip(news, self._averages):
+        on_device = set(D.idx) if D is not None else ()
+        for i, (w, avg) in enumerate(zip(news, self._averages)):
+            if i in on_device:
+                continue
             avg *= m
             avg += (t(1) - m) * w
+        if D is not None:
+            avg = D.slot(self._averages)
+            avg *= m
+            avg += (t(1) - m) * D.flat_of([news[i] for i in D.idx])
         f = self.ema_overwrite_frequency
         if f and (self.iterations + 1) % f == 0:
-            return [a.copy() for a in self._averages]
+            out = [a.copy() for a in self._averages]
+            if D is not None:
+                for i, v in zip(D.idx, D.views(D.slot(self._averages).copy())):
+                    out[i] = v
+            return out
         return news
+
+    # ------------------------------------------------- weights on a device
+    def _group(self, idx, weights):
+        """The _DeviceGroup of the weights ``idx`` (on one device), made anew
+        (the host slots first brought up to date) when they are others than the
+        last apply's; None without any."""
+        if not idx:
+            return None
+        device = weights[idx[0]].device
+        if any(weights[i].device != device for i in idx):
+            raise ValueError("the weights on a device must all be on the same one")
+        g = self._dgroup
+        if g is None or g.idx != tuple(idx) or g.device != device:
+            self._sync_host()
+            g = self._dgroup = _DeviceGroup(idx, self._shapes, device)
+        self._host_stale = True
+        return g
+
+    def _sync_host(self):
+        """The host slots brought up to the device copies (kept: both agree)."""
+        if self._host_stale and self._dgroup is not None:
+            self._dgroup.sync_host()
+        self._host_stale = False
 
     def finalize_variable_values(self, weights):
         """Keras calls this at the end of fit: with ``use_ema``, the weights'
@@ -457,6 +561,7 @@ class Optimizer:
         None (nothing to change)."""
         if not self.use_ema:
             return None
+        self._sync_host()
         if not self.built or len(weights) != len(self._averages):
             raise ValueError(
                 f"The length of model variables ({len(weights)}) to override does not match "
@@ -477,7 +582,9 @@ class Optimizer:
     def variables(self):
         """Keras' ``optimizer.variables``: the iteration count (int32, 0-d),
         the learning rate (float32, 0-d; absent with a schedule), then the
-        slots in Keras' order (read-only views of the live arrays)."""
+        slots in Keras' order (read-only views of the live arrays; those of
+        weights on a device brought up to date first)."""
+        self._sync_host()
         out = [np.array(self._iterations, dtype=np.int32)]
         if self._lr_value is not None:
             out.append(np.array(self._lr_value, dtype=np.float32))
@@ -537,6 +644,8 @@ class Optimizer:
                                  f"{src.shape}.")
         for j, (_nm, a) in enumerate(self._slots):
             a[...] = arrays[k + j]
+        self._dgroup = None          # device copies of the slots re-made from these
+        self._host_stale = False
         self._iterations = int(it.reshape(()))
         if lr is not None:
             self._lr_value = np.float32(lr.reshape(()))
@@ -593,6 +702,85 @@ class Optimizer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, learning_rate={self.learning_rate:g}>"
+
+
+def _sum_squares(g, dt):
+    """sum(g^2) as a ``dt`` scalar: NumPy's sum on the host, the device's (in
+    double, fixed order, then rounded) for a DeviceVec."""
+    if is_device_vec(g):
+        return dt(g.sum_squares())
+    return dt(np.sum(np.square(g, dtype=dt)))
+
+
+class _DeviceGroup:
+    """The weights on a device of an apply (``idx``, their indices, in order) as
+    one flat array there: their gradient, their new values and each slot's part
+    for them one flat DeviceVec, every weight a view of it (``views``), so that
+    each operation of the update is one kernel over all of them."""
+
+    def __init__(self, idx, shapes, device):
+        self.idx, self.device = tuple(idx), device
+        self.shapes = [shapes[i] for i in idx]
+        sizes = [int(np.prod(s, dtype=np.int64)) for s in self.shapes]
+        self.offsets = np.cumsum([0] + sizes).tolist()
+        self.size = self.offsets[-1]
+        self.slots = {}               # id(slot) -> (slot, flat device copy)
+        self.grad = DeviceVec.empty(device, (self.size,))
+        self.tmp = (DeviceVec.empty(device, (self.size,)),
+                    DeviceVec.empty(device, (self.size,)))
+
+    def views(self, flat):
+        return [flat.view(o, s) for o, s in zip(self.offsets, self.shapes)]
+
+    def slot(self, slot):
+        """The flat device copy of ``slot``'s arrays of these weights (uploaded
+        from the host ones at first use)."""
+        e = self.slots.get(id(slot))
+        if e is None:
+            host = np.concatenate([np.ravel(slot[i]) for i in self.idx]).astype(np.float32)
+            e = self.slots[id(slot)] = (slot, DeviceVec.upload(host, self.device))
+        return e[1]
+
+    def sync_host(self):
+        for slot, flat in self.slots.values():
+            h = flat.numpy()
+            for i, o, o2, s in zip(self.idx, self.offsets, self.offsets[1:], self.shapes):
+                slot[i][...] = h[o:o2].reshape(s)
+
+    def gather(self, grads):
+        """The gradients of these weights in the flat gradient buffer (copied on
+        the device; a host gradient uploaded)."""
+        for i, v in zip(self.idx, self.views(self.grad)):
+            g = grads[i]
+            if not (is_device_vec(g) and g.base is v.base and g.offset == v.offset):
+                v.assign(g)     # (the backward wrote it there itself, where it could)
+        return self.grad
+
+    def flat_of(self, ws):
+        """These weights' arrays ``ws`` as one flat DeviceVec: themselves where they
+        are consecutive views of one array (the last update's), else a copy."""
+        w0 = ws[0]
+        if all(w.base is w0.base and w.offset == w0.offset + o
+               for w, o in zip(ws, self.offsets)):
+            return DeviceVec(w0.base, w0.offset, (self.size,))
+        out = DeviceVec.empty(self.device, (self.size,))
+        for w, v in zip(ws, self.views(out)):
+            v.assign(w)
+        return out
+
+    def new_weights(self, weights, factor, mask):
+        """A new flat array of these weights' values, each decayed (times
+        ``factor``) where ``mask`` says and a factor is given."""
+        ws = [weights[i] for i in self.idx]
+        if factor is None or not any(mask[i] for i in self.idx):
+            return self.flat_of(ws).copy()
+        new = DeviceVec.empty(self.device, (self.size,))
+        for i, w, v in zip(self.idx, ws, self.views(new)):
+            if mask[i]:
+                np.multiply(w, factor, out=v)
+            else:
+                v.assign(w)
+        return new
 
 
 class _Slot:
