@@ -143,6 +143,15 @@ def _scalar(v, what):
     return float(np.float32(v))
 
 
+def _operator(ufunc, reflected=False, in_place=False):
+    """A DeviceVec arithmetic operator: ``ufunc`` of (self, other), (other, self)
+    reflected, or into self in place."""
+    def op(self, other):
+        return self._binary(_BINARY[ufunc], other, self if in_place else None, reflected)
+    op.__name__ = f"__{'i' if in_place else 'r' if reflected else ''}{ufunc.__name__}__"
+    return op
+
+
 def _on_host(ufunc, method, inputs, out, kwargs):
     """A ufunc DeviceVec does not run: NumPy's, on host copies (never into a
     DeviceVec)."""
@@ -297,43 +306,20 @@ class DeviceVec:
             if is_device_vec(a):
                 return a._binary(_BINARY[ufunc], b, out)
             return b._binary(_BINARY[ufunc], a, out, reflected=True)
-        return NotImplemented
+        return _on_host(ufunc, method, inputs, None if out is None else (out,), kwargs)
 
-    def __add__(self, o):
-        return self._binary(_BINARY[np.add], o)
-
-    def __radd__(self, o):
-        return self._binary(_BINARY[np.add], o, reflected=True)
-
-    def __sub__(self, o):
-        return self._binary(_BINARY[np.subtract], o)
-
-    def __rsub__(self, o):
-        return self._binary(_BINARY[np.subtract], o, reflected=True)
-
-    def __mul__(self, o):
-        return self._binary(_BINARY[np.multiply], o)
-
-    def __rmul__(self, o):
-        return self._binary(_BINARY[np.multiply], o, reflected=True)
-
-    def __truediv__(self, o):
-        return self._binary(_BINARY[np.divide], o)
-
-    def __rtruediv__(self, o):
-        return self._binary(_BINARY[np.divide], o, reflected=True)
-
-    def __iadd__(self, o):
-        return self._binary(_BINARY[np.add], o, self)
-
-    def __isub__(self, o):
-        return self._binary(_BINARY[np.subtract], o, self)
-
-    def __imul__(self, o):
-        return self._binary(_BINARY[np.multiply], o, self)
-
-    def __itruediv__(self, o):
-        return self._binary(_BINARY[np.divide], o, self)
+    __add__ = _operator(np.add)
+    __radd__ = _operator(np.add, reflected=True)
+    __sub__ = _operator(np.subtract)
+    __rsub__ = _operator(np.subtract, reflected=True)
+    __mul__ = _operator(np.multiply)
+    __rmul__ = _operator(np.multiply, reflected=True)
+    __truediv__ = _operator(np.divide)
+    __rtruediv__ = _operator(np.divide, reflected=True)
+    __iadd__ = _operator(np.add, in_place=True)
+    __isub__ = _operator(np.subtract, in_place=True)
+    __imul__ = _operator(np.multiply, in_place=True)
+    __itruediv__ = _operator(np.divide, in_place=True)
 
     def fill(self, value):
         self._run(_FILL, self, None, None, _scalar(value, "fill"))

@@ -329,6 +329,13 @@ def test_fit_on_the_device_is_the_host_update(device, cell, opt):
             assert_bitwise(a, b, nm) if a.dtype == np.float32 else np.testing.assert_equal(a, b)
         else:
             assert_close(a, b, "device_update_f32", nm)
+    # the gradients of the last step as the backward gave them (before the update's
+    # unscaling, accumulation and clipping: not the optimizer's working copy)
+    for a, b, p in zip(md.grads, mh.grads, md.weight_paths()):
+        if exact:
+            assert_bitwise(a, b, f"grads of {p}")
+        else:   # (from weights a norm clipping's ulps apart)
+            assert_close(a, b, "device_update_f32", f"grads of {p}")
     if exact:
         assert loss_d == loss_h
         assert_bitwise(md.predict(_data()[0], verbose=0), mh.predict(_data()[0], verbose=0))
@@ -459,3 +466,34 @@ def test_gpu_fit_benchmark_runs_on_the_emulation():
         t = w["transfers_per_step"]
         assert t["cuda-emu (device update)"] < t["cuda-emu (host update)"], name
     assert "| forecaster | cuda-emu (device update) |" in buf.getvalue()
+
+
+def test_masks_dropout_bidirectional_and_validation_on_the_device():
+    """The layer options the kernels take (masks from Embedding(mask_zero), per-gate
+    recurrent dropout, go_backwards, a Bidirectional pair, reset_before GRU) and
+    evaluation between epochs: the host update's results, bitwise."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(1, 9, (24, 6))
+    x[:5, -2:] = 0
+    y = rng.standard_normal((24, 2)).astype(np.float32)
+    out = []
+    for on_device in (True, False):
+        config.set_device_updates(on_device)
+        rk.utils.set_random_seed(1)
+        m = models.Sequential([
+            layers.Input((6,)), layers.Embedding(9, 3, mask_zero=True),
+            layers.Bidirectional(layers.GRU(5, backend=EMU, seed=4, reset_after=False,
+                                            recurrent_dropout=0.25, return_sequences=True)),
+            layers.LSTM(4, backend=EMU, seed=5, dropout=0.2, recurrent_dropout=0.3,
+                        go_backwards=True),
+            layers.Dense(2)])
+        m.compile(optimizer=optimizers.RMSprop(0.01, momentum=0.5), loss="mse")
+        h = m.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False,
+                  validation_data=(x[:8], y[:8]))
+        bi = m.layers[1]
+        rnns = [bi.forward_layer, bi.backward_layer, m.layers[2]]
+        assert all(l._params.pending for l in rnns) == on_device
+        out.append((m.get_weights(), h.history))
+    for a, b, p in zip(out[0][0], out[1][0], range(99)):
+        assert_bitwise(a, b, f"weight {p}")
+    assert out[0][1] == out[1][1]

@@ -375,7 +375,10 @@ class Optimizer:
 
     def _apply_each_in(self, grads, weights, sel, host, D):
         gs = {i: np.asarray(grads[i]) for i in host}
-        gd = D.gather(grads) if D is not None else None
+        gd = None
+        if D is not None:   # a working copy: the gradients themselves stay as they are
+            gd = D.work
+            gd.assign(D.gather(grads))
         if self.loss_scale_factor is not None:
             gs = {i: x / self.loss_scale_factor for i, x in gs.items()}
             if D is not None:
@@ -725,7 +728,10 @@ class _DeviceGroup:
         self.offsets = np.cumsum([0] + sizes).tolist()
         self.size = self.offsets[-1]
         self.slots = {}               # id(slot) -> (slot, flat device copy)
+        # the gradients (the backward writes them here: the trainer hands out the
+        # views), and the update's working copy of them
         self.grad = DeviceVec.empty(device, (self.size,))
+        self.work = DeviceVec.empty(device, (self.size,))
         self.tmp = (DeviceVec.empty(device, (self.size,)),
                     DeviceVec.empty(device, (self.size,)))
 
