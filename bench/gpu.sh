@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# rnnkern on a GPU machine, in one command (about 6 minutes on an H200):
+# rnnkern on a GPU machine, in one command (about 6 minutes on an H200 before the fit
+# step, at most 90 s more):
 #   build    the extension with its CUDA backend (sm_90 only; RNNKERN_CUDA_ARCHS=...
 #            to change), keeping each kernel's ptxas report (registers, spills);
 #            then an import check run outside the source tree (inside it, Python

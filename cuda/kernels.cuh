@@ -408,7 +408,7 @@ RK_DEV StepIn step_in(const StepArgs& s, int64_t n, int64_t j) {
 // step_in loaded: the cell math of cells.h, the mask, the saved activations, the
 // state and the output. Every time-loop family calls it, so they agree on
 // everything but the sum order. Returns the h it stored (GruRB1, which stores no
-// state: 0).
+// state: the rh it stored for the second phase).
 template <Mode M>
 RK_DEV float step_point(const StepArgs& s, int64_t n, int64_t j, const float* acc,
                         const StepIn& in) {
@@ -449,8 +449,9 @@ RK_DEV float step_point(const StepArgs& s, int64_t n, int64_t j, const float* ac
     const auto zr = gru_gates_reset_before(s.ract, p[0] + acc[0], p[1] + acc[1]);
     s.slots[e] = zr.z;
     s.slots[s.slot_stride + e] = zr.r;
-    s.slots[3 * s.slot_stride + e] = zr.r * hp * in.mh;
-    return 0.0f;
+    const float rh = zr.r * hp * in.mh;
+    s.slots[3 * s.slot_stride + e] = rh;
+    return rh;
   } else {  // GruRB2: a = rh, this kernel's gate is U_h
     const float hh = gru_candidate_reset_before(s.act, p[0], acc[0]);
     s.slots[2 * s.slot_stride + e] = hh;

@@ -909,13 +909,14 @@ inline void count_persistent(const SeqPlan& plan) {
 
 // plan.push for a loop of mode M where it applies: one block (a block barrier a
 // step) or one cluster, the exchanged rows one staged chunk (width: H forward, the
-// gate columns backward), not GRU reset_before (whose two phases exchange
-// different rows), not forced ",staged", and the second staging buffer still fits
+// gate columns backward), not GRU reset_before's backward (whose two phases
+// exchange dG and d(rh) rows: still staged; its forward pushes rh and h into a
+// buffer each), not forced ",staged", and the second staging buffer still fits
 // (smem_of(plan): the block's shared memory; the cluster, or co-residency).
-template <Mode M, class SmemOf>
+template <Mode M, bool kForward, class SmemOf>
 SeqPlan seq_push_plan(SeqPlan p, const void* kernel, int64_t width, const PlanChoice& choice,
                       SmemOf smem_of) {
-  if (M == Mode::GruRB1 || choice.staged || p.blocks == 0 || p.kc < width ||
+  if ((M == Mode::GruRB1 && !kForward) || choice.staged || p.blocks == 0 || p.kc < width ||
       !(p.blocks == 1 || p.cluster))
     return p;
   SeqPlan q = p;
@@ -936,7 +937,7 @@ bool seq_forward_as(SeqArgs q) {
   auto smem_of = [&](const SeqPlan& r) {
     return seq_forward_smem(r, kSeqSlots<M>, copies, b.N, b.H);
   };
-  q.plan = seq_push_plan<M>(
+  q.plan = seq_push_plan<M, true>(
       seq_plan(true, kernel, b.N, b.H, b.GH, kSeqSlots<M>, copies, b.H, q.products), kernel,
       b.H, current_plan(), smem_of);
   if (q.plan.blocks == 0) return false;
@@ -965,7 +966,7 @@ bool seq_forward_as(SeqArgs q) {
                  q.products, b.bf16);
     q.plan = tuned_plan(key, mode, q.plan,
                         [&](const PlanChoice& c) {
-                          return seq_push_plan<M>(
+                          return seq_push_plan<M, true>(
                               seq_plan_with(c, false, true, kernel, b.N, b.H, b.GH,
                                             kSeqSlots<M>, copies, b.H, q.products),
                               kernel, b.H, c, smem_of);
@@ -988,7 +989,7 @@ bool seq_backward_as(SeqBackArgs q) {
   const void* kernel = (const void*)&seq_backward<M>;
   const int gacc = b.rmask ? 4 : 1;   // the tensor-core product's sums a gate
   auto smem_of = [&](const SeqPlan& r) { return seq_backward_smem(r, b.N, b.GH, gacc); };
-  q.plan = seq_push_plan<M>(seq_plan(false, kernel, b.N, b.H, b.GH, 1, gacc, width, q.products),
+  q.plan = seq_push_plan<M, false>(seq_plan(false, kernel, b.N, b.H, b.GH, 1, gacc, width, q.products),
                             kernel, width, current_plan(), smem_of);
   if (q.plan.blocks == 0) return false;
   auto launch = [&](const SeqBackArgs& r) {
@@ -1019,7 +1020,7 @@ bool seq_backward_as(SeqBackArgs q) {
                  b.bf16);
     q.plan = tuned_plan(key, mode, q.plan,
                         [&](const PlanChoice& c) {
-                          return seq_push_plan<M>(
+                          return seq_push_plan<M, false>(
                               seq_plan_with(c, false, false, kernel, b.N, b.H, b.GH, 1, gacc,
                                             width, q.products),
                               kernel, width, c, smem_of);

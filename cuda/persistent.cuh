@@ -413,10 +413,10 @@ RK_DEV void seq_quads(const float* hrow, int64_t gate_stride, const float* ub, i
 // GruRB1, GruRB2): the products of this mode's gates over a's rows for the
 // block's units, then step_point. ures is the resident slice, SLOTS its gates
 // a unit.
-template <Mode M, int SLOTS>
+template <Mode M, int SLOTS, Mode PM = M>
 RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
                               const float* ures, float* hs, float* red, bool stage,
-                              float* next) {
+                              float* next, const StepArgs* pa) {
   constexpr int NG = kStepGates<M>, G0 = kFirstGate<M>;
   const int64_t N = a.N, H = a.H, NH = N * H;
   const int copies = a.rmask ? NG : 1;
@@ -486,7 +486,7 @@ RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
     seq_reduce<NG>(red, p, q, pi, acc);
     if (active && q == 0) {
       const float h = step_point<M>(a, n, j0 + jj, acc, in);
-      if (next) seq_push<M>(a, p, next, n, j0 + jj, h);
+      if (next) seq_push<PM>(pa ? *pa : a, p, next, n, j0 + jj, h);
     }
   }
 }
@@ -496,10 +496,10 @@ RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
 // recurrent dropout, gate g's masked copy, against U's columns of gate g only: a
 // pass a gate); then step_point of every (row, unit) pair from the sum of D's k
 // shares in order. Threads a multiple of 32 (whole warps).
-template <Mode M, int SLOTS>
+template <Mode M, int SLOTS, Mode PM = M>
 RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j0,
                                   const float* ures, float* hs, float* part, bool stage,
-                                  float* next) {
+                                  float* next, const StepArgs* pa) {
   constexpr int NG = kStepGates<M>, G0 = kFirstGate<M>;
   const int64_t N = a.N, H = a.H, NH = N * H;
   const bool masked = a.rmask != nullptr;
@@ -559,20 +559,23 @@ RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j
     }
     const float h =
         step_point<M>(a, n, j0 + jj, acc, pair == tid ? in0 : step_in<M>(a, n, j0 + jj));
-    if (next) seq_push<M>(a, p, next, n, j0 + jj, h);
+    if (next) seq_push<PM>(pa ? *pa : a, p, next, n, j0 + jj, h);
   }
 }
 
 // One phase of a forward step on the plan's product.
 // stage: h staged from a.a (else pushed there by the step before: plan.push);
-// next: where this step pushes its h (plan.push), or null.
-template <Mode M, int SLOTS>
+// next: where this step pushes what step_point returned (plan.push), or null: as a
+// phase of mode PM with the arguments pa (null: a) stages it (GRU reset_before's
+// first phase pushes rh for its second, the second h for the next step's first).
+template <Mode M, int SLOTS, Mode PM = M>
 RK_DEV void seq_forward_any(const StepArgs& a, const SeqPlan& p, int64_t j0, const float* ures,
-                            float* hs, float* red, bool stage = true, float* next = nullptr) {
+                            float* hs, float* red, bool stage = true, float* next = nullptr,
+                            const StepArgs* pa = nullptr) {
   if (p.tc)
-    seq_forward_phase_mma<M, SLOTS>(a, p, j0, ures, hs, red, stage, next);
+    seq_forward_phase_mma<M, SLOTS, PM>(a, p, j0, ures, hs, red, stage, next, pa);
   else
-    seq_forward_phase<M, SLOTS>(a, p, j0, ures, hs, red, stage, next);
+    seq_forward_phase<M, SLOTS, PM>(a, p, j0, ures, hs, red, stage, next, pa);
 }
 
 // grid (plan.blocks), block (plan.threads), seq_forward_smem(...) bytes;
@@ -610,9 +613,25 @@ RK_GLOBAL void seq_forward(SeqArgs q) {
   for (int64_t s = 0; s < q.T; ++s) {
     const StepArgs a = forward_step_args(q, s);
     if constexpr (M == Mode::GruRB1) {
-      seq_forward_any<Mode::GruRB1, SLOTS>(a, p, j0, ures, hs, red);
-      seq_barrier();
-      seq_forward_any<Mode::GruRB2, SLOTS>(second_phase(a), p, j0, ures, hs, red);
+      if (p.push) {
+        // two buffers, each read by one phase: h (staged at s = 0, then pushed by the
+        // second phase) and rh (pushed by the first). The barrier between the phases
+        // and the step's own keep every write away from a buffer still being read:
+        // rh is written after the step before read it, h after this step's first
+        // phase read it.
+        float* hbuf = hs;
+        float* rhbuf = hs + staged;   // one copy: rh is masked already
+        const StepArgs a2 = second_phase(a);
+        seq_forward_any<Mode::GruRB1, SLOTS, Mode::GruRB2>(a, p, j0, ures, hbuf, red, s == 0,
+                                                           rhbuf, &a2);
+        seq_barrier();
+        seq_forward_any<Mode::GruRB2, SLOTS, Mode::GruRB1>(
+            a2, p, j0, ures, rhbuf, red, false, s + 1 < q.T ? hbuf : nullptr, &a);
+      } else {
+        seq_forward_any<Mode::GruRB1, SLOTS>(a, p, j0, ures, hs, red);
+        seq_barrier();
+        seq_forward_any<Mode::GruRB2, SLOTS>(second_phase(a), p, j0, ures, hs, red);
+      }
     } else if (p.push) {   // step s reads buffer s % 2 (staged at s = 0), pushes s + 1's
       float* cur = hs + (s % 2) * staged;
       float* nxt = s + 1 < q.T ? hs + ((s + 1) % 2) * staged : nullptr;
