@@ -261,10 +261,12 @@ class WeightDict(dict):
     a GPU backend's device: ``fit`` updated it there (a recurrent layer on
     ``cuda``: its weights, gradients and the optimizer's slots stay on the
     device between steps). Reading a pending weight downloads it once and keeps
-    the host copy; assigning one drops what was pending. Every read goes through
-    here (``[]``, ``get``, ``values``, ``items``, iteration, copies and
-    pickling), so nobody sees a stale host array; ``raw`` is the stored array
-    without a download, for its shape, or for a call that takes the device copy."""
+    the host copy; assigning one drops what was pending. While something is
+    pending the dict is a ``_PendingWeights``, whose every read path (``[]``,
+    ``get``, ``values``, ``items``, iteration, copies and pickling) downloads, so
+    nobody sees a stale host array; otherwise a plain dict's methods, at a plain
+    dict's speed. ``raw`` is the stored array without a download, for its shape,
+    or for a call that takes the device copy."""
 
     __slots__ = ("_pending",)
 
@@ -272,15 +274,46 @@ class WeightDict(dict):
         super().__init__(*args, **kwargs)
         self._pending = {}
 
+    def __reduce__(self):
+        return (WeightDict, (dict(self.items()),))
+
+    def raw(self, name):
+        """The stored array without a download (stale while pending: right shape)."""
+        return dict.__getitem__(self, name)
+
+    def set_pending(self, name, value):
+        """``value`` (a device array of the stored one's shape) is the weight now."""
+        if not dict.__contains__(self, name):
+            raise KeyError(name)
+        self._pending[name] = value
+        self.__class__ = _PendingWeights
+
+    @property
+    def pending(self):
+        return bool(self._pending)
+
+    def fetch_all(self):
+        """Download every pending weight (before the device copies are dropped)."""
+        for n in list(self._pending):
+            self._fetch(n)
+
     def _fetch(self, name):
         a = np.asarray(self._pending.pop(name))
         a = np.ascontiguousarray(a, dtype=dict.__getitem__(self, name).dtype)
         a.flags.writeable = False
         dict.__setitem__(self, name, a)
+        if not self._pending:
+            self.__class__ = WeightDict
         return a
 
+
+class _PendingWeights(WeightDict):
+    """A WeightDict with weights pending on a device: every read downloads them."""
+
+    __slots__ = ()
+
     def __getitem__(self, name):
-        if self._pending and name in self._pending:
+        if name in self._pending:
             return self._fetch(name)
         return dict.__getitem__(self, name)
 
@@ -301,25 +334,27 @@ class WeightDict(dict):
     def copy(self):
         return dict(self.items())
 
-    def __reduce__(self):
-        return (WeightDict, (dict(self.items()),))
-
     def __setitem__(self, name, value):
         self._pending.pop(name, None)
         dict.__setitem__(self, name, value)
+        if not self._pending:
+            self.__class__ = WeightDict
 
     def __delitem__(self, name):
         self._pending.pop(name, None)
         dict.__delitem__(self, name)
+        if not self._pending:
+            self.__class__ = WeightDict
 
     def pop(self, name, *default):
-        if self._pending and name in self._pending:
+        if name in self._pending:
             self._fetch(name)
         return dict.pop(self, name, *default)
 
     def clear(self):
         self._pending.clear()
         dict.clear(self)
+        self.__class__ = WeightDict
 
     def update(self, *args, **kwargs):
         for n, v in dict(*args, **kwargs).items():
@@ -332,25 +367,6 @@ class WeightDict(dict):
 
     def popitem(self):
         raise TypeError("WeightDict.popitem: pop a weight by name")
-
-    def raw(self, name):
-        """The stored array without a download (stale while pending: right shape)."""
-        return dict.__getitem__(self, name)
-
-    def set_pending(self, name, value):
-        """``value`` (a device array of the stored one's shape) is the weight now."""
-        if not dict.__contains__(self, name):
-            raise KeyError(name)
-        self._pending[name] = value
-
-    @property
-    def pending(self):
-        return bool(self._pending)
-
-    def fetch_all(self):
-        """Download every pending weight (before the device copies are dropped)."""
-        for n in list(self._pending):
-            self._fetch(n)
 
 
 # ---------------------------------------------------------------- the Layer

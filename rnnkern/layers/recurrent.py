@@ -162,6 +162,8 @@ def _vec(a):
 def _weight_grad(g, dtype):
     """A weight gradient as the backend gave it: a host array, or (a fit step's
     backward on a GPU backend, _device_training) a DeviceVec left on the device."""
+    if isinstance(g, np.ndarray):
+        return g if g.dtype == dtype else g.astype(dtype)
     if isinstance(g, DeviceVec):
         return g
     if type(g).__name__ == "DeviceArray":

@@ -562,7 +562,13 @@ class Trainer:
             slots = self._slots(trainable_only=True)
             all_slots = self._slots(trainable_only=False)
             index = {(id(l), n): i for i, (l, n) in enumerate(all_slots)}
-            cached = (key, slots, [index[(id(l), n)] for l, n in slots])
+            # the recurrent layers whose weights a GPU backend could keep (_device_layers)
+            rnns = []
+            for layer, _n in slots:
+                if hasattr(layer, "_device_weights") and isinstance(layer._params, WeightDict) \
+                        and all(layer is not r for r in rnns):
+                    rnns.append(layer)
+            cached = (key, slots, [index[(id(l), n)] for l, n in slots], rnns)
             self._slot_cache = cached
         return cached[1], cached[2]
 
@@ -573,15 +579,9 @@ class Trainer:
         backward steps being the ones that compute them."""
         if not _config.device_updates():
             return []
-        slots, _ = self._trainable_slots()
-        seen, out = set(), []
-        for layer, _n in slots:
-            if id(layer) not in seen and hasattr(layer, "_device_weights") and \
-                    isinstance(layer._params, WeightDict) and \
-                    getattr(layer._backend, "name", None) in ("cuda", "cuda-emu"):
-                seen.add(id(layer))
-                out.append(layer)
-        return out
+        self._trainable_slots()          # (re)makes the cache below with the structure
+        cands = self._slot_cache[3]
+        return [l for l in cands if l._backend.name in ("cuda", "cuda-emu")] if cands else []
 
     def _grad_targets(self):
         """id(layer) -> {"dW", "dU", "db"} -> its views of the optimizer's flat
@@ -608,6 +608,10 @@ class Trainer:
         grads = getattr(self._tls, "grads", None)   # device gradients stay there
         if not self.optimizer.built:
             self.optimizer.build([l._params[n] for l, n in slots])
+        if not any(r._device_training for r in self._slot_cache[3]):
+            self._assign(slots, self.optimizer.apply([grads[i] for i in idx],
+                                                     [l._params[n] for l, n in slots]))
+            return
         device = {}
         weights = []
         for layer, n in slots:

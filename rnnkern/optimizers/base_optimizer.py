@@ -312,7 +312,7 @@ class Optimizer:
         if not self.built:
             self.build(weights)
         self._check(grads, weights)
-        on_device = any(is_device_vec(w) for w in weights)
+        on_device = any([type(w) is DeviceVec for w in weights])
         if not on_device and self._dgroup is not None:   # all back on the host: the slots too
             self._sync_host()
             self._dgroup = None
