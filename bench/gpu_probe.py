@@ -4,7 +4,8 @@ forward and backward time-loop kernels (torch.profiler) at T = 1 and T = 100
 across forced partitions (blocks x threads) at S1 and S2, for SimpleRNN and LSTM;
 partitions of 8 and 16 blocks as one thread-block cluster (the cluster's barrier a
 step) and with the grid's (",grid"); one block and one cluster with h kept on chip
-and staged from memory (",staged").
+and staged from memory (",staged"); the grid's barrier against R2's step-tagged
+hand-off (",flags") at 16 and 32 blocks and in S3's and DB1024's automatic partition.
 
     python3 bench/gpu_probe.py [--out DIR]       (bench/gpu.sh runs it)
 """
@@ -48,14 +49,15 @@ def main():
             g = 4 if cell == "lstm" else 1
             # the automatic partition with each recurrent product (FFMA, tensor cores),
             # then forced partitions (S1, S2)
-            plans = ["persistent", "persistent:simt", "persistent:mma"]
+            plans = ["persistent", "persistent:simt", "persistent:mma", "persistent:flags"]
             if sname in ("S1", "S2"):
                 # 2..16 blocks: one thread-block cluster (its barrier) unless ",grid";
                 # one block or one cluster: h kept on chip unless ",staged"
                 plans += ["persistent:1,256", "persistent:1,256,staged", "persistent:1,64",
                           "persistent:2,256", "persistent:8,256", "persistent:8,256,staged",
                           "persistent:8,256,grid", "persistent:8,64", "persistent:16,256",
-                          "persistent:16,256,grid", "persistent:32,256"]
+                          "persistent:16,256,grid", "persistent:16,256,flags", "persistent:32,256",
+                          "persistent:32,256,flags"]
             for plan in plans:
                 rng = np.random.default_rng(0)
                 t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(dev)

@@ -28,6 +28,7 @@ size_t pool_bytes() { return 0; }
 long persistent_count() { return 0; }
 long cluster_count() { return 0; }
 long push_count() { return 0; }
+long flag_count() { return 0; }
 void set_plan(const std::string& plan) { parse_plan(plan); }
 std::string plan() { return "auto"; }
 void set_tune(const std::string& mode) { parse_tune(mode); }

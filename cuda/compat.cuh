@@ -35,6 +35,9 @@
 //                    (st.release.gpu; the emulation: a std::atomic_ref release store)
 //   rk_ld_acquire(p) *p with acquire semantics at device scope (ld.acquire.gpu)
 //   rk_pause()       a spin-wait's pause (the emulation yields its thread)
+//   rk_fence()       __threadfence(): this thread's earlier writes (and those it saw
+//                    through a block barrier) ordered before its later ones, device-wide
+//                    (the emulation: nothing; its block barrier already orders them)
 // Warp level (block-cooperative or grid-cooperative launches, whole warps of 32;
 // a thread's lane is its linear id in the block mod 32):
 //   rk_lane()        this thread's lane
@@ -132,6 +135,9 @@ inline long long rk_clock() { return ::rnnkern::emu::clock_ns(); }
 inline void rk_st_release(int* p, int v) { ::rnnkern::emu::store_release(p, v); }
 inline int rk_ld_acquire(const int* p) { return ::rnnkern::emu::load_acquire(p); }
 inline void rk_pause() { ::rnnkern::emu::pause(); }
+// (the emulation's threads of a block meet at a barrier that orders their writes
+// before the release store that follows it; ThreadSanitizer knows no fences)
+inline void rk_fence() {}
 inline int rk_cluster_rank() { return ::rnnkern::emu::cluster_rank(); }
 inline int rk_cluster_size() { return ::rnnkern::emu::cluster_size(); }
 template <class T>
@@ -186,6 +192,7 @@ __device__ __forceinline__ int rk_ld_acquire(const int* p) {
   return v;
 }
 __device__ __forceinline__ void rk_pause() {}
+__device__ __forceinline__ void rk_fence() { __threadfence(); }
 // The cluster primitives exist from sm_90; a kernel built for an older device
 // that reaches one traps (the plans launch clusters only where the device has them).
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

@@ -49,8 +49,11 @@ struct DeviceLimits {
   /* of those, the loops whose exchange (h forward, dG backward) stayed in shared */  \
   /* memory (pushed by each block into every block's next staging buffer) */           \
   long push_count();                                                                    \
+  /* of those, the loops run with the step-tagged hand-off (plan ",flags") */           \
+  long flag_count();                                                                    \
   /* the time-loop family: "auto", "steps", "persistent" or */                          \
-  /* "persistent:BLOCKS,THREADS[,KC]" with ",mma"/",simt", ",cluster"/",grid" and */ \
+  /* "persistent:BLOCKS,THREADS[,KC]" with ",mma"/",simt", ",cluster"/",grid"/",flags" */ \
+  /* and */                                                                             \
   /* ",staged" */                                                                       \
   /* (std::invalid_argument otherwise); */                                              \
   /* RNNKERN_FORCE_PLAN sets it at first use */                                         \
@@ -136,6 +139,7 @@ struct GpuRuntime {
   long (*persistent_count)();
   long (*cluster_count)();
   long (*push_count)();
+  long (*flag_count)();
   void (*set_plan)(const std::string& plan);
   std::string (*plan)();
   void (*set_graphs)(bool on);

@@ -350,6 +350,9 @@ struct StepArgs {
   Act act = Act::Tanh, ract = Act::Sigmoid;
   const float* p = nullptr;       // [N, GH] this step's input projection (input bias in)
   const float* a = nullptr;       // [N, H] what multiplies U: h_prev, or rh (GRU r.b. 2nd phase)
+  const int* wait = nullptr;      // plan.flags: the blocks' tags, a's chunk staged only once
+  int wait_tag = 0;               //   the blocks that wrote it have published wait_tag
+  int wait_ut = 0;                //   (units a block owns)
   bool bf16 = false;              // precision bf16: a rounded to bfloat16 before rmask scales it
   const float* rmask = nullptr;   // [G, N, H] recurrent dropout masks, or null
   const float* u = nullptr;       // [H, GH]
@@ -540,6 +543,12 @@ struct SeqPlan {
                 // launch.cuh recurrent_products); 0: FFMA
   int cluster = 0;   // blocks: the grid is one thread-block cluster (RK_LAUNCH_CLUSTER,
                      // the cluster's barrier a step); 0: a grid-cooperative launch
+  int flags = 0;     // a grid of blocks > 1 (grid-cooperative, so all resident) without
+                     // a step barrier: each block publishes a step tag once its
+                     // exchanged rows are written (SeqArgs::flags[block]), and waits,
+                     // before staging a chunk, only for the tags of the blocks that
+                     // wrote it (persistent.cuh seq_publish / seq_wait): R2's
+                     // step-tagged hand-off. Only where forced (",flags")
   int push = 0;      // one block, or one cluster; the exchanged rows one staged
                      // chunk; not GRU reset_before: a block writes its units' h_t
                      // (forward) or dG_t (backward) into every block's staging
@@ -558,6 +567,7 @@ struct SeqArgs {
   float* cstates = nullptr;      // LSTM, likewise
   const uint8_t* mask = nullptr; // [N, T] or null
   const uint8_t* seen = nullptr; // [T, N] or null
+  int* flags = nullptr;          // plan.flags: a tag a block, zero at launch
   float* yseq = nullptr;         // [N, T, H] (return_sequences; step s at [:, s]) or null
   float* ylast = nullptr;        // [N, H] (otherwise)
   float* slots = nullptr;        // slot k of step s at slots + k*slot_stride + (training ? s*N*H : 0)
@@ -601,6 +611,9 @@ struct BackArgs {
   int64_t N = 0, H = 0, GH = 0;
   Act act = Act::Tanh, ract = Act::Sigmoid;
   const float* dh_in = nullptr;   // [N, H] gradient reaching the state after this step
+  const int* wait = nullptr;      // plan.flags: as StepArgs' (the dG columns' writers)
+  int wait_tag = 0;
+  int wait_ut = 0;
   const float* dy = nullptr;      // this step's output gradient, row n at dy + n * dy_ld, or null
   int64_t dy_ld = 0;
   const uint8_t* seen = nullptr;  // [N] or null

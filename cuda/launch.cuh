@@ -83,10 +83,11 @@ inline std::atomic<long> persistent_launches{0}, graph_replays{0}, graph_updates
     graph_reinstantiations{0};
 // of the persistent loops, those launched as one thread-block cluster, and those
 // whose exchange (h forward, dG backward) stayed on chip (plan.push)
-inline std::atomic<long> cluster_launches{0}, push_launches{0};
+inline std::atomic<long> cluster_launches{0}, push_launches{0}, flag_launches{0};
 long persistent_count() { return persistent_launches.load(); }
 long cluster_count() { return cluster_launches.load(); }
 long push_count() { return push_launches.load(); }
+long flag_count() { return flag_launches.load(); }
 long graph_count() { return graph_replays.load(); }
 long graph_update_count() { return graph_updates.load(); }
 long graph_reinstantiation_count() { return graph_reinstantiations.load(); }
@@ -664,13 +665,15 @@ inline SeqPlan seq_plan_with(const PlanChoice& choice, bool strict, bool forward
         // one cluster where the device launches clusters of that many blocks (not
         // forced to the grid's barrier), else a grid-cooperative launch
         if (p.blocks > 1 && choice.barrier != PlanChoice::GridBarrier &&
-            p.blocks <= lim.max_cluster &&
+            choice.barrier != PlanChoice::FlagHandoff && p.blocks <= lim.max_cluster &&
             Runtime::cluster_fits(kernel, p.blocks, threads, smem)) {
           p.cluster = p.blocks;
           return p;
         }
-        if (!cluster_only && p.blocks <= Runtime::coresident_blocks(kernel, threads, smem))
+        if (!cluster_only && p.blocks <= Runtime::coresident_blocks(kernel, threads, smem)) {
+          p.flags = choice.barrier == PlanChoice::FlagHandoff && p.blocks > 1;
           return p;
+        }
       }
     }
     return none;
@@ -739,7 +742,7 @@ long tuning_count() { return tunings.load(); }
 inline std::string plan_text_of(const SeqPlan& p) {
   return "persistent:" + std::to_string(p.blocks) + "," + std::to_string(p.threads) + "," +
          std::to_string(p.kc) + (p.tc ? ",mma" : ",simt") +
-         (p.blocks > 1 ? (p.cluster ? ",cluster" : ",grid") : "");
+         (p.blocks > 1 ? (p.cluster ? ",cluster" : p.flags ? ",flags" : ",grid") : "");
 }
 std::vector<std::string> tuned_plans() {
   std::lock_guard<std::mutex> g(tune_m);
@@ -900,9 +903,21 @@ inline std::string loop_key(const char* dir, int mode, int64_t N, int64_t H, int
       RK_LAUNCH_GRID((plan).blocks, 1, (plan).threads, 1, (smem), kernel, arg);           \
   } while (0)
 
+// plan.flags: the blocks' tags, zeroed on the launch stream before each launch of
+// the loop (a launch's tags count its phases from zero).
+struct SeqFlags {
+  Buf<int> buf;
+  explicit SeqFlags(const SeqPlan& p) : buf(p.flags ? (size_t)p.blocks : 0) {}
+  int* fresh() {
+    buf.zero();
+    return buf.size() ? buf.get() : nullptr;
+  }
+};
+
 // A persistent loop launched with plan, in the counters.
 inline void count_persistent(const SeqPlan& plan) {
   persistent_launches.fetch_add(1, std::memory_order_relaxed);
+  if (plan.flags) flag_launches.fetch_add(1, std::memory_order_relaxed);
   if (plan.cluster) cluster_launches.fetch_add(1, std::memory_order_relaxed);
   if (plan.push) push_launches.fetch_add(1, std::memory_order_relaxed);
 }
@@ -942,7 +957,10 @@ bool seq_forward_as(SeqArgs q) {
       b.H, current_plan(), smem_of);
   if (q.plan.blocks == 0) return false;
   auto launch = [&](const SeqArgs& r) {
-    RK_LAUNCH_SEQ(r.plan, smem_of(r.plan), seq_forward<M>, r);
+    SeqFlags tags(r.plan);   // (the pool reuses it on this stream only after the loop)
+    SeqArgs l = r;
+    l.flags = tags.fresh();
+    RK_LAUNCH_SEQ(l.plan, smem_of(l.plan), seq_forward<M>, l);
   };
   if (const TuneMode mode = tuning_for_this_loop(); mode != TuneMode::Off) {
     // scratch for what the loop writes over its first `steps` steps
@@ -993,7 +1011,10 @@ bool seq_backward_as(SeqBackArgs q) {
                             kernel, width, current_plan(), smem_of);
   if (q.plan.blocks == 0) return false;
   auto launch = [&](const SeqBackArgs& r) {
-    RK_LAUNCH_SEQ(r.plan, smem_of(r.plan), seq_backward<M>, r);
+    SeqFlags tags(r.plan);
+    SeqBackArgs l = r;
+    l.flags = tags.fresh();
+    RK_LAUNCH_SEQ(l.plan, smem_of(l.plan), seq_backward<M>, l);
   };
   if (const TuneMode mode = tuning_for_this_loop(); mode != TuneMode::Off) {
     // scratch for what the loop writes: the gate gradients of its first steps,

@@ -245,6 +245,9 @@ RK_DEV void seq_mma_tile(bool bf16, int tc, int cb, int ce, float* dp, int64_t N
     seq_mma_tile_k<8>(tc, cb, ce, dp, Np, first, lo, hi, m0, rows, c0, a, b);
 }
 
+RK_DEV int seq_tid() { return RK_TY * RK_BDX + RK_TX; }
+RK_DEV int seq_nthr() { return RK_BDX * RK_BDY; }
+
 // The step's barrier: the block's where the grid is one block, the cluster's where
 // it is one cluster (plan.cluster), else the grid's.
 RK_DEV void seq_barrier() {
@@ -254,6 +257,39 @@ RK_DEV void seq_barrier() {
     RK_CLUSTER_SYNC();
   else
     RK_GRID_SYNC();
+}
+
+// plan.flags, R2's step-tagged hand-off instead of the grid's barrier: a block ends
+// a phase by publishing `tag` (its threads' writes ordered before by the block's
+// barrier and thread 0's fence, the tag stored with release semantics), and
+// stages a chunk of the exchanged rows only once each block that wrote the chunk
+// has published the tag the rows were written under (thread 0 polls them with
+// acquire loads; the staging's block barrier then lets the others read, from L2).
+// The grid is grid-cooperative, so every block it waits for is running. Without
+// flags, seq_sync is the step's barrier.
+RK_DEV void seq_sync(int* flags, int tag) {
+  if (!flags) {
+    seq_barrier();
+    return;
+  }
+  RK_SYNC();
+  if (seq_tid() == 0) {
+    rk_fence();
+    rk_st_release(flags + RK_BX, tag);
+  }
+}
+
+// Before staging columns [c0, c0 + kn) of rows whose column c the block owning unit
+// (c % H) wrote (units [b * ut, (b + 1) * ut) block b's): wait for those blocks' tags.
+// A chunk across a gate boundary waits for every block. Thread 0 only; a block
+// barrier must follow.
+RK_DEV void seq_wait(const int* flags, int tag, int ut, int64_t c0, int64_t kn, int64_t H) {
+  if (!flags || seq_tid() != 0) return;
+  const int64_t first = c0 % H, last = (c0 + kn - 1) % H;
+  const bool one_gate = c0 / H == (c0 + kn - 1) / H;
+  const int64_t b0 = one_gate ? first / ut : 0, b1 = one_gate ? last / ut : (H - 1) / ut;
+  for (int64_t blk = b0; blk <= b1; ++blk)
+    while (rk_ld_acquire(flags + blk) < tag) rk_pause();
 }
 
 // plan.push: h, the value step_point stored at (n, j), into the next step's staging
@@ -294,9 +330,6 @@ RK_DEV void seq_push_dg(const BackArgs& b, const SeqPlan& p, float* buf, int64_t
       if (g < ng) dst[n * pitch + g * b.H + j] = v[g];
   }
 }
-
-RK_DEV int seq_tid() { return RK_TY * RK_BDX + RK_TX; }
-RK_DEV int seq_nthr() { return RK_BDX * RK_BDY; }
 
 // Stages rows [0, N) x columns [c0, c0 + kn) of src (row stride ld) into
 // dst[r * pitch + cc], `copies` times, copy g scaled by scale[g * scale_stride +
@@ -440,6 +473,7 @@ RK_DEV void seq_forward_phase(const StepArgs& a, const SeqPlan& p, int64_t j0,
     for (int64_t k0 = 0; k0 < H; k0 += p.kc) {
       const int kn = (int)(H - k0 < p.kc ? H - k0 : p.kc);
       if (stage && (!one_chunk || p0 == 0)) {
+        seq_wait(a.wait, a.wait_tag, a.wait_ut, k0, kn, H);
         RK_SYNC();
         seq_stage(hs, pitch, a.a, H, N, k0, kn, copies,
                   a.rmask ? a.rmask + G0 * NH : nullptr, NH, H, a.bf16);
@@ -520,6 +554,7 @@ RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j
   for (int64_t k0 = 0; k0 < H; k0 += p.kc) {
     const int kn = (int)(H - k0 < p.kc ? H - k0 : p.kc);
     if (stage) {
+      seq_wait(a.wait, a.wait_tag, a.wait_ut, k0, kn, H);
       RK_SYNC();
       seq_stage(hs, pitch, a.a, H, N, k0, kn, copies, masked ? a.rmask + G0 * NH : nullptr, NH,
                 H, a.bf16);
@@ -610,8 +645,15 @@ RK_GLOBAL void seq_forward(SeqArgs q) {
     for (int u = 0; u < 8; ++u)
       if (e0 + (int64_t)u * nthr < H * us) ures[e0 + (int64_t)u * nthr] = v[u];
   }
+  // plan.flags: the tags this block waits for and publishes (GRU reset_before: two a
+  // step, its phases' rh and h); without flags the same places are barriers
+  int* flags = p.flags ? q.flags : nullptr;
+  const int per_step = M == Mode::GruRB1 ? 2 : 1;
   for (int64_t s = 0; s < q.T; ++s) {
-    const StepArgs a = forward_step_args(q, s);
+    StepArgs a = forward_step_args(q, s);
+    a.wait = flags;
+    a.wait_tag = (int)(per_step * s);   // h_s: published at the end of step s - 1
+    a.wait_ut = p.ut;
     if constexpr (M == Mode::GruRB1) {
       if (p.push) {
         // two buffers, each read by one phase: h (staged at s = 0, then pushed by the
@@ -629,8 +671,10 @@ RK_GLOBAL void seq_forward(SeqArgs q) {
             a2, p, j0, ures, rhbuf, red, false, s + 1 < q.T ? hbuf : nullptr, &a);
       } else {
         seq_forward_any<Mode::GruRB1, SLOTS>(a, p, j0, ures, hs, red);
-        seq_barrier();
-        seq_forward_any<Mode::GruRB2, SLOTS>(second_phase(a), p, j0, ures, hs, red);
+        seq_sync(flags, (int)(2 * s + 1));
+        StepArgs a2 = second_phase(a);
+        a2.wait_tag = (int)(2 * s + 1);     // rh of this step
+        seq_forward_any<Mode::GruRB2, SLOTS>(a2, p, j0, ures, hs, red);
       }
     } else if (p.push) {   // step s reads buffer s % 2 (staged at s = 0), pushes s + 1's
       float* cur = hs + (s % 2) * staged;
@@ -639,7 +683,7 @@ RK_GLOBAL void seq_forward(SeqArgs q) {
     } else {
       seq_forward_any<M, SLOTS>(a, p, j0, ures, hs, red);
     }
-    seq_barrier();
+    seq_sync(flags, (int)(per_step * (s + 1)));
   }
 }
 
@@ -661,6 +705,7 @@ struct SeqBackArgs {
   float* dh[2] = {nullptr, nullptr};  // [N, H] each: the carried d h, dh[0] = d h_T
   float* dc[2] = {nullptr, nullptr};  // LSTM, likewise
   float* drh = nullptr;           // [N, H] GRU r.b.
+  int* flags = nullptr;           // plan.flags: a tag a block, zero at launch
   const float* u = nullptr;       // [H, GH]
   int products = 3;               // tensor-core products a fragment pair, for the precision
   SeqPlan plan;                   // the persistent family's partition
@@ -735,6 +780,7 @@ RK_DEV void seq_back_product(const BackArgs& b, const SeqPlan& p, int64_t j0, co
     for (int64_t k0 = 0; k0 < width; k0 += p.kc) {
       const int kn = (int)(width - k0 < p.kc ? width - k0 : p.kc);
       if (stage && (!one_chunk || p0 == 0)) {
+        seq_wait(b.wait, b.wait_tag, b.wait_ut, c_begin + k0, kn, H);
         RK_SYNC();
         seq_stage(ds, pitch, src, b.GH, N, c_begin + k0, kn, 1, nullptr, 0, 0);
         RK_SYNC();
@@ -792,6 +838,7 @@ RK_DEV void seq_back_product_mma(const BackArgs& b, const SeqPlan& p, int64_t j0
   for (int64_t k0 = 0; k0 < width; k0 += p.kc) {
     const int kn = (int)(width - k0 < p.kc ? width - k0 : p.kc);
     if (stage) {
+      seq_wait(b.wait, b.wait_tag, b.wait_ut, c_begin + k0, kn, H);
       RK_SYNC();
       seq_stage(ds, pitch, src, b.GH, N, c_begin + k0, kn, 1, nullptr, 0, 0);
       RK_SYNC();
@@ -877,8 +924,16 @@ RK_GLOBAL void seq_backward(SeqBackArgs q) {
     }
   RK_SYNC();
   int cur = 0;
+  // plan.flags: per step i = T - 1 - s the tag 2i + 1 once this block's dG rows are
+  // written, and (GRU reset_before) 2i + 2 once its dr rows are; without flags the
+  // same places are barriers
+  int* flags = p.flags ? q.flags : nullptr;
   for (int64_t s = q.T - 1; s >= 0; --s) {
-    const BackArgs b = backward_step_args(q, s, cur);
+    const int i = (int)(q.T - 1 - s);
+    BackArgs b = backward_step_args(q, s, cur);
+    b.wait = flags;
+    b.wait_tag = 2 * i + 1;
+    b.wait_ut = p.ut;
     // plan.push: step s's dG straight into buffer s % 2 of every block (a buffer is
     // written again two barriers later, after every block's product has read it)
     float* dcur = p.push ? ds + (s % 2) * dstaged : ds;
@@ -889,7 +944,7 @@ RK_GLOBAL void seq_backward(SeqBackArgs q) {
         if (p.push) seq_push_dg(b, p, dcur, n, j, ng_rec);
       }
     }
-    seq_barrier();
+    seq_sync(flags, 2 * i + 1);
     if constexpr (M == Mode::GruRB1) {   // d(rh) = dah U_h^T, then dr
       seq_back_any(b, p, j0, ur, ds, red, b.dgx, 2 * H, 3 * H, nullptr, q.drh, false);
       RK_SYNC();
@@ -897,7 +952,8 @@ RK_GLOBAL void seq_backward(SeqBackArgs q) {
         const int64_t n = pair / p.ut, j = j0 + pair % p.ut;
         if (j < H) back_point<Mode::GruRB2>(b, n * H + j);
       }
-      seq_barrier();
+      seq_sync(flags, 2 * i + 2);
+      b.wait_tag = 2 * i + 2;   // the dr rows, below
     }
     seq_back_any(b, p, j0, ur, dcur, red, b.dgr, 0, ng_rec * H, b.rmask, b.dh_out, true,
                  !p.push);

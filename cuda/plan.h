@@ -17,8 +17,9 @@ struct PlanChoice {
   enum Product { AnyProduct, Simt, Mma } product = AnyProduct;
   // the step's barrier where the grid is more than one block: chosen (a thread-block
   // cluster's, the grid being one cluster, where the device launches clusters of that
-  // many blocks; else the grid's), the grid's (grid) or the cluster's (cluster)
-  enum Barrier { AnyBarrier, GridBarrier, ClusterBarrier } barrier = AnyBarrier;
+  // many blocks; else the grid's), the grid's (grid), the cluster's (cluster), or none:
+  // a step-tagged hand-off instead (flags; SeqPlan::flags), grid-cooperative
+  enum Barrier { AnyBarrier, GridBarrier, ClusterBarrier, FlagHandoff } barrier = AnyBarrier;
   // the exchanged rows (h forward, dG backward) staged from memory every step
   // (staged) even where the grid is one block or one cluster and they are one chunk,
   // whose blocks otherwise write them into each other's shared memory
@@ -26,7 +27,7 @@ struct PlanChoice {
   bool staged = false;
 };
 // "auto", "steps", or
-// "persistent[:[BLOCKS,THREADS[,KC]][,mma|,simt][,cluster|,grid][,staged]]"
+// "persistent[:[BLOCKS,THREADS[,KC]][,mma|,simt][,cluster|,grid|,flags][,staged]]"
 // ("persistent:mma" alone: the automatic partition with the tensor-core product;
 // the words in any order, each kind at most once).
 inline PlanChoice parse_plan(const std::string& text) {
@@ -38,7 +39,7 @@ inline PlanChoice parse_plan(const std::string& text) {
   }
   const std::string head = "persistent";
   const std::string form =
-      "'persistent[:BLOCKS,THREADS[,KC]][,mma|,simt][,cluster|,grid][,staged]'";
+      "'persistent[:BLOCKS,THREADS[,KC]][,mma|,simt][,cluster|,grid|,flags][,staged]'";
   if (text.compare(0, head.size(), head) != 0)
     throw std::invalid_argument("plan must be 'auto', 'steps', 'persistent' or " + form +
                                 ", got '" + text + "'");
@@ -59,9 +60,11 @@ inline PlanChoice parse_plan(const std::string& text) {
     if (w == "mma" || w == "simt") {
       once(c.product != PlanChoice::AnyProduct, "two products");
       c.product = w == "mma" ? PlanChoice::Mma : PlanChoice::Simt;
-    } else if (w == "cluster" || w == "grid") {
+    } else if (w == "cluster" || w == "grid" || w == "flags") {
       once(c.barrier != PlanChoice::AnyBarrier, "two barriers");
-      c.barrier = w == "cluster" ? PlanChoice::ClusterBarrier : PlanChoice::GridBarrier;
+      c.barrier = w == "cluster" ? PlanChoice::ClusterBarrier
+                  : w == "grid"  ? PlanChoice::GridBarrier
+                                 : PlanChoice::FlagHandoff;
     } else if (w == "staged") {
       once(c.staged, "'staged' twice");
       c.staged = true;

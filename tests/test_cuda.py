@@ -207,9 +207,12 @@ def plan_reset():
 # staging loop), and 8 blocks of 64 threads on a small problem (several threads
 # summing one (row, unit) pair: the fixed-order reduction); the last two as one
 # thread-block cluster (chosen where the device launches one) and with the grid's
-# barrier (",grid"), and the automatic partition forced into a cluster.
+# barrier (",grid") or no barrier but the step-tagged hand-off (",flags": k chunks of 7
+# cross the gates' column boundaries in the backward, where a chunk waits for every
+# block), and the automatic partition forced into a cluster.
 PLANS = ["persistent", "persistent:1,32", "persistent:3,32,7", "persistent:3,32,7,grid",
-         "persistent:8,64", "persistent:8,64,grid", "persistent:cluster"]
+         "persistent:3,32,7,flags", "persistent:8,64", "persistent:8,64,grid",
+         "persistent:8,64,flags", "persistent:cluster"]
 
 
 @contextlib.contextmanager
@@ -243,13 +246,16 @@ def test_persistent_family_matches_the_reference(backend, cell, reset_after, pla
     for go_backwards, seq in [(True, True), (False, False)]:
         before = _core.gpu_persistent_launches(backend)
         clusters = _core.gpu_cluster_launches(backend)
+        flagged = _core.gpu_flag_handoffs(backend)
         with clusters_or_skip(backend):
             outs, refs, g, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after,
                                          go_backwards, seq, mask, case, im, rm,
                                          np.random.default_rng(3))
         assert _core.gpu_persistent_launches(backend) == before + 2   # forward and backward
         made = _core.gpu_cluster_launches(backend) - clusters
-        if plan.endswith(",grid") or plan in ("persistent", "persistent:1,32"):
+        assert _core.gpu_flag_handoffs(backend) - flagged == (2 if plan.endswith(",flags")
+                                                              else 0)
+        if plan.endswith((",grid", ",flags")) or plan in ("persistent", "persistent:1,32"):
             assert made == 0   # the grid's barrier, or one block (a block's barrier)
         elif backend == "cuda-emu" or plan == "persistent:cluster":
             assert made == 2, (plan, made)
@@ -261,13 +267,43 @@ def test_persistent_family_matches_the_reference(backend, cell, reset_after, pla
                 assert np.array_equal(u, v)
 
 
+@pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("cell,reset_after", CELLS)
+@pytest.mark.parametrize("base", ["persistent:3,32,7", "persistent:8,64", "persistent:3,64,8"])
+def test_flag_handoff_is_the_grid_barrier(backend, cell, reset_after, base, plan_reset):
+    """R2's step-tagged hand-off (",flags": no barrier, each block waits before
+    staging a chunk only for the blocks that wrote it) gives bitwise the grid
+    barrier's results in the same partition, forward and backward, FFMA and the
+    tensor cores, with masks, per-gate dropout and go_backwards."""
+    rng = np.random.default_rng(61 + len(cell) + reset_after)
+    n, t, c, h = (5, 6, 7, 40) if base != "persistent:8,64" else (2, 5, 3, 9)
+    x, W, U, b, h0, c0 = make_case(cell, n, t, c, h, reset_after, True, rng)
+    mask = make_mask("holes", n, t, rng)
+    im, rm = drop_masks("both", cell, n, c, h, rng)
+    be = bk.get_backend(backend)
+    for product in ("simt", "mma"):
+        results = []
+        for barrier in ("grid", "flags"):
+            _core.gpu_set_plan(backend, f"{base},{barrier},{product}")
+            flagged = _core.gpu_flag_handoffs(backend)
+            y, hT, cT, cache = be.forward(cell, x, W, U, b, h0, c0, mask, None, im, rm,
+                                          reset_after=reset_after, go_backwards=True,
+                                          training=True)
+            dy = np.random.default_rng(4).standard_normal(y.shape).astype(np.float32)
+            results.append((y, hT, cT) + tuple(be.backward(cache, dy)))
+            assert _core.gpu_flag_handoffs(backend) - flagged == (2 if barrier == "flags" else 0)
+        for u, v in zip(*results):
+            if u is not None:
+                np.testing.assert_array_equal(u, v)
+
+
 # The tensor-core recurrent product (",mma"): the automatic partition; one block
 # of two warps (tiles of 16 rows by 8 columns over a batch of 18: two row tiles,
 # the second mostly padding, several k shares); three blocks with k chunks of 8
 # (the staging loop, and a chunk's k shares of 8) over 40 units, as one cluster
 # (where the device launches one) and with the grid's barrier.
 MMA_PLANS = ["persistent:mma", "persistent:1,64,mma", "persistent:3,64,8,mma",
-             "persistent:3,64,8,grid,mma"]
+             "persistent:3,64,8,grid,mma", "persistent:3,64,8,flags,mma"]
 
 
 @pytest.mark.parametrize("backend", GPU)
@@ -382,6 +418,7 @@ def test_plans_are_checked(backend, plan_reset):
                 "persistent:2,32,4,4", "persistent;2,32", "persistent:a,32",
                 "persistent:2,32,fast", "persistent:,mma", "persistent:mma,2,32",
                 "persistent:2,32,mma,simt", "persistent:2,32,cluster,grid",
+                "persistent:2,32,grid,flags", "persistent:flags,cluster",
                 "persistent:cluster,2,32", "persistent:grid,mma,cluster",
                 "persistent:2,32,staged,staged", "persistent:staged,2,32"]:
         with pytest.raises(ValueError, match="plan"):
@@ -389,6 +426,7 @@ def test_plans_are_checked(backend, plan_reset):
     for good in ["persistent:mma", "persistent:simt", "persistent:2,64,mma",
                  "persistent:2,64,8,simt", "persistent:cluster", "persistent:grid",
                  "persistent:2,64,8,mma,cluster", "persistent:2,64,grid,simt", "persistent:staged",
+                 "persistent:2,64,8,flags", "persistent:3,64,flags,mma",
                  "persistent:2,64,8,mma,staged", "persistent:2,64,staged,cluster,simt"]:
         _core.gpu_set_plan(backend, good)
         assert _core.gpu_plan(backend) == good

@@ -190,7 +190,8 @@ namespace rnnkern {
 
 #define RNNKERN_GPU_RUNTIME(ns, label)                                                     \
   GpuRuntime {                                                                             \
-    label, &ns::persistent_count, &ns::cluster_count, &ns::push_count, &ns::set_plan,     \
+    label, &ns::persistent_count, &ns::cluster_count, &ns::push_count, &ns::flag_count,  \
+        &ns::set_plan,                                                                     \
         &ns::plan, &ns::set_graphs, &ns::graphs,                                           \
         &ns::graph_count, &ns::graph_update_count, &ns::clear_graphs, &ns::set_gemm,       \
         &ns::gemm_kind, &ns::mma_gemm_count, &ns::graph_reinstantiation_count,             \
@@ -228,14 +229,21 @@ void register_gpu(py::module_& m) {
         "Of those, the time loops whose exchange (h forward, dG backward) stayed in shared "
         "memory (one block, or one cluster: each block writes its units' values into every "
         "block's staging buffer instead of every block staging them from memory).");
+  m.def("gpu_flag_handoffs", [](const std::string& device) {
+        return rt(device).flag_count();
+      }, py::arg("device"),
+        "Of those, the time loops run with the step-tagged hand-off (plan ',flags': each "
+        "block publishes a tag a phase and waits, before staging a chunk, only for the "
+        "blocks that wrote it; no grid barrier).");
   m.def("gpu_set_plan", [](const std::string& device, const std::string& plan) {
         rt(device).set_plan(plan);
       }, py::arg("device"), py::arg("plan"),
         "The time-loop family of that GPU backend: 'auto' (the persistent family where it "
         "fits, else a launch a step), 'steps', 'persistent', or a forced partition "
         "'persistent:BLOCKS,THREADS[,KC]', each persistent form optionally followed by "
-        "',mma' or ',simt' (the recurrent product), ',cluster' or ',grid' (the step's "
-        "barrier) and ',staged' (h and dG staged from memory every step even where one block "
+        "',mma' or ',simt' (the recurrent product), ',cluster', ',grid' or ',flags' (the "
+        "step's barrier, or none but a step-tagged hand-off between the blocks) and "
+        "',staged' (h and dG staged from memory every step even where one block "
         "or one cluster could keep them on chip). RNNKERN_FORCE_PLAN sets it at first use.");
   m.def("gpu_set_tune", [](const std::string& device, const std::string& mode) {
         rt(device).set_tune(mode);

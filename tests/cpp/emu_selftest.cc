@@ -6,8 +6,8 @@
 // per-step family twice (the second with the time loops captured as a graph and
 // replayed), which must agree bitwise, and on the persistent family in four
 // plans (three blocks as one cluster with k chunks of 7 and with h one chunk,
-// pushed through distributed shared memory; with the grid's barrier; the
-// automatic partition), twice each
+// pushed through distributed shared memory; with the grid's barrier; with no
+// barrier but the step-tagged hand-off; the automatic partition), twice each
 // (bitwise equal), each within float rounding of the per-step result; precision
 // bf16 on the per-step family and the tensor-core persistent one; every value
 // finite. The comparison with the reference is the Python tests' job
@@ -180,8 +180,8 @@ int main(int argc, char** argv) {
       // the persistent family: a forced partition as one cluster (the cluster's
       // barrier), the same with h one chunk (pushed into the blocks' shared memory
       // through rk_dsmem, not staged), with the grid's barrier, then the automatic one
-      for (const char* plan :
-           {"persistent:3,32,7", "persistent:3,32", "persistent:3,32,7,grid", "persistent"}) {
+      for (const char* plan : {"persistent:3,32,7", "persistent:3,32", "persistent:3,32,7,grid",
+                               "persistent:3,32,7,flags", "persistent"}) {
         const long before = gpu_emu::persistent_count();
         const long clusters = gpu_emu::cluster_count();
         gpu_emu::set_plan(plan);
@@ -191,7 +191,8 @@ int main(int argc, char** argv) {
           std::printf("FAIL %s: plan %s did not run both loops persistent\n", what, plan);
           ok = false;
         }
-        if (std::strncmp(plan, "persistent:3,32", 15) == 0 && !std::strstr(plan, "grid") &&
+        const bool grid = std::strstr(plan, "grid") || std::strstr(plan, "flags");
+        if (std::strncmp(plan, "persistent:3,32", 15) == 0 && !grid &&
             gpu_emu::cluster_count() != clusters + 4) {
           std::printf("FAIL %s: plan %s did not run as one cluster\n", what, plan);
           ok = false;
