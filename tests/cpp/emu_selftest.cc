@@ -180,8 +180,11 @@ int main(int argc, char** argv) {
       // the persistent family: a forced partition as one cluster (the cluster's
       // barrier), the same with h one chunk (pushed into the blocks' shared memory
       // through rk_dsmem, not staged), with the grid's barrier, then the automatic one
+      // (the step-tagged hand-off in ThreadSanitizer's run only: it changes the
+      // synchronization, not the indexing AddressSanitizer checks)
       for (const char* plan : {"persistent:3,32,7", "persistent:3,32", "persistent:3,32,7,grid",
                                "persistent:3,32,7,flags", "persistent"}) {
+        if (variants == 4 && std::strstr(plan, "flags")) continue;
         const long before = gpu_emu::persistent_count();
         const long clusters = gpu_emu::cluster_count();
         gpu_emu::set_plan(plan);
