@@ -447,9 +447,10 @@ def test_checkpoints_during_fit_and_shared_layers(tmp_path):
         assert_bitwise(a, b, "checkpoint")
 
 
-def test_gpu_fit_benchmark_runs_on_the_emulation():
-    """bench/gpu_fit.py (gpu.sh's fit step) end to end on cuda-emu, two batches of
-    the forecaster (the emulation's time loops are slow):
+def test_gpu_fit_benchmark_runs_on_the_emulation(monkeypatch):
+    """bench/gpu_fit.py (gpu.sh's fit step) end to end on cuda-emu, on a small
+    workload of the forecaster's kind (two batches; the emulation's time loops are
+    slow):
     every variant's loss agrees with the CPU's, and the device update makes fewer
     host transfers a step than the host update."""
     import io
@@ -459,13 +460,21 @@ def test_gpu_fit_benchmark_runs_on_the_emulation():
         import gpu_fit
     finally:
         sys.path.pop(0)
+    from rnnkern.bench import fit as F
+    rng = np.random.default_rng(0)
+    data = (rng.standard_normal((64, 6, 1)).astype(np.float32),
+            rng.standard_normal((64, 1)).astype(np.float32))
+    monkeypatch.setitem(F.WORKLOADS, "small", dict(
+        build=lambda L, M: M.Sequential([L.Input((6, 1)), L.SimpleRNN(8, return_sequences=True),
+                                         L.SimpleRNN(8), L.Dense(1)]),
+        data=lambda: data, loss="mse", desc="SimpleRNN(8) x2 + Dense(1), window 6"))
     buf = io.StringIO()
-    res = gpu_fit.run("cuda-emu", reps=1, samples=64, out=buf, workloads=["forecaster"])
+    res = gpu_fit.run("cuda-emu", reps=1, out=buf, workloads=["small"])
     for name, w in res["workloads"].items():
         assert not w["status"], (name, w["status"])
         t = w["transfers_per_step"]
         assert t["cuda-emu (device update)"] < t["cuda-emu (host update)"], name
-    assert "| forecaster | cuda-emu (device update) |" in buf.getvalue()
+    assert "| small | cuda-emu (device update) |" in buf.getvalue()
 
 
 def test_masks_dropout_bidirectional_and_validation_on_the_device():
