@@ -1,6 +1,7 @@
 """Small cases of every GPU kernel family for compute-sanitizer (bench/gpu.sh):
 each cell and GRU form, with a mask, per-gate dropout masks and go_backwards,
-forward (training) and BPTT, on the per-step family and on the persistent family
+forward (training) and BPTT, on the per-step family (its FFMA step and R3's
+tensor-core step and per-step GEMMs) and on the persistent family
 in its automatic partition (one block: h and dG kept in its shared memory) and
 forced ones: three blocks with k chunks (the staging loop, the grid's barrier), and
 three blocks as one thread-block cluster with h and dG one chunk (written into each
@@ -37,8 +38,8 @@ def main():
         c0 = h0.copy() if cell == "lstm" else None
         mask = rng.random((n, t)) > 0.3
         rm = ((rng.random((g, n, h)) > 0.2) / 0.8).astype(np.float32)
-        for plan in ["steps", "persistent", "persistent:3,64,16,grid", "persistent:3,64",
-                     "persistent:3,64,mma"]:
+        for plan in ["steps:simt", "steps:mma", "persistent", "persistent:3,64,16,grid",
+                     "persistent:3,64", "persistent:3,64,mma"]:
             _core.gpu_set_plan(be, plan)
             y, hT, cT, cache = ops.rnn_forward(cell, x, W, U, b, h0, c0, mask, reset_after=ra,
                                                go_backwards=True, training=True, backend=be,

@@ -1,7 +1,8 @@
 // rnnkern — the GPU BPTT of one layer, in order: the reverse time loop, dy read in
 // the caller's layout (persistent where its plan fits, else a pointwise kernel and
-// the dh_prev GEMM a step), then the weight gradients (dW, dU: split-K GEMMs), dX and
-// the bias gradients, each deterministic. Part of driver.cuh.
+// the dh_prev GEMM a step, that GEMM on the tensor cores where the per-step family's
+// product is: R3), then the weight gradients (dW, dU: split-K GEMMs), dX and the
+// bias gradients, each deterministic. Part of driver.cuh.
 #pragma once
 
 #include "launch.cuh"
@@ -70,6 +71,8 @@ void run_backward(const Workspace& base, const GradArgs& in) {
 
   // the carried gradient ends in dh[T % 2] (the loop flips once a step)
   const int cur = (int)(T % 2);
+  // the per-step family's products on the tensor cores (R3) or the SIMT GEMM
+  const bool step_mma = steps_products(N, cfg.precision, false) > 0;
   with_cell(cfg.cell, cfg.reset_after, [&](auto k) {
     constexpr Mode M = kMode<decltype(k)>;
     if (seq_backward_as<M>(q)) return;
@@ -80,15 +83,16 @@ void run_backward(const Workspace& base, const GradArgs& in) {
         launch_back<M>(b);
         if constexpr (M == Mode::GruRB1) {
           // d(rh) = dah U_h^T, then dr
-          gemm(in_precision(gemm_args(N, H, H, b.dgx + 2 * H, GH, false, ws.Ud + 2 * H, GH,
-                                      true, drh.get(), H), cfg.precision));
+          gemm_any(in_precision(gemm_args(N, H, H, b.dgx + 2 * H, GH, false, ws.Ud + 2 * H,
+                                          GH, true, drh.get(), H), cfg.precision),
+                   step_mma);
           launch_back<Mode::GruRB2>(b);
         }
         // d h_prev += sum over gates of (dG_g U_g^T) ⊙ m_g
         GemmArgs r = in_precision(gemm_args(N, H, ng_rec * H, b.dgr, GH, false, ws.Ud, GH, true,
                                             b.dh_out, H), cfg.precision);
         r.beta = 1.0f;
-        gemm_gates_cmask(r, ng_rec, H, ws.rmask.get(), NH, N, H, false);
+        gemm_gates_cmask(r, ng_rec, H, ws.rmask.get(), NH, N, H, false, step_mma);
       }
     });
   });

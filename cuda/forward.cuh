@@ -132,6 +132,8 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   q.slots = need_slots ? ws->slots.get() : nullptr;
   q.lstm = cfg.cell == Cell::LSTM;
   q.products = recurrent_products(cfg.precision, in.recurrent_masks != nullptr);
+  // the per-step family's product, where it runs: FFMA or the tensor cores (R3)
+  q.base.tc = steps_products(N, cfg.precision, in.recurrent_masks != nullptr);
   with_cell(cfg.cell, cfg.reset_after, [&](auto k) {
     constexpr Mode M = kMode<decltype(k)>;
     if (seq_forward_as<M>(q)) return;

@@ -354,6 +354,9 @@ struct StepArgs {
   int wait_tag = 0;               //   the blocks that wrote it have published wait_tag
   int wait_ut = 0;                //   (units a block owns)
   bool bf16 = false;              // precision bf16: a rounded to bfloat16 before rmask scales it
+  int tc = 0;                     // the per-step family's product on the tensor cores
+                                  // (R3, step_mma.cuh) in this many products a fragment
+                                  // pair (as SeqPlan::tc); 0: FFMA (step_forward)
   const float* rmask = nullptr;   // [G, N, H] recurrent dropout masks, or null
   const float* u = nullptr;       // [H, GH]
   const float* brec = nullptr;    // GRU r.a.: the recurrent bias [GH], or null

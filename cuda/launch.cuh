@@ -24,6 +24,7 @@
 #include "kernels.cuh"
 #include "persistent.cuh"
 #include "plan.h"
+#include "step_mma.cuh"
 #include "rnnkern/bf16.h"
 #include "rnnkern/dispatch.h"
 
@@ -367,6 +368,18 @@ inline int recurrent_products(Precision p, bool scaled) {
   return p == Precision::TF32 ? 1 : p == Precision::BF16 ? (scaled ? 2 : 1) : 3;
 }
 
+// The per-step family's recurrent products (R3): on the tensor cores where forced
+// ('steps:mma'), or chosen as the persistent family chooses them (the batch fills at
+// least half an mma tile's rows and this device's fragments passed the probe), in
+// the precision's products a fragment pair (recurrent_products); 0: FFMA ('steps:simt').
+// The forward's step kernel (StepArgs::tc) and the backward's per-step GEMMs take it.
+inline int steps_products(int64_t N, Precision p, bool scaled) {
+  const PlanChoice c = current_plan();
+  const bool mma = c.product == PlanChoice::Mma ||
+                   (c.product == PlanChoice::AnyProduct && N >= 8 && use_mma());
+  return mma ? recurrent_products(p, scaled) : 0;
+}
+
 // A hoisted GEMM's slab on the chosen kernel.
 void gemm_any(const GemmArgs& g, bool mma) {
   if (g.M == 0 || g.N == 0) return;
@@ -545,10 +558,10 @@ void gemm_gates_amask(GemmArgs g, int gates, int64_t H, const float* masks, int6
 // gemm_gates_cmask: C (+)= sum over gates j of (A_j B_j) ⊙ mask_j, A_j and B_j the
 //   gate-j blocks of H along K, the mask on C (masks[j*stride + (i % rows)*ld +
 //   col]); the first gate with g's beta, the others added; hoisted or (inside a
-//   time loop: no allocation) the plain GEMM.
+//   time loop: no allocation) one launch each, on the tensor cores where mma.
 void gemm_gates_cmask(GemmArgs g, int gates, int64_t H, const float* masks, int64_t stride,
-                      int64_t rows, int64_t ld, bool hoisted) {
-  auto run = [&](const GemmArgs& q) { hoisted ? gemm_hoisted(q) : gemm(q); };
+                      int64_t rows, int64_t ld, bool hoisted, bool mma = false) {
+  auto run = [&](const GemmArgs& q) { hoisted ? gemm_hoisted(q) : gemm_any(q, mma); };
   if (!masks) {
     run(g);
     return;
@@ -567,8 +580,16 @@ void gemm_gates_cmask(GemmArgs g, int gates, int64_t H, const float* masks, int6
 }
 
 
+// A forward step of the per-step family: its product on the tensor cores (R3) where
+// s.tc, else on FFMA.
 template <Mode M>
 void launch_step(const StepArgs& s) {
+  if (s.tc) {
+    static_assert(kR3Smem<M> <= 48 * 1024, "R3's step takes at most the default 48 KiB");
+    RK_LAUNCH(Block, cdiv(s.H, kR3Units), cdiv(s.N, kR3Rows), kR3Threads, 1, kR3Smem<M>,
+              step_forward_mma<M>, s);
+    return;
+  }
   RK_LAUNCH(Block, cdiv(s.H, kStepU), cdiv(s.N, kStepR), kStepU, kStepTY, step_smem<M>(),
             step_forward<M>, s);
 }

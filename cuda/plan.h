@@ -11,7 +11,7 @@ namespace rnnkern {
 struct PlanChoice {
   enum Kind { Auto, Steps, Persistent } kind = Auto;
   int blocks = 0, threads = 0, kc = 0;   // 0: chosen
-  // the persistent family's recurrent product: chosen (the tensor cores where the
+  // the recurrent product of either family: chosen (the tensor cores where the
   // device's pass the fragment probe and the batch fills half an mma tile), FFMA
   // (simt) or the tensor cores (mma)
   enum Product { AnyProduct, Simt, Mma } product = AnyProduct;
@@ -26,23 +26,25 @@ struct PlanChoice {
   // (SeqPlan::push): the comparison the probe times
   bool staged = false;
 };
-// "auto", "steps", or
+// "auto", "steps[:mma|:simt]" (the per-step family, its product chosen, on the tensor
+// cores: R3, or on FFMA), or
 // "persistent[:[BLOCKS,THREADS[,KC]][,mma|,simt][,cluster|,grid|,flags][,staged]]"
 // ("persistent:mma" alone: the automatic partition with the tensor-core product;
 // the words in any order, each kind at most once).
 inline PlanChoice parse_plan(const std::string& text) {
   PlanChoice c;
   if (text.empty() || text == "auto") return c;
-  if (text == "steps") {
+  if (text == "steps" || text == "steps:mma" || text == "steps:simt") {
     c.kind = PlanChoice::Steps;
+    if (text != "steps") c.product = text == "steps:mma" ? PlanChoice::Mma : PlanChoice::Simt;
     return c;
   }
   const std::string head = "persistent";
   const std::string form =
       "'persistent[:BLOCKS,THREADS[,KC]][,mma|,simt][,cluster|,grid|,flags][,staged]'";
   if (text.compare(0, head.size(), head) != 0)
-    throw std::invalid_argument("plan must be 'auto', 'steps', 'persistent' or " + form +
-                                ", got '" + text + "'");
+    throw std::invalid_argument("plan must be 'auto', 'steps[:mma|:simt]', 'persistent' or " +
+                                form + ", got '" + text + "'");
   c.kind = PlanChoice::Persistent;
   if (text.size() == head.size()) return c;
   size_t i = head.size();

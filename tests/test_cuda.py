@@ -346,6 +346,60 @@ def test_tensor_core_recurrence_matches_the_reference(backend, cell, reset_after
 
 @pytest.mark.parametrize("backend", GPU)
 @pytest.mark.parametrize("cell,reset_after", CELLS)
+def test_per_step_tensor_cores_match_the_reference(backend, cell, reset_after, plan_reset,
+                                                   gemm_reset):
+    """R3, the per-step family on the tensor cores ('steps:mma': a forward step's
+    product in 3xTF32 fragments, the backward's dh_prev GEMMs on the tensor-core
+    GEMM): the float64 reference's outputs and gradients within the fp32 tolerances,
+    with masks, per-gate recurrent dropout (each tile's gate mask on its A
+    fragments) and go_backwards, over two row blocks (70 rows: 64 and 6) and three
+    unit blocks (37 units: k chunks of 32 and 5); bitwise the same twice, not the
+    FFMA step's ('steps:simt'), every per-step GEMM counted on the tensor cores.
+    The automatic product ('steps') is the tensor cores' where the batch fills half
+    an mma tile and the fragments are used (the GEMM forced to mma here), else FFMA."""
+    rng = np.random.default_rng(131 + len(cell) + reset_after)
+    n, t, c, h = 70, 2, 5, 37
+    case = make_case(cell, n, t, c, h, reset_after, True, rng)
+    mask = make_mask("holes", n, t, rng)
+    im, rm = drop_masks("both", cell, n, c, h, rng)
+    # per step: a GEMM a gate reaching h_prev (the dropout masks differ by gate),
+    # GRU reset_before's two and its d(rh)
+    per_step = {"simple_rnn": 1, "lstm": 4, "gru": 3}[cell]
+
+    def run(plan, case=case, mask=mask, im=im, rm=rm):
+        _core.gpu_set_plan(backend, plan)
+        assert _core.gpu_plan(backend) == plan
+        before = _core.gpu_persistent_launches(backend)
+        gemms = _core.gpu_mma_gemms(backend)
+        got = run_both(backend, cell, "tanh", "sigmoid", reset_after, True, True, mask, case,
+                       im, rm, np.random.default_rng(3))
+        assert _core.gpu_persistent_launches(backend) == before
+        return got, _core.gpu_mma_gemms(backend) - gemms
+
+    (outs, refs, g, gr), gemms = run("steps:mma")
+    check(outs, refs, g, gr, f"{backend} {cell} steps:mma")
+    assert gemms == t * per_step   # the GEMMs outside the loop stay SIMT on cuda-emu's auto
+    mine = tuple(outs) + tuple(g)
+    again = run("steps:mma")[0]
+    for u, v in zip(mine, tuple(again[0]) + tuple(again[2])):
+        if u is not None:
+            assert np.array_equal(u, v)
+    simt, gemms = run("steps:simt")
+    assert gemms == 0
+    simt = tuple(simt[0]) + tuple(simt[2])
+    assert not all(np.array_equal(u, v) for u, v in zip(mine, simt) if u is not None)
+    # the automatic product, with this device's fragments in use: a batch of 8, of 7
+    _core.gpu_set_gemm(backend, "mma")
+    for rows, product in [(8, "mma"), (7, "simt")]:
+        small = (make_case(cell, rows, 1, c, h, reset_after, True, rng), None, None, None)
+        a, b = run("steps", *small)[0], run("steps:" + product, *small)[0]
+        for u, v in zip(tuple(a[0]) + tuple(a[2]), tuple(b[0]) + tuple(b[2])):
+            if u is not None:
+                assert np.array_equal(u, v)
+
+
+@pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("cell,reset_after", CELLS)
 @pytest.mark.parametrize("product", ["simt", "mma"])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_onchip_exchange_is_the_staged_one(backend, cell, reset_after, product, precision,
@@ -413,7 +467,8 @@ def test_plans_are_checked(backend, plan_reset):
     """A plan is one of the documented forms (ValueError naming it otherwise), and a
     forced partition that does not fit the device is a clear error, not a silent
     fallback; 'steps' runs no persistent loop."""
-    for bad in ["fast", "persistent:", "persistent:0,32", "persistent:2", "persistent:2,2000",
+    for bad in ["fast", "steps:", "steps:fast", "steps,mma", "steps:mma,simt", "persistent:",
+                "persistent:0,32", "persistent:2", "persistent:2,2000",
                 "persistent:2,32,4,4", "persistent;2,32", "persistent:a,32",
                 "persistent:2,32,fast", "persistent:,mma", "persistent:mma,2,32",
                 "persistent:2,32,mma,simt", "persistent:2,32,cluster,grid",
@@ -422,7 +477,8 @@ def test_plans_are_checked(backend, plan_reset):
                 "persistent:2,32,staged,staged", "persistent:staged,2,32"]:
         with pytest.raises(ValueError, match="plan"):
             _core.gpu_set_plan(backend, bad)
-    for good in ["persistent:mma", "persistent:simt", "persistent:2,64,mma",
+    for good in ["steps:mma", "steps:simt", "persistent:mma", "persistent:simt",
+                 "persistent:2,64,mma",
                  "persistent:2,64,8,simt", "persistent:cluster", "persistent:grid",
                  "persistent:2,64,8,mma,cluster", "persistent:2,64,grid,simt", "persistent:staged",
                  "persistent:2,64,8,flags", "persistent:3,64,flags,mma",
@@ -716,8 +772,8 @@ BF16_NAMES = ("y", "h_T", "c_T") + Grads._fields
 @pytest.mark.parametrize("backend", GPU)
 @pytest.mark.parametrize("cell,reset_after", CELLS)
 @pytest.mark.parametrize("on_device", [False, True], ids=["host", "device"])
-@pytest.mark.parametrize("plan,gemm", [("auto", "auto"), ("steps", "simt"),
-                                       ("persistent:3,32,7", "simt"),
+@pytest.mark.parametrize("plan,gemm", [("auto", "auto"), ("steps:simt", "simt"),
+                                       ("steps:mma", "mma"), ("persistent:3,32,7", "simt"),
                                        ("persistent:2,64,8,mma", "mma")])
 def test_bf16_is_the_reference_bf16(backend, cell, reset_after, on_device, plan, gemm,
                                     plan_reset, gemm_reset):
@@ -777,8 +833,11 @@ def test_bf16_is_the_reference_bf16(backend, cell, reset_after, on_device, plan,
 @pytest.mark.parametrize("backend", GPU)
 @pytest.mark.parametrize("cell,reset_after", [("lstm", True), ("gru", False)])
 @pytest.mark.parametrize("dropout", [False, True], ids=["plain", "dropout"])
-def test_tensor_core_recurrence_precisions(backend, cell, reset_after, dropout, plan_reset):
-    """The tensor-core recurrence in each precision: bf16 (one product where both
+@pytest.mark.parametrize("family", ["persistent:1,64,", "steps:"])
+def test_tensor_core_recurrence_precisions(backend, cell, reset_after, dropout, family,
+                                           plan_reset):
+    """The tensor-core recurrence of both families (persistent, and R3's per-step
+    kernels) in each precision: bf16 (one product where both
     operands are bfloat16 values, which TF32 holds exactly; two where recurrent
     dropout masks scale the rounded h) is the reference's bf16 emulation within
     its tolerances and the FFMA recurrence's outputs within the families'
@@ -792,8 +851,8 @@ def test_tensor_core_recurrence_precisions(backend, cell, reset_after, dropout, 
     be = bk.get_backend(backend)
     dy = rng.standard_normal((n, t, h)).astype(np.float32)
 
-    def run(precision, plan="persistent:1,64,mma"):
-        _core.gpu_set_plan(backend, plan)
+    def run(precision, product="mma"):
+        _core.gpu_set_plan(backend, family + product)
         y, hT, cT, cache = be.forward(cell, x, W, U, b, h0, c0, None, None, None, rm,
                                       reset_after=reset_after, precision=precision)
         return (y, hT, cT), tuple(be.backward(cache, dy))
@@ -812,7 +871,7 @@ def test_tensor_core_recurrence_precisions(backend, cell, reset_after, dropout, 
     for name, a, r in zip(BF16_NAMES, outs + g, routs + rg):
         if r is not None:
             assert_close(a, r, "bf16_emulated", f"{backend} {cell} bf16 mma {name}")
-    outs_f, _ = run("bf16", "persistent:1,64,simt")
+    outs_f, _ = run("bf16", "simt")
     for name, a, r in zip(BF16_NAMES, outs + g, outs_f):
         if r is not None:
             assert_close(a, r, "gpu_families_f32", f"{backend} {cell} bf16 mma vs ffma {name}")

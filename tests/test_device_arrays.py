@@ -229,10 +229,13 @@ def graphs():
 
 @pytest.mark.parametrize("backend", GPU)
 @pytest.mark.parametrize("cell,reset_after", CELLS)
-def test_graph_replay_matches_launches(backend, cell, reset_after, graphs):
+@pytest.mark.parametrize("product", ["simt", "mma"])
+def test_graph_replay_matches_launches(backend, cell, reset_after, product, graphs):
     """The per-step loops captured once and replayed give bitwise the launches'
     results, forward (a batch past the persistent path) and backward, with masks
-    and dropout; each loop is one replay."""
+    and dropout, on FFMA and on the tensor cores (R3); each loop is one replay."""
+    for b in GPU:
+        _core.gpu_set_plan(b, "steps:" + product)
     n, t, c, h = 17, 5, 3, 6
     rng, a = problem(cell, reset_after, n, t, c, h, 5 + len(cell), drop="both")
     dy = rng.standard_normal((n, t, h)).astype(np.float32)

@@ -239,7 +239,8 @@ void register_gpu(py::module_& m) {
         rt(device).set_plan(plan);
       }, py::arg("device"), py::arg("plan"),
         "The time-loop family of that GPU backend: 'auto' (the persistent family where it "
-        "fits, else a launch a step), 'steps', 'persistent', or a forced partition "
+        "fits, else a launch a step), 'steps' ('steps:mma' / 'steps:simt': its product on "
+        "the tensor cores or FFMA), 'persistent', or a forced partition "
         "'persistent:BLOCKS,THREADS[,KC]', each persistent form optionally followed by "
         "',mma' or ',simt' (the recurrent product), ',cluster', ',grid' or ',flags' (the "
         "step's barrier, or none but a step-tagged hand-off between the blocks) and "

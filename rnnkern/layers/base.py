@@ -61,6 +61,7 @@ import warnings
 import numpy as np
 
 from .. import initializers
+from .._device_math import is_device_vec
 # The helpers below live where a Keras user looks for them; they stay importable
 # from here (``from rnnkern.layers.base import floatx`` keeps working).
 from ..config import _float64_for_tests, floatx, make_rng, set_global_seed  # noqa: F401
@@ -468,8 +469,8 @@ class Layer:
         ``weights`` (None before any). Host arrays: a fit step's gradients that
         stayed on a GPU backend's device download here, once."""
         g = getattr(self._tls, "grads", None)
-        if g is not None and any(type(a).__name__ == "DeviceVec" for a in g):
-            g = [a.numpy() if type(a).__name__ == "DeviceVec" else a for a in g]
+        if g is not None and any(is_device_vec(a) for a in g):
+            g = [a.numpy() if is_device_vec(a) else a for a in g]
             self._tls.grads = g
         return g
 

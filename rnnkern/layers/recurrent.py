@@ -74,7 +74,7 @@ import numbers
 import numpy as np
 
 from .. import initializers as _inits
-from .. import ops
+from .. import _core, ops
 from .._common import ACTIVATIONS, GATES, N_STATES
 from .._device_math import DeviceVec
 from ..backends import GpuWeights, get_backend
@@ -166,7 +166,7 @@ def _weight_grad(g, dtype):
         return g if g.dtype == dtype else g.astype(dtype)
     if isinstance(g, DeviceVec):
         return g
-    if type(g).__name__ == "DeviceArray":
+    if isinstance(g, _core.DeviceArray):
         return DeviceVec(g)
     return np.asarray(g, dtype)
 

@@ -8,7 +8,8 @@
 // plans (three blocks as one cluster with k chunks of 7 and with h one chunk,
 // pushed through distributed shared memory; with the grid's barrier; with no
 // barrier but the step-tagged hand-off; the automatic partition), twice each
-// (bitwise equal), each within float rounding of the per-step result; precision
+// (bitwise equal), each within float rounding of the per-step result; the
+// per-step family on the tensor cores (R3, as graphs) likewise; precision
 // bf16 on the per-step family and the tensor-core persistent one; every value
 // finite. The comparison with the reference is the Python tests' job
 // (test_cuda.py).
@@ -219,6 +220,14 @@ int main(int argc, char** argv) {
           ok = false;
         }
         ok = all_fields(a, m, cfg, what, near) && ok;
+        // R3: the per-step family with its product on the tensor cores (the forward
+        // step's fragments, the backward's per-step GEMMs), its loops replayed as graphs
+        gpu_emu::set_plan("steps:mma");
+        gpu_emu::set_graphs(true);
+        const Run r3 = run(cfg, masked, dropout, 7u + ci);
+        gpu_emu::set_graphs(false);
+        gpu_emu::set_plan("auto");
+        ok = all_fields(a, r3, cfg, what, near) && ok;
       }
       // precision bf16 (operands rounded as they are staged, read and stored: the
       // recurrence's staging, the backward's dG stores, the GEMMs' loads; one
