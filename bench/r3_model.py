@@ -11,12 +11,14 @@ section 1 and bench/tc_model.py; gpu.sh's micro step measures the first three):
                     loads (step_in, prefetched before the product)
   bw       4.3 TB/s the measured copy bandwidth (the floor where U streams from HBM)
 
-A block owns 16 units (every gate) of 64 rows and walks k in chunks of 32: stage the
-chunk (A 64 x 32, U 32 x 16G), multiply it while the next chunk's loads are in flight
-(one chunk in flight a block), so a chunk costs max(load round trip, the warp's mma
-chain) and the block's step chunks x that. Items (16 x 8 tiles) are spread over the
-8 warps; an item's 4 k steps of a chunk run as two accumulator chains of `products`
-dependent mma each (3 for fp32 as 3xTF32, 1 for tf32; bf16: 2 k steps of m16n8k16).
+A block owns 16 units (every gate) of 64 rows and walks k in chunks of 48, staged by
+asynchronous copies into a ring of 3 stages: while one chunk is multiplied the next two
+are in flight, so a chunk costs max(a load's round trip / 2, the warp's mma chain) and
+the block's step chunks x that, and never less than U's bytes at the HBM bandwidth
+where U streams from there. Items (16 x 8 tiles) are spread over the 8 warps, their
+sums in registers; an item's 6 k steps of a chunk run as two accumulator chains of
+`products` dependent mma each (3 for fp32 as 3xTF32, 1 for tf32; bf16: 3 k steps of
+m16n8k16, two chains of 2 and 1).
 
     python3 bench/r3_model.py
 """
@@ -27,7 +29,7 @@ LAT_HBM, LAT_L2, T_FIX, BW_B_US, L2_MB = 0.6, 0.15, 3.0, 4.3e6, 60   # BW: bytes
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 SHAPES = {"U2048": (64, 2048), "U2048-N32": (32, 2048), "U1536": (64, 1536),
           "U4096-N16": (16, 4096)}
-KC, ROWS, UNITS = 32, 64, 16
+KC, ROWS, UNITS, STAGES = 48, 64, 16, 3
 
 
 def step_us(N, H, cell, precision):
@@ -38,12 +40,14 @@ def step_us(N, H, cell, precision):
     row_tiles = math.ceil(min(N, ROWS) / 16)
     items = row_tiles * G * UNITS // 8
     per_warp = math.ceil(items / WARPS)
-    chain = {"fp32": 2 * 3, "tf32": 2 * 1, "bf16": 1}[precision]   # dependent mma an item
+    # dependent mma an item a chunk: KC/8 k steps (bf16 KC/16) in two chains
+    chain = {"fp32": math.ceil(KC / 16) * 3, "tf32": math.ceil(KC / 16),
+             "bf16": math.ceil(KC / 32)}[precision]
     mma_us = per_warp * chain * L_MMA / (F_GHZ * 1e3)
     blocks = math.ceil(H / UNITS) * math.ceil(N / ROWS)
     waves = math.ceil(blocks / SMS)
-    t = waves * chunks * max(lat, mma_us) + T_FIX
     floor = u_mb * 2 ** 20 / BW_B_US if u_mb > 0.8 * L2_MB else 0.0
+    t = max(waves * chunks * max(lat / (STAGES - 1), mma_us), floor) + T_FIX
     return t, floor, u_mb
 
 

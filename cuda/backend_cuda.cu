@@ -151,7 +151,19 @@ V cached_query(std::mutex& m, std::map<K, V>& cache, const K& key, Make make) {
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
   }
-  const V v = make();
+  V v;
+  {
+    // The first query may come while this thread captures a graph (a device array's
+    // first launch inside rnnkern.graph): these calls are host-side queries and
+    // attributes, not stream work, so the thread is relaxed for them and restored.
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    check(cudaThreadExchangeStreamCaptureMode(&mode), "cudaThreadExchangeStreamCaptureMode");
+    struct Restore {
+      cudaStreamCaptureMode& mode;
+      ~Restore() { cudaThreadExchangeStreamCaptureMode(&mode); }
+    } restore{mode};
+    v = make();
+  }
   std::lock_guard<std::mutex> g(m);
   return cache.emplace(key, v).first->second;
 }
@@ -244,6 +256,21 @@ struct Runtime {
           cudaOccupancyMaxActiveClusters(&active, kernel, &cfg) == cudaSuccess && active >= 1;
       cudaGetLastError();   // a size the device refuses: not this thread's next error
       return fits;
+    });
+  }
+  // A launch of `kernel` with more than 48 KiB of dynamic shared memory (R3's step):
+  // the kernel allowed the device's most, once per device and kernel.
+  static void allow_smem(const void* kernel) {
+    const DeviceLimits lim = limits();
+    int dev = 0;
+    check(cudaGetDevice(&dev), "cudaGetDevice");
+    static std::mutex m;
+    static std::map<std::tuple<int, const void*>, bool> cache;
+    cached_query(m, cache, std::make_tuple(dev, kernel), [&] {
+      check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 (int)lim.smem),
+            "cudaFuncSetAttribute");
+      return true;
     });
   }
   // Clusters of more than 8 blocks (non-portable) allowed on kernel.
@@ -375,6 +402,13 @@ void free_pool() { pool().free_all(); }
     kernel<<<dim3((unsigned)(gx), (unsigned)(gy)), dim3((unsigned)(bx), (unsigned)(by)), \
              (smem), ::rnnkern::gpu_cuda::launch_stream>>>(__VA_ARGS__);                \
     ::rnnkern::gpu_cuda::check(cudaGetLastError(), "launch " #kernel);                  \
+  } while (0)
+
+// Before a launch of `kernel` with more than the default 48 KiB of dynamic shared
+// memory (R3's step): the kernel allowed the device's most.
+#define RK_ALLOW_SMEM(smem, kernel)                                                      \
+  do {                                                                                  \
+    if ((smem) > 48 * 1024) ::rnnkern::gpu_cuda::Runtime::allow_smem((const void*)&kernel); \
   } while (0)
 
 #define RK_LAUNCH_GRID(gx, gy, bx, by, smem, kernel, arg)                               \

@@ -110,6 +110,9 @@ using Graph = emu::Graph;
                          ::rnnkern::emu::bind_kernel(                            \
                              [](auto... rk_a) { kernel(rk_a...); }, __VA_ARGS__))
 
+// The emulator's blocks take any shared memory: nothing to allow.
+#define RK_ALLOW_SMEM(smem, kernel) ((void)(smem))
+
 #define RK_LAUNCH_GRID(gx, gy, bx, by, smem, kernel, arg) \
   RK_LAUNCH(Grid, gx, gy, bx, by, smem, kernel, arg)
 

@@ -35,6 +35,21 @@
 //                    (st.release.gpu; the emulation: a std::atomic_ref release store)
 //   rk_ld_acquire(p) *p with acquire semantics at device scope (ld.acquire.gpu)
 //   rk_pause()       a spin-wait's pause (the emulation yields its thread)
+//   rk_cp_async4(dst, src)   an asynchronous copy of one float from global memory
+//                    (src) into this block's shared memory (dst): cp.async.ca.shared.
+//                    global, 4 bytes; dst holds it only once a wait covers its group
+//   rk_cp_async16(dst, src)  ... of four floats, both addresses 16-byte aligned
+//                    (cp.async.cg: 16 bytes, past the SM's L1)
+//   rk_cp_async_commit() closes this thread's group of the copies issued since the
+//                    last commit (cp.async.commit_group; a group may be empty)
+//   rk_cp_async_wait<N>() waits until at most N of this thread's committed groups,
+//                    the newest, are still in flight (cp.async.wait_group N); other
+//                    threads see the copies after a block barrier that follows. The
+//                    emulation performs a thread's copies only here (a group's source
+//                    read then, its destination written then), so a kernel that reads
+//                    a copy before waiting for it reads what was there before, as
+//                    a device may; copies never waited for are dropped at the
+//                    thread's end (sm_80 and up)
 //   rk_fence()       __threadfence(): this thread's earlier writes (and those it saw
 //                    through a block barrier) ordered before its later ones, device-wide
 //                    (the emulation: nothing; its block barrier already orders them)
@@ -143,6 +158,13 @@ inline int rk_cluster_size() { return ::rnnkern::emu::cluster_size(); }
 template <class T>
 inline T* rk_dsmem(T* p, int rank) {
   return static_cast<T*>(::rnnkern::emu::dsmem(p, rank));
+}
+inline void rk_cp_async4(float* dst, const float* src) { ::rnnkern::emu::cp_async(dst, src, 4); }
+inline void rk_cp_async16(float* dst, const float* src) { ::rnnkern::emu::cp_async(dst, src, 16); }
+inline void rk_cp_async_commit() { ::rnnkern::emu::cp_async_commit(); }
+template <int N>
+inline void rk_cp_async_wait() {
+  ::rnnkern::emu::cp_async_wait(N);
 }
 inline F4 rk_load4(const float* p) {
   F4 v;
@@ -258,6 +280,25 @@ __device__ __forceinline__ void rk_mma_bf16(float* d, const uint32_t* a, const u
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 __device__ __forceinline__ F4 rk_load4(const float* p) { return *reinterpret_cast<const F4*>(p); }
+__device__ __forceinline__ void rk_cp_async4(float* dst, const float* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(
+                   (uint32_t)__cvta_generic_to_shared(dst)),
+               "l"(src)
+               : "memory");
+}
+__device__ __forceinline__ void rk_cp_async16(float* dst, const float* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(
+                   (uint32_t)__cvta_generic_to_shared(dst)),
+               "l"(src)
+               : "memory");
+}
+__device__ __forceinline__ void rk_cp_async_commit() {
+  asm volatile("cp.async.commit_group;" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void rk_cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
 }  // namespace rnnkern
 
 #endif

@@ -166,6 +166,42 @@ int load_acquire(const int* p) {
 }
 void pause() { std::this_thread::yield(); }
 
+// cp.async: the copies this OS thread's CUDA thread issued and has not waited for,
+// each with the group it belongs to (async_groups: the groups committed so far;
+// a copy issued after the last commit belongs to the open group, async_groups).
+namespace {
+struct AsyncCopy {
+  void* dst;
+  const void* src;
+  int bytes;
+  long group;
+};
+thread_local std::vector<AsyncCopy> async_copies;
+thread_local long async_groups = 0;
+}  // namespace
+
+std::atomic<bool> cp_async_at_issue{false};
+void set_cp_async_at_issue(bool on) { cp_async_at_issue.store(on); }
+void cp_async(void* dst, const void* src, int bytes) {
+  if (cp_async_at_issue.load(std::memory_order_relaxed))
+    std::memcpy(dst, src, (size_t)bytes);
+  else
+    async_copies.push_back({dst, src, bytes, async_groups});
+}
+void cp_async_commit() { ++async_groups; }
+void cp_async_wait(int n) {
+  // every committed group but the newest n is complete: its copies done now, in order
+  const long done = async_groups - n;
+  size_t keep = 0;
+  for (const AsyncCopy& c : async_copies) {
+    if (c.group < done)
+      std::memcpy(c.dst, c.src, (size_t)c.bytes);
+    else
+      async_copies[keep++] = c;
+  }
+  async_copies.resize(keep);
+}
+
 // Two bfloat16 values in one 32-bit register, lo in the low half: the top 16 bits
 // of each float (exact for values that are bfloat16 already).
 uint32_t pack_bf16(float lo, float hi) { return (bits(hi) & 0xffff0000u) | (bits(lo) >> 16); }
@@ -266,6 +302,8 @@ std::unique_ptr<float[]> smem_buffer(size_t bytes) {
 }
 
 void set_ids(ThreadState& s, Dim grid, Dim block, int b, int t) {
+  async_copies.clear();   // a kernel body starts: an earlier one's unwaited copies dropped
+  async_groups = 0;
   s.cluster = nullptr;   // a cluster launch sets these after
   s.crank = 0;
   s.csize = 1;

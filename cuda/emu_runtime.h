@@ -102,6 +102,17 @@ float to_bf16(float x);
 void mma_tf32(float* d, const float* a, const float* b);
 uint32_t pack_bf16(float lo, float hi);
 void mma_bf16(float* d, const uint32_t* a, const uint32_t* b);
+// rk_cp_async4 / 16, rk_cp_async_commit, rk_cp_async_wait<n>: this thread's copies
+// queued with their group, performed when a wait covers the group, dropped at the
+// thread's next kernel body (compat.cuh)
+void cp_async(void* dst, const void* src, int bytes);
+void cp_async_commit();
+void cp_async_wait(int n);
+// The other end of what a device may do (the emulator self-test runs both): every
+// copy done as it is issued, so a stage overwritten while other warps still read it
+// is a data race ThreadSanitizer reports (the default, done at the wait, makes a read
+// before the wait see stale values instead). Process-wide.
+void set_cp_async_at_issue(bool on);
 // rk_clock's stand-in: nanoseconds of a steady clock
 long long clock_ns();
 // rk_st_release / rk_ld_acquire / rk_pause

@@ -373,11 +373,22 @@ inline int recurrent_products(Precision p, bool scaled) {
 // least half an mma tile's rows and this device's fragments passed the probe), in
 // the precision's products a fragment pair (recurrent_products); 0: FFMA ('steps:simt').
 // The forward's step kernel (StepArgs::tc) and the backward's per-step GEMMs take it.
+// R3's step takes kR3Smem of shared memory a block (81.4 KiB for LSTM: every device
+// from sm_80 has it); a device with less keeps the FFMA step, and forcing R3 there is
+// an error.
 inline int steps_products(int64_t N, Precision p, bool scaled) {
   const PlanChoice c = current_plan();
   const bool mma = c.product == PlanChoice::Mma ||
                    (c.product == PlanChoice::AnyProduct && N >= 8 && use_mma());
-  return mma ? recurrent_products(p, scaled) : 0;
+  if (!mma) return 0;
+  if (kR3Smem<Mode::Lstm> > Runtime::limits().smem) {
+    if (c.product == PlanChoice::Mma && c.kind == PlanChoice::Steps)
+      throw std::runtime_error("rnnkern: the forced plan " + plan() + " needs " +
+                               std::to_string(kR3Smem<Mode::Lstm> / 1024) +
+                               " KiB of shared memory a block, more than this device has");
+    return 0;
+  }
+  return recurrent_products(p, scaled);
 }
 
 // A hoisted GEMM's slab on the chosen kernel.
@@ -585,7 +596,7 @@ void gemm_gates_cmask(GemmArgs g, int gates, int64_t H, const float* masks, int6
 template <Mode M>
 void launch_step(const StepArgs& s) {
   if (s.tc) {
-    static_assert(kR3Smem<M> <= 48 * 1024, "R3's step takes at most the default 48 KiB");
+    RK_ALLOW_SMEM(kR3Smem<M>, step_forward_mma<M>);
     RK_LAUNCH(Block, cdiv(s.H, kR3Units), cdiv(s.N, kR3Rows), kR3Threads, 1, kR3Smem<M>,
               step_forward_mma<M>, s);
     return;

@@ -16,23 +16,27 @@ namespace RK_GPU_NS {
 // product D = A U[:, the block's columns] (A: h_prev, or GRU reset_before's rh)
 // runs on the tensor cores in StepArgs::tc products a fragment pair (3xTF32 for
 // fp32, one TF32 for tf32, one bf16 m16n8k16 for bf16's exact operands) over k
-// chunks of kR3K staged in shared memory; the next chunk's loads are in flight in
-// registers while the current one is multiplied (a global round trip a chunk is
-// hidden, not added). Tiles of 16 rows x 8 columns, each a warp's (fixed), summed
-// over k in order: bitwise the same every run. U is read once a step where the batch
-// is at most 64 rows (one row of blocks). Recurrent dropout: h staged once, each
-// tile's gate mask (UT a multiple of 8: a tile is one gate's) applied as its A
-// fragments are read. Every StepArgs option the FFMA step takes works here.
+// chunks of kR3K staged in shared memory by asynchronous copies (rk_cp_async*), a
+// ring of kR3Stages chunks: while one is multiplied the next kR3Stages - 1 are in
+// flight (their global round trips overlap each other and the product). Tiles of
+// 16 rows x 8 columns, each a warp's (fixed), their sums kept in registers over every
+// chunk as two chains of alternate k steps, added once after the last: bitwise the
+// same every run. U is read once a step where the batch is at most 64 rows (one row
+// of blocks). Staged as they are in memory: precision bf16's rounding of A, and
+// recurrent dropout's masks (each tile's gate's: 16 units, so a tile is one gate's),
+// are applied as the A fragments are read. Every StepArgs option the FFMA step takes
+// works here.
 #if defined(RNNKERN_GPU_EMU)
 constexpr int kR3Threads = 128;   // the emulation runs an OS thread a CUDA thread
 #else
 constexpr int kR3Threads = 256;
 #endif
-constexpr int kR3Units = 16, kR3Rows = 64, kR3K = 32;
-// A's staged row stride: 4 more than a multiple of 32 floats, so the 32 loads of an
-// A fragment (8 rows x 4 k) fall in distinct banks
-constexpr int kR3Pitch = (kR3K + 31) / 32 * 32 + 4;
+constexpr int kR3Units = 16, kR3Rows = 64, kR3K = 48, kR3Stages = 3;
+// A's staged row stride: 16-byte aligned rows whose 8 x 4 fragment loads fall in
+// distinct banks (52 = 20 mod 32: rows 0..7 start in banks 0, 20, 8, 28, 16, 4, 24, 12)
+constexpr int kR3Pitch = kR3K + 4;
 static_assert(kR3Units % 8 == 0, "a column tile must hold one gate's units");
+static_assert(kR3K % 16 == 0 && kR3Pitch % 4 == 0, "k steps of 16; 16-byte aligned rows");
 
 // The block's columns (gate-major: gate slot g's unit jj at g * kR3Units + jj) and
 // the staged U chunk's row stride: padded to 8 or 24 mod 32 floats, so a B
@@ -44,90 +48,156 @@ template <Mode M>
 inline constexpr int kR3Cols = kStepGates<M> * kR3Units;
 template <Mode M>
 inline constexpr int kR3UStride = r3_ustride(kR3Cols<M>);
-// Shared memory: A [kR3Rows][kR3Pitch], the U chunk [kR3K][ustride], the product
-// [kR3Rows][cols].
+// A stage: A [kR3Rows][kR3Pitch], then the U chunk [kR3K][ustride].
 template <Mode M>
-inline constexpr size_t kR3Smem =
-    ((size_t)kR3Rows * kR3Pitch + (size_t)kR3K * kR3UStride<M> + (size_t)kR3Rows * kR3Cols<M>) *
-    sizeof(float);
+inline constexpr int kR3Stage = kR3Rows * kR3Pitch + kR3K * kR3UStride<M>;
+// Shared memory: kR3Stages stages; after the product, the sums [kR3Rows][cols] where
+// the first stage was. (LSTM: 81.4 KiB; every device from sm_80 opts in to 99 KiB.)
+template <Mode M>
+inline constexpr size_t kR3Smem = (size_t)kR3Stages * kR3Stage<M> * sizeof(float);
 
-// grid (ceil(H/16), ceil(N/64)), block (kR3Threads), kR3Smem<M> bytes (under the
-// 48 KiB every launch may take); block-cooperative.
+// Issues the asynchronous copies of chunk [k0, k0 + kR3K) of A's rows [n0, n0 + rows)
+// and of U's columns of gates G0.. (units [u0, u0 + 16)) into a stage; 16 bytes at a
+// time where vec (A's and U's rows 16-byte aligned: H a multiple of 4, aligned
+// bases), else 4; values past H, the rows or the units stored as zeros now.
+template <Mode M>
+RK_DEV void r3_stage(const StepArgs& s, float* stage, int64_t n0, int rows, int64_t u0,
+                     int64_t k0, bool vec, int tid) {
+  constexpr int G0 = kFirstGate<M>, COLS = kR3Cols<M>, US = kR3UStride<M>;
+  const int64_t H = s.H;
+  float* as = stage;
+  float* us = stage + kR3Rows * kR3Pitch;
+  // four consecutive floats of a row: one 16-byte copy, or those in range one by one
+  auto quad = [&](float* dst, const float* src, int valid) {
+    if (vec && valid == 4) {
+      rk_cp_async16(dst, src);
+      return;
+    }
+    for (int i = 0; i < 4; ++i) {
+      if (i < valid)
+        rk_cp_async4(dst + i, src + i);
+      else
+        dst[i] = 0.0f;
+    }
+  };
+  constexpr int AQ = kR3K / 4;   // quads a row of A's chunk
+  for (int e = tid; e < kR3Rows * AQ; e += kR3Threads) {
+    const int r = e / AQ, q = e % AQ;
+    const int64_t k = k0 + 4 * q;
+    const int valid = r < rows ? (int)(H - k < 4 ? (H - k > 0 ? H - k : 0) : 4) : 0;
+    quad(as + r * kR3Pitch + 4 * q, s.a + (n0 + r) * H + k, valid);
+  }
+  constexpr int UQ = COLS / 4;   // quads a row of U's chunk (a gate's 16 units: 4)
+  for (int e = tid; e < kR3K * UQ; e += kR3Threads) {
+    const int kk = e / UQ, c = 4 * (e % UQ);
+    const int64_t k = k0 + kk, j = u0 + c % kR3Units;
+    const int valid = k < H ? (int)(H - j < 4 ? (H - j > 0 ? H - j : 0) : 4) : 0;
+    quad(us + kk * US + c, s.u + k * s.GH + (G0 + c / kR3Units) * H + j, valid);
+  }
+}
+
+// grid (ceil(H/16), ceil(N/64)), block (kR3Threads), kR3Smem<M> bytes;
+// block-cooperative.
 template <Mode M>
 RK_GLOBAL void step_forward_mma(StepArgs s) {
   constexpr int NG = kStepGates<M>, G0 = kFirstGate<M>, COLS = kR3Cols<M>;
   constexpr int US = kR3UStride<M>, CT = COLS / 8;
-  constexpr int PA = (kR3Rows * kR3K + kR3Threads - 1) / kR3Threads;   // A values a thread stages
-  constexpr int PU = (kR3K * COLS + kR3Threads - 1) / kR3Threads;      // U values a thread stages
-  float* as = RK_SMEM(float);            // [kR3Rows][kR3Pitch]
-  float* us = as + kR3Rows * kR3Pitch;   // [kR3K][US]
-  float* part = us + kR3K * US;          // [kR3Rows][COLS]
-  const int tid = RK_TY * RK_BDX + RK_TX, warp = tid / 32, warps = kR3Threads / 32;
+  constexpr int warps = kR3Threads / 32, IPW = (kR3Rows / 16 * CT + warps - 1) / warps;
+  static_assert(kR3Stage<M> >= kR3Rows * COLS, "the sums fit where the first stage was");
+  float* smem = RK_SMEM(float);
+  const int tid = RK_TY * RK_BDX + RK_TX, warp = tid / 32;
   const int64_t H = s.H, NH = s.N * s.H;
   const int64_t u0 = (int64_t)RK_BX * kR3Units, n0 = (int64_t)RK_BY * kR3Rows;
   const int rows = (int)(s.N - n0 < kR3Rows ? s.N - n0 : kR3Rows);
   const bool masked = s.rmask != nullptr;
   const bool bf16_mma = s.bf16 && s.tc == 1 && !masked;
+  const bool vec = H % 4 == 0 && reinterpret_cast<uintptr_t>(s.a) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(s.u) % 16 == 0;
   const int items = (rows + 15) / 16 * CT;
   const int pairs = rows * kR3Units;
+  const int chunks = (int)((H + kR3K - 1) / kR3K);
+  // the first kR3Stages - 1 chunks in flight; then, each chunk, the one kR3Stages - 1
+  // ahead (a group a chunk, empty past the last: the waits count groups)
+  for (int c = 0; c < kR3Stages - 1; ++c) {
+    if (c < chunks) r3_stage<M>(s, smem + c * kR3Stage<M>, n0, rows, u0, (int64_t)c * kR3K, vec,
+                                tid);
+    rk_cp_async_commit();
+  }
   // the pointwise inputs of this thread's first pair, loaded now: their latency
   // hides behind the product
   StepIn in0;
   if (tid < pairs && u0 + tid % kR3Units < H)
     in0 = step_in<M>(s, n0 + tid / kR3Units, u0 + tid % kR3Units);
-  float ra[PA], rb[PU];
-  auto fetch = [&](int64_t k0) {
+  // this warp's items (tiles it, it + warps, ...), each accumulated in registers over
+  // every chunk as two chains of alternate k steps, summed once after the last
+  float d[IPW][4], e[IPW][4];
+  RK_UNROLL
+  for (int i = 0; i < IPW; ++i)
     RK_UNROLL
-    for (int i = 0; i < PA; ++i) {   // A(r, kk): consecutive threads along k
-      const int e = tid + i * kR3Threads, r = e / kR3K;
-      const int64_t k = k0 + e % kR3K;
-      float v = 0.0f;
-      if (e < kR3Rows * kR3K && r < rows && k < H) {
-        v = s.a[(n0 + r) * H + k];
-        if (s.bf16) v = rk_to_bf16(v);   // precision bf16: rounded before a mask scales it
-      }
-      ra[i] = v;
-    }
-    RK_UNROLL
-    for (int i = 0; i < PU; ++i) {   // U(k, column c): a gate's 16 units contiguous
-      const int e = tid + i * kR3Threads, c = e % COLS;
-      const int64_t k = k0 + e / COLS, j = u0 + c % kR3Units;
-      rb[i] = e < kR3K * COLS && k < H && j < H ? s.u[k * s.GH + (G0 + c / kR3Units) * H + j]
-                                                : 0.0f;
-    }
-  };
-  auto stash = [&] {
-    RK_UNROLL
-    for (int i = 0; i < PA; ++i) {
-      const int e = tid + i * kR3Threads;
-      if (e < kR3Rows * kR3K) as[(e / kR3K) * kR3Pitch + e % kR3K] = ra[i];
-    }
-    RK_UNROLL
-    for (int i = 0; i < PU; ++i) {
-      const int e = tid + i * kR3Threads;
-      if (e < kR3K * COLS) us[(e / COLS) * US + e % COLS] = rb[i];
-    }
-  };
-  fetch(0);
-  for (int64_t k0 = 0; k0 < H; k0 += kR3K) {
-    stash();
-    RK_SYNC();
-    if (k0 + kR3K < H) fetch(k0 + kR3K);
+    for (int r = 0; r < 4; ++r) d[i][r] = e[i][r] = 0.0f;
+  for (int c = 0; c < chunks; ++c) {
+    rk_cp_async_wait<kR3Stages - 2>();   // this thread's copies of chunk c are done
+    RK_SYNC();   // ... every thread's; and chunk c - 1's stage is read by every warp
+    const int next = c + kR3Stages - 1;
+    if (next < chunks)
+      r3_stage<M>(s, smem + (next % kR3Stages) * kR3Stage<M>, n0, rows, u0, (int64_t)next * kR3K,
+                  vec, tid);
+    rk_cp_async_commit();
+    const float* as = smem + (c % kR3Stages) * kR3Stage<M>;
+    const float* us = as + kR3Rows * kR3Pitch;
+    const int64_t k0 = (int64_t)c * kR3K;
     const int kn = (int)(H - k0 < kR3K ? H - k0 : kR3K);
-    for (int it = warp; it < items; it += warps) {
+    RK_UNROLL
+    for (int i = 0; i < IPW; ++i) {
+      const int it = warp + i * warps;
+      if (it >= items) continue;   // the same for the whole warp
       const int m0 = it / CT * 16, c0 = it % CT * 8;
       const float* mrow = masked ? s.rmask + (G0 + c0 / kR3Units) * NH + n0 * H + k0 : nullptr;
-      seq_mma_tile(
-          bf16_mma, s.tc, 0, 1, part + (int64_t)m0 * COLS + c0, COLS, k0 == 0, 0, kn, m0, rows,
-          c0,
-          [&](int, int64_t row, int kk) {
-            const float v = as[row * kR3Pitch + kk];
-            return masked ? v * mrow[row * H + kk] : v;
-          },
-          [&](int, int kk, int col) { return us[kk * US + col]; });
+      auto ra = [&](int64_t row, int kk) {
+        float v = as[row * kR3Pitch + kk];
+        if (s.bf16) v = rk_to_bf16(v);   // precision bf16: rounded before a mask scales it
+        return masked ? v * mrow[row * H + kk] : v;
+      };
+      auto rb = [&](int kk, int col) { return us[kk * US + col]; };
+      if (bf16_mma) {   // m16n8k16 on bfloat16 values
+        auto step = [&](float* acc, int k) {
+          uint32_t av[4], bv[2];
+          seq_frags_bf16(av, bv, m0, rows, c0, k, kn, ra, rb);
+          rk_mma_bf16(acc, av, bv);
+        };
+        for (int k = 0; k < kn; k += 32) {
+          step(d[i], k);
+          if (k + 16 < kn) step(e[i], k + 16);
+        }
+      } else {          // m16n8k8 TF32, s.tc products a fragment pair
+        auto step = [&](float* acc, int k) {
+          float av[4], bv[2];
+          seq_frags_tf32(av, bv, m0, rows, c0, k, kn, ra, rb);
+          seq_mma(acc, av, bv, s.tc);
+        };
+        for (int k = 0; k < kn; k += 16) {
+          step(d[i], k);
+          if (k + 8 < kn) step(e[i], k + 8);
+        }
+      }
     }
-    RK_SYNC();
   }
+  rk_cp_async_wait<0>();   // (the groups past the last chunk are empty)
+  RK_SYNC();               // every warp is done with every stage
+  float* part = smem;      // [kR3Rows][COLS], where the first stage was
+  {
+    const int l = rk_lane(), gq = l / 4, tq = l % 4;
+    RK_UNROLL
+    for (int i = 0; i < IPW; ++i) {
+      const int it = warp + i * warps;
+      if (it >= items) continue;
+      const int m0 = it / CT * 16, c0 = it % CT * 8;
+      RK_UNROLL
+      for (int r = 0; r < 4; ++r)   // D(row gq + 8 (r/2), column 2 tq + r%2)
+        part[(m0 + gq + 8 * (r / 2)) * COLS + c0 + 2 * tq + r % 2] = d[i][r] + e[i][r];
+    }
+  }
+  RK_SYNC();
   for (int pr = tid; pr < pairs; pr += kR3Threads) {
     const int r = pr / kR3Units, jj = pr % kR3Units;
     const int64_t n = n0 + r, j = u0 + jj;

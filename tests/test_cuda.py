@@ -352,13 +352,18 @@ def test_per_step_tensor_cores_match_the_reference(backend, cell, reset_after, p
     product in 3xTF32 fragments, the backward's dh_prev GEMMs on the tensor-core
     GEMM): the float64 reference's outputs and gradients within the fp32 tolerances,
     with masks, per-gate recurrent dropout (each tile's gate mask on its A
-    fragments) and go_backwards, over two row blocks (70 rows: 64 and 6) and three
-    unit blocks (37 units: k chunks of 32 and 5); bitwise the same twice, not the
-    FFMA step's ('steps:simt'), every per-step GEMM counted on the tensor cores.
+    fragments) and go_backwards, over five unit blocks (67 or 68 units: k chunks of
+    48 and 19 or 20, staged by 4- or 16-byte asynchronous copies) and, for LSTM, two
+    row blocks (70 rows: 64 and 6); not the FFMA step's results
+    ('steps:simt'), every per-step GEMM counted on the tensor cores; bitwise the same
+    twice on a device (on the emulation ThreadSanitizer checks the races instead).
     The automatic product ('steps') is the tensor cores' where the batch fills half
     an mma tile and the fragments are used (the GEMM forced to mma here), else FFMA."""
     rng = np.random.default_rng(131 + len(cell) + reset_after)
-    n, t, c, h = 70, 2, 5, 37
+    # two row blocks for LSTM (the indexing is the cell's template parameter only:
+    # one cell covers it; emulated warps are slow)
+    # LSTM: 68 units (16-byte copies), the others 67 (4-byte ones); k chunks of 48
+    n, t, c, h = (70, 2, 5, 68) if cell == "lstm" else (20, 2, 5, 67)
     case = make_case(cell, n, t, c, h, reset_after, True, rng)
     mask = make_mask("holes", n, t, rng)
     im, rm = drop_masks("both", cell, n, c, h, rng)
@@ -380,10 +385,11 @@ def test_per_step_tensor_cores_match_the_reference(backend, cell, reset_after, p
     check(outs, refs, g, gr, f"{backend} {cell} steps:mma")
     assert gemms == t * per_step   # the GEMMs outside the loop stay SIMT on cuda-emu's auto
     mine = tuple(outs) + tuple(g)
-    again = run("steps:mma")[0]
-    for u, v in zip(mine, tuple(again[0]) + tuple(again[2])):
-        if u is not None:
-            assert np.array_equal(u, v)
+    if backend == "cuda":   # (the emulation's runs are alike by construction; TSan checks it)
+        again = run("steps:mma")[0]
+        for u, v in zip(mine, tuple(again[0]) + tuple(again[2])):
+            if u is not None:
+                assert np.array_equal(u, v)
     simt, gemms = run("steps:simt")
     assert gemms == 0
     simt = tuple(simt[0]) + tuple(simt[2])

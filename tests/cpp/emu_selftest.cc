@@ -222,12 +222,22 @@ int main(int argc, char** argv) {
         ok = all_fields(a, m, cfg, what, near) && ok;
         // R3: the per-step family with its product on the tensor cores (the forward
         // step's fragments, the backward's per-step GEMMs), its loops replayed as graphs
+        // (its chunks staged by asynchronous copies: done at the wait, then as issued,
+        // where ThreadSanitizer sees a stage rewritten while it is read)
+        // (100 units: three k chunks, the stage ring wrapping), against the FFMA step
+        RnnConfig wide = cfg;
+        wide.H = 100;
+        gpu_emu::set_plan("steps:simt");
+        const Run f3 = run(wide, masked, dropout, 7u + ci);
         gpu_emu::set_plan("steps:mma");
         gpu_emu::set_graphs(true);
-        const Run r3 = run(cfg, masked, dropout, 7u + ci);
+        const Run r3 = run(wide, masked, dropout, 7u + ci);
         gpu_emu::set_graphs(false);
+        emu::set_cp_async_at_issue(true);
+        const Run r3i = run(wide, masked, dropout, 7u + ci);
+        emu::set_cp_async_at_issue(false);
         gpu_emu::set_plan("auto");
-        ok = all_fields(a, r3, cfg, what, near) && ok;
+        ok = all_fields(f3, r3, wide, what, near) && all_fields(r3, r3i, wide, what, same) && ok;
       }
       // precision bf16 (operands rounded as they are staged, read and stored: the
       // recurrence's staging, the backward's dG stores, the GEMMs' loads; one
