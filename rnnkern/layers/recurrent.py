@@ -74,7 +74,7 @@ import numbers
 import numpy as np
 
 from .. import initializers as _inits
-from .. import _core, ops
+from .. import ops
 from .._common import ACTIVATIONS, GATES, N_STATES
 from .._device_math import DeviceVec
 from ..backends import GpuWeights, get_backend
@@ -166,6 +166,9 @@ def _weight_grad(g, dtype):
         return g if g.dtype == dtype else g.astype(dtype)
     if isinstance(g, DeviceVec):
         return g
+    # The extension is imported where a device value can exist, never at import time
+    # (rnnkern imports without it: tests/test_imports.py).
+    from .. import _core
     if isinstance(g, _core.DeviceArray):
         return DeviceVec(g)
     return np.asarray(g, dtype)
