@@ -38,15 +38,19 @@ def main():
         c0 = h0.copy() if cell == "lstm" else None
         mask = rng.random((n, t)) > 0.3
         rm = ((rng.random((g, n, h)) > 0.2) / 0.8).astype(np.float32)
-        for plan in ["steps:simt", "steps:mma", "persistent", "persistent:3,64,16,grid",
-                     "persistent:3,64", "persistent:3,64,mma"]:
+        # (the last: R3 on precision bf16's one product, which reads U as bf16 pairs)
+        for plan, precision, masks in [
+                ("steps:simt", "fp32", rm), ("steps:mma", "fp32", rm), ("persistent", "fp32", rm),
+                ("persistent:3,64,16,grid", "fp32", rm), ("persistent:3,64", "fp32", rm),
+                ("persistent:3,64,mma", "fp32", rm), ("steps:mma", "bf16", None)]:
             _core.gpu_set_plan(be, plan)
             y, hT, cT, cache = ops.rnn_forward(cell, x, W, U, b, h0, c0, mask, reset_after=ra,
                                                go_backwards=True, training=True, backend=be,
-                                               recurrent_masks=rm)
+                                               recurrent_masks=masks, precision=precision)
             grads = ops.rnn_backward(cache, np.ones_like(y))
             ok = all(np.all(np.isfinite(a)) for a in (y, hT) + tuple(grads) if a is not None)
-            print(f"{cell} reset_after={ra} plan={plan}: {'ok' if ok else 'NON-FINITE'}")
+            print(f"{cell} reset_after={ra} plan={plan} {precision}: "
+                  f"{'ok' if ok else 'NON-FINITE'}")
             failures += not ok
     _core.gpu_set_plan(be, "auto")
     # the optimizers' device update (fit with the weights on the device): every

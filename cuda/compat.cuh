@@ -75,6 +75,9 @@
 //                    a[r] = A(g + 8*(r%2), 2t + 8*(r/2) + {0, 1}),
 //                    b[r] = B(2t + 8*r + {0, 1}, g), d as rk_mma_tf32's (A 16x16,
 //                    B 16x8, D 16x8)
+//   rk_bits(x)       the 32 bits of x as an unsigned integer (__float_as_uint):
+//                    two bfloat16 values a word staged through float memory (R3's
+//                    packed U) read back as an rk_mma_bf16 register
 //   rk_to_bf16(x)    x rounded to bfloat16 (8 mantissa bits, to nearest, ties to
 //                    even; Inf and NaN returned as they are), as a float: the
 //                    weights of precision bf16 (the same bit arithmetic both sides)
@@ -119,6 +122,7 @@
 #define RK_UNROLL _Pragma("GCC unroll 16")
 #define RK_UNROLL_BY4 _Pragma("GCC unroll 4")
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -141,6 +145,7 @@ inline void rk_mma_tf32(float* d, const float* a, const float* b) {
   ::rnnkern::emu::mma_tf32(d, a, b);
 }
 inline uint32_t rk_pack_bf16(float lo, float hi) { return ::rnnkern::emu::pack_bf16(lo, hi); }
+inline uint32_t rk_bits(float x) { return std::bit_cast<uint32_t>(x); }
 inline void rk_mma_bf16(float* d, const uint32_t* a, const uint32_t* b) {
   ::rnnkern::emu::mma_bf16(d, a, b);
 }
@@ -269,6 +274,7 @@ __device__ __forceinline__ void rk_mma_tf32(float* d, const float* a, const floa
       : "r"(__float_as_uint(a[0])), "r"(__float_as_uint(a[1])), "r"(__float_as_uint(a[2])),
         "r"(__float_as_uint(a[3])), "r"(__float_as_uint(b[0])), "r"(__float_as_uint(b[1])));
 }
+__device__ __forceinline__ uint32_t rk_bits(float x) { return __float_as_uint(x); }
 __device__ __forceinline__ uint32_t rk_pack_bf16(float lo, float hi) {
   return __byte_perm(__float_as_uint(lo), __float_as_uint(hi), 0x7632);
 }

@@ -359,6 +359,9 @@ struct StepArgs {
                                   // pair (as SeqPlan::tc); 0: FFMA (step_forward)
   const float* rmask = nullptr;   // [G, N, H] recurrent dropout masks, or null
   const float* u = nullptr;       // [H, GH]
+  const uint32_t* u2 = nullptr;   // R3 with precision bf16's one product (tc 1, no rmask):
+                                  // u as pack_bf16_pairs' words [ceil(H/2), GH], read
+                                  // instead of u; else null
   const float* brec = nullptr;    // GRU r.a.: the recurrent bias [GH], or null
   const float* hprev = nullptr;   // [N, H]
   const float* cprev = nullptr;   // [N, H] LSTM
@@ -1020,6 +1023,19 @@ RK_GLOBAL void square_partial_sums(const float* a, int64_t n, int64_t chunk, dou
 // p[0..n) rounded to bfloat16 in place (precision bf16's weights). Independent threads.
 RK_GLOBAL void round_bf16(float* p, int64_t n) {
   for (int64_t e = global_id(); e < n; e += grid_threads()) p[e] = rk_to_bf16(p[e]);
+}
+
+// u [H, GH] (bfloat16 values: round_bf16's) as pairs of rows, one word a pair and
+// column: out[p * GH + c] = rk_pack_bf16(u[2p][c], u[2p + 1][c]) (the odd row zero
+// past H), p < ceil(H / 2): R3's packed U for precision bf16's one product (half the
+// bytes a step reads; the words are the m16n8k16 B fragment's registers as they
+// are). Independent threads.
+RK_GLOBAL void pack_bf16_pairs(const float* u, uint32_t* out, int64_t H, int64_t GH) {
+  const int64_t n = (H + 1) / 2 * GH;
+  for (int64_t e = global_id(); e < n; e += grid_threads()) {
+    const int64_t p = e / GH, c = e % GH;
+    out[e] = rk_pack_bf16(u[2 * p * GH + c], 2 * p + 1 < H ? u[(2 * p + 1) * GH + c] : 0.0f);
+  }
 }
 
 // PyTorch's recurrent weight layout <-> the kernels' (Keras'), as

@@ -155,12 +155,12 @@ RK_DEV void seq_frags_tf32(float (&av)[4], float (&bv)[2], int64_t m0, int64_t r
   }
 }
 
-// The A and B fragments of one bf16 m16n8k16 step at k (rk_mma_bf16's lane
-// layout), from element reads a(row, kk) and b(kk, col) of the tile (rows m0 +
-// 0..15 below rows, columns c0 + 0..7), each pair's k below ke, else zero.
-template <class ReadA, class ReadB>
-RK_DEV void seq_frags_bf16(uint32_t (&av)[4], uint32_t (&bv)[2], int64_t m0, int64_t rows,
-                           int c0, int k, int ke, ReadA a, ReadB b) {
+// The A fragment of one bf16 m16n8k16 step at k (rk_mma_bf16's lane layout), from
+// element reads a(row, kk) of the tile's rows m0 + 0..15 below rows, each pair's k
+// below ke, else zero.
+template <class ReadA>
+RK_DEV void seq_frag_a_bf16(uint32_t (&av)[4], int64_t m0, int64_t rows, int k, int ke,
+                            ReadA a) {
   const int l = rk_lane(), gq = l / 4, tq = l % 4;
   RK_UNROLL
   for (int r = 0; r < 4; ++r) {   // A(row gq + 8 (r%2), k 2tq + 8 (r/2) + {0, 1})
@@ -170,6 +170,16 @@ RK_DEV void seq_frags_bf16(uint32_t (&av)[4], uint32_t (&bv)[2], int64_t m0, int
     av[r] = rk_pack_bf16(in && kk < ke ? a(row, kk) : 0.0f,
                          in && kk + 1 < ke ? a(row, kk + 1) : 0.0f);
   }
+}
+
+// The A and B fragments of one bf16 m16n8k16 step at k, from element reads a(row,
+// kk) and b(kk, col) of the tile (rows m0 + 0..15 below rows, columns c0 + 0..7),
+// each pair's k below ke, else zero.
+template <class ReadA, class ReadB>
+RK_DEV void seq_frags_bf16(uint32_t (&av)[4], uint32_t (&bv)[2], int64_t m0, int64_t rows,
+                           int c0, int k, int ke, ReadA a, ReadB b) {
+  seq_frag_a_bf16(av, m0, rows, k, ke, a);
+  const int l = rk_lane(), gq = l / 4, tq = l % 4;
   RK_UNROLL
   for (int r = 0; r < 2; ++r) {   // B(k 2tq + 8 r + {0, 1}, column gq)
     const int kk = k + 2 * tq + 8 * r, col = c0 + gq;

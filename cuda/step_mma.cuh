@@ -25,7 +25,8 @@ namespace RK_GPU_NS {
 // of blocks). Staged as they are in memory: precision bf16's rounding of A, and
 // recurrent dropout's masks (each tile's gate's: 16 units, so a tile is one gate's),
 // are applied as the A fragments are read. Every StepArgs option the FFMA step takes
-// works here.
+// works here. Precision bf16's one product reads U as bf16 pairs (StepArgs::u2,
+// pack_bf16_pairs once a call): half the bytes a step, the words its B registers.
 #if defined(RNNKERN_GPU_EMU)
 constexpr int kR3Threads = 128;   // the emulation runs an OS thread a CUDA thread
 #else
@@ -59,10 +60,12 @@ inline constexpr size_t kR3Smem = (size_t)kR3Stages * kR3Stage<M> * sizeof(float
 // Issues the asynchronous copies of chunk [k0, k0 + kR3K) of A's rows [n0, n0 + rows)
 // and of U's columns of gates G0.. (units [u0, u0 + 16)) into a stage; 16 bytes at a
 // time where vec (A's and U's rows 16-byte aligned: H a multiple of 4, aligned
-// bases), else 4; values past H, the rows or the units stored as zeros now.
+// bases), else 4; values past H, the rows or the units stored as zeros now. Where
+// packed (s.u2: bf16 pairs of U's rows), the chunk's kR3K / 2 pair rows of words
+// instead, in the same places (half the bytes; their bits read back by rk_bits).
 template <Mode M>
 RK_DEV void r3_stage(const StepArgs& s, float* stage, int64_t n0, int rows, int64_t u0,
-                     int64_t k0, bool vec, int tid) {
+                     int64_t k0, bool vec, bool packed, int tid) {
   constexpr int G0 = kFirstGate<M>, COLS = kR3Cols<M>, US = kR3UStride<M>;
   const int64_t H = s.H;
   float* as = stage;
@@ -88,6 +91,18 @@ RK_DEV void r3_stage(const StepArgs& s, float* stage, int64_t n0, int rows, int6
     quad(as + r * kR3Pitch + 4 * q, s.a + (n0 + r) * H + k, valid);
   }
   constexpr int UQ = COLS / 4;   // quads a row of U's chunk (a gate's 16 units: 4)
+  auto unit_quad = [&](int64_t j) { return (int)(H - j < 4 ? (H - j > 0 ? H - j : 0) : 4); };
+  if (packed) {   // (the words copied as bytes: never read as floats here)
+    const float* u2 = reinterpret_cast<const float*>(s.u2);
+    const int64_t pairs = (H + 1) / 2, p0 = k0 / 2;
+    for (int e = tid; e < kR3K / 2 * UQ; e += kR3Threads) {
+      const int kp = e / UQ, c = 4 * (e % UQ);
+      const int64_t p = p0 + kp, j = u0 + c % kR3Units;
+      quad(us + kp * US + c, u2 + p * s.GH + (G0 + c / kR3Units) * H + j,
+           p < pairs ? unit_quad(j) : 0);
+    }
+    return;
+  }
   for (int e = tid; e < kR3K * UQ; e += kR3Threads) {
     const int kk = e / UQ, c = 4 * (e % UQ);
     const int64_t k = k0 + kk, j = u0 + c % kR3Units;
@@ -111,16 +126,18 @@ RK_GLOBAL void step_forward_mma(StepArgs s) {
   const int rows = (int)(s.N - n0 < kR3Rows ? s.N - n0 : kR3Rows);
   const bool masked = s.rmask != nullptr;
   const bool bf16_mma = s.bf16 && s.tc == 1 && !masked;
+  const bool packed = bf16_mma && s.u2 != nullptr;
+  const void* ub = packed ? (const void*)s.u2 : (const void*)s.u;
   const bool vec = H % 4 == 0 && reinterpret_cast<uintptr_t>(s.a) % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(s.u) % 16 == 0;
+                   reinterpret_cast<uintptr_t>(ub) % 16 == 0;
   const int items = (rows + 15) / 16 * CT;
   const int pairs = rows * kR3Units;
   const int chunks = (int)((H + kR3K - 1) / kR3K);
   // the first kR3Stages - 1 chunks in flight; then, each chunk, the one kR3Stages - 1
   // ahead (a group a chunk, empty past the last: the waits count groups)
   for (int c = 0; c < kR3Stages - 1; ++c) {
-    if (c < chunks) r3_stage<M>(s, smem + c * kR3Stage<M>, n0, rows, u0, (int64_t)c * kR3K, vec,
-                                tid);
+    if (c < chunks)
+      r3_stage<M>(s, smem + c * kR3Stage<M>, n0, rows, u0, (int64_t)c * kR3K, vec, packed, tid);
     rk_cp_async_commit();
   }
   // the pointwise inputs of this thread's first pair, loaded now: their latency
@@ -141,7 +158,7 @@ RK_GLOBAL void step_forward_mma(StepArgs s) {
     const int next = c + kR3Stages - 1;
     if (next < chunks)
       r3_stage<M>(s, smem + (next % kR3Stages) * kR3Stage<M>, n0, rows, u0, (int64_t)next * kR3K,
-                  vec, tid);
+                  vec, packed, tid);
     rk_cp_async_commit();
     const float* as = smem + (c % kR3Stages) * kR3Stage<M>;
     const float* us = as + kR3Rows * kR3Pitch;
@@ -162,7 +179,14 @@ RK_GLOBAL void step_forward_mma(StepArgs s) {
       if (bf16_mma) {   // m16n8k16 on bfloat16 values
         auto step = [&](float* acc, int k) {
           uint32_t av[4], bv[2];
-          seq_frags_bf16(av, bv, m0, rows, c0, k, kn, ra, rb);
+          if (packed) {   // B(k 2tq + 8 r + {0, 1}, column gq): pair row k/2 + tq + 4 r
+            seq_frag_a_bf16(av, m0, rows, k, kn, ra);
+            const int l = rk_lane(), gq = l / 4, tq = l % 4;
+            RK_UNROLL
+            for (int r = 0; r < 2; ++r) bv[r] = rk_bits(us[(k / 2 + tq + 4 * r) * US + c0 + gq]);
+          } else {
+            seq_frags_bf16(av, bv, m0, rows, c0, k, kn, ra, rb);
+          }
           rk_mma_bf16(acc, av, bv);
         };
         for (int k = 0; k < kn; k += 32) {

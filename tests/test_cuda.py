@@ -406,6 +406,41 @@ def test_per_step_tensor_cores_match_the_reference(backend, cell, reset_after, p
 
 @pytest.mark.parametrize("backend", GPU)
 @pytest.mark.parametrize("cell,reset_after", CELLS)
+def test_per_step_bf16_reads_u_as_pairs(backend, cell, reset_after, plan_reset):
+    """R3 with precision bf16's one product (no dropout masks) reads U as bf16 pairs
+    of rows, one word a pair and column (half the bytes a step; the words are the
+    m16n8k16 B registers): the reference's bf16 emulation within its tolerances and
+    the FFMA step's bf16 results within the families' (the same exact products
+    summed in another order), forward and every gradient, with masks and
+    go_backwards; an odd H (the last pair's second row zero; k chunks of 24 and 10
+    pair rows; 4-byte copies) for every cell, an H that is a multiple of 4 (16-byte
+    copies) for LSTM."""
+    rng = np.random.default_rng(151 + len(cell) + reset_after)
+    n, t, c, h = (9, 2, 5, 68) if cell == "lstm" else (9, 2, 5, 67)
+    x, W, U, b, h0, c0 = make_case(cell, n, t, c, h, reset_after, True, rng)
+    mask = make_mask("holes", n, t, rng)
+    be = bk.get_backend(backend)
+    dy = rng.standard_normal((n, t, h)).astype(np.float32)
+
+    def run(plan):
+        _core.gpu_set_plan(backend, plan)
+        y, hT, cT, cache = be.forward(cell, x, W, U, b, h0, c0, mask, reset_after=reset_after,
+                                      go_backwards=True, precision="bf16")
+        return (y, hT, cT) + tuple(be.backward(cache, dy))
+
+    ours, ffma = run("steps:mma"), run("steps:simt")
+    kw = dict(reset_after=reset_after, go_backwards=True, precision="bf16")
+    yr, hr, cr, kr = reference.rnn_forward(cell, f64(x), f64(W), f64(U), f64(b), f64(h0),
+                                           f64(c0), mask, **kw)
+    refs = (yr, hr, cr) + tuple(reference.rnn_backward(kr, f64(dy)))
+    for name, a, r, f in zip(BF16_NAMES, ours, refs, ffma):
+        if r is not None:
+            assert_close(a, r, "bf16_emulated", f"{backend} {cell} R3 bf16 pairs {name}")
+            assert_close(a, f, "gpu_families_f32", f"{backend} {cell} R3 bf16 vs FFMA {name}")
+
+
+@pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("cell,reset_after", CELLS)
 @pytest.mark.parametrize("product", ["simt", "mma"])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_onchip_exchange_is_the_staged_one(backend, cell, reset_after, product, precision,

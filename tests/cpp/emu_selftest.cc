@@ -236,8 +236,21 @@ int main(int argc, char** argv) {
         emu::set_cp_async_at_issue(true);
         const Run r3i = run(wide, masked, dropout, 7u + ci);
         emu::set_cp_async_at_issue(false);
-        gpu_emu::set_plan("auto");
         ok = all_fields(f3, r3, wide, what, near) && all_fields(r3, r3i, wide, what, same) && ok;
+        // precision bf16's one product (no dropout masks) reads U as bf16 pairs of
+        // rows (50 pair rows: chunks of 24, 24 and 2), as issued too
+        RnnConfig w16 = wide;
+        w16.precision = Precision::BF16;
+        gpu_emu::set_plan("steps:simt");
+        const Run f16 = run(w16, masked, false, 7u + ci);
+        gpu_emu::set_plan("steps:mma");
+        const Run p16 = run(w16, masked, false, 7u + ci);
+        emu::set_cp_async_at_issue(true);
+        const Run p16i = run(w16, masked, false, 7u + ci);
+        emu::set_cp_async_at_issue(false);
+        gpu_emu::set_plan("auto");
+        ok = all_fields(f16, p16, w16, what, near_bf16) &&
+             all_fields(p16, p16i, w16, what, same) && ok;
       }
       // precision bf16 (operands rounded as they are staged, read and stored: the
       // recurrence's staging, the backward's dG stores, the GEMMs' loads; one
