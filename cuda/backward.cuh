@@ -75,26 +75,8 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   const bool step_mma = steps_products(N, cfg.precision, false) > 0;
   with_cell(cfg.cell, cfg.reset_after, [&](auto k) {
     constexpr Mode M = kMode<decltype(k)>;
-    if (seq_backward_as<M>(q)) return;
-    time_loop(LoopSite::Backward, T, [&] {
-      int c = 0;
-      for (int64_t s = T - 1; s >= 0; --s, c = 1 - c) {
-        const BackArgs b = backward_step_args(q, s, c);
-        launch_back<M>(b);
-        if constexpr (M == Mode::GruRB1) {
-          // d(rh) = dah U_h^T, then dr
-          gemm_any(in_precision(gemm_args(N, H, H, b.dgx + 2 * H, GH, false, ws.Ud + 2 * H,
-                                          GH, true, drh.get(), H), cfg.precision),
-                   step_mma);
-          launch_back<Mode::GruRB2>(b);
-        }
-        // d h_prev += sum over gates of (dG_g U_g^T) ⊙ m_g
-        GemmArgs r = in_precision(gemm_args(N, H, ng_rec * H, b.dgr, GH, false, ws.Ud, GH, true,
-                                            b.dh_out, H), cfg.precision);
-        r.beta = 1.0f;
-        gemm_gates_cmask(r, ng_rec, H, ws.rmask.get(), NH, N, H, false, step_mma);
-      }
-    });
+    if (seq_backward_as<M>(q, cfg.precision)) return;
+    time_loop(LoopSite::Backward, T, [&] { steps_backward<M>(q, cfg.precision, step_mma); });
   });
   dh[cur].download(out.dh0, dev);
   if (cfg.cell == Cell::LSTM) dc[cur].download(out.dc0, dev);

@@ -137,20 +137,9 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   with_cell(cfg.cell, cfg.reset_after, [&](auto k) {
     constexpr Mode M = kMode<decltype(k)>;
     if (seq_forward_as<M>(q)) return;
-    // R3 with precision bf16's one product reads U as bf16 pairs: half the bytes a step
-    Buf<uint32_t> u2(q.base.tc == 1 && bf16 && !q.base.rmask ? (H + 1) / 2 * GH : 0);
-    if (u2.size()) {
-      RK_LAUNCH(Independent, linear_blocks((int64_t)u2.size()), 1, kLinear, 1, 0,
-                pack_bf16_pairs, Ud, u2.get(), H, GH);
-      q.base.u2 = u2.get();
-    }
-    time_loop(LoopSite::Forward, T, [&] {
-      for (int64_t s = 0; s < T; ++s) {
-        const StepArgs a = forward_step_args(q, s);
-        launch_step<M>(a);
-        if constexpr (M == Mode::GruRB1) launch_step<Mode::GruRB2>(second_phase(a));
-      }
-    });
+    Buf<uint32_t> u2;   // R3 with precision bf16's one product: U as bf16 pairs
+    pack_u_pairs(q.base, u2);
+    time_loop(LoopSite::Forward, T, [&] { steps_forward<M>(q); });
   });
   if (!dev) (cfg.return_sequences ? yseq : ylast).download(out.y);
   const int64_t last = (cfg.training ? T : T % 2) * NH;

@@ -561,6 +561,8 @@ struct SeqPlan {
                      // buffer (two, alternating; rk_dsmem in a cluster), so no step
                      // stages them from L2 (the forward's first stages h0;
                      // launch.cuh seq_push_plan)
+  int steps = 0;     // no partition: the per-step family runs the loop instead (a tuned
+                     // choice, launch.cuh tuned_plan: it was the faster on first use)
 };
 
 // Everything the steps need; step s's StepArgs are made from it (forward_step_args).

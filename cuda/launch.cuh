@@ -610,6 +610,52 @@ void launch_back(const BackArgs& b) {
   RK_LAUNCH(Independent, linear_blocks(b.N * b.H), 1, kLinear, 1, 0, step_backward<M>, b);
 }
 
+// R3 with precision bf16's one product reads U as bf16 pairs (StepArgs::u2): packed
+// into buf now where base's step takes that product, else nothing.
+inline void pack_u_pairs(StepArgs& base, Buf<uint32_t>& buf) {
+  if (!(base.tc == 1 && base.bf16 && !base.rmask)) return;
+  buf = Buf<uint32_t>((size_t)((base.H + 1) / 2 * base.GH));
+  RK_LAUNCH(Independent, linear_blocks((int64_t)buf.size()), 1, kLinear, 1, 0, pack_bf16_pairs,
+            base.u, buf.get(), base.H, base.GH);
+  base.u2 = buf.get();
+}
+
+// The per-step family's forward over q's T steps: a launch a step (two for GRU
+// reset_before), its product R3's or FFMA's (q.base.tc).
+template <Mode M>
+void steps_forward(const SeqArgs& q) {
+  for (int64_t s = 0; s < q.T; ++s) {
+    const StepArgs a = forward_step_args(q, s);
+    launch_step<M>(a);
+    if constexpr (M == Mode::GruRB1) launch_step<Mode::GruRB2>(second_phase(a));
+  }
+}
+
+// The per-step family's backward over q's T steps, last first: the pointwise
+// kernel, then d h_prev += sum over gates of (dG_g U_g^T) ⊙ m_g (GRU reset_before:
+// d(rh) = dah U_h^T and its second pointwise phase first), the GEMMs in precision p
+// on the tensor cores where mma (R3), else SIMT.
+template <Mode M>
+void steps_backward(const SeqBackArgs& q, Precision p, bool mma) {
+  const int64_t N = q.base.N, H = q.base.H, GH = q.base.GH;
+  const int ng_rec = M == Mode::GruRB1 ? 2 : (int)(GH / H);   // gates reaching h_prev
+  int c = 0;
+  for (int64_t s = q.T - 1; s >= 0; --s, c = 1 - c) {
+    const BackArgs b = backward_step_args(q, s, c);
+    launch_back<M>(b);
+    if constexpr (M == Mode::GruRB1) {
+      gemm_any(in_precision(gemm_args(N, H, H, b.dgx + 2 * H, GH, false, q.u + 2 * H, GH, true,
+                                      q.drh, H), p),
+               mma);
+      launch_back<Mode::GruRB2>(b);
+    }
+    GemmArgs r = in_precision(gemm_args(N, H, ng_rec * H, b.dgr, GH, false, q.u, GH, true,
+                                        b.dh_out, H), p);
+    r.beta = 1.0f;
+    gemm_gates_cmask(r, ng_rec, H, q.base.rmask, N * H, N, H, false, mma);
+  }
+}
+
 // The persistent family's partition for a loop (forward: resident U [H][ut][slots]
 // and `copies` staged copies of h; backward: U rows [GH][ut] and dG staged), or
 // blocks == 0 where it does not fit the device (or graphs are on). Auto: one
@@ -772,6 +818,7 @@ void set_tune(const std::string& mode) {
 std::string tune() { return tune_name(current_tune()); }
 long tuning_count() { return tunings.load(); }
 inline std::string plan_text_of(const SeqPlan& p) {
+  if (p.steps) return "steps";
   return "persistent:" + std::to_string(p.blocks) + "," + std::to_string(p.threads) + "," +
          std::to_string(p.kc) + (p.tc ? ",mma" : ",simt") +
          (p.blocks > 1 ? (p.cluster ? ",cluster" : p.flags ? ",flags" : ",grid") : "");
@@ -797,15 +844,17 @@ void load_tuned(const std::vector<std::string>& lines, const std::string& source
     const size_t arrow = line.find(" -> ");
     const std::string where = "rnnkern: plan cache " + source + ", line " + std::to_string(i + 1);
     if (arrow == std::string::npos || arrow == 0 || line.size() > 512)
-      throw std::invalid_argument(where + ": expected 'KEY -> persistent:BLOCKS,THREADS,KC'");
+      throw std::invalid_argument(where +
+                                  ": expected 'KEY -> persistent:BLOCKS,THREADS,KC' or 'KEY -> steps'");
     PlanChoice c;
     try {
       c = parse_plan(line.substr(arrow + 4));
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(where + ": " + e.what());
     }
-    if (c.kind != PlanChoice::Persistent || c.blocks == 0)
-      throw std::invalid_argument(where + ": expected a persistent partition, got '" +
+    const bool steps = c.kind == PlanChoice::Steps && c.product == PlanChoice::AnyProduct;
+    if (!steps && (c.kind != PlanChoice::Persistent || c.blocks == 0))
+      throw std::invalid_argument(where + ": expected a persistent partition or 'steps', got '" +
                                   line.substr(arrow + 4) + "'");
     got[line.substr(0, arrow)] = c;
   }
@@ -827,8 +876,10 @@ inline int64_t tune_steps(TuneMode mode, int64_t T) {
 }
 
 // The loop's tuned partition for key: the kept one, or the fastest of the
-// candidates (base, the automatic partition, first) timed now with run(plan).
-// plan_for(choice) is the partition of a choice, or blocks == 0 where it does not fit.
+// candidates timed now with run(plan): base (the automatic partition) and the
+// per-step family (SeqPlan::steps) always, then the neighbours while the budget
+// lasts. plan_for(choice) is the partition of a choice, or blocks == 0 where it does
+// not fit.
 template <class PlanFor, class Run>
 SeqPlan tuned_plan(const std::string& key, TuneMode mode, const SeqPlan& base,
                    PlanFor plan_for, Run run) {
@@ -839,6 +890,12 @@ SeqPlan tuned_plan(const std::string& key, TuneMode mode, const SeqPlan& base,
     if (it != tuned.end()) return it->second;
     auto l = loaded.find(key);
     if (l != loaded.end()) earlier = l->second;
+  }
+  if (earlier.kind == PlanChoice::Steps) {   // a cache file's 'steps': fits every loop
+    SeqPlan p;
+    p.steps = 1;
+    std::lock_guard<std::mutex> g(tune_m);
+    return tuned.emplace(key, p).first->second;
   }
   if (earlier.blocks > 0) {   // a cache file's plan: kept where it still fits this loop
     const SeqPlan p = plan_for(earlier);
@@ -864,7 +921,9 @@ SeqPlan tuned_plan(const std::string& key, TuneMode mode, const SeqPlan& base,
   if (base.tc) products.push_back(PlanChoice::Simt);
   std::vector<PlanChoice::Barrier> barriers{PlanChoice::AnyBarrier};
   if (lim.max_cluster >= 2) barriers.push_back(PlanChoice::GridBarrier);
-  std::vector<SeqPlan> cands{base};
+  SeqPlan per_step;
+  per_step.steps = 1;
+  std::vector<SeqPlan> cands{base, per_step};
   for (PlanChoice::Product product : products)
     for (PlanChoice::Barrier barrier : barriers)
       for (int64_t b : blocks)
@@ -890,7 +949,8 @@ SeqPlan tuned_plan(const std::string& key, TuneMode mode, const SeqPlan& base,
   const int reps = mode == TuneMode::Full ? 3 : 1;
   SeqPlan best = base;
   double best_t = 1e300;
-  for (const SeqPlan& p : cands) {
+  for (size_t i = 0; i < cands.size(); ++i) {
+    const SeqPlan& p = cands[i];
     run(p);   // warm: the first launch of a configuration pays for its setup
     Runtime::synchronize();
     double t = 1e300;
@@ -904,7 +964,7 @@ SeqPlan tuned_plan(const std::string& key, TuneMode mode, const SeqPlan& base,
       best_t = t;
       best = p;
     }
-    if (std::chrono::duration<double>(clock::now() - start).count() > budget) break;
+    if (i >= 1 && std::chrono::duration<double>(clock::now() - start).count() > budget) break;
   }
   tunings.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard<std::mutex> g(tune_m);
@@ -1011,6 +1071,9 @@ bool seq_forward_as(SeqArgs q) {
     r.base.slot_stride = stride;
     r.yseq = q.yseq ? yt.get() : nullptr;
     r.ylast = q.ylast ? yl.get() : nullptr;
+    SeqArgs rs = r;   // the per-step candidate, with its bf16 pairs where R3 reads them
+    Buf<uint32_t> u2;
+    pack_u_pairs(rs.base, u2);
     const std::string key =
         loop_key("forward", (int)M, b.N, b.H, b.GH, copies, q.training, q.return_sequences,
                  q.products, b.bf16);
@@ -1022,17 +1085,20 @@ bool seq_forward_as(SeqArgs q) {
                               kernel, b.H, c, smem_of);
                         },
                         [&](const SeqPlan& p) {
+                          if (p.steps) return steps_forward<M>(rs);
                           r.plan = p;
                           launch(r);
                         });
+    if (q.plan.steps) return false;   // the per-step family was the faster
   }
   launch(q);
   count_persistent(q.plan);
   return true;
 }
 
+// (p: the call's precision, for the per-step candidate's GEMMs)
 template <Mode M>
-bool seq_backward_as(SeqBackArgs q) {
+bool seq_backward_as(SeqBackArgs q, Precision p) {
   if (q.T == 0) return false;
   const BackArgs& b = q.base;
   const int64_t width = M == Mode::GruRB1 ? 2 * b.H : b.GH;
@@ -1068,6 +1134,7 @@ bool seq_backward_as(SeqBackArgs q) {
       r.dc[1] = dc.get() + NH;
     }
     r.drh = q.drh ? rh.get() : nullptr;
+    const bool step_mma = steps_products(b.N, p, false) > 0;
     const std::string key =
         loop_key("backward", (int)M, b.N, b.H, b.GH, 1, true, q.return_sequences, q.products,
                  b.bf16);
@@ -1078,10 +1145,12 @@ bool seq_backward_as(SeqBackArgs q) {
                                             width, q.products),
                               kernel, width, c, smem_of);
                         },
-                        [&](const SeqPlan& p) {
-                          r.plan = p;
+                        [&](const SeqPlan& c) {
+                          if (c.steps) return steps_backward<M>(r, p, step_mma);
+                          r.plan = c;
                           launch(r);
                         });
+    if (q.plan.steps) return false;   // the per-step family was the faster
   }
   launch(q);
   count_persistent(q.plan);

@@ -940,10 +940,12 @@ def tune_reset():
 @pytest.mark.parametrize("mode", ["quick", "full"])
 def test_tuned_plans(backend, cell, reset_after, mode, tune_reset, plan_reset):
     """gpu_set_tune / RNNKERN_TUNE: the automatic plan of each time loop timed on
-    first use against its neighbours and kept: both loops tuned once (a second call
-    tunes nothing and gives the same bits), the candidates' runs leave the call's
+    first use against the per-step family and its neighbours and kept: both loops
+    tuned once (a second call tunes nothing and gives the same bits), the
+    candidates' runs (the per-step family's among them, always) leave the call's
     results alone (forward and BPTT match the reference, with masks, dropout masks
-    and go_backwards; an inference equals its tuned plan forced, bitwise)."""
+    and go_backwards; an inference equals its tuned plan forced, bitwise, whichever
+    family won)."""
     with pytest.raises(ValueError, match="tune must be 'off', 'quick' or 'full'"):
         _core.gpu_set_tune(backend, "fast")
     _core.gpu_clear_tuned(backend)
@@ -960,7 +962,8 @@ def test_tuned_plans(backend, cell, reset_after, mode, tune_reset, plan_reset):
     check(outs, refs, g, gr, f"{backend} {cell} tuned ({mode})")
     assert _core.gpu_tunings(backend) == before + 2   # the forward loop and the backward one
     plans = dict(line.split(" -> ") for line in _core.gpu_tuned_plans(backend))
-    assert len(plans) == 2 and all(p.startswith("persistent:") for p in plans.values())
+    assert len(plans) == 2 and all(p.startswith("persistent:") or p == "steps"
+                                   for p in plans.values())
     again = run_both(backend, cell, "tanh", "sigmoid", reset_after, True, True, mask, case, im,
                      rm, np.random.default_rng(3))
     assert _core.gpu_tunings(backend) == before + 2
@@ -1008,7 +1011,7 @@ def test_tuning_weighs_both_recurrent_products(backend, tune_reset, plan_reset, 
     be = bk.get_backend(backend)
     y_tuned = be.forward("lstm", x, W, U, b, h0, c0, None, training=False)[0]
     plans = dict(line.split(" -> ") for line in _core.gpu_tuned_plans(backend))
-    assert all(p.endswith((",mma", ",simt")) for p in plans.values())
+    assert all(p.endswith((",mma", ",simt")) or p == "steps" for p in plans.values())
     (inference,) = [p for k, p in plans.items() if "forward" in k and "train0" in k]
     _core.gpu_set_tune(backend, "off")
     _core.gpu_set_plan(backend, inference)
@@ -1059,9 +1062,10 @@ def test_tune_from_the_environment(tmp_path):
 def test_tuned_plans_are_cached_on_disk(tmp_path, monkeypatch, tune_reset, plan_reset):
     """set_cuda_tune loads the plan cache of this device, driver and version and the
     plans are saved to it (atomically): a later process (here: after forgetting
-    them) reuses them instead of tuning, bitwise the same results; a cached plan
-    that no longer fits is tuned anew; a file that is not a plan cache is a clear
-    error naming it and the line."""
+    them) reuses them instead of tuning, bitwise the same results; a cached 'steps'
+    runs that loop in the per-step family (no persistent launch, the forced plan's
+    bits); a cached plan that no longer fits is tuned anew; a file that is not a
+    plan cache is a clear error naming it and the line."""
     monkeypatch.setenv("RNNKERN_CACHE_DIR", str(tmp_path))
     backend = "cuda-emu"
     path = bk.plan_cache_path(backend)
@@ -1082,14 +1086,30 @@ def test_tuned_plans_are_cached_on_disk(tmp_path, monkeypatch, tune_reset, plan_
     assert _core.gpu_tunings(backend) == n0 + 1
     assert bk.save_tuned_plans(backend) == path
     lines = open(path, encoding="utf-8").read().splitlines()
-    assert lines[0].startswith("# rnnkern") and len(lines) == 2 and " -> persistent:" in lines[1]
+    assert lines[0].startswith("# rnnkern") and len(lines) == 2
+    assert " -> persistent:" in lines[1] or lines[1].endswith(" -> steps")
     _core.gpu_clear_tuned(backend)        # as a new process would start
     bk.set_cuda_tune("quick", backend)    # loads the file
     y1 = forward()
     assert _core.gpu_tunings(backend) == n0 + 1   # reused, not tuned again
     assert np.array_equal(y0, y1)
-    # a plan that cannot fit this loop any more: tuned anew, not an error
     key = lines[1].split(" -> ")[0]
+    # the per-step family, cached: that loop runs a launch a step, as 'steps' forced
+    _core.gpu_set_tune(backend, "off")
+    _core.gpu_set_plan(backend, "steps")
+    y_steps = forward()
+    _core.gpu_set_plan(backend, "auto")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"# cache\n{key} -> steps\n")
+    _core.gpu_clear_tuned(backend)
+    bk.set_cuda_tune("quick", backend)
+    persistent = _core.gpu_persistent_launches(backend)
+    y2 = forward()
+    assert _core.gpu_tunings(backend) == n0 + 1   # reused, not tuned
+    assert _core.gpu_persistent_launches(backend) == persistent
+    assert np.array_equal(y2, y_steps)
+    assert _core.gpu_tuned_plans(backend) == [f"{key} -> steps"]
+    # a plan that cannot fit this loop any more: tuned anew, not an error
     with open(path, "w", encoding="utf-8") as f:
         f.write(f"{key} -> persistent:500,1024,1\n")
     _core.gpu_clear_tuned(backend)
@@ -1097,7 +1117,7 @@ def test_tuned_plans_are_cached_on_disk(tmp_path, monkeypatch, tune_reset, plan_
     forward()
     assert _core.gpu_tunings(backend) == n0 + 2
     for bad, msg in (("no arrow here\n", "line 1: expected 'KEY -> persistent"),
-                     ("# ok\nkey -> steps\n", "line 2: expected a persistent partition"),
+                     ("# ok\nkey -> steps:mma\n", "line 2: expected a persistent partition or 'steps'"),
                      ("key -> persistent:x\n", "line 1: plan: expected"),
                      (b"\xff\xfe", "not UTF-8")):
         with open(path, "wb") as f:
