@@ -23,6 +23,14 @@ of rows (pack_bf16_pairs, once a call): half the bytes, so U2048 LSTM's 32 MiB s
 within L2; the "bf16, fp32 U" column is the same kernel reading the rounded fp32 U, as
 it did before the pairs.
 
+The backward's d h_prev GEMM a step ([N, H] += dG [N, G*H] U^T) on the tensor-core
+GEMM (64 x 64 tiles, one a block): a block's tile costs its k steps at the SM's mma
+throughput (~0.92 m16n8k8 a cycle: 494 dense TF32 TFLOP/s over 132 SMs at 1.98 GHz;
+products as above, bf16 m16n8k16 at the same rate), and U's bytes stream at the
+bandwidth's share of the SMs that run (an assumption: an SM's fair share). Unsplit, an
+[64, 2048] C is 32 tiles, 32 SMs; split into K slabs (launch.cuh gemm_dh_split, up to
+a wave of the device) every SM runs.
+
     python3 bench/r3_model.py
 """
 import math
@@ -54,6 +62,24 @@ def step_us(N, H, cell, precision, u_bytes=4):
     return t, floor, u_mb
 
 
+MMA_PER_CLK = 0.92   # m16n8k8 TF32 (or m16n8k16 bf16) an SM a cycle, dense
+
+
+def dh_gemm_us(N, H, cell, precision, split):
+    G = GATES[cell]
+    K = G * H
+    tiles = math.ceil(N / 64) * math.ceil(H / 64)
+    slabs = min(max(SMS // tiles, 1), max(K // 256, 1), 16) if split else 1
+    kw = 16 if precision == "bf16" else 8
+    products = {"fp32": 3, "tf32": 1, "bf16": 1}[precision]
+    mma = 64 * 64 * math.ceil(K / slabs) / (16 * 8 * kw) * products   # a block's mma
+    blocks = tiles * slabs
+    compute = math.ceil(blocks / SMS) * mma / MMA_PER_CLK / (F_GHZ * 1e3)
+    u_bytes = 4 * K * H   # the GEMM reads the fp32 U (bf16: its rounded values)
+    memory = u_bytes / (BW_B_US * min(blocks, SMS) / SMS)
+    return max(compute, memory) + (1.0 if split else 0.0), slabs   # + the slab sum
+
+
 def main():
     print("| shape (N, H) | cell | U MiB (fp32) | fp32 us | tf32 us | bf16, fp32 U us | "
           "bf16 pairs us | fp32 U from HBM, floor us |")
@@ -67,6 +93,18 @@ def main():
             tail = f"{floor:.1f} |" if floor else "- (U within L2) |"
             print(f"| {name} ({N}, {H}) | {cell} | {u:.0f} | {t32:.1f} | {tt:.1f} | {tb:.1f} | "
                   f"{tp:.1f} | " + tail)
+
+
+    print()
+    print("| shape (N, H) | cell | d h_prev GEMM unsplit us | split us (slabs) |")
+    print("|---|---|---|---|")
+    for name, (N, H) in SHAPES.items():
+        for cell in ("lstm", "gru"):
+            t1, _ = dh_gemm_us(N, H, cell, "fp32", False)
+            t2, slabs = dh_gemm_us(N, H, cell, "fp32", True)
+            assert all(dh_gemm_us(N, H, cell, p, s) == dh_gemm_us(N, H, cell, "fp32", s)
+                       for p in ("tf32", "bf16") for s in (False, True)), "U's bytes bound"
+            print(f"| {name} ({N}, {H}) | {cell} | {t1:.1f} | {t2:.1f} ({slabs}) |")
 
 
 if __name__ == "__main__":

