@@ -436,6 +436,32 @@ def test_per_step_backward_splits_dh_prev(backend, cell, reset_after, dropout, s
 
 
 @pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_per_step_tensor_core_ring_wraps(backend, precision, plan_reset):
+    """R3's ring of three stages reused: 150 units are four k chunks (48, 48, 48, 6;
+    bf16's pairs: 24, 24, 24, 3), so chunk 3 is staged into chunk 0's stage while the
+    block multiplies chunk 1: LSTM's forward and gradients within the reference's
+    tolerances (fp32; bf16: its emulation), masks and go_backwards."""
+    rng = np.random.default_rng(191 + len(precision))
+    n, t, c, h = 5, 2, 3, 150
+    x, W, U, b, h0, c0 = make_case("lstm", n, t, c, h, True, True, rng)
+    mask = make_mask("holes", n, t, rng)
+    be = bk.get_backend(backend)
+    dy = rng.standard_normal((n, t, h)).astype(np.float32)
+    _core.gpu_set_plan(backend, "steps:mma")
+    y, hT, cT, cache = be.forward("lstm", x, W, U, b, h0, c0, mask, go_backwards=True,
+                                  precision=precision)
+    ours = (y, hT, cT) + tuple(be.backward(cache, dy))
+    yr, hr, cr, kr = reference.rnn_forward("lstm", f64(x), f64(W), f64(U), f64(b), f64(h0),
+                                           f64(c0), mask, go_backwards=True, precision=precision)
+    refs = (yr, hr, cr) + tuple(reference.rnn_backward(kr, f64(dy)))
+    tol = {"fp32": ("forward_f32", "backward_f32"), "bf16": ("bf16_emulated",) * 2}[precision]
+    for i, (name, a, r) in enumerate(zip(BF16_NAMES, ours, refs)):
+        if r is not None:
+            assert_close(a, r, tol[i >= 3], f"{backend} R3 ring {precision} {name}")
+
+
+@pytest.mark.parametrize("backend", GPU)
 @pytest.mark.parametrize("cell,reset_after", CELLS)
 def test_per_step_bf16_reads_u_as_pairs(backend, cell, reset_after, plan_reset):
     """R3 with precision bf16's one product (no dropout masks) reads U as bf16 pairs
