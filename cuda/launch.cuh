@@ -683,6 +683,18 @@ void steps_forward(const SeqArgs& q) {
   }
 }
 
+// The slabs of the per-step backward's split d h_prev GEMM for loop q (1: unsplit)
+// and the gates whose U^T product reaches h_prev (GRU reset_before: z and r).
+template <Mode M>
+int steps_backward_gates(const SeqBackArgs& q) {
+  return M == Mode::GruRB1 ? 2 : (int)(q.base.GH / std::max<int64_t>(q.base.H, 1));
+}
+template <Mode M>
+int steps_backward_pieces(const SeqBackArgs& q, bool mma) {
+  return dh_split_pieces(q.base.N, q.base.H, steps_backward_gates<M>(q), q.base.H,
+                         q.base.rmask != nullptr, mma);
+}
+
 // The per-step family's backward over q's T steps, last first: the pointwise
 // kernel, then d h_prev += sum over gates of (dG_g U_g^T) ⊙ m_g (GRU reset_before:
 // d(rh) = dah U_h^T and its second pointwise phase first), the GEMMs in precision p
@@ -692,8 +704,8 @@ void steps_forward(const SeqArgs& q) {
 template <Mode M>
 void steps_backward(const SeqBackArgs& q, Precision p, bool mma, float* parts) {
   const int64_t N = q.base.N, H = q.base.H, GH = q.base.GH;
-  const int ng_rec = M == Mode::GruRB1 ? 2 : (int)(GH / H);   // gates reaching h_prev
-  const int pieces = dh_split_pieces(N, H, ng_rec, H, q.base.rmask != nullptr, mma);
+  const int ng_rec = steps_backward_gates<M>(q);
+  const int pieces = steps_backward_pieces<M>(q, mma);
   int c = 0;
   for (int64_t s = q.T - 1; s >= 0; --s, c = 1 - c) {
     const BackArgs b = backward_step_args(q, s, c);
@@ -714,10 +726,8 @@ void steps_backward(const SeqBackArgs& q, Precision p, bool mma, float* parts) {
 // The slabs steps_backward<M> wants for its split d h_prev GEMM (none: empty).
 template <Mode M>
 Buf<float> steps_backward_parts(const SeqBackArgs& q, bool mma) {
-  const int64_t N = q.base.N, H = q.base.H;
-  const int ng_rec = M == Mode::GruRB1 ? 2 : (int)(q.base.GH / std::max<int64_t>(H, 1));
-  const int pieces = dh_split_pieces(N, H, ng_rec, H, q.base.rmask != nullptr, mma);
-  return Buf<float>(pieces > 1 ? (size_t)(pieces * N * H) : 0);
+  const int pieces = steps_backward_pieces<M>(q, mma);
+  return Buf<float>(pieces > 1 ? (size_t)(pieces * q.base.N * q.base.H) : 0);
 }
 
 // The persistent family's partition for a loop (forward: resident U [H][ut][slots]
