@@ -1,13 +1,17 @@
 // rnnkern — cuda-emu: running a grid on the CPU (see emu_runtime.h).
 #include "emu_runtime.h"
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -17,6 +21,15 @@ namespace rnnkern {
 namespace emu {
 
 thread_local ThreadState tls;
+
+void futex_wait(std::atomic<uint32_t>* word, uint32_t expected) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, nullptr,
+          nullptr, 0);
+}
+void futex_wake_all(std::atomic<uint32_t>* word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr,
+          nullptr, 0);
+}
 
 void sync_block() {
   if (!tls.block) throw std::logic_error("rnnkern cuda-emu: RK_SYNC in a launch without blocks");

@@ -17,15 +17,15 @@
 //                RK_CLUSTER_SYNC and its blocks' shared memory addressable by rank
 //                (rk_dsmem); no grid barrier.
 // The std::threads are kept in a pool across launches; one launch runs at a time.
-// The barriers are a mutex and a condition variable, so ThreadSanitizer sees
-// every happens-before edge the kernels rely on.
+// The barriers are atomics (acquire / release, so ThreadSanitizer sees every
+// happens-before edge the kernels rely on) with a futex to sleep on.
 #pragma once
 
-#include <condition_variable>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <mutex>
+#include <thread>
 #include <vector>
 
 namespace rnnkern {
@@ -37,30 +37,46 @@ struct Dim {
 
 enum class Launch { Independent, Block, Grid, Cluster };
 
+void futex_wait(std::atomic<uint32_t>* word, uint32_t expected);
+void futex_wake_all(std::atomic<uint32_t>* word);
+
 class Barrier {
  public:
   explicit Barrier(int n) : n_(n) {}
+  // A central barrier on two atomics: every arrival's fetch_add (acq_rel, one
+  // release sequence) is acquired by the last one, whose release store of the next
+  // generation the waiters acquire, so each thread's writes before the barrier
+  // happen before every thread's reads after it (the edges ThreadSanitizer follows).
+  // A waiter polls a few times, yielding (the last arrival is often one yield
+  // away), then sleeps on a futex; a release wakes every sleeper at once, with no
+  // mutex to re-acquire one by one (the condition variable this replaced made a
+  // 32-thread warp's barrier, twice an mma, the emulation's largest cost: the
+  // tensor-core tests ran 5x slower). Under ThreadSanitizer no polling: its
+  // instrumented loads cost more than the sleep.
   void arrive_and_wait() {
-    std::unique_lock<std::mutex> lock(m_);
-    const uint64_t gen = gen_;
-    if (++count_ == n_) {
-      count_ = 0;
-      ++gen_;
-      cv_.notify_all();
+    const uint32_t gen = gen_.load(std::memory_order_acquire);
+    if (count_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
+      count_.store(0, std::memory_order_relaxed);
+      gen_.store(gen + 1, std::memory_order_release);
+      futex_wake_all(&gen_);
       return;
     }
-    cv_.wait(lock, [&] { return gen_ != gen; });
+#ifndef __SANITIZE_THREAD__
+    for (int spin = 0; spin < kSpins; ++spin) {
+      if (gen_.load(std::memory_order_acquire) != gen) return;
+      std::this_thread::yield();
+    }
+#endif
+    while (gen_.load(std::memory_order_acquire) == gen) futex_wait(&gen_, gen);
   }
 
  private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  int n_, count_ = 0;
-  uint64_t gen_ = 0;
+  std::atomic<int> count_{0};
+  std::atomic<uint32_t> gen_{0};
+  const int n_;
+  static constexpr int kSpins = 16;
 };
 
-// A warp of a cooperative launch: its barrier (rk_warp_sync, and the two meetings
-// of every exchange) and the buffer its lanes exchange values through.
 struct Warp {
   explicit Warp(int n) : bar(n), size(n) {}
   Barrier bar;

@@ -18,6 +18,7 @@
 //       tests/cpp/emu_selftest.cc cuda/backend_emu.cc cuda/emu_runtime.cc -o emu_selftest
 // (one line; .ci/run builds it this way)
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -168,6 +169,7 @@ int main(int argc, char** argv) {
       cfg.C = 18;
       cfg.H = 33;
       const bool masked = true, dropout = variant % 2 == 1;
+      const auto t0 = std::chrono::steady_clock::now();
       char what[96];
       std::snprintf(what, sizeof what, "cell %d reset_after %d variant %d", (int)cfg.cell,
                     (int)cfg.reset_after, variant);
@@ -228,11 +230,11 @@ int main(int argc, char** argv) {
         // where ThreadSanitizer sees a stage rewritten while it is read)
         // (150 units: four k chunks, so the ring of three stages wraps: chunk 3 staged
         // where chunk 0 was read), against the FFMA step
-        if (ci == 1 || ci == 3) {
+        // (ThreadSanitizer's run: LSTM only, with no FFMA run, the races looked for
+        // being the ring's and not the cell's; 18 s a run there)
+        if (ci == 1 || (ci == 3 && variants == 4)) {
           RnnConfig wide = cfg;
           wide.H = 150;
-          gpu_emu::set_plan("steps:simt");
-          const Run f3 = run(wide, masked, dropout, 7u + ci);
           gpu_emu::set_plan("steps:mma");
           gpu_emu::set_graphs(true);
           const Run r3 = run(wide, masked, dropout, 7u + ci);
@@ -240,11 +242,16 @@ int main(int argc, char** argv) {
           emu::set_cp_async_at_issue(true);
           const Run r3i = run(wide, masked, dropout, 7u + ci);
           emu::set_cp_async_at_issue(false);
-          ok = all_fields(f3, r3, wide, what, near) && all_fields(r3, r3i, wide, what, same) && ok;
+          ok = all_fields(r3, r3i, wide, what, same) && ok;
+          if (variants == 4) {
+            gpu_emu::set_plan("steps:simt");
+            const Run f3 = run(wide, masked, dropout, 7u + ci);
+            ok = all_fields(f3, r3, wide, what, near) && ok;
+          }
           // precision bf16's one product (no dropout masks) reads U as bf16 pairs of
-          // rows (75 pair rows: chunks of 24, 24, 24 and 3): under ThreadSanitizer (two
-          // variants) with the copies as issued, bitwise those done at the wait; under
-          // AddressSanitizer against the FFMA step (its staging's bounds)
+          // rows (75 pair rows: chunks of 24, 24, 24 and 3): under ThreadSanitizer with
+          // the copies as issued, bitwise those done at the wait; under AddressSanitizer
+          // against the FFMA step (its staging's bounds)
           RnnConfig w16 = wide;
           w16.precision = Precision::BF16;
           gpu_emu::set_plan("steps:mma");
@@ -281,6 +288,8 @@ int main(int argc, char** argv) {
         gpu_emu::set_plan("auto");
         ok = all_fields(s16, m16, c16, what, near_bf16) && ok;
       }
+      std::printf("%s %s: %.1f s\n", ok ? "ok  " : "FAIL", what,
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       failures += !ok;
       ++cases;
     }
