@@ -403,6 +403,22 @@ void gemm_any(const GemmArgs& g, bool mma) {
   mma_gemms.fetch_add(1, std::memory_order_relaxed);
 }
 
+// K of g (from 0) in S slabs of ceil(span / S), each computed into its own [M, N]
+// slab of the workspace, parts + (first + s) M N (beta 0), for split_sum to add in
+// slab order: gemm_hoisted's and gemm_dh_split's split K.
+void gemm_slabs(const GemmArgs& g, int64_t span, int S, float* parts, int first, bool mma) {
+  const int64_t per = (span + S - 1) / S;
+  for (int s = 0; s < S; ++s) {
+    GemmArgs p = g;
+    p.k_begin = s * per;
+    p.K = std::min<int64_t>(span, (s + 1) * per);
+    p.beta = 0.0f;
+    p.c = parts + (int64_t)(first + s) * g.M * g.N;
+    p.ldc = g.N;
+    gemm_any(p, mma);
+  }
+}
+
 // A hoisted GEMM (the weight gradients, K = T*N; dX): where C has too few tiles to
 // fill the device and K is long, K is split into slabs computed at once into a
 // workspace and added in slab order by split_sum: bitwise the same every run, no
@@ -419,15 +435,7 @@ void gemm_hoisted(const GemmArgs& g) {
     return;
   }
   Buf<float> parts((size_t)S * g.M * g.N);
-  const int64_t per = (g.K + S - 1) / S;
-  for (int s = 0; s < S; ++s) {
-    GemmArgs p = g;
-    p.k_begin = s * per;
-    p.K = std::min<int64_t>(g.K, (s + 1) * per);
-    p.c = parts.get() + (int64_t)s * g.M * g.N;
-    p.ldc = g.N;
-    gemm_any(p, mma);
-  }
+  gemm_slabs(g, g.K, S, parts.get(), 0, mma);
   RK_LAUNCH(Independent, linear_blocks(g.M * g.N), 1, kLinear, 1, 0, split_sum, parts.get(), S,
             g.M, g.N, g.c, g.ldc, false);
 }
@@ -566,10 +574,21 @@ void gemm_gates_amask(GemmArgs g, int gates, int64_t H, const float* masks, int6
     gemm_hoisted(q);
   }
 }
-// gemm_gates_cmask: C (+)= sum over gates j of (A_j B_j) ⊙ mask_j, A_j and B_j the
-//   gate-j blocks of H along K, the mask on C (masks[j*stride + (i % rows)*ld +
-//   col]); the first gate with g's beta, the others added; hoisted or (inside a
-//   time loop: no allocation) one launch each, on the tensor cores where mma.
+// Gate j's term of gemm_gates_cmask: A_j and B_j, the gate-j blocks of H along K,
+// the mask masks[j*stride + (i % rows)*ld + col] on C.
+GemmArgs gate_cmask(GemmArgs g, int j, int64_t H, const float* masks, int64_t stride,
+                    int64_t rows, int64_t ld) {
+  g.K = H;
+  g.a += j * H;
+  g.b += j * H;
+  g.cmask = masks + j * stride;
+  g.cmask_rows = rows;
+  g.cmask_ld = ld;
+  return g;
+}
+// gemm_gates_cmask: C (+)= sum over gates j of (A_j B_j) ⊙ mask_j (gate_cmask); the
+//   first gate with g's beta, the others added; hoisted or (inside a time loop: no
+//   allocation) one launch each, on the tensor cores where mma.
 void gemm_gates_cmask(GemmArgs g, int gates, int64_t H, const float* masks, int64_t stride,
                       int64_t rows, int64_t ld, bool hoisted, bool mma = false) {
   auto run = [&](const GemmArgs& q) { hoisted ? gemm_hoisted(q) : gemm_any(q, mma); };
@@ -577,19 +596,12 @@ void gemm_gates_cmask(GemmArgs g, int gates, int64_t H, const float* masks, int6
     run(g);
     return;
   }
-  g.K = H;
-  g.cmask_rows = rows;
-  g.cmask_ld = ld;
   for (int j = 0; j < gates; ++j) {
-    GemmArgs q = g;
-    q.a += j * H;
-    q.b += j * H;
-    q.cmask = masks + j * stride;
+    GemmArgs q = gate_cmask(g, j, H, masks, stride, rows, ld);
     if (j) q.beta = 1.0f;
     run(q);
   }
 }
-
 
 // The per-step backward's d h_prev GEMM, C += sum over gates j of (A_j B_j) ⊙ mask_j
 // (gemm_gates_cmask's, every gate added), split where its C tiles leave most of the
@@ -615,29 +627,13 @@ void gemm_dh_split(GemmArgs g, int gates, int64_t H, const float* masks, int64_t
     gemm_gates_cmask(g, gates, H, masks, stride, rows, ld, false, mma);
     return;
   }
-  const int per_gate = masks ? pieces / gates : pieces;   // slabs of each K range
-  const int ranges = masks ? gates : 1;
-  const int64_t span = masks ? H : g.K;
-  int slab = 0;
-  for (int j = 0; j < ranges; ++j) {
-    GemmArgs q = g;
-    if (masks) {
-      q.a += j * H;
-      q.b += j * H;
-      q.cmask = masks + j * stride;
-      q.cmask_rows = rows;
-      q.cmask_ld = ld;
-    }
-    const int64_t per = (span + per_gate - 1) / per_gate;
-    for (int s = 0; s < per_gate; ++s, ++slab) {
-      GemmArgs p = q;
-      p.k_begin = s * per;
-      p.K = std::min<int64_t>(span, (s + 1) * per);
-      p.beta = 0.0f;
-      p.c = parts + (int64_t)slab * g.M * g.N;
-      p.ldc = g.N;
-      gemm_any(p, mma);
-    }
+  if (masks) {   // each gate's K range in pieces / gates slabs
+    const int per_gate = pieces / gates;
+    for (int j = 0; j < gates; ++j)
+      gemm_slabs(gate_cmask(g, j, H, masks, stride, rows, ld), H, per_gate, parts, j * per_gate,
+                 mma);
+  } else {
+    gemm_slabs(g, g.K, pieces, parts, 0, mma);
   }
   RK_LAUNCH(Independent, linear_blocks(g.M * g.N), 1, kLinear, 1, 0, split_sum, parts, pieces,
             g.M, g.N, g.c, g.ldc, true);
