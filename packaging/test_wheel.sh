@@ -109,9 +109,10 @@ done
 # backends on cuda-emu through the layers, both adapters against torch.nn and Keras
 # (their in-place device paths included), hostile array inputs on every backend,
 # the compiled module's stub. RNNKERN_TEST_ALL=1: the whole suite instead;
-# RNNKERN_TEST_SUBSET=build: only the packaging and stub tests (CI's sdist check,
-# whose kernels are the source the wheel's subset has just proved: it proves that
-# the sdist compiles, installs and dispatches every ISA, above).
+# RNNKERN_TEST_SUBSET=build: only the packaging and stub tests (a quick sdist check,
+# after a wheel's subset has proved the same source: that the sdist compiles,
+# installs and dispatches every ISA, above; CI checks the sdist's files instead,
+# packaging/check_sdist.py).
 if [ "${RNNKERN_TEST_ALL:-0}" = 1 ]; then
   run "$v/python" -m pytest -q -p no:cacheprovider tests
 elif [ "${RNNKERN_TEST_SUBSET:-}" = build ]; then
