@@ -77,6 +77,8 @@ class Barrier {
   static constexpr int kSpins = 16;
 };
 
+// A warp of a cooperative launch: its barrier (rk_warp_sync, and the two meetings
+// of every exchange) and the buffer its lanes exchange values through.
 struct Warp {
   explicit Warp(int n) : bar(n), size(n) {}
   Barrier bar;
