@@ -6,6 +6,10 @@ partitions of 8 and 16 blocks as one thread-block cluster (the cluster's barrier
 step) and with the grid's (",grid"); one block and one cluster with h kept on chip
 and staged from memory (",staged"); the grid's barrier against R2's step-tagged
 hand-off (",flags") at 16 and 32 blocks and in S3's and DB1024's automatic partition.
+Then the GEMM tiles: the device time of a training call's GEMM kernels (the
+projection, dW, dU, dX and the per-step family's, split-K sums included) at S2,
+S3 and DB1024 for LSTM with each tensor-core C tile forced, the chosen one
+('mma') and SIMT, for the tile rule's prediction (bench/GPU.md).
 
     python3 bench/gpu_probe.py [--out DIR]       (bench/gpu.sh runs it)
 """
@@ -89,6 +93,27 @@ def main():
                              f"{(b100 - b1) / 99:.2f} |")
                 print(lines[-1], flush=True)
     _core.gpu_set_plan("cuda", "auto")
+    lines += ["", "| shape | gemm | GEMM kernels us (training call) |", "|---|---|---|"]
+    gemm_shapes = {"S2": (100, 32, 64, 256), "S3": (50, 64, 256, 512),
+                   "DB1024": (25, 32, 1024, 1024)}
+    for sname, (T, N, C, H) in gemm_shapes.items():
+        rng = np.random.default_rng(0)
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(dev)
+        W, U = t(rng.standard_normal((C, 4 * H)) * 0.1), t(rng.standard_normal((H, 4 * H)) * 0.05)
+        b, x = t(np.zeros(4 * H)), t(rng.standard_normal((N, T, C)))
+        h0 = c0 = torch.zeros((N, H), device=dev)
+        dy = torch.ones((N, T, H), device=dev)
+
+        def call():
+            y, hT, cT, cache = ops.rnn_forward("lstm", x, W, U, b, h0, c0, training=True,
+                                               backend="cuda")
+            ops.rnn_backward(cache, dy)
+        for gemm in ["mma", "mma:32x64", "mma:64x64", "mma:128x64", "mma:128x128", "simt"]:
+            _core.gpu_set_gemm("cuda", gemm)
+            us = kernel_us(torch, call, ["gemm_mma_kernel", "gemm_kernel", "split_sum"])
+            lines.append(f"| {sname} | {gemm} | {sum(us.values()):.1f} |")
+            print(lines[-1], flush=True)
+    _core.gpu_set_gemm("cuda", "auto")
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -40,12 +40,9 @@ void load_tuned(const std::vector<std::string>&, const std::string&) {}
 std::string device_key() { unavailable(); }
 long graph_reinstantiation_count() { return 0; }
 void clear_graphs() {}
-void set_gemm(const std::string& kind) {
-  if (kind != "auto" && kind != "simt" && kind != "mma")
-    throw std::invalid_argument("gemm must be 'auto', 'simt' or 'mma', got '" + kind + "'");
-}
+void set_gemm(const std::string& kind) { parse_gemm(kind); }
 std::string gemm_kind() { return "auto"; }
-long mma_gemm_count() { return 0; }
+long mma_gemm_count(int) { return 0; }
 void mma_probe_run(const float*, const float*, const float*, float*, float*, const float*,
                    const float*, float*) {
   unavailable();

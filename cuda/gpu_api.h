@@ -70,14 +70,16 @@ struct DeviceLimits {
   void clear_graphs();                                                                  \
   /* the hoisted GEMMs' kernel: "auto" (tensor cores in fp32 accuracy, 3xTF32, on a */ \
   /* device whose fragment API passes its probe; else the SIMT kernel), "simt", */      \
-  /* "mma" (std::invalid_argument otherwise); RNNKERN_GEMM sets it at first use; and */  \
-  /* how many GEMMs ran on the tensor cores */                                         \
+  /* "mma", "mma:TILE" (plan.h parse_gemm; std::invalid_argument otherwise); */         \
+  /* RNNKERN_GEMM sets it at first use; and how many GEMMs ran on the tensor cores */  \
+  /* (tile: with that C tile, an index of plan.h's kGemmTiles; -1: any) */               \
   void set_gemm(const std::string& kind);                                               \
   std::string gemm_kind();                                                              \
-  long mma_gemm_count();                                                                \
+  long mma_gemm_count(int tile);                                                        \
   /* plan tuning: "off" (default), "quick" or "full" (RNNKERN_TUNE at first use; */    \
   /* std::invalid_argument otherwise); time loops tuned so far; the tuned plans, */    \
-  /* "KEY -> persistent:BLOCKS,THREADS,KC" each; forgetting them */                     \
+  /* "KEY -> persistent:BLOCKS,THREADS,KC" or "KEY -> steps" each, and the hoisted */   \
+  /* GEMMs' tuned tiles, "KEY -> mma:TILE"; forgetting them */                          \
   void set_tune(const std::string& mode);                                               \
   std::string tune();                                                                   \
   long tuning_count();                                                                  \
@@ -149,7 +151,7 @@ struct GpuRuntime {
   void (*clear_graphs)();
   void (*set_gemm)(const std::string& kind);
   std::string (*gemm_kind)();
-  long (*mma_gemm_count)();
+  long (*mma_gemm_count)(int tile);
   long (*graph_reinstantiation_count)();
   void (*set_tune)(const std::string& mode);
   std::string (*tune)();

@@ -20,6 +20,7 @@
 //   gemm_kernel          block-cooperative  tiled GEMM, 64x64 C tiles (32x32 on
 //                                           cuda-emu), 4x4 register blocks a thread,
 //                                           the next k chunk loaded during this one
+//   gemm_mma_kernel<T>   block-cooperative  the same on the tensor cores, C tile T
 //   step_forward<M>      block-cooperative  recurrent product of one step fused
 //                                           with the cell's pointwise forward
 //   step_backward<M>     independent        the cell's pointwise backward
@@ -125,44 +126,52 @@ RK_DEV void gemm_store(const GemmArgs& g, int64_t i, int64_t j, float v) {
 }
 
 // Where thread tid's u-th staged element of a chunk lies in the A and B tiles.
-// TILE: the C tile edge of the kernel staging it.
-template <int TILE>
+// TM, TN: the C tile's rows (A's tile width) and columns (B's) of the kernel staging it.
+template <int TM>
 RK_DEV void gemm_a_pos(const GemmArgs& g, int e, int& kk, int& ii) {
-  kk = g.ta ? e / TILE : e % kKT;   // consecutive threads read consecutive addresses
-  ii = g.ta ? e % TILE : e / kKT;
+  kk = g.ta ? e / TM : e % kKT;   // consecutive threads read consecutive addresses
+  ii = g.ta ? e % TM : e / kKT;
 }
-template <int TILE>
+template <int TN>
 RK_DEV void gemm_b_pos(const GemmArgs& g, int e, int& kk, int& jj) {
-  kk = g.tb ? e % kKT : e / TILE;
-  jj = g.tb ? e / kKT : e % TILE;
+  kk = g.tb ? e % kKT : e / TN;
+  jj = g.tb ? e / kKT : e % TN;
 }
 
 // A block's share of one k chunk of a GEMM's operands, staged through registers:
-// gemm_fetch loads the STAGE elements of A and of B that thread tid stages (the
+// gemm_fetch loads the SA elements of A and SB of B that thread tid stages (the
 // next chunk's, while the block multiplies this one), gemm_stash stores them to
-// the A and B tiles (row stride PITCH). TILE: the C tile edge; THREADS: the block's.
-template <int TILE, int THREADS, int STAGE>
+// the A and B tiles (row strides pa, pb). TM x TN: the C tile; THREADS: the block's.
+template <int TM, int TN, int THREADS, int SA, int SB>
 RK_DEV void gemm_fetch(const GemmArgs& g, int tid, int64_t i0, int64_t j0, int64_t k0,
-                       float (&ra)[STAGE], float (&rb)[STAGE]) {
+                       float (&ra)[SA], float (&rb)[SB]) {
   RK_UNROLL
-  for (int u = 0; u < STAGE; ++u) {
-    int kk, ii, jj;
-    gemm_a_pos<TILE>(g, tid + u * THREADS, kk, ii);
+  for (int u = 0; u < SA; ++u) {
+    int kk, ii;
+    gemm_a_pos<TM>(g, tid + u * THREADS, kk, ii);
     ra[u] = gemm_load_a(g, i0 + ii, k0 + kk);
-    gemm_b_pos<TILE>(g, tid + u * THREADS, kk, jj);
+  }
+  RK_UNROLL
+  for (int u = 0; u < SB; ++u) {
+    int kk, jj;
+    gemm_b_pos<TN>(g, tid + u * THREADS, kk, jj);
     rb[u] = gemm_load_b(g, k0 + kk, j0 + jj);
   }
 }
-template <int TILE, int PITCH, int THREADS, int STAGE>
-RK_DEV void gemm_stash(const GemmArgs& g, int tid, const float (&ra)[STAGE],
-                       const float (&rb)[STAGE], float* as, float* bs) {
+template <int TM, int TN, int THREADS, int SA, int SB>
+RK_DEV void gemm_stash(const GemmArgs& g, int tid, const float (&ra)[SA], const float (&rb)[SB],
+                       float* as, int pa, float* bs, int pb) {
   RK_UNROLL
-  for (int u = 0; u < STAGE; ++u) {
-    int kk, ii, jj;
-    gemm_a_pos<TILE>(g, tid + u * THREADS, kk, ii);
-    as[kk * PITCH + ii] = ra[u];
-    gemm_b_pos<TILE>(g, tid + u * THREADS, kk, jj);
-    bs[kk * PITCH + jj] = rb[u];
+  for (int u = 0; u < SA; ++u) {
+    int kk, ii;
+    gemm_a_pos<TM>(g, tid + u * THREADS, kk, ii);
+    as[kk * pa + ii] = ra[u];
+  }
+  RK_UNROLL
+  for (int u = 0; u < SB; ++u) {
+    int kk, jj;
+    gemm_b_pos<TN>(g, tid + u * THREADS, kk, jj);
+    bs[kk * pb + jj] = rb[u];
   }
 }
 
@@ -182,11 +191,11 @@ RK_GLOBAL void gemm_kernel(GemmArgs g) {
     for (int q = 0; q < 4; ++q) acc[r][q] = 0.0f;
   float ra[kStage], rb[kStage];
   constexpr int kThreads = kTB * kTB;
-  if (g.k_begin < g.K) gemm_fetch<kTile, kThreads>(g, tid, i0, j0, g.k_begin, ra, rb);
+  if (g.k_begin < g.K) gemm_fetch<kTile, kTile, kThreads>(g, tid, i0, j0, g.k_begin, ra, rb);
   for (int64_t k0 = g.k_begin; k0 < g.K; k0 += kKT) {
-    gemm_stash<kTile, kTile, kThreads>(g, tid, ra, rb, as, bs);
+    gemm_stash<kTile, kTile, kThreads>(g, tid, ra, rb, as, kTile, bs, kTile);
     RK_SYNC();
-    if (k0 + kKT < g.K) gemm_fetch<kTile, kThreads>(g, tid, i0, j0, k0 + kKT, ra, rb);
+    if (k0 + kKT < g.K) gemm_fetch<kTile, kTile, kThreads>(g, tid, i0, j0, k0 + kKT, ra, rb);
     RK_UNROLL
     for (int kk = 0; kk < kKT; ++kk) {
       float av[4], bv[4];
@@ -218,84 +227,103 @@ RK_GLOBAL void gemm_kernel(GemmArgs g) {
 // TF32 hi + lo parts and A B = hi hi + hi lo + lo hi (the lo lo term, ~2^-22 of
 // the product, dropped), three m16n8k8 mma a pair of fragments; the hi hi product
 // alone for precision tf32; bf16 operands (exact, A unscaled by a mask) as one bf16
-// m16n8k16 mma a chunk of 16 k instead. A 64x64 C tile,
-// 8 warps of 32x16 (2 x 2 mma tiles), the next k chunk loaded to registers during
-// this one, A and B staged at a row stride of 68 floats (no bank conflicts for the
-// fragment loads). Fixed order: bitwise reproducible run to run on one device.
-// grid (ceil(N/64), ceil(M/64)), block (256), kGemmMmaSmem bytes; block-cooperative.
-constexpr int kMmaTile = 64, kMmaPitch = kMmaTile + 4, kMmaThreads = 256;
-constexpr int kMmaStage = kKT * kMmaTile / kMmaThreads;
-constexpr size_t kGemmMmaSmem = 2 * kKT * kMmaPitch * sizeof(float);
+// m16n8k16 mma a chunk of 16 k instead. 8 warps (256 threads) as 2 x 4, each warp
+// MT x NT mma tiles (16 x 8 each): a C tile of 32 MT rows by 32 NT columns
+// (GemmTile), the next k chunk loaded to registers during this one. A and B staged
+// at a row stride of 8 floats over the tile (TF32: the fragment loads of a warp,
+// 4 k rows by 8, fall in distinct banks) or 4 (bf16: its k pairs 2 rows apart do).
+// Each C entry sums its k in the same order whatever the tile: the tiles give
+// bitwise the same C, and each is bitwise reproducible run to run on one device.
+// grid (ceil(N/TN), ceil(M/TM)), block (256), gemm_mma_smem(tile) bytes; block-cooperative.
+constexpr int kMmaThreads = 256;
+// The tensor-core GEMM's C tiles (gemm_tile_shape: rows x columns), smallest first.
+enum class GemmTile : int { T32x64, T64x64, T128x64, T128x128, Count };
+// (gemm_mma_kernel<T>'s MT and NT, times 32)
+RK_HD_INLINE void gemm_tile_shape(GemmTile t, int& tm, int& tn) {
+  tm = t == GemmTile::T32x64 ? 32 : t == GemmTile::T64x64 ? 64 : 128;
+  tn = t == GemmTile::T128x128 ? 128 : 64;
+}
+inline size_t gemm_mma_smem(GemmTile t) {
+  int tm, tn;
+  gemm_tile_shape(t, tm, tn);
+  return (size_t)kKT * (tm + 8 + tn + 8) * sizeof(float);
+}
 
 RK_DEV void tf32_split(float v, float& hi, float& lo) {
   hi = rk_to_tf32(v);
   lo = rk_to_tf32(v - hi);
 }
 
+template <GemmTile T>
 RK_GLOBAL void gemm_mma_kernel(GemmArgs g) {
-  float* as = RK_SMEM(float);          // [kKT][kMmaPitch]: A(i0+ii, k0+kk) at kk*pitch + ii
-  float* bs = as + kKT * kMmaPitch;    // [kKT][kMmaPitch]: B(k0+kk, j0+jj) at kk*pitch + jj
+  constexpr int MT = T == GemmTile::T32x64 ? 1 : T == GemmTile::T64x64 ? 2 : 4;
+  constexpr int NT = T == GemmTile::T128x128 ? 4 : 2;
+  constexpr int TM = 32 * MT, TN = 32 * NT;
+  constexpr int SA = kKT * TM / kMmaThreads, SB = kKT * TN / kMmaThreads;
+  static_assert(SA >= 1 && SB >= 1, "a thread stages at least one element of each operand");
+  const bool bf16 = g.bf16 && !g.amask;   // bfloat16 operands, A unscaled: m16n8k16 fragments
+  const int pa = TM + (bf16 ? 4 : 8), pb = TN + (bf16 ? 4 : 8);
+  float* as = RK_SMEM(float);   // [kKT][pa]: A(i0+ii, k0+kk) at kk*pa + ii
+  float* bs = as + kKT * pa;    // [kKT][pb]: B(k0+kk, j0+jj) at kk*pb + jj
   const int tid = RK_TY * RK_BDX + RK_TX, warp = tid / 32, l = rk_lane();
   const int gq = l / 4, tq = l % 4;
-  const int wm = (warp / 4) * 32, wn = (warp % 4) * 16;   // the warp's 32x16 sub-tile
-  const int64_t i0 = (int64_t)RK_BY * kMmaTile, j0 = (int64_t)RK_BX * kMmaTile;
-  const bool bf16 = g.bf16 && !g.amask;   // bfloat16 operands, A unscaled: m16n8k16 fragments
-  float d[2][2][4];
+  const int wm = (warp / 4) * 16 * MT, wn = (warp % 4) * 8 * NT;   // the warp's sub-tile
+  const int64_t i0 = (int64_t)RK_BY * TM, j0 = (int64_t)RK_BX * TN;
+  float d[MT][NT][4];
   RK_UNROLL
-  for (int mt = 0; mt < 2; ++mt)
+  for (int mt = 0; mt < MT; ++mt)
     RK_UNROLL
-    for (int nt = 0; nt < 2; ++nt)
+    for (int nt = 0; nt < NT; ++nt)
       RK_UNROLL
       for (int r = 0; r < 4; ++r) d[mt][nt][r] = 0.0f;
-  float ra[kMmaStage], rb[kMmaStage];
-  if (g.k_begin < g.K) gemm_fetch<kMmaTile, kMmaThreads>(g, tid, i0, j0, g.k_begin, ra, rb);
+  float ra[SA], rb[SB];
+  if (g.k_begin < g.K) gemm_fetch<TM, TN, kMmaThreads>(g, tid, i0, j0, g.k_begin, ra, rb);
   for (int64_t k0 = g.k_begin; k0 < g.K; k0 += kKT) {
-    gemm_stash<kMmaTile, kMmaPitch, kMmaThreads>(g, tid, ra, rb, as, bs);
+    gemm_stash<TM, TN, kMmaThreads>(g, tid, ra, rb, as, pa, bs, pb);
     RK_SYNC();
-    if (k0 + kKT < g.K) gemm_fetch<kMmaTile, kMmaThreads>(g, tid, i0, j0, k0 + kKT, ra, rb);
+    if (k0 + kKT < g.K) gemm_fetch<TM, TN, kMmaThreads>(g, tid, i0, j0, k0 + kKT, ra, rb);
     if (bf16) {   // one m16n8k16 a tile pair (kKT == 16): the staged values are bf16
       static_assert(kKT == 16, "the bf16 path takes the chunk as one k16 step");
-      uint32_t a16[2][4], b16[2][2];
+      uint32_t a16[MT][4], b16[NT][2];
       RK_UNROLL
-      for (int mt = 0; mt < 2; ++mt)
+      for (int mt = 0; mt < MT; ++mt)
         RK_UNROLL
         for (int r = 0; r < 4; ++r) {   // A(row g + 8 (r%2), k 2t + 8 (r/2) + {0, 1})
-          const float* ap =
-              as + (2 * tq + 8 * (r / 2)) * kMmaPitch + wm + mt * 16 + gq + 8 * (r % 2);
-          a16[mt][r] = rk_pack_bf16(ap[0], ap[kMmaPitch]);
+          const float* ap = as + (2 * tq + 8 * (r / 2)) * pa + wm + mt * 16 + gq + 8 * (r % 2);
+          a16[mt][r] = rk_pack_bf16(ap[0], ap[pa]);
         }
       RK_UNROLL
-      for (int nt = 0; nt < 2; ++nt)
+      for (int nt = 0; nt < NT; ++nt)
         RK_UNROLL
         for (int r = 0; r < 2; ++r) {   // B(k 2t + 8 r + {0, 1}, col g)
-          const float* bp = bs + (2 * tq + 8 * r) * kMmaPitch + wn + nt * 8 + gq;
-          b16[nt][r] = rk_pack_bf16(bp[0], bp[kMmaPitch]);
+          const float* bp = bs + (2 * tq + 8 * r) * pb + wn + nt * 8 + gq;
+          b16[nt][r] = rk_pack_bf16(bp[0], bp[pb]);
         }
       RK_UNROLL
-      for (int mt = 0; mt < 2; ++mt)
+      for (int mt = 0; mt < MT; ++mt)
         RK_UNROLL
-        for (int nt = 0; nt < 2; ++nt) rk_mma_bf16(d[mt][nt], a16[mt], b16[nt]);
+        for (int nt = 0; nt < NT; ++nt) rk_mma_bf16(d[mt][nt], a16[mt], b16[nt]);
       RK_SYNC();
       continue;
     }
     RK_UNROLL
     for (int k8 = 0; k8 < kKT; k8 += 8) {
-      float ah[2][4], al[2][4], bh[2][2], bl[2][2];
+      float ah[MT][4], al[MT][4], bh[NT][2], bl[NT][2];
       RK_UNROLL
-      for (int mt = 0; mt < 2; ++mt)
+      for (int mt = 0; mt < MT; ++mt)
         RK_UNROLL
         for (int r = 0; r < 4; ++r)   // A(row g + 8 (r%2), k t + 4 (r/2))
-          tf32_split(as[(k8 + tq + 4 * (r / 2)) * kMmaPitch + wm + mt * 16 + gq + 8 * (r % 2)],
+          tf32_split(as[(k8 + tq + 4 * (r / 2)) * pa + wm + mt * 16 + gq + 8 * (r % 2)],
                      ah[mt][r], al[mt][r]);
       RK_UNROLL
-      for (int nt = 0; nt < 2; ++nt)
+      for (int nt = 0; nt < NT; ++nt)
         RK_UNROLL
         for (int r = 0; r < 2; ++r)   // B(k t + 4 r, col g)
-          tf32_split(bs[(k8 + tq + 4 * r) * kMmaPitch + wn + nt * 8 + gq], bh[nt][r], bl[nt][r]);
+          tf32_split(bs[(k8 + tq + 4 * r) * pb + wn + nt * 8 + gq], bh[nt][r], bl[nt][r]);
       RK_UNROLL
-      for (int mt = 0; mt < 2; ++mt)
+      for (int mt = 0; mt < MT; ++mt)
         RK_UNROLL
-        for (int nt = 0; nt < 2; ++nt) {
+        for (int nt = 0; nt < NT; ++nt) {
           if (!g.tf32) {
             rk_mma_tf32(d[mt][nt], ah[mt], bl[nt]);
             rk_mma_tf32(d[mt][nt], al[mt], bh[nt]);
@@ -306,9 +334,9 @@ RK_GLOBAL void gemm_mma_kernel(GemmArgs g) {
     RK_SYNC();
   }
   RK_UNROLL
-  for (int mt = 0; mt < 2; ++mt)
+  for (int mt = 0; mt < MT; ++mt)
     RK_UNROLL
-    for (int nt = 0; nt < 2; ++nt)
+    for (int nt = 0; nt < NT; ++nt)
       RK_UNROLL
       for (int r = 0; r < 4; ++r) {   // D(row g + 8 (r/2), col 2t + r%2)
         const int64_t i = i0 + wm + mt * 16 + gq + 8 * (r / 2);

@@ -268,37 +268,62 @@ void gemm(const GemmArgs& g) {
 
 }  // namespace
 
-// The hoisted GEMMs' kernel (set_gemm; RNNKERN_GEMM at first use).
-enum class GemmKind : int { Auto, Simt, Mma };
+// The hoisted GEMMs' kernel (set_gemm; RNNKERN_GEMM at first use): plan.h's
+// GemmChoice, kept as kind + 8 (tile + 1).
+static_assert(kGemmTileCount == (int)GemmTile::Count, "plan.h names kernels.cuh's tiles");
 inline std::atomic<int> gemm_choice{-1};   // -1: not read from the environment yet
-inline std::atomic<long> mma_gemms{0};
-inline GemmKind parse_gemm(const std::string& kind) {
-  if (kind == "auto") return GemmKind::Auto;
-  if (kind == "simt") return GemmKind::Simt;
-  if (kind == "mma") return GemmKind::Mma;
-  throw std::invalid_argument("gemm must be 'auto', 'simt' or 'mma', got '" + kind + "'");
-}
-void set_gemm(const std::string& kind) { gemm_choice.store((int)parse_gemm(kind)); }
-inline GemmKind current_gemm() {
+inline std::atomic<long> mma_gemms[kGemmTileCount] = {};   // by tile
+inline int gemm_code(const GemmChoice& c) { return (int)c.kind + 8 * (c.tile + 1); }
+void set_gemm(const std::string& kind) { gemm_choice.store(gemm_code(parse_gemm(kind))); }
+inline GemmChoice current_gemm_choice() {
   int c = gemm_choice.load();
   if (c < 0) {
     const char* env = std::getenv("RNNKERN_GEMM");
-    c = (int)(env && *env ? parse_gemm(env) : GemmKind::Auto);
+    c = gemm_code(env && *env ? parse_gemm(env) : GemmChoice{});
     int expected = -1;
     gemm_choice.compare_exchange_strong(expected, c);
     c = gemm_choice.load();
   }
-  return (GemmKind)c;
+  GemmChoice g;
+  g.kind = (GemmChoice::Kind)(c % 8);
+  g.tile = c / 8 - 1;
+  return g;
 }
-std::string gemm_kind() {
-  const GemmKind k = current_gemm();
-  return k == GemmKind::Auto ? "auto" : k == GemmKind::Simt ? "simt" : "mma";
+std::string gemm_kind() { return gemm_text(current_gemm_choice()); }
+long mma_gemm_count(int tile) {
+  long n = 0;
+  for (int t = 0; t < kGemmTileCount; ++t)
+    if (tile < 0 || tile == t) n += mma_gemms[t].load();
+  return n;
 }
-long mma_gemm_count() { return mma_gemms.load(); }
 void mma_probe_run(const float* A, const float* B, const float* C, float* D, float* shfl,
                    const float* A16, const float* B16, float* D16);
 
 namespace {
+
+// ---- plan tuning (set_tune, RNNKERN_TUNE): the automatic partition of a time
+// loop timed against its neighbours on first use, per layer shape, the fastest
+// kept for the process. Each candidate runs the loop's first few steps on scratch
+// copies of what the loop writes (the call's own buffers are untouched), so the
+// call's results are those of the chosen plan forced (tuned_plans names it).
+inline std::mutex tune_m;
+inline bool tune_set = false;
+inline TuneMode tune_mode = TuneMode::Off;
+inline std::map<std::string, SeqPlan> tuned;
+inline std::map<std::string, PlanChoice> loaded;   // load_tuned's, checked at use
+// the hoisted GEMMs' tuned C tiles (gemm_hoisted_tile), by GEMM: kGemmTiles indices
+inline std::map<std::string, int> tuned_tiles;
+inline std::atomic<long> tunings{0};
+
+inline TuneMode current_tune() {
+  std::lock_guard<std::mutex> g(tune_m);
+  if (!tune_set) {
+    tune_set = true;
+    const char* env = std::getenv("RNNKERN_TUNE");
+    if (env && *env) tune_mode = parse_tune(env);
+  }
+  return tune_mode;
+}
 
 // x rounded to TF32 on the host (cvt.rna.tf32.f32's rule: see compat.cuh).
 inline float tf32_host(float x) {
@@ -353,9 +378,9 @@ inline bool tensor_cores_verified() {
 }
 
 inline bool use_mma() {
-  const GemmKind k = current_gemm();
-  if (k == GemmKind::Simt) return false;
-  if (k == GemmKind::Mma) return true;
+  const GemmChoice::Kind k = current_gemm_choice().kind;
+  if (k == GemmChoice::Simt) return false;
+  if (k == GemmChoice::Mma) return true;
   return tensor_cores_verified();
 }
 
@@ -391,22 +416,73 @@ inline int steps_products(int64_t N, Precision p, bool scaled) {
   return recurrent_products(p, scaled);
 }
 
-// A hoisted GEMM's slab on the chosen kernel.
-void gemm_any(const GemmArgs& g, bool mma) {
+// ---- the tensor-core GEMM's C tile (GemmTile). A tile's grid of blocks for C.
+inline int64_t gemm_tiles(GemmTile t, int64_t M, int64_t N) {
+  int tm, tn;
+  gemm_tile_shape(t, tm, tn);
+  return (int64_t)cdiv(M, tm) * cdiv(N, tn);
+}
+// The tile where none is forced or tuned: 32x64 for at most 32 rows (a 64-row tile
+// would be over half padding: the per-step d h_prev GEMM of a small batch), else
+// the largest whose grid fills the device twice over (fewer operand loads a
+// product: bench/GPU.md's GEMM tile model), else 64x64.
+inline GemmTile gemm_auto_tile(int64_t M, int64_t N) {
+  if (M <= 32) return GemmTile::T32x64;
+  const int64_t want = 2 * (int64_t)Runtime::limits().sms;
+  for (GemmTile t : {GemmTile::T128x128, GemmTile::T128x64})
+    if (gemm_tiles(t, M, N) >= want) return t;
+  return GemmTile::T64x64;
+}
+// The tile of a GEMM inside a time loop (no tuning there: it would time and
+// allocate between steps): the forced one, else gemm_auto_tile.
+inline GemmTile gemm_step_tile(int64_t M, int64_t N) {
+  const GemmChoice c = current_gemm_choice();
+  return c.tile >= 0 ? (GemmTile)c.tile : gemm_auto_tile(M, N);
+}
+
+// g on the tensor-core kernel with C tile t.
+void gemm_mma(const GemmArgs& g, GemmTile t) {
+  if (g.M == 0 || g.N == 0) return;
+  int tm, tn;
+  gemm_tile_shape(t, tm, tn);
+  const size_t smem = gemm_mma_smem(t);
+  switch (t) {
+    case GemmTile::T32x64:
+      RK_LAUNCH(Block, cdiv(g.N, tn), cdiv(g.M, tm), kMmaThreads, 1, smem,
+                gemm_mma_kernel<GemmTile::T32x64>, g);
+      break;
+    case GemmTile::T64x64:
+      RK_LAUNCH(Block, cdiv(g.N, tn), cdiv(g.M, tm), kMmaThreads, 1, smem,
+                gemm_mma_kernel<GemmTile::T64x64>, g);
+      break;
+    case GemmTile::T128x64:
+      RK_LAUNCH(Block, cdiv(g.N, tn), cdiv(g.M, tm), kMmaThreads, 1, smem,
+                gemm_mma_kernel<GemmTile::T128x64>, g);
+      break;
+    default:
+      RK_LAUNCH(Block, cdiv(g.N, tn), cdiv(g.M, tm), kMmaThreads, 1, smem,
+                gemm_mma_kernel<GemmTile::T128x128>, g);
+      break;
+  }
+  mma_gemms[(int)t].fetch_add(1, std::memory_order_relaxed);
+}
+
+// A GEMM on the chosen kernel: SIMT, or the tensor cores (mma) with tile t
+// (Count: gemm_step_tile's).
+void gemm_any(const GemmArgs& g, bool mma, GemmTile t = GemmTile::Count) {
   if (g.M == 0 || g.N == 0) return;
   if (!mma) {
     gemm(g);
     return;
   }
-  RK_LAUNCH(Block, cdiv(g.N, kMmaTile), cdiv(g.M, kMmaTile), kMmaThreads, 1, kGemmMmaSmem,
-            gemm_mma_kernel, g);
-  mma_gemms.fetch_add(1, std::memory_order_relaxed);
+  gemm_mma(g, t == GemmTile::Count ? gemm_step_tile(g.M, g.N) : t);
 }
 
 // K of g (from 0) in S slabs of ceil(span / S), each computed into its own [M, N]
 // slab of the workspace, parts + (first + s) M N (beta 0), for split_sum to add in
-// slab order: gemm_hoisted's and gemm_dh_split's split K.
-void gemm_slabs(const GemmArgs& g, int64_t span, int S, float* parts, int first, bool mma) {
+// slab order: gemm_hoisted's and gemm_dh_split's split K (tile t: gemm_any's).
+void gemm_slabs(const GemmArgs& g, int64_t span, int S, float* parts, int first, bool mma,
+                GemmTile t) {
   const int64_t per = (span + S - 1) / S;
   for (int s = 0; s < S; ++s) {
     GemmArgs p = g;
@@ -415,29 +491,91 @@ void gemm_slabs(const GemmArgs& g, int64_t span, int S, float* parts, int first,
     p.beta = 0.0f;
     p.c = parts + (int64_t)(first + s) * g.M * g.N;
     p.ldc = g.N;
-    gemm_any(p, mma);
+    gemm_any(p, mma, t);
   }
 }
 
-// A hoisted GEMM (the weight gradients, K = T*N; dX): where C has too few tiles to
-// fill the device and K is long, K is split into slabs computed at once into a
-// workspace and added in slab order by split_sum: bitwise the same every run, no
-// atomics. Not for the time loops (it allocates).
-void gemm_hoisted(const GemmArgs& g) {
-  if (g.M == 0 || g.N == 0) return;
-  const bool mma = use_mma();
-  const int tile = mma ? kMmaTile : kTile;
-  const int64_t tiles = (int64_t)cdiv(g.M, tile) * cdiv(g.N, tile);
+// gemm_hoisted with the tensor cores' tile t (mma), or SIMT's: where C has too few
+// tiles to fill the device and K is long, K is split into slabs computed at once
+// into a workspace and added in slab order by split_sum: bitwise the same every
+// run, no atomics.
+void gemm_hoisted_with(const GemmArgs& g, bool mma, GemmTile t) {
+  const int64_t tiles = mma ? gemm_tiles(t, g.M, g.N) : (int64_t)cdiv(g.M, kTile) * cdiv(g.N, kTile);
   const int64_t want = std::max<int64_t>(1, 8 * (int64_t)Runtime::limits().sms / tiles);
   const int S = (int)std::min<int64_t>({g.K / 256, want, 64});
   if (S <= 1 || g.beta != 0.0f || g.cmask || g.bias || g.c_bt) {
-    gemm_any(g, mma);
+    gemm_any(g, mma, t);
     return;
   }
   Buf<float> parts((size_t)S * g.M * g.N);
-  gemm_slabs(g, g.K, S, parts.get(), 0, mma);
+  gemm_slabs(g, g.K, S, parts.get(), 0, mma, t);
   RK_LAUNCH(Independent, linear_blocks(g.M * g.N), 1, kLinear, 1, 0, split_sum, parts.get(), S,
             g.M, g.N, g.c, g.ldc, false);
+}
+
+// A hoisted GEMM's tuning key: its shape and what changes its kernel's work.
+inline std::string gemm_key(const GemmArgs& g) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "dev%d gemm M%lld N%lld K%lld ta%d tb%d%s%s%s%s%s",
+                device_ordinal(), (long long)g.M, (long long)g.N, (long long)(g.K - g.k_begin),
+                (int)g.ta, (int)g.tb, g.tf32 ? " tf32" : "", g.bf16 ? " bf16" : "",
+                g.amask ? " amask" : "", g.cmask ? " cmask" : "",
+                g.beta != 0.0f || g.bias || g.c_bt ? " whole" : "");
+  return buf;
+}
+
+// A hoisted GEMM's tile: the forced one; else, with tuning on (set_tune, and not
+// while graphs are captured), the tile kept for this GEMM or the fastest of every
+// tile timed now, each running the whole of gemm_hoisted_with (its split K
+// included) into scratch (the call's C untouched: its result is that tile's
+// forced); else gemm_auto_tile.
+GemmTile gemm_hoisted_tile(const GemmArgs& g) {
+  const GemmChoice c = current_gemm_choice();
+  if (c.tile >= 0) return (GemmTile)c.tile;
+  const TuneMode mode = graphs_on.load() ? TuneMode::Off : current_tune();
+  if (mode == TuneMode::Off) return gemm_auto_tile(g.M, g.N);
+  const std::string key = gemm_key(g);
+  {
+    std::lock_guard<std::mutex> lk(tune_m);
+    auto it = tuned_tiles.find(key);
+    if (it != tuned_tiles.end()) return (GemmTile)it->second;
+  }
+  Buf<float> scratch((size_t)(g.M * g.N));
+  GemmArgs s = g;
+  s.c = scratch.get();
+  s.ldc = g.N;
+  s.c_bt = false;
+  s.beta = 0.0f;   // (scratch is not read: C's old values do not change the work)
+  using clock = std::chrono::steady_clock;
+  const int reps = mode == TuneMode::Full ? 3 : 1;
+  int best = (int)gemm_auto_tile(g.M, g.N);
+  double best_t = 1e300;
+  for (int t = 0; t < kGemmTileCount; ++t) {
+    gemm_hoisted_with(s, true, (GemmTile)t);   // warm: a kernel's first launch pays its setup
+    Runtime::synchronize();
+    double took = 1e300;
+    for (int r = 0; r < reps; ++r) {
+      const auto t0 = clock::now();
+      gemm_hoisted_with(s, true, (GemmTile)t);
+      Runtime::synchronize();
+      took = std::min(took, std::chrono::duration<double>(clock::now() - t0).count());
+    }
+    if (took < best_t) {
+      best_t = took;
+      best = t;
+    }
+  }
+  std::lock_guard<std::mutex> lk(tune_m);
+  return (GemmTile)tuned_tiles.emplace(key, best).first->second;   // another thread's, if first
+}
+
+// A hoisted GEMM (the weight gradients, K = T*N; dX; the input projection): SIMT,
+// or the tensor cores with gemm_hoisted_tile's tile. Not for the time loops (it
+// allocates, and may tune).
+void gemm_hoisted(const GemmArgs& g) {
+  if (g.M == 0 || g.N == 0) return;
+  const bool mma = use_mma();
+  gemm_hoisted_with(g, mma, mma ? gemm_hoisted_tile(g) : GemmTile::Count);
 }
 
 // db[j] = the sum of column j of a [rows, cols] matrix: partial sums over chunks
@@ -611,8 +749,8 @@ void gemm_gates_cmask(GemmArgs g, int gates, int64_t H, const float* masks, int6
 // to C in slab order by split_sum: deterministic, no atomics. One slab: the
 // unsplit GEMMs.
 inline int dh_split_pieces(int64_t M, int64_t N, int gates, int64_t H, bool masked, bool mma) {
-  const int tile = mma ? kMmaTile : kTile;
-  const int64_t tiles = (int64_t)cdiv(M, tile) * cdiv(N, tile);
+  const int64_t tiles = mma ? gemm_tiles(gemm_step_tile(M, N), M, N)
+                            : (int64_t)cdiv(M, kTile) * cdiv(N, kTile);
   const int64_t want = (int64_t)Runtime::limits().sms / std::max<int64_t>(tiles, 1);
   if (M == 0 || N == 0 || want < 2) return 1;
   if (masked) {   // every gate a slab at least, each split further where it fills more
@@ -631,9 +769,9 @@ void gemm_dh_split(GemmArgs g, int gates, int64_t H, const float* masks, int64_t
     const int per_gate = pieces / gates;
     for (int j = 0; j < gates; ++j)
       gemm_slabs(gate_cmask(g, j, H, masks, stride, rows, ld), H, per_gate, parts, j * per_gate,
-                 mma);
+                 mma, gemm_step_tile(g.M, g.N));
   } else {
-    gemm_slabs(g, g.K, pieces, parts, 0, mma);
+    gemm_slabs(g, g.K, pieces, parts, 0, mma, gemm_step_tile(g.M, g.N));
   }
   RK_LAUNCH(Independent, linear_blocks(g.M * g.N), 1, kLinear, 1, 0, split_sum, parts, pieces,
             g.M, g.N, g.c, g.ldc, true);
@@ -855,27 +993,6 @@ inline SeqPlan seq_plan(bool forward, const void* kernel, int64_t N, int64_t H, 
                        products);
 }
 
-// ---- plan tuning (set_tune, RNNKERN_TUNE): the automatic partition of a time
-// loop timed against its neighbours on first use, per layer shape, the fastest
-// kept for the process. Each candidate runs the loop's first few steps on scratch
-// copies of what the loop writes (the call's own buffers are untouched), so the
-// call's results are those of the chosen plan forced (tuned_plans names it).
-inline std::mutex tune_m;
-inline bool tune_set = false;
-inline TuneMode tune_mode = TuneMode::Off;
-inline std::map<std::string, SeqPlan> tuned;
-inline std::map<std::string, PlanChoice> loaded;   // load_tuned's, checked at use
-inline std::atomic<long> tunings{0};
-
-inline TuneMode current_tune() {
-  std::lock_guard<std::mutex> g(tune_m);
-  if (!tune_set) {
-    tune_set = true;
-    const char* env = std::getenv("RNNKERN_TUNE");
-    if (env && *env) tune_mode = parse_tune(env);
-  }
-  return tune_mode;
-}
 }  // namespace
 
 // the tuning API (gpu_api.h)
@@ -897,15 +1014,19 @@ std::vector<std::string> tuned_plans() {
   std::lock_guard<std::mutex> g(tune_m);
   std::vector<std::string> r;
   for (const auto& kv : tuned) r.push_back(kv.first + " -> " + plan_text_of(kv.second));
+  for (const auto& kv : tuned_tiles)
+    r.push_back(kv.first + " -> mma:" + kGemmTiles[kv.second]);
   return r;
 }
 void clear_tuned() {
   std::lock_guard<std::mutex> g(tune_m);
   tuned.clear();
   loaded.clear();
+  tuned_tiles.clear();
 }
 void load_tuned(const std::vector<std::string>& lines, const std::string& source) {
   std::map<std::string, PlanChoice> got;
+  std::map<std::string, int> tiles;
   for (size_t i = 0; i < lines.size(); ++i) {
     std::string line = lines[i];
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r' || line.back() == ' '))
@@ -914,22 +1035,32 @@ void load_tuned(const std::vector<std::string>& lines, const std::string& source
     const size_t arrow = line.find(" -> ");
     const std::string where = "rnnkern: plan cache " + source + ", line " + std::to_string(i + 1);
     if (arrow == std::string::npos || arrow == 0 || line.size() > 512)
-      throw std::invalid_argument(where +
-                                  ": expected 'KEY -> persistent:BLOCKS,THREADS,KC' or 'KEY -> steps'");
+      throw std::invalid_argument(where + ": expected 'KEY -> persistent:BLOCKS,THREADS,KC', "
+                                          "'KEY -> steps' or 'KEY -> mma:TILE'");
+    const std::string value = line.substr(arrow + 4);
+    if (value.compare(0, 4, "mma:") == 0) {   // a hoisted GEMM's tuned tile
+      const int t = gemm_tile_index(value.substr(4));
+      if (t < 0 || line.find(" gemm ") > arrow)
+        throw std::invalid_argument(where + ": expected a GEMM's key and one of its tiles, got '" +
+                                    line + "'");
+      tiles[line.substr(0, arrow)] = t;
+      continue;
+    }
     PlanChoice c;
     try {
-      c = parse_plan(line.substr(arrow + 4));
+      c = parse_plan(value);
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(where + ": " + e.what());
     }
     const bool steps = c.kind == PlanChoice::Steps && c.product == PlanChoice::AnyProduct;
     if (!steps && (c.kind != PlanChoice::Persistent || c.blocks == 0))
       throw std::invalid_argument(where + ": expected a persistent partition or 'steps', got '" +
-                                  line.substr(arrow + 4) + "'");
+                                  value + "'");
     got[line.substr(0, arrow)] = c;
   }
   std::lock_guard<std::mutex> g(tune_m);
   for (auto& kv : got) loaded[kv.first] = kv.second;
+  for (auto& kv : tiles) tuned_tiles[kv.first] = kv.second;
 }
 
 namespace {

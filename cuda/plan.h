@@ -102,6 +102,44 @@ inline PlanChoice parse_plan(const std::string& text) {
   return c;
 }
 
+// The hoisted GEMMs' kernel (set_gemm, RNNKERN_GEMM): "auto" (the tensor cores
+// where the device's fragments pass the probe, else SIMT), "simt", "mma" (the
+// tensor cores, the C tile chosen), or "mma:TILE" (the tensor cores with that C
+// tile, rows x columns: kGemmTiles, kernels.cuh's GemmTile in the same order).
+inline constexpr const char* kGemmTiles[] = {"32x64", "64x64", "128x64", "128x128"};
+inline constexpr int kGemmTileCount = 4;
+struct GemmChoice {
+  enum Kind { Auto, Simt, Mma } kind = Auto;
+  int tile = -1;   // an index of kGemmTiles, or -1: chosen (Mma only)
+};
+inline std::string gemm_text(const GemmChoice& c) {
+  if (c.kind != GemmChoice::Mma) return c.kind == GemmChoice::Auto ? "auto" : "simt";
+  return c.tile < 0 ? "mma" : std::string("mma:") + kGemmTiles[c.tile];
+}
+// A tile's index from its name ("128x64"), or -1.
+inline int gemm_tile_index(const std::string& name) {
+  for (int t = 0; t < kGemmTileCount; ++t)
+    if (name == kGemmTiles[t]) return t;
+  return -1;
+}
+inline GemmChoice parse_gemm(const std::string& text) {
+  GemmChoice c;
+  if (text == "auto") return c;
+  if (text == "simt" || text == "mma") {
+    c.kind = text == "simt" ? GemmChoice::Simt : GemmChoice::Mma;
+    return c;
+  }
+  if (text.compare(0, 4, "mma:") == 0) {
+    c.kind = GemmChoice::Mma;
+    c.tile = gemm_tile_index(text.substr(4));
+    if (c.tile >= 0) return c;
+  }
+  std::string tiles;
+  for (int t = 0; t < kGemmTileCount; ++t) tiles += std::string(t ? ", " : "") + kGemmTiles[t];
+  throw std::invalid_argument("gemm must be 'auto', 'simt', 'mma' or 'mma:TILE' (TILE one of " +
+                              tiles + "), got '" + text + "'");
+}
+
 // Whether the automatic plan is timed on first use (set_tune, RNNKERN_TUNE): off
 // (the default: the analytic partition, the same in every process), quick (the
 // analytic partition and its neighbours, a few steps each, within ~50 ms), full

@@ -308,7 +308,8 @@ def save_tuned_plans(backend="cuda"):
         return None
     path = plan_cache_path(backend)
     text = (f"# rnnkern {__version__} tuned plans for {_core().gpu_device_key(backend)}: "
-            "KEY -> persistent:BLOCKS,THREADS,KC or steps\n" + "\n".join(plans) + "\n")
+            "KEY -> persistent:BLOCKS,THREADS,KC, steps or mma:TILE (a GEMM's)\n"
+            + "\n".join(plans) + "\n")
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".plans-", dir=os.path.dirname(path))

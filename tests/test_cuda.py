@@ -864,6 +864,118 @@ def test_tf32_takes_one_product_on_the_tensor_cores(backend, cell, reset_after, 
             assert np.array_equal(u, v)
 
 
+GEMM_TILES = ("32x64", "64x64", "128x64", "128x128")
+
+
+@pytest.mark.parametrize("backend", GPU)
+@pytest.mark.parametrize("cell,reset_after", [("lstm", True), ("gru", False)])
+def test_gemm_tiles_give_the_same_bits(backend, cell, reset_after, gemm_reset, plan_reset):
+    """Every C tile of the tensor-core GEMM, forced ('mma:TILE'), runs every hoisted
+    GEMM of a training call with it (projection, dW, dU, dX: several tiles of each
+    size, partial ones at the edges, with input and recurrent dropout masks and
+    go_backwards' batch-major rows): the forward and every gradient within the fp32
+    tolerances of the float64 reference, and in fp32 (3xTF32) and bf16 (m16n8k16)
+    each tile's results are bitwise the others' (an entry sums its k in the same
+    order whatever the tile). The per-step GEMMs' tiles: the test below."""
+    rng = np.random.default_rng(43 + len(cell) + reset_after)
+    n, t, c, h = 8, 5, 40, 36
+    case = make_case(cell, n, t, c, h, reset_after, True, rng)
+    im, rm = drop_masks("both", cell, n, c, h, rng)
+    x, W, U, b, h0, c0 = case
+    be = bk.get_backend(backend)
+    dy = rng.standard_normal((n, t, h)).astype(np.float32)
+    kw = dict(reset_after=reset_after, go_backwards=True)
+
+    def run(precision):
+        y, hT, cT, cache = be.forward(cell, x, W, U, b, h0, c0, None, None, im, rm,
+                                      precision=precision, **kw)
+        return (y, hT, cT) + tuple(be.backward(cache, dy))
+
+    with pytest.raises(ValueError, match="gemm must be .*128x128"):
+        _core.gpu_set_gemm(backend, "mma:16x16")
+    with pytest.raises(ValueError, match="tile must be"):
+        _core.gpu_mma_gemms(backend, "16x16")
+    _core.gpu_set_plan(backend, "persistent:simt")   # the GEMMs' test: the recurrence on FFMA
+    first = None
+    for tile in GEMM_TILES:
+        _core.gpu_set_gemm(backend, "mma:" + tile)
+        assert _core.gpu_gemm(backend) == "mma:" + tile
+        before = [_core.gpu_mma_gemms(backend, u) for u in GEMM_TILES]
+        got = {p: run(p) for p in ("fp32", "bf16")}
+        after = [_core.gpu_mma_gemms(backend, u) for u in GEMM_TILES]
+        assert [a - b > 0 for a, b in zip(after, before)] == [u == tile for u in GEMM_TILES]
+        if first is None:
+            first = got
+            yr, hr, cr, kr = reference.rnn_forward(
+                cell, f64(x), f64(W), f64(U), f64(b), f64(h0), f64(c0), input_masks=f64(im),
+                recurrent_masks=f64(rm), training=True, **kw)
+            check(got["fp32"][:3], (yr, hr, cr), got["fp32"][3:],
+                  reference.rnn_backward(kr, f64(dy)), f"{backend} {cell} mma:{tile}")
+            continue
+        for p in got:
+            for name, u, v in zip(BF16_NAMES, first[p], got[p]):
+                if u is not None:
+                    assert np.array_equal(u, v), f"{p} {name}: mma:{tile} differs"
+
+
+@pytest.mark.parametrize("backend", GPU)
+def test_gemm_tiles_chosen_and_tuned(backend, tmp_path, monkeypatch, gemm_reset, plan_reset,
+                                     tune_reset):
+    """'mma' chooses the C tile by size: 32x64 for at most 32 rows (the per-step
+    d h_prev GEMM of a batch of 8), 128x128 where that tile's grid still fills the
+    device twice over (an input projection of 129 x 512 on cuda-emu's 4 SMs), else
+    64x64; with tuning on each hoisted GEMM times every tile once and keeps the
+    fastest ('KEY -> mma:TILE' among the tuned plans, saved to the plan cache and
+    reused from it, bitwise the same results); a cache line naming no tile is a
+    clear error."""
+    be = bk.get_backend(backend)
+    _core.gpu_set_gemm(backend, "mma")
+    _core.gpu_set_plan(backend, "persistent:simt")
+    rng = np.random.default_rng(47)
+    x, W, U, b, h0, c0 = make_case("lstm", 43, 3, 3, 128, True, True, rng)
+    before = {u: _core.gpu_mma_gemms(backend, u) for u in GEMM_TILES}
+    be.forward("lstm", x, W, U, b, h0, c0, None, training=False)   # the projection only
+    took = {u: _core.gpu_mma_gemms(backend, u) - before[u] for u in GEMM_TILES}
+    if backend == "cuda-emu":   # 129 x 512: 2 x 4 tiles of 128 x 128
+        assert took == {"32x64": 0, "64x64": 0, "128x64": 0, "128x128": 1}
+    _core.gpu_set_plan(backend, "steps:mma")
+    x, W, U, b, h0, c0 = make_case("lstm", 8, 3, 5, 40, True, True, rng)
+    before = _core.gpu_mma_gemms(backend, "32x64")
+    y, hT, cT, cache = be.forward("lstm", x, W, U, b, h0, c0, None)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    g = be.backward(cache, dy)
+    assert _core.gpu_mma_gemms(backend, "32x64") >= before + 3   # d h_prev, a step each
+
+    monkeypatch.setenv("RNNKERN_CACHE_DIR", str(tmp_path))
+    _core.gpu_clear_tuned(backend)
+    bk.set_cuda_tune("quick", backend)
+
+    def call():
+        y, hT, cT, cache = be.forward("lstm", x, W, U, b, h0, c0, None)
+        return (y, hT, cT) + tuple(be.backward(cache, dy))
+    tuned = call()
+    lines = [ln for ln in _core.gpu_tuned_plans(backend) if " gemm " in ln]
+    tiles = [ln.split(" -> mma:")[1] for ln in lines]
+    assert len(lines) >= 3 and all(u in GEMM_TILES for u in tiles)   # projection, dW, dU
+    for u, v in zip(tuned, call()):   # kept: not tuned again, the same bits
+        if u is not None:
+            assert np.array_equal(u, v)
+    assert [ln for ln in _core.gpu_tuned_plans(backend) if " gemm " in ln] == lines
+    for u, v, r in zip(tuned, (y, hT, cT) + tuple(g), BF16_NAMES):
+        if u is not None:
+            assert np.array_equal(u, v), r   # the untuned call's tiles: the same bits
+    path = bk.save_tuned_plans(backend)
+    _core.gpu_clear_tuned(backend)
+    bk.set_cuda_tune("quick", backend)   # loads the file: the tiles are there at once
+    assert [ln for ln in _core.gpu_tuned_plans(backend) if " gemm " in ln] == lines
+    for bad in (f"{lines[0].split(' -> ')[0]} -> mma:7x7\n", "dev0 forward mode1 -> mma:64x64\n"):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(bad)
+        with pytest.raises(ValueError, match="line 1: expected a GEMM's key and one of its tiles"):
+            bk.set_cuda_tune("quick", backend)
+    bk.set_cuda_tune("off", backend)
+
+
 BF16_NAMES = ("y", "h_T", "c_T") + Grads._fields
 
 
@@ -1068,8 +1180,11 @@ def test_tuning_weighs_both_recurrent_products(backend, tune_reset, plan_reset, 
     be = bk.get_backend(backend)
     y_tuned = be.forward("lstm", x, W, U, b, h0, c0, None, training=False)[0]
     plans = dict(line.split(" -> ") for line in _core.gpu_tuned_plans(backend))
-    assert all(p.endswith((",mma", ",simt")) or p == "steps" for p in plans.values())
-    (inference,) = [p for k, p in plans.items() if "forward" in k and "train0" in k]
+    loops = {k: p for k, p in plans.items() if " gemm " not in k}
+    assert all(p.endswith((",mma", ",simt")) or p == "steps" for p in loops.values())
+    # the hoisted GEMMs on the tensor cores tuned their tiles too
+    assert any(" gemm " in k and p.startswith("mma:") for k, p in plans.items())
+    (inference,) = [p for k, p in loops.items() if "forward" in k and "train0" in k]
     _core.gpu_set_tune(backend, "off")
     _core.gpu_set_plan(backend, inference)
     assert np.array_equal(y_tuned, be.forward("lstm", x, W, U, b, h0, c0, None,
@@ -1091,7 +1206,8 @@ def test_tuned_plans_are_kept_per_precision(backend, tune_reset, plan_reset, gem
     be = bk.get_backend(backend)
     be.forward("lstm", x, W, U, b, h0, c0, None, training=False, precision="tf32")
     y = be.forward("lstm", x, W, U, b, h0, c0, None, training=False, precision="fp32")[0]
-    keys = [line.split(" -> ")[0] for line in _core.gpu_tuned_plans(backend)]
+    keys = [line.split(" -> ")[0] for line in _core.gpu_tuned_plans(backend)
+            if " gemm " not in line]
     assert sorted(k.rsplit(" ", 1)[1] for k in keys) == ["products1", "products3"]
     yr = reference.rnn_forward("lstm", f64(x), f64(W), f64(U), f64(b), f64(h0), f64(c0))[0]
     assert_close(y, yr, "forward_f32", f"{backend} fp32 after a tf32 tuning")

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../../cuda/gpu_api.h"
+#include "../../cuda/plan.h"
 #include "checks.h"
 
 namespace py = pybind11;
@@ -286,14 +287,21 @@ void register_gpu(py::module_& m) {
         rt(device).set_gemm(kind);
       }, py::arg("device"), py::arg("kind"),
         "The hoisted GEMMs' kernel of that GPU backend: 'auto' (tensor cores in fp32 accuracy "
-        "where the device's fragment API passes its probe), 'simt' or 'mma'. RNNKERN_GEMM sets "
-        "it at first use.");
+        "where the device's fragment API passes its probe), 'simt', 'mma' (the tensor cores, "
+        "the C tile chosen: by size, or timed with tuning on) or 'mma:TILE' (that C tile: "
+        "32x64, 64x64, 128x64 or 128x128, rows x columns). RNNKERN_GEMM sets it at first use.");
   m.def("gpu_gemm", [](const std::string& device) {
         return rt(device).gemm_kind();
       }, py::arg("device"), "That GPU backend's GEMM kernel choice (see gpu_set_gemm).");
-  m.def("gpu_mma_gemms", [](const std::string& device) {
-        return rt(device).mma_gemm_count();
-      }, py::arg("device"), "GEMMs that GPU backend has run on the tensor-core kernel.");
+  m.def("gpu_mma_gemms", [](const std::string& device, const std::string& tile) {
+        const int t = tile.empty() ? -1 : gemm_tile_index(tile);
+        if (!tile.empty() && t < 0)
+          throw py::value_error("tile must be one of 32x64, 64x64, 128x64, 128x128, got '" +
+                                tile + "'");
+        return rt(device).mma_gemm_count(t);
+      }, py::arg("device"), py::arg("tile") = "",
+        "GEMMs that GPU backend has run on the tensor-core kernel (with that C tile, "
+        "e.g. '128x64', where given).");
   using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
   m.def("gpu_mma_probe", [](const std::string& device, F32 A, F32 B, F32 C, F32 A16, F32 B16) {
         if (A.size() != 128 || B.size() != 64 || C.size() != 128 || A16.size() != 256 ||
