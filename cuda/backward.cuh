@@ -72,13 +72,12 @@ void run_backward(const Workspace& base, const GradArgs& in) {
   // the carried gradient ends in dh[T % 2] (the loop flips once a step)
   const int cur = (int)(T % 2);
   // the per-step family's products on the tensor cores (R3) or the SIMT GEMM
-  const bool step_mma = steps_products(N, cfg.precision, false) > 0;
+  q.step_mma = steps_products(N, cfg.precision, false) > 0;
   with_cell(cfg.cell, cfg.reset_after, [&](auto k) {
     constexpr Mode M = kMode<decltype(k)>;
     if (seq_backward_as<M>(q, cfg.precision)) return;
-    Buf<float> parts = steps_backward_parts<M>(q, step_mma);   // (outside a captured loop)
-    time_loop(LoopSite::Backward, T,
-              [&] { steps_backward<M>(q, cfg.precision, step_mma, parts.get()); });
+    Buf<float> parts = steps_backward_parts<M>(q);   // (outside a captured loop)
+    time_loop(LoopSite::Backward, T, [&] { steps_backward<M>(q, cfg.precision, parts.get()); });
   });
   dh[cur].download(out.dh0, dev);
   if (cfg.cell == Cell::LSTM) dc[cur].download(out.dc0, dev);

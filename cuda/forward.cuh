@@ -136,9 +136,9 @@ std::unique_ptr<Workspace> run_forward(const RnnConfig& cfg, const LayerArgs& in
   q.base.tc = steps_products(N, cfg.precision, in.recurrent_masks != nullptr);
   with_cell(cfg.cell, cfg.reset_after, [&](auto k) {
     constexpr Mode M = kMode<decltype(k)>;
-    if (seq_forward_as<M>(q)) return;
     Buf<uint32_t> u2;   // R3 with precision bf16's one product: U as bf16 pairs
-    pack_u_pairs(q.base, u2);
+    if (seq_forward_as<M>(q, u2)) return;
+    pack_u_pairs(q.base, u2);   // (kept where the tuning packed them)
     time_loop(LoopSite::Forward, T, [&] { steps_forward<M>(q); });
   });
   if (!dev) (cfg.return_sequences ? yseq : ylast).download(out.y);

@@ -591,6 +591,10 @@ struct SeqPlan {
                      // launch.cuh seq_push_plan)
   int steps = 0;     // no partition: the per-step family runs the loop instead (a tuned
                      // choice, launch.cuh tuned_plan: it was the faster on first use)
+  int pairs = 0;     // with tc 1 in precision bf16 (its one m16n8k16 product) and H even:
+                     // the resident U as bf16 pairs of k (forward: rows k, k+1; backward:
+                     // gate columns c, c+1) in one word, half the shared memory of fp32,
+                     // each B fragment register one load (persistent.cuh seq_urows)
 };
 
 // Everything the steps need; step s's StepArgs are made from it (forward_step_args).

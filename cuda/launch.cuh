@@ -797,12 +797,17 @@ void launch_back(const BackArgs& b) {
 }
 
 // R3 with precision bf16's one product reads U as bf16 pairs (StepArgs::u2): packed
-// into buf now where base's step takes that product, else nothing.
+// into buf now where base's step takes that product (once a call: a buf that
+// already holds them, packed by the tuning's per-step candidate, is kept), else
+// nothing.
 inline void pack_u_pairs(StepArgs& base, Buf<uint32_t>& buf) {
   if (!(base.tc == 1 && base.bf16 && !base.rmask)) return;
-  buf = Buf<uint32_t>((size_t)((base.H + 1) / 2 * base.GH));
-  RK_LAUNCH(Independent, linear_blocks((int64_t)buf.size()), 1, kLinear, 1, 0, pack_bf16_pairs,
-            base.u, buf.get(), base.H, base.GH);
+  const size_t words = (size_t)((base.H + 1) / 2 * base.GH);
+  if (buf.size() != words) {
+    buf = Buf<uint32_t>(words);
+    RK_LAUNCH(Independent, linear_blocks((int64_t)buf.size()), 1, kLinear, 1, 0,
+              pack_bf16_pairs, base.u, buf.get(), base.H, base.GH);
+  }
   base.u2 = buf.get();
 }
 
@@ -824,22 +829,23 @@ int steps_backward_gates(const SeqBackArgs& q) {
   return M == Mode::GruRB1 ? 2 : (int)(q.base.GH / std::max<int64_t>(q.base.H, 1));
 }
 template <Mode M>
-int steps_backward_pieces(const SeqBackArgs& q, bool mma) {
+int steps_backward_pieces(const SeqBackArgs& q) {
   return dh_split_pieces(q.base.N, q.base.H, steps_backward_gates<M>(q), q.base.H,
-                         q.base.rmask != nullptr, mma);
+                         q.base.rmask != nullptr, q.step_mma);
 }
 
 // The per-step family's backward over q's T steps, last first: the pointwise
 // kernel, then d h_prev += sum over gates of (dG_g U_g^T) ⊙ m_g (GRU reset_before:
 // d(rh) = dah U_h^T and its second pointwise phase first), the GEMMs in precision p
-// on the tensor cores where mma (R3), else SIMT.
-// parts: dh_split_pieces(N, H, gates reaching h_prev, H, masked, mma) slabs of [N, H]
-// for the split d h_prev GEMM (gemm_dh_split), or null (unsplit).
+// on the tensor cores where q.step_mma (R3), else SIMT.
+// parts: steps_backward_parts' slabs for the split d h_prev GEMM (gemm_dh_split), or
+// null (unsplit).
 template <Mode M>
-void steps_backward(const SeqBackArgs& q, Precision p, bool mma, float* parts) {
+void steps_backward(const SeqBackArgs& q, Precision p, float* parts) {
   const int64_t N = q.base.N, H = q.base.H, GH = q.base.GH;
+  const bool mma = q.step_mma;
   const int ng_rec = steps_backward_gates<M>(q);
-  const int pieces = steps_backward_pieces<M>(q, mma);
+  const int pieces = steps_backward_pieces<M>(q);
   int c = 0;
   for (int64_t s = q.T - 1; s >= 0; --s, c = 1 - c) {
     const BackArgs b = backward_step_args(q, s, c);
@@ -859,8 +865,8 @@ void steps_backward(const SeqBackArgs& q, Precision p, bool mma, float* parts) {
 
 // The slabs steps_backward<M> wants for its split d h_prev GEMM (none: empty).
 template <Mode M>
-Buf<float> steps_backward_parts(const SeqBackArgs& q, bool mma) {
-  const int pieces = steps_backward_pieces<M>(q, mma);
+Buf<float> steps_backward_parts(const SeqBackArgs& q) {
+  const int pieces = steps_backward_pieces<M>(q);
   return Buf<float>(pieces > 1 ? (size_t)(pieces * q.base.N * q.base.H) : 0);
 }
 
@@ -879,7 +885,7 @@ Buf<float> steps_backward_parts(const SeqBackArgs& q, bool mma) {
 // error (else: blocks == 0, as the tuner's candidates want).
 inline SeqPlan seq_plan_with(const PlanChoice& choice, bool strict, bool forward,
                              const void* kernel, int64_t N, int64_t H, int64_t GH, int slots,
-                             int copies, int64_t width, int products) {
+                             int copies, int64_t width, int products, bool bf16) {
   SeqPlan none;
   if (choice.kind == PlanChoice::Steps || graphs_on.load()) return none;
   if (N == 0 || H == 0) return none;   // nothing to partition (a batch of 0: no steps run)
@@ -924,6 +930,9 @@ inline SeqPlan seq_plan_with(const PlanChoice& choice, bool strict, bool forward
       if (mma) {   // whole warps; the k shares of each tile, a warp an item
         if (threads % 32) return none;
         p.tc = products;
+        // precision bf16's one product: U resident as bf16 pairs (even H: every
+        // chunk, share and gate bound falls between pairs)
+        p.pairs = bf16 && products == 1 && H % 2 == 0;
         const int64_t tiles = seq_rows16(N) / 16 * (seq_cols8((int64_t)p.ut * (forward ? slots : 1)) / 8);
         p.ks = (int)std::max<int64_t>(1, std::min<int64_t>(threads / 32 / tiles, width / 32));
       } else {
@@ -988,9 +997,9 @@ inline SeqPlan seq_plan_with(const PlanChoice& choice, bool strict, bool forward
 // forward: slots, copies as above; backward: slots 1, copies the gate accumulators
 // of the tensor-core product (4 with recurrent dropout, else 1)
 inline SeqPlan seq_plan(bool forward, const void* kernel, int64_t N, int64_t H, int64_t GH,
-                        int slots, int copies, int64_t width, int products) {
+                        int slots, int copies, int64_t width, int products, bool bf16) {
   return seq_plan_with(current_plan(), true, forward, kernel, N, H, GH, slots, copies, width,
-                       products);
+                       products, bf16);
 }
 
 }  // namespace
@@ -1215,17 +1224,16 @@ inline void count_persistent(const SeqPlan& plan) {
   if (plan.push) push_launches.fetch_add(1, std::memory_order_relaxed);
 }
 
-// plan.push for a loop of mode M where it applies: one block (a block barrier a
+// plan.push for a loop where it applies: one block (a block barrier a
 // step) or one cluster, the exchanged rows one staged chunk (width: H forward, the
-// gate columns backward), not GRU reset_before's backward (whose two phases
-// exchange dG and d(rh) rows: still staged; its forward pushes rh and h into a
-// buffer each), not forced ",staged", and the second staging buffer still fits
-// (smem_of(plan): the block's shared memory; the cluster, or co-residency).
-template <Mode M, bool kForward, class SmemOf>
+// gate columns backward; GRU reset_before pushes rh and h into a buffer each
+// forward, dah and then dz and dr backward), not forced ",staged", and the
+// further staging buffers still fit (smem_of(plan): the block's shared memory; the
+// cluster, or co-residency).
+template <class SmemOf>
 SeqPlan seq_push_plan(SeqPlan p, const void* kernel, int64_t width, const PlanChoice& choice,
                       SmemOf smem_of) {
-  if ((M == Mode::GruRB1 && !kForward) || choice.staged || p.blocks == 0 || p.kc < width ||
-      !(p.blocks == 1 || p.cluster))
+  if (choice.staged || p.blocks == 0 || p.kc < width || !(p.blocks == 1 || p.cluster))
     return p;
   SeqPlan q = p;
   q.push = 1;
@@ -1236,8 +1244,10 @@ SeqPlan seq_push_plan(SeqPlan p, const void* kernel, int64_t width, const PlanCh
   return fits ? q : p;
 }
 
+// (u2: where tuning's per-step candidate packs U's bf16 pairs, for the per-step
+// family to keep where it wins: pack_u_pairs)
 template <Mode M>
-bool seq_forward_as(SeqArgs q) {
+bool seq_forward_as(SeqArgs q, Buf<uint32_t>& u2) {
   if (q.T == 0) return false;
   const StepArgs& b = q.base;
   const int copies = b.rmask ? kStepGates<M> : 1;
@@ -1245,9 +1255,9 @@ bool seq_forward_as(SeqArgs q) {
   auto smem_of = [&](const SeqPlan& r) {
     return seq_forward_smem(r, kSeqSlots<M>, copies, b.N, b.H);
   };
-  q.plan = seq_push_plan<M, true>(
-      seq_plan(true, kernel, b.N, b.H, b.GH, kSeqSlots<M>, copies, b.H, q.products), kernel,
-      b.H, current_plan(), smem_of);
+  q.plan = seq_push_plan(
+      seq_plan(true, kernel, b.N, b.H, b.GH, kSeqSlots<M>, copies, b.H, q.products, b.bf16),
+      kernel, b.H, current_plan(), smem_of);
   if (q.plan.blocks == 0) return false;
   auto launch = [&](const SeqArgs& r) {
     SeqFlags tags(r.plan);   // (the pool reuses it on this stream only after the loop)
@@ -1273,16 +1283,15 @@ bool seq_forward_as(SeqArgs q) {
     r.yseq = q.yseq ? yt.get() : nullptr;
     r.ylast = q.ylast ? yl.get() : nullptr;
     SeqArgs rs = r;   // the per-step candidate, with its bf16 pairs where R3 reads them
-    Buf<uint32_t> u2;
     pack_u_pairs(rs.base, u2);
     const std::string key =
         loop_key("forward", (int)M, b.N, b.H, b.GH, copies, q.training, q.return_sequences,
                  q.products, b.bf16);
     q.plan = tuned_plan(key, mode, q.plan,
                         [&](const PlanChoice& c) {
-                          return seq_push_plan<M, true>(
+                          return seq_push_plan(
                               seq_plan_with(c, false, true, kernel, b.N, b.H, b.GH,
-                                            kSeqSlots<M>, copies, b.H, q.products),
+                                            kSeqSlots<M>, copies, b.H, q.products, b.bf16),
                               kernel, b.H, c, smem_of);
                         },
                         [&](const SeqPlan& p) {
@@ -1305,9 +1314,12 @@ bool seq_backward_as(SeqBackArgs q, Precision p) {
   const int64_t width = M == Mode::GruRB1 ? 2 * b.H : b.GH;
   const void* kernel = (const void*)&seq_backward<M>;
   const int gacc = b.rmask ? 4 : 1;   // the tensor-core product's sums a gate
-  auto smem_of = [&](const SeqPlan& r) { return seq_backward_smem(r, b.N, b.GH, gacc); };
-  q.plan = seq_push_plan<M, false>(seq_plan(false, kernel, b.N, b.H, b.GH, 1, gacc, width, q.products),
-                            kernel, width, current_plan(), smem_of);
+  auto smem_of = [&](const SeqPlan& r) {
+    return seq_backward_smem(r, b.N, b.GH, gacc, M == Mode::GruRB1);
+  };
+  q.plan = seq_push_plan(
+      seq_plan(false, kernel, b.N, b.H, b.GH, 1, gacc, width, q.products, b.bf16), kernel, width,
+      current_plan(), smem_of);
   if (q.plan.blocks == 0) return false;
   auto launch = [&](const SeqBackArgs& r) {
     SeqFlags tags(r.plan);
@@ -1335,20 +1347,19 @@ bool seq_backward_as(SeqBackArgs q, Precision p) {
       r.dc[1] = dc.get() + NH;
     }
     r.drh = q.drh ? rh.get() : nullptr;
-    const bool step_mma = steps_products(b.N, p, false) > 0;
-    Buf<float> parts = steps_backward_parts<M>(r, step_mma);
+    Buf<float> parts = steps_backward_parts<M>(r);
     const std::string key =
         loop_key("backward", (int)M, b.N, b.H, b.GH, 1, true, q.return_sequences, q.products,
                  b.bf16);
     q.plan = tuned_plan(key, mode, q.plan,
                         [&](const PlanChoice& c) {
-                          return seq_push_plan<M, false>(
+                          return seq_push_plan(
                               seq_plan_with(c, false, false, kernel, b.N, b.H, b.GH, 1, gacc,
-                                            width, q.products),
+                                            width, q.products, b.bf16),
                               kernel, width, c, smem_of);
                         },
                         [&](const SeqPlan& c) {
-                          if (c.steps) return steps_backward<M>(r, p, step_mma, parts.get());
+                          if (c.steps) return steps_backward<M>(r, p, parts.get());
                           r.plan = c;
                           launch(r);
                         });

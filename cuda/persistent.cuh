@@ -64,14 +64,22 @@ RK_HD_INLINE int64_t seq_ustride(const SeqPlan& p, int slots) {
 RK_HD_INLINE int64_t seq_ucol(const SeqPlan& p, int slots, int64_t jj, int g) {
   return p.tc ? (int64_t)g * p.ut + jj : jj * slots + g;
 }
+// The resident U's rows (forward: k; a row ustride words) and the backward's row
+// stride (words a unit): halved where plan.pairs keeps bf16 pairs in one word. The
+// pair strides keep a B fragment's loads in distinct banks: forward rows k/2 + tq
+// at ustride = 8 or 24 mod 32, backward words unit * 4 (mod 32) + tq.
+RK_HD_INLINE int64_t seq_urows(const SeqPlan& p, int64_t H) { return p.pairs ? (H + 1) / 2 : H; }
+RK_HD_INLINE int64_t seq_upitch(const SeqPlan& p, int64_t GH) {
+  return seq_pitch4(p.pairs ? (GH + 1) / 2 : GH);
+}
 // The forward's staged row stride: with tc seq_pitch4 (an A fragment's loads in
 // distinct banks), else seq_fwd_pitch.
 RK_HD_INLINE int64_t seq_stage_pitch(const SeqPlan& p, int64_t H) {
   return p.tc ? seq_pitch4(p.kc) : seq_fwd_pitch(p.kc, H);
 }
 
-// Shared memory of the forward: resident U [H][ustride] (a k: [ut][slots], or
-// [slots][ut] with tc: seq_ucol), the
+// Shared memory of the forward: resident U [seq_urows][ustride] (a k: [ut][slots], or
+// [slots][ut] with tc: seq_ucol; with plan.pairs a word holds k and k + 1), the
 // staged rows [copies][N][pitch] (a copy per gate where recurrent dropout masks
 // them; two of them, a step's and the next's, with plan.push), the reduction
 // [ks][threads/ks][4] (FFMA) or the partial tiles [ks][rows16(N)][cols8(ut * slots)]
@@ -80,19 +88,20 @@ RK_HD_INLINE size_t seq_forward_smem(const SeqPlan& p, int slots, int copies, in
                                      int64_t H) {
   const size_t red = p.tc ? (size_t)p.ks * seq_rows16(N) * seq_cols8((int64_t)p.ut * slots)
                           : (p.ks > 1 ? (size_t)p.threads * 4 : 0);
-  return ((size_t)H * seq_ustride(p, slots) +
+  return ((size_t)seq_urows(p, H) * seq_ustride(p, slots) +
           (size_t)(p.push ? 2 : 1) * copies * N * seq_stage_pitch(p, H) + red) *
          sizeof(float);
 }
-// ... of the backward: resident U rows [ut][pitch4(GH)], the staged dG rows
-// [N][pitch4(kc)] (two with plan.push), the reduction [ks][threads/ks][4] (FFMA) or
+// ... of the backward: resident U rows [ut][seq_upitch(GH)], the staged dG rows
+// [N][pitch4(kc)] (two with plan.push; three for GRU reset_before, rb), the reduction [ks][threads/ks][4] (FFMA) or
 // the partial tiles [ks][gacc][rows16(N)][cols8(ut)] (tc; gacc 4 with recurrent dropout: a gate's
 // sum is masked by its own mask, else 1).
-RK_HD_INLINE size_t seq_backward_smem(const SeqPlan& p, int64_t N, int64_t GH, int gacc) {
+RK_HD_INLINE size_t seq_backward_smem(const SeqPlan& p, int64_t N, int64_t GH, int gacc,
+                                      bool rb = false) {
   const size_t red = p.tc ? (size_t)p.ks * gacc * seq_rows16(N) * seq_cols8(p.ut)
                           : (p.ks > 1 ? (size_t)p.threads * 4 : 0);
-  const size_t staged = (size_t)(p.push ? 2 : 1) * N * seq_pitch4(p.kc);
-  return ((size_t)seq_pitch4(GH) * p.ut + staged + red) * sizeof(float);
+  const size_t staged = (size_t)(p.push ? (rb ? 3 : 2) : 1) * N * seq_pitch4(p.kc);
+  return ((size_t)seq_upitch(p, GH) * p.ut + staged + red) * sizeof(float);
 }
 
 // Share q of a chunk of kn values split over ks threads: [kb, ke), its bounds
@@ -255,6 +264,26 @@ RK_DEV void seq_mma_tile(bool bf16, int tc, int cb, int ce, float* dp, int64_t N
     seq_mma_tile_k<8>(tc, cb, ce, dp, Np, first, lo, hi, m0, rows, c0, a, b);
 }
 
+// seq_mma_item on bf16 m16n8k16 fragments whose B is resident as bf16 pairs
+// (plan.pairs): b2(kk, col) the word of B(kk, col) and B(kk + 1, col), kk even; A
+// from element reads a(row, kk) as seq_frag_a_bf16. lo and hi even (so no pair
+// straddles a bound).
+template <class ReadA, class ReadB2>
+RK_DEV void seq_mma_tile_pairs(float* dp, int64_t Np, bool first, int lo, int hi, int64_t m0,
+                               int64_t rows, int c0, ReadA a, ReadB2 b2) {
+  const int l = rk_lane(), gq = l / 4, tq = l % 4;
+  seq_mma_item<16>(dp, Np, first, lo, hi, [&](float* acc, int k) {
+    uint32_t av[4], bv[2];
+    seq_frag_a_bf16(av, m0, rows, k, hi, a);
+    RK_UNROLL
+    for (int r = 0; r < 2; ++r) {   // B(k 2tq + 8 r + {0, 1}, column gq)
+      const int kk = k + 2 * tq + 8 * r;
+      bv[r] = kk < hi ? b2(kk, c0 + gq) : 0u;
+    }
+    rk_mma_bf16(acc, av, bv);
+  });
+}
+
 RK_DEV int seq_tid() { return RK_TY * RK_BDX + RK_TX; }
 RK_DEV int seq_nthr() { return RK_BDX * RK_BDY; }
 
@@ -324,14 +353,16 @@ RK_DEV void seq_push(const StepArgs& a, const SeqPlan& p, float* next, int64_t n
 }
 
 // plan.push, backward: the gate gradients back_point stored at (n, j) (dgr's ng
-// recurrent gates, as stored: bfloat16 values in precision bf16) into the staging
-// buffer `buf` of every block of the grid, where seq_stage would have put them.
+// recurrent gates from gate g0, as stored: bfloat16 values in precision bf16) into
+// the staging buffer `buf` of every block of the grid, where seq_stage would have
+// put them for a product over the gate columns from g0 * H (row n, column
+// (g - g0) H + j).
 RK_DEV void seq_push_dg(const BackArgs& b, const SeqPlan& p, float* buf, int64_t n, int64_t j,
-                        int ng) {
+                        int ng, int g0 = 0) {
   const int64_t pitch = seq_pitch4(p.kc);
   float v[4];   // registers: the loops unrolled over at most 4 gates
   RK_UNROLL
-  for (int g = 0; g < 4; ++g) v[g] = g < ng ? b.dgr[n * b.GH + g * b.H + j] : 0.0f;
+  for (int g = 0; g < 4; ++g) v[g] = g < ng ? b.dgr[n * b.GH + (g0 + g) * b.H + j] : 0.0f;
   const int ranks = rk_cluster_size();
   for (int r = 0; r < ranks; ++r) {
     float* dst = ranks > 1 ? rk_dsmem(buf, r) : buf;
@@ -580,9 +611,17 @@ RK_DEV void seq_forward_phase_mma(const StepArgs& a, const SeqPlan& p, int64_t j
         cb = c0 / ut - G0 > 0 ? c0 / ut - G0 : 0;
         ce = (c0 + 7) / ut - G0 + 1 < NG ? (c0 + 7) / ut - G0 + 1 : NG;
       }
+      float* dp = part + ((int64_t)w.q * Mp + w.m0) * Np + c0;
+      if (p.pairs) {   // bf16's one product, unmasked: U's pairs of k rows a word
+        const uint32_t* u2 = reinterpret_cast<const uint32_t*>(ures) + (k0 / 2) * us;
+        seq_mma_tile_pairs(
+            dp, Np, k0 == 0, w.kb, w.ke, w.m0, N, c0,
+            [&](int64_t row, int kk) { return hs[row * pitch + kk]; },
+            [&](int kk, int col) { return u2[(kk / 2) * us + col]; });
+        continue;
+      }
       seq_mma_tile(
-          bf16_mma, p.tc, cb, ce, part + ((int64_t)w.q * Mp + w.m0) * Np + c0, Np, k0 == 0, w.kb,
-          w.ke, w.m0, N, c0,
+          bf16_mma, p.tc, cb, ce, dp, Np, k0 == 0, w.kb, w.ke, w.m0, N, c0,
           [&](int c, int64_t row, int kk) { return hs[((int64_t)c * N + row) * pitch + kk]; },
           [&](int c, int kk, int col) {
             return !masked || col / ut == G0 + c ? ures[(k0 + kk) * us + col] : 0.0f;
@@ -636,24 +675,33 @@ RK_GLOBAL void seq_forward(SeqArgs q) {
   const int64_t j0 = (int64_t)RK_BX * p.ut;
   const int copies = b.rmask ? kStepGates<M> : 1;
   const int64_t us = seq_ustride(p, SLOTS);           // >= ut * SLOTS, the rest zero
-  float* ures = RK_SMEM(float);                       // [H][us]: a k, column seq_ucol
-  float* hs = ures + H * us;                          // [copies][N][pitch], two with push
+  const int64_t rows = seq_urows(p, H);
+  float* ures = RK_SMEM(float);   // [rows][us]: a k (a pair of k: plan.pairs), column seq_ucol
+  float* hs = ures + rows * us;                       // [copies][N][pitch], two with push
   const int64_t staged = copies * N * seq_stage_pitch(p, H);
   float* red = hs + (p.push ? 2 : 1) * staged;        // the reduction or partial tiles
   const int tid = seq_tid(), nthr = seq_nthr();
-  for (int64_t e0 = tid; e0 < H * us; e0 += 8 * (int64_t)nthr) {
-    float v[8];   // eight loads in flight before the stores
+  for (int64_t e0 = tid; e0 < rows * us; e0 += 8 * (int64_t)nthr) {
+    float v[8], w[8];   // eight loads (pairs: sixteen) in flight before the stores
     RK_UNROLL
     for (int u = 0; u < 8; ++u) {
-      const int64_t e = e0 + (int64_t)u * nthr, k = e / us, col = e % us;   // seq_ucol's inverse
+      const int64_t e = e0 + (int64_t)u * nthr, r = e / us, col = e % us;   // seq_ucol's inverse
       const int64_t j = j0 + (p.tc ? col % p.ut : col / SLOTS);
       const int g = (int)(p.tc ? col / p.ut : col % SLOTS);
-      v[u] = (e < H * us && col < (int64_t)p.ut * SLOTS && j < H && g < G)
-                 ? b.u[k * b.GH + g * H + j] : 0.0f;
+      const bool in = e < rows * us && col < (int64_t)p.ut * SLOTS && j < H && g < G;
+      const int64_t k = p.pairs ? 2 * r : r;
+      v[u] = in ? b.u[k * b.GH + g * H + j] : 0.0f;
+      w[u] = in && p.pairs && k + 1 < H ? b.u[(k + 1) * b.GH + g * H + j] : 0.0f;
     }
     RK_UNROLL
-    for (int u = 0; u < 8; ++u)
-      if (e0 + (int64_t)u * nthr < H * us) ures[e0 + (int64_t)u * nthr] = v[u];
+    for (int u = 0; u < 8; ++u) {
+      const int64_t e = e0 + (int64_t)u * nthr;
+      if (e >= rows * us) continue;
+      if (p.pairs)
+        reinterpret_cast<uint32_t*>(ures)[e] = rk_pack_bf16(v[u], w[u]);
+      else
+        ures[e] = v[u];
+    }
   }
   // plan.flags: the tags this block waits for and publishes (GRU reset_before: two a
   // step, its phases' rh and h); without flags the same places are barriers
@@ -718,6 +766,7 @@ struct SeqBackArgs {
   int* flags = nullptr;           // plan.flags: a tag a block, zero at launch
   const float* u = nullptr;       // [H, GH]
   int products = 3;               // tensor-core products a fragment pair, for the precision
+  bool step_mma = false;          // the per-step family's GEMMs on the tensor cores (R3)
   SeqPlan plan;                   // the persistent family's partition
 };
 
@@ -778,7 +827,7 @@ RK_DEV void seq_back_product(const BackArgs& b, const SeqPlan& p, int64_t j0, co
   const int64_t N = b.N, H = b.H, NH = N * H;
   const int ut = p.ut, pr = p.threads / p.ks, tid = seq_tid();
   const int q = tid / pr, pi = tid % pr;
-  const int64_t pairs = N * ut, pitch = seq_pitch4(p.kc), upitch = seq_pitch4(b.GH);
+  const int64_t pairs = N * ut, pitch = seq_pitch4(p.kc), upitch = seq_upitch(p, b.GH);
   const int64_t width = c_end - c_begin;
   const bool one_chunk = p.kc >= width;
   const bool vec = H % 4 == 0 && p.kc % 4 == 0;   // every bound below a multiple of 4
@@ -839,7 +888,7 @@ RK_DEV void seq_back_product_mma(const BackArgs& b, const SeqPlan& p, int64_t j0
                                  bool accumulate, bool stage) {
   const int64_t N = b.N, H = b.H, NH = N * H;
   const int ut = p.ut, tid = seq_tid(), nthr = seq_nthr();
-  const int64_t pitch = seq_pitch4(p.kc), upitch = seq_pitch4(b.GH), width = c_end - c_begin;
+  const int64_t pitch = seq_pitch4(p.kc), upitch = seq_upitch(p, b.GH), width = c_end - c_begin;
   const int gacc = rmask ? 4 : 1;
   const int Mp = (int)seq_rows16(N), Np = (int)seq_cols8(ut);
   const int ctiles = Np / 8, tiles = (Mp / 16) * ctiles, items = tiles * p.ks;
@@ -864,9 +913,17 @@ RK_DEV void seq_back_product_mma(const BackArgs& b, const SeqPlan& p, int64_t j0
           hi = gh < w.ke ? (int)(gh > lo ? gh : lo) : w.ke;
         }
         // B(k, unit) = U(j0 + unit, c)
+        float* dp = part + (((int64_t)w.q * gacc + g) * Mp + w.m0) * Np + w.c0;
+        if (p.pairs) {   // bf16's one product: U's pairs of gate columns a word
+          const uint32_t* u2 = reinterpret_cast<const uint32_t*>(ur) + (c_begin + k0) / 2;
+          seq_mma_tile_pairs(
+              dp, Np, k0 == 0, lo, hi, w.m0, N, w.c0,
+              [&](int64_t row, int kk) { return ds[row * pitch + kk]; },
+              [&](int kk, int unit) { return unit < ut ? u2[unit * upitch + kk / 2] : 0u; });
+          continue;
+        }
         seq_mma_tile(
-            bf16_mma, p.tc, 0, 1, part + (((int64_t)w.q * gacc + g) * Mp + w.m0) * Np + w.c0, Np,
-            k0 == 0, lo, hi, w.m0, N, w.c0,
+            bf16_mma, p.tc, 0, 1, dp, Np, k0 == 0, lo, hi, w.m0, N, w.c0,
             [&](int, int64_t row, int kk) { return ds[row * pitch + kk]; },
             [&](int, int kk, int unit) { return unit < ut ? uc[unit * upitch + kk] : 0.0f; });
       }
@@ -914,23 +971,33 @@ RK_GLOBAL void seq_backward(SeqBackArgs q) {
   const int64_t H = b0.H, N = b0.N, GH = b0.GH;
   const int64_t j0 = (int64_t)RK_BX * p.ut;
   const int ng_rec = M == Mode::GruRB1 ? 2 : (int)(GH / H);
-  const int64_t upitch = seq_pitch4(GH);
-  float* ur = RK_SMEM(float);                  // [ut][upitch]: ur[kk*upitch + c] = U[j0 + kk, c]
-  float* ds = ur + upitch * p.ut;              // [N][pitch4(kc)], two with push
+  const int64_t upitch = seq_upitch(p, GH);
+  // [ut][upitch]: ur[kk*upitch + c] = U[j0 + kk, c] (plan.pairs: the word c of columns
+  // 2c and 2c + 1)
+  float* ur = RK_SMEM(float);
+  float* ds = ur + upitch * p.ut;   // [N][pitch4(kc)], two with push (GRU r.b.: three)
   const int64_t dstaged = N * seq_pitch4(p.kc);
-  float* red = ds + (p.push ? 2 : 1) * dstaged;   // [threads][4]
+  float* red = ds + (p.push ? (M == Mode::GruRB1 ? 3 : 2) : 1) * dstaged;   // [threads][4]
   const int tid = seq_tid(), nthr = seq_nthr();
   for (int64_t kk = 0; kk < p.ut; ++kk)
     for (int64_t c0 = tid; c0 < upitch; c0 += 8 * (int64_t)nthr) {
-      float v[8];   // eight loads in flight before the stores
+      float v[8], w[8];   // eight loads (pairs: sixteen) in flight before the stores
       RK_UNROLL
       for (int u = 0; u < 8; ++u) {
-        const int64_t c = c0 + (int64_t)u * nthr;
-        v[u] = (j0 + kk < H && c < GH) ? q.u[(j0 + kk) * GH + c] : 0.0f;
+        const int64_t e = c0 + (int64_t)u * nthr, c = p.pairs ? 2 * e : e;
+        const bool in = j0 + kk < H;
+        v[u] = in && c < GH ? q.u[(j0 + kk) * GH + c] : 0.0f;
+        w[u] = in && p.pairs && c + 1 < GH ? q.u[(j0 + kk) * GH + c + 1] : 0.0f;
       }
       RK_UNROLL
-      for (int u = 0; u < 8; ++u)
-        if (c0 + (int64_t)u * nthr < upitch) ur[kk * upitch + c0 + (int64_t)u * nthr] = v[u];
+      for (int u = 0; u < 8; ++u) {
+        const int64_t e = c0 + (int64_t)u * nthr;
+        if (e >= upitch) continue;
+        if (p.pairs)
+          reinterpret_cast<uint32_t*>(ur)[kk * upitch + e] = rk_pack_bf16(v[u], w[u]);
+        else
+          ur[kk * upitch + e] = v[u];
+      }
     }
   RK_SYNC();
   int cur = 0;
@@ -945,22 +1012,35 @@ RK_GLOBAL void seq_backward(SeqBackArgs q) {
     b.wait_tag = 2 * i + 1;
     b.wait_ut = p.ut;
     // plan.push: step s's dG straight into buffer s % 2 of every block (a buffer is
-    // written again two barriers later, after every block's product has read it)
-    float* dcur = p.push ? ds + (s % 2) * dstaged : ds;
+    // written again two barriers later, after every block's product has read it).
+    // GRU reset_before: dah into buffer 0, read by the d(rh) product only (before
+    // the step's second barrier, which every block passes before the next step
+    // writes it again), dz and then dr into buffer 1 + s % 2, read by the d h_prev
+    // product (which a faster block's next step must not overwrite)
+    const bool rb = M == Mode::GruRB1;
+    float* dcur = !p.push ? ds : ds + ((rb ? 1 : 0) + s % 2) * dstaged;
     for (int64_t pair = tid; pair < N * p.ut; pair += nthr) {
       const int64_t n = pair / p.ut, j = j0 + pair % p.ut;
       if (j < H) {
         back_point<M>(b, n * H + j);
-        if (p.push) seq_push_dg(b, p, dcur, n, j, ng_rec);
+        if (p.push && rb) {
+          seq_push_dg(b, p, ds, n, j, 1, 2);     // dah, column j
+          seq_push_dg(b, p, dcur, n, j, 1, 0);   // dz, column j
+        } else if (p.push) {
+          seq_push_dg(b, p, dcur, n, j, ng_rec);
+        }
       }
     }
     seq_sync(flags, 2 * i + 1);
     if constexpr (M == Mode::GruRB1) {   // d(rh) = dah U_h^T, then dr
-      seq_back_any(b, p, j0, ur, ds, red, b.dgx, 2 * H, 3 * H, nullptr, q.drh, false);
+      seq_back_any(b, p, j0, ur, ds, red, b.dgx, 2 * H, 3 * H, nullptr, q.drh, false, !p.push);
       RK_SYNC();
       for (int64_t pair = tid; pair < N * p.ut; pair += nthr) {
         const int64_t n = pair / p.ut, j = j0 + pair % p.ut;
-        if (j < H) back_point<Mode::GruRB2>(b, n * H + j);
+        if (j < H) {
+          back_point<Mode::GruRB2>(b, n * H + j);
+          if (p.push) seq_push_dg(b, p, dcur + H, n, j, 1, 1);   // dr, column H + j
+        }
       }
       seq_sync(flags, 2 * i + 2);
       b.wait_tag = 2 * i + 2;   // the dr rows, below

@@ -505,8 +505,9 @@ def test_onchip_exchange_is_the_staged_one(backend, cell, reset_after, product, 
     """Where the grid is one block or one cluster and the exchanged rows (h forward,
     dG backward) are one staged chunk, each block writes its units' values into every
     block's staging buffer instead of every block staging them from memory (GRU
-    reset_before: its forward, h and rh into a buffer each; its backward stays
-    staged): the same partition forced ',staged', and with the grid's barrier
+    reset_before: its forward, h and rh into a buffer each; its backward, dah into
+    one and dz then dr into two alternating): the same partition forced ',staged',
+    and with the grid's barrier
     (staged), gives bitwise the same outputs and gradients, with masks, per-gate
     dropout masks and go_backwards, in fp32 and bf16, on FFMA and the tensor cores;
     only the on-chip loops are counted."""
@@ -516,7 +517,7 @@ def test_onchip_exchange_is_the_staged_one(backend, cell, reset_after, product, 
     mask = make_mask("holes", n, t, rng)
     im, rm = drop_masks("both", cell, n, c, h, rng)
     be = bk.get_backend(backend)
-    loops = 2 if cell != "gru" or reset_after else 1   # forward and backward on chip
+    loops = 2   # forward and backward on chip
     for base, variants in [(f"persistent:3,64,{product}", [",staged", ",grid"]),
                            (f"persistent:1,64,{product}", [",staged"])]:
         results = []
@@ -1038,6 +1039,37 @@ def test_bf16_is_the_reference_bf16(backend, cell, reset_after, on_device, plan,
     y32 = reference.rnn_forward(*args, **rk_kw)[0]
     err = np.linalg.norm(host(y) - y32) / np.linalg.norm(y32)
     assert 1e-5 < err <= 1e-2
+
+
+@pytest.mark.parametrize("backend", GPU)
+def test_bf16_keeps_u_as_pairs_on_chip(backend, plan_reset):
+    """precision='bf16' (its one m16n8k16 product) keeps the persistent family's
+    resident U as bf16 pairs, two k a word: half fp32's shared memory. LSTM with
+    128 units in one block, whose fp32 slice (266 KiB forward, 264 KiB backward)
+    does not fit a block's 227 KiB, runs forced in bf16, forward and BPTT within
+    the bf16 reference's tolerances, inference too; tf32 (one TF32 product, fp32
+    U) cannot take that plan. (The pairs under dropout masks and GRU's gates:
+    test_tensor_core_recurrence_precisions.)"""
+    rng = np.random.default_rng(53)
+    n, t, c, h = 8, 3, 5, 128
+    x, W, U, b, h0, c0 = make_case("lstm", n, t, c, h, True, True, rng)
+    dy = rng.standard_normal((n, t, h)).astype(np.float32)
+    be = bk.get_backend(backend)
+    _core.gpu_set_plan(backend, "persistent:1,64,mma")
+    before = _core.gpu_persistent_launches(backend)
+    y, hT, cT, cache = be.forward("lstm", x, W, U, b, h0, c0, None, precision="bf16")
+    g = be.backward(cache, dy)
+    yi = be.forward("lstm", x, W, U, b, h0, c0, None, precision="bf16", training=False)[0]
+    assert _core.gpu_persistent_launches(backend) == before + 3
+    args = ("lstm", f64(x), f64(W), f64(U), f64(b), f64(h0), f64(c0))
+    yr, hr, cr, kr = reference.rnn_forward(*args, precision="bf16")
+    gr = reference.rnn_backward(kr, f64(dy))
+    for name, a, r in zip(BF16_NAMES, (y, hT, cT) + tuple(g), (yr, hr, cr) + tuple(gr)):
+        if r is not None:
+            assert_close(a, r, "bf16_emulated", f"{backend} bf16 pairs {name}")
+    assert_close(yi, yr, "bf16_emulated", f"{backend} bf16 pairs inference")
+    with pytest.raises(RuntimeError, match="does not fit"):
+        be.forward("lstm", x, W, U, b, h0, c0, None, precision="tf32", training=False)
 
 
 @pytest.mark.parametrize("backend", GPU)
