@@ -10,8 +10,8 @@
 #
 # Each wheel serves every x86-64 CPU (scalar, AVX2, AVX-512 chosen at run time)
 # and, built where nvcc is, every NVIDIA GPU of compute capability 8.0 and up
-# (SASS for sm_80, sm_90, sm_120 and PTX; the CUDA runtime linked statically: no
-# CUDA library beyond the driver at run time, and a machine without a driver
+# (SASS for sm_80, sm_90, sm_120 and PTX for compute_90; the CUDA runtime linked
+# statically: no CUDA library beyond the driver at run time, and a machine without a driver
 # imports it and reports `cuda` unavailable). The objects compile with this
 # machine's g++ and nvcc; the link goes through packaging/zig-link against glibc
 # 2.28's symbols with libstdc++ static, and auditwheel then checks the result
