@@ -551,6 +551,9 @@ GemmTile gemm_hoisted_tile(const GemmArgs& g) {
   int best = (int)gemm_auto_tile(g.M, g.N);
   double best_t = 1e300;
   for (int t = 0; t < kGemmTileCount; ++t) {
+    int tm, tn;
+    gemm_tile_shape((GemmTile)t, tm, tn);
+    if (cdiv(g.M, tm) > 65535) continue;   // more row tiles than a grid's y
     gemm_hoisted_with(s, true, (GemmTile)t);   // warm: a kernel's first launch pays its setup
     Runtime::synchronize();
     double took = 1e300;
