@@ -171,23 +171,24 @@ def cluster_tables():
             print(f"| {name} ({N}, {H}) | {cell} | {blocks} x {ut} | {cols[0]} | {cols[1]} |")
     print()
     print("| shape | cell | forward step us, fp32: automatic grid (blocks) vs one cluster of 16 "
-          "| tf32 |")
-    print("|---|---|---|---|")
+          "| tf32 | bf16 (U as bf16 pairs: 2 bytes a value) |")
+    print("|---|---|---|---|---|")
     for sname, (N, _C, H) in SHAPES.items():
         for cell, G in GATES.items():
             blocks, ut = plan(N, H, G)
             if blocks <= 16:
                 continue
             ut16 = math.ceil(H / 16)
-            if H * ut16 * SLOTS[cell] * 4 > 200 * 1024:   # the resident slice of U
-                print(f"| {sname} | {cell} | U does not fit 16 SMs' shared memory | - |")
-                continue
             cols = []
-            for prec in ("fp32", "tf32"):
+            for prec in ("fp32", "tf32", "bf16"):
+                # the resident slice of U a block: 4 bytes a value, 2 as bf16 pairs
+                if H * ut16 * SLOTS[cell] * (2 if prec == "bf16" else 4) > 200 * 1024:
+                    cols.append("U does not fit 16 SMs' shared memory")
+                    continue
                 grid = t0(blocks) + product_us(N, H, G, ut, prec)
                 one = t0_cluster(16) + product_us(N, H, G, ut16, prec)
                 cols.append(f"{grid:.2f} ({blocks}) vs {one:.2f}")
-            print(f"| {sname} | {cell} | {cols[0]} | {cols[1]} |")
+            print(f"| {sname} | {cell} | " + " | ".join(cols) + " |")
 
 
 if __name__ == "__main__":
