@@ -498,6 +498,37 @@ def test_gpu_micro_dry_run(tmp_path, capsys):
     assert "not run" not in text   # cuda-emu runs every row, clusters included
 
 
+def test_predict_calls_covers_every_plain_row(capsys, monkeypatch):
+    """bench/predict_calls.py (bench/GPU.md's predicted table): a line for every plain
+    row of the last device run; each precision's prediction no slower than the
+    measured fp32 call it starts from, bf16's no slower than tf32's and tf32's than
+    fp32's (fewer products, faster GEMMs); S1's batch of 1 keeps FFMA, so only its
+    small GEMMs change (well under 0.05 ms a call)."""
+    import importlib.util
+    import json
+    import pathlib
+    bench = pathlib.Path(__file__).resolve().parent.parent / "bench"
+    spec = importlib.util.spec_from_file_location("rnnkern_predict_calls",
+                                                  bench / "predict_calls.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    run = bench / "results" / "gpu-h200-2026-12-04" / "run5"
+    rows = [r for r in json.loads((run / "gpu_bench.json").read_text())["rows"]
+            if r["variant"] == "plain"]
+    assert len(rows) == 30   # 5 shapes x 3 cells x inference, training
+    for r in rows:
+        fp32, tf32, bf16 = (mod.predict(r, p) for p in ("fp32", "tf32", "bf16"))
+        assert bf16 <= tf32 <= fp32 <= r["rnnkern_ms"], r
+        if r["shape"] == "S1":
+            assert r["rnnkern_ms"] - bf16 < 0.05, r
+    monkeypatch.setattr("sys.argv", ["predict_calls.py", "--run", str(run)])
+    assert mod.main() == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == len(rows) + 2   # the header, the rule, a line a row
+    assert all(line.startswith(f"| {r['shape']} | {r['cell']} | {r['mode']} |")
+               for line, r in zip(lines[2:], rows))
+
+
 # --------------------------------------------------------------------------
 # Dropout rows
 # --------------------------------------------------------------------------
