@@ -500,7 +500,8 @@ void gemm_slabs(const GemmArgs& g, int64_t span, int S, float* parts, int first,
 // into a workspace and added in slab order by split_sum: bitwise the same every
 // run, no atomics.
 void gemm_hoisted_with(const GemmArgs& g, bool mma, GemmTile t) {
-  const int64_t tiles = mma ? gemm_tiles(t, g.M, g.N) : (int64_t)cdiv(g.M, kTile) * cdiv(g.N, kTile);
+  const int64_t tiles =
+      mma ? gemm_tiles(t, g.M, g.N) : (int64_t)cdiv(g.M, kTile) * cdiv(g.N, kTile);
   const int64_t want = std::max<int64_t>(1, 8 * (int64_t)Runtime::limits().sms / tiles);
   const int S = (int)std::min<int64_t>({g.K / 256, want, 64});
   if (S <= 1 || g.beta != 0.0f || g.cmask || g.bias || g.c_bt) {

@@ -93,9 +93,10 @@ RK_HD_INLINE size_t seq_forward_smem(const SeqPlan& p, int slots, int copies, in
          sizeof(float);
 }
 // ... of the backward: resident U rows [ut][seq_upitch(GH)], the staged dG rows
-// [N][pitch4(kc)] (two with plan.push; three for GRU reset_before, rb), the reduction [ks][threads/ks][4] (FFMA) or
-// the partial tiles [ks][gacc][rows16(N)][cols8(ut)] (tc; gacc 4 with recurrent dropout: a gate's
-// sum is masked by its own mask, else 1).
+// [N][pitch4(kc)] (two with plan.push; three for GRU reset_before, rb), the
+// reduction [ks][threads/ks][4] (FFMA) or the partial tiles
+// [ks][gacc][rows16(N)][cols8(ut)] (tc; gacc 4 with recurrent dropout: a gate's sum
+// is masked by its own mask, else 1).
 RK_HD_INLINE size_t seq_backward_smem(const SeqPlan& p, int64_t N, int64_t GH, int gacc,
                                       bool rb = false) {
   const size_t red = p.tc ? (size_t)p.ks * gacc * seq_rows16(N) * seq_cols8(p.ut)
