@@ -325,6 +325,23 @@ inline TuneMode current_tune() {
   return tune_mode;
 }
 
+// A tuning candidate's time: run() once to warm (a configuration's first launch
+// pays for its setup), then the best of reps timed runs, in seconds.
+template <class Run>
+double tune_time(Run run, int reps) {
+  using clock = std::chrono::steady_clock;
+  run();
+  Runtime::synchronize();
+  double t = 1e300;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = clock::now();
+    run();
+    Runtime::synchronize();
+    t = std::min(t, std::chrono::duration<double>(clock::now() - t0).count());
+  }
+  return t;
+}
+
 // x rounded to TF32 on the host (cvt.rna.tf32.f32's rule: see compat.cuh).
 inline float tf32_host(float x) {
   uint32_t u;
@@ -416,10 +433,11 @@ inline int steps_products(int64_t N, Precision p, bool scaled) {
   return recurrent_products(p, scaled);
 }
 
-// ---- the tensor-core GEMM's C tile (GemmTile). A tile's grid of blocks for C.
-inline int64_t gemm_tiles(GemmTile t, int64_t M, int64_t N) {
-  int tm, tn;
-  gemm_tile_shape(t, tm, tn);
+// ---- the tensor-core GEMM's C tile (GemmTile). The blocks of C's grid: with tile t
+// on the tensor cores (mma), else the SIMT kernel's kTile squares.
+inline int64_t gemm_tiles(bool mma, GemmTile t, int64_t M, int64_t N) {
+  int tm = kTile, tn = kTile;
+  if (mma) gemm_tile_shape(t, tm, tn);
   return (int64_t)cdiv(M, tm) * cdiv(N, tn);
 }
 // The tile where none is forced or tuned: 32x64 for at most 32 rows (a 64-row tile
@@ -430,7 +448,7 @@ inline GemmTile gemm_auto_tile(int64_t M, int64_t N) {
   if (M <= 32) return GemmTile::T32x64;
   const int64_t want = 2 * (int64_t)Runtime::limits().sms;
   for (GemmTile t : {GemmTile::T128x128, GemmTile::T128x64})
-    if (gemm_tiles(t, M, N) >= want) return t;
+    if (gemm_tiles(true, t, M, N) >= want) return t;
   return GemmTile::T64x64;
 }
 // The tile of a GEMM inside a time loop (no tuning there: it would time and
@@ -440,31 +458,24 @@ inline GemmTile gemm_step_tile(int64_t M, int64_t N) {
   return c.tile >= 0 ? (GemmTile)c.tile : gemm_auto_tile(M, N);
 }
 
+// g on the tensor-core kernel with C tile T (counted).
+template <GemmTile T>
+void gemm_mma_as(const GemmArgs& g) {
+  int tm, tn;
+  gemm_tile_shape(T, tm, tn);
+  RK_LAUNCH(Block, cdiv(g.N, tn), cdiv(g.M, tm), kMmaThreads, 1, gemm_mma_smem(T),
+            gemm_mma_kernel<T>, g);
+  mma_gemms[(int)T].fetch_add(1, std::memory_order_relaxed);
+}
 // g on the tensor-core kernel with C tile t.
 void gemm_mma(const GemmArgs& g, GemmTile t) {
   if (g.M == 0 || g.N == 0) return;
-  int tm, tn;
-  gemm_tile_shape(t, tm, tn);
-  const size_t smem = gemm_mma_smem(t);
   switch (t) {
-    case GemmTile::T32x64:
-      RK_LAUNCH(Block, cdiv(g.N, tn), cdiv(g.M, tm), kMmaThreads, 1, smem,
-                gemm_mma_kernel<GemmTile::T32x64>, g);
-      break;
-    case GemmTile::T64x64:
-      RK_LAUNCH(Block, cdiv(g.N, tn), cdiv(g.M, tm), kMmaThreads, 1, smem,
-                gemm_mma_kernel<GemmTile::T64x64>, g);
-      break;
-    case GemmTile::T128x64:
-      RK_LAUNCH(Block, cdiv(g.N, tn), cdiv(g.M, tm), kMmaThreads, 1, smem,
-                gemm_mma_kernel<GemmTile::T128x64>, g);
-      break;
-    default:
-      RK_LAUNCH(Block, cdiv(g.N, tn), cdiv(g.M, tm), kMmaThreads, 1, smem,
-                gemm_mma_kernel<GemmTile::T128x128>, g);
-      break;
+    case GemmTile::T32x64: return gemm_mma_as<GemmTile::T32x64>(g);
+    case GemmTile::T64x64: return gemm_mma_as<GemmTile::T64x64>(g);
+    case GemmTile::T128x64: return gemm_mma_as<GemmTile::T128x64>(g);
+    default: return gemm_mma_as<GemmTile::T128x128>(g);
   }
-  mma_gemms[(int)t].fetch_add(1, std::memory_order_relaxed);
 }
 
 // A GEMM on the chosen kernel: SIMT, or the tensor cores (mma) with tile t
@@ -500,8 +511,7 @@ void gemm_slabs(const GemmArgs& g, int64_t span, int S, float* parts, int first,
 // into a workspace and added in slab order by split_sum: bitwise the same every
 // run, no atomics.
 void gemm_hoisted_with(const GemmArgs& g, bool mma, GemmTile t) {
-  const int64_t tiles =
-      mma ? gemm_tiles(t, g.M, g.N) : (int64_t)cdiv(g.M, kTile) * cdiv(g.N, kTile);
+  const int64_t tiles = gemm_tiles(mma, t, g.M, g.N);
   const int64_t want = std::max<int64_t>(1, 8 * (int64_t)Runtime::limits().sms / tiles);
   const int S = (int)std::min<int64_t>({g.K / 256, want, 64});
   if (S <= 1 || g.beta != 0.0f || g.cmask || g.bias || g.c_bt) {
@@ -547,7 +557,6 @@ GemmTile gemm_hoisted_tile(const GemmArgs& g) {
   s.ldc = g.N;
   s.c_bt = false;
   s.beta = 0.0f;   // (scratch is not read: C's old values do not change the work)
-  using clock = std::chrono::steady_clock;
   const int reps = mode == TuneMode::Full ? 3 : 1;
   int best = (int)gemm_auto_tile(g.M, g.N);
   double best_t = 1e300;
@@ -555,15 +564,7 @@ GemmTile gemm_hoisted_tile(const GemmArgs& g) {
     int tm, tn;
     gemm_tile_shape((GemmTile)t, tm, tn);
     if (cdiv(g.M, tm) > 65535) continue;   // more row tiles than a grid's y
-    gemm_hoisted_with(s, true, (GemmTile)t);   // warm: a kernel's first launch pays its setup
-    Runtime::synchronize();
-    double took = 1e300;
-    for (int r = 0; r < reps; ++r) {
-      const auto t0 = clock::now();
-      gemm_hoisted_with(s, true, (GemmTile)t);
-      Runtime::synchronize();
-      took = std::min(took, std::chrono::duration<double>(clock::now() - t0).count());
-    }
+    const double took = tune_time([&] { gemm_hoisted_with(s, true, (GemmTile)t); }, reps);
     if (took < best_t) {
       best_t = took;
       best = t;
@@ -753,8 +754,7 @@ void gemm_gates_cmask(GemmArgs g, int gates, int64_t H, const float* masks, int6
 // to C in slab order by split_sum: deterministic, no atomics. One slab: the
 // unsplit GEMMs.
 inline int dh_split_pieces(int64_t M, int64_t N, int gates, int64_t H, bool masked, bool mma) {
-  const int64_t tiles = mma ? gemm_tiles(gemm_step_tile(M, N), M, N)
-                            : (int64_t)cdiv(M, kTile) * cdiv(N, kTile);
+  const int64_t tiles = gemm_tiles(mma, gemm_step_tile(M, N), M, N);
   const int64_t want = (int64_t)Runtime::limits().sms / std::max<int64_t>(tiles, 1);
   if (M == 0 || N == 0 || want < 2) return 1;
   if (masked) {   // every gate a slab at least, each split further where it fills more
@@ -769,13 +769,14 @@ void gemm_dh_split(GemmArgs g, int gates, int64_t H, const float* masks, int64_t
     gemm_gates_cmask(g, gates, H, masks, stride, rows, ld, false, mma);
     return;
   }
+  const GemmTile t = gemm_step_tile(g.M, g.N);   // dh_split_pieces' tile
   if (masks) {   // each gate's K range in pieces / gates slabs
     const int per_gate = pieces / gates;
     for (int j = 0; j < gates; ++j)
       gemm_slabs(gate_cmask(g, j, H, masks, stride, rows, ld), H, per_gate, parts, j * per_gate,
-                 mma, gemm_step_tile(g.M, g.N));
+                 mma, t);
   } else {
-    gemm_slabs(g, g.K, pieces, parts, 0, mma, gemm_step_tile(g.M, g.N));
+    gemm_slabs(g, g.K, pieces, parts, 0, mma, t);
   }
   RK_LAUNCH(Independent, linear_blocks(g.M * g.N), 1, kLinear, 1, 0, split_sum, parts, pieces,
             g.M, g.N, g.c, g.ldc, true);
@@ -1165,15 +1166,7 @@ SeqPlan tuned_plan(const std::string& key, TuneMode mode, const SeqPlan& base,
   double best_t = 1e300;
   for (size_t i = 0; i < cands.size(); ++i) {
     const SeqPlan& p = cands[i];
-    run(p);   // warm: the first launch of a configuration pays for its setup
-    Runtime::synchronize();
-    double t = 1e300;
-    for (int r = 0; r < reps; ++r) {
-      const auto t0 = clock::now();
-      run(p);
-      Runtime::synchronize();
-      t = std::min(t, std::chrono::duration<double>(clock::now() - t0).count());
-    }
+    const double t = tune_time([&] { run(p); }, reps);
     if (t < best_t) {
       best_t = t;
       best = p;

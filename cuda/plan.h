@@ -122,6 +122,12 @@ inline int gemm_tile_index(const std::string& name) {
     if (name == kGemmTiles[t]) return t;
   return -1;
 }
+// The tiles' names for an error message: "32x64, 64x64, 128x64, 128x128".
+inline std::string gemm_tile_names() {
+  std::string names;
+  for (int t = 0; t < kGemmTileCount; ++t) names += std::string(t ? ", " : "") + kGemmTiles[t];
+  return names;
+}
 inline GemmChoice parse_gemm(const std::string& text) {
   GemmChoice c;
   if (text == "auto") return c;
@@ -134,10 +140,8 @@ inline GemmChoice parse_gemm(const std::string& text) {
     c.tile = gemm_tile_index(text.substr(4));
     if (c.tile >= 0) return c;
   }
-  std::string tiles;
-  for (int t = 0; t < kGemmTileCount; ++t) tiles += std::string(t ? ", " : "") + kGemmTiles[t];
   throw std::invalid_argument("gemm must be 'auto', 'simt', 'mma' or 'mma:TILE' (TILE one of " +
-                              tiles + "), got '" + text + "'");
+                              gemm_tile_names() + "), got '" + text + "'");
 }
 
 // Whether the automatic plan is timed on first use (set_tune, RNNKERN_TUNE): off

@@ -296,8 +296,8 @@ void register_gpu(py::module_& m) {
   m.def("gpu_mma_gemms", [](const std::string& device, const std::string& tile) {
         const int t = tile.empty() ? -1 : gemm_tile_index(tile);
         if (!tile.empty() && t < 0)
-          throw py::value_error("tile must be one of 32x64, 64x64, 128x64, 128x128, got '" +
-                                tile + "'");
+          throw py::value_error("tile must be one of " + gemm_tile_names() + ", got '" + tile +
+                                "'");
         return rt(device).mma_gemm_count(t);
       }, py::arg("device"), py::arg("tile") = "",
         "GEMMs that GPU backend has run on the tensor-core kernel (with that C tile, "
